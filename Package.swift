@@ -1,0 +1,46 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// One target per stage of the data flow (see ../shared/DESIGN.md); dependencies point down:
+// Capture → Wire → Flows → Analysis → Report → phonehome.
+let package = Package(
+    name: "phonehome",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "phonehome", targets: ["phonehome"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+    ],
+    targets: [
+        // Header-only shims over system libraries, found with pkg-config.
+        .systemLibrary(name: "CPcap", pkgConfig: "libpcap", providers: [.apt(["libpcap-dev"])]),
+        .systemLibrary(name: "CLZMA", pkgConfig: "liblzma", providers: [.apt(["liblzma-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CPCRE2", pkgConfig: "libpcre2-8", providers: [.apt(["libpcre2-dev"])]),
+
+        // Pure decoders: no Foundation, no C.
+        .target(name: "Wire"),
+        .target(name: "Capture", dependencies: [
+            "CPcap", "CLZMA", "CZlib",
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        .target(name: "Flows", dependencies: [
+            "Wire",
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        .target(name: "Analysis", dependencies: ["Capture", "Wire", "Flows"]),
+        .target(name: "Report", dependencies: ["Analysis", "Capture", "Wire", "Flows"]),
+        .executableTarget(name: "phonehome", dependencies: [
+            "Analysis", "Report", "Capture",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        .testTarget(name: "WireTests", dependencies: ["Wire"]),
+        .testTarget(name: "CaptureTests", dependencies: ["Capture", "CPcap", "TestSupport"]),
+        .testTarget(name: "FlowsTests", dependencies: ["Flows", "Wire"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["Analysis", "Report", "Capture", "TestSupport"]),
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+    ]
+)

@@ -1,0 +1,284 @@
+import Capture
+import Flows
+import Foundation
+import Wire
+
+/// Settings of one run.
+public struct AnalysisOptions: Sendable {
+    public var filter: String?
+    public var flowLimits = FlowLimits()
+    public var fragmentLimits = FragmentLimits()
+    public var xzThreads = 1
+    /// Print a progress line on stderr (only when it is a terminal).
+    public var progress = false
+    public init() {}
+}
+
+/// Counts by layer for one input.
+public struct PacketCounts: Sendable {
+    public var frames = 0
+    public var filteredOut = 0
+    public var ipv4 = 0
+    public var ipv6 = 0
+    public var arp = 0
+    public var otherNetwork = 0
+    public var undecodable = 0
+    public var tcp = 0
+    public var udp = 0
+    public var icmp = 0
+    public var otherTransport = 0
+    public var tunnelled = 0
+    public var fragments = 0
+    public var reassembled = 0
+    public var capturedBytes = 0
+    public init() {}
+}
+
+/// What one input gave: identity for the chain of custody, and what was found in it.
+public struct InputSummary: Sendable {
+    public var name: String
+    public var size: Int64 = 0
+    public var sha256 = ""
+    public var container: String = "-"
+    public var compression: String = "-"
+    public var linkTypes: [UInt32] = []
+    public var sections = 0
+    public var counts = PacketCounts()
+    public var anomalies = AnomalyLog()
+    public var flows = 0
+    public var peakFlows = 0
+    public var evictions: [String: Int] = [:]
+    public var fragmentsIncomplete = 0
+    public var fragmentOverlaps = 0
+    public var fragmentLimitDrops = 0
+    public var firstTimestamp: Int64?
+    public var lastTimestamp: Int64?
+    /// Set when the input could not be read at all (it then has no frames).
+    public var error: String?
+    public var seconds: Double = 0
+
+    public init(name: String) { self.name = name }
+}
+
+/// Runs inputs through Capture → Wire → Flows. Finished flows go to `flowSink`.
+public final class Analyzer {
+    public let options: AnalysisOptions
+    let filter: BPFFilter?
+    let flowSink: (Flow, EvictionReason) -> Void
+
+    public init(options: AnalysisOptions, flowSink: @escaping (Flow, EvictionReason) -> Void) throws(FilterError) {
+        self.options = options
+        self.flowSink = flowSink
+        filter = try options.filter.map { expression throws(FilterError) in try BPFFilter(expression) }
+    }
+
+    /// Analyzes one input (a file path or "-" for stdin). Never throws: an unreadable
+    /// input is returned with `error` set.
+    public func analyze(path: String, inputIndex: Int) -> InputSummary {
+        var summary = InputSummary(name: path)
+        let started = Date()
+        defer { summary.seconds = Date().timeIntervalSince(started) }
+        let digest: FileDigest? = path == "-" ? nil : FileDigest(path: path)
+        let reader: CaptureReader
+        var hashing: HashingSource?
+        let fileSource: FileSource
+        do {
+            if path == "-" {
+                fileSource = FileSource(descriptor: 0)
+                let h = HashingSource(upstream: fileSource)
+                hashing = h
+                reader = try CaptureReader(name: path, source: h, xzThreads: options.xzThreads)
+            } else {
+                fileSource = try FileSource(path: path)
+                reader = try CaptureReader(name: path, source: fileSource, xzThreads: options.xzThreads)
+            }
+        } catch {
+            summary.error = error.description
+            if let digest { fill(&summary, digest) }
+            return summary
+        }
+        summary.container = reader.format.rawValue
+        summary.compression = reader.compression.rawValue
+
+        let tracker = FlowTracker(limits: options.flowLimits, sink: flowSink)
+        tracker.input = inputIndex
+        let defragmenter = Defragmenter(limits: options.fragmentLimits)
+        var run = PacketRun(summary: summary, tracker: tracker, defragmenter: defragmenter)
+        let totalSize = path == "-" ? 0 : (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int64) ?? 0
+        let progress = options.progress && isatty(2) != 0 ? Progress(name: path, total: totalSize) : nil
+
+        var packet = Packet()
+        while let record = reader.next() {
+            run.counts.frames += 1
+            if let filter, !filter.matches(linkType: record.linkType, capturedLength: record.capturedLength,
+                                           originalLength: record.originalLength, data: record.data) {
+                run.counts.filteredOut += 1
+                continue
+            }
+            run.handle(&packet, record)
+            if let progress, record.frame & 0xFFFF == 0 { progress.update(fileSource.bytesRead) }
+        }
+        progress?.finish()
+        tracker.table.drain()
+
+        summary = run.summary
+        summary.counts = run.counts
+        summary.linkTypes = reader.linkTypes
+        summary.sections = reader.sections
+        // Capture-level anomalies first, then decode anomalies, each in file order.
+        var merged = reader.anomalies
+        merged.merge(run.decodeAnomalies)
+        summary.anomalies = merged
+        if run.firstTimestamp <= run.lastTimestamp {
+            summary.firstTimestamp = run.firstTimestamp
+            summary.lastTimestamp = run.lastTimestamp
+        }
+        summary.flows = tracker.table.created
+        summary.peakFlows = tracker.table.peakCount
+        for (reason, n) in tracker.table.evictions { summary.evictions[reason.rawValue] = n }
+        summary.fragmentsIncomplete = defragmenter.incompleteCount
+        summary.fragmentOverlaps = defragmenter.overlaps
+        summary.fragmentLimitDrops = defragmenter.limitDrops
+        if let digest { fill(&summary, digest) }
+        if let hashing {
+            summary.sha256 = hashing.hexDigest
+            summary.size = hashing.size
+        }
+        return summary
+    }
+
+    func fill(_ summary: inout InputSummary, _ digest: FileDigest) {
+        let r = digest.result()
+        summary.sha256 = r.sha256
+        summary.size = r.size
+        if let e = r.error, summary.error == nil { summary.error = "\(summary.name): cannot hash: \(e)" }
+    }
+}
+
+/// The per-packet state of one input's run, kept in a struct so the hot loop works on
+/// locals the optimiser can keep in registers.
+struct PacketRun {
+    var summary: InputSummary
+    let tracker: FlowTracker
+    let defragmenter: Defragmenter
+    var counts = PacketCounts()
+    var decodeAnomalies = AnomalyLog()
+    var firstTimestamp = Int64.max
+    var lastTimestamp = Int64.min
+
+    init(summary: InputSummary, tracker: FlowTracker, defragmenter: Defragmenter) {
+        self.summary = summary
+        self.tracker = tracker
+        self.defragmenter = defragmenter
+    }
+
+    /// Decodes a record and accounts it, following UDP-carried tunnels to their inner
+    /// packets (the carrier and the inner flow are both logged, as Zeek does).
+    @inline(__always)
+    mutating func handle(_ p: inout Packet, _ record: Record) {
+        counts.capturedBytes &+= record.capturedLength
+        if record.timestamp < firstTimestamp { firstTimestamp = record.timestamp }
+        if record.timestamp > lastTimestamp { lastTimestamp = record.timestamp }
+        p.decode(linkType: record.linkType, frame: record.data)
+        var depth = 0
+        while true {
+            if p.issue != .none { noteIssue(p.issue, record) }
+            if p.note != .none { noteIssue(p.note, record) }
+            switch p.network {
+            case .ipv4: counts.ipv4 &+= 1
+            case .ipv6: counts.ipv6 &+= 1
+            case .arp: counts.arp &+= 1; return
+            case .other: counts.otherNetwork &+= 1; return
+            case .none: counts.undecodable &+= 1; return
+            }
+            if depth > 0 { counts.tunnelled &+= 1 }
+            if p.issue != .none && !p.issue.isNote && !p.hasTransport && p.proto == 0 { return }
+            if p.isFragment {
+                counts.fragments &+= 1
+                switch defragmenter.add(p, timestamp: record.timestamp, frame: record.frame) {
+                case .incomplete:
+                    return
+                case .dropped(let reason):
+                    decodeAnomalies.record(kind: "fragment_dropped", frame: record.frame, offset: record.offset, detail: reason)
+                    return
+                case .complete(let payload, _):
+                    counts.reassembled &+= 1
+                    let proto = p.proto
+                    payload.withUnsafeBytes { bytes in
+                        p.isFragment = false
+                        p.decodeIPPayload(proto, bytes, claimedLength: bytes.count)
+                        if p.issue != .none { noteIssue(p.issue, record) }
+                        account(p, record)
+                    }
+                    // Tunnels inside reassembled datagrams are not followed (payload is gone).
+                    return
+                }
+            }
+            // A transport header that failed to decode leaves no ports: no flow to key.
+            if (p.proto == IPProtocol.tcp || p.proto == IPProtocol.udp) && !p.hasTransport { return }
+            if (p.proto == IPProtocol.icmp || p.proto == IPProtocol.icmpv6) && !p.hasTransport { return }
+            let index = account(p, record)
+            guard p.tunnel != .none else { return }
+            tracker.table.flow(at: index).pointee.tunnel = p.tunnel
+            depth += 1
+            guard depth <= DecodeLimits.maxTunnelDepth else {
+                noteIssue(.tunnelDepthExceeded, record)
+                return
+            }
+            let inner = p.inner
+            if !p.decodeInner(p.innerStart, inner, depth: depth) {
+                // Not really a tunnel (Zeek's "false GTP"): the carrier flow stands alone.
+                decodeAnomalies.record(kind: "tunnel_inner_undecodable", frame: record.frame, offset: record.offset,
+                                       detail: p.issue.name)
+                return
+            }
+        }
+    }
+
+    @discardableResult @inline(__always)
+    mutating func account(_ p: Packet, _ record: Record) -> Int {
+        switch p.proto {
+        case IPProtocol.tcp: counts.tcp &+= 1
+        case IPProtocol.udp: counts.udp &+= 1
+        case IPProtocol.icmp, IPProtocol.icmpv6: counts.icmp &+= 1
+        default: counts.otherTransport &+= 1
+        }
+        return tracker.track(p, timestamp: record.timestamp, frame: record.frame, ipBytes: p.ipTotalLength)
+    }
+
+    mutating func noteIssue(_ issue: DecodeIssue, _ record: Record) {
+        decodeAnomalies.record(kind: issue.name, frame: record.frame, offset: record.offset)
+    }
+}
+
+/// A single self-overwriting progress line on stderr.
+final class Progress {
+    let name: String
+    let total: Int64
+    let started = Date()
+    var last = Date.distantPast
+
+    init(name: String, total: Int64) {
+        self.name = name
+        self.total = total
+    }
+
+    func update(_ done: Int64) {
+        let now = Date()
+        guard now.timeIntervalSince(last) >= 0.5 else { return }
+        last = now
+        let elapsed = max(0.001, now.timeIntervalSince(started))
+        let rate = Double(done) / elapsed
+        var line = String(format: "\r%@: %.0f MB", name, Double(done) / 1e6)
+        if total > 0 {
+            line += String(format: " / %.0f MB (%.0f%%)", Double(total) / 1e6, 100 * Double(done) / Double(total))
+            if rate > 0 { line += String(format: ", ETA %.0fs", Double(total - done) / rate) }
+        }
+        line += String(format: ", %.0f MB/s ", rate / 1e6)
+        FileHandle.standardError.write(Data(line.utf8))
+    }
+
+    func finish() {
+        if last != Date.distantPast { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+    }
+}

@@ -1,0 +1,142 @@
+import CLZMA
+import CZlib
+
+/// Size of the compressed-input buffer of each decompressor.
+let compressedChunk = 1 << 20
+
+/// xz via liblzma. The multi-threaded decoder decodes independent blocks in parallel
+/// (files written with `xz -T`); single-block files decode on one thread as usual.
+/// Concatenated streams are read as one, as `xz -dc` does.
+final class XZSource: ByteSource {
+    let upstream: ByteSource
+    var stream = lzma_stream()
+    let input: UnsafeMutableRawPointer
+    var inputEnd = false
+    var finished = false
+
+    init(upstream: ByteSource, threads: Int) throws(CaptureError) {
+        self.upstream = upstream
+        input = UnsafeMutableRawPointer.allocate(byteCount: compressedChunk, alignment: 64)
+        var options = lzma_mt()
+        options.flags = phonehome_lzma_concatenated
+        options.threads = UInt32(max(1, threads))
+        // Bounded memory: beyond this budget liblzma falls back to single-threaded decoding.
+        options.memlimit_threading = 256 << 20
+        options.memlimit_stop = phonehome_lzma_memlimit
+        let rc = lzma_stream_decoder_mt(&stream, &options)
+        guard rc == LZMA_OK else {
+            input.deallocate()
+            throw .decompression(reason: "xz decoder init failed (\(rc.rawValue))")
+        }
+    }
+
+    deinit {
+        lzma_end(&stream)
+        input.deallocate()
+    }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws(CaptureError) -> Int {
+        if let failure = pendingFailure { pendingFailure = nil; throw failure }
+        guard !finished, let out = buffer.baseAddress else { return 0 }
+        stream.next_out = out.assumingMemoryBound(to: UInt8.self)
+        stream.avail_out = buffer.count
+        while stream.avail_out > 0 {
+            if stream.avail_in == 0 && !inputEnd {
+                let n = try upstream.read(into: UnsafeMutableRawBufferPointer(start: input, count: compressedChunk))
+                if n == 0 { inputEnd = true }
+                stream.next_in = UnsafePointer(input.assumingMemoryBound(to: UInt8.self))
+                stream.avail_in = n
+            }
+            let rc = lzma_code(&stream, inputEnd ? LZMA_FINISH : LZMA_RUN)
+            if rc == LZMA_STREAM_END { finished = true; break }
+            if rc != LZMA_OK {
+                // LZMA_BUF_ERROR with all input consumed means the file ends mid-stream.
+                let reason = rc == LZMA_BUF_ERROR && inputEnd
+                    ? "xz stream truncated at compressed byte \(stream.total_in)"
+                    : "xz data error (lzma \(rc.rawValue)) at compressed byte \(stream.total_in)"
+                return try fail(.decompression(reason: reason), produced: buffer.count - stream.avail_out)
+            }
+        }
+        return buffer.count - stream.avail_out
+    }
+
+    /// Hands out what was decoded before a failure first, then the failure.
+    func fail(_ error: CaptureError, produced: Int) throws(CaptureError) -> Int {
+        finished = true
+        if produced > 0 { pendingFailure = error; return produced }
+        throw error
+    }
+    var pendingFailure: CaptureError?
+}
+
+/// gzip (and zlib) via zlib, with multi-member files read as one stream like `gzip -dc`.
+final class GzipSource: ByteSource {
+    let upstream: ByteSource
+    var stream = z_stream()
+    let input: UnsafeMutableRawPointer
+    var inputEnd = false
+    var finished = false
+
+    init(upstream: ByteSource) throws(CaptureError) {
+        self.upstream = upstream
+        input = UnsafeMutableRawPointer.allocate(byteCount: compressedChunk, alignment: 64)
+        // 15 + 32: largest window, detect gzip or zlib header automatically.
+        guard phonehome_inflate_init2(&stream, 15 + 32) == Z_OK else {
+            input.deallocate()
+            throw .decompression(reason: "zlib init failed")
+        }
+    }
+
+    deinit {
+        inflateEnd(&stream)
+        input.deallocate()
+    }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws(CaptureError) -> Int {
+        if let failure = pendingFailure { pendingFailure = nil; throw failure }
+        guard !finished, let out = buffer.baseAddress else { return 0 }
+        stream.next_out = out.assumingMemoryBound(to: UInt8.self)
+        stream.avail_out = UInt32(clamping: buffer.count)
+        let want = Int(stream.avail_out)
+        while stream.avail_out > 0 {
+            if stream.avail_in == 0 && !inputEnd {
+                let n = try upstream.read(into: UnsafeMutableRawBufferPointer(start: input, count: compressedChunk))
+                if n == 0 { inputEnd = true }
+                stream.next_in = input.assumingMemoryBound(to: UInt8.self)
+                stream.avail_in = UInt32(n)
+            }
+            if inputEnd && stream.avail_in == 0 {
+                return try fail(.decompression(reason: "gzip stream truncated at compressed byte \(stream.total_in)"),
+                                produced: want - Int(stream.avail_out))
+            }
+            let rc = inflate(&stream, Z_NO_FLUSH)
+            if rc == Z_STREAM_END {
+                // Another member may follow (RFC 1952 §2.2); anything else ends the data.
+                if stream.avail_in == 0 && !inputEnd {
+                    let n = try upstream.read(into: UnsafeMutableRawBufferPointer(start: input, count: compressedChunk))
+                    if n == 0 { inputEnd = true }
+                    stream.next_in = input.assumingMemoryBound(to: UInt8.self)
+                    stream.avail_in = UInt32(n)
+                }
+                if stream.avail_in >= 2 && stream.next_in[0] == 0x1F && stream.next_in[1] == 0x8B {
+                    inflateReset(&stream)
+                    continue
+                }
+                finished = true
+                break
+            }
+            if rc != Z_OK && rc != Z_BUF_ERROR {
+                return try fail(.decompression(reason: "gzip data error (zlib \(rc)) at compressed byte \(stream.total_in)"),
+                                produced: want - Int(stream.avail_out))
+            }
+        }
+        return want - Int(stream.avail_out)
+    }
+
+    func fail(_ error: CaptureError, produced: Int) throws(CaptureError) -> Int {
+        finished = true
+        if produced > 0 { pendingFailure = error; return produced }
+        throw error
+    }
+    var pendingFailure: CaptureError?
+}

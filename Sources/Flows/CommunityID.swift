@@ -1,0 +1,108 @@
+import Crypto
+import Wire
+
+/// Community ID v1 (Corelight's community-id-spec): a flow label that Zeek, Suricata and
+/// Elastic compute identically, so a flow can be joined across their logs.
+public enum CommunityID {
+    /// ICMP message types that have a reply type; such flows are two-way and ordered by
+    /// endpoint like TCP/UDP, the others are one-way and keep their direction (spec §ICMP).
+    static func icmpCounterpart(_ type: UInt8, v6: Bool) -> UInt8? {
+        if v6 {
+            switch type {
+            case 128: return 129   // echo request / reply
+            case 129: return 128
+            case 130: return 131   // multicast listener query / report
+            case 131: return 130
+            case 133: return 134   // router solicitation / advertisement
+            case 134: return 133
+            case 135: return 136   // neighbor solicitation / advertisement
+            case 136: return 135
+            case 139: return 140   // node information query / reply
+            case 140: return 139
+            case 144: return 145   // home agent address discovery request / reply
+            case 145: return 144
+            default: return nil
+            }
+        }
+        switch type {
+        case 8: return 0           // echo
+        case 0: return 8
+        case 13: return 14         // timestamp
+        case 14: return 13
+        case 15: return 16         // information
+        case 16: return 15
+        case 10: return 9          // router solicitation / advertisement
+        case 9: return 10
+        case 17: return 18         // address mask
+        case 18: return 17
+        default: return nil
+        }
+    }
+
+    /// The "ports" an ICMP message stands for: (type, counterpart type or code, one-way).
+    public static func icmpPorts(type: UInt8, code: UInt8, v6: Bool) -> (UInt16, UInt16, Bool) {
+        if let counterpart = icmpCounterpart(type, v6: v6) {
+            return (UInt16(type), UInt16(counterpart), false)
+        }
+        return (UInt16(type), UInt16(code), true)
+    }
+
+    /// Computes "1:<base64(sha1(...))>" for one flow seen from its originator.
+    public static func compute(source: IPAddress, destination: IPAddress, sourcePort: UInt16,
+                               destinationPort: UInt16, proto: UInt8, seed: UInt16 = 0) -> String {
+        var saddr = source, daddr = destination, sport = sourcePort, dport = destinationPort
+        var oneWay = false
+        let hasPorts: Bool
+        switch proto {
+        case IPProtocol.tcp, IPProtocol.udp, IPProtocol.sctp:
+            hasPorts = true
+        case IPProtocol.icmp, IPProtocol.icmpv6:
+            hasPorts = true
+            // Flow tables hold ICMP as (type, counterpart-or-code); recover the one-way flag.
+            oneWay = icmpCounterpart(UInt8(truncatingIfNeeded: sport), v6: proto == IPProtocol.icmpv6) == nil
+        default:
+            hasPorts = false
+        }
+        if !oneWay && !(saddr < daddr || (saddr == daddr && sport < dport)) {
+            swap(&saddr, &daddr)
+            swap(&sport, &dport)
+        }
+        var input: [UInt8] = []
+        input.reserveCapacity(40)
+        input.append(UInt8(seed >> 8)); input.append(UInt8(seed & 0xFF))
+        input.append(contentsOf: saddr.wireBytes)
+        input.append(contentsOf: daddr.wireBytes)
+        input.append(proto)
+        input.append(0)
+        if hasPorts {
+            input.append(UInt8(sport >> 8)); input.append(UInt8(sport & 0xFF))
+            input.append(UInt8(dport >> 8)); input.append(UInt8(dport & 0xFF))
+        }
+        let digest = Insecure.SHA1.hash(data: input)
+        return "1:" + base64(Array(digest))
+    }
+
+    static func base64(_ bytes: [UInt8]) -> String {
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity((bytes.count + 2) / 3 * 4)
+        var i = 0
+        while i + 2 < bytes.count {
+            let v = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2])
+            out.append(alphabet[Int(v >> 18 & 63)]); out.append(alphabet[Int(v >> 12 & 63)])
+            out.append(alphabet[Int(v >> 6 & 63)]); out.append(alphabet[Int(v & 63)])
+            i += 3
+        }
+        let rest = bytes.count - i
+        if rest == 1 {
+            let v = UInt32(bytes[i]) << 16
+            out.append(alphabet[Int(v >> 18 & 63)]); out.append(alphabet[Int(v >> 12 & 63)])
+            out.append(UInt8(ascii: "=")); out.append(UInt8(ascii: "="))
+        } else if rest == 2 {
+            let v = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8
+            out.append(alphabet[Int(v >> 18 & 63)]); out.append(alphabet[Int(v >> 12 & 63)])
+            out.append(alphabet[Int(v >> 6 & 63)]); out.append(UInt8(ascii: "="))
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}

@@ -1,0 +1,224 @@
+import Wire
+
+/// TCP endpoint state, after Zeek's TCP analyzer; `conn_state` is derived from the pair.
+public enum EndpointState: UInt8, Sendable {
+    case inactive, synSent, synAckSent, partial, established, closed, reset
+}
+
+/// Zeek's connection history: one letter per event kind and direction, in first-seen
+/// order, upper case for the originator. Stored inline (no allocation) up to 24 letters.
+public struct FlowHistory: Sendable {
+    var letters: (UInt64, UInt64, UInt64) = (0, 0, 0)
+    public private(set) var count = 0
+    var seenOriginator: UInt32 = 0
+    var seenResponder: UInt32 = 0
+
+    @inline(__always)
+    mutating func add(_ letter: UInt8, fromOriginator: Bool) {
+        let bit = UInt32(1) << UInt32(letter &- 0x41)   // letter is upper-case A...Z
+        if fromOriginator {
+            if seenOriginator & bit != 0 { return }
+            seenOriginator |= bit
+        } else {
+            if seenResponder & bit != 0 { return }
+            seenResponder |= bit
+        }
+        let c = fromOriginator ? letter : letter | 0x20
+        guard count < 24 else { return }
+        let shift = UInt64(count % 8) * 8
+        switch count / 8 {
+        case 0: letters.0 |= UInt64(c) << shift
+        case 1: letters.1 |= UInt64(c) << shift
+        default: letters.2 |= UInt64(c) << shift
+        }
+        count += 1
+    }
+
+    public func seen(_ letter: UInt8, fromOriginator: Bool) -> Bool {
+        let bit = UInt32(1) << UInt32(letter &- 0x41)
+        return (fromOriginator ? seenOriginator : seenResponder) & bit != 0
+    }
+
+    public var text: String {
+        var bytes: [UInt8] = []
+        for i in 0..<count {
+            let word = i < 8 ? letters.0 : i < 16 ? letters.1 : letters.2
+            bytes.append(UInt8(truncatingIfNeeded: word >> (UInt64(i % 8) * 8)))
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+/// Everything kept about one bidirectional flow. Directions are the originator's and the
+/// responder's (Zeek's orig/resp), decided when the flow is created.
+public struct Flow: Sendable {
+    public var key: FlowKey
+    /// Whether the originator is the key's low endpoint.
+    public var originatorIsLow: Bool
+    public var firstTimestamp: Int64
+    public var lastTimestamp: Int64
+    public var firstFrame: Int
+    public var lastFrame: Int
+    public var originatorPackets = 0
+    public var responderPackets = 0
+    public var originatorIPBytes = 0
+    public var responderIPBytes = 0
+    public var originatorPayloadBytes = 0
+    public var responderPayloadBytes = 0
+    public var originatorState = EndpointState.inactive
+    public var responderState = EndpointState.inactive
+    public var history = FlowHistory()
+    /// Highest sequence number + length seen per direction, for retransmission marks.
+    var originatorSeqEnd: UInt32 = 0
+    var responderSeqEnd: UInt32 = 0
+    var originatorSeqKnown = false
+    var responderSeqKnown = false
+    /// The tunnel this UDP flow carries, if any (Zeek's service for carrier flows).
+    public var tunnel: TunnelKind = .none
+    /// The flow's originator was decided against the first packet's direction.
+    public var flipped = false
+    /// Index of the input the flow came from (flows never span inputs).
+    public var input: Int = 0
+
+    public var originatorAddress: IPAddress { originatorIsLow ? key.lowAddress : key.highAddress }
+    public var responderAddress: IPAddress { originatorIsLow ? key.highAddress : key.lowAddress }
+    public var originatorPort: UInt16 { originatorIsLow ? key.lowPort : key.highPort }
+    public var responderPort: UInt16 { originatorIsLow ? key.highPort : key.lowPort }
+
+    public var communityID: String {
+        CommunityID.compute(source: originatorAddress, destination: responderAddress,
+                            sourcePort: originatorPort, destinationPort: responderPort, proto: key.proto)
+    }
+
+    /// Zeek's conn_state, derived as its `conn.zeek` does from the endpoint states.
+    public var connState: String {
+        switch key.proto {
+        case IPProtocol.tcp:
+            let os = originatorState, rs = responderState
+            let originatorInactive = os == .inactive || os == .partial
+            let responderInactive = rs == .inactive || rs == .partial
+            if rs == .reset {
+                if os == .synSent || os == .synAckSent
+                    || (os == .reset && originatorPayloadBytes == 0 && responderPayloadBytes == 0) { return "REJ" }
+                return originatorInactive ? "RSTRH" : "RSTR"
+            }
+            if os == .reset {
+                if responderInactive {
+                    return history.seen(UInt8(ascii: "S"), fromOriginator: true)
+                        && !history.seen(UInt8(ascii: "H"), fromOriginator: false) ? "RSTOS0" : "OTH"
+                }
+                return "RSTO"
+            }
+            if rs == .closed && os == .closed { return "SF" }
+            if os == .closed { return responderInactive ? "SH" : "S2" }
+            if rs == .closed { return originatorInactive ? "SHR" : "S3" }
+            if os == .synSent && rs == .inactive { return "S0" }
+            if os == .established && rs == .established { return "S1" }
+            return "OTH"
+        case IPProtocol.udp:
+            if originatorPackets > 0 { return responderPackets > 0 ? "SF" : "S0" }
+            return responderPackets > 0 ? "SHR" : "OTH"
+        default:
+            return "OTH"
+        }
+    }
+
+    /// Accounts one packet. `fromOriginator` is already resolved by the caller.
+    @inline(__always)
+    mutating func observe(_ p: Packet, fromOriginator: Bool, timestamp: Int64, frame: Int, ipBytes: Int) {
+        if timestamp > lastTimestamp { lastTimestamp = timestamp }
+        if timestamp < firstTimestamp { firstTimestamp = timestamp }
+        lastFrame = frame
+        let payloadLength = p.claimedPayloadLength
+        if fromOriginator {
+            originatorPackets &+= 1
+            originatorIPBytes &+= ipBytes
+        } else {
+            responderPackets &+= 1
+            responderIPBytes &+= ipBytes
+        }
+        guard key.proto == IPProtocol.tcp else {
+            if fromOriginator { originatorPayloadBytes &+= payloadLength } else { responderPayloadBytes &+= payloadLength }
+            return
+        }
+        observeTCP(p, fromOriginator: fromOriginator, payloadLength: payloadLength)
+    }
+
+    @inline(__always)
+    mutating func observeTCP(_ p: Packet, fromOriginator: Bool, payloadLength: Int) {
+        let flags = p.tcpFlags
+        let syn = flags & TCPFlag.syn != 0, ack = flags & TCPFlag.ack != 0
+        let fin = flags & TCPFlag.fin != 0, rst = flags & TCPFlag.rst != 0
+        // History letters (Zeek's conn.log `history`).
+        if syn && rst { history.add(UInt8(ascii: "I"), fromOriginator: fromOriginator) }
+        if syn { history.add(ack ? UInt8(ascii: "H") : UInt8(ascii: "S"), fromOriginator: fromOriginator) }
+        if fin { history.add(UInt8(ascii: "F"), fromOriginator: fromOriginator) }
+        if rst { history.add(UInt8(ascii: "R"), fromOriginator: fromOriginator) }
+        if payloadLength > 0 {
+            history.add(UInt8(ascii: "D"), fromOriginator: fromOriginator)
+        } else if ack && !syn && !fin && !rst {
+            history.add(UInt8(ascii: "A"), fromOriginator: fromOriginator)
+        }
+        if p.window == 0 && !syn && !fin && !rst { history.add(UInt8(ascii: "W"), fromOriginator: fromOriginator) }
+
+        // Payload bytes as Zeek counts them: sequence space covered, not bytes re-sent.
+        let end = p.seq &+ UInt32(truncatingIfNeeded: payloadLength) &+ (syn ? 1 : 0) &+ (fin ? 1 : 0)
+        if fromOriginator {
+            if originatorSeqKnown {
+                let advance = Int32(bitPattern: end &- originatorSeqEnd)   // RFC 1982 serial arithmetic
+                if advance > 0 {
+                    originatorPayloadBytes &+= min(payloadLength, Int(advance))
+                    originatorSeqEnd = end
+                } else if payloadLength > 0 {
+                    history.add(UInt8(ascii: "T"), fromOriginator: true)
+                }
+            } else {
+                originatorSeqKnown = true
+                originatorSeqEnd = end
+                originatorPayloadBytes &+= payloadLength
+            }
+        } else {
+            if responderSeqKnown {
+                let advance = Int32(bitPattern: end &- responderSeqEnd)
+                if advance > 0 {
+                    responderPayloadBytes &+= min(payloadLength, Int(advance))
+                    responderSeqEnd = end
+                } else if payloadLength > 0 {
+                    history.add(UInt8(ascii: "T"), fromOriginator: false)
+                }
+            } else {
+                responderSeqKnown = true
+                responderSeqEnd = end
+                responderPayloadBytes &+= payloadLength
+            }
+        }
+
+        // Endpoint state machine (after Zeek's TCP_Endpoint states).
+        var mine = fromOriginator ? originatorState : responderState
+        var peer = fromOriginator ? responderState : originatorState
+        if rst {
+            mine = .reset
+        } else if fin {
+            if mine != .reset { mine = .closed }
+        } else if syn {
+            if mine == .inactive || mine == .partial || mine == .synSent || mine == .synAckSent {
+                mine = ack ? .synAckSent : .synSent
+            }
+            if ack && peer == .synSent { peer = .synSent }
+        } else {
+            switch mine {
+            case .inactive:
+                mine = .partial
+            case .synSent, .synAckSent:
+                if peer == .synSent || peer == .synAckSent || peer == .established {
+                    mine = .established
+                    if peer != .established { peer = .established }
+                }
+            default:
+                break
+            }
+            if peer == .synAckSent && mine == .established { peer = .established }
+        }
+        if fromOriginator { originatorState = mine; responderState = peer } else { responderState = mine; originatorState = peer }
+    }
+}

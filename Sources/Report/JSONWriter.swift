@@ -1,0 +1,173 @@
+import Foundation
+
+/// Builds JSON text straight into bytes, with keys in the order written (outputs are
+/// compared byte for byte, so the order is part of the format). No Foundation encoders:
+/// millions of lines go through here.
+public struct JSONWriter {
+    public private(set) var bytes: [UInt8] = []
+    var needsComma = false
+
+    public init() { bytes.reserveCapacity(1 << 16) }
+
+    public mutating func reset() {
+        bytes.removeAll(keepingCapacity: true)
+        needsComma = false
+    }
+
+    @inline(__always) mutating func separator() {
+        if needsComma { bytes.append(UInt8(ascii: ",")) }
+        needsComma = true
+    }
+
+    public mutating func beginObject(_ key: String? = nil) {
+        if let key { self.key(key) } else { separator() }
+        bytes.append(UInt8(ascii: "{"))
+        needsComma = false
+    }
+
+    public mutating func endObject() {
+        bytes.append(UInt8(ascii: "}"))
+        needsComma = true
+    }
+
+    public mutating func beginArray(_ key: String? = nil) {
+        if let key { self.key(key) } else { separator() }
+        bytes.append(UInt8(ascii: "["))
+        needsComma = false
+    }
+
+    public mutating func endArray() {
+        bytes.append(UInt8(ascii: "]"))
+        needsComma = true
+    }
+
+    mutating func key(_ k: String) {
+        separator()
+        appendQuoted(k)
+        bytes.append(UInt8(ascii: ":"))
+        needsComma = false
+    }
+
+    public mutating func field(_ k: String, _ value: String) { key(k); string(value) }
+    public mutating func field(_ k: String, _ value: Int) { key(k); int(value) }
+    public mutating func field(_ k: String, _ value: Int64) { key(k); int(Int(value)) }
+    public mutating func field(_ k: String, _ value: Bool) { key(k); raw(value ? "true" : "false") }
+    public mutating func field(_ k: String, _ value: Double) { key(k); raw(String(format: "%.6f", value)) }
+    public mutating func nullField(_ k: String) { key(k); raw("null") }
+
+    public mutating func string(_ s: String) { separator(); appendQuoted(s) }
+    public mutating func int(_ v: Int) {
+        separator()
+        if v == 0 { bytes.append(UInt8(ascii: "0")); return }
+        var n = v.magnitude
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var count = 0
+        withUnsafeMutableBytes(of: &digits) { d in
+            while n > 0 { d[count] = UInt8(truncatingIfNeeded: n % 10) + 0x30; n /= 10; count += 1 }
+            if v < 0 { bytes.append(UInt8(ascii: "-")) }
+            while count > 0 { count -= 1; bytes.append(d[count]) }
+        }
+    }
+
+    mutating func raw(_ s: String) { if !s.isEmpty { separator() }; bytes.append(contentsOf: s.utf8) }
+
+    /// RFC 8259 string escaping; control characters as \u00XX.
+    mutating func appendQuoted(_ s: String) {
+        bytes.append(UInt8(ascii: "\""))
+        for c in s.utf8 {
+            switch c {
+            case UInt8(ascii: "\""): bytes.append(UInt8(ascii: "\\")); bytes.append(c)
+            case UInt8(ascii: "\\"): bytes.append(UInt8(ascii: "\\")); bytes.append(c)
+            case 0x0A: bytes.append(UInt8(ascii: "\\")); bytes.append(UInt8(ascii: "n"))
+            case 0x0D: bytes.append(UInt8(ascii: "\\")); bytes.append(UInt8(ascii: "r"))
+            case 0x09: bytes.append(UInt8(ascii: "\\")); bytes.append(UInt8(ascii: "t"))
+            case 0..<0x20:
+                let hex = Array("0123456789abcdef".utf8)
+                bytes.append(contentsOf: Array("\\u00".utf8))
+                bytes.append(hex[Int(c >> 4)]); bytes.append(hex[Int(c & 15)])
+            default: bytes.append(c)
+            }
+        }
+        bytes.append(UInt8(ascii: "\""))
+    }
+
+    public mutating func newline() {
+        bytes.append(0x0A)
+        needsComma = false
+    }
+}
+
+/// RFC 3339 UTC text for a nanosecond timestamp, with microseconds (Zeek's precision).
+public func rfc3339(_ nanoseconds: Int64) -> String {
+    let seconds = nanoseconds >= 0 ? nanoseconds / 1_000_000_000 : (nanoseconds - 999_999_999) / 1_000_000_000
+    let micros = (nanoseconds - seconds * 1_000_000_000) / 1000
+    var days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
+    let secondOfDay = seconds - days * 86_400
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    days += 719_468
+    let era = (days >= 0 ? days : days - 146_096) / 146_097
+    let dayOfEra = days - era * 146_097
+    let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+    var year = yearOfEra + era * 400
+    let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+    let mp = (5 * dayOfYear + 2) / 153
+    let day = dayOfYear - (153 * mp + 2) / 5 + 1
+    let month = mp < 10 ? mp + 3 : mp - 9
+    if month <= 2 { year += 1 }
+    return String(format: "%04lld-%02lld-%02lldT%02lld:%02lld:%02lld.%06lldZ", year, month, day,
+                  secondOfDay / 3600, secondOfDay / 60 % 60, secondOfDay % 60, micros)
+}
+
+/// Writes an output file through a temporary name and renames it into place when
+/// complete, so a crash or full disk never leaves a half-written report behind.
+public final class OutputFile {
+    public let path: String
+    let temporaryPath: String
+    let handle: FileHandle
+    var pending: [UInt8] = []
+    public private(set) var failure: String?
+
+    public init(directory: String, name: String) throws {
+        path = (directory as NSString).appendingPathComponent(name)
+        temporaryPath = (directory as NSString).appendingPathComponent(".\(name).partial")
+        guard FileManager.default.createFile(atPath: temporaryPath, contents: nil) else {
+            throw OutputError(message: "\(path): cannot create (\(String(cString: strerror(errno))))")
+        }
+        guard let h = FileHandle(forWritingAtPath: temporaryPath) else {
+            throw OutputError(message: "\(path): cannot open for writing")
+        }
+        handle = h
+        pending.reserveCapacity(1 << 20)
+    }
+
+    public func write(_ bytes: [UInt8]) {
+        pending.append(contentsOf: bytes)
+        if pending.count >= 1 << 20 { flush() }
+    }
+
+    func flush() {
+        guard !pending.isEmpty, failure == nil else { pending.removeAll(keepingCapacity: true); return }
+        do { try handle.write(contentsOf: pending) } catch { failure = "\(path): \(error.localizedDescription)" }
+        pending.removeAll(keepingCapacity: true)
+    }
+
+    /// Flushes, closes and renames into place. Throws when any write failed.
+    public func commit() throws {
+        flush()
+        try? handle.close()
+        if let failure {
+            unlink(temporaryPath)
+            throw OutputError(message: failure)
+        }
+        guard rename(temporaryPath, path) == 0 else {
+            throw OutputError(message: "\(path): cannot rename into place (\(String(cString: strerror(errno))))")
+        }
+    }
+}
+
+public struct OutputError: Error, CustomStringConvertible {
+    public let message: String
+    public var description: String { message }
+}

@@ -1,0 +1,153 @@
+import Analysis
+import Capture
+import Foundation
+
+/// Tool identity written into every manifest.
+public enum ToolInfo {
+    public static let name = "phonehome"
+    public static let version = "0.1.0"
+}
+
+/// manifest.json: what was analysed (name, size, SHA-256, format of each input), what was
+/// found per input, which limits were hit, and how the run was invoked.
+public struct Manifest {
+    public var command: [String]
+    public var started: Date
+    public var finished: Date
+    public var inputs: [InputSummary]
+    public var filter: String?
+    public var options: AnalysisOptions
+    public var outputs: [String: Int]
+
+    public init(command: [String], started: Date, finished: Date, inputs: [InputSummary], filter: String?,
+                options: AnalysisOptions, outputs: [String: Int]) {
+        self.command = command
+        self.started = started
+        self.finished = finished
+        self.inputs = inputs
+        self.filter = filter
+        self.options = options
+        self.outputs = outputs
+    }
+
+    public func render() -> [UInt8] {
+        var w = JSONWriter()
+        w.beginObject()
+        w.beginObject("tool")
+        w.field("name", ToolInfo.name)
+        w.field("version", ToolInfo.version)
+        w.endObject()
+        w.beginArray("command")
+        for arg in command { w.string(arg) }
+        w.endArray()
+        w.field("started", rfc3339(Int64(started.timeIntervalSince1970 * 1e9)))
+        w.field("finished", rfc3339(Int64(finished.timeIntervalSince1970 * 1e9)))
+        if let filter { w.field("filter", filter) } else { w.nullField("filter") }
+        w.beginObject("limits")
+        w.field("max_flows", options.flowLimits.maxFlows)
+        w.field("tcp_idle_seconds", Int(options.flowLimits.tcpIdleSeconds))
+        w.field("udp_idle_seconds", Int(options.flowLimits.udpIdleSeconds))
+        w.field("max_fragment_datagrams", options.fragmentLimits.maxDatagrams)
+        w.field("max_fragment_bytes", options.fragmentLimits.maxBytes)
+        w.field("max_anomaly_details_per_input", AnomalyLog.maxDetails)
+        w.endObject()
+        w.beginArray("inputs")
+        for input in inputs { render(input, &w) }
+        w.endArray()
+        w.beginObject("totals")
+        w.field("inputs", inputs.count)
+        w.field("inputs_unreadable", inputs.filter { $0.error != nil }.count)
+        w.field("frames", inputs.reduce(0) { $0 + $1.counts.frames })
+        w.field("flows", inputs.reduce(0) { $0 + $1.flows })
+        w.field("anomalies", inputs.reduce(0) { $0 + $1.anomalies.total })
+        w.endObject()
+        w.beginObject("outputs")
+        for (name, lines) in outputs.sorted(by: { $0.key < $1.key }) { w.field(name, lines) }
+        w.endObject()
+        w.endObject()
+        w.newline()
+        return w.bytes
+    }
+
+    func render(_ input: InputSummary, _ w: inout JSONWriter) {
+        w.beginObject()
+        w.field("name", input.name)
+        w.field("size", input.size)
+        w.field("sha256", input.sha256)
+        if let error = input.error { w.field("error", error) }
+        w.field("container", input.container)
+        w.field("compression", input.compression)
+        w.beginArray("link_types")
+        for t in input.linkTypes { w.int(Int(t)) }
+        w.endArray()
+        if input.container == "pcapng" { w.field("sections", input.sections) }
+        if let first = input.firstTimestamp, let last = input.lastTimestamp {
+            w.field("first_packet", rfc3339(first))
+            w.field("last_packet", rfc3339(last))
+        }
+        let c = input.counts
+        w.field("frames", c.frames)
+        w.field("frames_filtered_out", c.filteredOut)
+        w.field("captured_bytes", c.capturedBytes)
+        w.beginObject("packets")
+        w.field("ipv4", c.ipv4)
+        w.field("ipv6", c.ipv6)
+        w.field("arp", c.arp)
+        w.field("other_network", c.otherNetwork)
+        w.field("undecodable", c.undecodable)
+        w.field("tcp", c.tcp)
+        w.field("udp", c.udp)
+        w.field("icmp", c.icmp)
+        w.field("other_transport", c.otherTransport)
+        w.field("tunnelled", c.tunnelled)
+        w.field("fragments", c.fragments)
+        w.field("reassembled", c.reassembled)
+        w.endObject()
+        w.field("flows", input.flows)
+        w.field("peak_live_flows", input.peakFlows)
+        w.beginObject("flow_evictions")
+        for (reason, n) in input.evictions.sorted(by: { $0.key < $1.key }) { w.field(reason, n) }
+        w.endObject()
+        w.beginObject("limits_hit")
+        w.field("flow_table_full", input.evictions["capacity"] ?? 0)
+        w.field("fragment_limit_drops", input.fragmentLimitDrops)
+        w.field("fragments_incomplete", input.fragmentsIncomplete)
+        w.field("anomaly_details_truncated", input.anomalies.detailsTruncated)
+        w.endObject()
+        w.beginObject("anomalies")
+        w.field("total", input.anomalies.total)
+        w.beginObject("by_kind")
+        for (kind, n) in input.anomalies.counts.sorted(by: { $0.key < $1.key }) { w.field(kind, n) }
+        w.endObject()
+        w.endObject()
+        w.endObject()
+    }
+}
+
+/// anomalies.jsonl: every kept anomaly with the input, frame and offset to look at.
+public func renderAnomalies(_ inputs: [InputSummary]) -> [UInt8] {
+    var w = JSONWriter()
+    for input in inputs {
+        if let error = input.error {
+            w.beginObject()
+            w.beginObject("log"); w.beginObject("file"); w.field("path", input.name); w.endObject(); w.endObject()
+            w.beginObject("phonehome"); w.field("anomaly", "unreadable_input"); w.field("detail", error); w.endObject()
+            w.endObject()
+            w.newline()
+        }
+        for a in input.anomalies.details {
+            w.beginObject()
+            w.beginObject("event"); w.field("kind", "alert"); w.field("dataset", "phonehome.anomaly"); w.endObject()
+            w.beginObject("log"); w.beginObject("file"); w.field("path", input.name); w.endObject(); w.endObject()
+            w.beginObject("phonehome")
+            w.field("anomaly", a.kind)
+            if a.frame > 0 { w.field("frame", a.frame) }
+            if a.offset >= 0 { w.field("offset", a.offset) }
+            if !a.detail.isEmpty { w.field("detail", a.detail) }
+            w.endObject()
+            w.endObject()
+            w.newline()
+        }
+    }
+    return w.bytes
+}

@@ -1,0 +1,147 @@
+/// An IPv4 or IPv6 address as two big-endian 64-bit halves. IPv4 is kept IPv4-mapped
+/// (`::ffff:a.b.c.d`), so one fixed-width type serves flow keys of both families and
+/// integer order equals byte order (what community_id's endpoint ordering needs).
+public struct IPAddress: Hashable, Comparable, Sendable {
+    public var hi: UInt64
+    public var lo: UInt64
+
+    @inlinable public init(hi: UInt64, lo: UInt64) { self.hi = hi; self.lo = lo }
+
+    @inlinable public init(v4 value: UInt32) {
+        hi = 0
+        lo = 0x0000_FFFF_0000_0000 | UInt64(value)
+    }
+
+    public static let zero = IPAddress(hi: 0, lo: 0)
+
+    @inlinable public var isIPv4: Bool { hi == 0 && lo &>> 32 == 0xFFFF }
+    @inlinable public var v4: UInt32 { UInt32(truncatingIfNeeded: lo) }
+
+    /// Reads 4 or 16 bytes at `offset`; the caller has proved they exist.
+    @inlinable static func read(_ b: UnsafeRawBufferPointer, at offset: Int, v6: Bool) -> IPAddress {
+        v6 ? IPAddress(hi: b.be64(offset), lo: b.be64(offset &+ 8)) : IPAddress(v4: b.be32(offset))
+    }
+
+    @inlinable public static func < (l: IPAddress, r: IPAddress) -> Bool {
+        l.hi != r.hi ? l.hi < r.hi : l.lo < r.lo
+    }
+
+    /// The address bytes as they appear on the wire (4 for IPv4, 16 for IPv6).
+    public var wireBytes: [UInt8] {
+        if isIPv4 {
+            let v = v4
+            return [UInt8(v >> 24), UInt8(v >> 16 & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)]
+        }
+        var out = [UInt8](); out.reserveCapacity(16)
+        for shift in stride(from: 56, through: 0, by: -8) { out.append(UInt8(hi >> UInt64(shift) & 0xFF)) }
+        for shift in stride(from: 56, through: 0, by: -8) { out.append(UInt8(lo >> UInt64(shift) & 0xFF)) }
+        return out
+    }
+
+    /// Parses dotted IPv4 or RFC 4291 IPv6 text.
+    public init?(_ text: String) {
+        if !text.contains(":") {
+            let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+            guard parts.count == 4 else { return nil }
+            var v: UInt32 = 0
+            for p in parts {
+                guard let n = UInt8(p) else { return nil }
+                v = v << 8 | UInt32(n)
+            }
+            self.init(v4: v)
+            return
+        }
+        var groups: [UInt16] = []
+        var tailGroups: [UInt16] = []
+        var sawGap = false
+        let halves = Self.splitOnDoubleColon(text)
+        guard halves.count <= 2 else { return nil }
+        func parse(_ s: String) -> [UInt16]? {
+            if s.isEmpty { return [] }
+            var out: [UInt16] = []
+            let pieces = s.split(separator: ":", omittingEmptySubsequences: false)
+            for (i, piece) in pieces.enumerated() {
+                if i == pieces.count - 1, piece.contains("."), let a = IPAddress(String(piece)), a.isIPv4 {
+                    out.append(UInt16(a.v4 >> 16)); out.append(UInt16(a.v4 & 0xFFFF))
+                } else {
+                    guard piece.count <= 4, let g = UInt16(piece, radix: 16) else { return nil }
+                    out.append(g)
+                }
+            }
+            return out
+        }
+        guard let head = parse(halves[0]) else { return nil }
+        groups = head
+        if halves.count == 2 {
+            sawGap = true
+            guard let tail = parse(halves[1]) else { return nil }
+            tailGroups = tail
+        }
+        let total = groups.count + tailGroups.count
+        guard sawGap ? total < 8 : total == 8 else { return nil }
+        let all = groups + [UInt16](repeating: 0, count: 8 - total) + tailGroups
+        var h: UInt64 = 0, l: UInt64 = 0
+        for i in 0..<4 { h = h << 16 | UInt64(all[i]) }
+        for i in 4..<8 { l = l << 16 | UInt64(all[i]) }
+        self.init(hi: h, lo: l)
+    }
+}
+
+extension IPAddress {
+    static func splitOnDoubleColon(_ text: String) -> [String] {
+        var parts: [String] = []
+        var current: [UInt8] = []
+        let bytes = Array(text.utf8)
+        var i = 0
+        while i < bytes.count {
+            if bytes[i] == UInt8(ascii: ":") && i + 1 < bytes.count && bytes[i + 1] == UInt8(ascii: ":") {
+                parts.append(String(decoding: current, as: UTF8.self))
+                current = []
+                i += 2
+            } else {
+                current.append(bytes[i])
+                i += 1
+            }
+        }
+        parts.append(String(decoding: current, as: UTF8.self))
+        return parts
+    }
+}
+
+extension IPAddress: CustomStringConvertible {
+    /// Dotted quad for IPv4; RFC 5952 text for IPv6 (lowercase, longest zero run as `::`).
+    public var description: String {
+        if isIPv4 {
+            let v = v4
+            return "\(v >> 24).\(v >> 16 & 0xFF).\(v >> 8 & 0xFF).\(v & 0xFF)"
+        }
+        var g = [UInt16](repeating: 0, count: 8)
+        for i in 0..<4 {
+            g[i] = UInt16(truncatingIfNeeded: hi >> UInt64(48 - 16 * i))
+            g[i + 4] = UInt16(truncatingIfNeeded: lo >> UInt64(48 - 16 * i))
+        }
+        // RFC 5952 §4.2: compress the longest run of two or more zero groups, the first on a tie.
+        var bestStart = -1, bestLen = 0, i = 0
+        while i < 8 {
+            if g[i] == 0 {
+                var j = i
+                while j < 8 && g[j] == 0 { j += 1 }
+                if j - i > bestLen && j - i >= 2 { bestStart = i; bestLen = j - i }
+                i = j
+            } else { i += 1 }
+        }
+        var out = ""
+        var k = 0
+        while k < 8 {
+            if k == bestStart {
+                out += "::"
+                k += bestLen
+                continue
+            }
+            if !out.isEmpty && !out.hasSuffix(":") { out += ":" }
+            out += String(g[k], radix: 16)
+            k += 1
+        }
+        return out
+    }
+}

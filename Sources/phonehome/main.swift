@@ -1,0 +1,156 @@
+import Analysis
+import ArgumentParser
+import Capture
+import Flows
+import Foundation
+import Report
+
+/// Exit statuses, documented in the README.
+enum ExitStatus {
+    static let ok: Int32 = 0
+    /// At least one input could not be read at all (the others were still analysed).
+    static let inputUnreadable: Int32 = 3
+    /// The output could not be written.
+    static let outputFailed: Int32 = 4
+}
+
+struct Phonehome: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "phonehome",
+        abstract: "Offline PCAP and log forensics: what left this machine, and why.",
+        version: ToolInfo.version,
+        subcommands: [Analyze.self],
+        defaultSubcommand: Analyze.self)
+}
+
+struct Analyze: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Analyze captures (pcap, pcapng; xz or gzip compressed) and write an evidence directory.",
+        discussion: """
+        Inputs are recognised by content, not by name. A directory means every file in it \
+        (recursively, in name order); '-' reads standard input.
+        Exit status: 0 success; 3 an input could not be read (the rest were analysed); \
+        4 the output could not be written; 64 bad arguments.
+        """)
+
+    @Argument(help: "Capture files, directories, or '-' for stdin.")
+    var inputs: [String] = []
+
+    @Option(name: [.short, .long], help: "Output directory (created if missing).")
+    var out: String = "phonehome-out"
+
+    @Option(name: [.short, .long], help: "BPF filter (tcpdump syntax), compiled by libpcap per link type.")
+    var filter: String?
+
+    @Option(help: "Most flows held at once; the least recently seen are evicted beyond it.")
+    var maxFlows: Int = FlowLimits().maxFlows
+
+    @Option(help: "Threads for xz decompression of multi-block files.")
+    var xzThreads: Int = 2
+
+    @Flag(name: [.short, .long], help: "No progress line and no summary.")
+    var quiet = false
+
+    func validate() throws {
+        guard !inputs.isEmpty else { throw ValidationError("give at least one capture file or directory") }
+        guard maxFlows >= 16 else { throw ValidationError("--max-flows must be at least 16") }
+    }
+
+    func run() throws {
+        let started = Date()
+        var options = AnalysisOptions()
+        options.filter = filter
+        options.flowLimits.maxFlows = maxFlows
+        options.xzThreads = max(1, xzThreads)
+        options.progress = !quiet
+
+        let paths = expand(inputs)
+        do {
+            try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        } catch {
+            fail("\(out): cannot create output directory: \(error.localizedDescription)", ExitStatus.outputFailed)
+        }
+        let conn: ConnLog
+        do { conn = try ConnLog(directory: out) } catch { fail("\(error)", ExitStatus.outputFailed) }
+        conn.inputNames = paths
+        let analyzer: Analyzer
+        do {
+            analyzer = try Analyzer(options: options) { flow, reason in conn.write(flow, reason) }
+        } catch {
+            throw ValidationError(error.description)
+        }
+
+        var summaries: [InputSummary] = []
+        for (index, path) in paths.enumerated() {
+            let summary = analyzer.analyze(path: path, inputIndex: index)
+            if let error = summary.error { FileHandle.standardError.write(Data("phonehome: \(error)\n".utf8)) }
+            summaries.append(summary)
+        }
+
+        do {
+            try conn.commit()
+            let anomalies = try OutputFile(directory: out, name: "anomalies.jsonl")
+            anomalies.write(renderAnomalies(summaries))
+            try anomalies.commit()
+            let manifest = Manifest(command: CommandLine.arguments.map { ($0 as NSString).lastPathComponent == "phonehome" ? "phonehome" : $0 },
+                                    started: started, finished: Date(), inputs: summaries, filter: filter,
+                                    options: options, outputs: ["conn.jsonl": conn.lines])
+            let file = try OutputFile(directory: out, name: "manifest.json")
+            file.write(manifest.render())
+            try file.commit()
+        } catch {
+            fail("\(error)", ExitStatus.outputFailed)
+        }
+        if !quiet { printSummary(summaries, conn.lines, Date().timeIntervalSince(started)) }
+        if summaries.contains(where: { $0.error != nil }) { throw ExitCode(ExitStatus.inputUnreadable) }
+    }
+
+    /// Directories become their regular files, recursively, in name order.
+    func expand(_ inputs: [String]) -> [String] {
+        var out: [String] = []
+        for input in inputs {
+            var isDirectory: ObjCBool = false
+            if input != "-", FileManager.default.fileExists(atPath: input, isDirectory: &isDirectory), isDirectory.boolValue {
+                let base = input.hasSuffix("/") ? String(input.dropLast()) : input
+                let files = (FileManager.default.enumerator(atPath: input)?.allObjects as? [String] ?? [])
+                    .filter { !$0.split(separator: "/").contains { $0.hasPrefix(".") } }
+                    .sorted()
+                for f in files {
+                    var sub: ObjCBool = false
+                    let path = base + "/" + f
+                    if FileManager.default.fileExists(atPath: path, isDirectory: &sub), !sub.boolValue { out.append(path) }
+                }
+            } else {
+                out.append(input)
+            }
+        }
+        return out
+    }
+
+    func printSummary(_ summaries: [InputSummary], _ flows: Int, _ seconds: Double) {
+        var lines: [String] = []
+        for s in summaries {
+            if let error = s.error { lines.append("  \(s.name): unreadable (\(error))"); continue }
+            var line = "  \(s.name): \(s.container)\(s.compression == "none" ? "" : "+" + s.compression), "
+            line += "\(s.counts.frames) frames, \(s.flows) flows"
+            if s.anomalies.total > 0 {
+                let top = s.anomalies.counts.sorted { $0.value > $1.value }.prefix(3).map { "\($0.key) \($0.value)" }
+                line += ", \(s.anomalies.total) anomalies (\(top.joined(separator: ", ")))"
+            }
+            lines.append(line)
+        }
+        let bytes = summaries.reduce(Int64(0)) { $0 + $1.size }
+        let frames = summaries.reduce(0) { $0 + $1.counts.frames }
+        print("phonehome: \(summaries.count) input(s), \(frames) frames, \(flows) flows in \(String(format: "%.2f", seconds)) s"
+              + (seconds > 0 ? String(format: " (%.0f MB/s)", Double(bytes) / 1e6 / seconds) : ""))
+        for l in lines { print(l) }
+        print("  evidence: \(out)/manifest.json, \(out)/conn.jsonl, \(out)/anomalies.jsonl")
+    }
+
+    func fail(_ message: String, _ status: Int32) -> Never {
+        FileHandle.standardError.write(Data("phonehome: \(message)\n".utf8))
+        Foundation.exit(status)
+    }
+}
+
+Phonehome.main()
