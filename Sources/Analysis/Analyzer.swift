@@ -11,12 +11,16 @@ public struct AnalysisOptions: Sendable {
     public var xzThreads = 1
     /// Print a progress line on stderr (only when it is a terminal).
     public var progress = false
+    /// Hash every input (SHA-256, for the chain of custody). Off only for measurements.
+    public var hashInputs = true
     public init() {}
 }
 
 /// Counts by layer for one input.
 public struct PacketCounts: Sendable {
     public var frames = 0
+    /// pcapng custom/journal blocks: numbered as frames, carrying no packet.
+    public var nonPacketRecords = 0
     public var filteredOut = 0
     public var ipv4 = 0
     public var ipv6 = 0
@@ -78,7 +82,7 @@ public final class Analyzer {
         var summary = InputSummary(name: path)
         let started = Date()
         defer { summary.seconds = Date().timeIntervalSince(started) }
-        let digest: FileDigest? = path == "-" ? nil : FileDigest(path: path)
+        let digest: FileDigest? = path == "-" || !options.hashInputs ? nil : FileDigest(path: path)
         let reader: CaptureReader
         var hashing: HashingSource?
         let fileSource: FileSource
@@ -110,6 +114,10 @@ public final class Analyzer {
         var packet = Packet()
         while let record = reader.next() {
             run.counts.frames += 1
+            if record.linkType == LinkTypeSentinel.nonPacket {
+                run.counts.nonPacketRecords += 1
+                continue
+            }
             if let filter, !filter.matches(linkType: record.linkType, capturedLength: record.capturedLength,
                                            originalLength: record.originalLength, data: record.data) {
                 run.counts.filteredOut += 1

@@ -36,6 +36,11 @@ struct Interface {
     var offsetSeconds: Int64 = 0
 }
 
+/// Link-type value of records that hold no packet (pcapng custom and journal blocks).
+public enum LinkTypeSentinel {
+    public static let nonPacket: UInt32 = 0xFFFF_FFFF
+}
+
 /// Limits on what a record may claim before it is treated as corrupt.
 public enum CaptureLimits {
     /// libpcap's ceiling for a record's captured length on ordinary link types
@@ -344,7 +349,14 @@ public final class CaptureReader {
             case 6: record = enhancedPacket(block, offset)
             case 3: record = simplePacket(block, offset)
             case 2: record = obsoletePacket(block, offset)
-            default: break   // name resolution, statistics, journal, custom, unknown: skipped
+            case 0xBAD, 0x4000_0BAD, 9:
+                // Custom and systemd-journal blocks are records of their own: tshark numbers
+                // them as frames, so they take a frame number here too (no packet data).
+                framesRead += 1
+                record = Record(frame: framesRead, interface: -1, linkType: LinkTypeSentinel.nonPacket,
+                                timestamp: 0, capturedLength: 0, originalLength: 0, offset: offset,
+                                data: UnsafeRawBufferPointer(start: nil, count: 0))
+            default: break   // name resolution, statistics, secrets, unknown: skipped
             }
             buffer.consume(length)
             if let record { return record }

@@ -67,22 +67,34 @@ public enum CommunityID {
             swap(&saddr, &daddr)
             swap(&sport, &dport)
         }
-        var input: [UInt8] = []
-        input.reserveCapacity(40)
-        input.append(UInt8(seed >> 8)); input.append(UInt8(seed & 0xFF))
-        input.append(contentsOf: saddr.wireBytes)
-        input.append(contentsOf: daddr.wireBytes)
-        input.append(proto)
-        input.append(0)
-        if hasPorts {
-            input.append(UInt8(sport >> 8)); input.append(UInt8(sport & 0xFF))
-            input.append(UInt8(dport >> 8)); input.append(UInt8(dport & 0xFF))
+        // Hash input (spec §"Hashing"): seed, addresses, protocol, a zero pad byte, ports;
+        // at most 2 + 16 + 16 + 2 + 4 = 40 bytes, assembled on the stack.
+        var buffer: (UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0)
+        let digest = withUnsafeMutableBytes(of: &buffer) { raw -> Insecure.SHA1Digest in
+            var n = 0
+            func put(_ byte: UInt8) { raw[n] = byte; n += 1 }
+            func put(_ address: IPAddress) {
+                if address.isIPv4 {
+                    let v = address.v4
+                    put(UInt8(v >> 24)); put(UInt8(v >> 16 & 0xFF)); put(UInt8(v >> 8 & 0xFF)); put(UInt8(v & 0xFF))
+                } else {
+                    for shift in stride(from: 56, through: 0, by: -8) { put(UInt8(address.hi >> UInt64(shift) & 0xFF)) }
+                    for shift in stride(from: 56, through: 0, by: -8) { put(UInt8(address.lo >> UInt64(shift) & 0xFF)) }
+                }
+            }
+            put(UInt8(seed >> 8)); put(UInt8(seed & 0xFF))
+            put(saddr); put(daddr)
+            put(proto); put(0)
+            if hasPorts {
+                put(UInt8(sport >> 8)); put(UInt8(sport & 0xFF))
+                put(UInt8(dport >> 8)); put(UInt8(dport & 0xFF))
+            }
+            return Insecure.SHA1.hash(data: UnsafeRawBufferPointer(rebasing: raw[0..<n]))
         }
-        let digest = Insecure.SHA1.hash(data: input)
-        return "1:" + base64(Array(digest))
+        return digest.withUnsafeBytes { "1:" + base64($0) }
     }
 
-    static func base64(_ bytes: [UInt8]) -> String {
+    static func base64(_ bytes: UnsafeRawBufferPointer) -> String {
         let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
         var out: [UInt8] = []
         out.reserveCapacity((bytes.count + 2) / 3 * 4)

@@ -7,7 +7,10 @@ public final class ConnLog {
     let file: OutputFile
     var writer = JSONWriter()
     public private(set) var lines = 0
-    public var inputNames: [String] = []
+    public var inputNames: [String] = [] {
+        didSet { quotedInputNames = inputNames.map(JSONWriter.quoted) }
+    }
+    var quotedInputNames: [[UInt8]] = []
 
     public init(directory: String) throws {
         file = try OutputFile(directory: directory, name: "conn.jsonl")
@@ -16,31 +19,30 @@ public final class ConnLog {
     public func write(_ flow: Flow, _ reason: EvictionReason) {
         writer.reset()
         writer.beginObject()
-        writer.field("@timestamp", rfc3339(flow.firstTimestamp))
+        writer.timeField("@timestamp", flow.firstTimestamp)
         writer.beginObject("event")
-        writer.field("kind", "event")
-        writer.field("dataset", "phonehome.conn")
-        writer.field("start", rfc3339(flow.firstTimestamp))
-        writer.field("end", rfc3339(flow.lastTimestamp))
+        writer.field("kind", literal: "event")
+        writer.field("dataset", literal: "phonehome.conn")
+        writer.timeField("start", flow.firstTimestamp)
+        writer.timeField("end", flow.lastTimestamp)
         writer.field("duration", flow.lastTimestamp - flow.firstTimestamp)
         writer.endObject()
         writer.beginObject("source")
-        writer.field("ip", flow.originatorAddress.description)
+        writer.ipField("ip", flow.originatorAddress)
         if hasPorts(flow) { writer.field("port", Int(flow.originatorPort)) }
         writer.field("packets", flow.originatorPackets)
         writer.field("bytes", flow.originatorIPBytes)
         writer.endObject()
         writer.beginObject("destination")
-        writer.field("ip", flow.responderAddress.description)
+        writer.ipField("ip", flow.responderAddress)
         if hasPorts(flow) { writer.field("port", Int(flow.responderPort)) }
         writer.field("packets", flow.responderPackets)
         writer.field("bytes", flow.responderIPBytes)
         writer.endObject()
         writer.beginObject("network")
-        writer.field("transport", transportName(flow.key.proto))
-        writer.field("iana_number", String(flow.key.proto))
-        writer.field("type", flow.originatorAddress.isIPv4 ? "ipv4" : "ipv6")
-        writer.field("community_id", flow.communityID)
+        writeTransport(flow.key.proto)
+        if flow.originatorAddress.isIPv4 { writer.field("type", literal: "ipv4") } else { writer.field("type", literal: "ipv6") }
+        writer.plainField("community_id", flow.communityID)
         writer.field("packets", flow.originatorPackets + flow.responderPackets)
         writer.field("bytes", flow.originatorIPBytes + flow.responderIPBytes)
         if flow.key.vlan != 0 {
@@ -52,23 +54,20 @@ public final class ConnLog {
         if flow.input < inputNames.count {
             writer.beginObject("log")
             writer.beginObject("file")
-            writer.field("path", inputNames[flow.input])
+            writer.preparedField("path", quotedInputNames[flow.input])
             writer.endObject()
             writer.endObject()
         }
         writer.beginObject("phonehome")
-        writer.field("conn_state", flow.connState)
+        writer.plainField("conn_state", flow.connState)
         let history = flow.history.text
-        if !history.isEmpty { writer.field("history", history) }
-        if flow.key.proto == IPProtocol.icmp || flow.key.proto == IPProtocol.icmpv6 {
-            writer.field("icmp_type", Int(flow.originatorPort))
-        }
+        if !history.isEmpty { writer.plainField("history", history) }
         writer.field("orig_payload_bytes", flow.originatorPayloadBytes)
         writer.field("resp_payload_bytes", flow.responderPayloadBytes)
         writer.field("first_frame", flow.firstFrame)
         writer.field("last_frame", flow.lastFrame)
         if flow.tunnel != .none { writer.field("tunnel", flow.tunnel.name) }
-        writer.field("closed_by", reason.rawValue)
+        writer.plainField("closed_by", reason.rawValue)
         writer.endObject()
         writer.endObject()
         writer.newline()
@@ -78,16 +77,25 @@ public final class ConnLog {
 
     func hasPorts(_ flow: Flow) -> Bool {
         switch flow.key.proto {
-        case IPProtocol.tcp, IPProtocol.udp, IPProtocol.sctp: return true
+        // ICMP "ports" are Zeek's: type, and the reply type or code (as in conn.log).
+        case IPProtocol.tcp, IPProtocol.udp, IPProtocol.sctp, IPProtocol.icmp, IPProtocol.icmpv6: return true
         default: return false
         }
     }
 
-    /// ECS network.transport values (IANA keyword, lower case).
-    func transportName(_ proto: UInt8) -> String {
+    /// ECS network.transport (IANA keyword, lower case) and network.iana_number.
+    func writeTransport(_ proto: UInt8) {
         switch proto {
-        case IPProtocol.icmpv6: return "ipv6-icmp"
-        default: return IPProtocol.name(proto)
+        case IPProtocol.tcp:
+            writer.field("transport", literal: "tcp"); writer.field("iana_number", literal: "6")
+        case IPProtocol.udp:
+            writer.field("transport", literal: "udp"); writer.field("iana_number", literal: "17")
+        case IPProtocol.icmp:
+            writer.field("transport", literal: "icmp"); writer.field("iana_number", literal: "1")
+        case IPProtocol.icmpv6:
+            writer.field("transport", literal: "ipv6-icmp"); writer.field("iana_number", literal: "58")
+        default:
+            writer.field("transport", IPProtocol.name(proto)); writer.field("iana_number", String(proto))
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Wire
 
 /// Builds JSON text straight into bytes, with keys in the order written (outputs are
 /// compared byte for byte, so the order is part of the format). No Foundation encoders:
@@ -19,7 +20,7 @@ public struct JSONWriter {
         needsComma = true
     }
 
-    public mutating func beginObject(_ key: String? = nil) {
+    public mutating func beginObject(_ key: StaticString? = nil) {
         if let key { self.key(key) } else { separator() }
         bytes.append(UInt8(ascii: "{"))
         needsComma = false
@@ -30,7 +31,7 @@ public struct JSONWriter {
         needsComma = true
     }
 
-    public mutating func beginArray(_ key: String? = nil) {
+    public mutating func beginArray(_ key: StaticString? = nil) {
         if let key { self.key(key) } else { separator() }
         bytes.append(UInt8(ascii: "["))
         needsComma = false
@@ -41,19 +42,112 @@ public struct JSONWriter {
         needsComma = true
     }
 
-    mutating func key(_ k: String) {
+    /// Keys are literals in the code: copied as they are, no escaping pass.
+    @inline(__always) mutating func key(_ k: StaticString) {
+        separator()
+        bytes.append(UInt8(ascii: "\""))
+        bytes.append(contentsOf: UnsafeBufferPointer(start: k.utf8Start, count: k.utf8CodeUnitCount))
+        bytes.append(UInt8(ascii: "\""))
+        bytes.append(UInt8(ascii: ":"))
+        needsComma = false
+    }
+
+    /// A key computed at run time (anomaly kinds, counters by name): escaped.
+    mutating func key(dynamic k: String) {
         separator()
         appendQuoted(k)
         bytes.append(UInt8(ascii: ":"))
         needsComma = false
     }
 
-    public mutating func field(_ k: String, _ value: String) { key(k); string(value) }
-    public mutating func field(_ k: String, _ value: Int) { key(k); int(value) }
-    public mutating func field(_ k: String, _ value: Int64) { key(k); int(Int(value)) }
-    public mutating func field(_ k: String, _ value: Bool) { key(k); raw(value ? "true" : "false") }
-    public mutating func field(_ k: String, _ value: Double) { key(k); raw(String(format: "%.6f", value)) }
-    public mutating func nullField(_ k: String) { key(k); raw("null") }
+    public mutating func field(dynamicKey k: String, _ value: Int) { key(dynamic: k); int(value) }
+
+    public mutating func field(_ k: StaticString, _ value: String) { key(k); string(value) }
+
+    /// A timestamp field, formatted straight into the output. The date-and-seconds part
+    /// is cached: consecutive flows mostly share it.
+    public mutating func timeField(_ k: StaticString, _ nanoseconds: Int64) {
+        key(k)
+        bytes.append(UInt8(ascii: "\""))
+        let seconds = nanoseconds >= 0 ? nanoseconds / 1_000_000_000 : (nanoseconds - 999_999_999) / 1_000_000_000
+        if seconds != cachedSecond || cachedPrefix.isEmpty {
+            cachedPrefix.removeAll(keepingCapacity: true)
+            appendRFC3339(seconds * 1_000_000_000, to: &cachedPrefix)
+            cachedPrefix.removeLast(8)   // ".000000Z"
+            cachedSecond = seconds
+        }
+        bytes.append(contentsOf: cachedPrefix)
+        bytes.append(UInt8(ascii: "."))
+        var micros = (nanoseconds - seconds * 1_000_000_000) / 1000
+        var divisor: Int64 = 100_000
+        while divisor > 0 {
+            bytes.append(UInt8(truncatingIfNeeded: micros / divisor) &+ 0x30)
+            micros %= divisor
+            divisor /= 10
+        }
+        bytes.append(UInt8(ascii: "Z"))
+        bytes.append(UInt8(ascii: "\""))
+        needsComma = true
+    }
+    var cachedSecond: Int64 = .min
+    var cachedPrefix: [UInt8] = []
+
+    /// A string field whose value is a literal in the code: no escaping pass.
+    public mutating func field(_ k: StaticString, literal value: StaticString) {
+        key(k)
+        bytes.append(UInt8(ascii: "\""))
+        bytes.append(contentsOf: UnsafeBufferPointer(start: value.utf8Start, count: value.utf8CodeUnitCount))
+        bytes.append(UInt8(ascii: "\""))
+        needsComma = true
+    }
+
+    /// An address field formatted straight into the output (IPv4 without any String).
+    public mutating func ipField(_ k: StaticString, _ address: IPAddress) {
+        key(k)
+        bytes.append(UInt8(ascii: "\""))
+        if address.isIPv4 {
+            let v = address.v4
+            for shift in [UInt32(24), 16, 8, 0] {
+                let octet = UInt8(truncatingIfNeeded: v >> shift)
+                if octet >= 100 { bytes.append(octet / 100 + 0x30) }
+                if octet >= 10 { bytes.append(octet / 10 % 10 + 0x30) }
+                bytes.append(octet % 10 + 0x30)
+                if shift != 0 { bytes.append(UInt8(ascii: ".")) }
+            }
+        } else {
+            bytes.append(contentsOf: address.description.utf8)
+        }
+        bytes.append(UInt8(ascii: "\""))
+        needsComma = true
+    }
+
+    /// A field whose value was escaped and quoted once up front (repeated strings).
+    public mutating func preparedField(_ k: StaticString, _ quoted: [UInt8]) {
+        key(k)
+        bytes.append(contentsOf: quoted)
+        needsComma = true
+    }
+
+    /// The quoted, escaped form of `s`, for `preparedField`.
+    public static func quoted(_ s: String) -> [UInt8] {
+        var w = JSONWriter()
+        w.appendQuoted(s)
+        return w.bytes
+    }
+
+    /// A string field whose value is known to need no escaping (addresses, identifiers).
+    public mutating func plainField(_ k: StaticString, _ value: String) {
+        key(k)
+        bytes.append(UInt8(ascii: "\""))
+        bytes.append(contentsOf: value.utf8)
+        bytes.append(UInt8(ascii: "\""))
+        needsComma = true
+    }
+    public mutating func field(_ k: StaticString, _ value: Int) { key(k); int(value) }
+    public mutating func field(_ k: StaticString, _ value: Int64) { key(k); int(Int(value)) }
+    public mutating func field(_ k: StaticString, _ value: Bool) { key(k); raw(value ? "true" : "false") }
+    public mutating func field(_ k: StaticString, _ value: Double) { key(k); raw(String(format: "%.6f", value)) }
+    public mutating func nullField(_ k: StaticString) { key(k); raw("null") }
 
     public mutating func string(_ s: String) { separator(); appendQuoted(s) }
     public mutating func int(_ v: Int) {
@@ -101,6 +195,14 @@ public struct JSONWriter {
 
 /// RFC 3339 UTC text for a nanosecond timestamp, with microseconds (Zeek's precision).
 public func rfc3339(_ nanoseconds: Int64) -> String {
+    var bytes: [UInt8] = []
+    appendRFC3339(nanoseconds, to: &bytes)
+    return String(decoding: bytes, as: UTF8.self)
+}
+
+/// Appends the RFC 3339 text of a nanosecond timestamp without going through String
+/// formatting (one conn line carries three of these).
+public func appendRFC3339(_ nanoseconds: Int64, to out: inout [UInt8]) {
     let seconds = nanoseconds >= 0 ? nanoseconds / 1_000_000_000 : (nanoseconds - 999_999_999) / 1_000_000_000
     let micros = (nanoseconds - seconds * 1_000_000_000) / 1000
     var days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
@@ -116,8 +218,24 @@ public func rfc3339(_ nanoseconds: Int64) -> String {
     let day = dayOfYear - (153 * mp + 2) / 5 + 1
     let month = mp < 10 ? mp + 3 : mp - 9
     if month <= 2 { year += 1 }
-    return String(format: "%04lld-%02lld-%02lldT%02lld:%02lld:%02lld.%06lldZ", year, month, day,
-                  secondOfDay / 3600, secondOfDay / 60 % 60, secondOfDay % 60, micros)
+    func digits(_ value: Int64, _ width: Int) {
+        var divisor: Int64 = 1
+        for _ in 1..<width { divisor *= 10 }
+        var v = max(0, value)
+        if v >= divisor * 10 { v %= divisor * 10 }
+        while divisor > 0 {
+            out.append(UInt8(truncatingIfNeeded: v / divisor) &+ 0x30)
+            v %= divisor
+            divisor /= 10
+        }
+    }
+    digits(year, 4); out.append(UInt8(ascii: "-"))
+    digits(month, 2); out.append(UInt8(ascii: "-"))
+    digits(day, 2); out.append(UInt8(ascii: "T"))
+    digits(secondOfDay / 3600, 2); out.append(UInt8(ascii: ":"))
+    digits(secondOfDay / 60 % 60, 2); out.append(UInt8(ascii: ":"))
+    digits(secondOfDay % 60, 2); out.append(UInt8(ascii: "."))
+    digits(micros, 6); out.append(UInt8(ascii: "Z"))
 }
 
 /// Writes an output file through a temporary name and renames it into place when

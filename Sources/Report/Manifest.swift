@@ -62,7 +62,7 @@ public struct Manifest {
         w.field("anomalies", inputs.reduce(0) { $0 + $1.anomalies.total })
         w.endObject()
         w.beginObject("outputs")
-        for (name, lines) in outputs.sorted(by: { $0.key < $1.key }) { w.field(name, lines) }
+        for (name, lines) in outputs.sorted(by: { $0.key < $1.key }) { w.field(dynamicKey: name, lines) }
         w.endObject()
         w.endObject()
         w.newline()
@@ -88,6 +88,7 @@ public struct Manifest {
         let c = input.counts
         w.field("frames", c.frames)
         w.field("frames_filtered_out", c.filteredOut)
+        w.field("non_packet_records", c.nonPacketRecords)
         w.field("captured_bytes", c.capturedBytes)
         w.beginObject("packets")
         w.field("ipv4", c.ipv4)
@@ -106,7 +107,7 @@ public struct Manifest {
         w.field("flows", input.flows)
         w.field("peak_live_flows", input.peakFlows)
         w.beginObject("flow_evictions")
-        for (reason, n) in input.evictions.sorted(by: { $0.key < $1.key }) { w.field(reason, n) }
+        for (reason, n) in input.evictions.sorted(by: { $0.key < $1.key }) { w.field(dynamicKey: reason, n) }
         w.endObject()
         w.beginObject("limits_hit")
         w.field("flow_table_full", input.evictions["capacity"] ?? 0)
@@ -117,7 +118,7 @@ public struct Manifest {
         w.beginObject("anomalies")
         w.field("total", input.anomalies.total)
         w.beginObject("by_kind")
-        for (kind, n) in input.anomalies.counts.sorted(by: { $0.key < $1.key }) { w.field(kind, n) }
+        for (kind, n) in input.anomalies.counts.sorted(by: { $0.key < $1.key }) { w.field(dynamicKey: kind, n) }
         w.endObject()
         w.endObject()
         w.endObject()

@@ -112,8 +112,18 @@ extension IPAddress: CustomStringConvertible {
     /// Dotted quad for IPv4; RFC 5952 text for IPv6 (lowercase, longest zero run as `::`).
     public var description: String {
         if isIPv4 {
+            // Built byte by byte: one conn line formats two addresses.
+            var out: [UInt8] = []
+            out.reserveCapacity(15)
             let v = v4
-            return "\(v >> 24).\(v >> 16 & 0xFF).\(v >> 8 & 0xFF).\(v & 0xFF)"
+            for shift in [UInt32(24), 16, 8, 0] {
+                let octet = UInt8(truncatingIfNeeded: v >> shift)
+                if octet >= 100 { out.append(octet / 100 + 0x30) }
+                if octet >= 10 { out.append(octet / 10 % 10 + 0x30) }
+                out.append(octet % 10 + 0x30)
+                if shift != 0 { out.append(UInt8(ascii: ".")) }
+            }
+            return String(decoding: out, as: UTF8.self)
         }
         var g = [UInt16](repeating: 0, count: 8)
         for i in 0..<4 {

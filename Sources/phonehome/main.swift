@@ -48,6 +48,9 @@ struct Analyze: ParsableCommand {
     @Option(help: "Threads for xz decompression of multi-block files.")
     var xzThreads: Int = 2
 
+    @Flag(help: ArgumentHelp("Skip the SHA-256 of inputs (for measurements only).", visibility: .hidden))
+    var noInputHash = false
+
     @Flag(name: [.short, .long], help: "No progress line and no summary.")
     var quiet = false
 
@@ -63,6 +66,7 @@ struct Analyze: ParsableCommand {
         options.flowLimits.maxFlows = maxFlows
         options.xzThreads = max(1, xzThreads)
         options.progress = !quiet
+        options.hashInputs = !noInputHash
 
         let paths = expand(inputs)
         do {
