@@ -42,9 +42,9 @@ let package = Package(
         ]),
 
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
-        .testTarget(name: "CaptureTests", dependencies: ["Capture", "CPcap", "TestSupport"]),
-        .testTarget(name: "FlowsTests", dependencies: ["Flows", "Wire"]),
+        .testTarget(name: "CaptureTests", dependencies: ["Capture", "CPcap", "Wire", "Flows", "Analysis", "TestSupport"]),
+        .testTarget(name: "FlowsTests", dependencies: ["Flows", "Wire", "Analysis", "Capture", "TestSupport"]),
         .testTarget(name: "EndToEndTests", dependencies: ["Analysis", "Report", "Capture", "TestSupport"]),
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["Capture"], path: "Tests/TestSupport"),
     ]
 )

@@ -101,6 +101,35 @@ public final class Analyzer {
             if let digest { fill(&summary, digest) }
             return summary
         }
+        let totalSize = path == "-" ? 0 : (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int64) ?? 0
+        let progress = options.progress && isatty(2) != 0 ? Progress(name: path, total: totalSize) : nil
+        run(reader, &summary, inputIndex: inputIndex) { progress?.update(fileSource.bytesRead) }
+        progress?.finish()
+        if let digest { fill(&summary, digest) }
+        if let hashing {
+            summary.sha256 = hashing.hexDigest
+            summary.size = hashing.size
+        }
+        return summary
+    }
+
+    /// Analyzes bytes already in memory (tests, payloads from other stages).
+    public func analyze(name: String, bytes: [UInt8], inputIndex: Int = 0) -> InputSummary {
+        var summary = InputSummary(name: name)
+        summary.size = Int64(bytes.count)
+        let reader: CaptureReader
+        do {
+            reader = try CaptureReader(name: name, source: MemorySource(bytes), xzThreads: options.xzThreads)
+        } catch {
+            summary.error = error.description
+            return summary
+        }
+        run(reader, &summary, inputIndex: inputIndex) {}
+        return summary
+    }
+
+    /// The per-record loop shared by every kind of input.
+    func run(_ reader: CaptureReader, _ summary: inout InputSummary, inputIndex: Int, tick: () -> Void) {
         summary.container = reader.format.rawValue
         summary.compression = reader.compression.rawValue
 
@@ -108,8 +137,6 @@ public final class Analyzer {
         tracker.input = inputIndex
         let defragmenter = Defragmenter(limits: options.fragmentLimits)
         var run = PacketRun(summary: summary, tracker: tracker, defragmenter: defragmenter)
-        let totalSize = path == "-" ? 0 : (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int64) ?? 0
-        let progress = options.progress && isatty(2) != 0 ? Progress(name: path, total: totalSize) : nil
 
         var packet = Packet()
         while let record = reader.next() {
@@ -124,9 +151,8 @@ public final class Analyzer {
                 continue
             }
             run.handle(&packet, record)
-            if let progress, record.frame & 0xFFFF == 0 { progress.update(fileSource.bytesRead) }
+            if record.frame & 0xFFFF == 0 { tick() }
         }
-        progress?.finish()
         tracker.table.drain()
 
         summary = run.summary
@@ -147,12 +173,6 @@ public final class Analyzer {
         summary.fragmentsIncomplete = defragmenter.incompleteCount
         summary.fragmentOverlaps = defragmenter.overlaps
         summary.fragmentLimitDrops = defragmenter.limitDrops
-        if let digest { fill(&summary, digest) }
-        if let hashing {
-            summary.sha256 = hashing.hexDigest
-            summary.size = hashing.size
-        }
-        return summary
     }
 
     func fill(_ summary: inout InputSummary, _ digest: FileDigest) {

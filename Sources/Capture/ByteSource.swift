@@ -87,3 +87,22 @@ final class PrefixedSource: ByteSource {
         return try upstream.read(into: buffer)
     }
 }
+
+/// Bytes already in memory as a source (tests, and payloads handed over by other stages).
+public final class MemorySource: ByteSource {
+    let bytes: [UInt8]
+    var position = 0
+
+    public init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+    public func read(into buffer: UnsafeMutableRawBufferPointer) throws(CaptureError) -> Int {
+        let n = min(buffer.count, bytes.count - position)
+        guard n > 0 else { return 0 }
+        let from = position
+        bytes.withUnsafeBytes { src in
+            buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: src[from ..< from + n]))
+        }
+        position += n
+        return n
+    }
+}

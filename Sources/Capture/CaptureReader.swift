@@ -169,6 +169,7 @@ public final class CaptureReader {
     // MARK: pcap
 
     var pcapRecordHeaderLength = 16
+    var pcapEffectiveSnapLength = CaptureLimits.maxPcapCaptureLength
     var pcapSubsecondLimit: UInt32 = 1_000_000
     var pcapSubsecondScale: Int64 = 1000
 
@@ -181,6 +182,9 @@ public final class CaptureReader {
         // The upper bits of the link-type field carry FCS information (pcap spec §4).
         let linkType = u32(w, 20) & 0xFFFF
         interfaces = [Interface(linkType: linkType, snapLength: snapLength)]
+        // libpcap's rule: a snaplen of 0 or beyond the maximum means the maximum.
+        pcapEffectiveSnapLength = snapLength == 0 || snapLength > CaptureLimits.maxPcapCaptureLength
+            ? CaptureLimits.maxPcapCaptureLength : snapLength
         noteLinkType(linkType)
         if format == .pcapNanosecond { pcapSubsecondLimit = 1_000_000_000; pcapSubsecondScale = 1 }
         if format == .pcapModified { pcapRecordHeaderLength = 24 }
@@ -224,14 +228,22 @@ public final class CaptureReader {
                                  detail: "sub-second field \(subseconds)")
             }
             let offset = buffer.offset
-            let data = UnsafeRawBufferPointer(rebasing: buffer.window[h ..< h + captured])
+            // A record longer than the file's snaplen is cut to it, as libpcap (the
+            // reference reader) does, and the cut is reported.
+            var kept = captured
+            if captured > pcapEffectiveSnapLength {
+                kept = pcapEffectiveSnapLength
+                anomalies.record(kind: "caplen_exceeds_snaplen", frame: framesRead + 1, offset: offset,
+                                 detail: "captured length \(captured) > snaplen \(pcapEffectiveSnapLength); \(captured - kept) bytes not used")
+            }
+            let data = UnsafeRawBufferPointer(rebasing: buffer.window[h ..< h + kept])
             buffer.consume(h + captured)
             framesRead += 1
             lastTimestampSeconds = Int64(seconds)
             let linkType = interfaces[0].linkType
             return Record(frame: framesRead, interface: 0, linkType: linkType,
                           timestamp: Int64(seconds) &* 1_000_000_000 &+ Int64(subseconds) &* pcapSubsecondScale,
-                          capturedLength: captured, originalLength: original, offset: offset, data: data)
+                          capturedLength: kept, originalLength: original, offset: offset, data: data)
         }
     }
 
