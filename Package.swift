@@ -41,6 +41,10 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
+        // libFuzzer target over reader + decoders + flows (scripts/fuzz.sh); a plain build
+        // replays inputs given on the command line.
+        .executableTarget(name: "phonehome-fuzz", dependencies: ["Analysis"], path: "Sources/phonehome-fuzz"),
+
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
         .testTarget(name: "CaptureTests", dependencies: ["Capture", "CPcap", "Wire", "Flows", "Analysis", "TestSupport"]),
         .testTarget(name: "FlowsTests", dependencies: ["Flows", "Wire", "Analysis", "Capture", "TestSupport"]),

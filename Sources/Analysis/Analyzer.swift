@@ -59,6 +59,8 @@ public struct InputSummary: Sendable {
     public var lastTimestamp: Int64?
     /// Set when the input could not be read at all (it then has no frames).
     public var error: String?
+    /// Set when a file found inside a directory input was not a capture (not an error).
+    public var skipped: String?
     public var seconds: Double = 0
 
     public init(name: String) { self.name = name }

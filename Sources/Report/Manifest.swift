@@ -75,6 +75,7 @@ public struct Manifest {
         w.field("size", input.size)
         w.field("sha256", input.sha256)
         if let error = input.error { w.field("error", error) }
+        if let skipped = input.skipped { w.field("skipped", skipped) }
         w.field("container", input.container)
         w.field("compression", input.compression)
         w.beginArray("link_types")

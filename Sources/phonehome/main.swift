@@ -68,7 +68,8 @@ struct Analyze: ParsableCommand {
         options.progress = !quiet
         options.hashInputs = !noInputHash
 
-        let paths = expand(inputs)
+        let expanded = expand(inputs)
+        let paths = expanded.map(\.path)
         do {
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         } catch {
@@ -85,8 +86,14 @@ struct Analyze: ParsableCommand {
         }
 
         var summaries: [InputSummary] = []
-        for (index, path) in paths.enumerated() {
-            let summary = analyzer.analyze(path: path, inputIndex: index)
+        for (index, item) in expanded.enumerated() {
+            var summary = analyzer.analyze(path: item.path, inputIndex: index)
+            // A file met inside a directory that is no capture (a README, a log for a later
+            // stage) is listed as skipped; a file named on the command line must be one.
+            if let error = summary.error, item.fromDirectory, summary.counts.frames == 0, error.contains("not a capture file") {
+                summary.skipped = error
+                summary.error = nil
+            }
             if let error = summary.error { FileHandle.standardError.write(Data("phonehome: \(error)\n".utf8)) }
             summaries.append(summary)
         }
@@ -110,8 +117,8 @@ struct Analyze: ParsableCommand {
     }
 
     /// Directories become their regular files, recursively, in name order.
-    func expand(_ inputs: [String]) -> [String] {
-        var out: [String] = []
+    func expand(_ inputs: [String]) -> [(path: String, fromDirectory: Bool)] {
+        var out: [(path: String, fromDirectory: Bool)] = []
         for input in inputs {
             var isDirectory: ObjCBool = false
             if input != "-", FileManager.default.fileExists(atPath: input, isDirectory: &isDirectory), isDirectory.boolValue {
@@ -122,10 +129,10 @@ struct Analyze: ParsableCommand {
                 for f in files {
                     var sub: ObjCBool = false
                     let path = base + "/" + f
-                    if FileManager.default.fileExists(atPath: path, isDirectory: &sub), !sub.boolValue { out.append(path) }
+                    if FileManager.default.fileExists(atPath: path, isDirectory: &sub), !sub.boolValue { out.append((path, true)) }
                 }
             } else {
-                out.append(input)
+                out.append((input, false))
             }
         }
         return out
@@ -135,6 +142,7 @@ struct Analyze: ParsableCommand {
         var lines: [String] = []
         for s in summaries {
             if let error = s.error { lines.append("  \(s.name): unreadable (\(error))"); continue }
+            if s.skipped != nil { lines.append("  \(s.name): skipped (not a capture)"); continue }
             var line = "  \(s.name): \(s.container)\(s.compression == "none" ? "" : "+" + s.compression), "
             line += "\(s.counts.frames) frames, \(s.flows) flows"
             if s.anomalies.total > 0 {

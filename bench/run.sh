@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Benchmark (not a test): phonehome against the read floor and tcpdump on the shared
+# ~2 GB capture, in one run, hot page cache. Builds the capture if it is missing.
+# Usage: bench/run.sh [CAPTURE]   (default: $PHONEHOME_BENCH or /tmp/phonehome-bench/bench.pcap)
+# Needs: apt-get install -y tcpreplay wireshark-common tcpdump ngrep
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cap=${1:-${PHONEHOME_BENCH:-/tmp/phonehome-bench/bench.pcap}}
+if [ ! -f "$cap" ]; then
+    mkdir -p "$(dirname "$cap")"
+    bash ../shared/bench/make_bench.sh "$cap"
+fi
+swift build -c release --product phonehome >/dev/null
+bin=.build/release/phonehome
+out=$(mktemp -d); trap 'rm -rf "$out"' EXIT
+mb=$(( $(stat -c %s "$cap") / 1000000 ))
+frames=$(capinfos -c -M "$cap" 2>/dev/null | awk -F: '/Number of packets/{gsub(/ /,"",$2); print $2}')
+cat "$cap" > /dev/null
+best() { # name, command... : best of 3 wall times, peak RSS of the best run
+    local name=$1; shift
+    local bs="" brss=""
+    for _ in 1 2 3; do
+        local tf; tf=$(mktemp)
+        /usr/bin/time -o "$tf" -f '%e %M' "$@" > /dev/null 2>&1 || true
+        read -r s k < <(tail -1 "$tf"); rm -f "$tf"
+        if [ -z "$bs" ] || awk -v a="$s" -v b="$bs" 'BEGIN{exit !(a<b)}'; then bs=$s; brss=$k; fi
+    done
+    echo "$name	$bs	$brss"
+}
+{
+best "cat (read floor)" cat "$cap"
+best "tcpdump -r X -w /dev/null" tcpdump -r "$cap" -w /dev/null
+best "phonehome analyze (flows, community_id; no input hash)" $bin analyze -q --no-input-hash "$cap" -o "$out/a"
+best "phonehome analyze (default: + SHA-256 of input)" $bin analyze -q "$cap" -o "$out/b"
+} > "$out/times.tsv"
+echo "capture: $cap, $mb MB, ${frames:-?} packets; $(nproc) cores; $(date -u +%Y-%m-%d)"
+awk -F'\t' -v mb="$mb" -v frames="${frames:-0}" '
+    NR==1 { floor=$2 } NR==2 { tcpdump=$2 }
+    { rows[NR]=$0; name[NR]=$1; s[NR]=$2; rss[NR]=$3 }
+    END {
+        printf "%-58s %8s %9s %9s %10s %12s %12s\n", "tool", "seconds", "MB/s", "Mpkt/s", "peak MB", "vs floor", "vs tcpdump"
+        for (i = 1; i <= NR; i++)
+            printf "%-58s %8.2f %9.0f %9.2f %10.0f %11.2fx %11.2fx\n", name[i], s[i], mb/s[i], frames/s[i]/1e6, rss[i]/1024, floor/s[i], tcpdump/s[i]
+    }' "$out/times.tsv"

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Installs the system libraries phonehome links (libpcap, PCRE2, Vectorscan, liblzma,
+# zlib) and the peer tools the tests compare against (tshark, tcpdump). Debian; as root
+# or through sudo.
+set -euo pipefail
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends \
+    pkg-config libpcap-dev libpcre2-dev libvectorscan-dev liblzma-dev zlib1g-dev \
+    xz-utils gzip tshark tcpdump >/dev/null
