@@ -1,0 +1,79 @@
+import Testing
+@testable import Wire
+
+/// A TCP SYN as Linux sends it (MSS, SACK-permitted, timestamps, window scale), written
+/// by hand; the IPv4 checksum is left 0 as checksum offload leaves it in captures.
+let tcpSYN: [UInt8] = [
+    0x00, 0x0d, 0x56, 0x3c, 0x4f, 0xd7, 0x00, 0x16, 0xcb, 0x92, 0x6e, 0x6b, 0x08, 0x00,
+    0x45, 0x00, 0x00, 0x3c, 0x6f, 0xc2, 0x40, 0x00, 0x40, 0x06, 0x00, 0x00,
+    0x8d, 0x8e, 0xdc, 0x76, 0xd0, 0x50, 0x98, 0xef,
+    0xc1, 0x56, 0x00, 0x50, 0x3d, 0x23, 0x7e, 0x7d, 0x00, 0x00, 0x00, 0x00,
+    0xa0, 0x02, 0x16, 0xd0, 0x00, 0x00, 0x00, 0x00,
+    0x02, 0x04, 0x05, 0xb4, 0x04, 0x02, 0x08, 0x0a, 0x00, 0x0b, 0x0e, 0x2e, 0x00, 0x00, 0x00, 0x00, 0x01, 0x03, 0x03, 0x07,
+]
+
+func decoded(_ bytes: [UInt8], link: UInt32 = LinkType.ethernet) -> Packet {
+    var p = Packet()
+    bytes.withUnsafeBytes { p.decode(linkType: link, frame: $0) }
+    return p
+}
+
+@Suite struct DecoderTests {
+    @Test func tcpSynFields() {
+        let p = decoded(tcpSYN)
+        #expect(p.network == .ipv4 && p.proto == IPProtocol.tcp && p.hasTransport)
+        #expect(p.src.description == "141.142.220.118" && p.dst.description == "208.80.152.239")
+        #expect(p.srcPort == 49494 && p.dstPort == 80)
+        #expect(p.tcpFlags == TCPFlag.syn && p.payload.count == 0)
+        #expect(p.note == .badIPv4Checksum)
+    }
+
+    /// Every truncation decodes what it can and reports the layer that failed.
+    @Test func everyPrefixIsClean() {
+        for n in 0...tcpSYN.count {
+            let p = decoded(Array(tcpSYN.prefix(n)))
+            if n < 14 { #expect(p.issue == .truncatedLinkHeader) }
+            else if n < 34 { #expect(p.issue == .truncatedIPHeader) }
+            else if n < 54 { #expect(p.issue == .truncatedTCPHeader) }
+        }
+    }
+
+    /// A zero-length TCP option is flagged, the packet still decoded.
+    @Test func zeroLengthTCPOption() {
+        var frame = tcpSYN
+        frame[54 + 1] = 0     // MSS option length 0
+        let p = decoded(frame)
+        #expect(p.note == .badTCPOption && p.hasTransport && p.dstPort == 80)
+    }
+
+    /// QinQ: the inner (customer) VLAN is kept; too many tags is an issue, not a trap.
+    @Test func vlanStacks() {
+        let body = Array(tcpSYN[14...])
+        let qinq = Array(tcpSYN[0..<12]) + [0x88, 0xa8, 0x00, 0x64, 0x81, 0x00, 0x00, 0x0a, 0x08, 0x00] + body
+        let p = decoded(qinq)
+        #expect(p.vlan == 10 && p.dstPort == 80)
+        var deep = Array(tcpSYN[0..<12])
+        for _ in 0..<20 { deep += [0x81, 0x00, 0x00, 0x01] }
+        deep += [0x08, 0x00] + body
+        #expect(decoded(deep).issue == .tooManyVLANTags)
+    }
+
+    /// 1000 IPv6 hop-by-hop headers stop at the limit.
+    @Test func ipv6ExtensionHeaderFlood() {
+        var payload: [UInt8] = []
+        for _ in 0..<1000 { payload += [0, 0, 0, 0, 0, 0, 0, 0] }   // next = hop-by-hop, length 8
+        let header: [UInt8] = [0x60, 0, 0, 0, UInt8(payload.count >> 8), UInt8(payload.count & 0xFF), 0, 64]
+            + [UInt8](repeating: 0, count: 15) + [1] + [UInt8](repeating: 0, count: 15) + [2]
+        let p = decoded(header + payload, link: LinkType.raw)
+        #expect(p.network == .ipv6 && p.issue == .tooManyIPv6ExtensionHeaders)
+    }
+
+    @Test func addressText() {
+        #expect(IPAddress("2001:0:4137:9e50:8000:f12a:b9c8:2815")?.description == "2001:0:4137:9e50:8000:f12a:b9c8:2815")
+        #expect(IPAddress("ff02::1:ff00:2")?.description == "ff02::1:ff00:2")
+        #expect(IPAddress("::")?.description == "::")
+        #expect(IPAddress("fe80:0:0:0:216:cbff:fe9a:4cb9")?.description == "fe80::216:cbff:fe9a:4cb9")
+        #expect(IPAddress("10.0.0.255")?.description == "10.0.0.255")
+        #expect(IPAddress("1.2.3") == nil && IPAddress("1::2::3") == nil)
+    }
+}
