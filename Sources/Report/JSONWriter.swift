@@ -105,18 +105,7 @@ public struct JSONWriter {
     public mutating func ipField(_ k: StaticString, _ address: IPAddress) {
         key(k)
         bytes.append(UInt8(ascii: "\""))
-        if address.isIPv4 {
-            let v = address.v4
-            for shift in [UInt32(24), 16, 8, 0] {
-                let octet = UInt8(truncatingIfNeeded: v >> shift)
-                if octet >= 100 { bytes.append(octet / 100 + 0x30) }
-                if octet >= 10 { bytes.append(octet / 10 % 10 + 0x30) }
-                bytes.append(octet % 10 + 0x30)
-                if shift != 0 { bytes.append(UInt8(ascii: ".")) }
-            }
-        } else {
-            bytes.append(contentsOf: address.description.utf8)
-        }
+        address.appendText(to: &bytes)
         bytes.append(UInt8(ascii: "\""))
         needsComma = true
     }

@@ -108,21 +108,29 @@ extension IPAddress {
     }
 }
 
+extension IPAddress {
+    /// Appends the address text to `out`; IPv4 byte by byte, since every conn line
+    /// formats two addresses.
+    public func appendText(to out: inout [UInt8]) {
+        guard isIPv4 else { out.append(contentsOf: description.utf8); return }
+        let v = v4
+        for shift in [UInt32(24), 16, 8, 0] {
+            let octet = UInt8(truncatingIfNeeded: v >> shift)
+            if octet >= 100 { out.append(octet / 100 + 0x30) }
+            if octet >= 10 { out.append(octet / 10 % 10 + 0x30) }
+            out.append(octet % 10 + 0x30)
+            if shift != 0 { out.append(UInt8(ascii: ".")) }
+        }
+    }
+}
+
 extension IPAddress: CustomStringConvertible {
     /// Dotted quad for IPv4; RFC 5952 text for IPv6 (lowercase, longest zero run as `::`).
     public var description: String {
         if isIPv4 {
-            // Built byte by byte: one conn line formats two addresses.
             var out: [UInt8] = []
             out.reserveCapacity(15)
-            let v = v4
-            for shift in [UInt32(24), 16, 8, 0] {
-                let octet = UInt8(truncatingIfNeeded: v >> shift)
-                if octet >= 100 { out.append(octet / 100 + 0x30) }
-                if octet >= 10 { out.append(octet / 10 % 10 + 0x30) }
-                out.append(octet % 10 + 0x30)
-                if shift != 0 { out.append(UInt8(ascii: ".")) }
-            }
+            appendText(to: &out)
             return String(decoding: out, as: UTF8.self)
         }
         var g = [UInt16](repeating: 0, count: 8)
