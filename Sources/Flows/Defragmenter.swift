@@ -38,6 +38,7 @@ public final class Defragmenter {
     public let limits: FragmentLimits
     var pending: [DatagramKey: Datagram] = [:]
     var heldBytes = 0
+    var nextExpiry = Int64.min
     public private(set) var overlaps = 0
     public private(set) var timeouts = 0
     public private(set) var limitDrops = 0
@@ -108,8 +109,11 @@ public final class Defragmenter {
         return reach >= total
     }
 
+    /// Sweeps at most once per second of capture time: a fragment flood must not make
+    /// every fragment walk the whole pending table.
     func expire(now: Int64) {
-        guard !pending.isEmpty else { return }
+        guard !pending.isEmpty, now >= nextExpiry else { return }
+        nextExpiry = now + 1_000_000_000
         let limit = limits.timeoutSeconds * 1_000_000_000
         for (key, d) in pending where now - d.firstTimestamp > limit {
             heldBytes -= d.held
