@@ -5,8 +5,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
+# Coverage + ASan on the Swift code, linked against libFuzzer's no-main library: SwiftPM
+# owns the executable's entry point, which calls LLVMFuzzerRunDriver itself.
+runtime=$(dirname "$(readlink -f "$(command -v swift)")")/../lib/clang
+fuzzer_lib=$(find "$runtime" -name 'libclang_rt.fuzzer_no_main-x86_64.a' | head -1)
 swift build --product phonehome-fuzz --scratch-path .build-fuzz \
-    -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING
+    -Xswiftc -sanitize=address -Xswiftc -sanitize-coverage=edge,trace-cmp,inline-8bit-counters,pc-table \
+    -Xswiftc -DFUZZING -Xlinker "$fuzzer_lib" -Xlinker -lstdc++
 mkdir -p fuzz-corpus fuzz-crashes
 seeds=(samples)
 [ -d ../shared/corpora/pcap ] && seeds+=(../shared/corpora/pcap)

@@ -10,13 +10,29 @@ func fuzzOne(_ bytes: [UInt8]) {
 }
 
 #if FUZZING
-/// libFuzzer entry point (build with -sanitize=fuzzer,address -DFUZZING; see README).
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
-    guard let data else { return 0 }
-    fuzzOne(Array(UnsafeBufferPointer(start: data, count: size)))
-    return 0
+/// libFuzzer's driver, from `libclang_rt.fuzzer_no_main` (see scripts/fuzz.sh). SwiftPM
+/// owns the executable's `main`, so libFuzzer's own `main` cannot be linked; this one
+/// hands the command line to the driver instead.
+@_silgen_name("LLVMFuzzerRunDriver")
+func LLVMFuzzerRunDriver(
+    _ argc: UnsafeMutablePointer<Int32>,
+    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
+    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32
+) -> Int32
+
+@main struct FuzzDriver {
+    static func main() {
+        var argc = CommandLine.argc
+        var argv = CommandLine.unsafeArgv
+        let status = LLVMFuzzerRunDriver(&argc, &argv) { data, size in
+            guard let data else { return 0 }
+            fuzzOne(Array(UnsafeBufferPointer(start: data, count: size)))
+            return 0
+        }
+        exit(status)
+    }
 }
+import Glibc
 #else
 import Foundation
 
