@@ -34,7 +34,13 @@ let package = Package(
             "Wire",
             .product(name: "Crypto", package: "swift-crypto"),
         ], swiftSettings: hotPath),
-        .target(name: "Analysis", dependencies: ["Capture", "Wire", "Flows"], swiftSettings: hotPath),
+        // Application-layer decoders: pure functions of their input (DNS, HTTP/1.x, TLS, QUIC).
+        .target(name: "Protocols", dependencies: [
+            "Wire", "CZlib",
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "CryptoExtras", package: "swift-crypto"),
+        ], swiftSettings: hotPath),
+        .target(name: "Analysis", dependencies: ["Capture", "Wire", "Flows", "Protocols"], swiftSettings: hotPath),
         .target(name: "Report", dependencies: ["Analysis", "Capture", "Wire", "Flows"], swiftSettings: hotPath),
         .executableTarget(name: "phonehome", dependencies: [
             "Analysis", "Report", "Capture",

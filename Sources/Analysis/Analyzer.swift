@@ -13,6 +13,9 @@ public struct AnalysisOptions: Sendable {
     public var progress = false
     /// Hash every input (SHA-256, for the chain of custody). Off only for measurements.
     public var hashInputs = true
+    /// Decode DNS, HTTP, TLS and QUIC (with TCP reassembly).
+    public var appLayer = true
+    public var appLimits = AppLimits()
     public init() {}
 }
 
@@ -55,6 +58,9 @@ public struct InputSummary: Sendable {
     public var fragmentsIncomplete = 0
     public var fragmentOverlaps = 0
     public var fragmentLimitDrops = 0
+    public var app = AppCounts()
+    public var reassemblyPeakBytes = 0
+    public var reassemblyCapGaps = 0
     public var firstTimestamp: Int64?
     public var lastTimestamp: Int64?
     /// Set when the input could not be read at all (it then has no frames).
@@ -70,11 +76,16 @@ public struct InputSummary: Sendable {
 public final class Analyzer {
     public let options: AnalysisOptions
     let filter: BPFFilter?
-    let flowSink: (Flow, EvictionReason) -> Void
+    let flowSink: (Flow, EvictionReason, FlowApplication?) -> Void
+    let events: AppEventSink?
+    /// Names learned from DNS answers, kept across inputs (captures of one network).
+    public let passiveDNS = PassiveDNS()
 
-    public init(options: AnalysisOptions, flowSink: @escaping (Flow, EvictionReason) -> Void) throws(FilterError) {
+    public init(options: AnalysisOptions, events: AppEventSink? = nil,
+                flowSink: @escaping (Flow, EvictionReason, FlowApplication?) -> Void) throws(FilterError) {
         self.options = options
         self.flowSink = flowSink
+        self.events = events
         filter = try options.filter.map { expression throws(FilterError) in try BPFFilter(expression) }
     }
 
@@ -135,10 +146,14 @@ public final class Analyzer {
         summary.container = reader.format.rawValue
         summary.compression = reader.compression.rawValue
 
-        let tracker = FlowTracker(limits: options.flowLimits, sink: flowSink)
+        let app = options.appLayer ? AppLayer(limits: options.appLimits, sink: events, passiveDNS: passiveDNS) : nil
+        let sink = flowSink
+        let tracker = FlowTracker(limits: options.flowLimits) { flow, reason in
+            sink(flow, reason, app?.close(flow))
+        }
         tracker.input = inputIndex
         let defragmenter = Defragmenter(limits: options.fragmentLimits)
-        var run = PacketRun(summary: summary, tracker: tracker, defragmenter: defragmenter)
+        var run = PacketRun(summary: summary, tracker: tracker, defragmenter: defragmenter, app: app)
 
         var packet = Packet()
         while let record = reader.next() {
@@ -164,6 +179,12 @@ public final class Analyzer {
         // Capture-level anomalies first, then decode anomalies, each in file order.
         var merged = reader.anomalies
         merged.merge(run.decodeAnomalies)
+        if let app {
+            merged.merge(app.anomalies)
+            summary.app = app.counts
+            summary.reassemblyPeakBytes = app.budget.peakBufferedBytes
+            summary.reassemblyCapGaps = app.budget.capGaps
+        }
         summary.anomalies = merged
         if run.firstTimestamp <= run.lastTimestamp {
             summary.firstTimestamp = run.firstTimestamp
@@ -191,15 +212,17 @@ struct PacketRun {
     var summary: InputSummary
     let tracker: FlowTracker
     let defragmenter: Defragmenter
+    let app: AppLayer?
     var counts = PacketCounts()
     var decodeAnomalies = AnomalyLog()
     var firstTimestamp = Int64.max
     var lastTimestamp = Int64.min
 
-    init(summary: InputSummary, tracker: FlowTracker, defragmenter: Defragmenter) {
+    init(summary: InputSummary, tracker: FlowTracker, defragmenter: Defragmenter, app: AppLayer?) {
         self.summary = summary
         self.tracker = tracker
         self.defragmenter = defragmenter
+        self.app = app
     }
 
     /// Decodes a record and accounts it, following UDP-carried tunnels to their inner
@@ -273,7 +296,12 @@ struct PacketRun {
         case IPProtocol.icmp, IPProtocol.icmpv6: counts.icmp &+= 1
         default: counts.otherTransport &+= 1
         }
-        return tracker.track(p, timestamp: record.timestamp, frame: record.frame, ipBytes: p.ipTotalLength)
+        let index = tracker.track(p, timestamp: record.timestamp, frame: record.frame, ipBytes: p.ipTotalLength)
+        if let app {
+            app.packet(p, flow: tracker.table.flow(at: index), timestamp: record.timestamp, frame: record.frame,
+                       offset: record.offset)
+        }
+        return index
     }
 
     mutating func noteIssue(_ issue: DecodeIssue, _ record: Record) {

@@ -3,7 +3,7 @@
 /// place with no per-record copy or allocation.
 final class RecordBuffer {
     /// Initial window; enough for hundreds of typical records per refill.
-    static let initialCapacity = 4 << 20
+    static let initialCapacity = 256 << 10
     /// Largest single record or block the window grows to hold. pcapng blocks can be large
     /// (name resolution, custom blocks), but beyond this a length is treated as corrupt.
     static let maxCapacity = 64 << 20

@@ -75,6 +75,8 @@ public struct Flow: Sendable {
     var responderSeqKnown = false
     /// The tunnel this UDP flow carries, if any (Zeek's service for carrier flows).
     public var tunnel: TunnelKind = .none
+    /// Application-layer session of this flow (Analysis): -1 none yet, -2 not parsed.
+    public var session: Int32 = -1
     /// The flow's originator was decided against the first packet's direction.
     public var flipped = false
     /// Index of the input the flow came from (flows never span inputs).

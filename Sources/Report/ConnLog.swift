@@ -1,3 +1,4 @@
+import Analysis
 import Flows
 import Wire
 
@@ -16,7 +17,7 @@ public final class ConnLog {
         file = try OutputFile(directory: directory, name: "conn.jsonl")
     }
 
-    public func write(_ flow: Flow, _ reason: EvictionReason) {
+    public func write(_ flow: Flow, _ reason: EvictionReason, _ app: FlowApplication? = nil) {
         writer.reset()
         writer.beginObject()
         writer.timeField("@timestamp", flow.firstTimestamp)
@@ -36,11 +37,13 @@ public final class ConnLog {
         writer.beginObject("destination")
         writer.ipField("ip", flow.responderAddress)
         if hasPorts(flow) { writer.field("port", Int(flow.responderPort)) }
+        if let domain = app?.domain { writer.field("domain", domain) }
         writer.field("packets", flow.responderPackets)
         writer.field("bytes", flow.responderIPBytes)
         writer.endObject()
         writer.beginObject("network")
         writeTransport(flow.key.proto)
+        if let service = app?.service { writer.plainField("protocol", service) }
         if flow.originatorAddress.isIPv4 { writer.field("type", literal: "ipv4") } else { writer.field("type", literal: "ipv6") }
         writer.plainField("community_id", flow.communityID)
         writer.field("packets", flow.originatorPackets + flow.responderPackets)
@@ -67,6 +70,12 @@ public final class ConnLog {
         writer.field("first_frame", flow.firstFrame)
         writer.field("last_frame", flow.lastFrame)
         if flow.tunnel != .none { writer.field("tunnel", flow.tunnel.name) }
+        if let app {
+            if let source = app.domainSource { writer.plainField("domain_source", source) }
+            if app.originatorMissedBytes + app.responderMissedBytes > 0 {
+                writer.field("missed_bytes", app.originatorMissedBytes + app.responderMissedBytes)
+            }
+        }
         writer.plainField("closed_by", reason.rawValue)
         writer.endObject()
         writer.endObject()

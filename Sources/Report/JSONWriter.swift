@@ -132,6 +132,31 @@ public struct JSONWriter {
         bytes.append(UInt8(ascii: "\""))
         needsComma = true
     }
+    /// Bytes from the wire as a string: valid UTF-8 as it is (JSON-escaped); when the
+    /// bytes are not UTF-8, every byte from 0x80 up becomes the text `\\xNN`, as Zeek
+    /// writes them, so nothing is silently replaced.
+    public mutating func bytesField(_ k: StaticString, _ value: [UInt8]) { key(k); bytesString(value) }
+
+    public mutating func bytesString(_ value: [UInt8]) {
+        if let text = String(validating: value, as: UTF8.self) {
+            string(text)
+            return
+        }
+        separator()
+        var escaped = ""
+        let hex = Array("0123456789abcdef")
+        for b in value {
+            if b < 0x80 {
+                escaped.unicodeScalars.append(Unicode.Scalar(b))
+            } else {
+                escaped += "\\x"
+                escaped.append(hex[Int(b >> 4)])
+                escaped.append(hex[Int(b & 0xF)])
+            }
+        }
+        appendQuoted(escaped)
+    }
+
     public mutating func field(_ k: StaticString, _ value: Int) { key(k); int(value) }
     public mutating func field(_ k: StaticString, _ value: Int64) { key(k); int(Int(value)) }
     public mutating func field(_ k: StaticString, _ value: Bool) { key(k); raw(value ? "true" : "false") }

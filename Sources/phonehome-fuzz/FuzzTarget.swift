@@ -5,7 +5,7 @@ import Analysis
 func fuzzOne(_ bytes: [UInt8]) {
     var options = AnalysisOptions()
     options.flowLimits.maxFlows = 1024
-    guard let analyzer = try? Analyzer(options: options, flowSink: { _, _ in }) else { return }
+    guard let analyzer = try? Analyzer(options: options, flowSink: { _, _, _ in }) else { return }
     _ = analyzer.analyze(name: "fuzz", bytes: bytes)
 }
 

@@ -78,9 +78,12 @@ struct Analyze: ParsableCommand {
         let conn: ConnLog
         do { conn = try ConnLog(directory: out) } catch { fail("\(error)", ExitStatus.outputFailed) }
         conn.inputNames = paths
+        let appLogs: AppLogs
+        do { appLogs = try AppLogs(directory: out) } catch { fail("\(error)", ExitStatus.outputFailed) }
+        appLogs.inputNames = paths
         let analyzer: Analyzer
         do {
-            analyzer = try Analyzer(options: options) { flow, reason in conn.write(flow, reason) }
+            analyzer = try Analyzer(options: options, events: appLogs) { flow, reason, app in conn.write(flow, reason, app) }
         } catch {
             throw ValidationError(error.description)
         }
@@ -100,19 +103,24 @@ struct Analyze: ParsableCommand {
 
         do {
             try conn.commit()
+            try appLogs.commit()
             let anomalies = try OutputFile(directory: out, name: "anomalies.jsonl")
             anomalies.write(renderAnomalies(summaries))
             try anomalies.commit()
             let manifest = Manifest(command: CommandLine.arguments.map { ($0 as NSString).lastPathComponent == "phonehome" ? "phonehome" : $0 },
                                     started: started, finished: Date(), inputs: summaries, filter: filter,
-                                    options: options, outputs: ["conn.jsonl": conn.lines])
+                                    options: options, outputs: ["conn.jsonl": conn.lines, "dns.jsonl": appLogs.dnsLines,
+                                              "http.jsonl": appLogs.httpLines, "tls.jsonl": appLogs.tlsLines])
             let file = try OutputFile(directory: out, name: "manifest.json")
             file.write(manifest.render())
             try file.commit()
         } catch {
             fail("\(error)", ExitStatus.outputFailed)
         }
-        if !quiet { printSummary(summaries, conn.lines, Date().timeIntervalSince(started)) }
+        if !quiet {
+            printSummary(summaries, conn.lines, Date().timeIntervalSince(started))
+            print("  names: \(appLogs.dnsLines) DNS transactions, \(appLogs.httpLines) HTTP requests, \(appLogs.tlsLines) TLS/QUIC handshakes")
+        }
         if summaries.contains(where: { $0.error != nil }) { throw ExitCode(ExitStatus.inputUnreadable) }
     }
 
@@ -156,7 +164,7 @@ struct Analyze: ParsableCommand {
         print("phonehome: \(summaries.count) input(s), \(frames) frames, \(flows) flows in \(String(format: "%.2f", seconds)) s"
               + (seconds > 0 ? String(format: " (%.0f MB/s)", Double(bytes) / 1e6 / seconds) : ""))
         for l in lines { print(l) }
-        print("  evidence: \(out)/manifest.json, \(out)/conn.jsonl, \(out)/anomalies.jsonl")
+        print("  evidence: \(out)/manifest.json, conn.jsonl, dns.jsonl, http.jsonl, tls.jsonl, anomalies.jsonl")
     }
 
     func fail(_ message: String, _ status: Int32) -> Never {

@@ -8,7 +8,7 @@ import TestSupport
     /// Every prefix of the sample (1-byte steps) and of small corpus files decodes or
     /// fails cleanly through reader, decoders and flow table.
     @Test func everyTruncationIsClean() throws {
-        let analyzer = try Analyzer(options: AnalysisOptions()) { _, _ in }
+        let analyzer = try Analyzer(options: AnalysisOptions()) { _, _, _ in }
         var inputs: [[UInt8]] = [SampleCapture.workstation()]
         if Corpus.isAvailable {
             for name in ["zeek/tunnels__gre-sample.pcap", "zeek/tunnels__ayiya3.trace", "derived/linux_dlt_sll2.pcapng",

@@ -21,7 +21,7 @@ import TestSupport
     /// The sample's flows, as an analyst reading conn.jsonl would list them.
     @Test func sampleFlows() throws {
         var flows: [(String, String)] = []
-        let analyzer = try Analyzer(options: AnalysisOptions()) { flow, _ in
+        let analyzer = try Analyzer(options: AnalysisOptions()) { flow, _, _ in
             flows.append(("\(flow.originatorAddress):\(flow.originatorPort)>\(flow.responderAddress):\(flow.responderPort)/\(flow.key.proto)",
                           flow.connState))
         }

@@ -36,7 +36,7 @@ import Wire
         p.waitUntilExit()
         let theirs = Set(text.split(separator: "\n").map(String.init).filter { $0.hasPrefix("1:") })
         var ours = Set<String>()
-        let analyzer = try Analyzer(options: AnalysisOptions()) { flow, _ in ours.insert(flow.communityID) }
+        let analyzer = try Analyzer(options: AnalysisOptions()) { flow, _, _ in ours.insert(flow.communityID) }
         _ = analyzer.analyze(path: capture.path, inputIndex: 0)
         print("community_id: \(ours.count) ours, \(theirs.count) tshark, \(ours.intersection(theirs).count) shared")
         #expect(!theirs.isEmpty)
@@ -63,7 +63,7 @@ import Wire
             }
             let expected = Set(rows.map { [$0[1], $0[2], $0[3], $0[4], $0[5]] })
             var ours = Set<[String]>()
-            let analyzer = try Analyzer(options: AnalysisOptions()) { flow, _ in
+            let analyzer = try Analyzer(options: AnalysisOptions()) { flow, _, _ in
                 let proto: String
                 switch flow.key.proto {
                 case IPProtocol.tcp: proto = "tcp"

@@ -1,0 +1,88 @@
+import Flows
+import Protocols
+import Wire
+
+/// Where an application-layer event was seen: its flow (as it was at the time), the
+/// first frame and time, and the input it came from.
+public struct EventOrigin: Sendable {
+    public var flow: Flow
+    public var frame: Int
+    public var timestamp: Int64
+    /// The event's sender is the flow's originator.
+    public var fromOriginator: Bool = true
+}
+
+/// One DNS query and its response (Zeek's dns.log row), either side possibly missing.
+public struct DNSTransaction: Sendable {
+    public var origin: EventOrigin
+    public var query: DNSMessage?
+    public var response: DNSMessage?
+    public var responseFrame: Int?
+    public var responseTimestamp: Int64?
+    /// "dns", "mdns" or "llmnr", from the port.
+    public var flavour: String
+    public var message: DNSMessage? { query ?? response }
+}
+
+/// One HTTP request and its response.
+public struct HTTPTransaction: Sendable {
+    public var origin: EventOrigin
+    public var request: HTTPHead?
+    public var requestBody: HTTPBody?
+    public var response: HTTPHead?
+    public var responseBody: HTTPBody?
+    public var responseFrame: Int?
+}
+
+/// The hellos of one TLS connection or QUIC handshake.
+public struct TLSHandshake: Sendable {
+    public var origin: EventOrigin
+    public var quic: Bool
+    public var client: ClientHello?
+    public var server: ServerHello?
+    public var serverFrame: Int?
+}
+
+/// What an application-layer session adds to its flow's conn line.
+public struct FlowApplication: Sendable {
+    /// Zeek's service names: dns, http, ssl, quic.
+    public var service: String?
+    /// Name the software asked for: TLS SNI, HTTP Host, or passive DNS for the address.
+    public var domain: String?
+    /// Where `domain` came from: sni, http_host, dns.
+    public var domainSource: String?
+    public var originatorMissedBytes = 0
+    public var responderMissedBytes = 0
+    public init() {}
+}
+
+/// Receives application-layer events as they complete, in capture order.
+public protocol AppEventSink: AnyObject {
+    func dns(_ t: DNSTransaction)
+    func http(_ t: HTTPTransaction)
+    func tls(_ t: TLSHandshake)
+}
+
+/// IP → names learned from DNS answers, with the time each was last seen. Bounded:
+/// beyond `capacity` addresses the table is cleared of its older half.
+public final class PassiveDNS {
+    public let capacity: Int
+    struct Entry { var name: [UInt8]; var seen: Int64 }
+    var table: [IPAddress: Entry] = [:]
+    public private(set) var evictions = 0
+
+    public init(capacity: Int = 1 << 20) { self.capacity = capacity }
+
+    public var count: Int { table.count }
+
+    func learn(_ address: IPAddress, name: [UInt8], at time: Int64) {
+        if table.count >= capacity && table[address] == nil {
+            let cut = table.values.map(\.seen).sorted()[table.count / 2]
+            table = table.filter { $0.value.seen > cut }
+            evictions += 1
+        }
+        table[address] = Entry(name: name, seen: time)
+    }
+
+    public func name(for address: IPAddress) -> [UInt8]? { table[address]?.name }
+}

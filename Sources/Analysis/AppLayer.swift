@@ -1,0 +1,507 @@
+import Capture
+import Flows
+import Protocols
+import Wire
+
+/// Limits of the application layer, reported in the manifest when hit.
+public struct AppLimits: Sendable {
+    public var reassembly = ReassemblyLimits()
+    public var http = HTTPLimits()
+    /// DNS queries awaiting an answer in one flow.
+    public var dnsPendingPerFlow = 256
+    /// Payload packets looked at before a flow of unknown protocol is left alone.
+    public var classifyPackets = 8
+    public init() {}
+}
+
+/// Protocol state of one flow. A class, so the flow table stays plain values and only
+/// flows that speak a parsed protocol pay for one.
+final class Session {
+    enum Kind: UInt8 { case dns, http, tls, quic }
+    let kind: Kind
+    var origin: EventOrigin
+    var originator = TCPStream()
+    var responder = TCPStream()
+
+    // DNS
+    var dnsPending: [UInt16: (DNSMessage, Int, Int64)] = [:]
+    var dnsStream: [[UInt8]] = [[], []]       // DNS over TCP: unparsed bytes per direction
+    var dnsStreamBroken = [false, false]
+    var flavour = "dns"
+
+    // HTTP
+    var httpRequests: HTTPParser?
+    var httpResponses: HTTPParser?
+    var httpOpen: [HTTPTransaction] = []      // requests waiting for responses, in order
+    var httpCurrentResponse: HTTPTransaction?
+    var httpTunnel = false
+
+    // TLS (also after an HTTP CONNECT) and QUIC
+    var tlsClient = TLSHelloCollector()
+    var tlsServer = TLSHelloCollector()
+    var tls: TLSHandshake?
+    var tlsEmitted = false
+    var quicKeys: QUICInitialKeys?
+    var quicDCID: [UInt8] = []
+    var quicCrypto = CryptoStream()
+    var quicDone = false
+
+    // Summary for the conn line
+    var service: String?
+    var serverName: [UInt8]?
+    var httpHost: [UInt8]?
+
+    init(kind: Kind, origin: EventOrigin) {
+        self.kind = kind
+        self.origin = origin
+    }
+}
+
+/// Runs the application-layer decoders over the flows of one input: picks a protocol
+/// per flow from ports and first bytes, reassembles TCP, pairs requests with answers,
+/// and hands finished transactions to the sink.
+final class AppLayer {
+    let limits: AppLimits
+    let sink: AppEventSink?
+    let passiveDNS: PassiveDNS
+    let budget: ReassemblyBudget
+    var sessions: [Session?] = []
+    var free: [Int32] = []
+    var events: [HTTPEvent] = []
+    var anomalies = AnomalyLog()
+    var counts = AppCounts()
+    var currentFrame = 0
+    var currentOffset: Int64 = 0
+
+    init(limits: AppLimits, sink: AppEventSink?, passiveDNS: PassiveDNS) {
+        self.limits = limits
+        self.sink = sink
+        self.passiveDNS = passiveDNS
+        budget = ReassemblyBudget(limits: limits.reassembly)
+    }
+
+    // MARK: Packets
+
+    /// One decoded packet of the flow at `flow`.
+    @inline(__always)
+    func packet(_ p: Packet, flow: UnsafeMutablePointer<Flow>, timestamp: Int64, frame: Int, offset: Int64) {
+        let state = flow.pointee.session
+        if state == -2 { return }
+        let isTCP = p.proto == IPProtocol.tcp
+        guard isTCP || p.proto == IPProtocol.udp else { return }
+        if state == -1 && p.claimedPayloadLength == 0 { return }
+        currentFrame = frame
+        currentOffset = offset
+        let fromOriginator = p.src == flow.pointee.originatorAddress && p.srcPort == flow.pointee.originatorPort
+        let session: Session
+        if state >= 0, let s = sessions[Int(state)] {
+            session = s
+        } else {
+            guard let kind = classify(p, fromOriginator: fromOriginator, flow: flow) else { return }
+            session = Session(kind: kind, origin: EventOrigin(flow: flow.pointee, frame: frame, timestamp: timestamp,
+                                                              fromOriginator: fromOriginator))
+            if kind == .dns {
+                let ports = (p.srcPort, p.dstPort)
+                if ports.0 == 5353 || ports.1 == 5353 { session.flavour = "mdns" }
+                else if ports.0 == 5355 || ports.1 == 5355 { session.flavour = "llmnr" }
+            }
+            session.service = kind == .tls ? "ssl" : kind == .dns ? "dns" : kind == .http ? "http" : "quic"
+            if kind == .http {
+                session.httpRequests = HTTPParser(isRequest: true, limits: limits.http)
+                session.httpResponses = HTTPParser(isRequest: false, limits: limits.http)
+            }
+            flow.pointee.session = store(session)
+            counts.sessions += 1
+        }
+        session.origin.flow = flow.pointee
+        if isTCP {
+            tcp(p, session, fromOriginator: fromOriginator, timestamp: timestamp, frame: frame)
+        } else if session.kind == .dns {
+            dnsMessage(p.payload, session, fromOriginator: fromOriginator, timestamp: timestamp, frame: frame)
+        } else if session.kind == .quic {
+            quic(p.payload, session, fromOriginator: fromOriginator, timestamp: timestamp, frame: frame)
+        }
+    }
+
+    func store(_ session: Session) -> Int32 {
+        if let slot = free.popLast() {
+            sessions[Int(slot)] = session
+            return slot
+        }
+        sessions.append(session)
+        return Int32(sessions.count - 1)
+    }
+
+    /// Decides the protocol of a flow from its first payload; nil while undecided, and
+    /// the flow is marked as not parsed after `classifyPackets` payloads.
+    func classify(_ p: Packet, fromOriginator: Bool, flow: UnsafeMutablePointer<Flow>) -> Session.Kind? {
+        let b = p.payload
+        let ports = (p.srcPort, p.dstPort)
+        func onPort(_ port: UInt16) -> Bool { ports.0 == port || ports.1 == port }
+        if p.proto == IPProtocol.udp {
+            if onPort(53) || onPort(5353) || onPort(5355) {
+                if b.count >= 12 { return .dns }
+            } else if QUICDecoder.looksLikeInitial(b) && fromOriginator {
+                return .quic
+            }
+            flow.pointee.session = -2
+            return nil
+        }
+        if onPort(53) && !HTTPParser.looksLikeRequest(b) { return .dns }
+        if TLSHelloCollector.looksLikeTLS(b) { return .tls }
+        if fromOriginator ? HTTPParser.looksLikeRequest(b) : HTTPParser.looksLikeResponse(b) { return .http }
+        // Undecided: look again at the next payloads (the server may speak first, or the
+        // capture began mid-stream), then leave the flow alone.
+        if flow.pointee.originatorPackets + flow.pointee.responderPackets > limits.classifyPackets * 2 {
+            flow.pointee.session = -2
+        }
+        return nil
+    }
+
+    // MARK: TCP
+
+    func tcp(_ p: Packet, _ s: Session, fromOriginator: Bool, timestamp: Int64, frame: Int) {
+        let syn = p.tcpFlags & TCPFlag.syn != 0, fin = p.tcpFlags & TCPFlag.fin != 0
+        let budget = self.budget
+        if p.tcpFlags & TCPFlag.ack != 0 {
+            if fromOriginator {
+                s.responder.acknowledged(p.ack, budget: budget) { deliver($0, s, fromOriginator: false, timestamp, frame) }
+            } else {
+                s.originator.acknowledged(p.ack, budget: budget) { deliver($0, s, fromOriginator: true, timestamp, frame) }
+            }
+        }
+        if fromOriginator {
+            s.originator.segment(seq: p.seq, syn: syn, fin: fin, captured: p.payload, claimedLength: p.claimedPayloadLength,
+                                 budget: budget) { deliver($0, s, fromOriginator: true, timestamp, frame) }
+        } else {
+            s.responder.segment(seq: p.seq, syn: syn, fin: fin, captured: p.payload, claimedLength: p.claimedPayloadLength,
+                                budget: budget) { deliver($0, s, fromOriginator: false, timestamp, frame) }
+        }
+    }
+
+    /// In-order stream bytes (or a gap) for the session's parser.
+    func deliver(_ chunk: StreamChunk, _ s: Session, fromOriginator: Bool, _ timestamp: Int64, _ frame: Int) {
+        switch s.kind {
+        case .http:
+            httpChunk(chunk, s, fromOriginator: fromOriginator, timestamp, frame)
+        case .tls:
+            if case .data(let bytes) = chunk { tlsData(bytes, s, fromOriginator: fromOriginator, timestamp, frame, quic: false) }
+        case .dns:
+            dnsStreamChunk(chunk, s, fromOriginator: fromOriginator, timestamp, frame)
+        case .quic:
+            break
+        }
+    }
+
+    // MARK: DNS
+
+    func dnsMessage(_ bytes: UnsafeRawBufferPointer, _ s: Session, fromOriginator: Bool, timestamp: Int64, frame: Int) {
+        guard let m = DNSMessage.decode(bytes) else {
+            anomaly("dns_truncated_header")
+            return
+        }
+        counts.dnsMessages += 1
+        if let issue = m.issue { anomaly("dns_" + issue) }
+        if m.isResponse {
+            for r in m.answers {
+                if case .address(let a) = r.data {
+                    passiveDNS.learn(a, name: m.questions.first?.name ?? r.name, at: timestamp)
+                }
+            }
+            var t: DNSTransaction
+            if let pending = s.dnsPending.removeValue(forKey: m.id) {
+                var origin = s.origin
+                origin.frame = pending.1
+                origin.timestamp = pending.2
+                t = DNSTransaction(origin: origin, query: pending.0, flavour: s.flavour)
+            } else {
+                var origin = s.origin
+                origin.frame = frame
+                origin.timestamp = timestamp
+                origin.fromOriginator = fromOriginator
+                t = DNSTransaction(origin: origin, query: nil, flavour: s.flavour)
+            }
+            t.response = m
+            t.responseFrame = frame
+            t.responseTimestamp = timestamp
+            sink?.dns(t)
+        } else {
+            if let old = s.dnsPending[m.id] {
+                // Same id asked again before an answer (a retry): the first stands alone.
+                emitUnanswered(old, s)
+            } else if s.dnsPending.count >= limits.dnsPendingPerFlow {
+                let oldest = s.dnsPending.min { $0.value.1 < $1.value.1 }!
+                s.dnsPending.removeValue(forKey: oldest.key)
+                emitUnanswered(oldest.value, s)
+                counts.dnsPendingDropped += 1
+            }
+            s.dnsPending[m.id] = (m, frame, timestamp)
+        }
+    }
+
+    func emitUnanswered(_ q: (DNSMessage, Int, Int64), _ s: Session) {
+        var origin = s.origin
+        origin.frame = q.1
+        origin.timestamp = q.2
+        sink?.dns(DNSTransaction(origin: origin, query: q.0, flavour: s.flavour))
+    }
+
+    /// DNS over TCP: 2-byte length prefix, several messages per segment or one message
+    /// over several (RFC 1035 §4.2.2).
+    func dnsStreamChunk(_ chunk: StreamChunk, _ s: Session, fromOriginator: Bool, _ timestamp: Int64, _ frame: Int) {
+        let d = fromOriginator ? 0 : 1
+        guard !s.dnsStreamBroken[d] else { return }
+        switch chunk {
+        case .gap:
+            s.dnsStreamBroken[d] = true   // framing lost
+            s.dnsStream[d] = []
+        case .data(let bytes):
+            s.dnsStream[d].append(contentsOf: bytes)
+            var buffer = s.dnsStream[d]
+            var consumed = 0
+            while buffer.count - consumed >= 2 {
+                let length = Int(buffer[consumed]) << 8 | Int(buffer[consumed + 1])
+                guard buffer.count - consumed - 2 >= length else { break }
+                buffer.withUnsafeBytes { all in
+                    dnsMessage(UnsafeRawBufferPointer(rebasing: all[(consumed + 2) ..< (consumed + 2 + length)]), s,
+                               fromOriginator: fromOriginator, timestamp: timestamp, frame: frame)
+                }
+                consumed += 2 + length
+            }
+            if consumed > 0 { buffer.removeFirst(consumed) }
+            s.dnsStream[d] = buffer
+        }
+    }
+
+    // MARK: HTTP
+
+    func httpChunk(_ chunk: StreamChunk, _ s: Session, fromOriginator: Bool, _ timestamp: Int64, _ frame: Int) {
+        if s.httpTunnel {
+            // After CONNECT: the tunnel usually carries TLS; its hello names the target.
+            if case .data(let bytes) = chunk { tlsData(bytes, s, fromOriginator: fromOriginator, timestamp, frame, quic: false) }
+            return
+        }
+        events.removeAll(keepingCapacity: true)
+        if fromOriginator {
+            guard var parser = s.httpRequests else { return }
+            switch chunk {
+            case .data(let bytes): parser.feed(bytes, &events)
+            case .gap(let n): parser.gap(n, &events)
+            }
+            s.httpRequests = parser
+        } else {
+            guard var parser = s.httpResponses else { return }
+            switch chunk {
+            case .data(let bytes): parser.feed(bytes, &events)
+            case .gap(let n): parser.gap(n, &events)
+            }
+            s.httpResponses = parser
+        }
+        handleHTTPEvents(s, fromOriginator: fromOriginator, timestamp, frame)
+    }
+
+    func handleHTTPEvents(_ s: Session, fromOriginator: Bool, _ timestamp: Int64, _ frame: Int) {
+        for event in events {
+            switch event {
+            case .head(let head):
+                if fromOriginator {
+                    var origin = s.origin
+                    origin.frame = frame
+                    origin.timestamp = timestamp
+                    s.httpOpen.append(HTTPTransaction(origin: origin, request: head))
+                    if s.httpHost == nil, let host = head.header("host") { s.httpHost = host }
+                    let method = lowered(head.method)
+                    let kind: RequestKind = method == Array("head".utf8) ? .head : method == Array("connect".utf8) ? .connect : .normal
+                    if s.httpResponses?.pendingRequests.count ?? 0 < limits.http.maxPending {
+                        s.httpResponses?.pendingRequests.append(kind)
+                    }
+                    if method == Array("connect".utf8), s.httpHost == nil { s.httpHost = head.uri }
+                } else {
+                    var t: HTTPTransaction
+                    if !s.httpOpen.isEmpty {
+                        t = s.httpOpen.removeFirst()
+                    } else {
+                        var origin = s.origin
+                        origin.frame = frame
+                        origin.timestamp = timestamp
+                        origin.fromOriginator = false
+                        t = HTTPTransaction(origin: origin)
+                    }
+                    t.response = head
+                    t.responseFrame = frame
+                    if let pending = s.httpCurrentResponse { emitHTTP(pending) }
+                    s.httpCurrentResponse = t
+                }
+            case .body(let body):
+                if fromOriginator {
+                    if !s.httpOpen.isEmpty { s.httpOpen[s.httpOpen.count - 1].requestBody = body }
+                } else if var t = s.httpCurrentResponse {
+                    t.responseBody = body
+                    s.httpCurrentResponse = nil
+                    emitHTTP(t)
+                }
+                if let issue = body.issue { anomaly("http_" + issue) }
+            case .tunnel:
+                if !fromOriginator {
+                    if let t = s.httpCurrentResponse { emitHTTP(t); s.httpCurrentResponse = nil }
+                    s.httpTunnel = true
+                }
+            case .failure(let why):
+                anomaly("http_" + why)
+            }
+        }
+        // Requests beyond the pipelining bound are logged without waiting.
+        while s.httpOpen.count > limits.http.maxPending { emitHTTP(s.httpOpen.removeFirst()) }
+    }
+
+    func emitHTTP(_ t: HTTPTransaction) {
+        counts.httpTransactions += 1
+        sink?.http(t)
+    }
+
+    // MARK: TLS / QUIC
+
+    func tlsData(_ bytes: UnsafeRawBufferPointer, _ s: Session, fromOriginator: Bool, _ timestamp: Int64, _ frame: Int, quic: Bool) {
+        if s.tlsEmitted { return }
+        let hello: (type: UInt8, body: [UInt8])?
+        if fromOriginator {
+            guard s.tlsClient.state == .collecting else { return }
+            if s.tlsClient.records == 0 && !TLSHelloCollector.looksLikeTLS(bytes) && bytes.count >= 3 {
+                s.tlsClient = TLSHelloCollector()
+            }
+            hello = s.tlsClient.feed(bytes)
+            if case .notTLS(let why) = s.tlsClient.state { anomaly("tls_" + why) }
+        } else {
+            guard s.tlsServer.state == .collecting else { return }
+            hello = s.tlsServer.feed(bytes)
+            if case .notTLS(let why) = s.tlsServer.state { anomaly("tls_" + why) }
+        }
+        guard let hello else { return }
+        handshakeMessage(hello, s, fromOriginator: fromOriginator, timestamp, frame, quic: quic)
+    }
+
+    func handshakeMessage(_ hello: (type: UInt8, body: [UInt8]), _ s: Session, fromOriginator: Bool,
+                          _ timestamp: Int64, _ frame: Int, quic: Bool) {
+        if s.tls == nil {
+            var origin = s.origin
+            origin.frame = frame
+            origin.timestamp = timestamp
+            s.tls = TLSHandshake(origin: origin, quic: quic)
+        }
+        let decoded: Bool = hello.body.withUnsafeBytes { body in
+            if hello.type == 1 {
+                guard let ch = ClientHello.decode(body) else { return false }
+                s.tls?.client = ch
+                if let sni = ch.serverName, s.serverName == nil { s.serverName = sni }
+                if s.kind == .http { s.service = "http,ssl" }
+                return true
+            } else if hello.type == 2 {
+                guard let sh = ServerHello.decode(body) else { return false }
+                s.tls?.server = sh
+                s.tls?.serverFrame = frame
+                return true
+            }
+            return false
+        }
+        if !decoded { anomaly(hello.type == 1 ? "tls_bad_client_hello" : hello.type == 2 ? "tls_bad_server_hello" : "tls_unexpected_handshake") }
+        if s.tls?.client != nil && (s.tls?.server != nil || quic) { emitTLS(s) }
+    }
+
+    func emitTLS(_ s: Session) {
+        guard let t = s.tls, !s.tlsEmitted else { return }
+        s.tlsEmitted = true
+        counts.tlsHandshakes += 1
+        sink?.tls(t)
+    }
+
+    func quic(_ datagram: UnsafeRawBufferPointer, _ s: Session, fromOriginator: Bool, timestamp: Int64, frame: Int) {
+        guard fromOriginator, !s.quicDone else { return }
+        let packets = QUICDecoder.initials(in: datagram) { version, dcid in
+            if s.quicKeys == nil || (s.quicDCID != dcid && s.tls == nil && s.quicCrypto.isEmpty) {
+                s.quicDCID = dcid
+                s.quicKeys = QUICInitialKeys(destinationConnectionID: dcid, version: version)
+            }
+            return s.quicKeys!
+        }
+        for packet in packets {
+            for f in packet.cryptoFrames {
+                if let hello = s.quicCrypto.add(offset: f.offset, data: f.data) {
+                    s.quicDone = true
+                    handshakeMessage(hello, s, fromOriginator: true, timestamp, frame, quic: true)
+                    return
+                }
+            }
+        }
+        if s.quicCrypto.overflow { s.quicDone = true; anomaly("quic_crypto_too_long") }
+    }
+
+    // MARK: End of a flow
+
+    /// The flow left the table: flush its streams and parsers, and say what it was.
+    func close(_ flow: Flow) -> FlowApplication? {
+        let index = flow.session
+        guard index >= 0, Int(index) < sessions.count, let s = sessions[Int(index)] else { return nil }
+        sessions[Int(index)] = nil
+        free.append(index)
+        s.origin.flow = flow
+        let ts = flow.lastTimestamp, frame = flow.lastFrame
+        let budget = self.budget
+        s.originator.finish(budget: budget) { deliver($0, s, fromOriginator: true, ts, frame) }
+        s.responder.finish(budget: budget) { deliver($0, s, fromOriginator: false, ts, frame) }
+        if s.kind == .http {
+            events.removeAll(keepingCapacity: true)
+            s.httpRequests?.finish(&events)
+            handleHTTPEvents(s, fromOriginator: true, ts, frame)
+            events.removeAll(keepingCapacity: true)
+            s.httpResponses?.finish(&events)
+            handleHTTPEvents(s, fromOriginator: false, ts, frame)
+            if let t = s.httpCurrentResponse { emitHTTP(t) }
+            for t in s.httpOpen { emitHTTP(t) }
+        }
+        if s.tls != nil { emitTLS(s) }
+        for q in s.dnsPending.values.sorted(by: { $0.1 < $1.1 }) { emitUnanswered(q, s) }
+        counts.missedBytes += s.originator.missedBytes + s.responder.missedBytes
+
+        var app = FlowApplication()
+        app.service = s.service
+        app.originatorMissedBytes = s.originator.missedBytes
+        app.responderMissedBytes = s.responder.missedBytes
+        if let sni = s.serverName {
+            app.domain = DNSName.text(sni)
+            app.domainSource = "sni"
+        } else if let host = s.httpHost {
+            app.domain = DNSName.text(stripPort(host))
+            app.domainSource = "http_host"
+        } else if let name = passiveDNS.name(for: flow.responderAddress) {
+            app.domain = DNSName.text(name)
+            app.domainSource = "dns"
+        }
+        return app
+    }
+
+    func stripPort(_ host: [UInt8]) -> [UInt8] {
+        if host.first == UInt8(ascii: "["), let close = host.firstIndex(of: UInt8(ascii: "]")) {
+            return Array(host[1 ..< close])
+        }
+        if let colon = host.lastIndex(of: UInt8(ascii: ":")), host.filter({ $0 == UInt8(ascii: ":") }).count == 1 {
+            return Array(host[..<colon])
+        }
+        return host
+    }
+
+    func anomaly(_ kind: String) {
+        anomalies.record(kind: kind, frame: currentFrame, offset: currentOffset)
+    }
+}
+
+/// Application-layer counts for one input.
+public struct AppCounts: Sendable {
+    public var sessions = 0
+    public var dnsMessages = 0
+    public var dnsPendingDropped = 0
+    public var httpTransactions = 0
+    public var tlsHandshakes = 0
+    public var missedBytes = 0
+    public init() {}
+}
+

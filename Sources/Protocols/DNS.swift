@@ -1,0 +1,314 @@
+import Wire
+
+/// Limits on names, against compression loops and hostile counts.
+public enum DNSLimits {
+    /// Compression pointers followed for one name; each must point backwards as well.
+    public static let maxPointers = 32
+    /// RFC 1035 §3.1: 255 octets of wire name.
+    public static let maxNameLength = 255
+    /// Records decoded per section; beyond this a message is kept as truncated.
+    public static let maxRecordsPerSection = 256
+}
+
+/// One resource record's data, decoded for the types a forensic reader needs.
+public enum DNSRecordData: Sendable, Equatable {
+    case address(IPAddress)                        // A, AAAA
+    case name([UInt8])                             // CNAME, PTR, NS, DNAME
+    case mx(preference: UInt16, exchange: [UInt8])
+    case txt([[UInt8]])
+    case soa(mname: [UInt8], rname: [UInt8], serial: UInt32)
+    case srv(priority: UInt16, weight: UInt16, port: UInt16, target: [UInt8])
+    case svcb(priority: UInt16, target: [UInt8], alpn: [[UInt8]], hints: [IPAddress])   // SVCB, HTTPS
+    case other(length: Int)
+}
+
+public struct DNSQuestion: Sendable, Equatable {
+    public var name: [UInt8]
+    public var type: UInt16
+    public var qclass: UInt16
+}
+
+public struct DNSRecord: Sendable, Equatable {
+    public var name: [UInt8]
+    public var type: UInt16
+    public var rclass: UInt16
+    public var ttl: UInt32
+    public var data: DNSRecordData
+}
+
+/// A decoded DNS message (RFC 1035 §4), also used for mDNS and LLMNR, which share it.
+/// Names are kept as their label bytes joined by dots; `DNSName.text` escapes them.
+public struct DNSMessage: Sendable {
+    public var id: UInt16 = 0
+    public var flags: UInt16 = 0
+    public var questions: [DNSQuestion] = []
+    public var answers: [DNSRecord] = []
+    public var authorities: [DNSRecord] = []
+    public var additionals: [DNSRecord] = []
+    /// Why decoding stopped early; what was decoded before is kept.
+    public var issue: String?
+
+    public var isResponse: Bool { flags & 0x8000 != 0 }
+    public var opcode: UInt8 { UInt8((flags >> 11) & 0xF) }
+    public var rcode: UInt8 { UInt8(flags & 0xF) }
+    public var truncated: Bool { flags & 0x0200 != 0 }
+    public var recursionDesired: Bool { flags & 0x0100 != 0 }
+    public var recursionAvailable: Bool { flags & 0x0080 != 0 }
+    public var authoritative: Bool { flags & 0x0400 != 0 }
+
+    /// Decodes one message. Nil only when even the 12-byte header is missing.
+    public static func decode(_ bytes: UnsafeRawBufferPointer) -> DNSMessage? {
+        var c = ByteCursor(bytes)
+        guard let id = c.u16(), let flags = c.u16(), let qd = c.u16(), let an = c.u16(),
+              let ns = c.u16(), let ar = c.u16() else { return nil }
+        var m = DNSMessage()
+        m.id = id
+        m.flags = flags
+        for _ in 0 ..< min(Int(qd), DNSLimits.maxRecordsPerSection) {
+            switch DNSName.read(&c) {
+            case .failure(let why): m.issue = why.reason; return m
+            case .success(let name):
+                guard let type = c.u16(), let qclass = c.u16() else { m.issue = "truncated_question"; return m }
+                m.questions.append(DNSQuestion(name: name, type: type, qclass: qclass))
+            }
+        }
+        if Int(qd) > DNSLimits.maxRecordsPerSection { m.issue = "too_many_questions"; return m }
+        for (count, section) in [(an, 0), (ns, 1), (ar, 2)] {
+            for _ in 0 ..< min(Int(count), DNSLimits.maxRecordsPerSection) {
+                switch readRecord(&c) {
+                case .failure(let why): m.issue = why.reason; return m
+                case .success(let r):
+                    switch section {
+                    case 0: m.answers.append(r)
+                    case 1: m.authorities.append(r)
+                    default: m.additionals.append(r)
+                    }
+                }
+            }
+            if Int(count) > DNSLimits.maxRecordsPerSection { m.issue = "too_many_records"; return m }
+        }
+        return m
+    }
+
+    static func readRecord(_ c: inout ByteCursor) -> Result<DNSRecord, DNSError> {
+        let name: [UInt8]
+        switch DNSName.read(&c) {
+        case .failure(let e): return .failure(e)
+        case .success(let n): name = n
+        }
+        guard let type = c.u16(), let rclass = c.u16(), let ttl = c.u32(), let length = c.u16() else {
+            return .failure("truncated_record")
+        }
+        let start = c.position
+        guard c.remaining >= Int(length) else { return .failure("truncated_rdata") }
+        // RDATA may hold compressed names that point anywhere earlier in the message.
+        var r = ByteCursor(UnsafeRawBufferPointer(rebasing: c.bytes[..<(start + Int(length))]), at: start)
+        _ = c.skip(Int(length))
+        let data = decodeData(type: type, length: Int(length), &r) ?? .other(length: Int(length))
+        return .success(DNSRecord(name: name, type: type, rclass: rclass, ttl: ttl, data: data))
+    }
+
+    static func decodeData(type: UInt16, length: Int, _ r: inout ByteCursor) -> DNSRecordData? {
+        func name() -> [UInt8]? {
+            if case .success(let n) = DNSName.read(&r) { return n }
+            return nil
+        }
+        switch type {
+        case DNSType.a:
+            guard length == 4, let b = r.take(4) else { return nil }
+            return .address(IPAddress(v4: UInt32(b[0]) << 24 | UInt32(b[1]) << 16 | UInt32(b[2]) << 8 | UInt32(b[3])))
+        case DNSType.aaaa:
+            guard length == 16, let b = r.take(16) else { return nil }
+            return .address(IPAddress(v6Bytes: b))
+        case DNSType.cname, DNSType.ptr, DNSType.ns, DNSType.dname:
+            return name().map { .name($0) }
+        case DNSType.mx:
+            guard let pref = r.u16(), let exchange = name() else { return nil }
+            return .mx(preference: pref, exchange: exchange)
+        case DNSType.txt:
+            var strings: [[UInt8]] = []
+            while !r.atEnd {
+                guard let s = r.vector(lengthBytes: 1) else { return nil }
+                strings.append(Array(s))
+            }
+            return .txt(strings)
+        case DNSType.soa:
+            guard let mname = name(), let rname = name(), let serial = r.u32() else { return nil }
+            return .soa(mname: mname, rname: rname, serial: serial)
+        case DNSType.srv:
+            guard let priority = r.u16(), let weight = r.u16(), let port = r.u16(), let target = name() else { return nil }
+            return .srv(priority: priority, weight: weight, port: port, target: target)
+        case DNSType.svcb, DNSType.https:
+            // RFC 9460: priority, uncompressed target, then key/value parameters.
+            guard let priority = r.u16(), let target = name() else { return nil }
+            var alpn: [[UInt8]] = []
+            var hints: [IPAddress] = []
+            while !r.atEnd {
+                guard let key = r.u16(), let value = r.vector(lengthBytes: 2) else { return nil }
+                var v = ByteCursor(value)
+                switch key {
+                case 1:   // alpn
+                    while !v.atEnd { guard let id = v.vector(lengthBytes: 1) else { break }; alpn.append(Array(id)) }
+                case 4:   // ipv4hint
+                    while let a = v.u32() { hints.append(IPAddress(v4: a)) }
+                case 6:   // ipv6hint
+                    while let b = v.take(16) { hints.append(IPAddress(v6Bytes: b)) }
+                default:
+                    break
+                }
+            }
+            return .svcb(priority: priority, target: target, alpn: alpn, hints: hints)
+        default:
+            return nil
+        }
+    }
+}
+
+/// Why a decoder stopped: a short snake_case reason, reported as an anomaly kind.
+public struct DNSError: Error, Equatable, ExpressibleByStringLiteral, CustomStringConvertible, Sendable {
+    public let reason: String
+    public init(stringLiteral value: String) { reason = value }
+    public var description: String { reason }
+}
+
+/// Wire-format names (RFC 1035 §3.1, §4.1.4).
+public enum DNSName {
+    /// Reads a possibly compressed name at the cursor; the cursor ends after it (after
+    /// the first pointer, if any). Pointers must point strictly backwards, which rules
+    /// out loops; their number and the name's length are limited as well.
+    public static func read(_ c: inout ByteCursor) -> Result<[UInt8], DNSError> {
+        var name: [UInt8] = []
+        var position = c.position
+        var resumeAt = -1
+        var pointers = 0
+        var wireLength = 0
+        var lowestTarget = position
+        let bytes = c.bytes
+        while true {
+            guard position < bytes.count else { return .failure("truncated_name") }
+            let length = Int(bytes[position])
+            switch length & 0xC0 {
+            case 0x00:
+                if length == 0 {
+                    c = ByteCursor(bytes, at: resumeAt >= 0 ? resumeAt : position + 1)
+                    return .success(name)
+                }
+                guard position + 1 + length <= bytes.count else { return .failure("truncated_name") }
+                wireLength += length + 1
+                guard wireLength < DNSLimits.maxNameLength else { return .failure("name_too_long") }
+                if !name.isEmpty { name.append(UInt8(ascii: ".")) }
+                name.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[(position + 1) ..< (position + 1 + length)]))
+                position += 1 + length
+            case 0xC0:
+                guard position + 1 < bytes.count else { return .failure("truncated_name") }
+                let target = (length & 0x3F) << 8 | Int(bytes[position + 1])
+                pointers += 1
+                guard pointers <= DNSLimits.maxPointers else { return .failure("compression_pointer_limit") }
+                guard target < lowestTarget else { return .failure("compression_pointer_loop") }
+                if resumeAt < 0 { resumeAt = position + 2 }
+                lowestTarget = target
+                position = target
+            default:
+                return .failure("bad_label_type")   // 0x40/0x80: extended/binary labels, obsolete
+            }
+        }
+    }
+
+    /// Presentation text: printable ASCII as is, a dot inside a label as `\.`, anything
+    /// else as `\xNN` (what Zeek's logs do); the bytes are never "repaired".
+    public static func text(_ name: [UInt8]) -> String {
+        var out = ""
+        out.reserveCapacity(name.count)
+        appendEscaped(name, to: &out)
+        return out
+    }
+
+    static func appendEscaped(_ bytes: [UInt8], to out: inout String) {
+        let hex: [Character] = Array("0123456789abcdef")
+        for b in bytes {
+            if b > 0x20 && b < 0x7F && b != UInt8(ascii: "\\") {
+                out.unicodeScalars.append(Unicode.Scalar(b))
+            } else {
+                out += "\\x"
+                out.append(hex[Int(b >> 4)])
+                out.append(hex[Int(b & 0xF)])
+            }
+        }
+    }
+}
+
+/// Record types by number (IANA DNS parameters).
+public enum DNSType {
+    public static let a: UInt16 = 1
+    public static let ns: UInt16 = 2
+    public static let cname: UInt16 = 5
+    public static let soa: UInt16 = 6
+    public static let ptr: UInt16 = 12
+    public static let mx: UInt16 = 15
+    public static let txt: UInt16 = 16
+    public static let aaaa: UInt16 = 28
+    public static let srv: UInt16 = 33
+    public static let dname: UInt16 = 39
+    public static let opt: UInt16 = 41
+    public static let svcb: UInt16 = 64
+    public static let https: UInt16 = 65
+
+    public static func name(_ type: UInt16) -> String {
+        switch type {
+        case 1: return "A"
+        case 2: return "NS"
+        case 5: return "CNAME"
+        case 6: return "SOA"
+        case 12: return "PTR"
+        case 13: return "HINFO"
+        case 15: return "MX"
+        case 16: return "TXT"
+        case 28: return "AAAA"
+        case 33: return "SRV"
+        case 35: return "NAPTR"
+        case 39: return "DNAME"
+        case 41: return "OPT"
+        case 43: return "DS"
+        case 46: return "RRSIG"
+        case 47: return "NSEC"
+        case 48: return "DNSKEY"
+        case 50: return "NSEC3"
+        case 64: return "SVCB"
+        case 65: return "HTTPS"
+        case 99: return "SPF"
+        case 251: return "IXFR"
+        case 252: return "AXFR"
+        case 255: return "ANY"
+        case 257: return "CAA"
+        default: return "TYPE\(type)"
+        }
+    }
+
+    public static func rcodeName(_ rcode: UInt8) -> String {
+        switch rcode {
+        case 0: return "NOERROR"
+        case 1: return "FORMERR"
+        case 2: return "SERVFAIL"
+        case 3: return "NXDOMAIN"
+        case 4: return "NOTIMP"
+        case 5: return "REFUSED"
+        case 6: return "YXDOMAIN"
+        case 7: return "YXRRSET"
+        case 8: return "NXRRSET"
+        case 9: return "NOTAUTH"
+        case 10: return "NOTZONE"
+        default: return "RCODE\(rcode)"
+        }
+    }
+
+    public static func className(_ c: UInt16) -> String {
+        switch c & 0x7FFF {   // mDNS uses the top bit as unicast-response / cache-flush
+        case 1: return "IN"
+        case 3: return "CH"
+        case 4: return "HS"
+        case 254: return "NONE"
+        case 255: return "ANY"
+        default: return "CLASS\(c & 0x7FFF)"
+        }
+    }
+}

@@ -1,0 +1,412 @@
+/// Limits of the HTTP/1.x parser, each reported when hit.
+public struct HTTPLimits: Sendable {
+    /// A request/response head (start line + headers) larger than this ends parsing of
+    /// the direction: real clients stay far below (servers commonly refuse > 8-64 KiB).
+    public var maxHeadBytes = 64 << 10
+    /// Decoded body bytes kept per message for inspection by the rules.
+    public var bodyWindow = 64 << 10
+    /// Requests awaiting their response (pipelining depth).
+    public var maxPending = 64
+    public init() {}
+}
+
+/// The head of one message, with the fields the logs and the rules need.
+public struct HTTPHead: Sendable {
+    public var isRequest: Bool
+    public var method: [UInt8] = []
+    public var uri: [UInt8] = []
+    public var version: [UInt8] = []
+    public var status = 0
+    public var reason: [UInt8] = []
+    /// Every header, in order, name and value as sent (values trimmed).
+    public var headers: [(name: [UInt8], value: [UInt8])] = []
+    public var headBytes = 0
+
+    public func header(_ lowercasedName: String) -> [UInt8]? {
+        let wanted = Array(lowercasedName.utf8)
+        for h in headers where h.name.count == wanted.count {
+            var equal = true
+            for (a, b) in zip(h.name, wanted) where asciiLower(a) != b { equal = false; break }
+            if equal { return h.value }
+        }
+        return nil
+    }
+}
+
+/// How a body ended up: wire length, decoded window, and what went wrong.
+public struct HTTPBody: Sendable {
+    public var wireBytes = 0
+    /// Decoded (de-chunked, decompressed) body bytes, at most the body window.
+    public var window: [UInt8] = []
+    public var decodedBytes = 0
+    public var windowTruncated = false
+    public var contentEncoding: [UInt8]?
+    public var issue: String?
+    /// The body was cut by a gap in the stream or by the end of the connection.
+    public var incomplete = false
+}
+
+public enum HTTPEvent {
+    case head(HTTPHead)
+    case body(HTTPBody)      // the end of the message whose head came last
+    case tunnel              // CONNECT succeeded or protocol switched: no more HTTP
+    case failure(String)     // this direction is no longer parsed
+}
+
+/// What a response needs to know about its request to find its body (RFC 9112 §6.3).
+public enum RequestKind: Sendable { case normal, head, connect }
+
+/// Incremental HTTP/1.x parser for one direction of a reassembled stream. Heads are
+/// gathered in a bounded buffer; bodies are consumed as they arrive, without copying
+/// beyond the inspection window.
+public struct HTTPParser {
+    enum State {
+        case head
+        case body(remaining: Int)
+        case chunkSize
+        case chunkData(remaining: Int)
+        case chunkDataEnd
+        case trailers
+        case untilClose
+        case tunnel
+        case failed
+    }
+
+    public let isRequest: Bool
+    public let limits: HTTPLimits
+    var state = State.head
+    var line: [UInt8] = []              // partial head / chunk-size / CRLF bytes
+    var body = HTTPBody()
+    var inflater: Inflater?
+    var messageHasBody = false
+    /// For the response side: kinds of requests waiting for their responses.
+    public var pendingRequests: [RequestKind] = []
+    public private(set) var messages = 0
+
+    public init(isRequest: Bool, limits: HTTPLimits = HTTPLimits()) {
+        self.isRequest = isRequest
+        self.limits = limits
+    }
+
+    public var isActive: Bool {
+        switch state { case .failed, .tunnel: return false; default: return true }
+    }
+
+    /// Whether the start of a client stream is an HTTP request line.
+    public static func looksLikeRequest(_ b: UnsafeRawBufferPointer) -> Bool {
+        var n = 0
+        while n < b.count && n < 16 && b[n] >= 0x41 && b[n] <= 0x5A { n += 1 }
+        guard n >= 3, n < b.count, b[n] == 0x20 else { return false }
+        let method = Array(b[0..<n])
+        return knownMethods.contains(method)
+    }
+
+    static let knownMethods: Set<[UInt8]> = Set(["GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "CONNECT",
+        "TRACE", "PATCH", "PROPFIND", "PROPPATCH", "MKCOL", "COPY", "MOVE", "LOCK", "UNLOCK", "SEARCH",
+        "REPORT", "SUBSCRIBE", "NOTIFY", "MKACTIVITY", "CHECKOUT", "MERGE", "BPROPFIND", "POLL"].map { Array($0.utf8) })
+
+    /// Whether the start of a server stream is an HTTP status line.
+    public static func looksLikeResponse(_ b: UnsafeRawBufferPointer) -> Bool {
+        b.count >= 5 && b[0] == 0x48 && b[1] == 0x54 && b[2] == 0x54 && b[3] == 0x50 && b[4] == 0x2F
+    }
+
+    /// Feeds in-order stream bytes.
+    public mutating func feed(_ data: UnsafeRawBufferPointer, _ events: inout [HTTPEvent]) {
+        var c = 0
+        while c < data.count {
+            switch state {
+            case .failed, .tunnel:
+                return
+            case .head:
+                // Skip blank lines between messages (RFC 9112 §2.2 allows a leading CRLF).
+                if line.isEmpty && (data[c] == 0x0D || data[c] == 0x0A) { c += 1; continue }
+                let rest = UnsafeRawBufferPointer(rebasing: data[c...])
+                let end = headEnd(rest)
+                let take = end ?? rest.count
+                guard line.count + take <= limits.maxHeadBytes else {
+                    fail("head_too_long", &events)
+                    return
+                }
+                line.append(contentsOf: rest[0..<take])
+                c += take
+                if end != nil { finishHead(&events) }
+            case .body(let remaining):
+                let n = min(remaining, data.count - c)
+                consumeBody(UnsafeRawBufferPointer(rebasing: data[c ..< c + n]))
+                c += n
+                if remaining - n == 0 { endMessage(&events) } else { state = .body(remaining: remaining - n) }
+            case .untilClose:
+                consumeBody(UnsafeRawBufferPointer(rebasing: data[c...]))
+                c = data.count
+            case .chunkSize, .trailers, .chunkDataEnd:
+                let b = data[c]
+                c += 1
+                body.wireBytes += 1
+                if b != 0x0A {
+                    guard line.count < 1024 else { fail("chunk_line_too_long", &events); return }
+                    line.append(b)
+                    continue
+                }
+                if !line.isEmpty && line.last == 0x0D { line.removeLast() }
+                let text = line
+                line.removeAll(keepingCapacity: true)
+                switch state {
+                case .chunkDataEnd:
+                    guard text.isEmpty else { fail("bad_chunk_end", &events); return }
+                    state = .chunkSize
+                case .trailers:
+                    if text.isEmpty { endMessage(&events) }
+                default:
+                    guard let size = parseChunkSize(text) else { fail("bad_chunk_size", &events); return }
+                    state = size == 0 ? .trailers : .chunkData(remaining: size)
+                }
+            case .chunkData(let remaining):
+                let n = min(remaining, data.count - c)
+                consumeBody(UnsafeRawBufferPointer(rebasing: data[c ..< c + n]))
+                c += n
+                state = remaining - n == 0 ? .chunkDataEnd : .chunkData(remaining: remaining - n)
+            }
+        }
+    }
+
+    /// Missing bytes in the stream. A body of known length skips them and parsing goes
+    /// on; anywhere else the message framing is lost and the direction stops.
+    public mutating func gap(_ length: Int, _ events: inout [HTTPEvent]) {
+        switch state {
+        case .body(let remaining) where length < remaining:
+            body.wireBytes += length
+            body.incomplete = true
+            inflater = nil     // a compressed stream cannot resume after a hole
+            state = .body(remaining: remaining - length)
+        case .body(let remaining) where length == remaining:
+            body.wireBytes += length
+            body.incomplete = true
+            endMessage(&events)
+        case .untilClose:
+            body.wireBytes += length
+            body.incomplete = true
+            inflater = nil
+        case .chunkData(let remaining) where length < remaining:
+            body.wireBytes += length
+            body.incomplete = true
+            inflater = nil
+            state = .chunkData(remaining: remaining - length)
+        case .failed, .tunnel:
+            break
+        case .head where line.isEmpty:
+            // Between messages: the next message may start anywhere; resume on a head.
+            state = .failed
+            events.append(.failure("gap_between_messages"))
+        default:
+            fail("gap_in_message", &events)
+        }
+    }
+
+    /// The connection ended: a body read until close ends here; anything else is cut.
+    public mutating func finish(_ events: inout [HTTPEvent]) {
+        switch state {
+        case .untilClose:
+            endMessage(&events)
+        case .body, .chunkData, .chunkSize, .chunkDataEnd, .trailers:
+            body.incomplete = true
+            endMessage(&events)
+        case .head where !line.isEmpty:
+            // A head never completed: log what there is if the start line parses.
+            finishHead(&events, partial: true)
+        default:
+            break
+        }
+        state = .failed
+    }
+
+    mutating func fail(_ why: String, _ events: inout [HTTPEvent]) {
+        if messageHasBody { body.issue = why; body.incomplete = true; events.append(.body(body)); messageHasBody = false }
+        state = .failed
+        line = []
+        events.append(.failure(why))
+    }
+
+    /// Offset just past the CRLFCRLF (or LFLF) ending the head, counting bytes already
+    /// buffered in `line`, if it is within `rest`.
+    func headEnd(_ rest: UnsafeRawBufferPointer) -> Int? {
+        // Look at the last bytes of `line` plus `rest` for "\n\r\n" or "\n\n".
+        var prev2: UInt8 = line.count >= 2 ? line[line.count - 2] : 0
+        var prev1: UInt8 = line.last ?? 0
+        for i in 0 ..< rest.count {
+            let b = rest[i]
+            if b == 0x0A && (prev1 == 0x0A || (prev1 == 0x0D && prev2 == 0x0A)) { return i + 1 }
+            prev2 = prev1
+            prev1 = b
+        }
+        return nil
+    }
+
+    mutating func finishHead(_ events: inout [HTTPEvent], partial: Bool = false) {
+        let bytes = line
+        line = []
+        guard var head = parseHead(bytes) else {
+            if !partial { fail(isRequest ? "bad_request_line" : "bad_status_line", &events) }
+            return
+        }
+        head.headBytes = bytes.count
+        messages += 1
+        events.append(.head(head))
+        if partial { return }
+        body = HTTPBody()
+        inflater = nil
+        messageHasBody = true
+        if let encoding = head.header("content-encoding") {
+            body.contentEncoding = encoding
+            let e = lowered(encoding)
+            if e == Array("gzip".utf8) || e == Array("x-gzip".utf8) { inflater = Inflater(.gzip) }
+            else if e == Array("deflate".utf8) { inflater = Inflater(.deflate) }
+        }
+        // Body framing (RFC 9112 §6.3).
+        var kind = RequestKind.normal
+        if !isRequest {
+            if head.status >= 100 && head.status < 200 {
+                messageHasBody = false
+                if head.status == 101 { state = .tunnel; events.append(.tunnel) }
+                else { state = .head }      // interim response: the real one follows
+                return
+            }
+            kind = pendingRequests.isEmpty ? .normal : pendingRequests.removeFirst()
+            if kind == .connect && head.status >= 200 && head.status < 300 {
+                messageHasBody = false
+                state = .tunnel
+                events.append(.tunnel)
+                return
+            }
+            if kind == .head || head.status == 204 || head.status == 304 { endMessage(&events); return }
+        }
+        if let te = head.header("transfer-encoding"), lowered(te).split(separator: 0x2C).last.map({ trim(Array($0)) }) == Array("chunked".utf8) {
+            state = .chunkSize
+            return
+        }
+        if let cl = head.header("content-length") {
+            guard let n = parseContentLength(cl) else {
+                body.issue = "bad_content_length"
+                if isRequest { endMessage(&events) } else { state = .untilClose }
+                return
+            }
+            if n == 0 { endMessage(&events) } else { state = .body(remaining: n) }
+            return
+        }
+        if isRequest || head.version == Array("HTTP/0.9".utf8) {
+            endMessage(&events)
+        } else {
+            state = .untilClose
+        }
+    }
+
+    mutating func consumeBody(_ bytes: UnsafeRawBufferPointer) {
+        body.wireBytes += bytes.count
+        if let inflater {
+            let before = body.window.count
+            inflater.inflate(bytes, into: &body.window, limit: limits.bodyWindow)
+            body.decodedBytes += body.window.count - before
+            if body.window.count >= limits.bodyWindow { body.windowTruncated = true }
+            if let f = inflater.failed, body.issue == nil { body.issue = f }
+        } else {
+            body.decodedBytes += bytes.count
+            let room = limits.bodyWindow - body.window.count
+            if room > 0 { body.window.append(contentsOf: bytes[0 ..< min(room, bytes.count)]) }
+            if bytes.count > room { body.windowTruncated = true }
+        }
+    }
+
+    mutating func endMessage(_ events: inout [HTTPEvent]) {
+        events.append(.body(body))
+        body = HTTPBody()
+        inflater = nil
+        messageHasBody = false
+        if case .failed = state { return }
+        state = .head
+    }
+
+    func parseHead(_ bytes: [UInt8]) -> HTTPHead? {
+        var lines: [[UInt8]] = []
+        var current: [UInt8] = []
+        for b in bytes {
+            if b == 0x0A {
+                if current.last == 0x0D { current.removeLast() }
+                lines.append(current)
+                current = []
+            } else {
+                current.append(b)
+            }
+        }
+        if !current.isEmpty { lines.append(current) }
+        guard let start = lines.first else { return nil }
+        var head = HTTPHead(isRequest: isRequest)
+        let parts = start.split(separator: 0x20, maxSplits: 2, omittingEmptySubsequences: true).map(Array.init)
+        if isRequest {
+            guard parts.count >= 2, parts[0].allSatisfy({ isTokenChar($0) }) else { return nil }
+            head.method = parts[0]
+            head.uri = parts[1]
+            head.version = parts.count > 2 ? parts[2] : Array("HTTP/0.9".utf8)
+        } else {
+            guard parts.count >= 2, parts[0].starts(with: Array("HTTP/".utf8)), parts[1].count == 3,
+                  let status = Int(String(decoding: parts[1], as: UTF8.self)) else { return nil }
+            head.version = parts[0]
+            head.status = status
+            head.reason = parts.count > 2 ? parts[2] : []
+        }
+        for l in lines.dropFirst() where !l.isEmpty {
+            if (l[0] == 0x20 || l[0] == 0x09), !head.headers.isEmpty {
+                head.headers[head.headers.count - 1].value += [0x20] + trim(l)   // obsolete line folding
+                continue
+            }
+            guard let colon = l.firstIndex(of: 0x3A) else { continue }
+            head.headers.append((Array(l[..<colon]), trim(Array(l[(colon + 1)...]))))
+        }
+        return head
+    }
+
+    func parseChunkSize(_ text: [UInt8]) -> Int? {
+        var value = 0
+        var digits = 0
+        for b in text {
+            let d: Int
+            switch b {
+            case 0x30...0x39: d = Int(b - 0x30)
+            case 0x41...0x46: d = Int(b - 0x37)
+            case 0x61...0x66: d = Int(b - 0x57)
+            case 0x3B, 0x20, 0x09: return digits > 0 ? value : nil   // chunk extension
+            default: return nil
+            }
+            digits += 1
+            guard digits <= 15 else { return nil }      // > 2^60: hostile (CVE-style overflow)
+            value = value << 4 | d
+        }
+        return digits > 0 ? value : nil
+    }
+
+    func parseContentLength(_ value: [UInt8]) -> Int? {
+        // Repeated values "5, 5" are allowed when equal (RFC 9110 §8.6).
+        let items = value.split(separator: 0x2C).map { trim(Array($0)) }
+        var result: Int?
+        for item in items {
+            guard !item.isEmpty, item.count <= 18, item.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
+            let n = item.reduce(0) { $0 * 10 + Int($1 - 0x30) }
+            if let r = result, r != n { return nil }
+            result = n
+        }
+        return result
+    }
+}
+
+@inline(__always) func asciiLower(_ b: UInt8) -> UInt8 { b >= 0x41 && b <= 0x5A ? b | 0x20 : b }
+public func lowered(_ v: [UInt8]) -> [UInt8] { v.map(asciiLower) }
+func trim(_ v: [UInt8]) -> [UInt8] {
+    var s = v[...]
+    while let f = s.first, f == 0x20 || f == 0x09 { s = s.dropFirst() }
+    while let l = s.last, l == 0x20 || l == 0x09 || l == 0x0D { s = s.dropLast() }
+    return Array(s)
+}
+func isTokenChar(_ b: UInt8) -> Bool {
+    switch b {
+    case 0x21, 0x23...0x27, 0x2A, 0x2B, 0x2D, 0x2E, 0x30...0x39, 0x41...0x5A, 0x5E...0x7A, 0x7C, 0x7E: return true
+    default: return false
+    }
+}

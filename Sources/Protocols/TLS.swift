@@ -1,0 +1,298 @@
+import Crypto
+
+/// GREASE values (RFC 8701): 0x?A?A with both bytes equal; ignored by JA3 and JA4.
+@inline(__always) public func isGREASE(_ v: UInt16) -> Bool {
+    v & 0x0F0F == 0x0A0A && v >> 8 == v & 0xFF
+}
+
+/// What a ClientHello offers (RFC 8446 §4.1.2), with the fields fingerprints use.
+public struct ClientHello: Sendable, Equatable {
+    public var legacyVersion: UInt16 = 0
+    public var cipherSuites: [UInt16] = []
+    public var extensions: [UInt16] = []
+    public var serverName: [UInt8]?
+    public var alpn: [[UInt8]] = []
+    public var supportedVersions: [UInt16] = []
+    public var supportedGroups: [UInt16] = []
+    public var pointFormats: [UInt8] = []
+    public var signatureAlgorithms: [UInt16] = []
+    public var sessionIDLength = 0
+
+    /// Highest offered version, from supported_versions when present (GREASE ignored).
+    public var highestVersion: UInt16 {
+        supportedVersions.filter { !isGREASE($0) }.max() ?? legacyVersion
+    }
+
+    /// JA3 text: version,ciphers,extensions,groups,point formats (GREASE removed).
+    public var ja3String: String {
+        func list(_ values: [UInt16]) -> String {
+            values.filter { !isGREASE($0) }.map { String($0) }.joined(separator: "-")
+        }
+        let formats = pointFormats.map { String($0) }.joined(separator: "-")
+        return "\(legacyVersion),\(list(cipherSuites)),\(list(extensions)),\(list(supportedGroups)),\(formats)"
+    }
+
+    public var ja3: String { hexDigest(Insecure.MD5.hash(data: Array(ja3String.utf8))) }
+
+    /// JA4 (FoxIO): transport, version, SNI kind, counts, ALPN ends, then truncated
+    /// SHA-256 of the sorted ciphers and of the sorted extensions + signature algorithms.
+    public func ja4(quic: Bool) -> String {
+        let ciphers = cipherSuites.filter { !isGREASE($0) }
+        let exts = extensions.filter { !isGREASE($0) }
+        var a = quic ? "q" : "t"
+        switch highestVersion {
+        case 0x0304: a += "13"
+        case 0x0303: a += "12"
+        case 0x0302: a += "11"
+        case 0x0301: a += "10"
+        case 0x0300: a += "s3"
+        case 0x0002: a += "s2"
+        case 0xFEFF: a += "d1"
+        case 0xFEFD: a += "d2"
+        case 0xFEFC: a += "d3"
+        default: a += "00"
+        }
+        a += serverName != nil ? "d" : "i"
+        a += twoDigits(min(ciphers.count, 99)) + twoDigits(min(exts.count, 99))
+        if let first = alpn.first, let f = first.first, let l = first.last {
+            if isAlphanumeric(f) && isAlphanumeric(l) {
+                a.unicodeScalars.append(Unicode.Scalar(f))
+                a.unicodeScalars.append(Unicode.Scalar(l))
+            } else {
+                let hex = Array("0123456789abcdef")
+                a.append(hex[Int(f >> 4)])
+                a.append(hex[Int(l & 0xF)])
+            }
+        } else {
+            a += "00"
+        }
+        let b = ciphers.isEmpty ? "000000000000" : truncatedSHA256(ciphers.sorted().map(hex4).joined(separator: ","))
+        let sortedExtensions = exts.filter { $0 != 0x0000 && $0 != 0x0010 }.sorted().map(hex4).joined(separator: ",")
+        var cInput = sortedExtensions
+        let sigs = signatureAlgorithms.filter { !isGREASE($0) }
+        if !sigs.isEmpty { cInput += "_" + sigs.map(hex4).joined(separator: ",") }
+        let c = exts.isEmpty ? "000000000000" : truncatedSHA256(cInput)
+        return "\(a)_\(b)_\(c)"
+    }
+
+    /// Decodes a ClientHello handshake body (after the 4-byte handshake header).
+    public static func decode(_ body: UnsafeRawBufferPointer) -> ClientHello? {
+        var c = ByteCursor(body)
+        var h = ClientHello()
+        guard let version = c.u16(), c.skip(32), let session = c.vector(lengthBytes: 1),
+              let suites = c.vector(lengthBytes: 2), c.vector(lengthBytes: 1) != nil else { return nil }
+        h.legacyVersion = version
+        h.sessionIDLength = session.count
+        var s = ByteCursor(suites)
+        while let v = s.u16() { h.cipherSuites.append(v) }
+        guard !c.atEnd else { return h }   // no extensions (SSL 3.0 style)
+        guard let extensions = c.vector(lengthBytes: 2) else { return nil }
+        var e = ByteCursor(extensions)
+        while !e.atEnd {
+            guard let type = e.u16(), let data = e.vector(lengthBytes: 2) else { return h.extensions.isEmpty ? nil : h }
+            h.extensions.append(type)
+            var d = ByteCursor(data)
+            switch type {
+            case 0x0000:   // server_name: list of (type, name); type 0 = host_name
+                if let list = d.vector(lengthBytes: 2) {
+                    var l = ByteCursor(list)
+                    while let kind = l.u8(), let name = l.vector(lengthBytes: 2) {
+                        if kind == 0 && h.serverName == nil { h.serverName = Array(name) }
+                    }
+                }
+            case 0x000A:
+                if let list = d.vector(lengthBytes: 2) { var l = ByteCursor(list); while let g = l.u16() { h.supportedGroups.append(g) } }
+            case 0x000B:
+                if let list = d.vector(lengthBytes: 1) { h.pointFormats = Array(list) }
+            case 0x000D:
+                if let list = d.vector(lengthBytes: 2) { var l = ByteCursor(list); while let g = l.u16() { h.signatureAlgorithms.append(g) } }
+            case 0x0010:
+                if let list = d.vector(lengthBytes: 2) {
+                    var l = ByteCursor(list)
+                    while let p = l.vector(lengthBytes: 1) { h.alpn.append(Array(p)) }
+                }
+            case 0x002B:
+                if let list = d.vector(lengthBytes: 1) { var l = ByteCursor(list); while let v = l.u16() { h.supportedVersions.append(v) } }
+            default:
+                break
+            }
+        }
+        return h
+    }
+}
+
+/// What a ServerHello selects.
+public struct ServerHello: Sendable, Equatable {
+    public var legacyVersion: UInt16 = 0
+    public var cipherSuite: UInt16 = 0
+    public var extensions: [UInt16] = []
+    public var selectedVersion: UInt16?
+    public var alpn: [UInt8]?
+
+    public var version: UInt16 { selectedVersion ?? legacyVersion }
+
+    /// JA3S text: version,cipher,extensions.
+    public var ja3sString: String {
+        "\(legacyVersion),\(cipherSuite),\(extensions.map { String($0) }.joined(separator: "-"))"
+    }
+    public var ja3s: String { hexDigest(Insecure.MD5.hash(data: Array(ja3sString.utf8))) }
+
+    public static func decode(_ body: UnsafeRawBufferPointer) -> ServerHello? {
+        var c = ByteCursor(body)
+        var h = ServerHello()
+        guard let version = c.u16(), c.skip(32), c.vector(lengthBytes: 1) != nil, let suite = c.u16(), c.u8() != nil else { return nil }
+        h.legacyVersion = version
+        h.cipherSuite = suite
+        guard !c.atEnd, let extensions = c.vector(lengthBytes: 2) else { return h }
+        var e = ByteCursor(extensions)
+        while let type = e.u16(), let data = e.vector(lengthBytes: 2) {
+            h.extensions.append(type)
+            var d = ByteCursor(data)
+            switch type {
+            case 0x002B: h.selectedVersion = d.u16()
+            case 0x0010:
+                if let list = d.vector(lengthBytes: 2) { var l = ByteCursor(list); h.alpn = l.vector(lengthBytes: 1).map(Array.init) }
+            default: break
+            }
+        }
+        return h
+    }
+}
+
+/// Collects the handshake messages of one direction of a TLS stream from its records,
+/// across record and segment boundaries, until the hello is complete. Bounded: records
+/// over 2^14+2048 bytes or hello messages over `maxHelloBytes` end the collection.
+public struct TLSHelloCollector {
+    public static let maxHelloBytes = 1 << 17
+    public static let maxRecordLength = (1 << 14) + 2048
+
+    public enum State: Equatable { case collecting, done, notTLS(String) }
+    public private(set) var state = State.collecting
+    var pending: [UInt8] = []        // unparsed record bytes
+    var handshake: [UInt8] = []      // handshake-layer bytes so far
+    public private(set) var records = 0
+
+    public init() {}
+
+    /// Feeds stream bytes; returns the first complete handshake message of type
+    /// 1 (ClientHello) or 2 (ServerHello), as (type, body), when it completes.
+    public mutating func feed(_ bytes: UnsafeRawBufferPointer) -> (type: UInt8, body: [UInt8])? {
+        guard state == .collecting else { return nil }
+        pending.append(contentsOf: bytes)
+        var consumed = 0
+        defer { if consumed > 0 { pending.removeFirst(min(consumed, pending.count)) } }
+        while pending.count - consumed >= 5 {
+            let type = pending[consumed], major = pending[consumed + 1]
+            let length = Int(pending[consumed + 3]) << 8 | Int(pending[consumed + 4])
+            guard major == 3 else { state = .notTLS("bad_record_version"); return nil }
+            guard length <= Self.maxRecordLength else { state = .notTLS("record_too_long"); return nil }
+            guard pending.count - consumed >= 5 + length else { break }
+            records += 1
+            let fragment = pending[(consumed + 5) ..< (consumed + 5 + length)]
+            consumed += 5 + length
+            switch type {
+            case 22:
+                handshake.append(contentsOf: fragment)
+                if handshake.count >= 4 {
+                    let messageLength = Int(handshake[1]) << 16 | Int(handshake[2]) << 8 | Int(handshake[3])
+                    guard messageLength <= Self.maxHelloBytes else { state = .notTLS("hello_too_long"); return nil }
+                    if handshake.count >= 4 + messageLength {
+                        state = .done
+                        return (handshake[0], Array(handshake[4 ..< 4 + messageLength]))
+                    }
+                }
+            case 20, 21, 23, 24:
+                // Alert, change_cipher_spec or data before a hello: nothing to fingerprint.
+                if type == 23 || handshake.isEmpty { state = .done; return nil }
+            default:
+                state = .notTLS("bad_record_type")
+                return nil
+            }
+        }
+        return nil
+    }
+
+    /// Whether bytes at the start of a stream look like a TLS handshake record.
+    public static func looksLikeTLS(_ b: UnsafeRawBufferPointer) -> Bool {
+        b.count >= 3 && b[0] == 22 && b[1] == 3 && b[2] <= 4
+    }
+}
+
+/// TLS version name as ECS writes `tls.version` (protocol is "tls").
+public func tlsVersionName(_ v: UInt16) -> String {
+    switch v {
+    case 0x0300: return "3.0"   // SSL 3.0: ECS version_protocol "ssl"
+    case 0x0301: return "1.0"
+    case 0x0302: return "1.1"
+    case 0x0303: return "1.2"
+    case 0x0304: return "1.3"
+    default: return String(format4hex: v)
+    }
+}
+
+extension String {
+    init(format4hex v: UInt16) { self = "0x" + hex4(v) }
+}
+
+@inline(__always) func isAlphanumeric(_ b: UInt8) -> Bool {
+    (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A)
+}
+
+func twoDigits(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }
+
+func hex4(_ v: UInt16) -> String {
+    let hex = Array("0123456789abcdef")
+    return String([hex[Int(v >> 12)], hex[Int(v >> 8 & 0xF)], hex[Int(v >> 4 & 0xF)], hex[Int(v & 0xF)]])
+}
+
+func hexDigest<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 {
+    let hex = Array("0123456789abcdef")
+    var s = ""
+    for b in digest { s.append(hex[Int(b >> 4)]); s.append(hex[Int(b & 0xF)]) }
+    return s
+}
+
+func truncatedSHA256(_ text: String) -> String {
+    String(hexDigest(SHA256.hash(data: Array(text.utf8))).prefix(12))
+}
+
+/// IANA name of a cipher suite (the common ones), else its code in hex.
+public func cipherSuiteName(_ v: UInt16) -> String {
+    switch v {
+    case 0x1301: return "TLS_AES_128_GCM_SHA256"
+    case 0x1302: return "TLS_AES_256_GCM_SHA384"
+    case 0x1303: return "TLS_CHACHA20_POLY1305_SHA256"
+    case 0x1304: return "TLS_AES_128_CCM_SHA256"
+    case 0x1305: return "TLS_AES_128_CCM_8_SHA256"
+    case 0xC02B: return "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"
+    case 0xC02C: return "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"
+    case 0xC02F: return "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"
+    case 0xC030: return "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"
+    case 0xCCA8: return "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256"
+    case 0xCCA9: return "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"
+    case 0xC009: return "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA"
+    case 0xC00A: return "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA"
+    case 0xC013: return "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"
+    case 0xC014: return "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA"
+    case 0xC023: return "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256"
+    case 0xC024: return "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA384"
+    case 0xC027: return "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256"
+    case 0xC028: return "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384"
+    case 0x009C: return "TLS_RSA_WITH_AES_128_GCM_SHA256"
+    case 0x009D: return "TLS_RSA_WITH_AES_256_GCM_SHA384"
+    case 0x009E: return "TLS_DHE_RSA_WITH_AES_128_GCM_SHA256"
+    case 0x009F: return "TLS_DHE_RSA_WITH_AES_256_GCM_SHA384"
+    case 0x002F: return "TLS_RSA_WITH_AES_128_CBC_SHA"
+    case 0x0035: return "TLS_RSA_WITH_AES_256_CBC_SHA"
+    case 0x003C: return "TLS_RSA_WITH_AES_128_CBC_SHA256"
+    case 0x003D: return "TLS_RSA_WITH_AES_256_CBC_SHA256"
+    case 0x0033: return "TLS_DHE_RSA_WITH_AES_128_CBC_SHA"
+    case 0x0039: return "TLS_DHE_RSA_WITH_AES_256_CBC_SHA"
+    case 0x000A: return "TLS_RSA_WITH_3DES_EDE_CBC_SHA"
+    case 0x0004: return "TLS_RSA_WITH_RC4_128_MD5"
+    case 0x0005: return "TLS_RSA_WITH_RC4_128_SHA"
+    case 0x00FF: return "TLS_EMPTY_RENEGOTIATION_INFO_SCSV"
+    case 0x5600: return "TLS_FALLBACK_SCSV"
+    default: return "0x" + hex4(v)
+    }
+}

@@ -1,0 +1,281 @@
+import Analysis
+import Flows
+import Protocols
+import Wire
+
+/// dns.jsonl, http.jsonl and tls.jsonl: one line per transaction or handshake, ECS field
+/// names, each tied to its flow by `network.community_id` and to its first frame.
+public final class AppLogs: AppEventSink {
+    let dnsFile: OutputFile
+    let httpFile: OutputFile
+    let tlsFile: OutputFile
+    var writer = JSONWriter()
+    public private(set) var dnsLines = 0
+    public private(set) var httpLines = 0
+    public private(set) var tlsLines = 0
+    public var inputNames: [String] = [] {
+        didSet { quotedInputNames = inputNames.map(JSONWriter.quoted) }
+    }
+    var quotedInputNames: [[UInt8]] = []
+
+    public init(directory: String) throws {
+        dnsFile = try OutputFile(directory: directory, name: "dns.jsonl")
+        httpFile = try OutputFile(directory: directory, name: "http.jsonl")
+        tlsFile = try OutputFile(directory: directory, name: "tls.jsonl")
+    }
+
+    public func commit() throws {
+        try dnsFile.commit()
+        try httpFile.commit()
+        try tlsFile.commit()
+    }
+
+    /// The fields every line shares: time, endpoints (originator as source), flow link.
+    func begin(_ origin: EventOrigin, dataset: StaticString, protocolName: StaticString, domain: [UInt8]? = nil) {
+        let flow = origin.flow
+        writer.reset()
+        writer.beginObject()
+        writer.timeField("@timestamp", origin.timestamp)
+        writer.beginObject("event")
+        writer.field("kind", literal: "event")
+        writer.field("dataset", literal: dataset)
+        writer.endObject()
+        writer.beginObject("source")
+        writer.ipField("ip", flow.originatorAddress)
+        writer.field("port", Int(flow.originatorPort))
+        writer.endObject()
+        writer.beginObject("destination")
+        writer.ipField("ip", flow.responderAddress)
+        writer.field("port", Int(flow.responderPort))
+        if let domain { writer.field("domain", DNSName.text(domain)) }
+        writer.endObject()
+        writer.beginObject("network")
+        if flow.key.proto == IPProtocol.tcp { writer.field("transport", literal: "tcp") } else { writer.field("transport", literal: "udp") }
+        writer.field("protocol", literal: protocolName)
+        writer.plainField("community_id", flow.communityID)
+        writer.endObject()
+        if flow.input < quotedInputNames.count {
+            writer.beginObject("log")
+            writer.beginObject("file")
+            writer.preparedField("path", quotedInputNames[flow.input])
+            writer.endObject()
+            writer.endObject()
+        }
+    }
+
+    func end(_ file: OutputFile) {
+        writer.endObject()
+        writer.newline()
+        file.write(writer.bytes)
+    }
+
+    // MARK: DNS
+
+    public func dns(_ t: DNSTransaction) {
+        guard let m = t.message else { return }
+        let protocolName: StaticString = t.flavour == "mdns" ? "mdns" : t.flavour == "llmnr" ? "llmnr" : "dns"
+        begin(t.origin, dataset: "phonehome.dns", protocolName: protocolName)
+        writer.beginObject("dns")
+        writer.field("id", Int(m.id))
+        writer.field("op_code", opcodeName(m.opcode))
+        if let q = m.questions.first {
+            writer.beginObject("question")
+            writer.field("name", DNSName.text(q.name))
+            writer.field("type", DNSType.name(q.type))
+            writer.field("class", DNSType.className(q.qclass))
+            writer.endObject()
+        }
+        if let r = t.response {
+            writer.field("type", literal: "answer")
+            writer.field("response_code", DNSType.rcodeName(r.rcode))
+            var flags: [StaticString] = []
+            if r.authoritative { flags.append("AA") }
+            if r.truncated { flags.append("TC") }
+            if r.recursionDesired { flags.append("RD") }
+            if r.recursionAvailable { flags.append("RA") }
+            writer.beginArray("header_flags")
+            for f in flags { writer.string(f.description) }
+            writer.endArray()
+            if !r.answers.isEmpty {
+                writer.beginArray("answers")
+                for a in r.answers {
+                    writer.beginObject()
+                    writer.field("name", DNSName.text(a.name))
+                    writer.field("type", DNSType.name(a.type))
+                    writer.field("class", DNSType.className(a.rclass))
+                    writer.field("ttl", Int(a.ttl))
+                    writer.field("data", rdataText(a.data))
+                    writer.endObject()
+                }
+                writer.endArray()
+                var resolved: [IPAddress] = []
+                for a in r.answers { if case .address(let ip) = a.data { resolved.append(ip) } }
+                if !resolved.isEmpty {
+                    writer.beginArray("resolved_ip")
+                    for ip in resolved { writer.string(ip.description) }
+                    writer.endArray()
+                }
+            }
+        } else {
+            writer.field("type", literal: "query")
+        }
+        writer.endObject()
+        writer.beginObject("phonehome")
+        writer.field("frame", t.origin.frame)
+        if let f = t.responseFrame { writer.field("response_frame", f) }
+        if let q = t.query, let r = t.responseTimestamp {
+            _ = q
+            writer.field("rtt_us", Int((r - t.origin.timestamp) / 1000))
+        }
+        if t.query == nil { writer.field("unsolicited", true) }
+        if let issue = t.query?.issue ?? t.response?.issue { writer.field("issue", issue) }
+        writer.endObject()
+        end(dnsFile)
+        dnsLines += 1
+    }
+
+    func opcodeName(_ op: UInt8) -> String {
+        switch op {
+        case 0: return "QUERY"
+        case 1: return "IQUERY"
+        case 2: return "STATUS"
+        case 4: return "NOTIFY"
+        case 5: return "UPDATE"
+        default: return "OPCODE\(op)"
+        }
+    }
+
+    func rdataText(_ d: DNSRecordData) -> String {
+        switch d {
+        case .address(let ip): return ip.description
+        case .name(let n): return DNSName.text(n)
+        case .mx(let p, let n): return "\(p) \(DNSName.text(n))"
+        case .txt(let strings): return strings.map { DNSName.text($0) }.joined(separator: " ")
+        case .soa(let m, let r, let serial): return "\(DNSName.text(m)) \(DNSName.text(r)) \(serial)"
+        case .srv(let p, let w, let port, let t): return "\(p) \(w) \(port) \(DNSName.text(t))"
+        case .svcb(let p, let t, let alpn, let hints):
+            var s = "\(p) \(t.isEmpty ? "." : DNSName.text(t))"
+            if !alpn.isEmpty { s += " alpn=" + alpn.map { DNSName.text($0) }.joined(separator: ",") }
+            if !hints.isEmpty { s += " hints=" + hints.map(\.description).joined(separator: ",") }
+            return s
+        case .other(let length): return "(\(length) bytes)"
+        }
+    }
+
+    // MARK: HTTP
+
+    public func http(_ t: HTTPTransaction) {
+        let host = t.request?.header("host")
+        begin(t.origin, dataset: "phonehome.http", protocolName: "http", domain: host.map(hostOnly))
+        writer.beginObject("http")
+        if let q = t.request {
+            writer.beginObject("request")
+            writer.bytesField("method", q.method)
+            if let b = t.requestBody { writer.beginObject("body"); writer.field("bytes", b.wireBytes); writer.endObject() }
+            if let ct = q.header("content-type") { writer.bytesField("mime_type", ct) }
+            if let ref = q.header("referer") { writer.bytesField("referrer", ref) }
+            writer.endObject()
+            writer.bytesField("version", Array(q.version.drop { $0 != UInt8(ascii: "/") }.dropFirst()))
+        }
+        if let r = t.response {
+            writer.beginObject("response")
+            writer.field("status_code", r.status)
+            if let b = t.responseBody { writer.beginObject("body"); writer.field("bytes", b.wireBytes); writer.endObject() }
+            if let ct = r.header("content-type") { writer.bytesField("mime_type", ct) }
+            writer.endObject()
+        }
+        writer.endObject()
+        if let q = t.request {
+            writer.beginObject("url")
+            writer.bytesField("original", q.uri)
+            if let host { writer.bytesField("domain", hostOnly(host)) }
+            writer.endObject()
+            if let ua = q.header("user-agent") {
+                writer.beginObject("user_agent")
+                writer.bytesField("original", ua)
+                writer.endObject()
+            }
+        }
+        writer.beginObject("phonehome")
+        writer.field("frame", t.origin.frame)
+        if let f = t.responseFrame { writer.field("response_frame", f) }
+        if let q = t.request, lowered(q.method) == Array("connect".utf8) { writer.bytesField("connect_target", q.uri) }
+        for (name, body) in [("request", t.requestBody), ("response", t.responseBody)] {
+            guard let body else { continue }
+            if body.contentEncoding != nil || body.incomplete || body.issue != nil || body.windowTruncated {
+                if name == "request" { writer.beginObject("request_body") } else { writer.beginObject("response_body") }
+                if let e = body.contentEncoding { writer.bytesField("content_encoding", e) }
+                writer.field("decoded_bytes", body.decodedBytes)
+                if body.windowTruncated { writer.field("window_truncated", true) }
+                if body.incomplete { writer.field("incomplete", true) }
+                if let issue = body.issue { writer.field("issue", issue) }
+                writer.endObject()
+            }
+        }
+        writer.endObject()
+        end(httpFile)
+        httpLines += 1
+    }
+
+    func hostOnly(_ host: [UInt8]) -> [UInt8] {
+        if host.first == UInt8(ascii: "["), let close = host.firstIndex(of: UInt8(ascii: "]")) { return Array(host[1 ..< close]) }
+        if let colon = host.lastIndex(of: UInt8(ascii: ":")), host.filter({ $0 == UInt8(ascii: ":") }).count == 1 {
+            return Array(host[..<colon])
+        }
+        return host
+    }
+
+
+    // MARK: TLS
+
+    public func tls(_ t: TLSHandshake) {
+        begin(t.origin, dataset: "phonehome.tls", protocolName: t.quic ? "quic" : "tls", domain: t.client?.serverName)
+        writer.beginObject("tls")
+        if let s = t.server {
+            let v = s.version
+            writer.field("version", tlsVersionName(v))
+            if v == 0x0300 { writer.field("version_protocol", literal: "ssl") } else { writer.field("version_protocol", literal: "tls") }
+            writer.field("cipher", cipherSuiteName(s.cipherSuite))
+            if let alpn = s.alpn { writer.bytesField("next_protocol", alpn) }
+        }
+        if let c = t.client {
+            writer.beginObject("client")
+            if let sni = c.serverName { writer.field("server_name", DNSName.text(sni)) }
+            writer.plainField("ja3", c.ja3)
+            writer.plainField("ja4", c.ja4(quic: t.quic))
+            writer.beginArray("supported_ciphers")
+            for cs in c.cipherSuites where !isGREASE(cs) { writer.string(cipherSuiteName(cs)) }
+            writer.endArray()
+            writer.endObject()
+        }
+        if let s = t.server {
+            writer.beginObject("server")
+            writer.plainField("ja3s", s.ja3s)
+            writer.endObject()
+        }
+        writer.endObject()
+        writer.beginObject("phonehome")
+        writer.field("frame", t.origin.frame)
+        if let f = t.serverFrame { writer.field("server_frame", f) }
+        if let c = t.client {
+            writer.field("ja3_string", c.ja3String)
+            if !c.alpn.isEmpty {
+                writer.beginArray("alpn_offered")
+                for a in c.alpn { writer.bytesString(a) }
+                writer.endArray()
+            }
+            let versions = c.supportedVersions.filter { !isGREASE($0) }
+            if !versions.isEmpty {
+                writer.beginArray("versions_offered")
+                for v in versions { writer.string(tlsVersionName(v)) }
+                writer.endArray()
+            }
+            writer.beginArray("extensions")
+            for e in c.extensions { writer.int(Int(e)) }
+            writer.endArray()
+        }
+        writer.endObject()
+        end(tlsFile)
+        tlsLines += 1
+    }
+}
