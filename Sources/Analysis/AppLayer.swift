@@ -10,7 +10,7 @@ public struct AppLimits: Sendable {
     /// DNS queries awaiting an answer in one flow.
     public var dnsPendingPerFlow = 256
     /// Payload packets looked at before a flow of unknown protocol is left alone.
-    public var classifyPackets = 8
+    public var classifyPackets = 16
     public init() {}
 }
 
@@ -143,6 +143,8 @@ final class AppLayer {
                 if b.count >= 12 { return .dns }
             } else if QUICDecoder.looksLikeInitial(b) && fromOriginator {
                 return .quic
+            } else if !onPort(137) && !onPort(138) && DNSMessage.looksLikeQuery(b) {   // NetBIOS looks alike
+                return .dns
             }
             flow.pointee.session = -2
             return nil

@@ -56,6 +56,17 @@ public struct DNSMessage: Sendable {
     public var recursionAvailable: Bool { flags & 0x0080 != 0 }
     public var authoritative: Bool { flags & 0x0400 != 0 }
 
+    /// A cheap test for DNS on a port that is not DNS's: a standard query with one
+    /// question and no answers, whose question decodes and ends the datagram.
+    public static func looksLikeQuery(_ b: UnsafeRawBufferPointer) -> Bool {
+        guard b.count >= 17, b[2] & 0xF8 == 0, b[3] & 0x4F == 0,    // QR=0, opcode 0, Z=0, rcode 0
+              b[4] == 0, b[5] == 1, b[6] == 0, b[7] == 0, b[8] == 0, b[9] == 0, b[10] == 0, b[11] <= 1 else { return false }
+        var c = ByteCursor(b, at: 12)
+        guard case .success(let name) = DNSName.read(&c), !name.isEmpty, let type = c.u16(), let qclass = c.u16(),
+              type != 0, qclass & 0x7FFF == 1 else { return false }
+        return b[11] == 1 ? c.remaining >= 11 : c.atEnd
+    }
+
     /// Decodes one message. Nil only when even the 12-byte header is missing.
     public static func decode(_ bytes: UnsafeRawBufferPointer) -> DNSMessage? {
         var c = ByteCursor(bytes)
@@ -217,6 +228,7 @@ public enum DNSName {
     /// Presentation text: printable ASCII as is, a dot inside a label as `\.`, anything
     /// else as `\xNN` (what Zeek's logs do); the bytes are never "repaired".
     public static func text(_ name: [UInt8]) -> String {
+        if name.isEmpty { return "." }     // the root
         var out = ""
         out.reserveCapacity(name.count)
         appendEscaped(name, to: &out)

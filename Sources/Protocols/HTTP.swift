@@ -70,6 +70,9 @@ public struct HTTPParser {
         case untilClose
         case tunnel
         case failed
+        /// After a gap between or inside messages: waiting for a chunk that starts a
+        /// new message (Zeek-style recovery from capture loss).
+        case resync
     }
 
     public let isRequest: Bool
@@ -92,13 +95,25 @@ public struct HTTPParser {
         switch state { case .failed, .tunnel: return false; default: return true }
     }
 
-    /// Whether the start of a client stream is an HTTP request line.
+    /// Whether the start of a client stream is an HTTP request line: a known method, or
+    /// an upper-case token (extension methods) followed by an origin-form or `*` target
+    /// or on a line that ends in " HTTP/1.x".
     public static func looksLikeRequest(_ b: UnsafeRawBufferPointer) -> Bool {
         var n = 0
-        while n < b.count && n < 16 && b[n] >= 0x41 && b[n] <= 0x5A { n += 1 }
+        while n < b.count && n < 24 && isMethodChar(b[n]) { n += 1 }
         guard n >= 3, n < b.count, b[n] == 0x20 else { return false }
-        let method = Array(b[0..<n])
-        return knownMethods.contains(method)
+        if knownMethods.contains(Array(b[0..<n])) { return true }
+        if n + 1 < b.count && (b[n + 1] == UInt8(ascii: "/") || b[n + 1] == UInt8(ascii: "*")) { return true }
+        var end = n
+        while end < b.count && end < 8192 && b[end] != 0x0A { end += 1 }
+        guard end < b.count, end >= n + 9 else { return false }
+        let tail = end > 0 && b[end - 1] == 0x0D ? end - 1 : end
+        guard tail >= 9 else { return false }
+        return Array(b[(tail - 9) ..< (tail - 1)]) == Array(" HTTP/1.".utf8)
+    }
+
+    @inline(__always) static func isMethodChar(_ b: UInt8) -> Bool {
+        (b >= 0x41 && b <= 0x5A) || b == 0x5F || b == 0x2D
     }
 
     static let knownMethods: Set<[UInt8]> = Set(["GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "CONNECT",
@@ -116,6 +131,13 @@ public struct HTTPParser {
         while c < data.count {
             switch state {
             case .failed, .tunnel:
+                return
+            case .resync:
+                let rest = UnsafeRawBufferPointer(rebasing: data[c...])
+                if isRequest ? Self.looksLikeRequest(rest) : Self.looksLikeResponse(rest) {
+                    state = .head
+                    continue
+                }
                 return
             case .head:
                 // Skip blank lines between messages (RFC 9112 §2.2 allows a leading CRLF).
@@ -191,14 +213,25 @@ public struct HTTPParser {
             body.incomplete = true
             inflater = nil
             state = .chunkData(remaining: remaining - length)
-        case .failed, .tunnel:
+        case .failed, .tunnel, .resync:
             break
         case .head where line.isEmpty:
-            // Between messages: the next message may start anywhere; resume on a head.
-            state = .failed
-            events.append(.failure("gap_between_messages"))
+            // Between messages: resume at the next chunk that starts a message.
+            state = .resync
+        case .head:
+            // A head cut by the gap (a snaplen cut, a lost segment): log its start line.
+            finishHead(&events, partial: true)
+            state = .resync
         default:
-            fail("gap_in_message", &events)
+            // Framing lost inside a body: end the message as incomplete, then resume.
+            body.incomplete = true
+            body.wireBytes += length
+            events.append(.body(body))
+            body = HTTPBody()
+            inflater = nil
+            messageHasBody = false
+            line = []
+            state = .resync
         }
     }
 
@@ -341,10 +374,17 @@ public struct HTTPParser {
         var head = HTTPHead(isRequest: isRequest)
         let parts = start.split(separator: 0x20, maxSplits: 2, omittingEmptySubsequences: true).map(Array.init)
         if isRequest {
-            guard parts.count >= 2, parts[0].allSatisfy({ isTokenChar($0) }) else { return nil }
+            // Methods are upper-case tokens in practice; a lone letter or lower-case word
+            // is cruft between messages, not a request.
+            guard parts.count >= 2, parts[0].count >= 3, parts[0].count <= 24,
+                  parts[0].allSatisfy({ Self.isMethodChar($0) }) else { return nil }
             head.method = parts[0]
-            head.uri = parts[1]
-            head.version = parts.count > 2 ? parts[2] : Array("HTTP/0.9".utf8)
+            if parts.count == 2 && parts[1].starts(with: Array("HTTP/1.".utf8)) {
+                head.version = parts[1]    // "GET HTTP/1.1": an empty target, as Zeek logs it
+            } else {
+                head.uri = parts[1]
+                head.version = parts.count > 2 ? parts[2] : Array("HTTP/0.9".utf8)
+            }
         } else {
             guard parts.count >= 2, parts[0].starts(with: Array("HTTP/".utf8)), parts[1].count == 3,
                   let status = Int(String(decoding: parts[1], as: UTF8.self)) else { return nil }
@@ -365,7 +405,7 @@ public struct HTTPParser {
 
     func parseChunkSize(_ text: [UInt8]) -> Int? {
         var value = 0
-        var digits = 0
+        var digits = 0, significant = 0
         for b in text {
             let d: Int
             switch b {
@@ -376,7 +416,8 @@ public struct HTTPParser {
             default: return nil
             }
             digits += 1
-            guard digits <= 15 else { return nil }      // > 2^60: hostile (CVE-style overflow)
+            if d != 0 || significant > 0 { significant += 1 }
+            guard significant <= 15 else { return nil }   // >= 2^60: hostile (overflow attacks)
             value = value << 4 | d
         }
         return digits > 0 ? value : nil
@@ -387,8 +428,10 @@ public struct HTTPParser {
         let items = value.split(separator: 0x2C).map { trim(Array($0)) }
         var result: Int?
         for item in items {
-            guard !item.isEmpty, item.count <= 18, item.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
-            let n = item.reduce(0) { $0 * 10 + Int($1 - 0x30) }
+            guard !item.isEmpty, item.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
+            let digits = item.drop { $0 == 0x30 }      // leading zeros are legal
+            guard digits.count <= 18 else { return nil }   // beyond Int: hostile
+            let n = digits.reduce(0) { $0 * 10 + Int($1 - 0x30) }
             if let r = result, r != n { return nil }
             result = n
         }
