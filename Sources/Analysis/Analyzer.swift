@@ -233,59 +233,67 @@ struct PacketRun {
         if record.timestamp < firstTimestamp { firstTimestamp = record.timestamp }
         if record.timestamp > lastTimestamp { lastTimestamp = record.timestamp }
         p.decode(linkType: record.linkType, frame: record.data)
-        var depth = 0
-        while true {
-            if p.issue != .none { noteIssue(p.issue, record) }
-            if p.note != .none { noteIssue(p.note, record) }
-            switch p.network {
-            case .ipv4: counts.ipv4 &+= 1
-            case .ipv6: counts.ipv6 &+= 1
-            case .arp: counts.arp &+= 1; return
-            case .other: counts.otherNetwork &+= 1; return
-            case .none: counts.undecodable &+= 1; return
-            }
-            if depth > 0 { counts.tunnelled &+= 1 }
-            if p.issue != .none && !p.issue.isNote && !p.hasTransport && p.proto == 0 { return }
-            if p.isFragment {
-                counts.fragments &+= 1
-                switch defragmenter.add(p, timestamp: record.timestamp, frame: record.frame) {
-                case .incomplete:
-                    return
-                case .dropped(let reason):
-                    decodeAnomalies.record(kind: "fragment_dropped", frame: record.frame, offset: record.offset, detail: reason)
-                    return
-                case .complete(let payload, _):
-                    counts.reassembled &+= 1
-                    let proto = p.proto
-                    payload.withUnsafeBytes { bytes in
-                        p.isFragment = false
-                        p.decodeIPPayload(proto, bytes, claimedLength: bytes.count)
-                        if p.issue != .none { noteIssue(p.issue, record) }
-                        account(p, record)
-                    }
-                    // Tunnels inside reassembled datagrams are not followed (payload is gone).
-                    return
-                }
-            }
-            // A transport header that failed to decode leaves no ports: no flow to key.
-            if (p.proto == IPProtocol.tcp || p.proto == IPProtocol.udp) && !p.hasTransport { return }
-            if (p.proto == IPProtocol.icmp || p.proto == IPProtocol.icmpv6) && !p.hasTransport { return }
-            let index = account(p, record)
-            guard p.tunnel != .none else { return }
-            tracker.table.flow(at: index).pointee.tunnel = p.tunnel
-            depth += 1
-            guard depth <= DecodeLimits.maxTunnelDepth else {
-                noteIssue(.tunnelDepthExceeded, record)
+        layer(&p, record, depth: 0)
+    }
+
+    /// Accounts one network layer (the frame's, or a tunnel's inner packet at `depth`).
+    mutating func layer(_ p: inout Packet, _ record: Record, depth: Int) {
+        if p.issue != .none { noteIssue(p.issue, record) }
+        if p.note != .none { noteIssue(p.note, record) }
+        switch p.network {
+        case .ipv4: counts.ipv4 &+= 1
+        case .ipv6: counts.ipv6 &+= 1
+        case .arp: counts.arp &+= 1; return
+        case .other: counts.otherNetwork &+= 1; return
+        case .none: counts.undecodable &+= 1; return
+        }
+        if depth > 0 { counts.tunnelled &+= 1 }
+        if p.issue != .none && !p.issue.isNote && !p.hasTransport && p.proto == 0 { return }
+        if p.isFragment {
+            counts.fragments &+= 1
+            switch defragmenter.add(p, timestamp: record.timestamp, frame: record.frame) {
+            case .incomplete:
                 return
-            }
-            let inner = p.inner
-            if !p.decodeInner(p.innerStart, inner, depth: depth) {
-                // Not really a tunnel (Zeek's "false GTP"): the carrier flow stands alone.
-                decodeAnomalies.record(kind: "tunnel_inner_undecodable", frame: record.frame, offset: record.offset,
-                                       detail: p.issue.name)
+            case .dropped(let reason):
+                decodeAnomalies.record(kind: "fragment_dropped", frame: record.frame, offset: record.offset, detail: reason)
+                return
+            case .complete(let payload, _):
+                counts.reassembled &+= 1
+                let proto = p.proto
+                payload.withUnsafeBytes { bytes in
+                    p.isFragment = false
+                    p.decodeIPPayload(proto, bytes, claimedLength: bytes.count)
+                    if p.issue != .none { noteIssue(p.issue, record) }
+                    // The datagram lives only in this closure: account it and follow any
+                    // tunnel inside it (GTP-U and VXLAN carriers do get fragmented) here.
+                    transport(&p, record, depth: depth)
+                }
                 return
             }
         }
+        transport(&p, record, depth: depth)
+    }
+
+    /// Accounts the transport layer's flow, then decodes a tunnel's inner packet, if any.
+    mutating func transport(_ p: inout Packet, _ record: Record, depth: Int) {
+        // A transport header that failed to decode leaves no ports: no flow to key.
+        if (p.proto == IPProtocol.tcp || p.proto == IPProtocol.udp) && !p.hasTransport { return }
+        if (p.proto == IPProtocol.icmp || p.proto == IPProtocol.icmpv6) && !p.hasTransport { return }
+        let index = account(p, record)
+        guard p.tunnel != .none else { return }
+        tracker.table.flow(at: index).pointee.tunnel = p.tunnel
+        guard depth + 1 <= DecodeLimits.maxTunnelDepth else {
+            noteIssue(.tunnelDepthExceeded, record)
+            return
+        }
+        let inner = p.inner
+        if !p.decodeInner(p.innerStart, inner, depth: depth + 1) {
+            // Not really a tunnel (Zeek's "false GTP"): the carrier flow stands alone.
+            decodeAnomalies.record(kind: "tunnel_inner_undecodable", frame: record.frame, offset: record.offset,
+                                   detail: p.issue.name)
+            return
+        }
+        layer(&p, record, depth: depth + 1)
     }
 
     @discardableResult @inline(__always)
