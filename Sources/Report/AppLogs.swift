@@ -47,7 +47,7 @@ public final class AppLogs: AppEventSink {
         writer.beginObject("destination")
         writer.ipField("ip", flow.responderAddress)
         writer.field("port", Int(flow.responderPort))
-        if let domain { writer.field("domain", DNSName.text(domain)) }
+        if let domain { writer.nameField("domain", domain) }
         writer.endObject()
         writer.beginObject("network")
         if flow.key.proto == IPProtocol.tcp { writer.field("transport", literal: "tcp") } else { writer.field("transport", literal: "udp") }
@@ -80,7 +80,7 @@ public final class AppLogs: AppEventSink {
         writer.field("op_code", opcodeName(m.opcode))
         if let q = m.questions.first {
             writer.beginObject("question")
-            writer.field("name", DNSName.text(q.name))
+            writer.nameField("name", q.name)
             writer.field("type", DNSType.name(q.type))
             writer.field("class", DNSType.className(q.qclass))
             writer.endObject()
@@ -100,11 +100,15 @@ public final class AppLogs: AppEventSink {
                 writer.beginArray("answers")
                 for a in r.answers {
                     writer.beginObject()
-                    writer.field("name", DNSName.text(a.name))
+                    writer.nameField("name", a.name)
                     writer.field("type", DNSType.name(a.type))
                     writer.field("class", DNSType.className(a.rclass))
                     writer.field("ttl", Int(a.ttl))
-                    writer.field("data", rdataText(a.data))
+                    switch a.data {
+                    case .address(let ip): writer.ipField("data", ip)
+                    case .name(let n): writer.nameField("data", n)
+                    default: writer.field("data", rdataText(a.data))
+                    }
                     writer.endObject()
                 }
                 writer.endArray()
@@ -112,7 +116,7 @@ public final class AppLogs: AppEventSink {
                 for a in r.answers { if case .address(let ip) = a.data { resolved.append(ip) } }
                 if !resolved.isEmpty {
                     writer.beginArray("resolved_ip")
-                    for ip in resolved { writer.string(ip.description) }
+                    for ip in resolved { writer.ipString(ip) }
                     writer.endArray()
                 }
             }
@@ -240,7 +244,7 @@ public final class AppLogs: AppEventSink {
         }
         if let c = t.client {
             writer.beginObject("client")
-            if let sni = c.serverName { writer.field("server_name", DNSName.text(sni)) }
+            if let sni = c.serverName { writer.nameField("server_name", sni) }
             writer.plainField("ja3", c.ja3)
             writer.plainField("ja4", c.ja4(quic: t.quic))
             writer.beginArray("supported_ciphers")

@@ -157,6 +157,35 @@ public struct JSONWriter {
         appendQuoted(escaped)
     }
 
+    /// A DNS name from its wire bytes, escaped as `DNSName.text` does (printable ASCII as
+    /// is, anything else `\\xNN`, the root as "."), straight into the output.
+    public mutating func nameField(_ k: StaticString, _ name: [UInt8]) { key(k); nameString(name) }
+
+    public mutating func nameString(_ name: [UInt8]) {
+        separator()
+        bytes.append(UInt8(ascii: "\""))
+        if name.isEmpty { bytes.append(UInt8(ascii: ".")) }
+        for b in name {
+            if b > 0x20 && b < 0x7F && b != UInt8(ascii: "\\") {
+                if b == UInt8(ascii: "\"") { bytes.append(UInt8(ascii: "\\")) }
+                bytes.append(b)
+            } else {
+                bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\"), UInt8(ascii: "x"),
+                                          Self.hexDigits[Int(b >> 4)], Self.hexDigits[Int(b & 0xF)]])
+            }
+        }
+        bytes.append(UInt8(ascii: "\""))
+    }
+    static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+
+    /// An address as an array element or value, formatted straight into the output.
+    public mutating func ipString(_ address: IPAddress) {
+        separator()
+        bytes.append(UInt8(ascii: "\""))
+        address.appendText(to: &bytes)
+        bytes.append(UInt8(ascii: "\""))
+    }
+
     public mutating func field(_ k: StaticString, _ value: Int) { key(k); int(value) }
     public mutating func field(_ k: StaticString, _ value: Int64) { key(k); int(Int(value)) }
     public mutating func field(_ k: StaticString, _ value: Bool) { key(k); raw(value ? "true" : "false") }
