@@ -54,7 +54,7 @@ let package = Package(
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
         .testTarget(name: "CaptureTests", dependencies: ["Capture", "CPcap", "Wire", "Flows", "Analysis", "TestSupport"]),
         .testTarget(name: "FlowsTests", dependencies: ["Flows", "Wire", "Analysis", "Capture", "TestSupport"]),
-        .testTarget(name: "AppLayerTests", dependencies: ["Analysis", "Protocols", "Flows", "Wire", "TestSupport"]),
+        .testTarget(name: "AppLayerTests", dependencies: ["Analysis", "Protocols", "Flows", "Wire", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "EndToEndTests", dependencies: ["Analysis", "Report", "Capture", "TestSupport"]),
         .target(name: "TestSupport", dependencies: ["Capture"], path: "Tests/TestSupport"),
     ]

@@ -32,9 +32,9 @@ public enum QUICVersion: Sendable {
 
 /// Keys protecting one direction's Initial packets.
 public struct QUICInitialKeys {
-    let key: SymmetricKey
-    let iv: [UInt8]
-    let hp: SymmetricKey
+    public let key: SymmetricKey
+    public let iv: [UInt8]
+    public let hp: SymmetricKey
 
     public init(destinationConnectionID: [UInt8], version: QUICVersion, server: Bool = false) {
         let prk = HKDF<SHA256>.extract(inputKeyMaterial: SymmetricKey(data: destinationConnectionID), salt: version.salt)
@@ -194,7 +194,7 @@ public struct CryptoStream {
     }
 }
 
-func hexBytes(_ s: String) -> [UInt8] {
+public func hexBytes(_ s: String) -> [UInt8] {
     var out: [UInt8] = []
     var it = s.utf8.makeIterator()
     while let h = it.next(), let l = it.next() {

@@ -18,6 +18,8 @@ public struct ClientHello: Sendable, Equatable {
     public var signatureAlgorithms: [UInt16] = []
     public var sessionIDLength = 0
 
+    public init() {}
+
     /// Highest offered version, from supported_versions when present (GREASE ignored).
     public var highestVersion: UInt16 {
         supportedVersions.filter { !isGREASE($0) }.max() ?? legacyVersion

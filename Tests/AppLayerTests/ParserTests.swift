@@ -1,0 +1,272 @@
+import Wire
+import Crypto
+import Flows
+import Foundation
+import Protocols
+import Testing
+
+/// Builds wire bytes for fixtures.
+func dnsName(_ s: String) -> [UInt8] {
+    var out: [UInt8] = []
+    for label in s.split(separator: ".") { out.append(UInt8(label.utf8.count)); out += Array(label.utf8) }
+    return out + [0]
+}
+
+func dnsResponseFixture() -> [UInt8] {
+    var m: [UInt8] = [0x12, 0x34, 0x81, 0x80, 0, 1, 0, 2, 0, 0, 0, 0]
+    m += dnsName("api.example.test") + [0, 1, 0, 1]
+    // CNAME via a pointer to the question name (offset 12), then an A record.
+    m += [0xC0, 12, 0, 5, 0, 1, 0, 0, 0, 60, 0, 7] + [4] + Array("edge".utf8) + [0xC0, 12]
+    m += [0xC0, 46, 0, 1, 0, 1, 0, 0, 1, 0, 0, 4, 192, 0, 2, 7]
+    return m
+}
+
+@Suite struct DNSParserTests {
+    @Test func decodesAnswersWithCompression() throws {
+        let m = try #require(dnsResponseFixture().withUnsafeBytes { DNSMessage.decode($0) })
+        #expect(m.id == 0x1234 && m.isResponse && m.rcode == 0)
+        #expect(DNSName.text(m.questions[0].name) == "api.example.test")
+        #expect(m.answers.count == 2)
+        #expect(m.answers[0].data == .name(Array("edge.api.example.test".utf8)))
+        #expect(DNSName.text(m.answers[1].name) == "edge.api.example.test")
+        #expect(m.answers[1].data == .address(IPAddress("192.0.2.7")!))
+        #expect(m.answers[1].ttl == 256)
+        #expect(m.issue == nil)
+    }
+
+    @Test func compressionLoopsAndForwardPointersFail() {
+        // A name that points at itself, and one that points forward.
+        for pointer: [UInt8] in [[0xC0, 12], [0xC0, 20]] {
+            let m: [UInt8] = [0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0] + pointer + [0, 1, 0, 1] + [UInt8](repeating: 0, count: 8)
+            let decoded = m.withUnsafeBytes { DNSMessage.decode($0) }
+            #expect(decoded?.issue == "compression_pointer_loop")
+            #expect(decoded?.questions.isEmpty == true)
+        }
+    }
+
+    @Test func namesAreEscapedNotRepaired() {
+        #expect(DNSName.text(Array("a b\u{0}.c\\".utf8)) == "a\\x20b\\x00.c\\x5c")
+        #expect(DNSName.text([]) == ".")
+    }
+
+    @Test func everyTruncationFailsCleanly() {
+        let full = dnsResponseFixture()
+        for n in 0 ..< full.count {
+            let m = Array(full[..<n]).withUnsafeBytes { DNSMessage.decode($0) }
+            if n < 12 { #expect(m == nil) } else { #expect(m?.issue != nil, "prefix \(n)") }
+        }
+    }
+}
+
+@Suite struct HTTPParserTests {
+    static let request = Array("""
+        POST /v1/upload?x=1 HTTP/1.1\r\nHost: telemetry.example.test:8080\r\nUser-Agent: t/1\r\n\
+        Transfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: 1\r\n\r\n\
+        GET /second HTTP/1.1\r\nHost: b.example\r\nContent-Length: 3\r\n\r\nabc
+        """.utf8)
+
+    func parse(_ chunks: [[UInt8]], isRequest: Bool = true) -> [HTTPEvent] {
+        var p = HTTPParser(isRequest: isRequest)
+        var events: [HTTPEvent] = []
+        for c in chunks { c.withUnsafeBytes { p.feed($0, &events) } }
+        p.finish(&events)
+        return events
+    }
+
+    func summary(_ events: [HTTPEvent]) -> [String] {
+        events.map {
+            switch $0 {
+            case .head(let h): return "head \(String(decoding: h.method, as: UTF8.self)) \(String(decoding: h.uri, as: UTF8.self)) \(String(decoding: h.header("host") ?? [], as: UTF8.self))"
+            case .body(let b): return "body \(b.wireBytes) \(String(decoding: b.window, as: UTF8.self))"
+            case .tunnel: return "tunnel"
+            case .failure(let f): return "failure \(f)"
+            }
+        }
+    }
+
+    @Test func pipelinedChunkedRequestsWholeAndByteByByte() {
+        let expected = ["head POST /v1/upload?x=1 telemetry.example.test:8080", "body 46 hello world",
+                        "head GET /second b.example", "body 3 abc"]
+        #expect(summary(parse([Self.request])) == expected)
+        #expect(summary(parse(Self.request.map { [$0] })) == expected)
+        for split in 1 ..< Self.request.count {
+            let parts = [Array(Self.request[..<split]), Array(Self.request[split...])]
+            #expect(summary(parse(parts)) == expected, "split at \(split)")
+        }
+    }
+
+    @Test func gzipBodyIsDecodedIntoTheWindow() throws {
+        let text = Array(String(repeating: "canary-0042 ", count: 20).utf8)
+        let gz = try gzip(text)
+        let response = Array("HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: \(gz.count)\r\n\r\n".utf8) + gz
+        var p = HTTPParser(isRequest: false)
+        var events: [HTTPEvent] = []
+        response.withUnsafeBytes { p.feed($0, &events) }
+        guard case .body(let body) = events.last else { Issue.record("no body"); return }
+        #expect(body.window == text)
+        #expect(body.wireBytes == gz.count)
+    }
+
+    @Test func everyTruncationFailsCleanly() {
+        for n in 0 ... Self.request.count { _ = parse([Array(Self.request[..<n])]) }
+    }
+
+    @Test func hostileLengthsAreRefused() {
+        let huge = Array("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\n".utf8)
+        #expect(summary(parse([huge])).contains("failure bad_chunk_size"))
+        let headers = Array(("GET / HTTP/1.1\r\n" + String(repeating: "X-A: b\r\n", count: 20_000)).utf8)
+        #expect(summary(parse([headers])).contains("failure head_too_long"))
+    }
+
+    func gzip(_ data: [UInt8]) throws -> [UInt8] {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/gzip")
+        p.arguments = ["-c"]
+        let input = Pipe(), output = Pipe()
+        p.standardInput = input
+        p.standardOutput = output
+        try p.run()
+        input.fileHandleForWriting.write(Data(data))
+        try input.fileHandleForWriting.close()
+        let out = output.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return [UInt8](out)
+    }
+}
+
+@Suite struct TLSFingerprintTests {
+    /// A Chrome ClientHello's fields as published with its JA4 (browserleaks), in the
+    /// order sent: JA4 must sort and drop what the spec says.
+    @Test func ja4MatchesPublishedVector() {
+        var h = ClientHello()
+        h.legacyVersion = 0x0303
+        h.cipherSuites = [0x1301, 0x1302, 0x1303, 0xC02B, 0xC02F, 0xC02C, 0xC030, 0xCCA9, 0xCCA8, 0xC013, 0xC014,
+                          0x009C, 0x009D, 0x002F, 0x0035]
+        h.extensions = [0x002D, 0x0033, 0x0010, 0xFE0D, 0x0017, 0x44CD, 0x0000, 0x000B, 0x000A, 0x002B, 0xFF01,
+                        0x0023, 0x0012, 0x0005, 0x000D, 0x001B]
+        h.signatureAlgorithms = [0x0403, 0x0804, 0x0401, 0x0503, 0x0805, 0x0501, 0x0806, 0x0601]
+        h.alpn = [Array("h2".utf8), Array("http/1.1".utf8)]
+        h.serverName = Array("tls.browserleaks.com".utf8)
+        h.supportedVersions = [0x0A0A, 0x0304, 0x0303]
+        #expect(h.ja4(quic: false) == "t13d1516h2_8daaf6152771_d8a2da3f94cd")
+    }
+
+    func clientHelloRecord() -> [UInt8] {
+        var ext: [UInt8] = []
+        let sni = Array("models.example.test".utf8)
+        ext += [0, 0] + be16(sni.count + 5) + be16(sni.count + 3) + [0] + be16(sni.count) + sni
+        ext += [0, 0x10] + be16(5) + be16(3) + [2] + Array("h2".utf8)
+        ext += [0, 0x2B] + be16(5) + [4, 0x03, 0x04, 0x03, 0x03]
+        var body: [UInt8] = [3, 3] + [UInt8](repeating: 7, count: 32) + [0] + be16(4) + [0x13, 0x01, 0x13, 0x02] + [1, 0]
+        body += be16(ext.count) + ext
+        let handshake = [1] + [0] + be16(body.count) + body
+        // Split the handshake over two records, as some clients do.
+        let cut = 20
+        return [22, 3, 1] + be16(cut) + handshake[..<cut] + [22, 3, 1] + be16(handshake.count - cut) + handshake[cut...]
+    }
+
+    func be16(_ v: Int) -> [UInt8] { [UInt8(v >> 8), UInt8(v & 0xFF)] }
+
+    @Test func helloSplitAcrossRecordsAndSegments() throws {
+        let stream = clientHelloRecord()
+        for split in 0 ... stream.count {
+            var c = TLSHelloCollector()
+            var hello: (type: UInt8, body: [UInt8])?
+            for part in [Array(stream[..<split]), Array(stream[split...])] where hello == nil {
+                hello = part.withUnsafeBytes { c.feed($0) }
+            }
+            let h = try #require(hello, "split \(split)")
+            let ch = try #require(h.body.withUnsafeBytes { ClientHello.decode($0) })
+            #expect(ch.serverName == Array("models.example.test".utf8))
+            #expect(ch.alpn == [Array("h2".utf8)])
+            #expect(ch.ja4(quic: false).hasPrefix("t13d0203h2_"))
+        }
+    }
+
+    @Test func truncatedHellosFailCleanly() {
+        let stream = clientHelloRecord()
+        for n in 0 ..< stream.count {
+            var c = TLSHelloCollector()
+            _ = Array(stream[..<n]).withUnsafeBytes { c.feed($0) }
+        }
+        let body = Array(stream[9...])
+        for n in 0 ..< body.count { _ = Array(body[..<n]).withUnsafeBytes { ClientHello.decode($0) } }
+    }
+
+    @Test func oversizedRecordIsRefused() {
+        var c = TLSHelloCollector()
+        let claim: [UInt8] = [22, 3, 1, 0xFF, 0xFF]   // 64 KiB record: beyond 2^14 + 2048
+        _ = claim.withUnsafeBytes { c.feed($0) }
+        #expect(c.state == .notTLS("record_too_long"))
+    }
+}
+
+@Suite struct QUICTests {
+    /// RFC 9001 Appendix A.1: the client Initial keys for DCID 8394c8f03e515708.
+    @Test func initialKeysMatchRFC9001() {
+        let keys = QUICInitialKeys(destinationConnectionID: hexBytes("8394c8f03e515708"), version: .v1)
+        #expect(keys.key.withUnsafeBytes { Array($0) } == hexBytes("1f369613dd76d5467730efcbe3b1a22d"))
+        #expect(keys.iv == hexBytes("fa044b2f42a3fd3b46fb255c"))
+        #expect(keys.hp.withUnsafeBytes { Array($0) } == hexBytes("9f50449e04a0e810283a1e9933adedd2"))
+    }
+}
+
+@Suite struct ReassemblyTests {
+    /// Segments in any order, with retransmissions and overlaps, give the same stream.
+    @Test func outOfOrderOverlapAndRetransmission() {
+        let data = Array("0123456789abcdefghij".utf8)
+        let segments: [(Int, Int)] = [(10, 15), (0, 5), (3, 12), (15, 20), (0, 5), (5, 10)]
+        var stream = TCPStream()
+        let budget = ReassemblyBudget()
+        var out: [UInt8] = []
+        stream.segment(seq: 999, syn: true, fin: false, captured: UnsafeRawBufferPointer(start: nil, count: 0),
+                       claimedLength: 0, budget: budget) { _ in }
+        for (a, b) in segments {
+            Array(data[a..<b]).withUnsafeBytes { bytes in
+                stream.segment(seq: 1000 + UInt32(a), syn: false, fin: false, captured: bytes, claimedLength: b - a,
+                               budget: budget) { if case .data(let d) = $0 { out += d } }
+            }
+        }
+        #expect(out == data)
+        #expect(stream.missedBytes == 0)
+        #expect(budget.bufferedBytes == 0)
+    }
+
+    @Test func holesBecomeGapsAtTheEnd() {
+        var stream = TCPStream()
+        let budget = ReassemblyBudget()
+        var log: [String] = []
+        for (seq, text) in [(UInt32(100), "abc"), (UInt32(110), "xyz")] {
+            Array(text.utf8).withUnsafeBytes { bytes in
+                stream.segment(seq: seq, syn: false, fin: false, captured: bytes, claimedLength: 3, budget: budget) {
+                    switch $0 { case .data(let d): log.append(String(decoding: d, as: UTF8.self)); case .gap(let n): log.append("gap \(n)") }
+                }
+            }
+        }
+        stream.finish(budget: budget) {
+            switch $0 { case .data(let d): log.append(String(decoding: d, as: UTF8.self)); case .gap(let n): log.append("gap \(n)") }
+        }
+        #expect(log == ["abc", "gap 7", "xyz"])
+        #expect(stream.missedBytes == 7)
+    }
+
+    /// Endless out-of-order data never grows the buffer past its caps.
+    @Test func outOfOrderFloodStaysUnderCaps() {
+        var limits = ReassemblyLimits()
+        limits.perDirectionBytes = 64 << 10
+        let budget = ReassemblyBudget(limits: limits)
+        var stream = TCPStream()
+        let chunk = [UInt8](repeating: 0x41, count: 1000)
+        var delivered = 0
+        chunk.withUnsafeBytes { bytes in
+            stream.segment(seq: 0, syn: false, fin: false, captured: bytes, claimedLength: 1000, budget: budget) { _ in }
+            for i in 0 ..< 20_000 {   // every segment leaves a 1-byte hole before it
+                stream.segment(seq: UInt32(1001 + i * 1001), syn: false, fin: false, captured: bytes, claimedLength: 1000,
+                               budget: budget) { if case .data(let d) = $0 { delivered += d.count } }
+                #expect(budget.bufferedBytes <= limits.perDirectionBytes)
+            }
+        }
+        #expect(budget.peakBufferedBytes <= limits.perDirectionBytes)
+        #expect(delivered > 0 && budget.capGaps > 0)
+    }
+}
