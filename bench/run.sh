@@ -30,8 +30,17 @@ best() { # name, command... : best of 3 wall times, peak RSS of the best run
 {
 best "cat (read floor)" cat "$cap"
 best "tcpdump -r X -w /dev/null" tcpdump -r "$cap" -w /dev/null
-best "phonehome analyze (flows, community_id; no input hash)" $bin analyze -q --no-input-hash "$cap" -o "$out/a"
-best "phonehome analyze (default: + SHA-256 of input)" $bin analyze -q "$cap" -o "$out/b"
+best "phonehome analyze (flows, community_id; no app layer, no hash)" $bin analyze -q --no-input-hash --no-app-layer "$cap" -o "$out/a"
+best "phonehome analyze (+ DNS/HTTP/TLS/QUIC, no hash)" $bin analyze -q --no-input-hash "$cap" -o "$out/b"
+best "phonehome analyze (default: + SHA-256 of input)" $bin analyze -q "$cap" -o "$out/c"
+# tshark name extraction takes minutes on 2 GB: once, only when asked.
+if [ "${PHONEHOME_BENCH_TSHARK:-0}" = 1 ]; then
+    tf=$(mktemp)
+    /usr/bin/time -o "$tf" -f '%e %M' tshark -r "$cap" -T fields -e dns.qry.name -e http.host -e http.request.uri \
+        -e tls.handshake.extensions_server_name > "$out/tshark-names.txt" 2>/dev/null || true
+    read -r s k < <(tail -1 "$tf"); rm -f "$tf"
+    echo "tshark -T fields (names, 1 run)	$s	$k"
+fi
 } > "$out/times.tsv"
 echo "capture: $cap, $mb MB, ${frames:-?} packets; $(nproc) cores; $(date -u +%Y-%m-%d)"
 awk -F'\t' -v mb="$mb" -v frames="${frames:-0}" '

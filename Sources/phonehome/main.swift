@@ -51,6 +51,9 @@ struct Analyze: ParsableCommand {
     @Flag(help: ArgumentHelp("Skip the SHA-256 of inputs (for measurements only).", visibility: .hidden))
     var noInputHash = false
 
+    @Flag(name: .customLong("no-app-layer"), help: .hidden)
+    var noAppLayer = false
+
     @Flag(name: [.short, .long], help: "No progress line and no summary.")
     var quiet = false
 
@@ -67,6 +70,7 @@ struct Analyze: ParsableCommand {
         options.xzThreads = max(1, xzThreads)
         options.progress = !quiet
         options.hashInputs = !noInputHash
+        options.appLayer = !noAppLayer
 
         let expanded = expand(inputs)
         let paths = expanded.map(\.path)
