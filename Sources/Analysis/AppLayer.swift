@@ -472,23 +472,13 @@ final class AppLayer {
             app.domain = DNSName.text(sni)
             app.domainSource = "sni"
         } else if let host = s.httpHost {
-            app.domain = DNSName.text(stripPort(host))
+            app.domain = DNSName.text(hostWithoutPort(host))
             app.domainSource = "http_host"
         } else if let name = passiveDNS.name(for: flow.responderAddress) {
             app.domain = DNSName.text(name)
             app.domainSource = "dns"
         }
         return app
-    }
-
-    func stripPort(_ host: [UInt8]) -> [UInt8] {
-        if host.first == UInt8(ascii: "["), let close = host.firstIndex(of: UInt8(ascii: "]")) {
-            return Array(host[1 ..< close])
-        }
-        if let colon = host.lastIndex(of: UInt8(ascii: ":")), host.filter({ $0 == UInt8(ascii: ":") }).count == 1 {
-            return Array(host[..<colon])
-        }
-        return host
     }
 
     func anomaly(_ kind: String) {

@@ -453,3 +453,12 @@ func isTokenChar(_ b: UInt8) -> Bool {
     default: return false
     }
 }
+
+/// The host of a Host header or CONNECT target without its port ("[v6]:443" → "v6").
+public func hostWithoutPort(_ host: [UInt8]) -> [UInt8] {
+    if host.first == UInt8(ascii: "["), let close = host.firstIndex(of: UInt8(ascii: "]")) { return Array(host[1 ..< close]) }
+    if let colon = host.lastIndex(of: UInt8(ascii: ":")), host.filter({ $0 == UInt8(ascii: ":") }).count == 1 {
+        return Array(host[..<colon])
+    }
+    return host
+}

@@ -170,7 +170,7 @@ public final class AppLogs: AppEventSink {
 
     public func http(_ t: HTTPTransaction) {
         let host = t.request?.header("host")
-        begin(t.origin, dataset: "phonehome.http", protocolName: "http", domain: host.map(hostOnly))
+        begin(t.origin, dataset: "phonehome.http", protocolName: "http", domain: host.map(hostWithoutPort))
         writer.beginObject("http")
         if let q = t.request {
             writer.beginObject("request")
@@ -192,7 +192,7 @@ public final class AppLogs: AppEventSink {
         if let q = t.request {
             writer.beginObject("url")
             writer.bytesField("original", q.uri)
-            if let host { writer.bytesField("domain", hostOnly(host)) }
+            if let host { writer.bytesField("domain", hostWithoutPort(host)) }
             writer.endObject()
             if let ua = q.header("user-agent") {
                 writer.beginObject("user_agent")
@@ -220,15 +220,6 @@ public final class AppLogs: AppEventSink {
         end(httpFile)
         httpLines += 1
     }
-
-    func hostOnly(_ host: [UInt8]) -> [UInt8] {
-        if host.first == UInt8(ascii: "["), let close = host.firstIndex(of: UInt8(ascii: "]")) { return Array(host[1 ..< close]) }
-        if let colon = host.lastIndex(of: UInt8(ascii: ":")), host.filter({ $0 == UInt8(ascii: ":") }).count == 1 {
-            return Array(host[..<colon])
-        }
-        return host
-    }
-
 
     // MARK: TLS
 
