@@ -41,7 +41,7 @@ let package = Package(
             .product(name: "CryptoExtras", package: "swift-crypto"),
         ], swiftSettings: hotPath),
         .target(name: "Analysis", dependencies: ["Capture", "Wire", "Flows", "Protocols"], swiftSettings: hotPath),
-        .target(name: "Report", dependencies: ["Analysis", "Capture", "Wire", "Flows"], swiftSettings: hotPath),
+        .target(name: "Report", dependencies: ["Analysis", "Protocols", "Capture", "Wire", "Flows"], swiftSettings: hotPath),
         .executableTarget(name: "phonehome", dependencies: [
             "Analysis", "Report", "Capture",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

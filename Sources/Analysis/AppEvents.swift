@@ -5,7 +5,10 @@ import Wire
 /// Where an application-layer event was seen: its flow (as it was at the time), the
 /// first frame and time, and the input it came from.
 public struct EventOrigin: Sendable {
+    /// The flow when its session began: endpoints, orientation and input never change.
     public var flow: Flow
+    /// The flow's community_id, computed once for all its lines (and its conn line).
+    public var communityID: String
     public var frame: Int
     public var timestamp: Int64
     /// The event's sender is the flow's originator.
@@ -51,6 +54,7 @@ public struct FlowApplication: Sendable {
     public var domain: String?
     /// Where `domain` came from: sni, http_host, dns.
     public var domainSource: String?
+    public var communityID: String?
     public var originatorMissedBytes = 0
     public var responderMissedBytes = 0
     public init() {}

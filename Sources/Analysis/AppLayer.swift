@@ -98,8 +98,8 @@ final class AppLayer {
             session = s
         } else {
             guard let kind = classify(p, fromOriginator: fromOriginator, flow: flow) else { return }
-            session = Session(kind: kind, origin: EventOrigin(flow: flow.pointee, frame: frame, timestamp: timestamp,
-                                                              fromOriginator: fromOriginator))
+            session = Session(kind: kind, origin: EventOrigin(flow: flow.pointee, communityID: flow.pointee.communityID,
+                                                              frame: frame, timestamp: timestamp, fromOriginator: fromOriginator))
             if kind == .dns {
                 let ports = (p.srcPort, p.dstPort)
                 if ports.0 == 5353 || ports.1 == 5353 { session.flavour = "mdns" }
@@ -113,7 +113,6 @@ final class AppLayer {
             flow.pointee.session = store(session)
             counts.sessions += 1
         }
-        session.origin.flow = flow.pointee
         if isTCP {
             tcp(p, session, fromOriginator: fromOriginator, timestamp: timestamp, frame: frame)
         } else if session.kind == .dns {
@@ -258,8 +257,10 @@ final class AppLayer {
             s.dnsStreamBroken[d] = true   // framing lost
             s.dnsStream[d] = []
         case .data(let bytes):
-            s.dnsStream[d].append(contentsOf: bytes)
-            var buffer = s.dnsStream[d]
+            // Taken out of the session while parsed, so appending does not copy it.
+            var buffer: [UInt8] = []
+            swap(&buffer, &s.dnsStream[d])
+            buffer.append(contentsOf: bytes)
             var consumed = 0
             while buffer.count - consumed >= 2 {
                 let length = Int(buffer[consumed]) << 8 | Int(buffer[consumed + 1])
@@ -445,7 +446,6 @@ final class AppLayer {
         guard index >= 0, Int(index) < sessions.count, let s = sessions[Int(index)] else { return nil }
         sessions[Int(index)] = nil
         free.append(index)
-        s.origin.flow = flow
         let ts = flow.lastTimestamp, frame = flow.lastFrame
         let budget = self.budget
         s.originator.finish(budget: budget) { deliver($0, s, fromOriginator: true, ts, frame) }
@@ -466,6 +466,7 @@ final class AppLayer {
 
         var app = FlowApplication()
         app.service = s.service
+        app.communityID = s.origin.communityID
         app.originatorMissedBytes = s.originator.missedBytes
         app.responderMissedBytes = s.responder.missedBytes
         if let sni = s.serverName {

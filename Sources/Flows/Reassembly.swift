@@ -167,9 +167,7 @@ public struct TCPStream {
                 drain(deliver, budget: budget)
             } else {
                 skipTo(seq, deliver)
-                var b = bytes
-                b.withUnsafeBytes { deliverInOrder($0, claimedLength: $0.count, skip: 0, deliver) }
-                b = []
+                bytes.withUnsafeBytes { deliverInOrder($0, claimedLength: $0.count, skip: 0, deliver) }
                 drain(deliver, budget: budget)
                 return
             }

@@ -81,31 +81,6 @@ public struct ByteCursor {
     }
 }
 
-extension UnsafeRawBufferPointer {
-    /// Index of the first occurrence of `pattern` at or after `from`, if any.
-    public func firstIndex(of pattern: [UInt8], from: Int = 0) -> Int? {
-        guard let first = pattern.first, pattern.count <= count else { return nil }
-        var i = Swift.max(0, from)
-        let last = count - pattern.count
-        while i <= last {
-            guard let base = baseAddress,
-                  let hit = memchr(base + i, Int32(first), last - i + 1) else { return nil }
-            let at = base.distance(to: UnsafeRawPointer(hit))
-            var matched = true
-            for j in 1 ..< pattern.count where self[at + j] != pattern[j] { matched = false; break }
-            if matched { return at }
-            i = at + 1
-        }
-        return nil
-    }
-}
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 extension IPAddress {
     /// An IPv6 address from 16 network-order bytes (at least 16 must be given).
     public init(v6Bytes b: UnsafeRawBufferPointer) {

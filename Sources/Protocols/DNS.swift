@@ -228,25 +228,23 @@ public enum DNSName {
     /// Presentation text: printable ASCII as is, a dot inside a label as `\.`, anything
     /// else as `\xNN` (what Zeek's logs do); the bytes are never "repaired".
     public static func text(_ name: [UInt8]) -> String {
-        if name.isEmpty { return "." }     // the root
-        var out = ""
-        out.reserveCapacity(name.count)
-        appendEscaped(name, to: &out)
-        return out
+        var out: [UInt8] = []
+        appendText(name, to: &out)
+        return String(decoding: out, as: UTF8.self)
     }
 
-    static func appendEscaped(_ bytes: [UInt8], to out: inout String) {
-        let hex: [Character] = Array("0123456789abcdef")
-        for b in bytes {
+    /// Appends the presentation text (always ASCII) of `name` to `out`.
+    public static func appendText(_ name: [UInt8], to out: inout [UInt8]) {
+        if name.isEmpty { out.append(UInt8(ascii: ".")); return }    // the root
+        for b in name {
             if b > 0x20 && b < 0x7F && b != UInt8(ascii: "\\") {
-                out.unicodeScalars.append(Unicode.Scalar(b))
+                out.append(b)
             } else {
-                out += "\\x"
-                out.append(hex[Int(b >> 4)])
-                out.append(hex[Int(b & 0xF)])
+                out += [UInt8(ascii: "\\"), UInt8(ascii: "x"), hexDigits[Int(b >> 4)], hexDigits[Int(b & 0xF)]]
             }
         }
     }
+    static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 }
 
 /// Record types by number (IANA DNS parameters).

@@ -84,15 +84,10 @@ public struct HTTPParser {
     var messageHasBody = false
     /// For the response side: kinds of requests waiting for their responses.
     public var pendingRequests: [RequestKind] = []
-    public private(set) var messages = 0
 
     public init(isRequest: Bool, limits: HTTPLimits = HTTPLimits()) {
         self.isRequest = isRequest
         self.limits = limits
-    }
-
-    public var isActive: Bool {
-        switch state { case .failed, .tunnel: return false; default: return true }
     }
 
     /// Whether the start of a client stream is an HTTP request line: a known method, or
@@ -282,7 +277,6 @@ public struct HTTPParser {
             return
         }
         head.headBytes = bytes.count
-        messages += 1
         events.append(.head(head))
         if partial { return }
         body = HTTPBody()
@@ -446,12 +440,6 @@ func trim(_ v: [UInt8]) -> [UInt8] {
     while let f = s.first, f == 0x20 || f == 0x09 { s = s.dropFirst() }
     while let l = s.last, l == 0x20 || l == 0x09 || l == 0x0D { s = s.dropLast() }
     return Array(s)
-}
-func isTokenChar(_ b: UInt8) -> Bool {
-    switch b {
-    case 0x21, 0x23...0x27, 0x2A, 0x2B, 0x2D, 0x2E, 0x30...0x39, 0x41...0x5A, 0x5E...0x7A, 0x7C, 0x7E: return true
-    default: return false
-    }
 }
 
 /// The host of a Host header or CONNECT target without its port ("[v6]:443" → "v6").

@@ -228,12 +228,8 @@ public func tlsVersionName(_ v: UInt16) -> String {
     case 0x0302: return "1.1"
     case 0x0303: return "1.2"
     case 0x0304: return "1.3"
-    default: return String(format4hex: v)
+    default: return "0x" + hex4(v)
     }
-}
-
-extension String {
-    init(format4hex v: UInt16) { self = "0x" + hex4(v) }
 }
 
 @inline(__always) func isAlphanumeric(_ b: UInt8) -> Bool {

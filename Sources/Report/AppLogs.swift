@@ -13,10 +13,7 @@ public final class AppLogs: AppEventSink {
     public private(set) var dnsLines = 0
     public private(set) var httpLines = 0
     public private(set) var tlsLines = 0
-    public var inputNames: [String] = [] {
-        didSet { quotedInputNames = inputNames.map(JSONWriter.quoted) }
-    }
-    var quotedInputNames: [[UInt8]] = []
+    public var inputPaths = InputPaths()
 
     public init(directory: String) throws {
         dnsFile = try OutputFile(directory: directory, name: "dns.jsonl")
@@ -52,15 +49,9 @@ public final class AppLogs: AppEventSink {
         writer.beginObject("network")
         if flow.key.proto == IPProtocol.tcp { writer.field("transport", literal: "tcp") } else { writer.field("transport", literal: "udp") }
         writer.field("protocol", literal: protocolName)
-        writer.plainField("community_id", flow.communityID)
+        writer.plainField("community_id", origin.communityID)
         writer.endObject()
-        if flow.input < quotedInputNames.count {
-            writer.beginObject("log")
-            writer.beginObject("file")
-            writer.preparedField("path", quotedInputNames[flow.input])
-            writer.endObject()
-            writer.endObject()
-        }
+        writer.logFile(inputPaths, input: flow.input)
     }
 
     func end(_ file: OutputFile) {
@@ -127,8 +118,7 @@ public final class AppLogs: AppEventSink {
         writer.beginObject("phonehome")
         writer.field("frame", t.origin.frame)
         if let f = t.responseFrame { writer.field("response_frame", f) }
-        if let q = t.query, let r = t.responseTimestamp {
-            _ = q
+        if t.query != nil, let r = t.responseTimestamp {
             writer.field("rtt_us", Int((r - t.origin.timestamp) / 1000))
         }
         if t.query == nil { writer.field("unsolicited", true) }

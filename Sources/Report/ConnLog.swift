@@ -8,10 +8,7 @@ public final class ConnLog {
     let file: OutputFile
     var writer = JSONWriter()
     public private(set) var lines = 0
-    public var inputNames: [String] = [] {
-        didSet { quotedInputNames = inputNames.map(JSONWriter.quoted) }
-    }
-    var quotedInputNames: [[UInt8]] = []
+    public var inputPaths = InputPaths()
 
     public init(directory: String) throws {
         file = try OutputFile(directory: directory, name: "conn.jsonl")
@@ -45,7 +42,7 @@ public final class ConnLog {
         writeTransport(flow.key.proto)
         if let service = app?.service { writer.plainField("protocol", service) }
         if flow.originatorAddress.isIPv4 { writer.field("type", literal: "ipv4") } else { writer.field("type", literal: "ipv6") }
-        writer.plainField("community_id", flow.communityID)
+        writer.plainField("community_id", app?.communityID ?? flow.communityID)
         writer.field("packets", flow.originatorPackets + flow.responderPackets)
         writer.field("bytes", flow.originatorIPBytes + flow.responderIPBytes)
         if flow.key.vlan != 0 {
@@ -54,13 +51,7 @@ public final class ConnLog {
             writer.endObject()
         }
         writer.endObject()
-        if flow.input < inputNames.count {
-            writer.beginObject("log")
-            writer.beginObject("file")
-            writer.preparedField("path", quotedInputNames[flow.input])
-            writer.endObject()
-            writer.endObject()
-        }
+        writer.logFile(inputPaths, input: flow.input)
         writer.beginObject("phonehome")
         writer.plainField("conn_state", flow.connState)
         let history = flow.history.text

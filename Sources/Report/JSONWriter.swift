@@ -1,4 +1,5 @@
 import Foundation
+import Protocols
 import Wire
 
 /// Builds JSON text straight into bytes, with keys in the order written (outputs are
@@ -157,26 +158,21 @@ public struct JSONWriter {
         appendQuoted(escaped)
     }
 
-    /// A DNS name from its wire bytes, escaped as `DNSName.text` does (printable ASCII as
-    /// is, anything else `\\xNN`, the root as "."), straight into the output.
-    public mutating func nameField(_ k: StaticString, _ name: [UInt8]) { key(k); nameString(name) }
-
-    public mutating func nameString(_ name: [UInt8]) {
-        separator()
+    /// A DNS name from its wire bytes in `DNSName`'s presentation text, JSON-escaped,
+    /// straight into the output.
+    public mutating func nameField(_ k: StaticString, _ name: [UInt8]) {
+        key(k)
+        scratch.removeAll(keepingCapacity: true)
+        DNSName.appendText(name, to: &scratch)
         bytes.append(UInt8(ascii: "\""))
-        if name.isEmpty { bytes.append(UInt8(ascii: ".")) }
-        for b in name {
-            if b > 0x20 && b < 0x7F && b != UInt8(ascii: "\\") {
-                if b == UInt8(ascii: "\"") { bytes.append(UInt8(ascii: "\\")) }
-                bytes.append(b)
-            } else {
-                bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\"), UInt8(ascii: "x"),
-                                          Self.hexDigits[Int(b >> 4)], Self.hexDigits[Int(b & 0xF)]])
-            }
+        for b in scratch {   // ASCII only: just quotes and backslashes to escape
+            if b == UInt8(ascii: "\"") || b == UInt8(ascii: "\\") { bytes.append(UInt8(ascii: "\\")) }
+            bytes.append(b)
         }
         bytes.append(UInt8(ascii: "\""))
+        needsComma = true
     }
-    static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+    var scratch: [UInt8] = []
 
     /// An address as an array element or value, formatted straight into the output.
     public mutating func ipString(_ address: IPAddress) {
@@ -331,4 +327,23 @@ public final class OutputFile {
 public struct OutputError: Error, CustomStringConvertible {
     public let message: String
     public var description: String { message }
+}
+
+/// Input names as `log.file.path` values, escaped and quoted once: every line of every
+/// log repeats one of them.
+public struct InputPaths {
+    let quoted: [[UInt8]]
+    public init(_ names: [String] = []) { quoted = names.map(JSONWriter.quoted) }
+}
+
+extension JSONWriter {
+    /// `log.file.path`: the input a line came from, when known.
+    mutating func logFile(_ paths: InputPaths, input: Int) {
+        guard input >= 0 && input < paths.quoted.count else { return }
+        beginObject("log")
+        beginObject("file")
+        preparedField("path", paths.quoted[input])
+        endObject()
+        endObject()
+    }
 }

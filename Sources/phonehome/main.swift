@@ -81,10 +81,10 @@ struct Analyze: ParsableCommand {
         }
         let conn: ConnLog
         do { conn = try ConnLog(directory: out) } catch { fail("\(error)", ExitStatus.outputFailed) }
-        conn.inputNames = paths
+        conn.inputPaths = InputPaths(paths)
         let appLogs: AppLogs
         do { appLogs = try AppLogs(directory: out) } catch { fail("\(error)", ExitStatus.outputFailed) }
-        appLogs.inputNames = paths
+        appLogs.inputPaths = InputPaths(paths)
         let analyzer: Analyzer
         do {
             analyzer = try Analyzer(options: options, events: appLogs) { flow, reason, app in conn.write(flow, reason, app) }

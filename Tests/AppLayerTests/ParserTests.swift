@@ -4,6 +4,7 @@ import Flows
 import Foundation
 import Protocols
 import Testing
+import TestSupport
 
 /// Builds wire bytes for fixtures.
 func dnsName(_ s: String) -> [UInt8] {
@@ -116,21 +117,6 @@ func dnsResponseFixture() -> [UInt8] {
         #expect(summary(parse([huge])).contains("failure bad_chunk_size"))
         let headers = Array(("GET / HTTP/1.1\r\n" + String(repeating: "X-A: b\r\n", count: 20_000)).utf8)
         #expect(summary(parse([headers])).contains("failure head_too_long"))
-    }
-
-    func gzip(_ data: [UInt8]) throws -> [UInt8] {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/gzip")
-        p.arguments = ["-c"]
-        let input = Pipe(), output = Pipe()
-        p.standardInput = input
-        p.standardOutput = output
-        try p.run()
-        input.fileHandleForWriting.write(Data(data))
-        try input.fileHandleForWriting.close()
-        let out = output.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return [UInt8](out)
     }
 }
 

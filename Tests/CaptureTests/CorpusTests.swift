@@ -148,21 +148,6 @@ func readAll(_ url: URL) throws -> (frames: Int, reader: CaptureReader) {
         #expect(n == 136 && reader.anomalies.total == 0)
     }
 
-    func gzip(_ bytes: [UInt8]) throws -> [UInt8] {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/gzip")
-        p.arguments = ["-c"]
-        let input = Pipe(), output = Pipe()
-        p.standardInput = input
-        p.standardOutput = output
-        try p.run()
-        input.fileHandleForWriting.write(Data(bytes))
-        try input.fileHandleForWriting.close()
-        let out = output.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return [UInt8](out)
-    }
-
     /// A truncated xz stream yields the packets before the cut and an anomaly.
     @Test func truncatedXZKeepsWhatWasRead() throws {
         guard Corpus.isAvailable else { return }
