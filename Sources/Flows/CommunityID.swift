@@ -47,9 +47,22 @@ public enum CommunityID {
         return (UInt16(type), UInt16(code), true)
     }
 
+    /// Length of the text: "1:" and the base64 of a 20-byte SHA-1.
+    public static let textLength = 30
+
     /// Computes "1:<base64(sha1(...))>" for one flow seen from its originator.
     public static func compute(source: IPAddress, destination: IPAddress, sourcePort: UInt16,
                                destinationPort: UInt16, proto: UInt8, seed: UInt16 = 0) -> String {
+        String(unsafeUninitializedCapacity: textLength) {
+            write(to: $0.baseAddress!, source: source, destination: destination, sourcePort: sourcePort,
+                  destinationPort: destinationPort, proto: proto, seed: seed)
+        }
+    }
+
+    /// Writes the text of `compute` at `out` (room for `textLength` bytes), returning its
+    /// length: formatted in place, for the millions of conn lines.
+    public static func write(to out: UnsafeMutablePointer<UInt8>, source: IPAddress, destination: IPAddress,
+                             sourcePort: UInt16, destinationPort: UInt16, proto: UInt8, seed: UInt16 = 0) -> Int {
         var saddr = source, daddr = destination, sport = sourcePort, dport = destinationPort
         var oneWay = false
         let hasPorts: Bool
@@ -91,30 +104,38 @@ public enum CommunityID {
             }
             return Insecure.SHA1.hash(data: UnsafeRawBufferPointer(rebasing: raw[0..<n]))
         }
-        return digest.withUnsafeBytes { "1:" + base64($0) }
+        out[0] = UInt8(ascii: "1")
+        out[1] = UInt8(ascii: ":")
+        return digest.withUnsafeBytes { 2 + base64($0, to: out + 2) }
     }
 
-    static func base64(_ bytes: UnsafeRawBufferPointer) -> String {
-        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
-        var out: [UInt8] = []
-        out.reserveCapacity((bytes.count + 2) / 3 * 4)
-        var i = 0
+    /// Standard base64 with padding, written at `out`; returns the length.
+    static func base64(_ bytes: UnsafeRawBufferPointer, to out: UnsafeMutablePointer<UInt8>) -> Int {
+        @inline(__always) func symbol(_ v: UInt32) -> UInt8 {
+            let x = UInt8(truncatingIfNeeded: v & 63)
+            switch x {
+            case 0..<26: return x &+ 65          // A-Z
+            case 26..<52: return x &+ 71         // a-z
+            case 52..<62: return x &- 4          // 0-9
+            case 62: return UInt8(ascii: "+")
+            default: return UInt8(ascii: "/")
+            }
+        }
+        var i = 0, n = 0
         while i + 2 < bytes.count {
             let v = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2])
-            out.append(alphabet[Int(v >> 18 & 63)]); out.append(alphabet[Int(v >> 12 & 63)])
-            out.append(alphabet[Int(v >> 6 & 63)]); out.append(alphabet[Int(v & 63)])
+            out[n] = symbol(v >> 18); out[n + 1] = symbol(v >> 12); out[n + 2] = symbol(v >> 6); out[n + 3] = symbol(v)
             i += 3
+            n += 4
         }
         let rest = bytes.count - i
-        if rest == 1 {
-            let v = UInt32(bytes[i]) << 16
-            out.append(alphabet[Int(v >> 18 & 63)]); out.append(alphabet[Int(v >> 12 & 63)])
-            out.append(UInt8(ascii: "=")); out.append(UInt8(ascii: "="))
-        } else if rest == 2 {
-            let v = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8
-            out.append(alphabet[Int(v >> 18 & 63)]); out.append(alphabet[Int(v >> 12 & 63)])
-            out.append(alphabet[Int(v >> 6 & 63)]); out.append(UInt8(ascii: "="))
+        if rest > 0 {
+            let v = UInt32(bytes[i]) << 16 | (rest == 2 ? UInt32(bytes[i + 1]) << 8 : 0)
+            out[n] = symbol(v >> 18); out[n + 1] = symbol(v >> 12)
+            out[n + 2] = rest == 2 ? symbol(v >> 6) : UInt8(ascii: "=")
+            out[n + 3] = UInt8(ascii: "=")
+            n += 4
         }
-        return String(decoding: out, as: UTF8.self)
+        return n
     }
 }

@@ -40,12 +40,16 @@ public struct FlowHistory: Sendable {
     }
 
     public var text: String {
-        var bytes: [UInt8] = []
+        String(unsafeUninitializedCapacity: 24) { write(to: $0.baseAddress!) }
+    }
+
+    /// Writes the letters at `out` (room for 24) and returns how many.
+    public func write(to out: UnsafeMutablePointer<UInt8>) -> Int {
         for i in 0..<count {
             let word = i < 8 ? letters.0 : i < 16 ? letters.1 : letters.2
-            bytes.append(UInt8(truncatingIfNeeded: word >> (UInt64(i % 8) * 8)))
+            out[i] = UInt8(truncatingIfNeeded: word >> (UInt64(i % 8) * 8))
         }
-        return String(decoding: bytes, as: UTF8.self)
+        return count
     }
 }
 
@@ -90,6 +94,12 @@ public struct Flow: Sendable {
     public var communityID: String {
         CommunityID.compute(source: originatorAddress, destination: responderAddress,
                             sourcePort: originatorPort, destinationPort: responderPort, proto: key.proto)
+    }
+
+    /// `communityID` written at `out` (room for `CommunityID.textLength`); returns the length.
+    public func writeCommunityID(to out: UnsafeMutablePointer<UInt8>) -> Int {
+        CommunityID.write(to: out, source: originatorAddress, destination: responderAddress,
+                          sourcePort: originatorPort, destinationPort: responderPort, proto: key.proto)
     }
 
     /// Zeek's conn_state, derived as its `conn.zeek` does from the endpoint states.

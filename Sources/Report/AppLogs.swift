@@ -9,7 +9,7 @@ public final class AppLogs: AppEventSink {
     let dnsFile: OutputFile
     let httpFile: OutputFile
     let tlsFile: OutputFile
-    var writer = JSONWriter()
+    let writer = JSONWriter()
     public private(set) var dnsLines = 0
     public private(set) var httpLines = 0
     public private(set) var tlsLines = 0
@@ -57,7 +57,7 @@ public final class AppLogs: AppEventSink {
     func end(_ file: OutputFile) {
         writer.endObject()
         writer.newline()
-        file.write(writer.bytes)
+        file.write(writer)
     }
 
     // MARK: DNS

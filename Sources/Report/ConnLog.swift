@@ -6,7 +6,7 @@ import Wire
 /// event.*), with Zeek's conn_state/history and the frame range under `phonehome.*`.
 public final class ConnLog {
     let file: OutputFile
-    var writer = JSONWriter()
+    let writer = JSONWriter()
     public private(set) var lines = 0
     public var inputPaths = InputPaths()
 
@@ -42,7 +42,11 @@ public final class ConnLog {
         writeTransport(flow.key.proto)
         if let service = app?.service { writer.plainField("protocol", service) }
         if flow.originatorAddress.isIPv4 { writer.field("type", literal: "ipv4") } else { writer.field("type", literal: "ipv6") }
-        writer.plainField("community_id", app?.communityID ?? flow.communityID)
+        if let id = app?.communityID {
+            writer.plainField("community_id", id)
+        } else {
+            writer.plainField("community_id", maximum: CommunityID.textLength) { flow.writeCommunityID(to: $0) }
+        }
         writer.field("packets", flow.originatorPackets + flow.responderPackets)
         writer.field("bytes", flow.originatorIPBytes + flow.responderIPBytes)
         if flow.key.vlan != 0 {
@@ -54,8 +58,9 @@ public final class ConnLog {
         writer.logFile(inputPaths, input: flow.input)
         writer.beginObject("phonehome")
         writer.plainField("conn_state", flow.connState)
-        let history = flow.history.text
-        if !history.isEmpty { writer.plainField("history", history) }
+        if flow.history.count > 0 {
+            writer.plainField("history", maximum: 24) { flow.history.write(to: $0) }
+        }
         writer.field("orig_payload_bytes", flow.originatorPayloadBytes)
         writer.field("resp_payload_bytes", flow.responderPayloadBytes)
         writer.field("first_frame", flow.firstFrame)
@@ -71,7 +76,7 @@ public final class ConnLog {
         writer.endObject()
         writer.endObject()
         writer.newline()
-        file.write(writer.bytes)
+        file.write(writer)
         lines += 1
     }
 

@@ -3,73 +3,130 @@ import Protocols
 import Wire
 
 /// Builds JSON text straight into bytes, with keys in the order written (outputs are
-/// compared byte for byte, so the order is part of the format). No Foundation encoders:
-/// millions of lines go through here.
-public struct JSONWriter {
-    public private(set) var bytes: [UInt8] = []
+/// compared byte for byte, so the order is part of the format). No Foundation encoders
+/// and no Array appends: millions of lines go through here, so each field reserves its
+/// worst-case room once and stores bytes through a raw pointer.
+public final class JSONWriter {
+    private var base: UnsafeMutablePointer<UInt8>
+    private var capacity: Int
+    public private(set) var count = 0
     var needsComma = false
 
-    public init() { bytes.reserveCapacity(1 << 16) }
+    public init(capacity: Int = 1 << 16) {
+        self.capacity = max(64, capacity)
+        base = .allocate(capacity: self.capacity)
+    }
 
-    public mutating func reset() {
-        bytes.removeAll(keepingCapacity: true)
+    deinit { base.deallocate() }
+
+    /// The text written since the last `reset`, valid until the next write.
+    public var view: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
+    /// A copy of the text written (for callers that keep it).
+    public var bytes: [UInt8] { Array(UnsafeBufferPointer(start: base, count: count)) }
+
+    public func reset() {
+        count = 0
         needsComma = false
     }
 
-    @inline(__always) mutating func separator() {
-        if needsComma { bytes.append(UInt8(ascii: ",")) }
+    // MARK: Raw output
+
+    /// Makes room for `n` more bytes; every `put` must be covered by a `reserve`.
+    @inline(__always) func reserve(_ n: Int) {
+        if count &+ n > capacity { grow(count + n) }
+    }
+
+    private func grow(_ needed: Int) {
+        var newCapacity = capacity * 2
+        while newCapacity < needed { newCapacity *= 2 }
+        let grown = UnsafeMutablePointer<UInt8>.allocate(capacity: newCapacity)
+        grown.update(from: base, count: count)
+        base.deallocate()
+        base = grown
+        capacity = newCapacity
+    }
+
+    @inline(__always) func put(_ b: UInt8) {
+        base[count] = b
+        count &+= 1
+    }
+
+    @inline(__always) func put(_ p: UnsafeRawBufferPointer) {
+        guard let src = p.baseAddress, p.count > 0 else { return }
+        UnsafeMutableRawPointer(base + count).copyMemory(from: src, byteCount: p.count)
+        count &+= p.count
+    }
+
+    @inline(__always) func append(_ b: UInt8) { reserve(1); put(b) }
+
+    func append(_ p: UnsafeRawBufferPointer) { reserve(p.count); put(p) }
+
+    func append(_ a: [UInt8]) { a.withUnsafeBytes { append($0) } }
+
+    /// Lets a formatter write up to `maximum` bytes in place; it returns how many it wrote.
+    @inline(__always) func write(maximum: Int, _ body: (UnsafeMutablePointer<UInt8>) -> Int) {
+        reserve(maximum)
+        count &+= body(base + count)
+    }
+
+    // MARK: Structure
+
+    @inline(__always) func separator() {
+        if needsComma { append(UInt8(ascii: ",")) }
         needsComma = true
     }
 
-    public mutating func beginObject(_ key: StaticString? = nil) {
+    public func beginObject(_ key: StaticString? = nil) {
         if let key { self.key(key) } else { separator() }
-        bytes.append(UInt8(ascii: "{"))
+        append(UInt8(ascii: "{"))
         needsComma = false
     }
 
-    public mutating func endObject() {
-        bytes.append(UInt8(ascii: "}"))
+    public func endObject() {
+        append(UInt8(ascii: "}"))
         needsComma = true
     }
 
-    public mutating func beginArray(_ key: StaticString? = nil) {
+    public func beginArray(_ key: StaticString? = nil) {
         if let key { self.key(key) } else { separator() }
-        bytes.append(UInt8(ascii: "["))
+        append(UInt8(ascii: "["))
         needsComma = false
     }
 
-    public mutating func endArray() {
-        bytes.append(UInt8(ascii: "]"))
+    public func endArray() {
+        append(UInt8(ascii: "]"))
         needsComma = true
     }
 
     /// Keys are literals in the code: copied as they are, no escaping pass.
-    @inline(__always) mutating func key(_ k: StaticString) {
-        separator()
-        bytes.append(UInt8(ascii: "\""))
-        bytes.append(contentsOf: UnsafeBufferPointer(start: k.utf8Start, count: k.utf8CodeUnitCount))
-        bytes.append(UInt8(ascii: "\""))
-        bytes.append(UInt8(ascii: ":"))
+    @inline(__always) func key(_ k: StaticString) {
+        reserve(k.utf8CodeUnitCount + 4)
+        if needsComma { put(UInt8(ascii: ",")) }
+        put(UInt8(ascii: "\""))
+        put(UnsafeRawBufferPointer(start: k.utf8Start, count: k.utf8CodeUnitCount))
+        put(UInt8(ascii: "\""))
+        put(UInt8(ascii: ":"))
         needsComma = false
     }
 
     /// A key computed at run time (anomaly kinds, counters by name): escaped.
-    mutating func key(dynamic k: String) {
+    func key(dynamic k: String) {
         separator()
         appendQuoted(k)
-        bytes.append(UInt8(ascii: ":"))
+        append(UInt8(ascii: ":"))
         needsComma = false
     }
 
-    public mutating func field(dynamicKey k: String, _ value: Int) { key(dynamic: k); int(value) }
+    // MARK: Fields
 
-    public mutating func field(_ k: StaticString, _ value: String) { key(k); string(value) }
+    public func field(dynamicKey k: String, _ value: Int) { key(dynamic: k); int(value) }
+
+    public func field(_ k: StaticString, _ value: String) { key(k); string(value) }
 
     /// A timestamp field, formatted straight into the output. The date-and-seconds part
     /// is cached: consecutive flows mostly share it.
-    public mutating func timeField(_ k: StaticString, _ nanoseconds: Int64) {
+    public func timeField(_ k: StaticString, _ nanoseconds: Int64) {
         key(k)
-        bytes.append(UInt8(ascii: "\""))
         let seconds = nanoseconds >= 0 ? nanoseconds / 1_000_000_000 : (nanoseconds - 999_999_999) / 1_000_000_000
         if seconds != cachedSecond || cachedPrefix.isEmpty {
             cachedPrefix.removeAll(keepingCapacity: true)
@@ -77,68 +134,96 @@ public struct JSONWriter {
             cachedPrefix.removeLast(8)   // ".000000Z"
             cachedSecond = seconds
         }
-        bytes.append(contentsOf: cachedPrefix)
-        bytes.append(UInt8(ascii: "."))
+        reserve(cachedPrefix.count + 10)
+        put(UInt8(ascii: "\""))
+        cachedPrefix.withUnsafeBytes { put($0) }
+        put(UInt8(ascii: "."))
         var micros = (nanoseconds - seconds * 1_000_000_000) / 1000
         var divisor: Int64 = 100_000
         while divisor > 0 {
-            bytes.append(UInt8(truncatingIfNeeded: micros / divisor) &+ 0x30)
+            put(UInt8(truncatingIfNeeded: micros / divisor) &+ 0x30)
             micros %= divisor
             divisor /= 10
         }
-        bytes.append(UInt8(ascii: "Z"))
-        bytes.append(UInt8(ascii: "\""))
+        put(UInt8(ascii: "Z"))
+        put(UInt8(ascii: "\""))
         needsComma = true
     }
     var cachedSecond: Int64 = .min
     var cachedPrefix: [UInt8] = []
 
     /// A string field whose value is a literal in the code: no escaping pass.
-    public mutating func field(_ k: StaticString, literal value: StaticString) {
+    public func field(_ k: StaticString, literal value: StaticString) {
         key(k)
-        bytes.append(UInt8(ascii: "\""))
-        bytes.append(contentsOf: UnsafeBufferPointer(start: value.utf8Start, count: value.utf8CodeUnitCount))
-        bytes.append(UInt8(ascii: "\""))
+        reserve(value.utf8CodeUnitCount + 2)
+        put(UInt8(ascii: "\""))
+        put(UnsafeRawBufferPointer(start: value.utf8Start, count: value.utf8CodeUnitCount))
+        put(UInt8(ascii: "\""))
         needsComma = true
     }
 
-    /// An address field formatted straight into the output (IPv4 without any String).
-    public mutating func ipField(_ k: StaticString, _ address: IPAddress) {
+    /// An address field formatted straight into the output (no String).
+    public func ipField(_ k: StaticString, _ address: IPAddress) {
         key(k)
-        bytes.append(UInt8(ascii: "\""))
-        address.appendText(to: &bytes)
-        bytes.append(UInt8(ascii: "\""))
+        quotedAddress(address)
         needsComma = true
+    }
+
+    @inline(__always) func quotedAddress(_ address: IPAddress) {
+        write(maximum: IPAddress.maxTextLength + 2) { p in
+            p[0] = UInt8(ascii: "\"")
+            let n = address.writeText(to: p + 1)
+            p[n + 1] = UInt8(ascii: "\"")
+            return n + 2
+        }
     }
 
     /// A field whose value was escaped and quoted once up front (repeated strings).
-    public mutating func preparedField(_ k: StaticString, _ quoted: [UInt8]) {
+    public func preparedField(_ k: StaticString, _ quoted: [UInt8]) {
         key(k)
-        bytes.append(contentsOf: quoted)
+        append(quoted)
         needsComma = true
     }
 
     /// The quoted, escaped form of `s`, for `preparedField`.
     public static func quoted(_ s: String) -> [UInt8] {
-        var w = JSONWriter()
+        let w = JSONWriter(capacity: s.utf8.count + 2)
         w.appendQuoted(s)
         return w.bytes
     }
 
     /// A string field whose value is known to need no escaping (addresses, identifiers).
-    public mutating func plainField(_ k: StaticString, _ value: String) {
+    public func plainField(_ k: StaticString, _ value: String) {
         key(k)
-        bytes.append(UInt8(ascii: "\""))
-        bytes.append(contentsOf: value.utf8)
-        bytes.append(UInt8(ascii: "\""))
+        var value = value
+        value.withUTF8 { u in
+            reserve(u.count + 2)
+            put(UInt8(ascii: "\""))
+            put(UnsafeRawBufferPointer(u))
+            put(UInt8(ascii: "\""))
+        }
         needsComma = true
     }
+
+    /// A field formatted in place by `body` (which writes at most `maximum` bytes),
+    /// quoted, for values known to need no escaping.
+    public func plainField(_ k: StaticString, maximum: Int, _ body: (UnsafeMutablePointer<UInt8>) -> Int) {
+        key(k)
+        write(maximum: maximum + 2) { p in
+            p[0] = UInt8(ascii: "\"")
+            let n = body(p + 1)
+            p[n + 1] = UInt8(ascii: "\"")
+            return n + 2
+        }
+        needsComma = true
+    }
+
     /// Bytes from the wire as a string: valid UTF-8 as it is (JSON-escaped); when the
     /// bytes are not UTF-8, every byte from 0x80 up becomes the text `\\xNN`, as Zeek
     /// writes them, so nothing is silently replaced.
-    public mutating func bytesField(_ k: StaticString, _ value: [UInt8]) { key(k); bytesString(value) }
+    public func bytesField(_ k: StaticString, _ value: [UInt8]) { key(k); bytesString(value) }
 
-    public mutating func bytesString(_ value: [UInt8]) {
+    public func bytesString(_ value: [UInt8]) {
         if let text = String(validating: value, as: UTF8.self) {
             string(text)
             return
@@ -160,74 +245,86 @@ public struct JSONWriter {
 
     /// A DNS name from its wire bytes in `DNSName`'s presentation text, JSON-escaped,
     /// straight into the output.
-    public mutating func nameField(_ k: StaticString, _ name: [UInt8]) {
+    public func nameField(_ k: StaticString, _ name: [UInt8]) {
         key(k)
         scratch.removeAll(keepingCapacity: true)
         DNSName.appendText(name, to: &scratch)
-        bytes.append(UInt8(ascii: "\""))
+        reserve(scratch.count * 2 + 2)
+        put(UInt8(ascii: "\""))
         for b in scratch {   // ASCII only: just quotes and backslashes to escape
-            if b == UInt8(ascii: "\"") || b == UInt8(ascii: "\\") { bytes.append(UInt8(ascii: "\\")) }
-            bytes.append(b)
+            if b == UInt8(ascii: "\"") || b == UInt8(ascii: "\\") { put(UInt8(ascii: "\\")) }
+            put(b)
         }
-        bytes.append(UInt8(ascii: "\""))
+        put(UInt8(ascii: "\""))
         needsComma = true
     }
     var scratch: [UInt8] = []
 
     /// An address as an array element or value, formatted straight into the output.
-    public mutating func ipString(_ address: IPAddress) {
+    public func ipString(_ address: IPAddress) {
         separator()
-        bytes.append(UInt8(ascii: "\""))
-        address.appendText(to: &bytes)
-        bytes.append(UInt8(ascii: "\""))
+        quotedAddress(address)
     }
 
-    public mutating func field(_ k: StaticString, _ value: Int) { key(k); int(value) }
-    public mutating func field(_ k: StaticString, _ value: Int64) { key(k); int(Int(value)) }
-    public mutating func field(_ k: StaticString, _ value: Bool) { key(k); raw(value ? "true" : "false") }
-    public mutating func field(_ k: StaticString, _ value: Double) { key(k); raw(String(format: "%.6f", value)) }
-    public mutating func nullField(_ k: StaticString) { key(k); raw("null") }
+    public func field(_ k: StaticString, _ value: Int) { key(k); int(value) }
+    public func field(_ k: StaticString, _ value: Int64) { key(k); int(Int(value)) }
+    public func field(_ k: StaticString, _ value: Bool) { key(k); raw(value ? "true" : "false") }
+    public func field(_ k: StaticString, _ value: Double) { key(k); raw(String(format: "%.6f", value)) }
+    public func nullField(_ k: StaticString) { key(k); raw("null") }
 
-    public mutating func string(_ s: String) { separator(); appendQuoted(s) }
-    public mutating func int(_ v: Int) {
+    public func string(_ s: String) { separator(); appendQuoted(s) }
+
+    public func int(_ v: Int) {
         separator()
-        if v == 0 { bytes.append(UInt8(ascii: "0")); return }
-        var n = v.magnitude
-        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
-            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        var count = 0
-        withUnsafeMutableBytes(of: &digits) { d in
-            while n > 0 { d[count] = UInt8(truncatingIfNeeded: n % 10) + 0x30; n /= 10; count += 1 }
-            if v < 0 { bytes.append(UInt8(ascii: "-")) }
-            while count > 0 { count -= 1; bytes.append(d[count]) }
+        write(maximum: 20) { p in
+            var n = v.magnitude
+            var digits = 1
+            var probe = n
+            while probe >= 10 { probe /= 10; digits += 1 }
+            let sign = v < 0 ? 1 : 0
+            if sign == 1 { p[0] = UInt8(ascii: "-") }
+            var i = sign + digits
+            repeat {
+                i -= 1
+                p[i] = UInt8(truncatingIfNeeded: n % 10) &+ 0x30
+                n /= 10
+            } while n > 0
+            return sign + digits
         }
     }
 
-    mutating func raw(_ s: String) { if !s.isEmpty { separator() }; bytes.append(contentsOf: s.utf8) }
+    func raw(_ s: String) {
+        if !s.isEmpty { separator() }
+        var s = s
+        s.withUTF8 { append(UnsafeRawBufferPointer($0)) }
+    }
 
     /// RFC 8259 string escaping; control characters as \u00XX.
-    mutating func appendQuoted(_ s: String) {
-        bytes.append(UInt8(ascii: "\""))
-        for c in s.utf8 {
-            switch c {
-            case UInt8(ascii: "\""): bytes.append(UInt8(ascii: "\\")); bytes.append(c)
-            case UInt8(ascii: "\\"): bytes.append(UInt8(ascii: "\\")); bytes.append(c)
-            case 0x0A: bytes.append(UInt8(ascii: "\\")); bytes.append(UInt8(ascii: "n"))
-            case 0x0D: bytes.append(UInt8(ascii: "\\")); bytes.append(UInt8(ascii: "r"))
-            case 0x09: bytes.append(UInt8(ascii: "\\")); bytes.append(UInt8(ascii: "t"))
-            case 0..<0x20:
-                let hex = Array("0123456789abcdef".utf8)
-                bytes.append(contentsOf: Array("\\u00".utf8))
-                bytes.append(hex[Int(c >> 4)]); bytes.append(hex[Int(c & 15)])
-            default: bytes.append(c)
+    func appendQuoted(_ s: String) {
+        var s = s
+        s.withUTF8 { u in
+            reserve(u.count * 6 + 2)
+            put(UInt8(ascii: "\""))
+            for c in u {
+                switch c {
+                case UInt8(ascii: "\""): put(UInt8(ascii: "\\")); put(c)
+                case UInt8(ascii: "\\"): put(UInt8(ascii: "\\")); put(c)
+                case 0x0A: put(UInt8(ascii: "\\")); put(UInt8(ascii: "n"))
+                case 0x0D: put(UInt8(ascii: "\\")); put(UInt8(ascii: "r"))
+                case 0x09: put(UInt8(ascii: "\\")); put(UInt8(ascii: "t"))
+                case 0..<0x20:
+                    put(UInt8(ascii: "\\")); put(UInt8(ascii: "u")); put(0x30); put(0x30)
+                    put(Self.hexDigits[Int(c >> 4)]); put(Self.hexDigits[Int(c & 15)])
+                default: put(c)
+                }
             }
+            put(UInt8(ascii: "\""))
         }
-        bytes.append(UInt8(ascii: "\""))
     }
+    static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 
-    public mutating func newline() {
-        bytes.append(0x0A)
+    public func newline() {
+        append(0x0A)
         needsComma = false
     }
 }
@@ -282,38 +379,68 @@ public func appendRFC3339(_ nanoseconds: Int64, to out: inout [UInt8]) {
 public final class OutputFile {
     public let path: String
     let temporaryPath: String
-    let handle: FileHandle
-    var pending: [UInt8] = []
+    var fd: Int32
+    let pending: UnsafeMutableRawPointer
+    var pendingCount = 0
+    static let bufferSize = 1 << 20
     public private(set) var failure: String?
 
     public init(directory: String, name: String) throws {
         path = (directory as NSString).appendingPathComponent(name)
         temporaryPath = (directory as NSString).appendingPathComponent(".\(name).partial")
-        guard FileManager.default.createFile(atPath: temporaryPath, contents: nil) else {
+        fd = open(temporaryPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
             throw OutputError(message: "\(path): cannot create (\(String(cString: strerror(errno))))")
         }
-        guard let h = FileHandle(forWritingAtPath: temporaryPath) else {
-            throw OutputError(message: "\(path): cannot open for writing")
-        }
-        handle = h
-        pending.reserveCapacity(1 << 20)
+        pending = .allocate(byteCount: Self.bufferSize, alignment: 64)
     }
 
-    public func write(_ bytes: [UInt8]) {
-        pending.append(contentsOf: bytes)
-        if pending.count >= 1 << 20 { flush() }
+    deinit {
+        pending.deallocate()
+        if fd >= 0 { close(fd) }
+    }
+
+    public func write(_ bytes: [UInt8]) { bytes.withUnsafeBytes { write($0) } }
+
+    public func write(_ writer: JSONWriter) { write(writer.view) }
+
+    public func write(_ bytes: UnsafeRawBufferPointer) {
+        guard let src = bytes.baseAddress, bytes.count > 0 else { return }
+        if pendingCount + bytes.count > Self.bufferSize { flush() }
+        if bytes.count >= Self.bufferSize {
+            writeAll(bytes)
+            return
+        }
+        (pending + pendingCount).copyMemory(from: src, byteCount: bytes.count)
+        pendingCount += bytes.count
     }
 
     func flush() {
-        guard !pending.isEmpty, failure == nil else { pending.removeAll(keepingCapacity: true); return }
-        do { try handle.write(contentsOf: pending) } catch { failure = "\(path): \(error.localizedDescription)" }
-        pending.removeAll(keepingCapacity: true)
+        guard pendingCount > 0 else { return }
+        writeAll(UnsafeRawBufferPointer(start: pending, count: pendingCount))
+        pendingCount = 0
+    }
+
+    private func writeAll(_ bytes: UnsafeRawBufferPointer) {
+        guard failure == nil, var p = bytes.baseAddress else { return }
+        var left = bytes.count
+        while left > 0 {
+            let n = Foundation.write(fd, p, left)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 {
+                failure = "\(path): \(n < 0 ? String(cString: strerror(errno)) : "short write")"
+                return
+            }
+            p += n
+            left -= n
+        }
     }
 
     /// Flushes, closes and renames into place. Throws when any write failed.
     public func commit() throws {
         flush()
-        try? handle.close()
+        if close(fd) != 0 && failure == nil { failure = "\(path): \(String(cString: strerror(errno)))" }
+        fd = -1
         if let failure {
             unlink(temporaryPath)
             throw OutputError(message: failure)
@@ -338,7 +465,7 @@ public struct InputPaths {
 
 extension JSONWriter {
     /// `log.file.path`: the input a line came from, when known.
-    mutating func logFile(_ paths: InputPaths, input: Int) {
+    func logFile(_ paths: InputPaths, input: Int) {
         guard input >= 0 && input < paths.quoted.count else { return }
         beginObject("log")
         beginObject("file")

@@ -31,7 +31,7 @@ public struct Manifest {
     }
 
     public func render() -> [UInt8] {
-        var w = JSONWriter()
+        let w = JSONWriter()
         w.beginObject()
         w.beginObject("tool")
         w.field("name", ToolInfo.name)
@@ -52,7 +52,7 @@ public struct Manifest {
         w.field("max_anomaly_details_per_input", AnomalyLog.maxDetails)
         w.endObject()
         w.beginArray("inputs")
-        for input in inputs { render(input, &w) }
+        for input in inputs { render(input, w) }
         w.endArray()
         w.beginObject("totals")
         w.field("inputs", inputs.count)
@@ -69,7 +69,7 @@ public struct Manifest {
         return w.bytes
     }
 
-    func render(_ input: InputSummary, _ w: inout JSONWriter) {
+    func render(_ input: InputSummary, _ w: JSONWriter) {
         w.beginObject()
         w.field("name", input.name)
         w.field("size", input.size)
@@ -128,7 +128,7 @@ public struct Manifest {
 
 /// anomalies.jsonl: every kept anomaly with the input, frame and offset to look at.
 public func renderAnomalies(_ inputs: [InputSummary]) -> [UInt8] {
-    var w = JSONWriter()
+    let w = JSONWriter()
     for input in inputs {
         if let error = input.error {
             w.beginObject()

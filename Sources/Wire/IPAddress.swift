@@ -109,17 +109,66 @@ extension IPAddress {
 }
 
 extension IPAddress {
-    /// Appends the address text to `out`; IPv4 byte by byte, since every conn line
-    /// formats two addresses.
+    /// Longest text `writeText` produces (a full IPv6 address, eight groups of four).
+    public static let maxTextLength = 39
+
+    /// Writes the text form (see `description`) at `out`, which has room for
+    /// `maxTextLength` bytes, and returns its length. No allocation.
+    @inline(__always)
+    public func writeText(to out: UnsafeMutablePointer<UInt8>) -> Int {
+        var n = 0
+        if isIPv4 {
+            let v = v4
+            var shift: UInt32 = 24
+            while true {
+                let octet = UInt8(truncatingIfNeeded: v >> shift)
+                if octet >= 100 { out[n] = octet / 100 &+ 0x30; n &+= 1 }
+                if octet >= 10 { out[n] = octet / 10 % 10 &+ 0x30; n &+= 1 }
+                out[n] = octet % 10 &+ 0x30; n &+= 1
+                if shift == 0 { return n }
+                out[n] = UInt8(ascii: "."); n &+= 1
+                shift -= 8
+            }
+        }
+        @inline(__always) func group(_ i: Int) -> UInt16 {
+            UInt16(truncatingIfNeeded: (i < 4 ? hi : lo) >> UInt64(48 - 16 * (i & 3)))
+        }
+        // RFC 5952 §4.2: compress the longest run of two or more zero groups, the first on a tie.
+        var bestStart = -1, bestLength = 0, i = 0
+        while i < 8 {
+            if group(i) == 0 {
+                var j = i
+                while j < 8 && group(j) == 0 { j += 1 }
+                if j - i > bestLength && j - i >= 2 { bestStart = i; bestLength = j - i }
+                i = j
+            } else { i += 1 }
+        }
+        var k = 0
+        while k < 8 {
+            if k == bestStart {
+                out[n] = UInt8(ascii: ":"); out[n + 1] = UInt8(ascii: ":"); n += 2
+                k += bestLength
+                continue
+            }
+            if n > 0 && out[n - 1] != UInt8(ascii: ":") { out[n] = UInt8(ascii: ":"); n += 1 }
+            let g = group(k)
+            var shift = 12
+            while shift > 0 && (g >> UInt16(shift)) == 0 { shift -= 4 }   // no leading zeros
+            while shift >= 0 {
+                let digit = UInt8(truncatingIfNeeded: (g >> UInt16(shift)) & 0xF)
+                out[n] = digit < 10 ? digit &+ 0x30 : digit &+ 0x57
+                n += 1
+                shift -= 4
+            }
+            k += 1
+        }
+        return n
+    }
+    /// Appends the address text to `out`.
     public func appendText(to out: inout [UInt8]) {
-        guard isIPv4 else { out.append(contentsOf: description.utf8); return }
-        let v = v4
-        for shift in [UInt32(24), 16, 8, 0] {
-            let octet = UInt8(truncatingIfNeeded: v >> shift)
-            if octet >= 100 { out.append(octet / 100 + 0x30) }
-            if octet >= 10 { out.append(octet / 10 % 10 + 0x30) }
-            out.append(octet % 10 + 0x30)
-            if shift != 0 { out.append(UInt8(ascii: ".")) }
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: Self.maxTextLength) { buffer in
+            let n = writeText(to: buffer.baseAddress!)
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: buffer[0..<n]))
         }
     }
 }
@@ -127,39 +176,6 @@ extension IPAddress {
 extension IPAddress: CustomStringConvertible {
     /// Dotted quad for IPv4; RFC 5952 text for IPv6 (lowercase, longest zero run as `::`).
     public var description: String {
-        if isIPv4 {
-            var out: [UInt8] = []
-            out.reserveCapacity(15)
-            appendText(to: &out)
-            return String(decoding: out, as: UTF8.self)
-        }
-        var g = [UInt16](repeating: 0, count: 8)
-        for i in 0..<4 {
-            g[i] = UInt16(truncatingIfNeeded: hi >> UInt64(48 - 16 * i))
-            g[i + 4] = UInt16(truncatingIfNeeded: lo >> UInt64(48 - 16 * i))
-        }
-        // RFC 5952 §4.2: compress the longest run of two or more zero groups, the first on a tie.
-        var bestStart = -1, bestLen = 0, i = 0
-        while i < 8 {
-            if g[i] == 0 {
-                var j = i
-                while j < 8 && g[j] == 0 { j += 1 }
-                if j - i > bestLen && j - i >= 2 { bestStart = i; bestLen = j - i }
-                i = j
-            } else { i += 1 }
-        }
-        var out = ""
-        var k = 0
-        while k < 8 {
-            if k == bestStart {
-                out += "::"
-                k += bestLen
-                continue
-            }
-            if !out.isEmpty && !out.hasSuffix(":") { out += ":" }
-            out += String(g[k], radix: 16)
-            k += 1
-        }
-        return out
+        String(unsafeUninitializedCapacity: Self.maxTextLength) { writeText(to: $0.baseAddress!) }
     }
 }
