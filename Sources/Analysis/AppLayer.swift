@@ -285,20 +285,18 @@ final class AppLayer {
             return
         }
         events.removeAll(keepingCapacity: true)
+        // Parsers are mutated in place: a copy out and back would duplicate their body
+        // window on every segment.
         if fromOriginator {
-            guard var parser = s.httpRequests else { return }
             switch chunk {
-            case .data(let bytes): parser.feed(bytes, &events)
-            case .gap(let n): parser.gap(n, &events)
+            case .data(let bytes): s.httpRequests?.feed(bytes, &events)
+            case .gap(let n): s.httpRequests?.gap(n, &events)
             }
-            s.httpRequests = parser
         } else {
-            guard var parser = s.httpResponses else { return }
             switch chunk {
-            case .data(let bytes): parser.feed(bytes, &events)
-            case .gap(let n): parser.gap(n, &events)
+            case .data(let bytes): s.httpResponses?.feed(bytes, &events)
+            case .gap(let n): s.httpResponses?.gap(n, &events)
             }
-            s.httpResponses = parser
         }
         handleHTTPEvents(s, fromOriginator: fromOriginator, timestamp, frame)
     }

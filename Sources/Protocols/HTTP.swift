@@ -22,11 +22,12 @@ public struct HTTPHead: Sendable {
     public var headers: [(name: [UInt8], value: [UInt8])] = []
     public var headBytes = 0
 
-    public func header(_ lowercasedName: String) -> [UInt8]? {
-        let wanted = Array(lowercasedName.utf8)
+    /// The first header of that name (compared case-insensitively; pass it lower-case).
+    public func header(_ lowercasedName: StaticString) -> [UInt8]? {
+        let wanted = UnsafeBufferPointer(start: lowercasedName.utf8Start, count: lowercasedName.utf8CodeUnitCount)
         for h in headers where h.name.count == wanted.count {
             var equal = true
-            for (a, b) in zip(h.name, wanted) where asciiLower(a) != b { equal = false; break }
+            for i in 0 ..< wanted.count where asciiLower(h.name[i]) != wanted[i] { equal = false; break }
             if equal { return h.value }
         }
         return nil
@@ -351,50 +352,77 @@ public struct HTTPParser {
         state = .head
     }
 
+    /// Splits a complete head into the start line and header fields, copying out only
+    /// the fields kept (no per-line arrays).
     func parseHead(_ bytes: [UInt8]) -> HTTPHead? {
-        var lines: [[UInt8]] = []
-        var current: [UInt8] = []
-        for b in bytes {
-            if b == 0x0A {
-                if current.last == 0x0D { current.removeLast() }
-                lines.append(current)
-                current = []
+        bytes.withUnsafeBufferPointer { b -> HTTPHead? in
+            // Line i is b[lineStart ..< lineEnd], without its CR LF.
+            var position = 0
+            func nextLine() -> Range<Int>? {
+                guard position < b.count else { return nil }
+                let start = position
+                var end = start
+                while end < b.count && b[end] != 0x0A { end += 1 }
+                position = end + 1
+                var trimmed = end
+                if trimmed > start && b[trimmed - 1] == 0x0D { trimmed -= 1 }
+                return start ..< trimmed
+            }
+            guard let startLine = nextLine() else { return nil }
+            var head = HTTPHead(isRequest: isRequest)
+            // Start line: up to three space-separated parts (the last keeps its spaces).
+            var parts: [Range<Int>] = []
+            var i = startLine.lowerBound
+            while i < startLine.upperBound && parts.count < 3 {
+                while i < startLine.upperBound && b[i] == 0x20 { i += 1 }
+                guard i < startLine.upperBound else { break }
+                let partStart = i
+                if parts.count < 2 { while i < startLine.upperBound && b[i] != 0x20 { i += 1 } } else { i = startLine.upperBound }
+                parts.append(partStart ..< i)
+            }
+            func bytesOf(_ r: Range<Int>) -> [UInt8] { Array(b[r]) }
+            func starts(_ r: Range<Int>, with prefix: StaticString) -> Bool {
+                let p = UnsafeBufferPointer(start: prefix.utf8Start, count: prefix.utf8CodeUnitCount)
+                return r.count >= p.count && (0 ..< p.count).allSatisfy { b[r.lowerBound + $0] == p[$0] }
+            }
+            if isRequest {
+                // Methods are upper-case tokens in practice; a lone letter or lower-case word
+                // is cruft between messages, not a request.
+                guard parts.count >= 2, parts[0].count >= 3, parts[0].count <= 24,
+                      parts[0].allSatisfy({ Self.isMethodChar(b[$0]) }) else { return nil }
+                head.method = bytesOf(parts[0])
+                if parts.count == 2 && starts(parts[1], with: "HTTP/1.") {
+                    head.version = bytesOf(parts[1])    // "GET HTTP/1.1": an empty target, as Zeek logs it
+                } else {
+                    head.uri = bytesOf(parts[1])
+                    head.version = parts.count > 2 ? bytesOf(parts[2]) : Array("HTTP/0.9".utf8)
+                }
             } else {
-                current.append(b)
+                guard parts.count >= 2, starts(parts[0], with: "HTTP/"), parts[1].count == 3,
+                      parts[1].allSatisfy({ b[$0] >= 0x30 && b[$0] <= 0x39 }) else { return nil }
+                head.version = bytesOf(parts[0])
+                head.status = parts[1].reduce(0) { $0 * 10 + Int(b[$1] - 0x30) }
+                head.reason = parts.count > 2 ? bytesOf(parts[2]) : []
             }
-        }
-        if !current.isEmpty { lines.append(current) }
-        guard let start = lines.first else { return nil }
-        var head = HTTPHead(isRequest: isRequest)
-        let parts = start.split(separator: 0x20, maxSplits: 2, omittingEmptySubsequences: true).map(Array.init)
-        if isRequest {
-            // Methods are upper-case tokens in practice; a lone letter or lower-case word
-            // is cruft between messages, not a request.
-            guard parts.count >= 2, parts[0].count >= 3, parts[0].count <= 24,
-                  parts[0].allSatisfy({ Self.isMethodChar($0) }) else { return nil }
-            head.method = parts[0]
-            if parts.count == 2 && parts[1].starts(with: Array("HTTP/1.".utf8)) {
-                head.version = parts[1]    // "GET HTTP/1.1": an empty target, as Zeek logs it
-            } else {
-                head.uri = parts[1]
-                head.version = parts.count > 2 ? parts[2] : Array("HTTP/0.9".utf8)
+            func trimmed(_ r: Range<Int>) -> Range<Int> {
+                var lo = r.lowerBound, hi = r.upperBound
+                while lo < hi && (b[lo] == 0x20 || b[lo] == 0x09) { lo += 1 }
+                while hi > lo && (b[hi - 1] == 0x20 || b[hi - 1] == 0x09 || b[hi - 1] == 0x0D) { hi -= 1 }
+                return lo ..< hi
             }
-        } else {
-            guard parts.count >= 2, parts[0].starts(with: Array("HTTP/".utf8)), parts[1].count == 3,
-                  let status = Int(String(decoding: parts[1], as: UTF8.self)) else { return nil }
-            head.version = parts[0]
-            head.status = status
-            head.reason = parts.count > 2 ? parts[2] : []
-        }
-        for l in lines.dropFirst() where !l.isEmpty {
-            if (l[0] == 0x20 || l[0] == 0x09), !head.headers.isEmpty {
-                head.headers[head.headers.count - 1].value += [0x20] + trim(l)   // obsolete line folding
-                continue
+            while let l = nextLine() {
+                guard !l.isEmpty else { continue }
+                if (b[l.lowerBound] == 0x20 || b[l.lowerBound] == 0x09), !head.headers.isEmpty {
+                    head.headers[head.headers.count - 1].value += [0x20] + bytesOf(trimmed(l))   // obsolete line folding
+                    continue
+                }
+                var colon = l.lowerBound
+                while colon < l.upperBound && b[colon] != 0x3A { colon += 1 }
+                guard colon < l.upperBound else { continue }
+                head.headers.append((bytesOf(l.lowerBound ..< colon), bytesOf(trimmed(colon + 1 ..< l.upperBound))))
             }
-            guard let colon = l.firstIndex(of: 0x3A) else { continue }
-            head.headers.append((Array(l[..<colon]), trim(Array(l[(colon + 1)...]))))
+            return head
         }
-        return head
     }
 
     func parseChunkSize(_ text: [UInt8]) -> Int? {

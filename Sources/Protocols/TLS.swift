@@ -26,55 +26,75 @@ public struct ClientHello: Sendable, Equatable {
     }
 
     /// JA3 text: version,ciphers,extensions,groups,point formats (GREASE removed).
-    public var ja3String: String {
-        func list(_ values: [UInt16]) -> String {
-            values.filter { !isGREASE($0) }.map { String($0) }.joined(separator: "-")
-        }
-        let formats = pointFormats.map { String($0) }.joined(separator: "-")
-        return "\(legacyVersion),\(list(cipherSuites)),\(list(extensions)),\(list(supportedGroups)),\(formats)"
+    public var ja3String: String { String(decoding: ja3Bytes, as: UTF8.self) }
+
+    var ja3Bytes: [UInt8] {
+        var t = FingerprintText()
+        t.decimal(legacyVersion); t.byte(",")
+        t.decimals(cipherSuites.lazy.filter { !isGREASE($0) }, separator: "-"); t.byte(",")
+        t.decimals(extensions.lazy.filter { !isGREASE($0) }, separator: "-"); t.byte(",")
+        t.decimals(supportedGroups.lazy.filter { !isGREASE($0) }, separator: "-"); t.byte(",")
+        t.decimals(pointFormats.lazy.map { UInt16($0) }, separator: "-")
+        return t.bytes
     }
 
-    public var ja3: String { hexDigest(Insecure.MD5.hash(data: Array(ja3String.utf8))) }
+    public var ja3: String { hexDigest(Insecure.MD5.hash(data: ja3Bytes)) }
 
     /// JA4 (FoxIO): transport, version, SNI kind, counts, ALPN ends, then truncated
     /// SHA-256 of the sorted ciphers and of the sorted extensions + signature algorithms.
     public func ja4(quic: Bool) -> String {
         let ciphers = cipherSuites.filter { !isGREASE($0) }
         let exts = extensions.filter { !isGREASE($0) }
-        var a = quic ? "q" : "t"
+        var a = FingerprintText()
+        a.byte(quic ? "q" : "t")
         switch highestVersion {
-        case 0x0304: a += "13"
-        case 0x0303: a += "12"
-        case 0x0302: a += "11"
-        case 0x0301: a += "10"
-        case 0x0300: a += "s3"
-        case 0x0002: a += "s2"
-        case 0xFEFF: a += "d1"
-        case 0xFEFD: a += "d2"
-        case 0xFEFC: a += "d3"
-        default: a += "00"
+        case 0x0304: a.text("13")
+        case 0x0303: a.text("12")
+        case 0x0302: a.text("11")
+        case 0x0301: a.text("10")
+        case 0x0300: a.text("s3")
+        case 0x0002: a.text("s2")
+        case 0xFEFF: a.text("d1")
+        case 0xFEFD: a.text("d2")
+        case 0xFEFC: a.text("d3")
+        default: a.text("00")
         }
-        a += serverName != nil ? "d" : "i"
-        a += twoDigits(min(ciphers.count, 99)) + twoDigits(min(exts.count, 99))
+        a.byte(serverName != nil ? "d" : "i")
+        a.twoDigits(min(ciphers.count, 99))
+        a.twoDigits(min(exts.count, 99))
         if let first = alpn.first, let f = first.first, let l = first.last {
             if isAlphanumeric(f) && isAlphanumeric(l) {
-                a.unicodeScalars.append(Unicode.Scalar(f))
-                a.unicodeScalars.append(Unicode.Scalar(l))
+                a.bytes.append(f)
+                a.bytes.append(l)
             } else {
-                let hex = Array("0123456789abcdef")
-                a.append(hex[Int(f >> 4)])
-                a.append(hex[Int(l & 0xF)])
+                a.bytes.append(hexDigit(f >> 4))
+                a.bytes.append(hexDigit(l & 0xF))
             }
         } else {
-            a += "00"
+            a.text("00")
         }
-        let b = ciphers.isEmpty ? "000000000000" : truncatedSHA256(ciphers.sorted().map(hex4).joined(separator: ","))
-        let sortedExtensions = exts.filter { $0 != 0x0000 && $0 != 0x0010 }.sorted().map(hex4).joined(separator: ",")
-        var cInput = sortedExtensions
-        let sigs = signatureAlgorithms.filter { !isGREASE($0) }
-        if !sigs.isEmpty { cInput += "_" + sigs.map(hex4).joined(separator: ",") }
-        let c = exts.isEmpty ? "000000000000" : truncatedSHA256(cInput)
-        return "\(a)_\(b)_\(c)"
+        a.byte("_")
+        if ciphers.isEmpty {
+            a.text("000000000000")
+        } else {
+            var b = FingerprintText()
+            b.hex4s(ciphers.sorted(), separator: ",")
+            a.truncatedSHA256(of: b.bytes)
+        }
+        a.byte("_")
+        if exts.isEmpty {
+            a.text("000000000000")
+        } else {
+            var c = FingerprintText()
+            c.hex4s(exts.filter { $0 != 0x0000 && $0 != 0x0010 }.sorted(), separator: ",")
+            let sigs = signatureAlgorithms.filter { !isGREASE($0) }
+            if !sigs.isEmpty {
+                c.byte("_")
+                c.hex4s(sigs, separator: ",")
+            }
+            a.truncatedSHA256(of: c.bytes)
+        }
+        return String(decoding: a.bytes, as: UTF8.self)
     }
 
     /// Decodes a ClientHello handshake body (after the 4-byte handshake header).
@@ -134,10 +154,17 @@ public struct ServerHello: Sendable, Equatable {
     public var version: UInt16 { selectedVersion ?? legacyVersion }
 
     /// JA3S text: version,cipher,extensions.
-    public var ja3sString: String {
-        "\(legacyVersion),\(cipherSuite),\(extensions.map { String($0) }.joined(separator: "-"))"
+    public var ja3sString: String { String(decoding: ja3sBytes, as: UTF8.self) }
+
+    var ja3sBytes: [UInt8] {
+        var t = FingerprintText()
+        t.decimal(legacyVersion); t.byte(",")
+        t.decimal(cipherSuite); t.byte(",")
+        t.decimals(extensions, separator: "-")
+        return t.bytes
     }
-    public var ja3s: String { hexDigest(Insecure.MD5.hash(data: Array(ja3sString.utf8))) }
+
+    public var ja3s: String { hexDigest(Insecure.MD5.hash(data: ja3sBytes)) }
 
     public static func decode(_ body: UnsafeRawBufferPointer) -> ServerHello? {
         var c = ByteCursor(body)
@@ -236,22 +263,76 @@ public func tlsVersionName(_ v: UInt16) -> String {
     (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A)
 }
 
-func twoDigits(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }
+/// Lower-case hex digit of a value 0...15.
+@inline(__always) func hexDigit(_ v: UInt8) -> UInt8 { v < 10 ? v &+ 0x30 : v &+ 0x57 }
 
 func hex4(_ v: UInt16) -> String {
-    let hex = Array("0123456789abcdef")
-    return String([hex[Int(v >> 12)], hex[Int(v >> 8 & 0xF)], hex[Int(v >> 4 & 0xF)], hex[Int(v & 0xF)]])
+    var t = FingerprintText()
+    t.hex4(v)
+    return String(decoding: t.bytes, as: UTF8.self)
 }
 
 func hexDigest<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 {
-    let hex = Array("0123456789abcdef")
-    var s = ""
-    for b in digest { s.append(hex[Int(b >> 4)]); s.append(hex[Int(b & 0xF)]) }
-    return s
+    var out: [UInt8] = []
+    for b in digest { out.append(hexDigit(b >> 4)); out.append(hexDigit(b & 0xF)) }
+    return String(decoding: out, as: UTF8.self)
 }
 
-func truncatedSHA256(_ text: String) -> String {
-    String(hexDigest(SHA256.hash(data: Array(text.utf8))).prefix(12))
+/// Fingerprint text (JA3/JA4 inputs and results) built as ASCII bytes: thousands of
+/// handshakes go through here, and String interpolation per number is slow.
+struct FingerprintText {
+    var bytes: [UInt8] = []
+
+    init() { bytes.reserveCapacity(256) }
+
+    mutating func byte(_ c: Unicode.Scalar) { bytes.append(UInt8(ascii: c)) }
+
+    mutating func text(_ s: StaticString) {
+        bytes.append(contentsOf: UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
+    }
+
+    mutating func decimal(_ v: UInt16) {
+        var divisor: UInt16 = 10_000
+        while divisor > 1 && v < divisor { divisor /= 10 }
+        while divisor > 0 {
+            bytes.append(UInt8(truncatingIfNeeded: v / divisor % 10) &+ 0x30)
+            divisor /= 10
+        }
+    }
+
+    mutating func decimals<S: Sequence>(_ values: S, separator: Unicode.Scalar) where S.Element == UInt16 {
+        var first = true
+        for v in values {
+            if !first { byte(separator) }
+            first = false
+            decimal(v)
+        }
+    }
+
+    mutating func twoDigits(_ n: Int) {
+        bytes.append(UInt8(truncatingIfNeeded: n / 10 % 10) &+ 0x30)
+        bytes.append(UInt8(truncatingIfNeeded: n % 10) &+ 0x30)
+    }
+
+    mutating func hex4(_ v: UInt16) {
+        bytes.append(hexDigit(UInt8(truncatingIfNeeded: v >> 12)))
+        bytes.append(hexDigit(UInt8(truncatingIfNeeded: v >> 8 & 0xF)))
+        bytes.append(hexDigit(UInt8(truncatingIfNeeded: v >> 4 & 0xF)))
+        bytes.append(hexDigit(UInt8(truncatingIfNeeded: v & 0xF)))
+    }
+
+    mutating func hex4s(_ values: [UInt16], separator: Unicode.Scalar) {
+        for (i, v) in values.enumerated() {
+            if i > 0 { byte(separator) }
+            hex4(v)
+        }
+    }
+
+    /// The first 12 hex digits of the SHA-256 of `input` (JA4's b and c parts).
+    mutating func truncatedSHA256(of input: [UInt8]) {
+        let digest = SHA256.hash(data: input)
+        for b in digest.prefix(6) { bytes.append(hexDigit(b >> 4)); bytes.append(hexDigit(b & 0xF)) }
+    }
 }
 
 /// IANA name of a cipher suite (the common ones), else its code in hex.
