@@ -43,8 +43,10 @@ public struct DNSMessage: Sendable {
     public var flags: UInt16 = 0
     public var questions: [DNSQuestion] = []
     public var answers: [DNSRecord] = []
-    public var authorities: [DNSRecord] = []
-    public var additionals: [DNSRecord] = []
+    /// Authority and additional records are checked and counted, not kept: nothing
+    /// downstream reads them, and decoding them cost a third of the DNS time.
+    public var authorityCount = 0
+    public var additionalCount = 0
     /// Why decoding stopped early; what was decoded before is kept.
     public var issue: String?
 
@@ -84,21 +86,29 @@ public struct DNSMessage: Sendable {
             }
         }
         if Int(qd) > DNSLimits.maxRecordsPerSection { m.issue = "too_many_questions"; return m }
-        for (count, section) in [(an, 0), (ns, 1), (ar, 2)] {
+        for _ in 0 ..< min(Int(an), DNSLimits.maxRecordsPerSection) {
+            switch readRecord(&c) {
+            case .failure(let why): m.issue = why.reason; return m
+            case .success(let r): m.answers.append(r)
+            }
+        }
+        if Int(an) > DNSLimits.maxRecordsPerSection { m.issue = "too_many_records"; return m }
+        for (count, section) in [(ns, 1), (ar, 2)] {
             for _ in 0 ..< min(Int(count), DNSLimits.maxRecordsPerSection) {
-                switch readRecord(&c) {
-                case .failure(let why): m.issue = why.reason; return m
-                case .success(let r):
-                    switch section {
-                    case 0: m.answers.append(r)
-                    case 1: m.authorities.append(r)
-                    default: m.additionals.append(r)
-                    }
-                }
+                if let why = skipRecord(&c) { m.issue = why.reason; return m }
+                if section == 1 { m.authorityCount += 1 } else { m.additionalCount += 1 }
             }
             if Int(count) > DNSLimits.maxRecordsPerSection { m.issue = "too_many_records"; return m }
         }
         return m
+    }
+
+    /// Moves past one record, checking its owner name and length; nil when well-formed.
+    static func skipRecord(_ c: inout ByteCursor) -> DNSError? {
+        if let why = DNSName.skip(&c) { return why }
+        guard c.skip(8), let length = c.u16() else { return "truncated_record" }
+        guard c.skip(Int(length)) else { return "truncated_rdata" }
+        return nil
     }
 
     static func readRecord(_ c: inout ByteCursor) -> Result<DNSRecord, DNSError> {
@@ -189,6 +199,24 @@ public enum DNSName {
     /// out loops; their number and the name's length are limited as well.
     public static func read(_ c: inout ByteCursor) -> Result<[UInt8], DNSError> {
         var name: [UInt8] = []
+        name.reserveCapacity(64)
+        if let failure = walk(&c, { label in
+            if !name.isEmpty { name.append(UInt8(ascii: ".")) }
+            name.append(contentsOf: label)
+        }) { return .failure(failure) }
+        return .success(name)
+    }
+
+    /// Checks a name and moves the cursor past it without keeping it (records that are
+    /// not logged still have to be well-formed for the rest of the message to parse).
+    public static func skip(_ c: inout ByteCursor) -> DNSError? {
+        walk(&c) { _ in }
+    }
+
+    /// Follows a name's labels and pointers, handing each label to `label`; nil when
+    /// the name ends well, else why not.
+    @inline(__always)
+    static func walk(_ c: inout ByteCursor, _ label: (UnsafeRawBufferPointer) -> Void) -> DNSError? {
         var position = c.position
         var resumeAt = -1
         var pointers = 0
@@ -196,31 +224,30 @@ public enum DNSName {
         var lowestTarget = position
         let bytes = c.bytes
         while true {
-            guard position < bytes.count else { return .failure("truncated_name") }
+            guard position < bytes.count else { return "truncated_name" }
             let length = Int(bytes[position])
             switch length & 0xC0 {
             case 0x00:
                 if length == 0 {
                     c = ByteCursor(bytes, at: resumeAt >= 0 ? resumeAt : position + 1)
-                    return .success(name)
+                    return nil
                 }
-                guard position + 1 + length <= bytes.count else { return .failure("truncated_name") }
+                guard position + 1 + length <= bytes.count else { return "truncated_name" }
                 wireLength += length + 1
-                guard wireLength < DNSLimits.maxNameLength else { return .failure("name_too_long") }
-                if !name.isEmpty { name.append(UInt8(ascii: ".")) }
-                name.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[(position + 1) ..< (position + 1 + length)]))
+                guard wireLength < DNSLimits.maxNameLength else { return "name_too_long" }
+                label(UnsafeRawBufferPointer(rebasing: bytes[(position + 1) ..< (position + 1 + length)]))
                 position += 1 + length
             case 0xC0:
-                guard position + 1 < bytes.count else { return .failure("truncated_name") }
+                guard position + 1 < bytes.count else { return "truncated_name" }
                 let target = (length & 0x3F) << 8 | Int(bytes[position + 1])
                 pointers += 1
-                guard pointers <= DNSLimits.maxPointers else { return .failure("compression_pointer_limit") }
-                guard target < lowestTarget else { return .failure("compression_pointer_loop") }
+                guard pointers <= DNSLimits.maxPointers else { return "compression_pointer_limit" }
+                guard target < lowestTarget else { return "compression_pointer_loop" }
                 if resumeAt < 0 { resumeAt = position + 2 }
                 lowestTarget = target
                 position = target
             default:
-                return .failure("bad_label_type")   // 0x40/0x80: extended/binary labels, obsolete
+                return "bad_label_type"   // 0x40/0x80: extended/binary labels, obsolete
             }
         }
     }

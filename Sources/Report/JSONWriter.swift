@@ -376,14 +376,29 @@ public func appendRFC3339(_ nanoseconds: Int64, to out: inout [UInt8]) {
 
 /// Writes an output file through a temporary name and renames it into place when
 /// complete, so a crash or full disk never leaves a half-written report behind.
-public final class OutputFile {
+///
+/// Lines collect in 1 MiB buffers; full buffers are written by one background thread
+/// shared by all output files, so the kernel's copy into the page cache (a tenth of a
+/// full run) overlaps the analysis. At most `inFlight` buffers wait, which bounds memory.
+public final class OutputFile: @unchecked Sendable {
     public let path: String
     let temporaryPath: String
     var fd: Int32
-    let pending: UnsafeMutableRawPointer
+    var pending: UnsafeMutableRawPointer
     var pendingCount = 0
     static let bufferSize = 1 << 20
-    public private(set) var failure: String?
+    /// Set only on the writer queue; read after `drain()`.
+    private var writeFailure: String?
+    public var failure: String? { drain(); return writeFailure }
+
+    static let writerQueue = DispatchQueue(label: "phonehome.output")
+    static let inFlight = DispatchSemaphore(value: 8)
+
+    /// A full buffer on its way to the writer thread (owned by it from then on).
+    struct Handoff: @unchecked Sendable {
+        let bytes: UnsafeMutableRawPointer
+        let count: Int
+    }
 
     public init(directory: String, name: String) throws {
         path = (directory as NSString).appendingPathComponent(name)
@@ -396,6 +411,7 @@ public final class OutputFile {
     }
 
     deinit {
+        drain()
         pending.deallocate()
         if fd >= 0 { close(fd) }
     }
@@ -405,30 +421,43 @@ public final class OutputFile {
     public func write(_ writer: JSONWriter) { write(writer.view) }
 
     public func write(_ bytes: UnsafeRawBufferPointer) {
-        guard let src = bytes.baseAddress, bytes.count > 0 else { return }
-        if pendingCount + bytes.count > Self.bufferSize { flush() }
-        if bytes.count >= Self.bufferSize {
-            writeAll(bytes)
-            return
+        guard var src = bytes.baseAddress, bytes.count > 0 else { return }
+        var left = bytes.count
+        while left > 0 {
+            if pendingCount == Self.bufferSize { flush() }
+            let n = min(left, Self.bufferSize - pendingCount)
+            (pending + pendingCount).copyMemory(from: src, byteCount: n)
+            pendingCount += n
+            src += n
+            left -= n
         }
-        (pending + pendingCount).copyMemory(from: src, byteCount: bytes.count)
-        pendingCount += bytes.count
     }
 
+    /// Hands the pending buffer to the writer thread and starts a fresh one.
     func flush() {
         guard pendingCount > 0 else { return }
-        writeAll(UnsafeRawBufferPointer(start: pending, count: pendingCount))
+        Self.inFlight.wait()
+        let handoff = Handoff(bytes: pending, count: pendingCount)
+        pending = .allocate(byteCount: Self.bufferSize, alignment: 64)
         pendingCount = 0
+        Self.writerQueue.async { [self] in
+            writeAll(UnsafeRawBufferPointer(start: handoff.bytes, count: handoff.count))
+            handoff.bytes.deallocate()
+            Self.inFlight.signal()
+        }
     }
 
+    /// Waits until every buffer handed over has been written.
+    func drain() { Self.writerQueue.sync {} }
+
     private func writeAll(_ bytes: UnsafeRawBufferPointer) {
-        guard failure == nil, var p = bytes.baseAddress else { return }
+        guard writeFailure == nil, var p = bytes.baseAddress else { return }
         var left = bytes.count
         while left > 0 {
             let n = Foundation.write(fd, p, left)
             if n < 0 && errno == EINTR { continue }
             if n <= 0 {
-                failure = "\(path): \(n < 0 ? String(cString: strerror(errno)) : "short write")"
+                writeFailure = "\(path): \(n < 0 ? String(cString: strerror(errno)) : "short write")"
                 return
             }
             p += n
@@ -439,9 +468,10 @@ public final class OutputFile {
     /// Flushes, closes and renames into place. Throws when any write failed.
     public func commit() throws {
         flush()
-        if close(fd) != 0 && failure == nil { failure = "\(path): \(String(cString: strerror(errno)))" }
+        drain()
+        if close(fd) != 0 && writeFailure == nil { writeFailure = "\(path): \(String(cString: strerror(errno)))" }
         fd = -1
-        if let failure {
+        if let failure = writeFailure {
             unlink(temporaryPath)
             throw OutputError(message: failure)
         }
