@@ -264,7 +264,7 @@ public enum DNSName {
     public static func appendText(_ name: [UInt8], to out: inout [UInt8]) {
         if name.isEmpty { out.append(UInt8(ascii: ".")); return }    // the root
         for b in name {
-            if b > 0x20 && b < 0x7F && b != UInt8(ascii: "\\") {
+            if isPlain(b) {
                 out.append(b)
             } else {
                 out += [UInt8(ascii: "\\"), UInt8(ascii: "x"), hexDigits[Int(b >> 4)], hexDigits[Int(b & 0xF)]]
@@ -272,6 +272,11 @@ public enum DNSName {
         }
     }
     static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+
+    /// Bytes shown as themselves in presentation text; all others become `\xNN`.
+    @inline(__always) public static func isPlain(_ b: UInt8) -> Bool {
+        b > 0x20 && b < 0x7F && b != UInt8(ascii: "\\")
+    }
 }
 
 /// Record types by number (IANA DNS parameters).

@@ -79,13 +79,11 @@ public final class AppLogs: AppEventSink {
         if let r = t.response {
             writer.field("type", literal: "answer")
             writer.field("response_code", DNSType.rcodeName(r.rcode))
-            var flags: [StaticString] = []
-            if r.authoritative { flags.append("AA") }
-            if r.truncated { flags.append("TC") }
-            if r.recursionDesired { flags.append("RD") }
-            if r.recursionAvailable { flags.append("RA") }
             writer.beginArray("header_flags")
-            for f in flags { writer.string(f.description) }
+            if r.authoritative { writer.literal("AA") }
+            if r.truncated { writer.literal("TC") }
+            if r.recursionDesired { writer.literal("RD") }
+            if r.recursionAvailable { writer.literal("RA") }
             writer.endArray()
             if !r.answers.isEmpty {
                 writer.beginArray("answers")

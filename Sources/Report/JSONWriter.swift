@@ -247,18 +247,32 @@ public final class JSONWriter {
     /// straight into the output.
     public func nameField(_ k: StaticString, _ name: [UInt8]) {
         key(k)
-        scratch.removeAll(keepingCapacity: true)
-        DNSName.appendText(name, to: &scratch)
-        reserve(scratch.count * 2 + 2)
-        put(UInt8(ascii: "\""))
-        for b in scratch {   // ASCII only: just quotes and backslashes to escape
-            if b == UInt8(ascii: "\"") || b == UInt8(ascii: "\\") { put(UInt8(ascii: "\\")) }
-            put(b)
+        name.withUnsafeBufferPointer { n in
+            reserve(n.count * 5 + 3)
+            put(UInt8(ascii: "\""))
+            if n.isEmpty { put(UInt8(ascii: ".")) }   // the root
+            for b in n {
+                if DNSName.isPlain(b) {
+                    if b == UInt8(ascii: "\"") { put(UInt8(ascii: "\\")) }
+                    put(b)
+                } else {   // DNSName's \xNN, with its backslash escaped for JSON
+                    put(UInt8(ascii: "\\")); put(UInt8(ascii: "\\")); put(UInt8(ascii: "x"))
+                    put(Self.hexDigits[Int(b >> 4)]); put(Self.hexDigits[Int(b & 0xF)])
+                }
+            }
+            put(UInt8(ascii: "\""))
         }
-        put(UInt8(ascii: "\""))
         needsComma = true
     }
-    var scratch: [UInt8] = []
+
+    /// A string literal as an array element.
+    public func literal(_ value: StaticString) {
+        separator()
+        reserve(value.utf8CodeUnitCount + 2)
+        put(UInt8(ascii: "\""))
+        put(UnsafeRawBufferPointer(start: value.utf8Start, count: value.utf8CodeUnitCount))
+        put(UInt8(ascii: "\""))
+    }
 
     /// An address as an array element or value, formatted straight into the output.
     public func ipString(_ address: IPAddress) {
