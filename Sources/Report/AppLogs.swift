@@ -115,6 +115,18 @@ public final class AppLogs: AppEventSink {
         writer.endObject()
         writer.beginObject("phonehome")
         writer.field("frame", t.origin.frame)
+        if m.questions.count > 1 {
+            // ECS has one question; mDNS asks several at once (tshark lists them all).
+            writer.beginArray("more_questions")
+            for q in m.questions.dropFirst() {
+                writer.beginObject()
+                writer.nameField("name", q.name)
+                writer.field("type", DNSType.name(q.type))
+                writer.field("class", DNSType.className(q.qclass))
+                writer.endObject()
+            }
+            writer.endArray()
+        }
         if let f = t.responseFrame { writer.field("response_frame", f) }
         if t.query != nil, let r = t.responseTimestamp {
             writer.field("rtt_us", Int((r - t.origin.timestamp) / 1000))
