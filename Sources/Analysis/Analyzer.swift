@@ -141,6 +141,20 @@ public final class Analyzer {
         return summary
     }
 
+    /// Analyzes a stream of capture bytes from any source (generated captures, other stages).
+    public func analyze(name: String, source: ByteSource, inputIndex: Int = 0) -> InputSummary {
+        var summary = InputSummary(name: name)
+        let reader: CaptureReader
+        do {
+            reader = try CaptureReader(name: name, source: source, xzThreads: options.xzThreads)
+        } catch {
+            summary.error = error.description
+            return summary
+        }
+        run(reader, &summary, inputIndex: inputIndex) {}
+        return summary
+    }
+
     /// The per-record loop shared by every kind of input.
     func run(_ reader: CaptureReader, _ summary: inout InputSummary, inputIndex: Int, tick: () -> Void) {
         summary.container = reader.format.rawValue

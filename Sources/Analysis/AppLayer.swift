@@ -110,6 +110,10 @@ final class AppLayer {
                 session.httpRequests = HTTPParser(isRequest: true, limits: limits.http)
                 session.httpResponses = HTTPParser(isRequest: false, limits: limits.http)
             }
+            if isTCP {
+                if let isn = flow.pointee.originatorISN { session.originator.begin(at: isn &+ 1) }
+                if let isn = flow.pointee.responderISN { session.responder.begin(at: isn &+ 1) }
+            }
             flow.pointee.session = store(session)
             counts.sessions += 1
         }

@@ -77,6 +77,10 @@ public struct Flow: Sendable {
     var responderSeqEnd: UInt32 = 0
     var originatorSeqKnown = false
     var responderSeqKnown = false
+    /// Initial sequence numbers from each side's first SYN, so that reassembly started
+    /// later (at the first payload) still begins at the stream's first byte.
+    public private(set) var originatorISN: UInt32?
+    public private(set) var responderISN: UInt32?
     /// The tunnel this UDP flow carries, if any (Zeek's service for carrier flows).
     public var tunnel: TunnelKind = .none
     /// Application-layer session of this flow (Analysis): -1 none yet, -2 not parsed.
@@ -158,6 +162,10 @@ public struct Flow: Sendable {
 
     @inline(__always)
     mutating func observeTCP(_ p: Packet, fromOriginator: Bool, payloadLength: Int) {
+        if p.tcpFlags & TCPFlag.syn != 0 {
+            if fromOriginator { if originatorISN == nil { originatorISN = p.seq } }
+            else if responderISN == nil { responderISN = p.seq }
+        }
         let flags = p.tcpFlags
         let syn = flags & TCPFlag.syn != 0, ack = flags & TCPFlag.ack != 0
         let fin = flags & TCPFlag.fin != 0, rst = flags & TCPFlag.rst != 0

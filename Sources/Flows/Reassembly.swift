@@ -49,6 +49,14 @@ public struct TCPStream {
 
     public init() {}
 
+    /// Starts the stream at `seq` (its first byte after the SYN), when the handshake was
+    /// seen before reassembly began; data ahead of it then waits for what comes first.
+    public mutating func begin(at seq: UInt32) {
+        guard !started else { return }
+        started = true
+        nextSeq = seq
+    }
+
     /// Accounts a segment. `captured` is what the capture holds of a payload whose
     /// length on the wire was `claimedLength` (a snaplen cut makes the rest a gap).
     public mutating func segment(seq: UInt32, syn: Bool, fin: Bool, captured: UnsafeRawBufferPointer,

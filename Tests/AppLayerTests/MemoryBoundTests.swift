@@ -1,0 +1,128 @@
+import Analysis
+import Flows
+import Protocols
+import Testing
+import Wire
+import TestSupport
+
+/// Pathological streams through the whole engine, generated while read: the run must
+/// finish with every buffer under its documented cap, and say when a cap was hit.
+@Suite struct MemoryBoundTests {
+    final class Collector: AppEventSink {
+        var http: [HTTPTransaction] = []
+        func dns(_ t: DNSTransaction) {}
+        func http(_ t: HTTPTransaction) { http.append(t) }
+        func tls(_ t: TLSHandshake) {}
+    }
+
+    static func segment(_ client: String, _ server: String, _ sport: Int, _ dport: Int, toServer: Bool,
+                        seq: UInt32, ack: UInt32, flags: UInt8, payload: [UInt8] = []) -> [UInt8] {
+        let tcp = PacketBuilder.tcp(toServer ? sport : dport, toServer ? dport : sport, seq: seq, ack: ack,
+                                    flags: flags, payload: payload)
+        return PacketBuilder.ethernet(PacketBuilder.ipv4(src: toServer ? client : server, dst: toServer ? server : client,
+                                                         proto: 6, payload: tcp))
+    }
+
+    /// One GET answered by a 1 GiB body in 60,000-byte segments: the body is counted,
+    /// only its inspection window is kept, and nothing waits in reassembly.
+    @Test func oneGigabyteHTTPBody() throws {
+        let bodyLength = 1 << 30
+        let chunk = 60_000
+        let filler = [UInt8](repeating: UInt8(ascii: "x"), count: chunk)
+        let request = Array("GET /model.bin HTTP/1.1\r\nHost: big.example\r\n\r\n".utf8)
+        let head = Array("HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: \(bodyLength)\r\n\r\n".utf8)
+        let (c, s) = ("10.0.0.1", "10.0.0.2")
+        let clientISN: UInt32 = 1000, serverISN: UInt32 = 5000
+        let bodySegments = (bodyLength + chunk - 1) / chunk
+        let source = GeneratedCapture { i in
+            let afterRequest = clientISN + 1 + UInt32(request.count)
+            switch i {
+            case 0: return Self.segment(c, s, 40000, 80, toServer: true, seq: clientISN, ack: 0, flags: TCPFlag.syn)
+            case 1: return Self.segment(c, s, 40000, 80, toServer: false, seq: serverISN, ack: clientISN + 1,
+                                        flags: TCPFlag.syn | TCPFlag.ack)
+            case 2: return Self.segment(c, s, 40000, 80, toServer: true, seq: clientISN + 1, ack: serverISN + 1,
+                                        flags: TCPFlag.ack | TCPFlag.psh, payload: request)
+            case 3: return Self.segment(c, s, 40000, 80, toServer: false, seq: serverISN + 1, ack: afterRequest,
+                                        flags: TCPFlag.ack | TCPFlag.psh, payload: head)
+            case 4 ..< 4 + bodySegments:
+                let offset = (i - 4) * chunk
+                let n = min(chunk, bodyLength - offset)
+                let seq = serverISN &+ 1 &+ UInt32(head.count) &+ UInt32(truncatingIfNeeded: offset)
+                return Self.segment(c, s, 40000, 80, toServer: false, seq: seq, ack: afterRequest,
+                                    flags: TCPFlag.ack, payload: n == chunk ? filler : Array(filler.prefix(n)))
+            default: return nil
+            }
+        }
+        let collector = Collector()
+        var flows = 0
+        let analyzer = try Analyzer(options: AnalysisOptions(), events: collector) { _, _, _ in flows += 1 }
+        let before = residentMegabytes()
+        let summary = analyzer.analyze(name: "generated-1GiB-body", source: source)
+        let after = residentMegabytes()
+        #expect(summary.error == nil)
+        #expect(source.bytesProduced > bodyLength)
+        #expect(flows == 1)
+        try #require(collector.http.count == 1)
+        let t = collector.http[0]
+        #expect(t.request?.uri == Array("/model.bin".utf8))
+        #expect(t.response?.status == 200)
+        let body = try #require(t.responseBody)
+        #expect(body.wireBytes == bodyLength)
+        #expect(body.window.count == HTTPLimits().bodyWindow)
+        #expect(body.windowTruncated)
+        #expect(summary.reassemblyPeakBytes == 0)
+        // Generous against allocator noise; a body held in memory would add 1024 MB.
+        #expect(after.current - before.current < 200, "RSS grew from \(before.current) to \(after.current) MB")
+    }
+
+    /// 100,000 connection attempts that are never answered (a SYN scan or a dead
+    /// updater retrying) and one connection whose first segment never arrives, followed
+    /// by a flood of later data: flows stay within the table cap, out-of-order bytes
+    /// within the per-connection and global caps, and hitting them is counted.
+    @Test func halfOpenFlowsAndEndlessOutOfOrderData() throws {
+        let halfOpen = 100_000
+        let floodSegments = 20_000
+        let chunk = 1_000
+        // Looks like HTTP, so the flow is parsed (and reassembled) from its first payload.
+        let request = Array("GET /a HTTP/1.1\r\nHost: flood.example\r\nX-Pad: ".utf8)
+        let filler = request + [UInt8](repeating: UInt8(ascii: "y"), count: chunk - request.count)
+        let source = GeneratedCapture { i in
+            if i < halfOpen {
+                let client = "10.1.\(i / 250 % 250).\(i % 250 + 1)"
+                return Self.segment(client, "198.51.100.7", 1024 + i % 60_000, 443, toServer: true,
+                                    seq: UInt32(i), ack: 0, flags: TCPFlag.syn)
+            }
+            let j = i - halfOpen
+            switch j {
+            case 0: return Self.segment("10.2.0.1", "198.51.100.8", 50000, 80, toServer: true, seq: 100, ack: 0, flags: TCPFlag.syn)
+            case 1: return Self.segment("10.2.0.1", "198.51.100.8", 50000, 80, toServer: false, seq: 900, ack: 101,
+                                        flags: TCPFlag.syn | TCPFlag.ack)
+            case 2 ..< 2 + floodSegments:
+                // Bytes 101 ..< 101 + chunk never come; everything after them does.
+                let seq = UInt32(101 + chunk * (j - 1))
+                return Self.segment("10.2.0.1", "198.51.100.8", 50000, 80, toServer: true, seq: seq, ack: 901,
+                                    flags: TCPFlag.ack, payload: filler)
+            default: return nil
+            }
+        }
+        var options = AnalysisOptions()
+        options.flowLimits.maxFlows = 50_000
+        var flows = 0
+        var capacityEvictions = 0
+        let analyzer = try Analyzer(options: options, events: Collector()) { _, reason, _ in
+            flows += 1
+            if reason == .capacity { capacityEvictions += 1 }
+        }
+        let summary = analyzer.analyze(name: "generated-half-open", source: source)
+        #expect(summary.error == nil)
+        #expect(summary.counts.tcp == halfOpen + 2 + floodSegments)
+        #expect(flows == halfOpen + 1)
+        #expect(summary.peakFlows <= 50_000)
+        #expect(capacityEvictions > 0)
+        #expect(summary.evictions["capacity"] == capacityEvictions)
+        let limits = ReassemblyLimits()
+        #expect(summary.reassemblyPeakBytes > 0)
+        #expect(summary.reassemblyPeakBytes <= limits.perDirectionBytes)
+        #expect(summary.reassemblyCapGaps > 0)
+    }
+}
