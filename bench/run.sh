@@ -33,11 +33,12 @@ best "tcpdump -r X -w /dev/null" tcpdump -r "$cap" -w /dev/null
 best "phonehome analyze (flows, community_id; no app layer, no hash)" $bin analyze -q --no-input-hash --no-app-layer "$cap" -o "$out/a"
 best "phonehome analyze (+ DNS/HTTP/TLS/QUIC, no hash)" $bin analyze -q --no-input-hash "$cap" -o "$out/b"
 best "phonehome analyze (default: + SHA-256 of input)" $bin analyze -q "$cap" -o "$out/c"
-# tshark name extraction takes minutes on 2 GB: once, only when asked.
+# tshark name extraction takes minutes on 2 GB: once, only when asked; then the ratio of
+# the app-layer run to it and how far the extracted names agree.
 if [ "${PHONEHOME_BENCH_TSHARK:-0}" = 1 ]; then
     tf=$(mktemp)
     /usr/bin/time -o "$tf" -f '%e %M' tshark -r "$cap" -T fields -e dns.qry.name -e http.host -e http.request.uri \
-        -e tls.handshake.extensions_server_name > "$out/tshark-names.txt" 2>/dev/null || true
+        -e tls.handshake.extensions_server_name > "$out/tshark-names.tsv" 2>/dev/null || true
     read -r s k < <(tail -1 "$tf"); rm -f "$tf"
     echo "tshark -T fields (names, 1 run)	$s	$k"
 fi
@@ -51,3 +52,8 @@ awk -F'\t' -v mb="$mb" -v frames="${frames:-0}" '
         for (i = 1; i <= NR; i++)
             printf "%-58s %8.2f %9.0f %9.2f %10.0f %11.2fx %11.2fx\n", name[i], s[i], mb/s[i], frames/s[i]/1e6, rss[i]/1024, floor/s[i], tcpdump/s[i]
     }' "$out/times.tsv"
+if [ -f "$out/tshark-names.tsv" ]; then
+    awk -F'\t' '/DNS\/HTTP\/TLS/ { app=$2; appk=$3 } /^tshark/ { t=$2; tk=$3 }
+        END { printf "\napp layer vs tshark: %.1fx faster, %.1fx less peak memory\n\n", t/app, tk/appk }' "$out/times.tsv"
+    python3 bench/compare_names.py "$out/tshark-names.tsv" "$out/b"
+fi

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Runs the libFuzzer target over the capture engine for a given time (default 60 s),
-# seeded from ../shared/corpora/pcap and samples/. Crashes land in fuzz-crashes/.
-# Usage: scripts/fuzz.sh [SECONDS]
+# Runs the libFuzzer targets for a given time each (default 60 s). Targets: engine (the
+# whole capture engine, seeded from ../shared/corpora/pcap and samples/), dns, http, tls,
+# quic (the parsers alone); "all" runs them one after another. Corpora grow in
+# fuzz-corpus/TARGET, crashes land in fuzz-crashes/ (replay one with
+# `swift run phonehome-fuzz FILE` and PHONEHOME_FUZZ_TARGET set).
+# Usage: scripts/fuzz.sh [SECONDS] [TARGET|all]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
+which=${2:-all}
 # Coverage + ASan on the Swift code, linked against libFuzzer's no-main library: SwiftPM
 # owns the executable's entry point, which calls LLVMFuzzerRunDriver itself.
 runtime=$(dirname "$(readlink -f "$(command -v swift)")")/../lib/clang
@@ -12,8 +16,34 @@ fuzzer_lib=$(find "$runtime" -name 'libclang_rt.fuzzer_no_main-x86_64.a' | head 
 swift build --product phonehome-fuzz --scratch-path .build-fuzz \
     -Xswiftc -sanitize=address -Xswiftc -sanitize-coverage=edge,trace-cmp,inline-8bit-counters,pc-table \
     -Xswiftc -DFUZZING -Xlinker "$fuzzer_lib" -Xlinker -lstdc++
-mkdir -p fuzz-corpus fuzz-crashes
-seeds=(samples)
-[ -d ../shared/corpora/pcap ] && seeds+=(../shared/corpora/pcap)
-.build-fuzz/debug/phonehome-fuzz fuzz-corpus "${seeds[@]}" -max_total_time="$seconds" \
-    -max_len=65536 -rss_limit_mb=2048 -artifact_prefix=fuzz-crashes/ -print_final_stats=1
+mkdir -p fuzz-crashes
+seed_parsers() { # a few well-formed messages, so the parser targets start past the basics
+    local d=fuzz-corpus/$1; mkdir -p "$d"
+    case $1 in
+    http)
+        printf 'xGET /a?b=1 HTTP/1.1\r\nHost: example.com\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n' > "$d/seed-request"
+        printf 'xHTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Encoding: gzip\r\n\r\nhello' > "$d/seed-response" ;;
+    dns)   # query and answer for example.com A, with a compression pointer
+        printf '\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x07example\x03com\x00\x00\x01\x00\x01' > "$d/seed-query"
+        printf '\x12\x34\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00\x07example\x03com\x00\x00\x01\x00\x01\xc0\x0c\x00\x01\x00\x01\x00\x00\x0e\x10\x00\x04\x5d\xb8\xd8\x22' > "$d/seed-answer" ;;
+    esac
+}
+run() {
+    local target=$1; shift
+    mkdir -p "fuzz-corpus/$target"
+    echo "== $target: $seconds s"
+    PHONEHOME_FUZZ_TARGET=$target .build-fuzz/debug/phonehome-fuzz "fuzz-corpus/$target" "$@" \
+        -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=2048 -timeout=30 \
+        -artifact_prefix="fuzz-crashes/$target-" -print_final_stats=1
+}
+for target in engine dns http tls quic; do
+    [ "$which" = all ] || [ "$which" = "$target" ] || continue
+    if [ "$target" = engine ]; then
+        seeds=(samples)
+        [ -d ../shared/corpora/pcap ] && seeds+=(../shared/corpora/pcap)
+        run engine "${seeds[@]}"
+    else
+        seed_parsers "$target"
+        run "$target"
+    fi
+done

@@ -1,13 +1,123 @@
 import Analysis
+import Protocols
+import Foundation
 
-/// One fuzz input through the whole engine: container detection, reader, every decoder,
-/// defragmentation and the flow table. Anything but a clean return is a bug.
-func fuzzOne(_ bytes: [UInt8]) {
-    var options = AnalysisOptions()
-    options.flowLimits.maxFlows = 1024
-    guard let analyzer = try? Analyzer(options: options, flowSink: { _, _, _ in }) else { return }
-    _ = analyzer.analyze(name: "fuzz", bytes: bytes)
+/// The fuzz targets. `PHONEHOME_FUZZ_TARGET` picks one (default `engine`); each must
+/// return cleanly on any input: a trap, an ASan report or a hang is a bug.
+enum FuzzTarget: String, CaseIterable {
+    /// Container detection, reader, every decoder, defragmentation, flows, app layer.
+    case engine
+    /// One DNS message (also as the TCP length-prefixed stream and the query heuristic).
+    case dns
+    /// Request and response parsers, fed in pieces whose sizes come from the input.
+    case http
+    /// TLS record collection, Client/ServerHello decoding and fingerprints.
+    case tls
+    /// QUIC long headers and Initial unprotection, CRYPTO stream reassembly, the hello.
+    case quic
+
+    static let selected: FuzzTarget = {
+        let name = ProcessInfo.processInfo.environment["PHONEHOME_FUZZ_TARGET"] ?? "engine"
+        guard let t = FuzzTarget(rawValue: name) else {
+            fatalError("PHONEHOME_FUZZ_TARGET must be one of \(allCases.map(\.rawValue))")
+        }
+        return t
+    }()
+
+    func run(_ bytes: [UInt8]) {
+        switch self {
+        case .engine: Self.engine(bytes)
+        case .dns: Self.dns(bytes)
+        case .http: Self.http(bytes)
+        case .tls: Self.tls(bytes)
+        case .quic: Self.quic(bytes)
+        }
+    }
+
+    static func engine(_ bytes: [UInt8]) {
+        var options = AnalysisOptions()
+        options.flowLimits.maxFlows = 1024
+        guard let analyzer = try? Analyzer(options: options, flowSink: { _, _, _ in }) else { return }
+        _ = analyzer.analyze(name: "fuzz", bytes: bytes)
+    }
+
+    static func dns(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { b in
+            _ = DNSMessage.looksLikeQuery(b)
+            if let m = DNSMessage.decode(b) {
+                for q in m.questions { _ = DNSName.text(q.name) }
+                for a in m.answers { _ = DNSName.text(a.name) }
+            }
+        }
+    }
+
+    /// Splits `bytes` into pieces: the first byte seeds the piece sizes, so the fuzzer
+    /// explores boundaries as well as contents.
+    static func pieces(_ bytes: [UInt8]) -> [ArraySlice<UInt8>] {
+        guard let seed = bytes.first else { return [] }
+        var out: [ArraySlice<UInt8>] = []
+        var i = 1
+        var step = Int(seed) + 1
+        while i < bytes.count {
+            let n = min(step, bytes.count - i)
+            out.append(bytes[i ..< i + n])
+            i += n
+            step = step * 5 % 257 + 1
+        }
+        return out
+    }
+
+    static func http(_ bytes: [UInt8]) {
+        var requests = HTTPParser(isRequest: true)
+        var responses = HTTPParser(isRequest: false)
+        var events: [HTTPEvent] = []
+        for (k, piece) in pieces(bytes).enumerated() {
+            piece.withUnsafeBytes { b in
+                if k % 7 == 6 {
+                    requests.gap(b.count, &events)
+                    responses.gap(b.count, &events)
+                } else {
+                    requests.feed(b, &events)
+                    responses.feed(b, &events)
+                }
+            }
+        }
+        requests.finish(&events)
+        responses.finish(&events)
+    }
+
+    static func tls(_ bytes: [UInt8]) {
+        var collector = TLSHelloCollector()
+        for piece in pieces(bytes) {
+            guard let hello = piece.withUnsafeBytes({ collector.feed($0) }) else { continue }
+            hello.body.withUnsafeBytes { body in
+                if let c = ClientHello.decode(body) { _ = c.ja3; _ = c.ja4(quic: false); _ = c.ja3String }
+                if let s = ServerHello.decode(body) { _ = s.ja3s }
+            }
+        }
+        bytes.withUnsafeBytes { b in
+            if let c = ClientHello.decode(b) { _ = c.ja4(quic: true) }
+            _ = ServerHello.decode(b)
+        }
+    }
+
+    static func quic(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { b in
+            _ = QUICDecoder.looksLikeInitial(b)
+            _ = QUICDecoder.initials(in: b) { version, dcid in QUICInitialKeys(destinationConnectionID: dcid, version: version) }
+        }
+        // CRYPTO frames at offsets taken from the input, then the hello they make up.
+        var stream = CryptoStream()
+        for piece in pieces(bytes) {
+            let offset = Int(piece.first ?? 0) * 16
+            if let hello = stream.add(offset: offset, data: Array(piece)) {
+                hello.body.withUnsafeBytes { _ = ClientHello.decode($0) }
+            }
+        }
+    }
 }
+
+func fuzzOne(_ bytes: [UInt8]) { FuzzTarget.selected.run(bytes) }
 
 #if FUZZING
 /// libFuzzer's driver, from `libclang_rt.fuzzer_no_main` (see scripts/fuzz.sh). SwiftPM
