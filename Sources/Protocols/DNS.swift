@@ -93,13 +93,16 @@ public struct DNSMessage: Sendable {
             }
         }
         if Int(an) > DNSLimits.maxRecordsPerSection { m.issue = "too_many_records"; return m }
-        for (count, section) in [(ns, 1), (ar, 2)] {
-            for _ in 0 ..< min(Int(count), DNSLimits.maxRecordsPerSection) {
-                if let why = skipRecord(&c) { m.issue = why.reason; return m }
-                if section == 1 { m.authorityCount += 1 } else { m.additionalCount += 1 }
-            }
-            if Int(count) > DNSLimits.maxRecordsPerSection { m.issue = "too_many_records"; return m }
+        for _ in 0 ..< min(Int(ns), DNSLimits.maxRecordsPerSection) {
+            if let why = skipRecord(&c) { m.issue = why.reason; return m }
+            m.authorityCount += 1
         }
+        if Int(ns) > DNSLimits.maxRecordsPerSection { m.issue = "too_many_records"; return m }
+        for _ in 0 ..< min(Int(ar), DNSLimits.maxRecordsPerSection) {
+            if let why = skipRecord(&c) { m.issue = why.reason; return m }
+            m.additionalCount += 1
+        }
+        if Int(ar) > DNSLimits.maxRecordsPerSection { m.issue = "too_many_records"; return m }
         return m
     }
 
@@ -267,12 +270,11 @@ public enum DNSName {
             if isPlain(b) {
                 out.append(b)
             } else {
-                out += [UInt8(ascii: "\\"), UInt8(ascii: "x"), hexDigits[Int(b >> 4)], hexDigits[Int(b & 0xF)]]
+                out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "x"))
+                out.append(asciiHexDigit(b >> 4)); out.append(asciiHexDigit(b & 0xF))
             }
         }
     }
-    static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
-
     /// Bytes shown as themselves in presentation text; all others become `\xNN`.
     @inline(__always) public static func isPlain(_ b: UInt8) -> Bool {
         b > 0x20 && b < 0x7F && b != UInt8(ascii: "\\")

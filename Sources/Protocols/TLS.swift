@@ -1,4 +1,5 @@
 import Crypto
+import Wire
 
 /// GREASE values (RFC 8701): 0x?A?A with both bytes equal; ignored by JA3 and JA4.
 @inline(__always) public func isGREASE(_ v: UInt16) -> Bool {
@@ -67,8 +68,8 @@ public struct ClientHello: Sendable, Equatable {
                 a.bytes.append(f)
                 a.bytes.append(l)
             } else {
-                a.bytes.append(hexDigit(f >> 4))
-                a.bytes.append(hexDigit(l & 0xF))
+                a.bytes.append(asciiHexDigit(f >> 4))
+                a.bytes.append(asciiHexDigit(l & 0xF))
             }
         } else {
             a.text("00")
@@ -263,9 +264,6 @@ public func tlsVersionName(_ v: UInt16) -> String {
     (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A)
 }
 
-/// Lower-case hex digit of a value 0...15.
-@inline(__always) func hexDigit(_ v: UInt8) -> UInt8 { v < 10 ? v &+ 0x30 : v &+ 0x57 }
-
 func hex4(_ v: UInt16) -> String {
     var t = FingerprintText()
     t.hex4(v)
@@ -274,7 +272,7 @@ func hex4(_ v: UInt16) -> String {
 
 func hexDigest<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 {
     var out: [UInt8] = []
-    for b in digest { out.append(hexDigit(b >> 4)); out.append(hexDigit(b & 0xF)) }
+    for b in digest { out.append(asciiHexDigit(b >> 4)); out.append(asciiHexDigit(b & 0xF)) }
     return String(decoding: out, as: UTF8.self)
 }
 
@@ -315,10 +313,10 @@ struct FingerprintText {
     }
 
     mutating func hex4(_ v: UInt16) {
-        bytes.append(hexDigit(UInt8(truncatingIfNeeded: v >> 12)))
-        bytes.append(hexDigit(UInt8(truncatingIfNeeded: v >> 8 & 0xF)))
-        bytes.append(hexDigit(UInt8(truncatingIfNeeded: v >> 4 & 0xF)))
-        bytes.append(hexDigit(UInt8(truncatingIfNeeded: v & 0xF)))
+        bytes.append(asciiHexDigit(UInt8(truncatingIfNeeded: v >> 12)))
+        bytes.append(asciiHexDigit(UInt8(truncatingIfNeeded: v >> 8 & 0xF)))
+        bytes.append(asciiHexDigit(UInt8(truncatingIfNeeded: v >> 4 & 0xF)))
+        bytes.append(asciiHexDigit(UInt8(truncatingIfNeeded: v & 0xF)))
     }
 
     mutating func hex4s(_ values: [UInt16], separator: Unicode.Scalar) {
@@ -331,7 +329,7 @@ struct FingerprintText {
     /// The first 12 hex digits of the SHA-256 of `input` (JA4's b and c parts).
     mutating func truncatedSHA256(of input: [UInt8]) {
         let digest = SHA256.hash(data: input)
-        for b in digest.prefix(6) { bytes.append(hexDigit(b >> 4)); bytes.append(hexDigit(b & 0xF)) }
+        for b in digest.prefix(6) { bytes.append(asciiHexDigit(b >> 4)); bytes.append(asciiHexDigit(b & 0xF)) }
     }
 }
 

@@ -229,18 +229,17 @@ public final class JSONWriter {
             return
         }
         separator()
-        var escaped = ""
-        let hex = Array("0123456789abcdef")
+        var escaped: [UInt8] = []
+        escaped.reserveCapacity(value.count * 2)
         for b in value {
             if b < 0x80 {
-                escaped.unicodeScalars.append(Unicode.Scalar(b))
+                escaped.append(b)
             } else {
-                escaped += "\\x"
-                escaped.append(hex[Int(b >> 4)])
-                escaped.append(hex[Int(b & 0xF)])
+                escaped.append(UInt8(ascii: "\\")); escaped.append(UInt8(ascii: "x"))
+                escaped.append(asciiHexDigit(b >> 4)); escaped.append(asciiHexDigit(b & 0xF))
             }
         }
-        appendQuoted(escaped)
+        appendQuoted(String(decoding: escaped, as: UTF8.self))   // ASCII only
     }
 
     /// A DNS name from its wire bytes in `DNSName`'s presentation text, JSON-escaped,
@@ -257,7 +256,7 @@ public final class JSONWriter {
                     put(b)
                 } else {   // DNSName's \xNN, with its backslash escaped for JSON
                     put(UInt8(ascii: "\\")); put(UInt8(ascii: "\\")); put(UInt8(ascii: "x"))
-                    put(Self.hexDigits[Int(b >> 4)]); put(Self.hexDigits[Int(b & 0xF)])
+                    put(asciiHexDigit(b >> 4)); put(asciiHexDigit(b & 0xF))
                 }
             }
             put(UInt8(ascii: "\""))
@@ -328,14 +327,13 @@ public final class JSONWriter {
                 case 0x09: put(UInt8(ascii: "\\")); put(UInt8(ascii: "t"))
                 case 0..<0x20:
                     put(UInt8(ascii: "\\")); put(UInt8(ascii: "u")); put(0x30); put(0x30)
-                    put(Self.hexDigits[Int(c >> 4)]); put(Self.hexDigits[Int(c & 15)])
+                    put(asciiHexDigit(c >> 4)); put(asciiHexDigit(c & 15))
                 default: put(c)
                 }
             }
             put(UInt8(ascii: "\""))
         }
     }
-    static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 
     public func newline() {
         append(0x0A)

@@ -55,3 +55,7 @@ extension UnsafeRawBufferPointer {
         return UnsafeRawBufferPointer(start: base + offset, count: Swift.min(length, count &- offset))
     }
 }
+
+/// The lower-case ASCII hex digit of a value 0...15 (text output everywhere: addresses,
+/// fingerprints, escaped names).
+@inline(__always) public func asciiHexDigit(_ v: UInt8) -> UInt8 { v < 10 ? v &+ 0x30 : v &+ 0x57 }

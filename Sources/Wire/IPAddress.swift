@@ -155,8 +155,7 @@ extension IPAddress {
             var shift = 12
             while shift > 0 && (g >> UInt16(shift)) == 0 { shift -= 4 }   // no leading zeros
             while shift >= 0 {
-                let digit = UInt8(truncatingIfNeeded: (g >> UInt16(shift)) & 0xF)
-                out[n] = digit < 10 ? digit &+ 0x30 : digit &+ 0x57
+                out[n] = asciiHexDigit(UInt8(truncatingIfNeeded: (g >> UInt16(shift)) & 0xF))
                 n += 1
                 shift -= 4
             }

@@ -19,7 +19,8 @@ enum FuzzTarget: String, CaseIterable {
     static let selected: FuzzTarget = {
         let name = ProcessInfo.processInfo.environment["PHONEHOME_FUZZ_TARGET"] ?? "engine"
         guard let t = FuzzTarget(rawValue: name) else {
-            fatalError("PHONEHOME_FUZZ_TARGET must be one of \(allCases.map(\.rawValue))")
+            FileHandle.standardError.write(Data("PHONEHOME_FUZZ_TARGET must be one of \(allCases.map(\.rawValue))\n".utf8))
+            exit(2)
         }
         return t
     }()
