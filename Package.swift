@@ -51,7 +51,7 @@ let package = Package(
         // replays inputs given on the command line.
         .executableTarget(name: "phonehome-fuzz", dependencies: ["Analysis", "Protocols"], path: "Sources/phonehome-fuzz"),
 
-        .testTarget(name: "WireTests", dependencies: ["Wire"]),
+        .testTarget(name: "WireTests", dependencies: ["Wire", "TestSupport"]),
         .testTarget(name: "CaptureTests", dependencies: ["Capture", "CPcap", "Wire", "Flows", "Analysis", "TestSupport"]),
         .testTarget(name: "FlowsTests", dependencies: ["Flows", "Wire", "Analysis", "Capture", "TestSupport"]),
         .testTarget(name: "AppLayerTests", dependencies: ["Analysis", "Protocols", "Flows", "Wire", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]),

@@ -144,7 +144,7 @@ final class AppLayer {
         if p.proto == IPProtocol.udp {
             if onPort(53) || onPort(5353) || onPort(5355) {
                 if b.count >= 12 { return .dns }
-            } else if QUICDecoder.looksLikeInitial(b) && fromOriginator {
+            } else if QUICDecoder.looksLikeLongHeader(b) && fromOriginator {
                 return .quic
             } else if !onPort(137) && !onPort(138) && DNSMessage.looksLikeQuery(b) {   // NetBIOS looks alike
                 return .dns

@@ -205,7 +205,12 @@ public enum DNSName {
         name.reserveCapacity(64)
         if let failure = walk(&c, { label in
             if !name.isEmpty { name.append(UInt8(ascii: ".")) }
-            name.append(contentsOf: label)
+            // A dot or backslash inside a label is kept escaped (`\.`, `\\`, as in master
+            // files), so "a.b" as one label never reads as two.
+            for b in label {
+                if b == UInt8(ascii: ".") || b == UInt8(ascii: "\\") { name.append(UInt8(ascii: "\\")) }
+                name.append(b)
+            }
         }) { return .failure(failure) }
         return .success(name)
     }
@@ -266,18 +271,36 @@ public enum DNSName {
     /// Appends the presentation text (always ASCII) of `name` to `out`.
     public static func appendText(_ name: [UInt8], to out: inout [UInt8]) {
         if name.isEmpty { out.append(UInt8(ascii: ".")); return }    // the root
-        for b in name {
+        var i = 0
+        while i < name.count {
+            let b = name[i]
             if isPlain(b) {
                 out.append(b)
+            } else if isEscapePair(name, i) {
+                out.append(b); out.append(name[i + 1]); i += 1
             } else {
                 out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "x"))
                 out.append(asciiHexDigit(b >> 4)); out.append(asciiHexDigit(b & 0xF))
             }
+            i += 1
         }
     }
-    /// Bytes shown as themselves in presentation text; all others become `\xNN`.
+
+    /// Bytes shown as themselves in presentation text; all others become `\xNN`, except
+    /// the escape pairs `read` writes for a dot or backslash inside a label.
     @inline(__always) public static func isPlain(_ b: UInt8) -> Bool {
         b > 0x20 && b < 0x7F && b != UInt8(ascii: "\\")
+    }
+
+    /// Whether `name[i]` starts `\.` or `\\`. A lone backslash (from a TLS server name
+    /// or Host header, which are not label lists) is not a pair and prints as `\x5c`.
+    @inline(__always) public static func isEscapePair(_ name: UnsafeBufferPointer<UInt8>, _ i: Int) -> Bool {
+        name[i] == UInt8(ascii: "\\") && i + 1 < name.count
+            && (name[i + 1] == UInt8(ascii: ".") || name[i + 1] == UInt8(ascii: "\\"))
+    }
+
+    @inline(__always) static func isEscapePair(_ name: [UInt8], _ i: Int) -> Bool {
+        name.withUnsafeBufferPointer { isEscapePair($0, i) }
     }
 }
 

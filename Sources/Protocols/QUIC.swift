@@ -27,6 +27,7 @@ public enum QUICVersion: Sendable {
 
     /// The long-header type bits that mean Initial (RFC 9369 §3.2 swaps them in v2).
     var initialType: UInt8 { self == .v2 ? 1 : 0 }
+    var retryType: UInt8 { self == .v2 ? 0 : 3 }
     var labelPrefix: String { self == .v2 ? "quicv2 " : "quic " }
 }
 
@@ -65,12 +66,14 @@ public struct QUICInitial {
 }
 
 public enum QUICDecoder {
-    /// Whether a UDP payload starts with a long-header packet of a known version.
-    public static func looksLikeInitial(_ b: UnsafeRawBufferPointer) -> Bool {
+    /// Whether a UDP payload starts with a long-header packet of a known version, other
+    /// than Retry (a server's). Not only Initial: a client's 0-RTT packets can arrive, or
+    /// be captured, before its first Initial.
+    public static func looksLikeLongHeader(_ b: UnsafeRawBufferPointer) -> Bool {
         guard b.count >= 7, b[0] & 0xC0 == 0xC0 else { return false }
         let version = UInt32(b[1]) << 24 | UInt32(b[2]) << 16 | UInt32(b[3]) << 8 | UInt32(b[4])
         guard let v = QUICVersion(version) else { return false }
-        return (b[0] >> 4) & 0x3 == v.initialType
+        return (b[0] >> 4) & 0x3 != v.retryType
     }
 
     /// Decrypts every Initial packet coalesced in one datagram. `keysFor` supplies the
@@ -90,7 +93,7 @@ public enum QUICDecoder {
             if type == version.initialType {
                 guard let tokenLength = c.varint(), c.skip(Int(clamping: tokenLength)) else { break }
             }
-            guard type != 3 else { break }   // Retry has no Length field: nothing follows
+            guard type != version.retryType else { break }   // no Length field: nothing follows
             guard let length = c.varint(), length <= UInt64(c.remaining), length >= 20 else { break }
             let pnOffset = c.position
             let end = pnOffset + Int(length)

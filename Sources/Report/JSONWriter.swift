@@ -250,14 +250,22 @@ public final class JSONWriter {
             reserve(n.count * 5 + 3)
             put(UInt8(ascii: "\""))
             if n.isEmpty { put(UInt8(ascii: ".")) }   // the root
-            for b in n {
+            var i = 0
+            while i < n.count {
+                let b = n[i]
                 if DNSName.isPlain(b) {
                     if b == UInt8(ascii: "\"") { put(UInt8(ascii: "\\")) }
                     put(b)
+                } else if DNSName.isEscapePair(n, i) {   // `\.` or `\\`, backslashes escaped for JSON
+                    put(UInt8(ascii: "\\")); put(UInt8(ascii: "\\"))
+                    if n[i + 1] == UInt8(ascii: "\\") { put(UInt8(ascii: "\\")) }
+                    put(n[i + 1])
+                    i += 1
                 } else {   // DNSName's \xNN, with its backslash escaped for JSON
                     put(UInt8(ascii: "\\")); put(UInt8(ascii: "\\")); put(UInt8(ascii: "x"))
                     put(asciiHexDigit(b >> 4)); put(asciiHexDigit(b & 0xF))
                 }
+                i += 1
             }
             put(UInt8(ascii: "\""))
         }

@@ -18,6 +18,11 @@ extension Packet {
     /// Decodes one frame of the given link type.
     public mutating func decode(linkType: UInt32, frame b: UnsafeRawBufferPointer) {
         self = Packet()
+        decodeLink(linkType, b, wrappersLeft: 1)
+    }
+
+    /// `wrappersLeft` bounds PKTAP/PPI headers naming another link type (one level is real).
+    mutating func decodeLink(_ linkType: UInt32, _ b: UnsafeRawBufferPointer, wrappersLeft: Int) {
         switch linkType {
         case LinkType.ethernet:
             decodeEthernet(b)
@@ -50,6 +55,17 @@ extension Packet {
             decodeEtherType(b.be16(2), b.suffix(from: 4), vlanBudget: DecodeLimits.maxVLANTags)
         case LinkType.nflog:
             decodeNFLOG(b)
+        case LinkType.ieee80211:
+            decodeIEEE80211(b)
+        case LinkType.radiotap:
+            decodeRadiotap(b)
+        case LinkType.prism, LinkType.avs:
+            decodeMonitorHeader(b)
+        case LinkType.arcnetLinux, LinkType.arcnetBSD:
+            decodeARCNET(b, linux: linkType == LinkType.arcnetLinux)
+        case LinkType.pktap, LinkType.ppi:
+            guard wrappersLeft > 0 else { issue = .unsupportedLinkType; return }
+            decodeWrapper(b, pktap: linkType == LinkType.pktap, wrappersLeft: wrappersLeft - 1)
         default:
             issue = .unsupportedLinkType
         }
@@ -73,17 +89,22 @@ extension Packet {
     @inline(__always)
     mutating func decodeEthernet(_ b: UnsafeRawBufferPointer) {
         guard b.count >= 14 else { issue = .truncatedLinkHeader; return }
-        var type = b.be16(12)
-        var offset = 14
+        let type = b.be16(12)
         if type <= 1500 {
-            // IEEE 802.3 length field: only LLC/SNAP (AA AA 03 + OUI) carries an EtherType.
-            guard b.count >= 22, b.u8(14) == 0xAA, b.u8(15) == 0xAA, b.u8(16) == 0x03 else {
-                network = .other; return
-            }
-            type = b.be16(20)
-            offset = 22
+            // IEEE 802.3 length field: an LLC header follows.
+            decodeLLC(b.suffix(from: 14))
+        } else {
+            decodeEtherType(type, b.suffix(from: 14), vlanBudget: DecodeLimits.maxVLANTags)
         }
-        decodeEtherType(type, b.suffix(from: offset), vlanBudget: DecodeLimits.maxVLANTags)
+    }
+
+    /// IEEE 802.2 LLC: only SNAP (AA AA 03 + OUI) carries an EtherType. 802.3 and 802.11
+    /// frames both use it.
+    mutating func decodeLLC(_ b: UnsafeRawBufferPointer) {
+        guard b.count >= 8, b.u8(0) == 0xAA, b.u8(1) == 0xAA, b.u8(2) == 0x03 else {
+            network = .other; return
+        }
+        decodeEtherType(b.be16(6), b.suffix(from: 8), vlanBudget: DecodeLimits.maxVLANTags)
     }
 
     mutating func decodeEtherType(_ type: UInt16, _ b: UnsafeRawBufferPointer, vlanBudget: Int) {
@@ -534,6 +555,10 @@ extension Packet {
         case EtherType.ppp: decodePPP(body)
         case 0x88BE:   // ERSPAN type II: 8-byte header, then the mirrored Ethernet frame
             decodeEthernet(body.suffix(from: 8))
+        case 0x8200...0x8350:
+            // Aruba access points tunnel their clients' 802.11 frames (no FCS) to the
+            // controller with these protocol types (as Wireshark's GRE dissector maps them).
+            decodeIEEE80211(body)
         default: network = .other
         }
     }

@@ -2,24 +2,33 @@
 public enum LinkType {
     public static let null: UInt32 = 0           // BSD loopback, address family in host order
     public static let ethernet: UInt32 = 1
+    public static let arcnetBSD: UInt32 = 7
     public static let ppp: UInt32 = 9
     public static let rawOpenBSD: UInt32 = 12      // DLT_RAW on most systems
     public static let rawBSD: UInt32 = 14
     public static let pppSerial: UInt32 = 50       // PPP in HDLC-like framing
     public static let raw: UInt32 = 101
     public static let cHDLC: UInt32 = 104
+    public static let ieee80211: UInt32 = 105      // 802.11 MAC frames, no radio header
+    public static let prism: UInt32 = 119          // 802.11 after a Prism monitor header
+    public static let radiotap: UInt32 = 127       // 802.11 after a radiotap header
+    public static let arcnetLinux: UInt32 = 129
+    public static let avs: UInt32 = 163            // 802.11 after an AVS monitor header
+    public static let ppi: UInt32 = 192            // Per-Packet Information header, then any DLT
     public static let loop: UInt32 = 108           // OpenBSD loopback, family in network order
     public static let linuxSLL: UInt32 = 113
     public static let ipv4: UInt32 = 228
     public static let ipv6: UInt32 = 229
     public static let nflog: UInt32 = 239
+    public static let pktap: UInt32 = 258          // Apple PKTAP: metadata header, then any DLT
     public static let linuxSLL2: UInt32 = 276
 
     /// Whether the decoder understands this link type far enough to find IP.
     public static func isDecodable(_ t: UInt32) -> Bool {
         switch t {
-        case null, ethernet, ppp, rawOpenBSD, rawBSD, pppSerial, raw, cHDLC, loop, linuxSLL,
-             ipv4, ipv6, nflog, linuxSLL2: return true
+        case null, ethernet, arcnetBSD, ppp, rawOpenBSD, rawBSD, pppSerial, raw, cHDLC, ieee80211,
+             prism, radiotap, arcnetLinux, avs, ppi, loop, linuxSLL, ipv4, ipv6, nflog, pktap,
+             linuxSLL2: return true
         default: return false
         }
     }

@@ -104,7 +104,7 @@ enum FuzzTarget: String, CaseIterable {
 
     static func quic(_ bytes: [UInt8]) {
         bytes.withUnsafeBytes { b in
-            _ = QUICDecoder.looksLikeInitial(b)
+            _ = QUICDecoder.looksLikeLongHeader(b)
             _ = QUICDecoder.initials(in: b) { version, dcid in QUICInitialKeys(destinationConnectionID: dcid, version: version) }
         }
         // CRYPTO frames at offsets taken from the input, then the hello they make up.

@@ -50,6 +50,15 @@ func dnsResponseFixture() -> [UInt8] {
         #expect(DNSName.text([]) == ".")
     }
 
+    /// A dot or backslash inside a label stays distinguishable from a label boundary.
+    @Test func dotsInsideLabelsAreEscaped() throws {
+        var m: [UInt8] = [0, 7, 0x01, 0, 0, 1, 0, 0, 0, 0, 0, 0]
+        m += [3] + Array("a.b".utf8) + [3] + Array("c\\d".utf8) + [3] + Array("com".utf8) + [0, 0, 1, 0, 1]
+        let decoded = try #require(m.withUnsafeBytes { DNSMessage.decode($0) })
+        #expect(DNSName.text(decoded.questions[0].name) == "a\\.b.c\\\\d.com")
+        #expect(DNSName.text(decoded.questions[0].name) != DNSName.text(Array("a.b.c.com".utf8)))
+    }
+
     @Test func everyTruncationFailsCleanly() {
         let full = dnsResponseFixture()
         for n in 0 ..< full.count {

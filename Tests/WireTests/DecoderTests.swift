@@ -1,4 +1,5 @@
 import Testing
+import TestSupport
 @testable import Wire
 
 /// A TCP SYN as Linux sends it (MSS, SACK-permitted, timestamps, window scale), written
@@ -75,5 +76,89 @@ func decoded(_ bytes: [UInt8], link: UInt32 = LinkType.ethernet) -> Packet {
         #expect(IPAddress("fe80:0:0:0:216:cbff:fe9a:4cb9")?.description == "fe80::216:cbff:fe9a:4cb9")
         #expect(IPAddress("10.0.0.255")?.description == "10.0.0.255")
         #expect(IPAddress("1.2.3") == nil && IPAddress("1::2::3") == nil)
+    }
+}
+
+/// 802.11 and the headers wrapped around it, built from the tcpSYN's IPv4 packet.
+@Suite struct WirelessAndWrapperTests {
+    static let ipPacket = Array(tcpSYN[14...])
+    static let snap: [UInt8] = [0xAA, 0xAA, 0x03, 0, 0, 0, 0x08, 0x00]
+
+    /// A data frame: frame control, duration, three addresses, sequence control.
+    static func dataFrame(subtype: UInt8 = 0, flags: UInt8 = 0x01, qos: [UInt8] = [], body: [UInt8]) -> [UInt8] {
+        [subtype << 4 | 0x08, flags, 0, 0] + [UInt8](repeating: 0x11, count: 18) + [0, 0] + qos + body
+    }
+
+    @Test func plainAndQoSDataFrames() {
+        let plain = decoded(Self.dataFrame(body: Self.snap + Self.ipPacket), link: LinkType.ieee80211)
+        #expect(plain.network == .ipv4 && plain.dstPort == 80)
+        // QoS data with +HTC: 2 bytes QoS control, 4 bytes HT control.
+        let qos = Self.dataFrame(subtype: 8, flags: 0x81, qos: [0, 0, 1, 2, 3, 4], body: Self.snap + Self.ipPacket)
+        #expect(decoded(qos, link: LinkType.ieee80211).dstPort == 80)
+        // Four addresses (to-DS and from-DS).
+        let wds = [0x08, 0x03, 0, 0] + [UInt8](repeating: 0x11, count: 18) + [0, 0] + [UInt8](repeating: 0x22, count: 6)
+            + Self.snap + Self.ipPacket
+        #expect(decoded(wds, link: LinkType.ieee80211).dstPort == 80)
+    }
+
+    /// Encrypted bodies, management frames and Null frames are not read as packets.
+    @Test func unreadableFramesAreOther() {
+        #expect(decoded(Self.dataFrame(flags: 0x41, body: Self.snap + Self.ipPacket), link: LinkType.ieee80211).network == .other)
+        var beacon = Self.dataFrame(body: Self.snap + Self.ipPacket)
+        beacon[0] = 0x80
+        #expect(decoded(beacon, link: LinkType.ieee80211).network == .other)
+        #expect(decoded(Self.dataFrame(subtype: 4, body: []), link: LinkType.ieee80211).network == .other)
+    }
+
+    /// The first A-MSDU subframe is followed.
+    @Test func aggregateFirstSubframe() {
+        let msdu = Self.snap + Self.ipPacket
+        let subframe = [UInt8](repeating: 0x33, count: 12) + PacketBuilder.be16(msdu.count) + msdu
+        let frame = Self.dataFrame(subtype: 8, qos: [0x80, 0], body: subframe)
+        #expect(decoded(frame, link: LinkType.ieee80211).dstPort == 80)
+    }
+
+    /// Radiotap with TSFT and Flags (FCS at end): the FCS is cut before 802.11 decoding.
+    @Test func radiotapWithFCS() {
+        let radiotap: [UInt8] = [0, 0, 24, 0, 0x03, 0, 0, 0] + [UInt8](repeating: 0, count: 8) + [0x10] + [0, 0, 0, 0, 0, 0, 0]
+        let frame = radiotap + Self.dataFrame(body: Self.snap + Self.ipPacket) + [0xDE, 0xAD, 0xBE, 0xEF]
+        let p = decoded(frame, link: LinkType.radiotap)
+        #expect(p.network == .ipv4 && p.dstPort == 80)
+        // A header length beyond the frame is a truncated link header.
+        #expect(decoded([0, 0, 0xFF, 0, 0, 0, 0, 0], link: LinkType.radiotap).issue == .truncatedLinkHeader)
+    }
+
+    /// PKTAP and PPI name the inner link type; a wrapper inside a wrapper is refused.
+    @Test func wrappers() {
+        let pktap = PacketBuilder.le32(108) + PacketBuilder.le32(1) + [UInt8](repeating: 0, count: 100) + tcpSYN
+        #expect(decoded(pktap, link: LinkType.pktap).dstPort == 80)
+        let ppi: [UInt8] = [0, 0, 8, 0] + PacketBuilder.le32(105) + Self.dataFrame(body: Self.snap + Self.ipPacket)
+        #expect(decoded(ppi, link: LinkType.ppi).dstPort == 80)
+        let nested = PacketBuilder.le32(16) + PacketBuilder.le32(LinkType.pktap) + PacketBuilder.le32(8) + PacketBuilder.le32(1) + tcpSYN
+        #expect(decoded(nested, link: LinkType.pktap).issue == .unsupportedLinkType)
+    }
+
+    /// ARCNET: RFC 1051 IP (5-byte Linux header) and RFC 1201 IP (8 bytes), BSD exception frames.
+    @Test func arcnet() {
+        #expect(decoded([1, 2, 0, 0, 240] + Self.ipPacket, link: LinkType.arcnetLinux).dstPort == 80)
+        #expect(decoded([1, 2, 0, 0, 212, 0, 0, 1] + Self.ipPacket, link: LinkType.arcnetLinux).dstPort == 80)
+        #expect(decoded([1, 2, 212, 0xFF, 0xFF, 0xFF, 212, 0, 0, 1] + Self.ipPacket, link: LinkType.arcnetBSD).dstPort == 80)
+        #expect(decoded([1, 2, 0, 0, 241, 0], link: LinkType.arcnetLinux).network == .arp)
+    }
+
+    /// Every prefix of every wrapped frame decodes without a trap.
+    @Test func everyPrefixIsClean() {
+        let frames: [(UInt32, [UInt8])] = [
+            (LinkType.radiotap, [0, 0, 8, 0, 0, 0, 0, 0] + Self.dataFrame(subtype: 8, qos: [0x80, 0],
+                body: [UInt8](repeating: 0x33, count: 12) + [0, 60] + Self.snap + Self.ipPacket)),
+            (LinkType.prism, [0, 0, 0, 0, 144, 0, 0, 0] + [UInt8](repeating: 0, count: 136) + Self.dataFrame(body: Self.snap + Self.ipPacket)),
+            (LinkType.avs, PacketBuilder.be32(0x8021_1001) + PacketBuilder.be32(8) + Self.dataFrame(body: Self.snap + Self.ipPacket)),
+            (LinkType.pktap, PacketBuilder.le32(8) + PacketBuilder.le32(1) + tcpSYN),
+            (LinkType.arcnetBSD, [1, 2, 212, 0xFF, 0xFF, 0xFF, 212, 0, 0, 1] + Self.ipPacket),
+        ]
+        for (link, frame) in frames {
+            #expect(decoded(frame, link: link).dstPort == 80)
+            for n in 0..<frame.count { _ = decoded(Array(frame.prefix(n)), link: link) }
+        }
     }
 }
