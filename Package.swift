@@ -6,7 +6,7 @@ import PackageDescription
 let hotPath: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
 
 // One target per stage of the data flow (see ../shared/DESIGN.md); dependencies point down:
-// Capture → Wire → Flows → Analysis → Report → phonehome.
+// Capture → Wire → Flows → (Protocols, Rules) → Analysis → Report → phonehome.
 let package = Package(
     name: "phonehome",
     platforms: [.macOS(.v15)],
@@ -16,6 +16,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // Header-only shims over system libraries, found with pkg-config.
@@ -23,6 +24,7 @@ let package = Package(
         .systemLibrary(name: "CLZMA", pkgConfig: "liblzma", providers: [.apt(["liblzma-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CPCRE2", pkgConfig: "libpcre2-8", providers: [.apt(["libpcre2-dev"])]),
+        .systemLibrary(name: "CHyperscan", pkgConfig: "libhs", providers: [.apt(["libvectorscan-dev"])]),
 
         // Pure decoders: no Foundation, no C.
         .target(name: "Wire", swiftSettings: hotPath),
@@ -40,10 +42,16 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "CryptoExtras", package: "swift-crypto"),
         ], swiftSettings: hotPath),
-        .target(name: "Analysis", dependencies: ["Capture", "Wire", "Flows", "Protocols"], swiftSettings: hotPath),
-        .target(name: "Report", dependencies: ["Analysis", "Protocols", "Capture", "Wire", "Flows"], swiftSettings: hotPath),
+        // Rule packs (YAML), validators, and the Vectorscan + PCRE2 scanning engine.
+        .target(name: "Rules", dependencies: [
+            "CHyperscan", "CPCRE2", "Protocols",
+            .product(name: "Yams", package: "Yams"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ], swiftSettings: hotPath),
+        .target(name: "Analysis", dependencies: ["Capture", "Wire", "Flows", "Protocols", "Rules"], swiftSettings: hotPath),
+        .target(name: "Report", dependencies: ["Analysis", "Protocols", "Capture", "Wire", "Flows", "Rules"], swiftSettings: hotPath),
         .executableTarget(name: "phonehome", dependencies: [
-            "Analysis", "Report", "Capture",
+            "Analysis", "Report", "Capture", "Rules",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -55,6 +63,7 @@ let package = Package(
         .testTarget(name: "CaptureTests", dependencies: ["Capture", "CPcap", "Wire", "Flows", "Analysis", "TestSupport"]),
         .testTarget(name: "FlowsTests", dependencies: ["Flows", "Wire", "Analysis", "Capture", "TestSupport"]),
         .testTarget(name: "AppLayerTests", dependencies: ["Analysis", "Protocols", "Flows", "Wire", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]),
+        .testTarget(name: "RulesTests", dependencies: ["Rules", "TestSupport"]),
         .testTarget(name: "EndToEndTests", dependencies: ["Analysis", "Report", "Capture", "TestSupport"]),
         .target(name: "TestSupport", dependencies: ["Capture"], path: "Tests/TestSupport"),
     ]

@@ -15,9 +15,12 @@ static inline pcre2_match_data *phonehome_pcre2_match_data_create(pcre2_code *co
     return pcre2_match_data_create_from_pattern(code, NULL);
 }
 static inline int phonehome_pcre2_match(pcre2_code *code, const unsigned char *subject,
-                                        size_t length, size_t start,
+                                        size_t length, size_t start, uint32_t options,
                                         pcre2_match_data *match_data) {
-    return pcre2_match(code, subject, length, start, 0, match_data, NULL);
+    return pcre2_match(code, subject, length, start, options, match_data, NULL);
+}
+static inline int phonehome_pcre2_error_message(int code, unsigned char *buffer, size_t size) {
+    return pcre2_get_error_message(code, buffer, size);
 }
 static inline size_t *phonehome_pcre2_ovector(pcre2_match_data *match_data) {
     return pcre2_get_ovector_pointer(match_data);

@@ -12,6 +12,10 @@ enum ExitStatus {
     static let inputUnreadable: Int32 = 3
     /// The output could not be written.
     static let outputFailed: Int32 = 4
+    /// A rule pack does not load or compile, or its examples fail.
+    static let rulesInvalid: Int32 = 5
+    /// `rules scan` found at least one match (as grep's 0/1, but 1 is taken by errors).
+    static let findings: Int32 = 10
 }
 
 struct Phonehome: ParsableCommand {
@@ -19,7 +23,7 @@ struct Phonehome: ParsableCommand {
         commandName: "phonehome",
         abstract: "Offline PCAP and log forensics: what left this machine, and why.",
         version: ToolInfo.version,
-        subcommands: [Analyze.self],
+        subcommands: [Analyze.self, RulesCommand.self],
         defaultSubcommand: Analyze.self)
 }
 

@@ -1,0 +1,105 @@
+import Foundation
+import Crypto
+
+/// How a found value is shown: enough to recognise it (`j***@e******.com`,
+/// `4111 **** **** 1111`), never enough to reuse it; the SHA-256 of the raw bytes lets an
+/// auditor confirm a value they hold without the report holding it.
+public enum Masking {
+    public static func sha256Hex(_ bytes: [UInt8]) -> String {
+        var out = ""
+        out.reserveCapacity(64)
+        for b in SHA256.hash(data: bytes) {
+            out.unicodeScalars.append(Unicode.Scalar(asciiHex(b >> 4)))
+            out.unicodeScalars.append(Unicode.Scalar(asciiHex(b & 0xF)))
+        }
+        return out
+    }
+
+    /// The masked text of `raw` for a finding of `kind`. Always ASCII: other bytes are `*`.
+    public static func mask(_ raw: [UInt8], kind: String) -> String {
+        let b = raw.map { $0 >= 0x20 && $0 < 0x7F ? $0 : UInt8(ascii: "*") }
+        let masked: [UInt8]
+        switch kind {
+        case "email": masked = email(b)
+        case "payment_card", "ssn", "phone", "iban": masked = keepEnds(b, head: kind == "iban" ? 2 : (kind == "payment_card" ? 4 : 0), tail: kind == "phone" ? 2 : 4, digitsOnly: true)
+        case "private_key": masked = pem(b)
+        case "jwt": masked = jwt(b)
+        case "private_ip": masked = keepEnds(b, head: 0, tail: 0, digitsOnly: true, keepFirstGroup: true)
+        default: masked = token(b)
+        }
+        return String(decoding: masked, as: UTF8.self)
+    }
+
+    static let star = UInt8(ascii: "*")
+
+    static func isAlnum(_ c: UInt8) -> Bool {
+        (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A)
+    }
+
+    /// First character of the local part and of each domain label kept, the TLD kept.
+    static func email(_ b: [UInt8]) -> [UInt8] {
+        var text = b
+        var at = text.firstIndex(of: UInt8(ascii: "@"))
+        var separator: [UInt8] = [UInt8(ascii: "@")]
+        if at == nil, let r = findPercent40(text) { at = r; separator = Array("%40".utf8) }
+        guard let at else { return token(b) }
+        let local = Array(text[..<at]), domain = Array(text[(at + separator.count)...])
+        text = []
+        text += local.isEmpty ? [] : [local[0]] + [UInt8](repeating: star, count: max(local.count - 1, 1))
+        text += separator
+        let labels = domain.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
+        for (i, label) in labels.enumerated() {
+            if i > 0 { text.append(UInt8(ascii: ".")) }
+            if i == labels.count - 1 { text += label } else if let f = label.first {
+                text += [f] + [UInt8](repeating: star, count: max(label.count - 1, 1))
+            }
+        }
+        return text
+    }
+
+    static func findPercent40(_ b: [UInt8]) -> Int? {
+        guard b.count >= 3 else { return nil }
+        for i in 0...(b.count - 3) where b[i] == UInt8(ascii: "%") && b[i + 1] == UInt8(ascii: "4") && b[i + 2] == UInt8(ascii: "0") {
+            return i
+        }
+        return nil
+    }
+
+    /// Digits masked except the first `head` and last `tail`; separators kept.
+    static func keepEnds(_ b: [UInt8], head: Int, tail: Int, digitsOnly: Bool, keepFirstGroup: Bool = false) -> [UInt8] {
+        let positions = b.indices.filter { isAlnum(b[$0]) }
+        var out = b
+        var firstGroupEnd = -1
+        if keepFirstGroup, let sep = b.firstIndex(where: { $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: ":") }) { firstGroupEnd = sep }
+        for (n, i) in positions.enumerated() where n >= head && n < positions.count - tail && i > firstGroupEnd {
+            out[i] = star
+        }
+        return out
+    }
+
+    /// Tokens: a recognisable prefix (up to the last `_`/`-` in the first 15 characters,
+    /// or 4 characters) and the last 2 characters; everything else masked.
+    static func token(_ b: [UInt8]) -> [UInt8] {
+        guard b.count > 8 else { return [UInt8](repeating: star, count: b.count) }
+        var head = 4
+        if let sep = b.prefix(15).lastIndex(where: { $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-") }) { head = sep + 1 }
+        head = min(head, b.count / 2)
+        let tail = 2
+        return Array(b.prefix(head)) + [UInt8](repeating: star, count: b.count - head - tail) + Array(b.suffix(tail))
+    }
+
+    /// The BEGIN line kept, the body replaced by its length, the END line kept.
+    static func pem(_ b: [UInt8]) -> [UInt8] {
+        let text = String(decoding: b, as: UTF8.self)
+        guard let headerEnd = text.range(of: "KEY-----"), let footer = text.range(of: "-----END", options: .backwards),
+              headerEnd.upperBound <= footer.lowerBound else { return token(b) }
+        let bodyLength = text.utf8.distance(from: headerEnd.upperBound, to: footer.lowerBound)
+        return Array((text[..<headerEnd.upperBound] + "[\(bodyLength) bytes]" + text[footer.lowerBound...]).utf8)
+    }
+
+    /// The header (algorithm, not secret) kept; payload and signature masked.
+    static func jwt(_ b: [UInt8]) -> [UInt8] {
+        guard let dot = b.firstIndex(of: UInt8(ascii: ".")) else { return token(b) }
+        return Array(b[...dot]) + Array("***.***".utf8)
+    }
+}

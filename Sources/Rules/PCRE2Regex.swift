@@ -1,0 +1,85 @@
+import CPCRE2
+
+/// One PCRE2 pattern, JIT-compiled when the platform allows, with its own match data.
+/// Not thread-safe: each scanner owns its regexes' match data.
+public final class PCRE2Regex {
+    private let code: OpaquePointer
+    private let matchData: OpaquePointer
+    public let pattern: String
+    /// Searches that ended in an error (resource limits) rather than match / no match.
+    public private(set) var errors = 0
+
+    public struct Options: OptionSet, Sendable {
+        public let rawValue: UInt32
+        public init(rawValue: UInt32) { self.rawValue = rawValue }
+        public static let caseless = Options(rawValue: UInt32(PCRE2_CASELESS))
+        public static let dotAll = Options(rawValue: UInt32(PCRE2_DOTALL))
+        public static let multiline = Options(rawValue: UInt32(PCRE2_MULTILINE))
+    }
+
+    /// Compiles `pattern`; the error is PCRE2's message with the pattern offset.
+    public init(_ pattern: String, options: Options = []) throws(RuleError) {
+        self.pattern = pattern
+        var errorCode: Int32 = 0
+        var errorOffset = 0
+        let bytes = Array(pattern.utf8)
+        // Bytes, not UTF-8 text: payloads are arbitrary and must never fail a UTF check.
+        guard let code = bytes.withUnsafeBufferPointer({
+            phonehome_pcre2_compile($0.baseAddress, $0.count, options.rawValue, &errorCode, &errorOffset)
+        }) else {
+            throw RuleError("pattern error at offset \(errorOffset): \(Self.message(errorCode))")
+        }
+        self.code = code
+        _ = phonehome_pcre2_jit_compile(code)   // falls back to the interpreter when JIT is unavailable
+        guard let data = phonehome_pcre2_match_data_create(code) else {
+            phonehome_pcre2_code_free(code)
+            throw RuleError("pattern error: no memory for match data")
+        }
+        matchData = data
+    }
+
+    deinit {
+        phonehome_pcre2_match_data_free(matchData)
+        phonehome_pcre2_code_free(code)
+    }
+
+    static func message(_ code: Int32) -> String {
+        var buffer = [UInt8](repeating: 0, count: 256)
+        let n = buffer.withUnsafeMutableBufferPointer { phonehome_pcre2_error_message(code, $0.baseAddress, $0.count) }
+        return n > 0 ? String(decoding: buffer.prefix(Int(n)), as: UTF8.self) : "error \(code)"
+    }
+
+    /// The first match at or after `start` (anchored at `start` when asked), as a range of
+    /// `subject`, or nil. Match limits or other run-time errors count as no match.
+    public func firstMatch(in subject: UnsafeRawBufferPointer, from start: Int = 0, anchored: Bool = false) -> Range<Int>? {
+        guard start >= 0, start <= subject.count else { return nil }
+        guard let base = subject.baseAddress?.assumingMemoryBound(to: UInt8.self) else {
+            // An empty subject without storage: give PCRE2 a real (empty) buffer.
+            return withUnsafeBytes(of: UInt8(0)) { firstMatch(in: UnsafeRawBufferPointer(rebasing: $0[0 ..< 0]), anchored: anchored) }
+        }
+        let rc = phonehome_pcre2_match(code, base, subject.count, start, anchored ? UInt32(PCRE2_ANCHORED) : 0, matchData)
+        guard rc > 0 else {
+            if rc != PCRE2_ERROR_NOMATCH { errors += 1 }   // match or JIT stack limit: counted, not a match
+            return nil
+        }
+        let ovector = phonehome_pcre2_ovector(matchData)!
+        let lower = ovector[0], upper = ovector[1]
+        guard lower <= upper, upper <= subject.count else { return nil }
+        return lower ..< upper
+    }
+
+    public func firstMatch(in bytes: [UInt8], from start: Int = 0, anchored: Bool = false) -> Range<Int>? {
+        bytes.withUnsafeBytes { firstMatch(in: $0, from: start, anchored: anchored) }
+    }
+
+    /// Every non-overlapping match, left to right.
+    public func allMatches(in subject: UnsafeRawBufferPointer) -> [Range<Int>] {
+        var out: [Range<Int>] = []
+        var at = 0
+        while at <= subject.count, let r = firstMatch(in: subject, from: at) {
+            out.append(r)
+            at = r.isEmpty ? r.upperBound + 1 : r.upperBound
+        }
+        return out
+    }
+}

@@ -1,0 +1,42 @@
+/// `phonehome rules check`: compiles every rule and runs its examples. Each problem is a
+/// `file:line: message` error; an empty list means the packs are usable.
+public enum RuleCheck {
+    public static func run(_ rules: [Rule]) -> (engine: RuleEngine?, errors: [RuleError]) {
+        let engine: RuleEngine
+        do { engine = try RuleEngine(rules: rules) } catch { return (nil, [error]) }
+        var errors: [RuleError] = []
+        for (index, rule) in rules.enumerated() {
+            func fail(_ message: String) { errors.append(RuleError("rule \(rule.id): \(message)", file: rule.file, line: rule.line)) }
+            for example in rule.examplesMatch where !matches(engine, index, example) {
+                fail("example does not match: \(example)")
+            }
+            for example in rule.examplesNoMatch where matches(engine, index, example) {
+                fail("counter-example matches: \(example)")
+            }
+        }
+        return (errors.isEmpty ? engine : nil, errors)
+    }
+
+    static func matches(_ engine: RuleEngine, _ rule: Int, _ example: String) -> Bool {
+        if !engine.rules[rule].domains.isEmpty {
+            return engine.domainRules(for: Array(example.utf8), scope: .dnsQueryName).contains(rule)
+        }
+        var hit = false
+        engine.scan(Array(example.utf8), scope: .file) { if $0.rule == rule { hit = true } }
+        return hit
+    }
+}
+
+extension RuleEngine {
+    /// Domain rules (canary-token domains) that `name` falls under: the name itself or a
+    /// subdomain, compared without case and without a trailing dot.
+    public func domainRules(for name: [UInt8], scope: Scope) -> [Int] {
+        var n = String(decoding: name, as: UTF8.self).lowercased()
+        if n.hasSuffix(".") { n.removeLast() }
+        var out: [Int] = []
+        for (i, rule) in rules.enumerated() where !rule.domains.isEmpty && rule.scopes.contains(scope) {
+            if rule.domains.contains(where: { n == $0 || n.hasSuffix("." + $0) }) { out.append(i) }
+        }
+        return out
+    }
+}

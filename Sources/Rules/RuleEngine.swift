@@ -1,0 +1,336 @@
+import CHyperscan
+import Foundation
+
+/// Limits of the scanning engine, each reported when hit.
+public enum RuleLimits {
+    /// Longest match a stream keeps bytes for: a match starting further back than this
+    /// from the end of the data seen cannot be confirmed (PEM keys of 4096-bit RSA are
+    /// about 3.3 KB; JWTs rarely exceed 2 KB).
+    public static let maxMatchLength = 8192
+    /// Pattern hits handled in one scan call; a payload that triggers more (a hostile
+    /// run of `@` for the email pattern) is counted, not looped over.
+    public static let maxHitsPerScan = 10_000
+    /// Default bytes scanned per stream direction (Suricata's stream depth is 1 MB too).
+    public static let defaultScanDepth = 1 << 20
+}
+
+/// One confirmed match: the rule, where it is in the scanned bytes, how it was encoded.
+public struct RuleMatch: Sendable {
+    public var rule: Int
+    public var range: Range<Int>
+    public var encoding: CanaryEncoding
+    /// Context words seen before the match (raises confidence).
+    public var contextSeen: Bool
+    public var value: [UInt8]
+}
+
+/// What a hostile or huge input made the engine give up on; reported with the findings.
+public struct RuleCounters: Sendable {
+    public var hitsCapped = 0
+    public var matchesBeyondWindow = 0
+    public var validatorRejects = 0
+    public var scanErrors = 0
+}
+
+/// One compiled search pattern: a rule's regex, or one encoded form of a canary literal.
+struct CompiledPattern {
+    var rule: Int
+    var encoding: CanaryEncoding
+    var expression: String
+    var hsFlags: UInt32
+    var regex: PCRE2Regex
+    var inHyperscan: Bool
+    var maxWidth: Int
+}
+
+/// All rules compiled into one Vectorscan database (block mode for whole buffers, stream
+/// mode for TCP streams and decoded bodies), with each pattern also compiled by PCRE2 to
+/// confirm a hit with full PCRE semantics (greedy extent, lookarounds) before its
+/// validator runs. Patterns Vectorscan refuses are searched by PCRE2 alone. One engine
+/// per thread: the scratch space and PCRE2 match data are not shareable.
+public final class RuleEngine {
+    public let rules: [Rule]
+    let patterns: [CompiledPattern]
+    let pcreOnly: [Int]
+    private var blockDB: OpaquePointer?
+    private(set) var streamDB: OpaquePointer?
+    private var scratch: OpaquePointer?
+    /// Bytes a stream keeps to confirm a match that spans chunks.
+    public let window: Int
+    let collector = HitCollector()
+    public var counters = RuleCounters()
+
+    /// Compiles `rules`; an error names the rule's file and line.
+    public init(rules: [Rule]) throws(RuleError) {
+        self.rules = rules
+        var patterns: [CompiledPattern] = []
+        var seenIDs: [String: Rule] = [:]
+        for (index, rule) in rules.enumerated() {
+            if let first = seenIDs[rule.id] {
+                throw RuleError("duplicate rule id \(rule.id) (first at \(first.file):\(first.line))", file: rule.file, line: rule.line)
+            }
+            seenIDs[rule.id] = rule
+            do {
+                patterns += try Self.compile(rule, index: index)
+            } catch {
+                throw RuleError("rule \(rule.id): \(error.message)", file: rule.file, line: rule.line)
+            }
+        }
+        var pcreOnly: [Int] = []
+        var hsIndices: [Int] = []
+        for (i, p) in patterns.enumerated() {
+            if let flags = Self.hyperscanFlags(p.expression, flags: p.hsFlags) {
+                patterns[i].hsFlags = flags
+                patterns[i].inHyperscan = true
+                hsIndices.append(i)
+            } else {
+                pcreOnly.append(i)
+            }
+        }
+        self.patterns = patterns
+        self.pcreOnly = pcreOnly
+        let widest = patterns.map(\.maxWidth).max() ?? 0
+        window = min(max(widest, 64), RuleLimits.maxMatchLength)
+        if !hsIndices.isEmpty {
+            blockDB = try Self.database(patterns, hsIndices, mode: UInt32(HS_MODE_BLOCK))
+            streamDB = try Self.database(patterns, hsIndices, mode: UInt32(HS_MODE_STREAM))
+            guard hs_alloc_scratch(blockDB, &scratch) == HS_SUCCESS,
+                  hs_alloc_scratch(streamDB, &scratch) == HS_SUCCESS else { throw RuleError("Vectorscan: cannot allocate scratch space") }
+        }
+    }
+
+    deinit {
+        if let scratch { hs_free_scratch(scratch) }
+        if let blockDB { hs_free_database(blockDB) }
+        if let streamDB { hs_free_database(streamDB) }
+    }
+
+    /// What the compilation made of the rules, for `rules check` and the manifest.
+    public var summary: String {
+        let hs = patterns.filter(\.inHyperscan)
+        let prefilter = hs.filter { $0.hsFlags & UInt32(HS_FLAG_PREFILTER) != 0 }.count
+        return "\(patterns.count) patterns: \(hs.count - prefilter) exact and \(prefilter) prefiltered in Vectorscan, "
+            + "\(pcreOnly.count) PCRE2 only; stream window \(window) bytes, Vectorscan stream state \(streamStateSize) bytes"
+    }
+
+    /// Stream state bytes per open stream (0 without a stream database).
+    public var streamStateSize: Int {
+        var size = 0
+        if let streamDB { hs_stream_size(streamDB, &size) }
+        return size
+    }
+
+    static func compile(_ rule: Rule, index: Int) throws(RuleError) -> [CompiledPattern] {
+        var options: PCRE2Regex.Options = []
+        var flags: UInt32 = 0
+        if rule.caseless { options.insert(.caseless); flags |= UInt32(HS_FLAG_CASELESS) }
+        if rule.dotAll { options.insert(.dotAll); flags |= UInt32(HS_FLAG_DOTALL) }
+        if rule.multiline { options.insert(.multiline); flags |= UInt32(HS_FLAG_MULTILINE) }
+        if let pattern = rule.pattern {
+            let regex = try PCRE2Regex(pattern, options: options)
+            return [CompiledPattern(rule: index, encoding: .plain, expression: pattern, hsFlags: flags, regex: regex,
+                                    inHyperscan: false, maxWidth: maxWidth(pattern, flags))]
+        }
+        guard let literal = rule.literal else { return [] }   // domain rules match names, not bytes
+        guard !literal.isEmpty else { throw RuleError("empty `literal`") }
+        var out: [CompiledPattern] = []
+        for form in CanaryForms.forms(of: Array(literal.utf8), encodings: rule.encodings) {
+            let expression = form.bytes.map { String(format: "\\x%02x", $0) }.joined()
+            var formFlags = flags, formOptions = options
+            if form.caseless { formFlags |= UInt32(HS_FLAG_CASELESS); formOptions.insert(.caseless) }
+            out.append(CompiledPattern(rule: index, encoding: form.encoding, expression: expression, hsFlags: formFlags,
+                                       regex: try PCRE2Regex(expression, options: formOptions), inHyperscan: false,
+                                       maxWidth: form.bytes.count))
+        }
+        guard !out.isEmpty else { throw RuleError("`literal` too short (4 bytes at least)") }
+        return out
+    }
+
+    static func maxWidth(_ expression: String, _ flags: UInt32) -> Int {
+        var info: UnsafeMutablePointer<hs_expr_info_t>?
+        var error: UnsafeMutablePointer<hs_compile_error_t>?
+        guard hs_expression_info(expression, flags, &info, &error) == HS_SUCCESS, let info else {
+            if let error { hs_free_compile_error(error) }
+            return RuleLimits.maxMatchLength
+        }
+        defer { free(info) }
+        return Int(min(info.pointee.max_width, UInt32(RuleLimits.maxMatchLength)))
+    }
+
+    /// Whether Vectorscan compiles the pattern exactly, or else as a prefilter (a superset:
+    /// lookarounds and backreferences relaxed, PCRE2 decides); nil when not at all.
+    static func hyperscanFlags(_ expression: String, flags: UInt32) -> UInt32? {
+        for candidate in [flags, flags | UInt32(HS_FLAG_PREFILTER)] {
+            var db: OpaquePointer?
+            var error: UnsafeMutablePointer<hs_compile_error_t>?
+            let rc = hs_compile(expression, candidate, UInt32(HS_MODE_STREAM), nil, &db, &error)
+            if let error { hs_free_compile_error(error) }
+            if let db { hs_free_database(db) }
+            if rc == HS_SUCCESS { return candidate }
+        }
+        return nil
+    }
+
+    static func database(_ patterns: [CompiledPattern], _ indices: [Int], mode: UInt32) throws(RuleError) -> OpaquePointer {
+        let expressions = indices.map { strdup(patterns[$0].expression) }
+        defer { expressions.forEach { free($0) } }
+        let flags = indices.map { patterns[$0].hsFlags }
+        let ids = indices.map { UInt32($0) }
+        var db: OpaquePointer?
+        var error: UnsafeMutablePointer<hs_compile_error_t>?
+        let rc = expressions.map { UnsafePointer($0) }.withUnsafeBufferPointer { e in
+            hs_compile_multi(e.baseAddress, flags, ids, UInt32(indices.count), mode, nil, &db, &error)
+        }
+        guard rc == HS_SUCCESS, let db else {
+            let message = error.map { String(cString: $0.pointee.message) } ?? "error \(rc)"
+            if let error { hs_free_compile_error(error) }
+            throw RuleError("Vectorscan: \(message)")
+        }
+        return db
+    }
+
+    // MARK: Whole buffers
+
+    /// Scans one complete buffer (a name, a datagram, a file) for rules that apply to
+    /// `scope`; matches come out in order of position.
+    public func scan(_ bytes: UnsafeRawBufferPointer, scope: Scope, _ emit: (RuleMatch) -> Void) {
+        collector.reset()
+        if let blockDB, bytes.count > 0, let base = bytes.baseAddress {
+            let rc = hs_scan(blockDB, base.assumingMemoryBound(to: CChar.self), UInt32(clamping: bytes.count), 0, scratch,
+                             HitCollector.onMatch, Unmanaged.passUnretained(collector).toOpaque())
+            if rc != HS_SUCCESS && rc != HS_SCAN_TERMINATED { counters.scanErrors += 1 }
+        }
+        if collector.capped { counters.hitsCapped += 1 }
+        var found: [RuleMatch] = []
+        var progress: [PatternProgress] = []
+        var hits = collector.hits
+        for index in pcreOnly { hits.append(Hit(pattern: UInt32(index), to: bytes.count)) }
+        confirm(hits, in: bytes, offset: 0, scope: scope, final: true, progress: &progress) { found.append($0) }
+        found.sort { $0.range.lowerBound < $1.range.lowerBound }
+        found.forEach(emit)
+    }
+
+    public func scan(_ bytes: [UInt8], scope: Scope, _ emit: (RuleMatch) -> Void) {
+        bytes.withUnsafeBytes { scan($0, scope: scope, emit) }
+    }
+
+    /// Turns Vectorscan hits into confirmed matches. Vectorscan reports where a match can
+    /// end; PCRE2 then searches from `maxWidth` bytes before the earliest such end and
+    /// gives each match its PCRE extent (leftmost, greedy or lazy as written, lookarounds
+    /// honoured). `offset` is the stream offset of `bytes[0]`; `progress` remembers, per
+    /// pattern, how far a stream was searched, so no match is reported twice. A match that
+    /// reaches the end of `bytes` may still grow: unless `final`, it waits for more data.
+    func confirm(_ hits: [Hit], in bytes: UnsafeRawBufferPointer, offset: Int, scope: Scope, final: Bool,
+                 progress: inout [PatternProgress], _ emit: (RuleMatch) -> Void) {
+        var starts: [(pattern: Int, from: Int)] = []
+        func want(_ pattern: Int, _ from: Int) {
+            if let i = starts.firstIndex(where: { $0.pattern == pattern }) { starts[i].from = min(starts[i].from, from) }
+            else { starts.append((pattern, from)) }
+        }
+        for h in hits where rules[patterns[Int(h.pattern)].rule].scopes.contains(scope) {
+            want(Int(h.pattern), h.to - patterns[Int(h.pattern)].maxWidth)
+        }
+        for p in progress { if let d = p.deferredFrom { want(p.pattern, d) } }
+        guard !starts.isEmpty else { return }
+        starts.sort { $0.pattern < $1.pattern }
+        for (pattern, from) in starts {
+            let p = patterns[pattern]
+            var stateIndex = progress.firstIndex { $0.pattern == pattern }
+            if stateIndex == nil {
+                progress.append(PatternProgress(pattern: pattern))
+                stateIndex = progress.count - 1
+            }
+            let state = progress[stateIndex!]
+            // Ends already judged are skipped; a deferred match ends exactly at the old end.
+            let minEnd = state.deferredFrom != nil ? state.checkedUpTo : state.checkedUpTo &+ 1
+            if state.deferredFrom != nil && state.deferredFrom! < offset { counters.matchesBeyondWindow += 1 }
+            var deferredFrom: Int? = nil
+            var at = max(from, offset) - offset
+            var budget = RuleLimits.maxHitsPerScan
+            while budget > 0, at <= bytes.count, let r = p.regex.firstMatch(in: bytes, from: at) {
+                budget -= 1
+                at = r.isEmpty ? r.upperBound + 1 : r.upperBound
+                guard r.upperBound + offset >= minEnd else { continue }
+                if !final && r.upperBound == bytes.count { deferredFrom = r.lowerBound + offset; break }
+                if let m = accept(p, r, in: bytes) {
+                    var shifted = m
+                    shifted.range = (r.lowerBound + offset) ..< (r.upperBound + offset)
+                    emit(shifted)
+                }
+            }
+            if budget == 0 { counters.hitsCapped += 1 }
+            progress[stateIndex!].checkedUpTo = offset + bytes.count
+            progress[stateIndex!].deferredFrom = deferredFrom
+        }
+    }
+
+    /// Validator, canary account and context checks on a confirmed extent.
+    func accept(_ p: CompiledPattern, _ r: Range<Int>, in bytes: UnsafeRawBufferPointer) -> RuleMatch? {
+        let rule = rules[p.rule]
+        let value = Array(bytes[r])
+        if let v = rule.validator, !v.check(value) { counters.validatorRejects += 1; return nil }
+        if !rule.awsAccounts.isEmpty {
+            guard let account = AWSAccessKey.accountID(value), rule.awsAccounts.contains(account) else { return nil }
+        }
+        var contextSeen = false
+        if !rule.context.isEmpty {
+            let before = String(decoding: bytes[max(0, r.lowerBound - rule.contextWindow) ..< r.lowerBound], as: UTF8.self).lowercased()
+            contextSeen = rule.context.contains { before.contains($0) }
+            if rule.requireContext && !contextSeen { return nil }
+        }
+        return RuleMatch(rule: p.rule, range: r, encoding: p.encoding, contextSeen: contextSeen, value: value)
+    }
+
+    // MARK: Streams
+
+    func scanStream(_ stream: OpaquePointer, _ chunk: UnsafeRawBufferPointer) {
+        guard let base = chunk.baseAddress, chunk.count > 0 else { return }
+        let rc = hs_scan_stream(stream, base.assumingMemoryBound(to: CChar.self), UInt32(clamping: chunk.count), 0, scratch,
+                                HitCollector.onMatch, Unmanaged.passUnretained(collector).toOpaque())
+        if rc != HS_SUCCESS && rc != HS_SCAN_TERMINATED { counters.scanErrors += 1 }
+    }
+
+    func openStream() -> OpaquePointer? {
+        guard let streamDB else { return nil }
+        var stream: OpaquePointer?
+        return hs_open_stream(streamDB, 0, &stream) == HS_SUCCESS ? stream : nil
+    }
+
+    /// Closes a stream, collecting the matches that only end-of-data completes.
+    func closeStream(_ stream: OpaquePointer) {
+        hs_close_stream(stream, scratch, HitCollector.onMatch, Unmanaged.passUnretained(collector).toOpaque())
+    }
+}
+
+/// How far one pattern was searched in a stream, and the start of a match that touched
+/// the end of the data and waits for more.
+struct PatternProgress {
+    var pattern: Int
+    var checkedUpTo = Int.min
+    var deferredFrom: Int? = nil
+}
+
+/// A raw Vectorscan report: pattern index and stream offsets (`from` is not tracked).
+struct Hit {
+    var pattern: UInt32
+    var to: Int
+}
+
+/// Receives Vectorscan's callbacks (a C function pointer cannot capture context).
+final class HitCollector {
+    var hits: [Hit] = []
+    var capped = false
+
+    func reset() {
+        hits.removeAll(keepingCapacity: true)
+        capped = false
+    }
+
+    static let onMatch: match_event_handler = { id, from, to, _, context in
+        guard let context else { return 1 }
+        let c = Unmanaged<HitCollector>.fromOpaque(context).takeUnretainedValue()
+        guard c.hits.count < RuleLimits.maxHitsPerScan else { c.capped = true; return 1 }
+        c.hits.append(Hit(pattern: id, to: Int(clamping: to)))
+        return 0
+    }
+}

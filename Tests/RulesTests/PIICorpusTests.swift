@@ -1,0 +1,70 @@
+import Foundation
+import Rules
+import Testing
+import TestSupport
+
+/// The default packs against the labelled payload set (`../shared/corpora/pii`): a
+/// finding is a true positive when its rule's family and its byte span equal a label's.
+@Suite struct PIICorpusTests {
+    /// Rule kinds of the default packs → the corpus's family names.
+    static let families: [String: String] = [
+        "email": "email", "payment_card": "card", "ssn": "ssn", "iban": "iban", "phone": "phone",
+        "aws_access_key": "aws_key", "github_token": "github_token", "openai_key": "openai_key",
+        "anthropic_key": "anthropic_key", "hf_token": "hf_token", "slack_token": "slack_token",
+        "jwt": "jwt", "private_key": "private_key",
+    ]
+
+    struct Label: Hashable { var family: String; var start: Int; var end: Int }
+
+    @Test func precisionAndRecallPerFamily() throws {
+        let file = Corpus.root.appendingPathComponent("pii/payloads.jsonl")
+        let available = FileManager.default.fileExists(atPath: file.path)
+        try #require(available || !Corpus.isCI, "labelled PII set missing at \(file.path)")
+        guard available else { print("skipped: \(file.path) missing"); return }
+        let engine = try RulePack.load(Corpus.repositoryRoot.appendingPathComponent("rules").path).engineForTests()
+
+        var tp: [String: Int] = [:], fp: [String: Int] = [:], fn: [String: Int] = [:]
+        var samples: [String] = []
+        var payloads = 0
+        for line in try String(contentsOf: file, encoding: .utf8).split(separator: "\n") {
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            let payload = Array((try #require(object["payload"] as? String)).utf8)
+            let id = object["id"] as? String ?? "?"
+            let labels = Set((object["labels"] as? [[String: Any]] ?? []).map {
+                Label(family: $0["family"] as? String ?? "", start: $0["start"] as? Int ?? -1, end: $0["end"] as? Int ?? -1)
+            })
+            payloads += 1
+            var found = Set<Label>()
+            engine.scan(payload, scope: .file) { m in
+                if let family = Self.families[engine.rules[m.rule].kind] {
+                    found.insert(Label(family: family, start: m.range.lowerBound, end: m.range.upperBound))
+                }
+            }
+            for l in found {
+                if labels.contains(l) { tp[l.family, default: 0] += 1 } else {
+                    fp[l.family, default: 0] += 1
+                    samples.append("FP \(id) \(l.family) \(String(decoding: payload[l.start..<l.end], as: UTF8.self).prefix(90))")
+                }
+            }
+            for l in labels.subtracting(found) {
+                fn[l.family, default: 0] += 1
+                samples.append("FN \(id) \(l.family) \(String(decoding: payload[l.start..<l.end], as: UTF8.self).prefix(90))")
+            }
+        }
+        print("family          TP   FP   FN  precision  recall   (\(payloads) payloads)")
+        var failing: [String] = []
+        for family in Set(Self.families.values).sorted() {
+            let t = tp[family, default: 0], f = fp[family, default: 0], n = fn[family, default: 0]
+            let precision = t + f == 0 ? 1 : Double(t) / Double(t + f)
+            let recall = t + n == 0 ? 1 : Double(t) / Double(t + n)
+            print(family.padding(toLength: 14, withPad: " ", startingAt: 0) + String(format: " %4d %4d %4d     %.3f   %.3f", t, f, n, precision, recall))
+            if precision < 0.95 || recall < 0.95 { failing.append(family) }
+        }
+        for s in samples.prefix(40) { print("  " + s) }
+        #expect(failing.isEmpty, "below 0.95: \(failing)")
+    }
+}
+
+extension Array where Element == Rule {
+    func engineForTests() throws -> RuleEngine { try RuleEngine(rules: self) }
+}
