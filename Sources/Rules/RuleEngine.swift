@@ -113,6 +113,8 @@ public final class RuleEngine {
             + "\(pcreOnly.count) PCRE2 only; stream window \(window) bytes, Vectorscan stream state \(streamStateSize) bytes"
     }
 
+    public var pcreOnlyCount: Int { pcreOnly.count }
+
     /// Stream state bytes per open stream (0 without a stream database).
     public var streamStateSize: Int {
         var size = 0

@@ -1,0 +1,170 @@
+import Foundation
+import Rules
+import Testing
+import TestSupport
+
+/// Rule files that are broken in each way a user can break them give one
+/// `file:line: message` error naming the place.
+@Suite struct RulePackTests {
+    static let valid = """
+        family: test
+        rules:
+          - id: t.one
+            kind: thing
+            pattern: 'ab+c'
+            examples:
+              match: ['xxabbbc']
+              no_match: ['ac']
+        """
+
+    func error(_ text: String) -> RuleError? {
+        do {
+            let rules = try RulePack.parse(text, file: "t.yaml")
+            return RuleCheck.run(rules).errors.first
+        } catch {
+            return error
+        }
+    }
+
+    @Test func validPackChecks() throws {
+        let rules = try RulePack.parse(Self.valid, file: "t.yaml")
+        #expect(rules.count == 1 && rules[0].line == 3 && rules[0].family == "test")
+        #expect(RuleCheck.run(rules).errors.isEmpty)
+    }
+
+    @Test func brokenPattern() {
+        let e = error(Self.valid.replacingOccurrences(of: "'ab+c'", with: "'ab(+c'"))
+        #expect(e?.description.hasPrefix("t.yaml:3: rule t.one: pattern error at offset") == true, "\(String(describing: e))")
+    }
+
+    @Test func badYAML() {
+        let e = error(Self.valid.replacingOccurrences(of: "kind: thing", with: "kind: [thing"))
+        #expect(e?.file == "t.yaml" && e?.line != nil && e?.description.contains("YAML") == true, "\(String(describing: e))")
+    }
+
+    @Test func unknownField() {
+        let e = error(Self.valid.replacingOccurrences(of: "kind: thing", with: "kind: thing\n    validater: luhn"))
+        #expect(e?.description.hasPrefix("t.yaml:5: unknown field `validater`") == true, "\(String(describing: e))")
+    }
+
+    @Test func unknownValidatorAndFailingExample() {
+        let v = error(Self.valid.replacingOccurrences(of: "kind: thing", with: "kind: thing\n    validator: luhnn"))
+        #expect(v?.description.hasPrefix("t.yaml:5: rule t.one: unknown validator `luhnn`") == true, "\(String(describing: v))")
+        let x = error(Self.valid.replacingOccurrences(of: "no_match: ['ac']", with: "no_match: ['abc']"))
+        #expect(x?.description == "t.yaml:3: rule t.one: counter-example matches: abc")
+    }
+
+    @Test func duplicateIDs() throws {
+        let twice = Self.valid + "\n  - id: t.one\n    pattern: 'zz'\n"
+        let e = error(twice)
+        #expect(e?.description.hasPrefix("t.yaml:9: duplicate rule id t.one") == true, "\(String(describing: e))")
+    }
+
+    /// The shipped packs compile and their examples pass (what `rules check` does).
+    @Test func shippedPacksCheck() throws {
+        let rules = try RulePack.load(Corpus.repositoryRoot.appendingPathComponent("rules").path)
+        #expect(rules.count >= 16)
+        let (engine, errors) = RuleCheck.run(rules)
+        #expect(errors.isEmpty, "\(errors)")
+        #expect(engine?.pcreOnlyCount == 0)
+    }
+}
+
+/// Matching in streams, canary encodings and masking.
+@Suite struct RuleEngineTests {
+    static func engine(_ extra: [Rule] = []) throws -> RuleEngine {
+        try RuleEngine(rules: RulePack.load(Corpus.repositoryRoot.appendingPathComponent("rules").path) + extra)
+    }
+
+    /// A token split over three chunks is found once, with the frames of its first and
+    /// last bytes; one ending exactly at a chunk end waits to see whether it continues.
+    @Test func matchAcrossChunks() throws {
+        let engine = try Self.engine()
+        let token = "ghp_ya6VBiSZPk41c31U0jF5aLMarRasafo9sV4N"
+        let text = Array("Authorization: token \(token)\r\n".utf8)
+        var stream = RuleStream(scope: .tcp)
+        var found: [RuleStream.Located] = []
+        stream.feed(Array(text[..<25]), frame: 7, engine: engine) { found.append($0) }
+        stream.feed(Array(text[25..<40]), frame: 9, engine: engine) { found.append($0) }
+        stream.feed(Array(text[40...]), frame: 12, engine: engine) { found.append($0) }
+        stream.close(engine: engine) { found.append($0) }
+        #expect(found.count == 1)
+        #expect(found.first?.match.range == 21 ..< 61 && found.first?.firstFrame == 7 && found.first?.lastFrame == 12)
+
+        // An email cut after ".co" in one chunk continues with "m" in the next.
+        var s2 = RuleStream(scope: .tcp)
+        var emails: [String] = []
+        s2.feed(Array("mail jane@corp.co".utf8), frame: 1, engine: engine) { emails.append(String(decoding: $0.match.value, as: UTF8.self)) }
+        s2.feed(Array("m\r\n".utf8), frame: 2, engine: engine) { emails.append(String(decoding: $0.match.value, as: UTF8.self)) }
+        s2.close(engine: engine) { emails.append(String(decoding: $0.match.value, as: UTF8.self)) }
+        #expect(emails == ["jane@corp.com"])
+    }
+
+    /// Every byte split of a payload gives the same matches as the whole buffer.
+    @Test func everySplitPointAgrees() throws {
+        let engine = try Self.engine()
+        let payload = Array("POST /x HTTP/1.1\r\n\r\n{\"card\":\"4111 1111 1111 1111\",\"ssn\":\"472-96-1691\",\"mail\":\"a.b@c-d.org\"}".utf8)
+        var whole: [Range<Int>] = []
+        engine.scan(payload, scope: .tcp) { whole.append($0.range) }
+        #expect(whole.count == 3)
+        for split in 1..<payload.count {
+            var s = RuleStream(scope: .tcp)
+            var got: [Range<Int>] = []
+            s.feed(Array(payload[..<split]), frame: 1, engine: engine) { got.append($0.match.range) }
+            s.feed(Array(payload[split...]), frame: 2, engine: engine) { got.append($0.match.range) }
+            s.close(engine: engine) { got.append($0.match.range) }
+            #expect(got.sorted { $0.lowerBound < $1.lowerBound } == whole, "split at \(split)")
+        }
+    }
+
+    /// A canary given on the command line is found plain and in every encoding.
+    @Test func canaryEncodings() throws {
+        let canary = "PH-CANARY-7f3a9c"
+        let engine = try Self.engine([Rule.canary(canary, index: 1)])
+        func encodingsFound(_ text: [UInt8]) -> [CanaryEncoding] {
+            var out: [CanaryEncoding] = []
+            engine.scan(text, scope: .file) { if engine.rules[$0.rule].kind == "canary" { out.append($0.encoding) } }
+            return out
+        }
+        #expect(encodingsFound(Array("x=\(canary)".utf8)) == [.plain])
+        #expect(encodingsFound(Array(canary.utf8).map { String(format: "%02X", $0) }.joined().utf8.map { $0 }) == [.hex])
+        for prefix in ["", "a", "ab"] {   // the three base64 alignments
+            let b64 = Data((prefix + canary + "!").utf8).base64EncodedString()
+            #expect(encodingsFound(Array("q=\(b64)".utf8)) == [.base64], "prefix \(prefix.count)")
+        }
+        for prefix in ["", "a", "ab", "abc", "abcd"] {   // the five base32 alignments, lower case as in DNS
+            let b32 = Self.base32(Array((prefix + canary).utf8)).lowercased()
+            #expect(encodingsFound(Array("\(b32).t.example.net".utf8)) == [.base32], "prefix \(prefix.count)")
+        }
+        let spaced = Rule.canary("secret value/1", index: 2)
+        let e2 = try Self.engine([spaced])
+        var url: [CanaryEncoding] = []
+        e2.scan(Array("GET /?v=secret%20value%2F1 HTTP/1.1".utf8), scope: .file) { if e2.rules[$0.rule].kind == "canary" { url.append($0.encoding) } }
+        #expect(url == [.url])
+    }
+
+    static func base32(_ bytes: [UInt8]) -> String {
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
+        var out = "", bits = 0, value = 0
+        for b in bytes {
+            value = (value << 8 | Int(b)) & 0xFFFF; bits += 8
+            while bits >= 5 { bits -= 5; out.append(alphabet[(value >> bits) & 31]) }
+        }
+        if bits > 0 { out.append(alphabet[(value << (5 - bits)) & 31]) }
+        return out
+    }
+
+    @Test func masking() {
+        #expect(Masking.mask(Array("john.doe@example-mail.com".utf8), kind: "email") == "j*******@e***********.com")
+        #expect(Masking.mask(Array("4111 1111 1111 1111".utf8), kind: "payment_card") == "4111 **** **** 1111")
+        #expect(Masking.mask(Array("472-96-1691".utf8), kind: "ssn") == "***-**-1691")
+        #expect(Masking.mask(Array("ghp_ya6VBiSZPk41c31U0jF5aLMarRasafo9sV4N".utf8), kind: "github_token") == "ghp_" + String(repeating: "*", count: 34) + "4N")
+        #expect(Masking.sha256Hex(Array("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+    }
+
+    @Test func awsAccountDecoding() {
+        #expect(AWSAccessKey.accountID(Array("AKIAOODU5DHTUUJDIVTY".utf8)) == "992382622183")
+        #expect(AWSAccessKey.accountID(Array("AKIAIOSFODNN7EXAMPLE".utf8)) == "581039954779")
+        #expect(AWSAccessKey.accountID(Array("AKIA0000".utf8)) == nil)
+    }
+}
