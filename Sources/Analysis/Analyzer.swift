@@ -1,6 +1,7 @@
 import Capture
 import Flows
 import Foundation
+import Rules
 import Wire
 
 /// Settings of one run.
@@ -16,6 +17,8 @@ public struct AnalysisOptions: Sendable {
     /// Decode DNS, HTTP, TLS and QUIC (with TCP reassembly).
     public var appLayer = true
     public var appLimits = AppLimits()
+    /// Bytes scanned by the rules per TCP direction (0: no limit).
+    public var scanDepth = RuleLimits.defaultScanDepth
     public init() {}
 }
 
@@ -61,6 +64,7 @@ public struct InputSummary: Sendable {
     public var app = AppCounts()
     public var reassemblyPeakBytes = 0
     public var reassemblyCapGaps = 0
+    public var scan = ScanCounts()
     public var firstTimestamp: Int64?
     public var lastTimestamp: Int64?
     /// Set when the input could not be read at all (it then has no frames).
@@ -80,12 +84,15 @@ public final class Analyzer {
     let events: AppEventSink?
     /// Names learned from DNS answers, kept across inputs (captures of one network).
     public let passiveDNS = PassiveDNS()
+    let scanner: RuleScanner?
 
-    public init(options: AnalysisOptions, events: AppEventSink? = nil,
+    /// `rules`: the compiled packs; nil runs no rules (findings need the app layer).
+    public init(options: AnalysisOptions, events: AppEventSink? = nil, rules: RuleEngine? = nil,
                 flowSink: @escaping (Flow, EvictionReason, FlowApplication?) -> Void) throws(FilterError) {
         self.options = options
         self.flowSink = flowSink
         self.events = events
+        scanner = options.appLayer ? rules.map { RuleScanner(engine: $0, depth: options.scanDepth) } : nil
         filter = try options.filter.map { expression throws(FilterError) in try BPFFilter(expression) }
     }
 
@@ -160,7 +167,8 @@ public final class Analyzer {
         summary.container = reader.format.rawValue
         summary.compression = reader.compression.rawValue
 
-        let app = options.appLayer ? AppLayer(limits: options.appLimits, sink: events, passiveDNS: passiveDNS) : nil
+        scanner?.counts = ScanCounts()
+        let app = options.appLayer ? AppLayer(limits: options.appLimits, sink: events, passiveDNS: passiveDNS, scanner: scanner) : nil
         let sink = flowSink
         let tracker = FlowTracker(limits: options.flowLimits) { flow, reason in
             sink(flow, reason, app?.close(flow))
@@ -185,9 +193,11 @@ public final class Analyzer {
             if record.frame & 0xFFFF == 0 { tick() }
         }
         tracker.table.drain()
+        app?.finishScanning()
 
         summary = run.summary
         summary.counts = run.counts
+        if let scanner { summary.scan = scanner.counts }
         summary.linkTypes = reader.linkTypes
         summary.sections = reader.sections
         // Capture-level anomalies first, then decode anomalies, each in file order.

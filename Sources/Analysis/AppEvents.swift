@@ -65,6 +65,11 @@ public protocol AppEventSink: AnyObject {
     func dns(_ t: DNSTransaction)
     func http(_ t: HTTPTransaction)
     func tls(_ t: TLSHandshake)
+    func finding(_ f: Finding)
+}
+
+extension AppEventSink {
+    public func finding(_ f: Finding) {}
 }
 
 /// IP → names learned from DNS answers, with the time each was last seen. Bounded:

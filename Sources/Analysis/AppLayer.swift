@@ -1,6 +1,7 @@
 import Capture
 import Flows
 import Protocols
+import Rules
 import Wire
 
 /// Limits of the application layer, reported in the manifest when hit.
@@ -17,8 +18,10 @@ public struct AppLimits: Sendable {
 /// Protocol state of one flow. A class, so the flow table stays plain values and only
 /// flows that speak a parsed protocol pay for one.
 final class Session {
-    enum Kind: UInt8 { case dns, http, tls, quic }
-    let kind: Kind
+    /// `raw`: TCP of no known protocol, kept only for the rules (bytes scanned as they
+    /// are); it becomes http or tls if one of its first chunks shows it.
+    enum Kind: UInt8 { case dns, http, tls, quic, raw }
+    var kind: Kind
     var origin: EventOrigin
     var originator = TCPStream()
     var responder = TCPStream()
@@ -46,6 +49,12 @@ final class Session {
     var quicCrypto = CryptoStream()
     var quicDone = false
 
+    // Rules: raw stream scanning (plaintext TCP) and where each direction's body began
+    var scan = SessionScan()
+    var scanRaw = false
+    var rawChunks = 0
+    var bodyFirstFrame = [0, 0]
+
     // Summary for the conn line
     var service: String?
     var serverName: [UInt8]?
@@ -65,6 +74,7 @@ final class AppLayer {
     let sink: AppEventSink?
     let passiveDNS: PassiveDNS
     let budget: ReassemblyBudget
+    let scanner: RuleScanner?
     var sessions: [Session?] = []
     var free: [Int32] = []
     var events: [HTTPEvent] = []
@@ -73,10 +83,11 @@ final class AppLayer {
     var currentFrame = 0
     var currentOffset: Int64 = 0
 
-    init(limits: AppLimits, sink: AppEventSink?, passiveDNS: PassiveDNS) {
+    init(limits: AppLimits, sink: AppEventSink?, passiveDNS: PassiveDNS, scanner: RuleScanner? = nil) {
         self.limits = limits
         self.sink = sink
         self.passiveDNS = passiveDNS
+        self.scanner = scanner
         budget = ReassemblyBudget(limits: limits.reassembly)
     }
 
@@ -86,7 +97,10 @@ final class AppLayer {
     @inline(__always)
     func packet(_ p: Packet, flow: UnsafeMutablePointer<Flow>, timestamp: Int64, frame: Int, offset: Int64) {
         let state = flow.pointee.session
-        if state == -2 { return }
+        if state == -2 {
+            if scanner != nil && p.proto == IPProtocol.udp { scanDatagram(p, flow: flow, timestamp: timestamp, frame: frame) }
+            return
+        }
         let isTCP = p.proto == IPProtocol.tcp
         guard isTCP || p.proto == IPProtocol.udp else { return }
         if state == -1 && p.claimedPayloadLength == 0 { return }
@@ -97,7 +111,13 @@ final class AppLayer {
         if state >= 0, let s = sessions[Int(state)] {
             session = s
         } else {
-            guard let kind = classify(p, fromOriginator: fromOriginator, flow: flow) else { return }
+            var classified = classify(p, fromOriginator: fromOriginator, flow: flow)
+            if classified == nil && scanner != nil {
+                // With rules on, every TCP stream is scanned: an unknown one as raw bytes.
+                if isTCP { classified = .raw }
+                else if flow.pointee.session == -2 { scanDatagram(p, flow: flow, timestamp: timestamp, frame: frame) }
+            }
+            guard let kind = classified else { return }
             session = Session(kind: kind, origin: EventOrigin(flow: flow.pointee, communityID: flow.pointee.communityID,
                                                               frame: frame, timestamp: timestamp, fromOriginator: fromOriginator))
             if kind == .dns {
@@ -105,7 +125,8 @@ final class AppLayer {
                 if ports.0 == 5353 || ports.1 == 5353 { session.flavour = "mdns" }
                 else if ports.0 == 5355 || ports.1 == 5355 { session.flavour = "llmnr" }
             }
-            session.service = kind == .tls ? "ssl" : kind == .dns ? "dns" : kind == .http ? "http" : "quic"
+            session.service = kind == .tls ? "ssl" : kind == .dns ? "dns" : kind == .http ? "http" : kind == .quic ? "quic" : nil
+            session.scanRaw = scanner != nil && (kind == .http || kind == .raw)
             if kind == .http {
                 session.httpRequests = HTTPParser(isRequest: true, limits: limits.http)
                 session.httpResponses = HTTPParser(isRequest: false, limits: limits.http)
@@ -186,6 +207,8 @@ final class AppLayer {
 
     /// In-order stream bytes (or a gap) for the session's parser.
     func deliver(_ chunk: StreamChunk, _ s: Session, fromOriginator: Bool, _ timestamp: Int64, _ frame: Int) {
+        if s.kind == .raw { reclassify(chunk, s, fromOriginator: fromOriginator) }
+        if s.scanRaw { scanStream(chunk, s, fromOriginator: fromOriginator, frame) }
         switch s.kind {
         case .http:
             httpChunk(chunk, s, fromOriginator: fromOriginator, timestamp, frame)
@@ -193,8 +216,27 @@ final class AppLayer {
             if case .data(let bytes) = chunk { tlsData(bytes, s, fromOriginator: fromOriginator, timestamp, frame, quic: false) }
         case .dns:
             dnsStreamChunk(chunk, s, fromOriginator: fromOriginator, timestamp, frame)
-        case .quic:
+        case .quic, .raw:
             break
+        }
+    }
+
+    /// A raw session's first chunks may still show HTTP or TLS (the capture began
+    /// mid-stream, or the server spoke first): then the session becomes that protocol.
+    func reclassify(_ chunk: StreamChunk, _ s: Session, fromOriginator: Bool) {
+        guard case .data(let b) = chunk, s.rawChunks < limits.classifyPackets else { return }
+        s.rawChunks += 1
+        if TLSHelloCollector.looksLikeTLS(b) {
+            s.kind = .tls
+            s.service = "ssl"
+            s.scanRaw = false   // ciphertext follows the hellos
+            closeScanStream(s, direction: 0)
+            closeScanStream(s, direction: 1)
+        } else if fromOriginator ? HTTPParser.looksLikeRequest(b) : HTTPParser.looksLikeResponse(b) {
+            s.kind = .http
+            s.service = "http"
+            s.httpRequests = HTTPParser(isRequest: true, limits: limits.http)
+            s.httpResponses = HTTPParser(isRequest: false, limits: limits.http)
         }
     }
 
@@ -241,6 +283,7 @@ final class AppLayer {
                 counts.dnsPendingDropped += 1
             }
             s.dnsPending[m.id] = (m, frame, timestamp)
+            if scanner != nil { scanDNSQuery(m, s, fromOriginator: fromOriginator, frame: frame, timestamp: timestamp) }
         }
     }
 
@@ -315,6 +358,11 @@ final class AppLayer {
                     origin.timestamp = timestamp
                     s.httpOpen.append(HTTPTransaction(origin: origin, request: head))
                     if s.httpHost == nil, let host = head.header("host") { s.httpHost = host }
+                    s.bodyFirstFrame[0] = frame
+                    if scanner != nil, let host = head.header("host") {
+                        scanField(hostWithoutPort(host), scope: .httpHeader, field: "http.request.host", s, fromOriginator: true,
+                                  firstFrame: frame, lastFrame: frame, timestamp: timestamp)
+                    }
                     let method = lowered(head.method)
                     let kind: RequestKind = method == Array("head".utf8) ? .head : method == Array("connect".utf8) ? .connect : .normal
                     if s.httpResponses?.pendingRequests.count ?? 0 < limits.http.maxPending {
@@ -334,10 +382,17 @@ final class AppLayer {
                     }
                     t.response = head
                     t.responseFrame = frame
+                    s.bodyFirstFrame[1] = frame
                     if let pending = s.httpCurrentResponse { emitHTTP(pending) }
                     s.httpCurrentResponse = t
                 }
             case .body(let body):
+                // Decoded bodies (chunked, gzip, deflate) differ from the raw stream: scan them too.
+                if scanner != nil, !body.window.isEmpty, body.contentEncoding != nil || body.decodedBytes != body.wireBytes {
+                    scanField(body.window, scope: .httpBody, field: fromOriginator ? "http.request.body" : "http.response.body", s,
+                              fromOriginator: fromOriginator, firstFrame: s.bodyFirstFrame[fromOriginator ? 0 : 1],
+                              lastFrame: frame, timestamp: timestamp)
+                }
                 if fromOriginator {
                     if !s.httpOpen.isEmpty { s.httpOpen[s.httpOpen.count - 1].requestBody = body }
                 } else if var t = s.httpCurrentResponse {
@@ -350,6 +405,11 @@ final class AppLayer {
                 if !fromOriginator {
                     if let t = s.httpCurrentResponse { emitHTTP(t); s.httpCurrentResponse = nil }
                     s.httpTunnel = true
+                    if s.scanRaw {   // a CONNECT tunnel carries TLS
+                        s.scanRaw = false
+                        closeScanStream(s, direction: 0)
+                        closeScanStream(s, direction: 1)
+                    }
                 }
             case .failure(let why):
                 anomaly("http_" + why)
@@ -398,6 +458,10 @@ final class AppLayer {
                 guard let ch = ClientHello.decode(body) else { return false }
                 s.tls?.client = ch
                 if let sni = ch.serverName, s.serverName == nil { s.serverName = sni }
+                if scanner != nil, let sni = ch.serverName {
+                    scanField(sni, scope: .tlsSNI, field: "tls.client.server_name", s, fromOriginator: fromOriginator,
+                              firstFrame: frame, lastFrame: frame, timestamp: timestamp)
+                }
                 if s.kind == .http { s.service = "http,ssl" }
                 return true
             } else if hello.type == 2 {
@@ -452,6 +516,8 @@ final class AppLayer {
         let budget = self.budget
         s.originator.finish(budget: budget) { deliver($0, s, fromOriginator: true, ts, frame) }
         s.responder.finish(budget: budget) { deliver($0, s, fromOriginator: false, ts, frame) }
+        closeScanStream(s, direction: 0)
+        closeScanStream(s, direction: 1)
         if s.kind == .http {
             events.removeAll(keepingCapacity: true)
             s.httpRequests?.finish(&events)

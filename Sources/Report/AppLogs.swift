@@ -13,19 +13,25 @@ public final class AppLogs: AppEventSink {
     public private(set) var dnsLines = 0
     public private(set) var httpLines = 0
     public private(set) var tlsLines = 0
-    public var inputPaths = InputPaths()
+
+    public let findings: FindingsLog
+    public var inputPaths = InputPaths() { didSet { findings.inputPaths = inputPaths } }
 
     public init(directory: String) throws {
         dnsFile = try OutputFile(directory: directory, name: "dns.jsonl")
         httpFile = try OutputFile(directory: directory, name: "http.jsonl")
         tlsFile = try OutputFile(directory: directory, name: "tls.jsonl")
+        findings = try FindingsLog(directory: directory)
     }
 
     public func commit() throws {
         try dnsFile.commit()
         try httpFile.commit()
         try tlsFile.commit()
+        try findings.commit()
     }
+
+    public func finding(_ f: Finding) { findings.add(f) }
 
     /// The fields every line shares: time, endpoints (originator as source), flow link.
     func begin(_ origin: EventOrigin, dataset: StaticString, protocolName: StaticString, domain: [UInt8]? = nil) {

@@ -4,7 +4,7 @@ import Rules
 /// which rule, where (byte offsets), what (masked, with the SHA-256 of the raw bytes),
 /// and under which encoding it was found. The raw value is never written.
 public enum FindingFields {
-    public static func write(_ w: JSONWriter, rule: Rule, match: RuleMatch) {
+    public static func write(_ w: JSONWriter, rule: Rule, match: RuleMatch, sha256: String? = nil) {
         w.beginObject("rule")
         w.field("id", rule.id)
         w.field("name", rule.title)
@@ -16,7 +16,7 @@ public enum FindingFields {
         w.field("start", match.range.lowerBound)
         w.field("end", match.range.upperBound)
         w.field("masked", Masking.mask(match.value, kind: rule.kind))
-        w.field("sha256", Masking.sha256Hex(match.value))
+        w.field("sha256", sha256 ?? Masking.sha256Hex(match.value))
         w.field("encoding", match.encoding.rawValue)
         if !rule.context.isEmpty { w.field("context_seen", match.contextSeen) }
         if rule.validator == .awsKey, let account = AWSAccessKey.accountID(match.value) { w.field("aws_account_id", account) }

@@ -82,6 +82,13 @@ public final class JSONWriter {
         needsComma = false
     }
 
+    /// An object under a key computed at run time (escaped).
+    public func beginObject(dynamic k: String) {
+        key(dynamic: k)
+        append(UInt8(ascii: "{"))
+        needsComma = false
+    }
+
     public func endObject() {
         append(UInt8(ascii: "}"))
         needsComma = true

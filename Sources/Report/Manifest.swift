@@ -18,6 +18,10 @@ public struct Manifest {
     public var filter: String?
     public var options: AnalysisOptions
     public var outputs: [String: Int]
+    /// The rule packs used (`RuleSources.describe`, rule count, engine summary); nil without rules.
+    public var rules: (sources: String, count: Int, engine: String)?
+    /// Findings lines and folded repeats by rule id; whether folding stopped at its limit.
+    public var findings: (lines: [String: Int], repeats: [String: Int], foldingStopped: Bool) = ([:], [:], false)
 
     public init(command: [String], started: Date, finished: Date, inputs: [InputSummary], filter: String?,
                 options: AnalysisOptions, outputs: [String: Int]) {
@@ -50,7 +54,24 @@ public struct Manifest {
         w.field("max_fragment_datagrams", options.fragmentLimits.maxDatagrams)
         w.field("max_fragment_bytes", options.fragmentLimits.maxBytes)
         w.field("max_anomaly_details_per_input", AnomalyLog.maxDetails)
+        w.field("rules_scan_depth_bytes", options.scanDepth)
         w.endObject()
+        if let rules {
+            w.beginObject("rules")
+            w.field("sources", rules.sources)
+            w.field("count", rules.count)
+            w.field("engine", rules.engine)
+            w.beginObject("findings_by_rule")
+            for id in Set(findings.lines.keys).union(findings.repeats.keys).sorted() {
+                w.beginObject(dynamic: id)
+                w.field("lines", findings.lines[id] ?? 0)
+                w.field("repeats_folded", findings.repeats[id] ?? 0)
+                w.endObject()
+            }
+            w.endObject()
+            w.field("repeat_folding_stopped", findings.foldingStopped)
+            w.endObject()
+        }
         w.beginArray("inputs")
         for input in inputs { render(input, w) }
         w.endArray()
@@ -115,7 +136,16 @@ public struct Manifest {
         w.field("fragment_limit_drops", input.fragmentLimitDrops)
         w.field("fragments_incomplete", input.fragmentsIncomplete)
         w.field("anomaly_details_truncated", input.anomalies.detailsTruncated)
+        w.field("rules_scan_depth_reached", input.scan.depthReached)
+        w.field("dns_tunnel_table_evictions", input.scan.dnsTunnelEvictions)
         w.endObject()
+        if rules != nil {
+            w.beginObject("rules_scan")
+            w.field("streams", input.scan.streams)
+            w.field("bytes_scanned", input.scan.bytesScanned)
+            w.field("matches", input.scan.findings)
+            w.endObject()
+        }
         w.beginObject("anomalies")
         w.field("total", input.anomalies.total)
         w.beginObject("by_kind")

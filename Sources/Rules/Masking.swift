@@ -5,14 +5,19 @@ import Crypto
 /// `4111 **** **** 1111`), never enough to reuse it; the SHA-256 of the raw bytes lets an
 /// auditor confirm a value they hold without the report holding it.
 public enum Masking {
-    public static func sha256Hex(_ bytes: [UInt8]) -> String {
+    public static func sha256Hex(_ bytes: [UInt8]) -> String { sha256(bytes).hex }
+
+    /// The digest as hex, and its first 16 bytes as two integers (a compact key).
+    public static func sha256(_ bytes: [UInt8]) -> (hex: String, prefix: UInt64, suffix: UInt64) {
         var out = ""
         out.reserveCapacity(64)
-        for b in SHA256.hash(data: bytes) {
-            out.unicodeScalars.append(Unicode.Scalar(asciiHex(b >> 4)))
-            out.unicodeScalars.append(Unicode.Scalar(asciiHex(b & 0xF)))
+        var a: UInt64 = 0, b: UInt64 = 0
+        for (i, byte) in SHA256.hash(data: bytes).enumerated() {
+            out.unicodeScalars.append(Unicode.Scalar(asciiHex(byte >> 4)))
+            out.unicodeScalars.append(Unicode.Scalar(asciiHex(byte & 0xF)))
+            if i < 8 { a = a << 8 | UInt64(byte) } else if i < 16 { b = b << 8 | UInt64(byte) }
         }
-        return out
+        return (out, a, b)
     }
 
     /// The masked text of `raw` for a finding of `kind`. Always ASCII: other bytes are `*`.

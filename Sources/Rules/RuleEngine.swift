@@ -22,6 +22,14 @@ public struct RuleMatch: Sendable {
     /// Context words seen before the match (raises confidence).
     public var contextSeen: Bool
     public var value: [UInt8]
+
+    public init(rule: Int, range: Range<Int>, encoding: CanaryEncoding, contextSeen: Bool, value: [UInt8]) {
+        self.rule = rule
+        self.range = range
+        self.encoding = encoding
+        self.contextSeen = contextSeen
+        self.value = value
+    }
 }
 
 /// What a hostile or huge input made the engine give up on; reported with the findings.
@@ -53,7 +61,7 @@ public final class RuleEngine {
     let patterns: [CompiledPattern]
     let pcreOnly: [Int]
     private var blockDB: OpaquePointer?
-    private(set) var streamDB: OpaquePointer?
+    private var streamDB: OpaquePointer?
     private var scratch: OpaquePointer?
     /// Bytes a stream keeps to confirm a match that spans chunks.
     public let window: Int
@@ -76,24 +84,38 @@ public final class RuleEngine {
                 throw RuleError("rule \(rule.id): \(error.message)", file: rule.file, line: rule.line)
             }
         }
+        // One compile of the whole set; a pattern Vectorscan refuses is retried as a
+        // prefilter (lookarounds relaxed, PCRE2 decides), then left to PCRE2 alone.
         var pcreOnly: [Int] = []
-        var hsIndices: [Int] = []
-        for (i, p) in patterns.enumerated() {
-            if let flags = Self.hyperscanFlags(p.expression, flags: p.hsFlags) {
-                patterns[i].hsFlags = flags
-                patterns[i].inHyperscan = true
-                hsIndices.append(i)
-            } else {
-                pcreOnly.append(i)
+        var hsIndices = Array(patterns.indices)
+        for i in hsIndices where Self.needsPrefilter(patterns[i].expression) { patterns[i].hsFlags |= UInt32(HS_FLAG_PREFILTER) }
+        var streamDB: OpaquePointer?
+        while !hsIndices.isEmpty && streamDB == nil {
+            switch Self.database(patterns, hsIndices, mode: UInt32(HS_MODE_STREAM)) {
+            case .success(let db):
+                streamDB = db
+            case .failure(let failure):
+                guard let position = failure.expression, position < hsIndices.count else { throw failure.error }
+                let index = hsIndices[position]
+                if patterns[index].hsFlags & UInt32(HS_FLAG_PREFILTER) == 0 {
+                    patterns[index].hsFlags |= UInt32(HS_FLAG_PREFILTER)
+                } else {
+                    hsIndices.remove(at: position)
+                    pcreOnly.append(index)
+                }
             }
         }
+        for i in hsIndices { patterns[i].inHyperscan = true }
         self.patterns = patterns
         self.pcreOnly = pcreOnly
         let widest = patterns.map(\.maxWidth).max() ?? 0
         window = min(max(widest, 64), RuleLimits.maxMatchLength)
-        if !hsIndices.isEmpty {
-            blockDB = try Self.database(patterns, hsIndices, mode: UInt32(HS_MODE_BLOCK))
-            streamDB = try Self.database(patterns, hsIndices, mode: UInt32(HS_MODE_STREAM))
+        if let streamDB {
+            self.streamDB = streamDB
+            switch Self.database(patterns, hsIndices, mode: UInt32(HS_MODE_BLOCK)) {
+            case .success(let db): blockDB = db
+            case .failure(let failure): throw failure.error
+            }
             guard hs_alloc_scratch(blockDB, &scratch) == HS_SUCCESS,
                   hs_alloc_scratch(streamDB, &scratch) == HS_SUCCESS else { throw RuleError("Vectorscan: cannot allocate scratch space") }
         }
@@ -159,21 +181,20 @@ public final class RuleEngine {
         return Int(min(info.pointee.max_width, UInt32(RuleLimits.maxMatchLength)))
     }
 
-    /// Whether Vectorscan compiles the pattern exactly, or else as a prefilter (a superset:
-    /// lookarounds and backreferences relaxed, PCRE2 decides); nil when not at all.
-    static func hyperscanFlags(_ expression: String, flags: UInt32) -> UInt32? {
-        for candidate in [flags, flags | UInt32(HS_FLAG_PREFILTER)] {
-            var db: OpaquePointer?
-            var error: UnsafeMutablePointer<hs_compile_error_t>?
-            let rc = hs_compile(expression, candidate, UInt32(HS_MODE_STREAM), nil, &db, &error)
-            if let error { hs_free_compile_error(error) }
-            if let db { hs_free_database(db) }
-            if rc == HS_SUCCESS { return candidate }
-        }
-        return nil
+    /// Lookarounds and backreferences: Vectorscan takes them only as a prefilter (saves a
+    /// failed compile of the whole set per such pattern).
+    static func needsPrefilter(_ expression: String) -> Bool {
+        ["(?<!", "(?<=", "(?=", "(?!"].contains { expression.contains($0) }
+            || expression.range(of: #"\\[1-9]"#, options: .regularExpression) != nil
     }
 
-    static func database(_ patterns: [CompiledPattern], _ indices: [Int], mode: UInt32) throws(RuleError) -> OpaquePointer {
+    struct CompileFailure: Error {
+        var error: RuleError
+        /// Position in the compiled list of the expression at fault, when one is.
+        var expression: Int?
+    }
+
+    static func database(_ patterns: [CompiledPattern], _ indices: [Int], mode: UInt32) -> Result<OpaquePointer, CompileFailure> {
         let expressions = indices.map { strdup(patterns[$0].expression) }
         defer { expressions.forEach { free($0) } }
         let flags = indices.map { patterns[$0].hsFlags }
@@ -185,10 +206,11 @@ public final class RuleEngine {
         }
         guard rc == HS_SUCCESS, let db else {
             let message = error.map { String(cString: $0.pointee.message) } ?? "error \(rc)"
+            let position = error.map { Int($0.pointee.expression) }.flatMap { $0 >= 0 ? $0 : nil }
             if let error { hs_free_compile_error(error) }
-            throw RuleError("Vectorscan: \(message)")
+            return .failure(CompileFailure(error: RuleError("Vectorscan: \(message)"), expression: position))
         }
-        return db
+        return .success(db)
     }
 
     // MARK: Whole buffers

@@ -49,7 +49,7 @@ public enum Validator: String, CaseIterable, Sendable {
     static let reservedTLDs: Set<String> = ["example", "test", "invalid", "localhost", "local", "internal"]
 
     static func email(_ b: [UInt8]) -> Bool {
-        guard let at = b.firstIndex(of: UInt8(ascii: "@")), at > 0, at <= 64 else { return false }
+        guard let at = b.firstIndex(of: UInt8(ascii: "@")), at > 0, at <= 64, b.count - at - 1 <= 253 else { return false }
         let domain = String(decoding: b[(at + 1)...], as: UTF8.self).lowercased()
         let labels = domain.split(separator: ".", omittingEmptySubsequences: false)
         guard labels.count >= 2, labels.allSatisfy({ !$0.isEmpty && $0.count <= 63 }),

@@ -4,6 +4,7 @@ import Capture
 import Flows
 import Foundation
 import Report
+import Rules
 
 /// Exit statuses, documented in the README.
 enum ExitStatus {
@@ -58,12 +59,21 @@ struct Analyze: ParsableCommand {
     @Flag(name: .customLong("no-app-layer"), help: .hidden)
     var noAppLayer = false
 
+    @OptionGroup var ruleOptions: RuleOptions
+
+    @Option(help: "Bytes of each TCP direction scanned by the rules (0: all).")
+    var scanDepth: Int = RuleLimits.defaultScanDepth
+
+    @Flag(help: "Run no rules (names and flows only).")
+    var noRules = false
+
     @Flag(name: [.short, .long], help: "No progress line and no summary.")
     var quiet = false
 
     func validate() throws {
         guard !inputs.isEmpty else { throw ValidationError("give at least one capture file or directory") }
         guard maxFlows >= 16 else { throw ValidationError("--max-flows must be at least 16") }
+        guard scanDepth >= 0 else { throw ValidationError("--scan-depth must be 0 or more") }
     }
 
     func run() throws {
@@ -75,6 +85,15 @@ struct Analyze: ParsableCommand {
         options.progress = !quiet
         options.hashInputs = !noInputHash
         options.appLayer = !noAppLayer
+        options.scanDepth = scanDepth
+
+        // A broken rule pack stops the run before any input is read.
+        var engine: RuleEngine?
+        if !noRules && !noAppLayer {
+            do { engine = try ruleOptions.sources.engine() } catch {
+                fail(error.description, ExitStatus.rulesInvalid)
+            }
+        }
 
         let expanded = expand(inputs)
         let paths = expanded.map(\.path)
@@ -91,7 +110,7 @@ struct Analyze: ParsableCommand {
         appLogs.inputPaths = InputPaths(paths)
         let analyzer: Analyzer
         do {
-            analyzer = try Analyzer(options: options, events: appLogs) { flow, reason, app in conn.write(flow, reason, app) }
+            analyzer = try Analyzer(options: options, events: appLogs, rules: engine) { flow, reason, app in conn.write(flow, reason, app) }
         } catch {
             throw ValidationError(error.description)
         }
@@ -115,10 +134,13 @@ struct Analyze: ParsableCommand {
             let anomalies = try OutputFile(directory: out, name: "anomalies.jsonl")
             anomalies.write(renderAnomalies(summaries))
             try anomalies.commit()
-            let manifest = Manifest(command: CommandLine.arguments.map { ($0 as NSString).lastPathComponent == "phonehome" ? "phonehome" : $0 },
+            var manifest = Manifest(command: CommandLine.arguments.map { ($0 as NSString).lastPathComponent == "phonehome" ? "phonehome" : $0 },
                                     started: started, finished: Date(), inputs: summaries, filter: filter,
                                     options: options, outputs: ["conn.jsonl": conn.lines, "dns.jsonl": appLogs.dnsLines,
-                                              "http.jsonl": appLogs.httpLines, "tls.jsonl": appLogs.tlsLines])
+                                              "http.jsonl": appLogs.httpLines, "tls.jsonl": appLogs.tlsLines,
+                                              "findings.jsonl": appLogs.findings.lines])
+            if let engine { manifest.rules = (ruleOptions.sources.describe(), engine.rules.count, engine.summary) }
+            manifest.findings = (appLogs.findings.byRule, appLogs.findings.repeats, appLogs.findings.foldingStopped)
             let file = try OutputFile(directory: out, name: "manifest.json")
             file.write(manifest.render())
             try file.commit()
@@ -128,6 +150,7 @@ struct Analyze: ParsableCommand {
         if !quiet {
             printSummary(summaries, conn.lines, Date().timeIntervalSince(started))
             print("  names: \(appLogs.dnsLines) DNS transactions, \(appLogs.httpLines) HTTP requests, \(appLogs.tlsLines) TLS/QUIC handshakes")
+            if engine != nil { print("  findings: \(appLogs.findings.lines) (findings.jsonl; values masked, SHA-256 given)") }
         }
         if summaries.contains(where: { $0.error != nil }) { throw ExitCode(ExitStatus.inputUnreadable) }
     }

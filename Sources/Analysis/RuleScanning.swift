@@ -1,0 +1,272 @@
+import Flows
+import Protocols
+import Rules
+import Wire
+
+/// A rule match located in the traffic: which rule, in which flow and direction, in
+/// which field, between which frames.
+public struct Finding: Sendable {
+    /// The flow; `frame`/`timestamp` are those of the match's first byte, and
+    /// `fromOriginator` says which side sent the bytes.
+    public var origin: EventOrigin
+    public var rule: Rule
+    /// `range` is a stream offset for TCP streams, else an offset in `field`.
+    public var match: RuleMatch
+    public var scope: Scope
+    public var lastFrame: Int
+    /// Where the bytes were: tcp.stream, udp.payload, dns.question.name, dns.tunnel,
+    /// http.request.body, http.response.body, tls.client.server_name, http.request.host.
+    public var field: String
+    /// The name the destination was asked by: TLS SNI, HTTP Host, passive DNS, or the
+    /// parent domain of a DNS tunnel.
+    public var domain: [UInt8]?
+}
+
+/// Scanning counts for one run, reported in the manifest.
+public struct ScanCounts: Sendable {
+    public var streams = 0
+    public var bytesScanned = 0
+    /// Stream directions whose scan stopped at the depth limit.
+    public var depthReached = 0
+    public var findings = 0
+    public var dnsTunnelEvictions = 0
+    public init() {}
+}
+
+/// The rule engine as the application layer uses it: one stream per TCP direction,
+/// whole-buffer scans for names, datagrams and decoded bodies, and the DNS-tunnel table
+/// that joins the data labels of successive queries under one parent domain.
+final class RuleScanner {
+    let engine: RuleEngine
+    let depth: Int
+    var counts = ScanCounts()
+    /// (client, parent domain) → the joined data labels of its queries, as a stream.
+    var tunnels: [TunnelKey: TunnelEntry] = [:]
+    static let maxTunnels = 4096
+    /// Data-label bytes (dots removed) a name needs before it is followed as a tunnel:
+    /// the base32 of a 10-byte canary is 16 characters.
+    static let minTunnelData = 12
+
+    struct TunnelKey: Hashable {
+        var client: IPAddress
+        var parent: String
+    }
+
+    /// A class: the table is updated on every query and must not copy streams around.
+    final class TunnelEntry {
+        var stream: RuleStream
+        var lastSeen: Int64
+        let origin: EventOrigin
+
+        init(stream: RuleStream, lastSeen: Int64, origin: EventOrigin) {
+            self.stream = stream
+            self.lastSeen = lastSeen
+            self.origin = origin
+        }
+    }
+
+    init(engine: RuleEngine, depth: Int) {
+        self.engine = engine
+        self.depth = depth
+    }
+
+    /// Whole-buffer scan of one field; domain rules too when the field is a name.
+    func scanField(_ bytes: UnsafeRawBufferPointer, scope: Scope, field: String, origin: EventOrigin, lastFrame: Int,
+                   _ emit: (Finding) -> Void) {
+        counts.bytesScanned += bytes.count
+        engine.scan(bytes, scope: scope) { m in
+            emit(Finding(origin: origin, rule: engine.rules[m.rule], match: m, scope: scope, lastFrame: lastFrame, field: field))
+        }
+        if scope == .dnsQueryName || scope == .tlsSNI || scope == .httpHeader {
+            let name = Array(bytes)
+            for index in engine.domainRules(for: name, scope: scope) {
+                let m = RuleMatch(rule: index, range: 0 ..< name.count, encoding: .plain, contextSeen: false, value: name)
+                emit(Finding(origin: origin, rule: engine.rules[index], match: m, scope: scope, lastFrame: lastFrame, field: field))
+            }
+        }
+    }
+
+    func scanField(_ bytes: [UInt8], scope: Scope, field: String, origin: EventOrigin, lastFrame: Int, _ emit: (Finding) -> Void) {
+        bytes.withUnsafeBytes { scanField($0, scope: scope, field: field, origin: origin, lastFrame: lastFrame, emit) }
+    }
+
+    /// DNS tunnels: the labels left of the parent domain (the last two labels, three
+    /// under a two-letter second-level such as co.uk) are data; those of successive
+    /// queries from one client under one parent are scanned as one stream, so a canary
+    /// encoded over many labels or many queries is found whole.
+    func tunnelQuery(_ name: [UInt8], client: IPAddress, origin: EventOrigin, timestamp: Int64, frame: Int,
+                     _ emit: (Finding) -> Void) {
+        let labels = name.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
+        var parentLabels = 2
+        if labels.count >= 3, labels[labels.count - 2].count <= 3, labels[labels.count - 1].count == 2 { parentLabels = 3 }
+        guard labels.count > parentLabels else { return }
+        let data = labels.dropLast(parentLabels).joined()
+        // Short prefixes (www, api, CDN shard names) carry no data worth a stream.
+        guard data.count >= Self.minTunnelData else { return }
+        let parent = String(decoding: Array(labels.suffix(parentLabels).joined(separator: [UInt8(ascii: ".")])), as: UTF8.self).lowercased()
+        let key = TunnelKey(client: client, parent: parent)
+        let entry: TunnelEntry
+        if let existing = tunnels[key] {
+            entry = existing
+        } else {
+            if tunnels.count >= Self.maxTunnels { evictOlderHalf(emit) }
+            counts.streams += 1
+            entry = TunnelEntry(stream: RuleStream(scope: .dnsQueryName, depth: depth), lastSeen: timestamp, origin: origin)
+            tunnels[key] = entry
+        }
+        entry.lastSeen = timestamp
+        var o = origin
+        counts.bytesScanned += data.count
+        entry.stream.feed(Array(data), frame: frame, engine: engine) { located in
+            o.frame = located.firstFrame
+            emit(Finding(origin: o, rule: engine.rules[located.match.rule], match: located.match, scope: .dnsQueryName,
+                         lastFrame: located.lastFrame, field: "dns.tunnel", domain: Array(parent.utf8)))
+        }
+    }
+
+    /// A full table closes its least recently queried half at once (amortised O(1)).
+    func evictOlderHalf(_ emit: (Finding) -> Void) {
+        let byAge = tunnels.sorted { ($0.value.lastSeen, $0.key.parent) < ($1.value.lastSeen, $1.key.parent) }
+        for (key, _) in byAge.prefix(byAge.count / 2) {
+            counts.dnsTunnelEvictions += 1
+            closeTunnel(key, emit)
+        }
+    }
+
+    func closeTunnel(_ key: TunnelKey, _ emit: (Finding) -> Void) {
+        guard let entry = tunnels.removeValue(forKey: key) else { return }
+        var o = entry.origin
+        entry.stream.close(engine: engine) { located in
+            o.frame = located.firstFrame
+            emit(Finding(origin: o, rule: engine.rules[located.match.rule], match: located.match, scope: .dnsQueryName,
+                         lastFrame: located.lastFrame, field: "dns.tunnel", domain: Array(key.parent.utf8)))
+        }
+    }
+
+    /// End of input: every tunnel stream is decided.
+    func closeAllTunnels(_ emit: (Finding) -> Void) {
+        for key in tunnels.keys.sorted(by: { ($0.parent, $0.client.description) < ($1.parent, $1.client.description) }) {
+            closeTunnel(key, emit)
+        }
+    }
+}
+
+/// Raw stream scanning state of one TCP session: a rule stream per direction, restarted
+/// after a gap (bytes on either side of a hole are not adjacent).
+struct SessionScan {
+    var streams: [RuleStream?] = [nil, nil]
+    /// Stream offset where each direction's current rule stream began.
+    var base = [0, 0]
+    /// Bytes of each direction seen so far (data and gaps).
+    var position = [0, 0]
+    var stopped = [false, false]
+}
+
+extension AppLayer {
+    /// In-order bytes of a TCP direction for the raw-stream rules.
+    func scanStream(_ chunk: StreamChunk, _ s: Session, fromOriginator: Bool, _ frame: Int) {
+        guard let scanner, s.scanRaw else { return }
+        let d = fromOriginator ? 0 : 1
+        switch chunk {
+        case .gap(let n):
+            closeScanStream(s, direction: d)
+            s.scan.position[d] += n
+        case .data(let bytes):
+            defer { s.scan.position[d] += bytes.count }
+            guard !s.scan.stopped[d] else { return }
+            if s.scan.streams[d] == nil {
+                let remaining = scanner.depth > 0 ? scanner.depth - s.scan.position[d] : 0
+                guard scanner.depth == 0 || remaining > 0 else {
+                    s.scan.stopped[d] = true
+                    scanner.counts.depthReached += 1
+                    return
+                }
+                s.scan.streams[d] = RuleStream(scope: .tcp, depth: remaining)
+                s.scan.base[d] = s.scan.position[d]
+                scanner.counts.streams += 1
+            }
+            scanner.counts.bytesScanned += bytes.count
+            let base = s.scan.base[d]
+            s.scan.streams[d]!.feed(bytes, frame: frame, engine: scanner.engine) { located in
+                emitStreamFinding(located, s, fromOriginator: fromOriginator, base: base)
+            }
+            if s.scan.streams[d]!.truncated {
+                s.scan.stopped[d] = true
+                s.scan.streams[d] = nil
+                scanner.counts.depthReached += 1
+            }
+        }
+    }
+
+    func closeScanStream(_ s: Session, direction d: Int) {
+        guard let scanner, s.scan.streams[d] != nil else { return }
+        let base = s.scan.base[d]
+        s.scan.streams[d]!.close(engine: scanner.engine) { located in
+            emitStreamFinding(located, s, fromOriginator: d == 0, base: base)
+        }
+        s.scan.streams[d] = nil
+    }
+
+    func emitStreamFinding(_ located: RuleStream.Located, _ s: Session, fromOriginator: Bool, base: Int) {
+        guard let scanner else { return }
+        var origin = s.origin
+        origin.frame = located.firstFrame
+        origin.fromOriginator = fromOriginator
+        var m = located.match
+        m.range = (m.range.lowerBound + base) ..< (m.range.upperBound + base)
+        emitFinding(Finding(origin: origin, rule: scanner.engine.rules[m.rule], match: m, scope: .tcp,
+                            lastFrame: located.lastFrame, field: "tcp.stream"), s)
+    }
+
+    /// Hands a finding to the sink, naming its destination from what the flow told.
+    func emitFinding(_ f: Finding, _ s: Session? = nil) {
+        scanner?.counts.findings += 1
+        var f = f
+        if f.domain == nil {
+            if let s, let name = s.serverName ?? s.httpHost.map(hostWithoutPort) {
+                f.domain = name
+            } else {
+                f.domain = passiveDNS.name(for: f.origin.flow.responderAddress)
+            }
+        }
+        sink?.finding(f)
+    }
+
+    /// A field of an application event (name, body) scanned as one buffer.
+    func scanField(_ bytes: [UInt8], scope: Scope, field: String, _ s: Session, fromOriginator: Bool,
+                   firstFrame: Int, lastFrame: Int, timestamp: Int64) {
+        guard let scanner, !bytes.isEmpty else { return }
+        var origin = s.origin
+        origin.frame = firstFrame
+        origin.timestamp = timestamp
+        origin.fromOriginator = fromOriginator
+        scanner.scanField(bytes, scope: scope, field: field, origin: origin, lastFrame: lastFrame) { emitFinding($0, s) }
+    }
+
+    /// A DNS query's names: as text, and as data labels of a possible tunnel.
+    func scanDNSQuery(_ m: DNSMessage, _ s: Session, fromOriginator: Bool, frame: Int, timestamp: Int64) {
+        guard let scanner else { return }
+        var origin = s.origin
+        origin.frame = frame
+        origin.timestamp = timestamp
+        origin.fromOriginator = fromOriginator
+        let client = fromOriginator ? s.origin.flow.originatorAddress : s.origin.flow.responderAddress
+        for q in m.questions {
+            scanner.scanField(q.name, scope: .dnsQueryName, field: "dns.question.name", origin: origin, lastFrame: frame) { emitFinding($0) }
+            scanner.tunnelQuery(q.name, client: client, origin: origin, timestamp: timestamp, frame: frame) { emitFinding($0) }
+        }
+    }
+
+    /// A UDP datagram of a flow no decoder claimed (DNS and QUIC are handled by field).
+    func scanDatagram(_ p: Packet, flow: UnsafeMutablePointer<Flow>, timestamp: Int64, frame: Int) {
+        guard let scanner, p.payload.count > 0 else { return }
+        var origin = EventOrigin(flow: flow.pointee, communityID: flow.pointee.communityID, frame: frame, timestamp: timestamp)
+        origin.fromOriginator = p.src == flow.pointee.originatorAddress && p.srcPort == flow.pointee.originatorPort
+        scanner.scanField(p.payload, scope: .udp, field: "udp.payload", origin: origin, lastFrame: frame) { emitFinding($0) }
+    }
+
+    /// End of input: DNS tunnel streams are decided.
+    public func finishScanning() {
+        scanner?.closeAllTunnels { emitFinding($0) }
+    }
+}

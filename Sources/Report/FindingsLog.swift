@@ -1,0 +1,92 @@
+import Analysis
+import Flows
+import Rules
+import Wire
+
+/// findings.jsonl: one line per distinct value found per flow, direction and rule (a
+/// value repeated in the same flow is counted, not rewritten), in the order found.
+/// Repeats are remembered as 24-byte keys: beyond `maxKeys` distinct findings, lines
+/// are written without folding rather than dropped.
+public final class FindingsLog {
+    let file: OutputFile
+    let writer = JSONWriter()
+    public var inputPaths = InputPaths()
+    public static let maxKeys = 1 << 20
+    public private(set) var lines = 0
+    /// Matches folded into an earlier line, by rule id.
+    public private(set) var repeats: [String: Int] = [:]
+    /// Lines written per rule id.
+    public private(set) var byRule: [String: Int] = [:]
+    public private(set) var foldingStopped = false
+
+    struct Key: Hashable {
+        var flow: UInt64
+        var value0: UInt64
+        var value1: UInt64
+    }
+
+    var seen = Set<Key>()
+
+    public init(directory: String) throws {
+        file = try OutputFile(directory: directory, name: "findings.jsonl")
+    }
+
+    public func add(_ f: Finding) {
+        let digest = Masking.sha256(f.match.value)
+        var h = Hasher()
+        h.combine(f.origin.communityID)
+        h.combine(f.origin.flow.input)
+        h.combine(f.origin.fromOriginator)
+        h.combine(f.rule.id)
+        // Hasher is seeded per process: fine, the set lives for one run.
+        let key = Key(flow: UInt64(bitPattern: Int64(h.finalize())), value0: digest.prefix, value1: digest.suffix)
+        if seen.contains(key) {
+            repeats[f.rule.id, default: 0] += 1
+            return
+        }
+        if seen.count < Self.maxKeys { seen.insert(key) } else { foldingStopped = true }
+        write(f, sha256: digest.hex)
+    }
+
+    public func commit() throws {
+        try file.commit()
+    }
+
+    func write(_ f: Finding, sha256: String) {
+        let flow = f.origin.flow
+        writer.reset()
+        writer.beginObject()
+        writer.timeField("@timestamp", f.origin.timestamp)
+        writer.beginObject("event")
+        writer.field("kind", literal: "alert")
+        writer.field("dataset", literal: "phonehome.finding")
+        writer.endObject()
+        writer.beginObject("source")
+        writer.ipField("ip", flow.originatorAddress)
+        writer.field("port", Int(flow.originatorPort))
+        writer.endObject()
+        writer.beginObject("destination")
+        writer.ipField("ip", flow.responderAddress)
+        writer.field("port", Int(flow.responderPort))
+        if let domain = f.domain { writer.nameField("domain", domain) }
+        writer.endObject()
+        writer.beginObject("network")
+        writer.field("transport", IPProtocol.name(flow.key.proto))
+        writer.plainField("community_id", f.origin.communityID)
+        writer.endObject()
+        writer.logFile(inputPaths, input: flow.input)
+        FindingFields.write(writer, rule: f.rule, match: f.match, sha256: sha256)
+        writer.beginObject("phonehome")
+        writer.field("field", f.field)
+        writer.field("sender", f.origin.fromOriginator ? "originator" : "responder")
+        if f.scope == .tcp { writer.field("stream_offset", f.match.range.lowerBound) }
+        writer.field("first_frame", f.origin.frame)
+        writer.field("last_frame", f.lastFrame)
+        writer.endObject()
+        writer.endObject()
+        writer.newline()
+        file.write(writer)
+        lines += 1
+        byRule[f.rule.id, default: 0] += 1
+    }
+}

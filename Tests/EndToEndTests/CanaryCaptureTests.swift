@@ -1,0 +1,117 @@
+import Analysis
+import Foundation
+import Rules
+import Testing
+import TestSupport
+
+/// Collects findings from an analysis.
+final class FindingCollector: AppEventSink {
+    var findings: [Finding] = []
+    func dns(_ t: DNSTransaction) {}
+    func http(_ t: HTTPTransaction) {}
+    func tls(_ t: TLSHandshake) {}
+    func finding(_ f: Finding) { findings.append(f) }
+}
+
+/// A canary planted in a capture built here is found in each of the ways software leaks
+/// it, with the frames that carry it.
+@Suite struct CanaryCaptureTests {
+    static let canary = "PH-CANARY-5d1e0b77"
+    typealias B = PacketBuilder
+
+    /// Frames of a client→server TCP connection; `segments` are the client's payloads,
+    /// each in its own frame. Returns the frame numbers (1-based) of those segments.
+    static func session(_ frames: inout [[UInt8]], dst: String, sport: Int, dport: Int, segments: [[UInt8]]) -> [Int] {
+        let host = "10.0.0.5"
+        let c2s = { (p: [UInt8]) in B.ethernet(B.ipv4(src: host, dst: dst, proto: 6, payload: p)) }
+        let s2c = { (p: [UInt8]) in B.ethernet(B.ipv4(src: dst, dst: host, proto: 6, payload: p)) }
+        frames.append(c2s(B.tcp(sport, dport, seq: 100, ack: 0, flags: 0x02)))
+        frames.append(s2c(B.tcp(dport, sport, seq: 900, ack: 101, flags: 0x12)))
+        var seq: UInt32 = 101
+        var numbers: [Int] = []
+        for s in segments {
+            frames.append(c2s(B.tcp(sport, dport, seq: seq, ack: 901, flags: 0x18, payload: s)))
+            numbers.append(frames.count)
+            seq += UInt32(s.count)
+            frames.append(s2c(B.tcp(dport, sport, seq: 901, ack: seq, flags: 0x10)))
+        }
+        frames.append(c2s(B.tcp(sport, dport, seq: seq, ack: 901, flags: 0x11)))
+        frames.append(s2c(B.tcp(dport, sport, seq: 901, ack: seq + 1, flags: 0x11)))
+        return numbers
+    }
+
+    static func base32(_ bytes: [UInt8]) -> String { RuleEngineTestsSupport.base32(bytes) }
+
+    @Test func canaryFoundEveryWay() throws {
+        var frames: [[UInt8]] = []
+        let c = Array(Self.canary.utf8)
+
+        // 1. Plain, split across two TCP segments of one request body.
+        let body = Array("{\"user\":\"x\",\"token\":\"\(Self.canary)\"}".utf8)
+        let head = Array("POST /v1/events HTTP/1.1\r\nHost: telemetry.example.net\r\nContent-Length: \(body.count)\r\n\r\n".utf8)
+        let cut = head.count + 26   // inside the canary
+        let all = head + body
+        let splitFrames = Self.session(&frames, dst: "198.51.100.1", sport: 50001, dport: 80, segments: [Array(all[..<cut]), Array(all[cut...])])
+
+        // 2. In a gzip-compressed, chunked request body (two chunks, two segments).
+        let gz = try gzip(Array("{\"note\":\"\(Self.canary)\"}".utf8))
+        let half = gz.count / 2
+        func chunk(_ b: ArraySlice<UInt8>) -> [UInt8] { Array(String(b.count, radix: 16).utf8) + [13, 10] + b + [13, 10] }
+        let gzHead = Array("POST /upload HTTP/1.1\r\nHost: logs.example.net\r\nTransfer-Encoding: chunked\r\nContent-Encoding: gzip\r\n\r\n".utf8)
+        let gzFrames = Self.session(&frames, dst: "198.51.100.2", sport: 50002, dport: 80,
+                                    segments: [gzHead + chunk(gz[..<half]), chunk(gz[half...]) + Array("0\r\n\r\n".utf8)])
+
+        // 3. Base64 in a query string.
+        let b64 = Data(("{\"id\":\"" + Self.canary + "\"}").utf8).base64EncodedString()
+        let uriFrames = Self.session(&frames, dst: "198.51.100.3", sport: 50003, dport: 8080,
+                                     segments: [Array("GET /collect?d=\(b64) HTTP/1.1\r\nHost: a.example.net\r\n\r\n".utf8)])
+
+        // 4. Base32 over the labels of one DNS name (a tunnel).
+        let b32 = Self.base32(c).lowercased()
+        let labels = [String(b32.prefix(14)), String(b32.dropFirst(14))]
+        let name = labels.joined(separator: ".") + ".t.tunnel-example.net"
+        frames.append(B.ethernet(B.ipv4(src: "10.0.0.5", dst: "10.0.0.1", proto: 17, payload: B.udp(53001, 53, B.dnsQuery(id: 7, name: name)))))
+        let dnsFrame = frames.count
+
+        let pcap = B.pcap(frames.enumerated().map { (seconds: UInt32(1_767_225_600 + $0.offset), micros: 0, bytes: $0.element) })
+        let engine = try RuleEngine(rules: RulePack.load(Corpus.repositoryRoot.appendingPathComponent("rules").path) + [Rule.canary(Self.canary, index: 1)])
+        let sink = FindingCollector()
+        let analyzer = try Analyzer(options: AnalysisOptions(), events: sink, rules: engine) { _, _, _ in }
+        let summary = analyzer.analyze(name: "canary.pcap", bytes: pcap)
+        #expect(summary.error == nil)
+
+        let canaries = sink.findings.filter { $0.rule.kind == "canary" }
+        for f in canaries { print("canary: \(f.field) \(f.match.encoding) frames \(f.origin.frame)-\(f.lastFrame) port \(f.origin.flow.responderPort)") }
+
+        let split = canaries.first { $0.origin.flow.responderPort == 80 && $0.field == "tcp.stream" && $0.origin.flow.originatorPort == 50001 }
+        #expect(split?.match.encoding == .plain)
+        #expect(split?.origin.frame == splitFrames[0] && split?.lastFrame == splitFrames[1])
+        #expect(split?.match.range.lowerBound == head.count + 21)   // stream offset of the canary
+
+        let gzip = canaries.first { $0.field == "http.request.body" }
+        #expect(gzip?.match.encoding == .plain && gzip?.origin.flow.originatorPort == 50002)
+        #expect(gzip?.origin.frame == gzFrames[0] && gzip?.lastFrame == gzFrames[1])
+
+        let uri = canaries.first { $0.origin.flow.originatorPort == 50003 }
+        #expect(uri?.match.encoding == .base64 && uri?.field == "tcp.stream")
+        #expect(uri?.origin.frame == uriFrames[0] && uri?.lastFrame == uriFrames[0])
+
+        let dns = canaries.first { $0.field == "dns.tunnel" }
+        #expect(dns?.match.encoding == .base32 && dns?.origin.frame == dnsFrame && dns?.lastFrame == dnsFrame)
+        #expect(dns.map { String(decoding: $0.domain ?? [], as: UTF8.self) } == "tunnel-example.net")
+        #expect(canaries.count == 4, "\(canaries.map(\.field))")
+    }
+}
+
+enum RuleEngineTestsSupport {
+    static func base32(_ bytes: [UInt8]) -> String {
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
+        var out = "", bits = 0, value = 0
+        for b in bytes {
+            value = (value << 8 | Int(b)) & 0xFFFF; bits += 8
+            while bits >= 5 { bits -= 5; out.append(alphabet[(value >> bits) & 31]) }
+        }
+        if bits > 0 { out.append(alphabet[(value << (5 - bits)) & 31]) }
+        return out
+    }
+}
