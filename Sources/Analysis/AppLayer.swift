@@ -20,7 +20,8 @@ public struct AppLimits: Sendable {
 final class Session {
     /// `raw`: TCP of no known protocol, kept only for the rules (bytes scanned as they
     /// are); it becomes http or tls if one of its first chunks shows it.
-    enum Kind: UInt8 { case dns, http, tls, quic, raw }
+    /// `ssh`: recognised by its banner, encrypted after it: named, not reassembled.
+    enum Kind: UInt8 { case dns, http, tls, quic, raw, ssh }
     var kind: Kind
     var origin: EventOrigin
     var originator = TCPStream()
@@ -125,7 +126,14 @@ final class AppLayer {
                 if ports.0 == 5353 || ports.1 == 5353 { session.flavour = "mdns" }
                 else if ports.0 == 5355 || ports.1 == 5355 { session.flavour = "llmnr" }
             }
-            session.service = kind == .tls ? "ssl" : kind == .dns ? "dns" : kind == .http ? "http" : kind == .quic ? "quic" : nil
+            session.service = switch kind {
+            case .tls: "ssl"
+            case .dns: "dns"
+            case .http: "http"
+            case .quic: "quic"
+            case .ssh: "ssh"
+            case .raw: nil
+            }
             session.scanRaw = scanner != nil && (kind == .http || kind == .raw)
             if kind == .http {
                 session.httpRequests = HTTPParser(isRequest: true, limits: limits.http)
@@ -139,6 +147,7 @@ final class AppLayer {
             counts.sessions += 1
         }
         if isTCP {
+            if session.kind == .ssh { return }
             tcp(p, session, fromOriginator: fromOriginator, timestamp: timestamp, frame: frame)
         } else if session.kind == .dns {
             dnsMessage(p.payload, session, fromOriginator: fromOriginator, timestamp: timestamp, frame: frame)
@@ -174,6 +183,7 @@ final class AppLayer {
             return nil
         }
         if onPort(53) && !HTTPParser.looksLikeRequest(b) { return .dns }
+        if Self.looksLikeSSH(b) { return .ssh }
         if TLSHelloCollector.looksLikeTLS(b) { return .tls }
         if fromOriginator ? HTTPParser.looksLikeRequest(b) : HTTPParser.looksLikeResponse(b) { return .http }
         // Undecided: look again at the next payloads (the server may speak first, or the
@@ -216,9 +226,15 @@ final class AppLayer {
             if case .data(let bytes) = chunk { tlsData(bytes, s, fromOriginator: fromOriginator, timestamp, frame, quic: false) }
         case .dns:
             dnsStreamChunk(chunk, s, fromOriginator: fromOriginator, timestamp, frame)
-        case .quic, .raw:
+        case .quic, .raw, .ssh:
             break
         }
+    }
+
+    /// The SSH identification string (RFC 4253 §4.2) opens both directions.
+    static func looksLikeSSH(_ b: UnsafeRawBufferPointer) -> Bool {
+        b.count >= 8 && b[0] == UInt8(ascii: "S") && b[1] == UInt8(ascii: "S") && b[2] == UInt8(ascii: "H")
+            && b[3] == UInt8(ascii: "-") && (b[4] == UInt8(ascii: "2") || b[4] == UInt8(ascii: "1"))
     }
 
     /// A raw session's first chunks may still show HTTP or TLS (the capture began
@@ -226,7 +242,13 @@ final class AppLayer {
     func reclassify(_ chunk: StreamChunk, _ s: Session, fromOriginator: Bool) {
         guard case .data(let b) = chunk, s.rawChunks < limits.classifyPackets else { return }
         s.rawChunks += 1
-        if TLSHelloCollector.looksLikeTLS(b) {
+        if Self.looksLikeSSH(b) {
+            s.kind = .ssh
+            s.service = "ssh"
+            s.scanRaw = false
+            closeScanStream(s, direction: 0)
+            closeScanStream(s, direction: 1)
+        } else if TLSHelloCollector.looksLikeTLS(b) {
             s.kind = .tls
             s.service = "ssl"
             s.scanRaw = false   // ciphertext follows the hellos

@@ -9,7 +9,7 @@ static inline pcre2_code *phonehome_pcre2_compile(const unsigned char *pattern, 
     return pcre2_compile(pattern, length, options, error_code, error_offset, NULL);
 }
 static inline int phonehome_pcre2_jit_compile(pcre2_code *code) {
-    return pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);
+    return pcre2_jit_compile(code, PCRE2_JIT_COMPLETE | PCRE2_JIT_PARTIAL_HARD);
 }
 static inline pcre2_match_data *phonehome_pcre2_match_data_create(pcre2_code *code) {
     return pcre2_match_data_create_from_pattern(code, NULL);

@@ -30,7 +30,8 @@ public final class PCRE2Regex {
             throw RuleError("pattern error at offset \(errorOffset): \(Self.message(errorCode))")
         }
         self.code = code
-        _ = phonehome_pcre2_jit_compile(code)   // falls back to the interpreter when JIT is unavailable
+        // Complete and partial (stream) matching; falls back to the interpreter without JIT.
+        _ = phonehome_pcre2_jit_compile(code)
         guard let data = phonehome_pcre2_match_data_create(code) else {
             phonehome_pcre2_code_free(code)
             throw RuleError("pattern error: no memory for match data")
@@ -52,20 +53,39 @@ public final class PCRE2Regex {
     /// The first match at or after `start` (anchored at `start` when asked), as a range of
     /// `subject`, or nil. Match limits or other run-time errors count as no match.
     public func firstMatch(in subject: UnsafeRawBufferPointer, from start: Int = 0, anchored: Bool = false) -> Range<Int>? {
-        guard start >= 0, start <= subject.count else { return nil }
+        if case .match(let r) = search(subject, from: start, options: anchored ? UInt32(PCRE2_ANCHORED) : 0) { return r }
+        return nil
+    }
+
+    public enum SearchResult {
+        case match(Range<Int>)
+        /// More bytes could complete or change a match that starts here.
+        case partial(Int)
+        case none
+    }
+
+    /// A search that knows the subject may continue (a stream): a match that more data
+    /// could still change, even one PCRE2 would complete now, is reported as `partial`.
+    public func searchStream(_ subject: UnsafeRawBufferPointer, from start: Int) -> SearchResult {
+        search(subject, from: start, options: UInt32(PCRE2_PARTIAL_HARD))
+    }
+
+    func search(_ subject: UnsafeRawBufferPointer, from start: Int, options: UInt32) -> SearchResult {
+        guard start >= 0, start <= subject.count else { return .none }
         guard let base = subject.baseAddress?.assumingMemoryBound(to: UInt8.self) else {
             // An empty subject without storage: give PCRE2 a real (empty) buffer.
-            return withUnsafeBytes(of: UInt8(0)) { firstMatch(in: UnsafeRawBufferPointer(rebasing: $0[0 ..< 0]), anchored: anchored) }
+            return withUnsafeBytes(of: UInt8(0)) { search(UnsafeRawBufferPointer(rebasing: $0[0 ..< 0]), from: 0, options: options) }
         }
-        let rc = phonehome_pcre2_match(code, base, subject.count, start, anchored ? UInt32(PCRE2_ANCHORED) : 0, matchData)
+        let rc = phonehome_pcre2_match(code, base, subject.count, start, options, matchData)
+        let ovector = phonehome_pcre2_ovector(matchData)!
+        if rc == PCRE2_ERROR_PARTIAL { return .partial(min(ovector[0], subject.count)) }
         guard rc > 0 else {
             if rc != PCRE2_ERROR_NOMATCH { errors += 1 }   // match or JIT stack limit: counted, not a match
-            return nil
+            return .none
         }
-        let ovector = phonehome_pcre2_ovector(matchData)!
         let lower = ovector[0], upper = ovector[1]
-        guard lower <= upper, upper <= subject.count else { return nil }
-        return lower ..< upper
+        guard lower <= upper, upper <= subject.count else { return .none }
+        return .match(lower ..< upper)
     }
 
     public func firstMatch(in bytes: [UInt8], from start: Int = 0, anchored: Bool = false) -> Range<Int>? {

@@ -54,8 +54,9 @@ public enum CanaryEncoding: String, CaseIterable, Sendable {
     case plain, url, base64, base32, hex
 }
 
-/// One detection rule as written in a pack.
-public struct Rule: Sendable {
+/// One detection rule as written in a pack. A class: findings carry their rule, and a
+/// reference is cheaper to pass around than the rule's arrays. Not changed once loaded.
+public final class Rule: @unchecked Sendable {
     public var id: String
     public var title: String
     /// The pack family: `canary`, `pii`, `secrets`, or a user's own.
@@ -84,6 +85,9 @@ public struct Rule: Sendable {
     public var domains: [String] = []
     /// For AWS key rules: only keys of these accounts (canary-token accounts) match.
     public var awsAccounts: [String] = []
+    /// Longest match worth confirming: bounds how far back PCRE2 looks from a hit and how
+    /// much of a stream is kept (default: the pattern's own bound, at most 8 KiB).
+    public var maxLength: Int?
     public var examplesMatch: [String] = []
     public var examplesNoMatch: [String] = []
     /// Where the rule was written (for error messages).
@@ -100,7 +104,7 @@ public struct Rule: Sendable {
 
     /// A canary rule for a string given on the command line.
     public static func canary(_ value: String, index: Int) -> Rule {
-        var r = Rule(id: "canary.cli.\(index)", title: "Canary string given with --canary", family: "canary",
+        let r = Rule(id: "canary.cli.\(index)", title: "Canary string given with --canary", family: "canary",
                      severity: .critical, kind: "canary")
         r.literal = value
         r.encodings = CanaryEncoding.allCases

@@ -12,6 +12,9 @@ public enum RuleLimits {
     public static let maxHitsPerScan = 10_000
     /// Default bytes scanned per stream direction (Suricata's stream depth is 1 MB too).
     public static let defaultScanDepth = 1 << 20
+    /// A stream's bytes are handed to Vectorscan in batches of this size (segments are
+    /// ~1.4 KB; each call has a fixed cost), or at the stream's end.
+    public static let scanBatch = 16 << 10
 }
 
 /// One confirmed match: the rule, where it is in the scanned bytes, how it was encoded.
@@ -153,7 +156,7 @@ public final class RuleEngine {
         if let pattern = rule.pattern {
             let regex = try PCRE2Regex(pattern, options: options)
             return [CompiledPattern(rule: index, encoding: .plain, expression: pattern, hsFlags: flags, regex: regex,
-                                    inHyperscan: false, maxWidth: maxWidth(pattern, flags))]
+                                    inHyperscan: false, maxWidth: min(maxWidth(pattern, flags), rule.maxLength ?? .max))]
         }
         guard let literal = rule.literal else { return [] }   // domain rules match names, not bytes
         guard !literal.isEmpty else { throw RuleError("empty `literal`") }
@@ -269,13 +272,24 @@ public final class RuleEngine {
             let minEnd = state.deferredFrom != nil ? state.checkedUpTo : state.checkedUpTo &+ 1
             if state.deferredFrom != nil && state.deferredFrom! < offset { counters.matchesBeyondWindow += 1 }
             var deferredFrom: Int? = nil
-            var at = max(from, offset) - offset
+            var lastMatchEnd = state.lastMatchEnd
+            var at = max(from, offset, state.deferredFrom == nil ? lastMatchEnd : Int.min) - offset
             var budget = RuleLimits.maxHitsPerScan
-            while budget > 0, at <= bytes.count, let r = p.regex.firstMatch(in: bytes, from: at) {
+            search: while budget > 0, at <= bytes.count {
                 budget -= 1
+                // In a stream, a match more bytes could still change waits for them.
+                let result = final ? (p.regex.firstMatch(in: bytes, from: at).map { PCRE2Regex.SearchResult.match($0) } ?? .none)
+                                   : p.regex.searchStream(bytes, from: at)
+                let r: Range<Int>
+                switch result {
+                case .match(let m): r = m
+                case .partial(let start): deferredFrom = start + offset; break search
+                case .none: break search
+                }
                 at = r.isEmpty ? r.upperBound + 1 : r.upperBound
                 guard r.upperBound + offset >= minEnd else { continue }
                 if !final && r.upperBound == bytes.count { deferredFrom = r.lowerBound + offset; break }
+                lastMatchEnd = r.upperBound + offset
                 if let m = accept(p, r, in: bytes) {
                     var shifted = m
                     shifted.range = (r.lowerBound + offset) ..< (r.upperBound + offset)
@@ -285,6 +299,7 @@ public final class RuleEngine {
             if budget == 0 { counters.hitsCapped += 1 }
             progress[stateIndex!].checkedUpTo = offset + bytes.count
             progress[stateIndex!].deferredFrom = deferredFrom
+            progress[stateIndex!].lastMatchEnd = lastMatchEnd
         }
     }
 
@@ -332,6 +347,9 @@ struct PatternProgress {
     var pattern: Int
     var checkedUpTo = Int.min
     var deferredFrom: Int? = nil
+    /// End of the last match PCRE2 returned (matches do not overlap): searching resumes
+    /// there rather than `maxWidth` before each new hit.
+    var lastMatchEnd = Int.min
 }
 
 /// A raw Vectorscan report: pattern index and stream offsets (`from` is not tracked).

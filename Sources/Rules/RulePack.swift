@@ -111,7 +111,7 @@ public enum RulePack {
         func rule(_ node: Node, family: String) throws(RuleError) -> Rule {
             guard case .mapping(let m) = node else { throw error("each rule is a mapping", node) }
             try allow(m, ["id", "title", "severity", "kind", "pattern", "literal", "flags", "validator", "context",
-                          "context_window", "require_context", "applies_to", "encodings", "domains", "aws_accounts", "examples"])
+                          "context_window", "require_context", "applies_to", "encodings", "domains", "aws_accounts", "max_length", "examples"])
             guard let id = try string(m, "id"), !id.isEmpty else { throw error("rule without `id`", node) }
             let line = node.mark?.line ?? 0
             func fail(_ message: String, _ at: Node?) -> RuleError { error("rule \(id): \(message)", at ?? node) }
@@ -119,7 +119,7 @@ public enum RulePack {
             guard let severity = Severity(rawValue: severityText) else {
                 throw fail("unknown severity `\(severityText)` (\(Severity.allCases.map(\.rawValue).joined(separator: ", ")))", m["severity"])
             }
-            var r = Rule(id: id, title: try string(m, "title") ?? id, family: family, severity: severity,
+            let r = Rule(id: id, title: try string(m, "title") ?? id, family: family, severity: severity,
                          kind: try string(m, "kind") ?? family)
             r.file = file
             r.line = line
@@ -150,6 +150,12 @@ public enum RulePack {
                 r.contextWindow = n
             }
             r.requireContext = try bool(m, "require_context") ?? false
+            if let w = m["max_length"] {
+                guard let n = w.int, (1...RuleLimits.maxMatchLength).contains(n) else {
+                    throw fail("`max_length` must be 1...\(RuleLimits.maxMatchLength)", w)
+                }
+                r.maxLength = n
+            }
             if r.requireContext && r.context.isEmpty { throw fail("`require_context` without `context` words", m["require_context"]) }
             if m["applies_to"] != nil {
                 var scopes = Set<Scope>()

@@ -1,26 +1,32 @@
-/// One direction of one flow (or one decoded HTTP body) scanned as a stream: a match that
-/// spans segments or chunks is found. Vectorscan keeps the matching state between chunks;
-/// the stream keeps the last `engine.window` bytes so that a hit can be confirmed and its
-/// value hashed, and the frame number where each chunk began.
+/// One direction of one flow (or one DNS tunnel) scanned as a stream: a match that spans
+/// segments is found. Vectorscan keeps the matching state between calls; the stream keeps
+/// the bytes not yet handed to it (up to `RuleLimits.scanBatch`) and the last
+/// `engine.window` bytes before them, so that a hit can be confirmed by PCRE2 and its
+/// value hashed; and the frame where each chunk began.
 public struct RuleStream {
     private var hsStream: OpaquePointer?
     /// Bytes at stream offsets `windowStart ..< end`.
     private var bytes: [UInt8] = []
     private var windowStart = 0
-    /// Stream offset of the next byte, i.e. how much was scanned.
+    /// Stream offset of the next byte, i.e. how much was fed.
     public private(set) var end = 0
+    /// Bytes before this offset were handed to Vectorscan.
+    private var scannedEnd = 0
     /// (stream offset, frame) where each chunk still in the window began.
     private var chunkFrames: [(offset: Int, frame: Int)] = []
     private var progress: [PatternProgress] = []
     public let scope: Scope
     public let depth: Int
+    /// Bytes fed before a scan is due: `RuleLimits.scanBatch`, or 0 to scan every chunk.
+    public let batch: Int
     public private(set) var closed = false
     /// True once the depth limit stopped the scan.
     public private(set) var truncated = false
 
-    public init(scope: Scope, depth: Int = RuleLimits.defaultScanDepth) {
+    public init(scope: Scope, depth: Int = RuleLimits.defaultScanDepth, batch: Int = RuleLimits.scanBatch) {
         self.scope = scope
         self.depth = depth
+        self.batch = batch
     }
 
     /// A match located in the stream.
@@ -30,7 +36,10 @@ public struct RuleStream {
         public var lastFrame: Int
     }
 
-    /// Scans the next in-order chunk, which arrived in `frame`.
+    /// Bytes this stream holds now (for memory accounting).
+    public var heldBytes: Int { bytes.capacity }
+
+    /// Takes the next in-order chunk, which arrived in `frame`; scans once a batch is due.
     public mutating func feed(_ chunk: UnsafeRawBufferPointer, frame: Int, engine: RuleEngine, _ emit: (Located) -> Void) {
         guard !closed, chunk.count > 0 else { return }
         var data = chunk
@@ -40,14 +49,10 @@ public struct RuleStream {
         }
         if data.count > 0 {
             if hsStream == nil && end == 0 { hsStream = engine.openStream() }
-            chunkFrames.append((end, frame))
+            if chunkFrames.last?.frame != frame { chunkFrames.append((end, frame)) }
             bytes.append(contentsOf: data)
             end += data.count
-            engine.collector.reset()
-            if let hsStream { engine.scanStream(hsStream, data) }
-            if engine.collector.capped { engine.counters.hitsCapped += 1 }
-            process(engine.collector.hits, engine: engine, final: false, emit)
-            trim(engine)
+            if end - scannedEnd >= batch { scan(engine: engine, emit) }
         }
         if truncated { close(engine: engine, emit) }
     }
@@ -56,10 +61,11 @@ public struct RuleStream {
         chunk.withUnsafeBytes { feed($0, frame: frame, engine: engine, emit) }
     }
 
-    /// Ends the stream: matches anchored at end of data and those waiting for more bytes
-    /// are decided now. Frees the Vectorscan state and the window.
+    /// Ends the stream: what is pending is scanned, matches anchored at the end of data and
+    /// those waiting for more bytes are decided now. Frees the Vectorscan state and bytes.
     public mutating func close(engine: RuleEngine, _ emit: (Located) -> Void) {
         guard !closed else { return }
+        scan(engine: engine, emit)
         closed = true
         engine.collector.reset()
         if let hsStream { engine.closeStream(hsStream) }
@@ -70,9 +76,24 @@ public struct RuleStream {
         progress = []
     }
 
+    /// Hands the pending bytes to Vectorscan and confirms its hits.
+    private mutating func scan(engine: RuleEngine, _ emit: (Located) -> Void) {
+        guard end > scannedEnd else { return }
+        engine.collector.reset()
+        if let hsStream {
+            bytes.withUnsafeBytes { all in
+                engine.scanStream(hsStream, UnsafeRawBufferPointer(rebasing: all[(scannedEnd - windowStart)...]))
+            }
+        }
+        scannedEnd = end
+        if engine.collector.capped { engine.counters.hitsCapped += 1 }
+        process(engine.collector.hits, engine: engine, final: false, emit)
+        trim(engine)
+    }
+
     private mutating func process(_ hits: [Hit], engine: RuleEngine, final: Bool, _ emit: (Located) -> Void) {
         var all = hits
-        // Patterns only PCRE2 takes are searched in every chunk.
+        // Patterns only PCRE2 takes are searched in every batch.
         for index in engine.pcreOnly { all.append(Hit(pattern: UInt32(index), to: end)) }
         if all.isEmpty && !progress.contains(where: { $0.deferredFrom != nil }) { return }
         var found: [RuleMatch] = []
@@ -92,13 +113,13 @@ public struct RuleStream {
         return f
     }
 
-    /// Keeps the last `window` bytes (and any deferred match's start); compacts lazily.
+    /// Keeps the last `window` bytes (and any deferred match's start).
     private mutating func trim(_ engine: RuleEngine) {
         var keepFrom = end - engine.window
         for p in progress { if let d = p.deferredFrom { keepFrom = min(keepFrom, d) } }
         keepFrom = max(keepFrom, end - RuleLimits.maxMatchLength)   // a match growing without end is cut
         let drop = keepFrom - windowStart
-        guard drop > 0, bytes.count > 2 * engine.window else { return }
+        guard drop > 0 else { return }
         bytes.removeFirst(drop)
         windowStart += drop
         // Keep the chunk that contains windowStart, drop those wholly before it.

@@ -68,3 +68,38 @@ import TestSupport
 extension Array where Element == Rule {
     func engineForTests() throws -> RuleEngine { try RuleEngine(rules: self) }
 }
+
+/// The whole labelled set as one stream, fed in chunks of varying size: the matches are
+/// exactly those of one whole-buffer scan (nothing lost or doubled at chunk seams, in
+/// batches, or when PCRE2 resumes after an earlier match).
+@Suite struct StreamEquivalenceTests {
+    @Test func streamEqualsBlockOnCorpus() throws {
+        let file = Corpus.root.appendingPathComponent("pii/payloads.jsonl")
+        let available = FileManager.default.fileExists(atPath: file.path)
+        try #require(available || !Corpus.isCI, "labelled PII set missing at \(file.path)")
+        guard available else { return }
+        let engine = try RulePack.load(Corpus.repositoryRoot.appendingPathComponent("rules").path).engineForTests()
+        var text: [UInt8] = []
+        for line in try String(contentsOf: file, encoding: .utf8).split(separator: "\n") {
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            text += Array((object["payload"] as? String ?? "").utf8) + [0x0A]
+        }
+        var whole: [String] = []
+        engine.scan(text, scope: .tcp) { whole.append("\($0.rule) \($0.range)") }
+        for (sizes, batch) in [([1448], RuleLimits.scanBatch), ([7, 100, 1, 3000], 0), ([65536], RuleLimits.scanBatch)] {
+            var stream = RuleStream(scope: .tcp, depth: 0, batch: batch)
+            var got: [String] = []
+            var at = 0, i = 0
+            while at < text.count {
+                let n = min(sizes[i % sizes.count], text.count - at)
+                stream.feed(Array(text[at ..< at + n]), frame: i, engine: engine) { got.append("\($0.match.rule) \($0.match.range)") }
+                at += n; i += 1
+            }
+            stream.close(engine: engine) { got.append("\($0.match.rule) \($0.match.range)") }
+            #expect(got.count == whole.count, "sizes \(sizes): \(got.count) matches vs \(whole.count)")
+            let onlyStream = Array(Set(got).subtracting(whole).sorted().prefix(5)), onlyBlock = Array(Set(whole).subtracting(got).sorted().prefix(5))
+            #expect(onlyStream.isEmpty && onlyBlock.isEmpty, "sizes \(sizes): only stream \(onlyStream), only block \(onlyBlock)")
+        }
+        #expect(whole.count > 2000)
+    }
+}
