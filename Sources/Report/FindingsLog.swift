@@ -32,20 +32,22 @@ public final class FindingsLog {
     }
 
     public func add(_ f: Finding) {
-        let digest = Masking.sha256(f.match.value)
+        let digest = Masking.digest(f.match.value)
         var h = Hasher()
         h.combine(f.origin.communityID)
         h.combine(f.origin.flow.input)
         h.combine(f.origin.fromOriginator)
-        h.combine(f.rule.id)
+        h.combine(ObjectIdentifier(f.rule))
         // Hasher is seeded per process: fine, the set lives for one run.
-        let key = Key(flow: UInt64(bitPattern: Int64(h.finalize())), value0: digest.prefix, value1: digest.suffix)
+        var value0: UInt64 = 0, value1: UInt64 = 0
+        for i in 0..<8 { value0 = value0 << 8 | UInt64(digest[i]); value1 = value1 << 8 | UInt64(digest[8 + i]) }
+        let key = Key(flow: UInt64(bitPattern: Int64(h.finalize())), value0: value0, value1: value1)
         if seen.contains(key) {
             repeats[f.rule.id, default: 0] += 1
             return
         }
         if seen.count < Self.maxKeys { seen.insert(key) } else { foldingStopped = true }
-        write(f, sha256: digest.hex)
+        write(f, sha256: Masking.hex(digest))
     }
 
     public func commit() throws {

@@ -5,19 +5,17 @@ import Crypto
 /// `4111 **** **** 1111`), never enough to reuse it; the SHA-256 of the raw bytes lets an
 /// auditor confirm a value they hold without the report holding it.
 public enum Masking {
-    public static func sha256Hex(_ bytes: [UInt8]) -> String { sha256(bytes).hex }
+    public static func sha256Hex(_ bytes: [UInt8]) -> String { hex(digest(bytes)) }
 
-    /// The digest as hex, and its first 16 bytes as two integers (a compact key).
-    public static func sha256(_ bytes: [UInt8]) -> (hex: String, prefix: UInt64, suffix: UInt64) {
-        var out = ""
-        out.reserveCapacity(64)
-        var a: UInt64 = 0, b: UInt64 = 0
-        for (i, byte) in SHA256.hash(data: bytes).enumerated() {
-            out.unicodeScalars.append(Unicode.Scalar(asciiHex(byte >> 4)))
-            out.unicodeScalars.append(Unicode.Scalar(asciiHex(byte & 0xF)))
-            if i < 8 { a = a << 8 | UInt64(byte) } else if i < 16 { b = b << 8 | UInt64(byte) }
+    public static func digest(_ bytes: [UInt8]) -> [UInt8] { Array(SHA256.hash(data: bytes)) }
+
+    public static func hex(_ digest: [UInt8]) -> String {
+        var out = [UInt8](repeating: 0, count: digest.count * 2)
+        for (i, byte) in digest.enumerated() {
+            out[2 * i] = asciiHex(byte >> 4)
+            out[2 * i + 1] = asciiHex(byte & 0xF)
         }
-        return (out, a, b)
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// The masked text of `raw` for a finding of `kind`. Always ASCII: other bytes are `*`.

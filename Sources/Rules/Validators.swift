@@ -5,7 +5,7 @@ import Foundation
 /// runs on the decoded text.
 public enum Validator: String, CaseIterable, Sendable {
     /// local@domain.tld with an alphabetic TLD that is not a file extension, and not a
-    /// documentation domain (example.com, .test, .invalid, .localhost).
+    /// documentation domain (example.*, .example, .test, .invalid, .localhost).
     case email
     /// Payment card number: issuer prefix and length, Luhn checksum.
     case luhn
@@ -45,18 +45,24 @@ public enum Validator: String, CaseIterable, Sendable {
                                               "tiff", "css", "js", "json", "map", "woff", "woff2", "ttf", "eot",
                                               "mp4", "webm", "mp3", "pdf", "zip", "gz", "tgz", "txt", "html", "htm",
                                               "xml", "yaml", "yml", "lock", "exe", "dll", "so", "py", "rb", "go"]
-    static let documentationDomains: Set<String> = ["example.com", "example.org", "example.net"]
     static let reservedTLDs: Set<String> = ["example", "test", "invalid", "localhost", "local", "internal"]
 
     static func email(_ b: [UInt8]) -> Bool {
         guard let at = b.firstIndex(of: UInt8(ascii: "@")), at > 0, at <= 64, b.count - at - 1 <= 253 else { return false }
-        let domain = String(decoding: b[(at + 1)...], as: UTF8.self).lowercased()
-        let labels = domain.split(separator: ".", omittingEmptySubsequences: false)
-        guard labels.count >= 2, labels.allSatisfy({ !$0.isEmpty && $0.count <= 63 }),
-              let tld = labels.last, (2...24).contains(tld.count), tld.allSatisfy(\.isLetter) else { return false }
-        if fileExtensions.contains(String(tld)) || reservedTLDs.contains(String(tld)) { return false }
-        if labels.count >= 2 && labels[labels.count - 2] == "example" { return false }
-        return !documentationDomains.contains(domain)
+        // Labels of the domain, checked on bytes (this runs for every candidate in mail traffic).
+        var labels: [Range<Int>] = []
+        var start = at + 1
+        for i in (at + 1)...b.count where i == b.count || b[i] == UInt8(ascii: ".") {
+            guard i > start, i - start <= 63 else { return false }
+            labels.append(start ..< i)
+            start = i + 1
+        }
+        guard labels.count >= 2, let tld = labels.last, (2...24).contains(tld.count),
+              b[tld].allSatisfy({ ($0 | 0x20) >= 0x61 && ($0 | 0x20) <= 0x7A }) else { return false }
+        func lower(_ r: Range<Int>) -> String { String(decoding: b[r].map { $0 | 0x20 }, as: UTF8.self) }
+        let tldText = lower(tld)
+        if fileExtensions.contains(tldText) || reservedTLDs.contains(tldText) { return false }
+        return lower(labels[labels.count - 2]) != "example"
     }
 
     // MARK: Payment cards
