@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Benchmark (not a test): phonehome against the read floor and tcpdump on the shared
-# ~2 GB capture, in one run, hot page cache. Builds the capture if it is missing.
+# Benchmark (not a test): phonehome against the read floor, tcpdump and ngrep on the
+# shared ~2 GB capture, in one run, hot page cache. Builds the capture if it is missing.
 # Usage: bench/run.sh [CAPTURE]   (default: $PHONEHOME_BENCH or /tmp/phonehome-bench/bench.pcap)
 # Needs: apt-get install -y tcpreplay wireshark-common tcpdump ngrep
 set -euo pipefail
@@ -31,8 +31,11 @@ best() { # name, command... : best of 3 wall times, peak RSS of the best run
 best "cat (read floor)" cat "$cap"
 best "tcpdump -r X -w /dev/null" tcpdump -r "$cap" -w /dev/null
 best "phonehome analyze (flows, community_id; no app layer, no hash)" $bin analyze -q --no-input-hash --no-app-layer "$cap" -o "$out/a"
-best "phonehome analyze (+ DNS/HTTP/TLS/QUIC, no hash)" $bin analyze -q --no-input-hash "$cap" -o "$out/b"
-best "phonehome analyze (default: + SHA-256 of input)" $bin analyze -q "$cap" -o "$out/c"
+best "phonehome analyze (+ DNS/HTTP/TLS/QUIC, rules off, no hash)" $bin analyze -q --no-input-hash --no-rules "$cap" -o "$out/b"
+best "phonehome analyze (+ default rule packs, no hash)" $bin analyze -q --no-input-hash "$cap" -o "$out/r"
+best "phonehome analyze (default: rules + SHA-256 of input)" $bin analyze -q "$cap" -o "$out/c"
+# ngrep with one email regex over each packet (no reassembly, no other rule).
+best "ngrep -q -I X -W none EMAIL-REGEX" ngrep -q -I "$cap" -W none '[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}'
 # tshark name extraction takes minutes on 2 GB: once, only when asked; then the ratio of
 # the app-layer run to it and how far the extracted names agree.
 if [ "${PHONEHOME_BENCH_TSHARK:-0}" = 1 ]; then
@@ -52,6 +55,9 @@ awk -F'\t' -v mb="$mb" -v frames="${frames:-0}" '
         for (i = 1; i <= NR; i++)
             printf "%-58s %8.2f %9.0f %9.2f %10.0f %11.2fx %11.2fx\n", name[i], s[i], mb/s[i], frames/s[i]/1e6, rss[i]/1024, floor/s[i], tcpdump/s[i]
     }' "$out/times.tsv"
+awk -F'\t' -v mb="$mb" '/rules off, no hash/ { off=$2 } /default rule packs, no hash/ { on=$2 } /^ngrep/ { ng=$2 }
+    END { printf "\nrules off %.0f MB/s, rules on %.0f MB/s; rules on vs ngrep (one regex): %.2fx\n", mb/off, mb/on, ng/on }' "$out/times.tsv"
+echo "findings (default packs): $(wc -l < "$out/r/findings.jsonl") lines"
 if [ -f "$out/tshark-names.tsv" ]; then
     awk -F'\t' '/DNS\/HTTP\/TLS/ { app=$2; appk=$3 } /^tshark/ { t=$2; tk=$3 }
         END { printf "\napp layer vs tshark: %.1fx faster, %.1fx less peak memory\n\n", t/app, tk/appk }' "$out/times.tsv"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the libFuzzer targets for a given time each (default 60 s). Targets: engine (the
 # whole capture engine, seeded from ../shared/corpora/pcap and samples/), dns, http, tls,
-# quic (the parsers alone); "all" runs them one after another. Corpora grow in
+# quic (the parsers alone), rulepack (the YAML rule loader, seeded with rules/), rules
+# (the default packs over the input, whole and streamed); "all" runs them one after another. Corpora grow in
 # fuzz-corpus/TARGET, crashes land in fuzz-crashes/ (replay one with
 # `swift run phonehome-fuzz FILE` and PHONEHOME_FUZZ_TARGET set).
 # Usage: scripts/fuzz.sh [SECONDS] [TARGET|all]
@@ -20,6 +21,8 @@ mkdir -p fuzz-crashes
 seed_parsers() { # a few well-formed messages, so the parser targets start past the basics
     local d=fuzz-corpus/$1; mkdir -p "$d"
     case $1 in
+    rules) # a few positives of the default packs
+        printf 'xPOST /a HTTP/1.1\r\n\r\n{"mail":"jane.doe@corp-mail.net","card":"4111 1111 1111 1111","k":"AKIAIOSFODNN7EXAMPLE"}' > "$d/seed-pii" ;;
     http)
         printf 'xGET /a?b=1 HTTP/1.1\r\nHost: example.com\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n' > "$d/seed-request"
         printf 'xHTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Encoding: gzip\r\n\r\nhello' > "$d/seed-response" ;;
@@ -36,12 +39,14 @@ run() {
         -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=2048 -timeout=30 \
         -artifact_prefix="fuzz-crashes/$target-" -print_final_stats=1
 }
-for target in engine dns http tls quic; do
+for target in engine dns http tls quic rulepack rules; do
     [ "$which" = all ] || [ "$which" = "$target" ] || continue
     if [ "$target" = engine ]; then
         seeds=(samples)
         [ -d ../shared/corpora/pcap ] && seeds+=(../shared/corpora/pcap)
         run engine "${seeds[@]}"
+    elif [ "$target" = rulepack ]; then
+        run rulepack rules
     else
         seed_parsers "$target"
         run "$target"

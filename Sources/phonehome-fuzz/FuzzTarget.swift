@@ -1,5 +1,6 @@
 import Analysis
 import Protocols
+import Rules
 import Foundation
 
 /// The fuzz targets. `PHONEHOME_FUZZ_TARGET` picks one (default `engine`); each must
@@ -15,6 +16,10 @@ enum FuzzTarget: String, CaseIterable {
     case tls
     /// QUIC long headers and Initial unprotection, CRYPTO stream reassembly, the hello.
     case quic
+    /// The rule-pack loader (YAML, fields, patterns through PCRE2's compiler).
+    case rulepack
+    /// The default packs over the input, whole and as a stream cut in pieces.
+    case rules
 
     static let selected: FuzzTarget = {
         let name = ProcessInfo.processInfo.environment["PHONEHOME_FUZZ_TARGET"] ?? "engine"
@@ -32,6 +37,8 @@ enum FuzzTarget: String, CaseIterable {
         case .http: Self.http(bytes)
         case .tls: Self.tls(bytes)
         case .quic: Self.quic(bytes)
+        case .rulepack: Self.rulepack(bytes)
+        case .rules: Self.rules(bytes)
         }
     }
 
@@ -115,6 +122,24 @@ enum FuzzTarget: String, CaseIterable {
                 hello.body.withUnsafeBytes { _ = ClientHello.decode($0) }
             }
         }
+    }
+}
+
+extension FuzzTarget {
+    static func rulepack(_ bytes: [UInt8]) {
+        guard let rules = try? RulePack.parse(String(decoding: bytes, as: UTF8.self), file: "fuzz.yaml") else { return }
+        for rule in rules { if let p = rule.pattern { _ = try? PCRE2Regex(p) } }
+    }
+
+    /// The default packs (from `rules/` of the working directory), compiled once.
+    nonisolated(unsafe) static let defaultRules: RuleEngine? = try? RuleEngine(rules: RulePack.load("rules"))
+
+    static func rules(_ bytes: [UInt8]) {
+        guard let engine = defaultRules else { return }
+        engine.scan(bytes, scope: .file) { _ in }
+        var stream = RuleStream(scope: .tcp, depth: 0, batch: Int(bytes.first ?? 0) * 64)
+        for (i, piece) in pieces(bytes).enumerated() { stream.feed(Array(piece), frame: i, engine: engine) { _ in } }
+        stream.close(engine: engine) { _ in }
     }
 }
 

@@ -195,7 +195,7 @@ struct Analyze: ParsableCommand {
         print("phonehome: \(summaries.count) input(s), \(frames) frames, \(flows) flows in \(String(format: "%.2f", seconds)) s"
               + (seconds > 0 ? String(format: " (%.0f MB/s)", Double(bytes) / 1e6 / seconds) : ""))
         for l in lines { print(l) }
-        print("  evidence: \(out)/manifest.json, conn.jsonl, dns.jsonl, http.jsonl, tls.jsonl, anomalies.jsonl")
+        print("  evidence: \(out)/manifest.json, conn.jsonl, dns.jsonl, http.jsonl, tls.jsonl, findings.jsonl, anomalies.jsonl")
     }
 
     func fail(_ message: String, _ status: Int32) -> Never {
