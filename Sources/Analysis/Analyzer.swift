@@ -87,12 +87,14 @@ public final class Analyzer {
     let scanner: RuleScanner?
 
     /// `rules`: the compiled packs; nil runs no rules (findings need the app layer).
+    /// `scanBudget`: bytes the rule streams may hold at once (tests lower it).
     public init(options: AnalysisOptions, events: AppEventSink? = nil, rules: RuleEngine? = nil,
+                scanBudget: Int = RuleLimits.maxHeldBytes,
                 flowSink: @escaping (Flow, EvictionReason, FlowApplication?) -> Void) throws(FilterError) {
         self.options = options
         self.flowSink = flowSink
         self.events = events
-        scanner = options.appLayer ? rules.map { RuleScanner(engine: $0, depth: options.scanDepth) } : nil
+        scanner = options.appLayer ? rules.map { RuleScanner(engine: $0, depth: options.scanDepth, budget: ScanBudget(limit: scanBudget)) } : nil
         filter = try options.filter.map { expression throws(FilterError) in try BPFFilter(expression) }
     }
 
@@ -197,7 +199,11 @@ public final class Analyzer {
 
         summary = run.summary
         summary.counts = run.counts
-        if let scanner { summary.scan = scanner.counts }
+        if let scanner {
+            summary.scan = scanner.counts
+            summary.scan.peakHeldBytes = scanner.budget.peak
+            summary.scan.pressureTrims = scanner.budget.pressureTrims
+        }
         summary.linkTypes = reader.linkTypes
         summary.sections = reader.sections
         // Capture-level anomalies first, then decode anomalies, each in file order.

@@ -30,6 +30,9 @@ public struct ScanCounts: Sendable {
     public var depthReached = 0
     public var findings = 0
     public var dnsTunnelEvictions = 0
+    /// Most bytes the rule streams held at once, and how often the cap shrank a window.
+    public var peakHeldBytes = 0
+    public var pressureTrims = 0
     public init() {}
 }
 
@@ -39,6 +42,7 @@ public struct ScanCounts: Sendable {
 final class RuleScanner {
     let engine: RuleEngine
     let depth: Int
+    let budget: ScanBudget
     var counts = ScanCounts()
     /// (client, parent domain) → the joined data labels of its queries, as a stream.
     var tunnels: [TunnelKey: TunnelEntry] = [:]
@@ -65,9 +69,10 @@ final class RuleScanner {
         }
     }
 
-    init(engine: RuleEngine, depth: Int) {
+    init(engine: RuleEngine, depth: Int, budget: ScanBudget) {
         self.engine = engine
         self.depth = depth
+        self.budget = budget
     }
 
     /// Whole-buffer scan of one field; domain rules too when the field is a name.
@@ -111,7 +116,7 @@ final class RuleScanner {
         } else {
             if tunnels.count >= Self.maxTunnels { evictOlderHalf(emit) }
             counts.streams += 1
-            entry = TunnelEntry(stream: RuleStream(scope: .dnsQueryName, depth: depth), lastSeen: timestamp, origin: origin)
+            entry = TunnelEntry(stream: RuleStream(scope: .dnsQueryName, depth: depth, budget: budget), lastSeen: timestamp, origin: origin)
             tunnels[key] = entry
         }
         entry.lastSeen = timestamp
@@ -181,7 +186,7 @@ extension AppLayer {
                     scanner.counts.depthReached += 1
                     return
                 }
-                s.scan.streams[d] = RuleStream(scope: .tcp, depth: remaining)
+                s.scan.streams[d] = RuleStream(scope: .tcp, depth: remaining, budget: scanner.budget)
                 s.scan.base[d] = s.scan.position[d]
                 scanner.counts.streams += 1
             }

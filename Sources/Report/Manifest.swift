@@ -138,12 +138,14 @@ public struct Manifest {
         w.field("anomaly_details_truncated", input.anomalies.detailsTruncated)
         w.field("rules_scan_depth_reached", input.scan.depthReached)
         w.field("dns_tunnel_table_evictions", input.scan.dnsTunnelEvictions)
+        w.field("rules_memory_cap_trims", input.scan.pressureTrims)
         w.endObject()
         if rules != nil {
             w.beginObject("rules_scan")
             w.field("streams", input.scan.streams)
             w.field("bytes_scanned", input.scan.bytesScanned)
             w.field("matches", input.scan.findings)
+            w.field("peak_held_bytes", input.scan.peakHeldBytes)
             w.endObject()
         }
         w.beginObject("anomalies")

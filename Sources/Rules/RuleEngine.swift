@@ -15,6 +15,10 @@ public enum RuleLimits {
     /// A stream's bytes are handed to Vectorscan in batches of this size (segments are
     /// ~1.4 KB; each call has a fixed cost), or at the stream's end.
     public static let scanBatch = 16 << 10
+    /// Bytes all streams of a run may hold (windows and pending batches) before they scan
+    /// at once and shrink their look-back to `pressureWindow`.
+    public static let maxHeldBytes = 64 << 20
+    public static let pressureWindow = 512
 }
 
 /// One confirmed match: the rule, where it is in the scanned bytes, how it was encoded.

@@ -3,6 +3,26 @@
 /// the bytes not yet handed to it (up to `RuleLimits.scanBatch`) and the last
 /// `engine.window` bytes before them, so that a hit can be confirmed by PCRE2 and its
 /// value hashed; and the frame where each chunk began.
+/// Bytes held by all the streams of one run, against a cap. Over it, streams scan what
+/// they have at once instead of batching and keep only `RuleLimits.pressureWindow` bytes
+/// of look-back: memory stays bounded whatever the number of open flows, at the price of
+/// long matches spanning segments (counted in `pressureTrims`).
+public final class ScanBudget {
+    public let limit: Int
+    public private(set) var held = 0
+    public private(set) var peak = 0
+    public fileprivate(set) var pressureTrims = 0
+
+    public init(limit: Int = RuleLimits.maxHeldBytes) { self.limit = limit }
+
+    var underPressure: Bool { held > limit }
+
+    fileprivate func add(_ n: Int) {
+        held += n
+        if held > peak { peak = held }
+    }
+}
+
 public struct RuleStream {
     private var hsStream: OpaquePointer?
     /// Bytes at stream offsets `windowStart ..< end`.
@@ -19,14 +39,19 @@ public struct RuleStream {
     public let depth: Int
     /// Bytes fed before a scan is due: `RuleLimits.scanBatch`, or 0 to scan every chunk.
     public let batch: Int
+    let budget: ScanBudget?
+    /// Bytes this stream has counted in the budget.
+    private var counted = 0
     public private(set) var closed = false
     /// True once the depth limit stopped the scan.
     public private(set) var truncated = false
 
-    public init(scope: Scope, depth: Int = RuleLimits.defaultScanDepth, batch: Int = RuleLimits.scanBatch) {
+    public init(scope: Scope, depth: Int = RuleLimits.defaultScanDepth, batch: Int = RuleLimits.scanBatch,
+                budget: ScanBudget? = nil) {
         self.scope = scope
         self.depth = depth
         self.batch = batch
+        self.budget = budget
     }
 
     /// A match located in the stream.
@@ -52,7 +77,8 @@ public struct RuleStream {
             if chunkFrames.last?.frame != frame { chunkFrames.append((end, frame)) }
             bytes.append(contentsOf: data)
             end += data.count
-            if end - scannedEnd >= batch { scan(engine: engine, emit) }
+            account()
+            if end - scannedEnd >= batch || budget?.underPressure == true { scan(engine: engine, emit) }
         }
         if truncated { close(engine: engine, emit) }
     }
@@ -74,6 +100,15 @@ public struct RuleStream {
         bytes = []
         chunkFrames = []
         progress = []
+        account()
+    }
+
+    /// Brings the budget in line with what this stream holds now.
+    private mutating func account() {
+        guard let budget else { return }
+        let now = bytes.count
+        budget.add(now - counted)
+        counted = now
     }
 
     /// Hands the pending bytes to Vectorscan and confirms its hits.
@@ -115,7 +150,12 @@ public struct RuleStream {
 
     /// Keeps the last `window` bytes (and any deferred match's start).
     private mutating func trim(_ engine: RuleEngine) {
-        var keepFrom = end - engine.window
+        var lookBack = engine.window
+        if let budget, budget.underPressure, lookBack > RuleLimits.pressureWindow {
+            lookBack = RuleLimits.pressureWindow
+            budget.pressureTrims += 1
+        }
+        var keepFrom = end - lookBack
         for p in progress { if let d = p.deferredFrom { keepFrom = min(keepFrom, d) } }
         keepFrom = max(keepFrom, end - RuleLimits.maxMatchLength)   // a match growing without end is cut
         let drop = keepFrom - windowStart
@@ -124,5 +164,7 @@ public struct RuleStream {
         windowStart += drop
         // Keep the chunk that contains windowStart, drop those wholly before it.
         while chunkFrames.count > 1 && chunkFrames[1].offset <= windowStart { chunkFrames.removeFirst() }
+        if bytes.capacity > 4 * max(bytes.count, 1024) { bytes = Array(bytes) }   // give back a batch's worth
+        account()
     }
 }

@@ -1,6 +1,7 @@
 import Analysis
 import Flows
 import Protocols
+import Rules
 import Testing
 import Wire
 import TestSupport
@@ -124,5 +125,50 @@ import TestSupport
         #expect(summary.reassemblyPeakBytes > 0)
         #expect(summary.reassemblyPeakBytes <= limits.perDirectionBytes)
         #expect(summary.reassemblyCapGaps > 0)
+    }
+}
+
+/// Rule streams under many open connections: what they hold stays under the run's cap.
+@Suite struct RuleMemoryBoundTests {
+    /// 8,000 connections stay open, each client sending 20 KB in two segments before any
+    /// closes: held in batches this would be 160 MB; the cap (here 16 MiB) makes streams
+    /// scan at once and shrink their look-back, and says so; a token in the last segment
+    /// of each connection is still found.
+    @Test func manyOpenStreamsStayUnderTheCap() throws {
+        let flows = 8_000
+        let token = Array(" ghp_ya6VBiSZPk41c31U0jF5aLMarRasafo9sV4N\r\n".utf8)
+        let part = [UInt8](repeating: UInt8(ascii: "a"), count: 10_000)
+        func addr(_ i: Int) -> String { "10.\(1 + i / 65536).\(i / 256 % 256).\(i % 256)" }
+        // Round 0: SYNs; round 1: first 10 KB; round 2: second 10 KB ending in the token.
+        let source = GeneratedCapture { i in
+            guard i < 3 * flows else { return nil }
+            let round = i / flows, f = i % flows
+            let seq: UInt32 = 1 + UInt32(round == 2 ? part.count : 0)
+            switch round {
+            case 0: return MemoryBoundTests.segment(addr(f), "192.0.2.1", 40000, 9999, toServer: true, seq: 0, ack: 0, flags: TCPFlag.syn)
+            case 1: return MemoryBoundTests.segment(addr(f), "192.0.2.1", 40000, 9999, toServer: true, seq: seq, ack: 0,
+                                                    flags: TCPFlag.ack, payload: part)
+            default: return MemoryBoundTests.segment(addr(f), "192.0.2.1", 40000, 9999, toServer: true, seq: seq, ack: 0,
+                                                     flags: TCPFlag.ack, payload: part + token)
+            }
+        }
+        final class Count: AppEventSink {
+            var findings = 0
+            func dns(_ t: DNSTransaction) {}
+            func http(_ t: HTTPTransaction) {}
+            func tls(_ t: TLSHandshake) {}
+            func finding(_ f: Finding) { if f.rule.kind == "github_token" { findings += 1 } }
+        }
+        let sink = Count()
+        let engine = try Rules.RuleEngine(rules: Rules.RulePack.load(Corpus.repositoryRoot.appendingPathComponent("rules").path))
+        let analyzer = try Analyzer(options: AnalysisOptions(), events: sink, rules: engine, scanBudget: 16 << 20) { _, _, _ in }
+        let summary = analyzer.analyze(name: "generated-open-streams", source: source)
+        #expect(summary.error == nil)
+        #expect(sink.findings == flows)
+        #expect(summary.scan.pressureTrims > 0)
+        // Over the cap each stream keeps at most its 512-byte look-back (plus one chunk
+        // being scanned): 16 MiB + 8,000 × 512 B here, against 160 MB without the cap.
+        #expect(summary.scan.peakHeldBytes <= (16 << 20) + flows * RuleLimits.pressureWindow + 64 << 10,
+                "\(summary.scan.peakHeldBytes)")
     }
 }
