@@ -4,8 +4,7 @@ import Foundation
 /// matched bytes, which may be percent/form-encoded (`%40`, `+` for space): the check
 /// runs on the decoded text.
 public enum Validator: String, CaseIterable, Sendable {
-    /// local@domain.tld with an alphabetic TLD that is not a file extension, and not a
-    /// documentation domain (example.*, .example, .test, .invalid, .localhost).
+    /// local@domain.tld with an alphabetic TLD that is not a file extension.
     case email
     /// Payment card number: issuer prefix and length, Luhn checksum.
     case luhn
@@ -45,7 +44,6 @@ public enum Validator: String, CaseIterable, Sendable {
                                               "tiff", "css", "js", "json", "map", "woff", "woff2", "ttf", "eot",
                                               "mp4", "webm", "mp3", "pdf", "zip", "gz", "tgz", "txt", "html", "htm",
                                               "xml", "yaml", "yml", "lock", "exe", "dll", "so", "py", "rb", "go"]
-    static let reservedTLDs: Set<String> = ["example", "test", "invalid", "localhost", "local", "internal"]
 
     static func email(_ b: [UInt8]) -> Bool {
         guard let at = b.firstIndex(of: UInt8(ascii: "@")), at > 0, at <= 64, b.count - at - 1 <= 253 else { return false }
@@ -59,10 +57,10 @@ public enum Validator: String, CaseIterable, Sendable {
         }
         guard labels.count >= 2, let tld = labels.last, (2...24).contains(tld.count),
               b[tld].allSatisfy({ ($0 | 0x20) >= 0x61 && ($0 | 0x20) <= 0x7A }) else { return false }
-        func lower(_ r: Range<Int>) -> String { String(decoding: b[r].map { $0 | 0x20 }, as: UTF8.self) }
-        let tldText = lower(tld)
-        if fileExtensions.contains(tldText) || reservedTLDs.contains(tldText) { return false }
-        return lower(labels[labels.count - 2]) != "example"
+        // A file name (icon@2x.png, pkg@1.2.3.tgz) is not an address. Documentation and
+        // reserved domains (example.org, .test) are kept: planted test values use them.
+        let tldText = String(decoding: b[tld].map { $0 | 0x20 }, as: UTF8.self)
+        return !fileExtensions.contains(tldText)
     }
 
     // MARK: Payment cards
@@ -155,6 +153,13 @@ public enum Validator: String, CaseIterable, Sendable {
         guard b.first == UInt8(ascii: "+") else { return false }
         let d = digits(b)
         guard (8...15).contains(d.count), d[0] != 0 else { return false }
+        // Numbers in code and styles (+10000000000, +2147483647 ...) are not phone numbers:
+        // a run of six equal digits does not occur in assigned numbers.
+        var run = 1
+        for i in 1..<d.count {
+            run = d[i] == d[i - 1] ? run + 1 : 1
+            if run >= 6 { return false }
+        }
         let text = String(decoding: d.map { $0 + 0x30 }, as: UTF8.self)
         for length in 1...3 {
             let code = String(text.prefix(length))
