@@ -95,25 +95,29 @@ final class RuleScanner {
         bytes.withUnsafeBytes { scanField($0, scope: scope, field: field, origin: origin, lastFrame: lastFrame, emit) }
     }
 
-    /// DNS tunnels: the labels left of the parent domain (the last two labels, three
-    /// under a two-letter second-level such as co.uk) are data; those of successive
-    /// queries from one client under one parent are scanned as one stream, so a canary
-    /// encoded over many labels or many queries is found whole.
+    /// DNS tunnels: the labels left of the parent domain (the registered domain — last
+    /// two labels, three under a short second level such as co.uk — and the short labels
+    /// just left of it) are data; those of successive queries from one client under one
+    /// parent are scanned as one stream, so a canary encoded over many labels or many
+    /// queries is found whole.
     func tunnelQuery(_ name: [UInt8], client: IPAddress, origin: EventOrigin, timestamp: Int64, frame: Int,
                      _ emit: (Finding) -> Void) {
         let labels = name.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
         var parentLabels = 2
         if labels.count >= 3, labels[labels.count - 2].count <= 3, labels[labels.count - 1].count == 2 { parentLabels = 3 }
+        // Short labels just left of the registered domain (t., c., ns1.) are the tunnel's
+        // zone, not data: dnscat- and iodine-style names put the data first.
+        while labels.count > parentLabels + 1, labels[labels.count - parentLabels - 1].count <= 3 { parentLabels += 1 }
         guard labels.count > parentLabels else { return }
         let data = labels.dropLast(parentLabels).joined()
-        // Short prefixes (www, api, CDN shard names) carry no data worth a stream.
-        guard data.count >= Self.minTunnelData else { return }
         let parent = String(decoding: Array(labels.suffix(parentLabels).joined(separator: [UInt8(ascii: ".")])), as: UTF8.self).lowercased()
         let key = TunnelKey(client: client, parent: parent)
         let entry: TunnelEntry
         if let existing = tunnels[key] {
-            entry = existing
+            entry = existing   // once followed, every query counts (the last piece is often short)
         } else {
+            // Short prefixes (www, api, CDN shard names) do not start a tunnel stream.
+            guard data.count >= Self.minTunnelData else { return }
             if tunnels.count >= Self.maxTunnels { evictOlderHalf(emit) }
             counts.streams += 1
             entry = TunnelEntry(stream: RuleStream(scope: .dnsQueryName, depth: depth, budget: budget), lastSeen: timestamp, origin: origin)

@@ -98,8 +98,36 @@ final class FindingCollector: AppEventSink {
 
         let dns = canaries.first { $0.field == "dns.tunnel" }
         #expect(dns?.match.encoding == .base32 && dns?.origin.frame == dnsFrame && dns?.lastFrame == dnsFrame)
-        #expect(dns.map { String(decoding: $0.domain ?? [], as: UTF8.self) } == "tunnel-example.net")
+        #expect(dns.map { String(decoding: $0.domain ?? [], as: UTF8.self) } == "t.tunnel-example.net")
         #expect(canaries.count == 4, "\(canaries.map(\.field))")
+    }
+}
+
+extension CanaryCaptureTests {
+    /// Base32 of the canary spread over three queries (different source ports, as stub
+    /// resolvers send them) under one parent: found once, from the first query's frame
+    /// to the last one's; unrelated lookups between them do not break the stream.
+    @Test func canaryOverSuccessiveQueries() throws {
+        let b32 = Self.base32(Array(Self.canary.utf8)).lowercased()
+        let parts = [String(b32.prefix(12)), String(b32.dropFirst(12).prefix(12)), String(b32.dropFirst(24))]
+        var frames: [[UInt8]] = []
+        func query(_ name: String, _ port: Int, _ id: Int) {
+            frames.append(B.ethernet(B.ipv4(src: "10.0.0.5", dst: "10.0.0.1", proto: 17,
+                                            payload: B.udp(port, 53, B.dnsQuery(id: id, name: name)))))
+        }
+        query("\(parts[0]).c.exfil-example.org", 53101, 1)
+        query("www.example.net", 53102, 2)
+        query("\(parts[1]).c.exfil-example.org", 53103, 3)
+        query("\(parts[2]).c.exfil-example.org", 53104, 4)
+        let pcap = B.pcap(frames.enumerated().map { (seconds: UInt32(1_767_225_600 + $0.offset), micros: 0, bytes: $0.element) })
+        let engine = try RuleEngine(rules: [Rule.canary(Self.canary, index: 1)])
+        let sink = FindingCollector()
+        let analyzer = try Analyzer(options: AnalysisOptions(), events: sink, rules: engine) { _, _, _ in }
+        _ = analyzer.analyze(name: "tunnel.pcap", bytes: pcap)
+        let hits = sink.findings.filter { $0.field == "dns.tunnel" }
+        #expect(hits.count == 1)
+        #expect(hits.first?.match.encoding == .base32 && hits.first?.origin.frame == 1 && hits.first?.lastFrame == 4)
+        #expect(hits.first.map { String(decoding: $0.domain ?? [], as: UTF8.self) } == "c.exfil-example.org")
     }
 }
 
