@@ -208,10 +208,10 @@ final class AppLayer {
         }
         if fromOriginator {
             s.originator.segment(seq: p.seq, syn: syn, fin: fin, captured: p.payload, claimedLength: p.claimedPayloadLength,
-                                 budget: budget) { deliver($0, s, fromOriginator: true, timestamp, frame) }
+                                 frame: frame, budget: budget) { deliver($0, s, fromOriginator: true, timestamp, frame) }
         } else {
             s.responder.segment(seq: p.seq, syn: syn, fin: fin, captured: p.payload, claimedLength: p.claimedPayloadLength,
-                                budget: budget) { deliver($0, s, fromOriginator: false, timestamp, frame) }
+                                frame: frame, budget: budget) { deliver($0, s, fromOriginator: false, timestamp, frame) }
         }
     }
 
@@ -223,7 +223,7 @@ final class AppLayer {
         case .http:
             httpChunk(chunk, s, fromOriginator: fromOriginator, timestamp, frame)
         case .tls:
-            if case .data(let bytes) = chunk { tlsData(bytes, s, fromOriginator: fromOriginator, timestamp, frame, quic: false) }
+            if case .data(let bytes, _) = chunk { tlsData(bytes, s, fromOriginator: fromOriginator, timestamp, frame, quic: false) }
         case .dns:
             dnsStreamChunk(chunk, s, fromOriginator: fromOriginator, timestamp, frame)
         case .quic, .raw, .ssh:
@@ -240,7 +240,7 @@ final class AppLayer {
     /// A raw session's first chunks may still show HTTP or TLS (the capture began
     /// mid-stream, or the server spoke first): then the session becomes that protocol.
     func reclassify(_ chunk: StreamChunk, _ s: Session, fromOriginator: Bool) {
-        guard case .data(let b) = chunk, s.rawChunks < limits.classifyPackets else { return }
+        guard case .data(let b, _) = chunk, s.rawChunks < limits.classifyPackets else { return }
         s.rawChunks += 1
         if Self.looksLikeSSH(b) {
             s.kind = .ssh
@@ -325,7 +325,7 @@ final class AppLayer {
         case .gap:
             s.dnsStreamBroken[d] = true   // framing lost
             s.dnsStream[d] = []
-        case .data(let bytes):
+        case .data(let bytes, _):
             // Taken out of the session while parsed, so appending does not copy it.
             var buffer: [UInt8] = []
             swap(&buffer, &s.dnsStream[d])
@@ -350,7 +350,7 @@ final class AppLayer {
     func httpChunk(_ chunk: StreamChunk, _ s: Session, fromOriginator: Bool, _ timestamp: Int64, _ frame: Int) {
         if s.httpTunnel {
             // After CONNECT: the tunnel usually carries TLS; its hello names the target.
-            if case .data(let bytes) = chunk { tlsData(bytes, s, fromOriginator: fromOriginator, timestamp, frame, quic: false) }
+            if case .data(let bytes, _) = chunk { tlsData(bytes, s, fromOriginator: fromOriginator, timestamp, frame, quic: false) }
             return
         }
         events.removeAll(keepingCapacity: true)
@@ -358,12 +358,12 @@ final class AppLayer {
         // window on every segment.
         if fromOriginator {
             switch chunk {
-            case .data(let bytes): s.httpRequests?.feed(bytes, &events)
+            case .data(let bytes, _): s.httpRequests?.feed(bytes, &events)
             case .gap(let n): s.httpRequests?.gap(n, &events)
             }
         } else {
             switch chunk {
-            case .data(let bytes): s.httpResponses?.feed(bytes, &events)
+            case .data(let bytes, _): s.httpResponses?.feed(bytes, &events)
             case .gap(let n): s.httpResponses?.gap(n, &events)
             }
         }

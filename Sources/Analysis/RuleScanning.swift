@@ -180,7 +180,7 @@ extension AppLayer {
         case .gap(let n):
             closeScanStream(s, direction: d)
             s.scan.position[d] += n
-        case .data(let bytes):
+        case .data(let bytes, let chunkFrame):
             defer { s.scan.position[d] += bytes.count }
             guard !s.scan.stopped[d] else { return }
             if s.scan.streams[d] == nil {
@@ -196,7 +196,7 @@ extension AppLayer {
             }
             scanner.counts.bytesScanned += bytes.count
             let base = s.scan.base[d]
-            s.scan.streams[d]!.feed(bytes, frame: frame, engine: scanner.engine) { located in
+            s.scan.streams[d]!.feed(bytes, frame: chunkFrame, engine: scanner.engine) { located in
                 emitStreamFinding(located, s, fromOriginator: fromOriginator, base: base)
             }
             if s.scan.streams[d]!.truncated {

@@ -22,7 +22,9 @@ public final class ReassemblyBudget {
 
 /// What a stream hands to its consumer, in stream order.
 public enum StreamChunk {
-    case data(UnsafeRawBufferPointer)
+    /// In-order bytes, with the frame that carried them (a segment held out of order keeps
+    /// its own frame, not that of the segment that filled the hole before it).
+    case data(UnsafeRawBufferPointer, frame: Int)
     /// Bytes that will never arrive (lost, never captured, cut by snaplen).
     case gap(Int)
 }
@@ -39,7 +41,7 @@ public struct TCPStream {
     public private(set) var started = false
     var nextSeq: UInt32 = 0
     /// Out-of-order segments, sorted by sequence number, not overlapping each other.
-    var pending: [(seq: UInt32, bytes: [UInt8])] = []
+    var pending: [(seq: UInt32, bytes: [UInt8], frame: Int)] = []
     var pendingBytes = 0
     public private(set) var deliveredBytes = 0
     public private(set) var missedBytes = 0
@@ -60,7 +62,7 @@ public struct TCPStream {
     /// Accounts a segment. `captured` is what the capture holds of a payload whose
     /// length on the wire was `claimedLength` (a snaplen cut makes the rest a gap).
     public mutating func segment(seq: UInt32, syn: Bool, fin: Bool, captured: UnsafeRawBufferPointer,
-                                 claimedLength: Int, budget: ReassemblyBudget,
+                                 claimedLength: Int, frame: Int = 0, budget: ReassemblyBudget,
                                  _ deliver: (StreamChunk) -> Void) {
         var seq = seq
         if syn {
@@ -80,12 +82,12 @@ public struct TCPStream {
             let already = UInt32(-Int64(offset))
             if already >= length { retransmittedBytes &+= claimedLength; return }
             retransmittedBytes &+= Int(already)
-            deliverInOrder(captured, claimedLength: claimedLength, skip: Int(already), deliver)
+            deliverInOrder(captured, claimedLength: claimedLength, skip: Int(already), frame: frame, deliver)
             drain(deliver, budget: budget)
             return
         }
         // Future data: hold a copy until the hole before it fills.
-        hold(seq: seq, captured: captured, claimedLength: claimedLength, budget: budget, deliver)
+        hold(seq: seq, captured: captured, claimedLength: claimedLength, frame: frame, budget: budget, deliver)
     }
 
     /// The peer acknowledged up to `ack`: bytes before it that we never saw are lost
@@ -119,10 +121,10 @@ public struct TCPStream {
         pendingBytes = 0
     }
 
-    mutating func deliverInOrder(_ captured: UnsafeRawBufferPointer, claimedLength: Int, skip: Int,
+    mutating func deliverInOrder(_ captured: UnsafeRawBufferPointer, claimedLength: Int, skip: Int, frame: Int,
                                  _ deliver: (StreamChunk) -> Void) {
         if skip < captured.count {
-            deliver(.data(UnsafeRawBufferPointer(rebasing: captured[skip...])))
+            deliver(.data(UnsafeRawBufferPointer(rebasing: captured[skip...]), frame: frame))
             deliveredBytes &+= captured.count - skip
         }
         let cut = claimedLength - max(skip, captured.count)
@@ -133,7 +135,7 @@ public struct TCPStream {
         nextSeq = nextSeq &+ UInt32(truncatingIfNeeded: claimedLength - skip)
     }
 
-    mutating func hold(seq: UInt32, captured: UnsafeRawBufferPointer, claimedLength: Int,
+    mutating func hold(seq: UInt32, captured: UnsafeRawBufferPointer, claimedLength: Int, frame: Int,
                        budget: ReassemblyBudget, _ deliver: (StreamChunk) -> Void) {
         // A snaplen-cut segment out of order: keep what was captured; the cut part is a
         // hole that the next segment's arrival or the end of the flow settles.
@@ -175,7 +177,7 @@ public struct TCPStream {
                 drain(deliver, budget: budget)
             } else {
                 skipTo(seq, deliver)
-                bytes.withUnsafeBytes { deliverInOrder($0, claimedLength: $0.count, skip: 0, deliver) }
+                bytes.withUnsafeBytes { deliverInOrder($0, claimedLength: $0.count, skip: 0, frame: frame, deliver) }
                 drain(deliver, budget: budget)
                 return
             }
@@ -184,13 +186,13 @@ public struct TCPStream {
             if offset <= 0 {
                 let already = Int(-offset)
                 if already < bytes.count {
-                    bytes.withUnsafeBytes { deliverInOrder($0, claimedLength: $0.count, skip: already, deliver) }
+                    bytes.withUnsafeBytes { deliverInOrder($0, claimedLength: $0.count, skip: already, frame: frame, deliver) }
                 }
                 drain(deliver, budget: budget)
                 return
             }
         }
-        pending.insert((seq, bytes), at: min(insertAt, pending.count))
+        pending.insert((seq, bytes, frame), at: min(insertAt, pending.count))
         pendingBytes += bytes.count
         budget.bufferedBytes += bytes.count
         if budget.bufferedBytes > budget.peakBufferedBytes { budget.peakBufferedBytes = budget.bufferedBytes }
@@ -215,7 +217,7 @@ public struct TCPStream {
             budget.bufferedBytes -= first.bytes.count
             let already = Int(-offset)
             if already >= first.bytes.count { retransmittedBytes &+= first.bytes.count; continue }
-            first.bytes.withUnsafeBytes { deliverInOrder($0, claimedLength: $0.count, skip: already, deliver) }
+            first.bytes.withUnsafeBytes { deliverInOrder($0, claimedLength: $0.count, skip: already, frame: first.frame, deliver) }
         }
     }
 }

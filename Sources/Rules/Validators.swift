@@ -4,7 +4,8 @@ import Foundation
 /// matched bytes, which may be percent/form-encoded (`%40`, `+` for space): the check
 /// runs on the decoded text.
 public enum Validator: String, CaseIterable, Sendable {
-    /// local@domain.tld with an alphabetic TLD that is not a file extension.
+    /// local@domain.tld with an alphabetic TLD that is not a file extension or a
+    /// special-use TLD (.example, .test, .invalid, .localhost).
     case email
     /// Payment card number: issuer prefix and length, Luhn checksum.
     case luhn
@@ -40,6 +41,7 @@ public enum Validator: String, CaseIterable, Sendable {
 
     // MARK: Email
 
+    static let specialUseTLDs: Set<String> = ["example", "test", "invalid", "localhost"]
     static let fileExtensions: Set<String> = ["png", "jpg", "jpeg", "gif", "svg", "webp", "ico", "bmp", "tif",
                                               "tiff", "css", "js", "json", "map", "woff", "woff2", "ttf", "eot",
                                               "mp4", "webm", "mp3", "pdf", "zip", "gz", "tgz", "txt", "html", "htm",
@@ -57,10 +59,12 @@ public enum Validator: String, CaseIterable, Sendable {
         }
         guard labels.count >= 2, let tld = labels.last, (2...24).contains(tld.count),
               b[tld].allSatisfy({ ($0 | 0x20) >= 0x61 && ($0 | 0x20) <= 0x7A }) else { return false }
-        // A file name (icon@2x.png, pkg@1.2.3.tgz) is not an address. Documentation and
-        // reserved domains (example.org, .test) are kept: planted test values use them.
+        // A file name (icon@2x.png, pkg@1.2.3.tgz) is not an address, nor is one under a
+        // special-use TLD that can never deliver mail (RFC 6761: .example, .test, .invalid,
+        // .localhost; generators fill synthetic traffic with them). Documentation domains
+        // (example.com/org/net) are kept: answer keys plant them as stand-ins for people.
         let tldText = String(decoding: b[tld].map { $0 | 0x20 }, as: UTF8.self)
-        return !fileExtensions.contains(tldText)
+        return !fileExtensions.contains(tldText) && !specialUseTLDs.contains(tldText)
     }
 
     // MARK: Payment cards

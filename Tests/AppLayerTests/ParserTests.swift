@@ -219,7 +219,7 @@ func dnsResponseFixture() -> [UInt8] {
         for (a, b) in segments {
             Array(data[a..<b]).withUnsafeBytes { bytes in
                 stream.segment(seq: 1000 + UInt32(a), syn: false, fin: false, captured: bytes, claimedLength: b - a,
-                               budget: budget) { if case .data(let d) = $0 { out += d } }
+                               budget: budget) { if case .data(let d, _) = $0 { out += d } }
             }
         }
         #expect(out == data)
@@ -234,12 +234,12 @@ func dnsResponseFixture() -> [UInt8] {
         for (seq, text) in [(UInt32(100), "abc"), (UInt32(110), "xyz")] {
             Array(text.utf8).withUnsafeBytes { bytes in
                 stream.segment(seq: seq, syn: false, fin: false, captured: bytes, claimedLength: 3, budget: budget) {
-                    switch $0 { case .data(let d): log.append(String(decoding: d, as: UTF8.self)); case .gap(let n): log.append("gap \(n)") }
+                    switch $0 { case .data(let d, _): log.append(String(decoding: d, as: UTF8.self)); case .gap(let n): log.append("gap \(n)") }
                 }
             }
         }
         stream.finish(budget: budget) {
-            switch $0 { case .data(let d): log.append(String(decoding: d, as: UTF8.self)); case .gap(let n): log.append("gap \(n)") }
+            switch $0 { case .data(let d, _): log.append(String(decoding: d, as: UTF8.self)); case .gap(let n): log.append("gap \(n)") }
         }
         #expect(log == ["abc", "gap 7", "xyz"])
         #expect(stream.missedBytes == 7)
@@ -257,7 +257,7 @@ func dnsResponseFixture() -> [UInt8] {
             stream.segment(seq: 0, syn: false, fin: false, captured: bytes, claimedLength: 1000, budget: budget) { _ in }
             for i in 0 ..< 20_000 {   // every segment leaves a 1-byte hole before it
                 stream.segment(seq: UInt32(1001 + i * 1001), syn: false, fin: false, captured: bytes, claimedLength: 1000,
-                               budget: budget) { if case .data(let d) = $0 { delivered += d.count } }
+                               budget: budget) { if case .data(let d, _) = $0 { delivered += d.count } }
                 #expect(budget.bufferedBytes <= limits.perDirectionBytes)
             }
         }

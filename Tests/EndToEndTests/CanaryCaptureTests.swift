@@ -131,6 +131,32 @@ extension CanaryCaptureTests {
     }
 }
 
+extension CanaryCaptureTests {
+    /// The second half of the canary arrives first (reordered in the capture): the frames
+    /// reported are those that carried its first and its last byte.
+    @Test func outOfOrderHalvesKeepTheirFrames() throws {
+        let payload = Array("POST /x HTTP/1.1\r\nHost: h.example.net\r\nContent-Length: 40\r\n\r\nv=\(Self.canary)&more=1234567890123".utf8)
+        let cut = payload.count - 25
+        let c2s = { (p: [UInt8]) in B.ethernet(B.ipv4(src: "10.0.0.5", dst: "198.51.100.9", proto: 6, payload: p)) }
+        let s2c = { (p: [UInt8]) in B.ethernet(B.ipv4(src: "198.51.100.9", dst: "10.0.0.5", proto: 6, payload: p)) }
+        let frames: [[UInt8]] = [
+            c2s(B.tcp(50010, 80, seq: 100, ack: 0, flags: 0x02)),
+            s2c(B.tcp(80, 50010, seq: 900, ack: 101, flags: 0x12)),
+            c2s(B.tcp(50010, 80, seq: 101 + UInt32(cut), ack: 901, flags: 0x18, payload: Array(payload[cut...]))),   // frame 3
+            c2s(B.tcp(50010, 80, seq: 101, ack: 901, flags: 0x18, payload: Array(payload[..<cut]))),                    // frame 4
+            c2s(B.tcp(50010, 80, seq: 101 + UInt32(payload.count), ack: 901, flags: 0x11)),
+        ]
+        let pcap = B.pcap(frames.enumerated().map { (seconds: UInt32(1_767_225_600 + $0.offset), micros: 0, bytes: $0.element) })
+        let engine = try RuleEngine(rules: [Rule.canary(Self.canary, index: 1)])
+        let sink = FindingCollector()
+        let analyzer = try Analyzer(options: AnalysisOptions(), events: sink, rules: engine) { _, _, _ in }
+        _ = analyzer.analyze(name: "reordered.pcap", bytes: pcap)
+        let hit = sink.findings.first { $0.field == "tcp.stream" }
+        #expect(sink.findings.count == 1)
+        #expect(hit?.origin.frame == 4 && hit?.lastFrame == 3)
+    }
+}
+
 enum RuleEngineTestsSupport {
     static func base32(_ bytes: [UInt8]) -> String {
         let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
