@@ -196,24 +196,27 @@ extension AppLayer {
             }
             scanner.counts.bytesScanned += bytes.count
             let base = s.scan.base[d]
-            s.scan.streams[d]!.feed(bytes, frame: chunkFrame, engine: scanner.engine) { located in
+            guard var stream = s.scan.streams[d] else { return }
+            s.scan.streams[d] = nil   // out while fed, so its buffers are not copied
+            stream.feed(bytes, frame: chunkFrame, engine: scanner.engine) { located in
                 emitStreamFinding(located, s, fromOriginator: fromOriginator, base: base)
             }
-            if s.scan.streams[d]!.truncated {
+            if stream.truncated {
                 s.scan.stopped[d] = true
-                s.scan.streams[d] = nil
                 scanner.counts.depthReached += 1
+            } else {
+                s.scan.streams[d] = stream
             }
         }
     }
 
     func closeScanStream(_ s: Session, direction d: Int) {
-        guard let scanner, s.scan.streams[d] != nil else { return }
+        guard let scanner, var stream = s.scan.streams[d] else { return }
+        s.scan.streams[d] = nil
         let base = s.scan.base[d]
-        s.scan.streams[d]!.close(engine: scanner.engine) { located in
+        stream.close(engine: scanner.engine) { located in
             emitStreamFinding(located, s, fromOriginator: d == 0, base: base)
         }
-        s.scan.streams[d] = nil
     }
 
     func emitStreamFinding(_ located: RuleStream.Located, _ s: Session, fromOriginator: Bool, base: Int) {

@@ -77,7 +77,7 @@ public final class PCRE2Regex {
             return withUnsafeBytes(of: UInt8(0)) { search(UnsafeRawBufferPointer(rebasing: $0[0 ..< 0]), from: 0, options: options) }
         }
         let rc = phonehome_pcre2_match(code, base, subject.count, start, options, matchData)
-        let ovector = phonehome_pcre2_ovector(matchData)!
+        guard let ovector = phonehome_pcre2_ovector(matchData) else { return .none }
         if rc == PCRE2_ERROR_PARTIAL { return .partial(min(ovector[0], subject.count)) }
         guard rc > 0 else {
             if rc != PCRE2_ERROR_NOMATCH { errors += 1 }   // match or JIT stack limit: counted, not a match

@@ -44,9 +44,17 @@ public enum Scope: String, CaseIterable, Sendable {
 public enum Severity: String, CaseIterable, Sendable, Comparable {
     case info, low, medium, high, critical
 
-    public static func < (a: Severity, b: Severity) -> Bool {
-        allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
+    var rank: Int {
+        switch self {
+        case .info: 0
+        case .low: 1
+        case .medium: 2
+        case .high: 3
+        case .critical: 4
+        }
     }
+
+    public static func < (a: Severity, b: Severity) -> Bool { a.rank < b.rank }
 }
 
 /// How a canary's bytes can appear on the wire. Matching is exact on the encoded form.

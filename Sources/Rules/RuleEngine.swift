@@ -266,12 +266,14 @@ public final class RuleEngine {
         starts.sort { $0.pattern < $1.pattern }
         for (pattern, from) in starts {
             let p = patterns[pattern]
-            var stateIndex = progress.firstIndex { $0.pattern == pattern }
-            if stateIndex == nil {
+            let stateIndex: Int
+            if let i = progress.firstIndex(where: { $0.pattern == pattern }) {
+                stateIndex = i
+            } else {
                 progress.append(PatternProgress(pattern: pattern))
                 stateIndex = progress.count - 1
             }
-            let state = progress[stateIndex!]
+            let state = progress[stateIndex]
             // Ends already judged are skipped; a deferred match ends exactly at the old end.
             let minEnd = state.deferredFrom != nil ? state.checkedUpTo : state.checkedUpTo &+ 1
             if state.deferredFrom != nil && state.deferredFrom! < offset { counters.matchesBeyondWindow += 1 }
@@ -301,9 +303,9 @@ public final class RuleEngine {
                 }
             }
             if budget == 0 { counters.hitsCapped += 1 }
-            progress[stateIndex!].checkedUpTo = offset + bytes.count
-            progress[stateIndex!].deferredFrom = deferredFrom
-            progress[stateIndex!].lastMatchEnd = lastMatchEnd
+            progress[stateIndex].checkedUpTo = offset + bytes.count
+            progress[stateIndex].deferredFrom = deferredFrom
+            progress[stateIndex].lastMatchEnd = lastMatchEnd
         }
     }
 
