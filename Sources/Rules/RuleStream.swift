@@ -67,6 +67,18 @@ public struct RuleStream {
     /// Takes the next in-order chunk, which arrived in `frame`; scans once a batch is due.
     public mutating func feed(_ chunk: UnsafeRawBufferPointer, frame: Int, engine: RuleEngine, _ emit: (Located) -> Void) {
         guard !closed, chunk.count > 0 else { return }
+        // A large chunk (a file read, a reassembled burst) is scanned a batch at a time, so
+        // the per-call hit limits apply to a batch, not to the whole chunk.
+        let slice = max(batch, 4096)
+        if chunk.count > slice {
+            var at = 0
+            while at < chunk.count && !closed {
+                let n = min(slice, chunk.count - at)
+                feed(UnsafeRawBufferPointer(rebasing: chunk[at ..< at + n]), frame: frame, engine: engine, emit)
+                at += n
+            }
+            return
+        }
         var data = chunk
         if depth > 0 && end + chunk.count > depth {
             data = UnsafeRawBufferPointer(rebasing: chunk[..<max(0, depth - end)])

@@ -63,27 +63,44 @@ struct RulesCommand: ParsableCommand {
                 FileHandle.standardError.write(Data("phonehome: \(error.description)\n".utf8))
                 throw ExitCode(ExitStatus.rulesInvalid)
             }
-            let data: Data
+            // Read and scanned as a stream (1 MiB reads, 16 KiB batches): any size, stdin too,
+            // and no per-call hit cap on a large log.
+            let handle: FileHandle
             if file == "-" {
-                data = FileHandle.standardInput.readDataToEndOfFile()
+                handle = FileHandle.standardInput
             } else {
-                guard let d = FileManager.default.contents(atPath: file) else {
+                guard let h = FileHandle(forReadingAtPath: file) else {
                     FileHandle.standardError.write(Data("phonehome: \(file): cannot read\n".utf8))
                     throw ExitCode(ExitStatus.inputUnreadable)
                 }
-                data = d
+                handle = h
             }
             let w = JSONWriter()
             var count = 0
-            [UInt8](data).withUnsafeBytes { bytes in
-                engine.scan(bytes, scope: .file) { match in
-                    w.beginObject()
-                    FindingFields.write(w, rule: engine.rules[match.rule], match: match)
-                    w.endObject()
-                    w.newline()
-                    count += 1
+            func emit(_ located: RuleStream.Located) {
+                w.beginObject()
+                FindingFields.write(w, rule: engine.rules[located.match.rule], match: located.match)
+                w.endObject()
+                w.newline()
+                count += 1
+                if w.view.count > 1 << 20 {
+                    FileHandle.standardOutput.write(Data(w.bytes))
+                    w.reset()
                 }
             }
+            var stream = RuleStream(scope: .file, depth: 0)
+            var chunkIndex = 0
+            while true {
+                let chunk: Data
+                do { chunk = try handle.read(upToCount: 1 << 20) ?? Data() } catch {
+                    FileHandle.standardError.write(Data("phonehome: \(file): \(error.localizedDescription)\n".utf8))
+                    throw ExitCode(ExitStatus.inputUnreadable)
+                }
+                if chunk.isEmpty { break }
+                chunkIndex += 1
+                stream.feed([UInt8](chunk), frame: chunkIndex, engine: engine, emit)
+            }
+            stream.close(engine: engine, emit)
             FileHandle.standardOutput.write(Data(w.bytes))
             if count > 0 { throw ExitCode(ExitStatus.findings) }
         }

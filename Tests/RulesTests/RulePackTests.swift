@@ -154,6 +154,18 @@ import TestSupport
         return out
     }
 
+    /// A large input fed in one piece is scanned a batch at a time: 60,000 card numbers
+    /// are 60,000 matches, not the per-call hit limit.
+    @Test func largeChunkIsNotCapped() throws {
+        let engine = try Self.engine()
+        let text = Array(String(repeating: "4111111111111111 ", count: 60_000).utf8)
+        var stream = RuleStream(scope: .file, depth: 0)
+        var n = 0
+        stream.feed(text, frame: 1, engine: engine) { _ in n += 1 }
+        stream.close(engine: engine) { _ in n += 1 }
+        #expect(n == 60_000)
+    }
+
     @Test func masking() {
         #expect(Masking.mask(Array("john.doe@example-mail.com".utf8), kind: "email") == "j*******@e***********.com")
         #expect(Masking.mask(Array("4111 1111 1111 1111".utf8), kind: "payment_card") == "4111 **** **** 1111")
