@@ -1,6 +1,7 @@
 import Analysis
 import Capture
 import Foundation
+import Rules
 
 /// Tool identity written into every manifest.
 public enum ToolInfo {
@@ -20,6 +21,9 @@ public struct Manifest {
     public var outputs: [String: Int]
     /// The rule packs used (`RuleSources.describe`, rule count, engine summary); nil without rules.
     public var rules: (sources: String, count: Int, engine: String)?
+    /// What the engine gave up on, over the whole run.
+    public var ruleCounters = RuleCounters()
+    public var pcre2Errors = 0
     /// Findings lines and folded repeats by rule id; whether folding stopped at its limit.
     public var findings: (lines: [String: Int], repeats: [String: Int], foldingStopped: Bool) = ([:], [:], false)
 
@@ -70,6 +74,13 @@ public struct Manifest {
             }
             w.endObject()
             w.field("repeat_folding_stopped", findings.foldingStopped)
+            w.beginObject("limits_hit")
+            w.field("hits_over_per_call_limit", ruleCounters.hitsCapped)
+            w.field("matches_starting_before_window", ruleCounters.matchesBeyondWindow)
+            w.field("pcre2_resource_errors", pcre2Errors)
+            w.field("vectorscan_errors", ruleCounters.scanErrors)
+            w.endObject()
+            w.field("validator_rejects", ruleCounters.validatorRejects)
             w.endObject()
         }
         w.beginArray("inputs")

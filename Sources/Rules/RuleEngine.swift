@@ -45,6 +45,7 @@ public struct RuleCounters: Sendable {
     public var matchesBeyondWindow = 0
     public var validatorRejects = 0
     public var scanErrors = 0
+    public init() {}
 }
 
 /// One compiled search pattern: a rule's regex, or one encoded form of a canary literal.
@@ -143,6 +144,9 @@ public final class RuleEngine {
     }
 
     public var pcreOnlyCount: Int { pcreOnly.count }
+
+    /// PCRE2 searches that stopped on a resource limit (counted as no match).
+    public var pcre2Errors: Int { patterns.reduce(0) { $0 + $1.regex.errors } }
 
     /// Stream state bytes per open stream (0 without a stream database).
     public var streamStateSize: Int {
@@ -276,7 +280,7 @@ public final class RuleEngine {
             let state = progress[stateIndex]
             // Ends already judged are skipped; a deferred match ends exactly at the old end.
             let minEnd = state.deferredFrom != nil ? state.checkedUpTo : state.checkedUpTo &+ 1
-            if state.deferredFrom != nil && state.deferredFrom! < offset { counters.matchesBeyondWindow += 1 }
+            if let d = state.deferredFrom, d < offset { counters.matchesBeyondWindow += 1 }
             var deferredFrom: Int? = nil
             var lastMatchEnd = state.lastMatchEnd
             var at = max(from, offset, state.deferredFrom == nil ? lastMatchEnd : Int.min) - offset

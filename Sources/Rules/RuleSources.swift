@@ -50,10 +50,15 @@ public struct RuleSources: Sendable {
         try RuleEngine(rules: load())
     }
 
-    /// A digest of every rule's source text, for the manifest.
+    /// Which packs were used, for the manifest.
     public func describe() -> String {
         var parts: [String] = []
-        if useDefaults { parts.append("defaults(\(Self.defaultDirectory() ?? "missing"))") }
+        if useDefaults {
+            // Pack names only: no path of the analysing machine in the outputs.
+            let names = Self.defaultDirectory().flatMap { try? FileManager.default.contentsOfDirectory(atPath: $0) }?
+                .filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }.sorted() ?? []
+            parts.append("default packs (\(names.joined(separator: ", ")))")
+        }
         parts += paths
         if !canaries.isEmpty { parts.append("\(canaries.count) --canary") }
         return parts.joined(separator: ", ")

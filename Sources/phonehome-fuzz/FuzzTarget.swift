@@ -45,7 +45,9 @@ enum FuzzTarget: String, CaseIterable {
     static func engine(_ bytes: [UInt8]) {
         var options = AnalysisOptions()
         options.flowLimits.maxFlows = 1024
-        guard let analyzer = try? Analyzer(options: options, flowSink: { _, _, _ in }) else { return }
+        // With the default packs when `rules/` is at hand (the script runs from the repo):
+        // raw sessions, rule streams, DNS tunnels and decoded bodies are exercised too.
+        guard let analyzer = try? Analyzer(options: options, rules: defaultRules, flowSink: { _, _, _ in }) else { return }
         _ = analyzer.analyze(name: "fuzz", bytes: bytes)
     }
 

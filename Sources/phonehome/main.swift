@@ -139,7 +139,11 @@ struct Analyze: ParsableCommand {
                                     options: options, outputs: ["conn.jsonl": conn.lines, "dns.jsonl": appLogs.dnsLines,
                                               "http.jsonl": appLogs.httpLines, "tls.jsonl": appLogs.tlsLines,
                                               "findings.jsonl": appLogs.findings.lines])
-            if let engine { manifest.rules = (ruleOptions.sources.describe(), engine.rules.count, engine.summary) }
+            if let engine {
+                manifest.rules = (ruleOptions.sources.describe(), engine.rules.count, engine.summary)
+                manifest.ruleCounters = engine.counters
+                manifest.pcre2Errors = engine.pcre2Errors
+            }
             manifest.findings = (appLogs.findings.byRule, appLogs.findings.repeats, appLogs.findings.foldingStopped)
             let file = try OutputFile(directory: out, name: "manifest.json")
             file.write(manifest.render())
