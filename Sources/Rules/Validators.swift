@@ -175,15 +175,26 @@ public enum Validator: String, CaseIterable, Sendable {
     // MARK: Private addresses
 
     static func privateIP(_ b: [UInt8]) -> Bool {
-        let text = String(decoding: b, as: UTF8.self)
-        if text.contains(":") { return privateIPv6(text) }
-        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 4 else { return false }
+        if b.contains(UInt8(ascii: ":")) { return privateIPv6(String(decoding: b, as: UTF8.self)) }
+        // Dotted quad on bytes (every dotted number in a payload comes through here).
         var octets: [Int] = []
-        for p in parts {
-            guard !p.isEmpty, p.count <= 3, let v = Int(p), v <= 255, !(p.count > 1 && p.first == "0") else { return false }
-            octets.append(v)
+        octets.reserveCapacity(4)
+        var value = 0, digits = 0, leadingZero = false
+        for c in b + [UInt8(ascii: ".")] {
+            if c == UInt8(ascii: ".") {
+                guard digits > 0, !(leadingZero && digits > 1), value <= 255, octets.count < 4 else { return false }
+                octets.append(value)
+                value = 0; digits = 0
+            } else if c >= 0x30 && c <= 0x39 {
+                if digits == 0 { leadingZero = c == 0x30 }
+                value = value * 10 + Int(c - 0x30)
+                digits += 1
+                guard digits <= 3 else { return false }
+            } else {
+                return false
+            }
         }
+        guard octets.count == 4 else { return false }
         switch (octets[0], octets[1]) {
         case (10, _), (127, _): return true
         case (172, 16...31), (192, 168), (169, 254): return true

@@ -174,6 +174,17 @@ import TestSupport
         #expect(Masking.sha256Hex(Array("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
     }
 
+    @Test func validators() {
+        func ok(_ v: Validator, _ text: String) -> Bool { v.check(Array(text.utf8)) }
+        #expect(ok(.privateIP, "10.0.0.1") && ok(.privateIP, "100.64.0.1") && ok(.privateIP, "172.31.255.255") && ok(.privateIP, "fd12:3456::1"))
+        #expect(!ok(.privateIP, "010.1.1.1") && !ok(.privateIP, "192.168.300.1") && !ok(.privateIP, "172.32.0.1") && !ok(.privateIP, "8.8.8.8"))
+        #expect(ok(.luhn, "4111 1111 1111 1111") && !ok(.luhn, "4111 1111 1111 1112"))
+        #expect(ok(.iban, "GB82 WEST 1234 5698 7654 32") && !ok(.iban, "GB82 WEST 1234 5698 7654 33"))
+        #expect(ok(.ssn, "078-05-1120") && !ok(.ssn, "666-05-1120") && !ok(.ssn, "078-00-1120"))
+        #expect(ok(.e164, "+1-202-555-0143") && !ok(.e164, "+1 000000 0000") && !ok(.e164, "+44 12"))
+        #expect(ok(.email, "m.rivera%40example.org") && !ok(.email, "icon@2x.png") && !ok(.email, "bot@mail.example"))
+    }
+
     @Test func awsAccountDecoding() {
         #expect(AWSAccessKey.accountID(Array("AKIAOODU5DHTUUJDIVTY".utf8)) == "992382622183")
         #expect(AWSAccessKey.accountID(Array("AKIAIOSFODNN7EXAMPLE".utf8)) == "581039954779")
