@@ -44,7 +44,7 @@ let package = Package(
         ], swiftSettings: hotPath),
         // Rule packs (YAML), validators, and the Vectorscan + PCRE2 scanning engine.
         .target(name: "Rules", dependencies: [
-            "CHyperscan", "CPCRE2", "Protocols",
+            "CHyperscan", "CPCRE2", "Wire",
             .product(name: "Yams", package: "Yams"),
             .product(name: "Crypto", package: "swift-crypto"),
         ], swiftSettings: hotPath),

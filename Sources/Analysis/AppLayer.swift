@@ -245,15 +245,11 @@ final class AppLayer {
         if Self.looksLikeSSH(b) {
             s.kind = .ssh
             s.service = "ssh"
-            s.scanRaw = false
-            closeScanStream(s, direction: 0)
-            closeScanStream(s, direction: 1)
+            stopRawScan(s)
         } else if TLSHelloCollector.looksLikeTLS(b) {
             s.kind = .tls
             s.service = "ssl"
-            s.scanRaw = false   // ciphertext follows the hellos
-            closeScanStream(s, direction: 0)
-            closeScanStream(s, direction: 1)
+            stopRawScan(s)   // ciphertext follows the hellos
         } else if fromOriginator ? HTTPParser.looksLikeRequest(b) : HTTPParser.looksLikeResponse(b) {
             s.kind = .http
             s.service = "http"
@@ -427,11 +423,7 @@ final class AppLayer {
                 if !fromOriginator {
                     if let t = s.httpCurrentResponse { emitHTTP(t); s.httpCurrentResponse = nil }
                     s.httpTunnel = true
-                    if s.scanRaw {   // a CONNECT tunnel carries TLS
-                        s.scanRaw = false
-                        closeScanStream(s, direction: 0)
-                        closeScanStream(s, direction: 1)
-                    }
+                    stopRawScan(s)   // a CONNECT tunnel carries TLS
                 }
             case .failure(let why):
                 anomaly("http_" + why)
@@ -538,8 +530,7 @@ final class AppLayer {
         let budget = self.budget
         s.originator.finish(budget: budget) { deliver($0, s, fromOriginator: true, ts, frame) }
         s.responder.finish(budget: budget) { deliver($0, s, fromOriginator: false, ts, frame) }
-        closeScanStream(s, direction: 0)
-        closeScanStream(s, direction: 1)
+        stopRawScan(s)
         if s.kind == .http {
             events.removeAll(keepingCapacity: true)
             s.httpRequests?.finish(&events)

@@ -82,7 +82,7 @@ final class RuleScanner {
         engine.scan(bytes, scope: scope) { m in
             emit(Finding(origin: origin, rule: engine.rules[m.rule], match: m, scope: scope, lastFrame: lastFrame, field: field))
         }
-        if scope == .dnsQueryName || scope == .tlsSNI || scope == .httpHeader {
+        if !engine.domainRuleIndices.isEmpty, scope == .dnsQueryName || scope == .tlsSNI || scope == .httpHeader {
             let name = Array(bytes)
             for index in engine.domainRules(for: name, scope: scope) {
                 let m = RuleMatch(rule: index, range: 0 ..< name.count, encoding: .plain, contextSeen: false, value: name)
@@ -208,6 +208,14 @@ extension AppLayer {
                 s.scan.streams[d] = stream
             }
         }
+    }
+
+    /// The flow's bytes are no longer plaintext to scan (TLS, SSH, a tunnel) or the flow
+    /// ended: both directions' streams are decided and freed.
+    func stopRawScan(_ s: Session) {
+        s.scanRaw = false
+        closeScanStream(s, direction: 0)
+        closeScanStream(s, direction: 1)
     }
 
     func closeScanStream(_ s: Session, direction d: Int) {

@@ -43,15 +43,7 @@ public final class AppLogs: AppEventSink {
         writer.field("kind", literal: "event")
         writer.field("dataset", literal: dataset)
         writer.endObject()
-        writer.beginObject("source")
-        writer.ipField("ip", flow.originatorAddress)
-        writer.field("port", Int(flow.originatorPort))
-        writer.endObject()
-        writer.beginObject("destination")
-        writer.ipField("ip", flow.responderAddress)
-        writer.field("port", Int(flow.responderPort))
-        if let domain { writer.nameField("domain", domain) }
-        writer.endObject()
+        writer.flowEndpoints(flow, domain: domain)
         writer.beginObject("network")
         if flow.key.proto == IPProtocol.tcp { writer.field("transport", literal: "tcp") } else { writer.field("transport", literal: "udp") }
         writer.field("protocol", literal: protocolName)

@@ -1,3 +1,4 @@
+import Flows
 import Foundation
 import Protocols
 import Wire
@@ -544,6 +545,20 @@ public struct InputPaths {
 }
 
 extension JSONWriter {
+    /// `source` and `destination` of a line about a flow (originator as source, as Zeek's
+    /// orig), with the name the software asked for as `destination.domain`.
+    func flowEndpoints(_ flow: Flow, domain: [UInt8]?) {
+        beginObject("source")
+        ipField("ip", flow.originatorAddress)
+        field("port", Int(flow.originatorPort))
+        endObject()
+        beginObject("destination")
+        ipField("ip", flow.responderAddress)
+        field("port", Int(flow.responderPort))
+        if let domain { nameField("domain", domain) }
+        endObject()
+    }
+
     /// `log.file.path`: the input a line came from, when known.
     func logFile(_ paths: InputPaths, input: Int) {
         guard input >= 0 && input < paths.quoted.count else { return }

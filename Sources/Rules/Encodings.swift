@@ -1,89 +1,66 @@
-/// Text encodings a canary can travel under, and the decoders the validators need.
-/// Alphabets from RFC 4648.
-public enum Base64 {
-    static let standard = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
-    static let url = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
+import Wire
 
-    /// Decodes base64url (padding optional, `+/` accepted too); nil on any other byte.
-    public static func decodeURL(_ text: [UInt8]) -> [UInt8]? {
-        var out: [UInt8] = []
-        var bits = 0, value = 0
-        for c in text {
-            let v: Int
-            switch c {
-            case 0x41...0x5A: v = Int(c) - 0x41
-            case 0x61...0x7A: v = Int(c) - 0x61 + 26
-            case 0x30...0x39: v = Int(c) - 0x30 + 52
-            case UInt8(ascii: "-"), UInt8(ascii: "+"): v = 62
-            case UInt8(ascii: "_"), UInt8(ascii: "/"): v = 63
-            case UInt8(ascii: "="): continue
-            default: return nil
-            }
-            value = (value << 6 | v) & 0xFFFFFF
-            bits += 6
-            if bits >= 8 {
-                bits -= 8
-                out.append(UInt8(truncatingIfNeeded: value >> bits))
-            }
-        }
-        return out
-    }
+/// Base64 and base32 (RFC 4648): one bit-packing, 6 or 5 bits a character. Canaries are
+/// encoded with it; validators decode JWT headers and AWS key IDs with it.
+enum RFC4648 {
+    static let base64 = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+    static let base64URL = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
+    static let base32 = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567".utf8)
 
-    /// Encodes without padding.
+    /// Encodes without padding; the alphabet's size (64 or 32) gives the bits a character.
     static func encode(_ bytes: [UInt8], alphabet: [UInt8]) -> [UInt8] {
+        let width = alphabet.count == 64 ? 6 : 5, mask = alphabet.count - 1
         var out: [UInt8] = []
         var bits = 0, value = 0
         for b in bytes {
             value = (value << 8 | Int(b)) & 0xFFFF
             bits += 8
-            while bits >= 6 {
-                bits -= 6
-                out.append(alphabet[(value >> bits) & 0x3F])
+            while bits >= width {
+                bits -= width
+                out.append(alphabet[(value >> bits) & mask])
             }
         }
-        if bits > 0 { out.append(alphabet[(value << (6 - bits)) & 0x3F]) }
-        return out
-    }
-}
-
-public enum Base32 {
-    static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567".utf8)
-
-    static func encode(_ bytes: [UInt8]) -> [UInt8] {
-        var out: [UInt8] = []
-        var bits = 0, value = 0
-        for b in bytes {
-            value = (value << 8 | Int(b)) & 0xFFFF
-            bits += 8
-            while bits >= 5 {
-                bits -= 5
-                out.append(alphabet[(value >> bits) & 0x1F])
-            }
-        }
-        if bits > 0 { out.append(alphabet[(value << (5 - bits)) & 0x1F]) }
+        if bits > 0 { out.append(alphabet[(value << (width - bits)) & mask]) }
         return out
     }
 
-    /// Decodes upper- or lower-case base32 without padding; nil on any other byte.
-    static func decode(_ text: [UInt8]) -> [UInt8]? {
+    /// Decodes text whose characters `digit` maps to `width`-bit values; padding (`=`) is
+    /// skipped, any other foreign byte makes it nil.
+    static func decode<C: Collection<UInt8>>(_ text: C, width: Int, digit: (UInt8) -> Int?) -> [UInt8]? {
         var out: [UInt8] = []
         var bits = 0, value = 0
-        for c in text {
-            let v: Int
-            switch c {
-            case 0x41...0x5A: v = Int(c) - 0x41
-            case 0x61...0x7A: v = Int(c) - 0x61
-            case 0x32...0x37: v = Int(c) - 0x32 + 26
-            default: return nil
-            }
-            value = (value << 5 | v) & 0xFFFF
-            bits += 5
+        for c in text where c != UInt8(ascii: "=") {
+            guard let v = digit(c) else { return nil }
+            value = (value << width | v) & 0xFFFF
+            bits += width
             if bits >= 8 {
                 bits -= 8
                 out.append(UInt8(truncatingIfNeeded: value >> bits))
             }
         }
         return out
+    }
+
+    /// A base64 digit in either alphabet (`+/` or `-_`).
+    static func base64Digit(_ c: UInt8) -> Int? {
+        switch c {
+        case 0x41...0x5A: return Int(c) - 0x41
+        case 0x61...0x7A: return Int(c) - 0x61 + 26
+        case 0x30...0x39: return Int(c) - 0x30 + 52
+        case UInt8(ascii: "-"), UInt8(ascii: "+"): return 62
+        case UInt8(ascii: "_"), UInt8(ascii: "/"): return 63
+        default: return nil
+        }
+    }
+
+    /// A base32 digit, either case.
+    static func base32Digit(_ c: UInt8) -> Int? {
+        switch c {
+        case 0x41...0x5A: return Int(c) - 0x41
+        case 0x61...0x7A: return Int(c) - 0x61
+        case 0x32...0x37: return Int(c) - 0x32 + 26
+        default: return nil
+        }
     }
 }
 
@@ -113,17 +90,16 @@ enum CanaryForms {
                 add(urlEncoded(value, spaceAsPlus: false), .url, caseless: true)
                 add(urlEncoded(value, spaceAsPlus: true), .url, caseless: true)
             case .hex:
-                add(value.flatMap { [asciiHex($0 >> 4), asciiHex($0 & 0xF)] }, .hex, caseless: true)
+                add(value.flatMap { [asciiHexDigit($0 >> 4), asciiHexDigit($0 & 0xF)] }, .hex, caseless: true)
             case .base64:
                 for shift in 0..<3 {
-                    for alphabet in [Base64.standard, Base64.url] {
-                        add(core(value, shift: shift, groupBytes: 3, bitsPerChar: 6) { Base64.encode($0, alphabet: alphabet) },
-                            .base64, caseless: false)
+                    for alphabet in [RFC4648.base64, RFC4648.base64URL] {
+                        add(core(value, shift: shift, alphabet: alphabet), .base64, caseless: false)
                     }
                 }
             case .base32:
                 for shift in 0..<5 {
-                    add(core(value, shift: shift, groupBytes: 5, bitsPerChar: 5, Base32.encode), .base32, caseless: true)
+                    add(core(value, shift: shift, alphabet: RFC4648.base32), .base32, caseless: true)
                 }
             }
         }
@@ -132,9 +108,9 @@ enum CanaryForms {
 
     /// The characters of `encode(pad + value)` fully determined by `value`, for a pad of
     /// `shift` bytes; the trailing character that mixes in what follows is dropped too.
-    static func core(_ value: [UInt8], shift: Int, groupBytes: Int, bitsPerChar: Int,
-                     _ encode: ([UInt8]) -> [UInt8]) -> [UInt8] {
-        let encoded = encode([UInt8](repeating: 0, count: shift) + value)
+    static func core(_ value: [UInt8], shift: Int, alphabet: [UInt8]) -> [UInt8] {
+        let bitsPerChar = alphabet.count == 64 ? 6 : 5
+        let encoded = RFC4648.encode([UInt8](repeating: 0, count: shift) + value, alphabet: alphabet)
         let firstBit = shift * 8, endBit = (shift + value.count) * 8
         let first = (firstBit + bitsPerChar - 1) / bitsPerChar
         let end = endBit / bitsPerChar
@@ -151,15 +127,12 @@ enum CanaryForms {
             case UInt8(ascii: " ") where spaceAsPlus:
                 out.append(UInt8(ascii: "+"))
             default:
-                out += [UInt8(ascii: "%"), asciiHex(b >> 4, upper: true), asciiHex(b & 0xF, upper: true)]
+                // Lower-case hex: URL forms are matched without case.
+                out += [UInt8(ascii: "%"), asciiHexDigit(b >> 4), asciiHexDigit(b & 0xF)]
             }
         }
         return out
     }
-}
-
-@inline(__always) func asciiHex(_ v: UInt8, upper: Bool = false) -> UInt8 {
-    v < 10 ? 0x30 + v : (upper ? 0x41 : 0x61) + v - 10
 }
 
 /// AWS access key IDs: a 4-letter type prefix, then base32 whose leading bits carry the
@@ -171,7 +144,7 @@ public enum AWSAccessKey {
     public static func accountID(_ key: [UInt8]) -> String? {
         guard key.count == 20, prefixes.contains(String(decoding: key.prefix(4), as: UTF8.self)),
               key[4...].allSatisfy({ ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x32 && $0 <= 0x37) }),
-              let decoded = Base32.decode(Array(key[4...])), decoded.count >= 6 else { return nil }
+              let decoded = RFC4648.decode(key[4...], width: 5, digit: RFC4648.base32Digit), decoded.count >= 6 else { return nil }
         var z: UInt64 = 0
         for b in decoded.prefix(6) { z = z << 8 | UInt64(b) }
         let account = (z & 0x7FFF_FFFF_FF80) >> 7

@@ -1,5 +1,6 @@
 import Foundation
 import Crypto
+import Wire
 
 /// How a found value is shown: enough to recognise it (`j***@e******.com`,
 /// `4111 **** **** 1111`), never enough to reuse it; the SHA-256 of the raw bytes lets an
@@ -12,8 +13,8 @@ public enum Masking {
     public static func hex(_ digest: [UInt8]) -> String {
         var out = [UInt8](repeating: 0, count: digest.count * 2)
         for (i, byte) in digest.enumerated() {
-            out[2 * i] = asciiHex(byte >> 4)
-            out[2 * i + 1] = asciiHex(byte & 0xF)
+            out[2 * i] = asciiHexDigit(byte >> 4)
+            out[2 * i + 1] = asciiHexDigit(byte & 0xF)
         }
         return String(decoding: out, as: UTF8.self)
     }

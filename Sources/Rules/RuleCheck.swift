@@ -34,8 +34,8 @@ extension RuleEngine {
         var n = String(decoding: name, as: UTF8.self).lowercased()
         if n.hasSuffix(".") { n.removeLast() }
         var out: [Int] = []
-        for (i, rule) in rules.enumerated() where !rule.domains.isEmpty && rule.scopes.contains(scope) {
-            if rule.domains.contains(where: { n == $0 || n.hasSuffix("." + $0) }) { out.append(i) }
+        for i in domainRuleIndices where rules[i].scopes.contains(scope) {
+            if rules[i].domains.contains(where: { n == $0 || n.hasSuffix("." + $0) }) { out.append(i) }
         }
         return out
     }

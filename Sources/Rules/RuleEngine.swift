@@ -66,6 +66,8 @@ struct CompiledPattern {
 /// per thread: the scratch space and PCRE2 match data are not shareable.
 public final class RuleEngine {
     public let rules: [Rule]
+    /// Rules that match names by domain suffix (not bytes by pattern).
+    public let domainRuleIndices: [Int]
     let patterns: [CompiledPattern]
     let pcreOnly: [Int]
     private var blockDB: OpaquePointer?
@@ -79,6 +81,7 @@ public final class RuleEngine {
     /// Compiles `rules`; an error names the rule's file and line.
     public init(rules: [Rule]) throws(RuleError) {
         self.rules = rules
+        domainRuleIndices = rules.indices.filter { !rules[$0].domains.isEmpty }
         var patterns: [CompiledPattern] = []
         var seenIDs: [String: Rule] = [:]
         for (index, rule) in rules.enumerated() {

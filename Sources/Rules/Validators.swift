@@ -218,7 +218,7 @@ public enum Validator: String, CaseIterable, Sendable {
     static func jwt(_ b: [UInt8]) -> Bool {
         let parts = b.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
         guard parts.count == 3, parts.allSatisfy({ !$0.isEmpty }),
-              let header = Base64.decodeURL(Array(parts[0])) else { return false }
+              let header = RFC4648.decode(parts[0], width: 6, digit: RFC4648.base64Digit) else { return false }
         let text = String(decoding: header, as: UTF8.self).trimmingWhitespace
         return text.hasPrefix("{") && text.hasSuffix("}") && text.contains("\"alg\"")
     }

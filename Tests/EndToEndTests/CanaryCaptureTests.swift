@@ -40,7 +40,6 @@ final class FindingCollector: AppEventSink {
         return numbers
     }
 
-    static func base32(_ bytes: [UInt8]) -> String { RuleEngineTestsSupport.base32(bytes) }
 
     @Test func canaryFoundEveryWay() throws {
         var frames: [[UInt8]] = []
@@ -67,13 +66,13 @@ final class FindingCollector: AppEventSink {
                                      segments: [Array("GET /collect?d=\(b64) HTTP/1.1\r\nHost: a.example.net\r\n\r\n".utf8)])
 
         // 4. Base32 over the labels of one DNS name (a tunnel).
-        let b32 = Self.base32(c).lowercased()
+        let b32 = B.base32(c).lowercased()
         let labels = [String(b32.prefix(14)), String(b32.dropFirst(14))]
         let name = labels.joined(separator: ".") + ".t.tunnel-example.net"
         frames.append(B.ethernet(B.ipv4(src: "10.0.0.5", dst: "10.0.0.1", proto: 17, payload: B.udp(53001, 53, B.dnsQuery(id: 7, name: name)))))
         let dnsFrame = frames.count
 
-        let pcap = B.pcap(frames.enumerated().map { (seconds: UInt32(1_767_225_600 + $0.offset), micros: 0, bytes: $0.element) })
+        let pcap = B.pcap(frames: frames)
         let engine = try RuleEngine(rules: RulePack.load(Corpus.repositoryRoot.appendingPathComponent("rules").path) + [Rule.canary(Self.canary, index: 1)])
         let sink = FindingCollector()
         let analyzer = try Analyzer(options: AnalysisOptions(), events: sink, rules: engine) { _, _, _ in }
@@ -108,7 +107,7 @@ extension CanaryCaptureTests {
     /// resolvers send them) under one parent: found once, from the first query's frame
     /// to the last one's; unrelated lookups between them do not break the stream.
     @Test func canaryOverSuccessiveQueries() throws {
-        let b32 = Self.base32(Array(Self.canary.utf8)).lowercased()
+        let b32 = B.base32(Array(Self.canary.utf8)).lowercased()
         let parts = [String(b32.prefix(12)), String(b32.dropFirst(12).prefix(12)), String(b32.dropFirst(24))]
         var frames: [[UInt8]] = []
         func query(_ name: String, _ port: Int, _ id: Int) {
@@ -119,7 +118,7 @@ extension CanaryCaptureTests {
         query("www.example.net", 53102, 2)
         query("\(parts[1]).c.exfil-example.org", 53103, 3)
         query("\(parts[2]).c.exfil-example.org", 53104, 4)
-        let pcap = B.pcap(frames.enumerated().map { (seconds: UInt32(1_767_225_600 + $0.offset), micros: 0, bytes: $0.element) })
+        let pcap = B.pcap(frames: frames)
         let engine = try RuleEngine(rules: [Rule.canary(Self.canary, index: 1)])
         let sink = FindingCollector()
         let analyzer = try Analyzer(options: AnalysisOptions(), events: sink, rules: engine) { _, _, _ in }
@@ -146,7 +145,7 @@ extension CanaryCaptureTests {
             c2s(B.tcp(50010, 80, seq: 101, ack: 901, flags: 0x18, payload: Array(payload[..<cut]))),                    // frame 4
             c2s(B.tcp(50010, 80, seq: 101 + UInt32(payload.count), ack: 901, flags: 0x11)),
         ]
-        let pcap = B.pcap(frames.enumerated().map { (seconds: UInt32(1_767_225_600 + $0.offset), micros: 0, bytes: $0.element) })
+        let pcap = B.pcap(frames: frames)
         let engine = try RuleEngine(rules: [Rule.canary(Self.canary, index: 1)])
         let sink = FindingCollector()
         let analyzer = try Analyzer(options: AnalysisOptions(), events: sink, rules: engine) { _, _, _ in }
@@ -154,18 +153,5 @@ extension CanaryCaptureTests {
         let hit = sink.findings.first { $0.field == "tcp.stream" }
         #expect(sink.findings.count == 1)
         #expect(hit?.origin.frame == 4 && hit?.lastFrame == 3)
-    }
-}
-
-enum RuleEngineTestsSupport {
-    static func base32(_ bytes: [UInt8]) -> String {
-        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
-        var out = "", bits = 0, value = 0
-        for b in bytes {
-            value = (value << 8 | Int(b)) & 0xFFFF; bits += 8
-            while bits >= 5 { bits -= 5; out.append(alphabet[(value >> bits) & 31]) }
-        }
-        if bits > 0 { out.append(alphabet[(value << (5 - bits)) & 31]) }
-        return out
     }
 }

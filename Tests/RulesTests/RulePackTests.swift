@@ -133,7 +133,7 @@ import TestSupport
             #expect(encodingsFound(Array("q=\(b64)".utf8)) == [.base64], "prefix \(prefix.count)")
         }
         for prefix in ["", "a", "ab", "abc", "abcd"] {   // the five base32 alignments, lower case as in DNS
-            let b32 = Self.base32(Array((prefix + canary).utf8)).lowercased()
+            let b32 = PacketBuilder.base32(Array((prefix + canary).utf8)).lowercased()
             #expect(encodingsFound(Array("\(b32).t.example.net".utf8)) == [.base32], "prefix \(prefix.count)")
         }
         let spaced = Rule.canary("secret value/1", index: 2)
@@ -141,17 +141,6 @@ import TestSupport
         var url: [CanaryEncoding] = []
         e2.scan(Array("GET /?v=secret%20value%2F1 HTTP/1.1".utf8), scope: .file) { if e2.rules[$0.rule].kind == "canary" { url.append($0.encoding) } }
         #expect(url == [.url])
-    }
-
-    static func base32(_ bytes: [UInt8]) -> String {
-        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
-        var out = "", bits = 0, value = 0
-        for b in bytes {
-            value = (value << 8 | Int(b)) & 0xFFFF; bits += 8
-            while bits >= 5 { bits -= 5; out.append(alphabet[(value >> bits) & 31]) }
-        }
-        if bits > 0 { out.append(alphabet[(value << (5 - bits)) & 31]) }
-        return out
     }
 
     /// A large input fed in one piece is scanned a batch at a time: 60,000 card numbers

@@ -62,6 +62,25 @@ public enum PacketBuilder {
         return m + [0] + be16(type) + be16(1)
     }
 
+    /// A pcap of Ethernet frames one second apart, from 2026-01-01T00:00:00Z: frame N of
+    /// the list is frame N+1 of the file.
+    public static func pcap(frames: [[UInt8]]) -> [UInt8] {
+        pcap(frames.enumerated().map { (seconds: UInt32(1_767_225_600 + $0.offset), micros: 0, bytes: $0.element) })
+    }
+
+    /// RFC 4648 base32 without padding, written here as a reference independent of the
+    /// encoder under test.
+    public static func base32(_ bytes: [UInt8]) -> String {
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
+        var out = "", bits = 0, value = 0
+        for b in bytes {
+            value = (value << 8 | Int(b)) & 0xFFFF; bits += 8
+            while bits >= 5 { bits -= 5; out.append(alphabet[(value >> bits) & 31]) }
+        }
+        if bits > 0 { out.append(alphabet[(value << (5 - bits)) & 31]) }
+        return out
+    }
+
     /// A classic pcap file (little-endian, microseconds, Ethernet unless told).
     public static func pcap(_ frames: [(seconds: UInt32, micros: UInt32, bytes: [UInt8])], linkType: UInt32 = 1,
                             snapLength: UInt32 = 262_144) -> [UInt8] {
