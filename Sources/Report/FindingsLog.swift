@@ -13,11 +13,36 @@ public final class FindingsLog {
     public var inputPaths = InputPaths()
     public static let maxKeys = 1 << 20
     public private(set) var lines = 0
-    /// Matches folded into an earlier line, by rule id.
-    public private(set) var repeats: [String: Int] = [:]
-    /// Lines written per rule id.
-    public private(set) var byRule: [String: Int] = [:]
     public private(set) var foldingStopped = false
+
+    /// Per rule: its rendered `rule` object and its counts.
+    final class RuleEntry {
+        let id: String
+        let ruleObject: [UInt8]
+        var lines = 0
+        var repeats = 0
+        init(_ rule: Rule) {
+            id = rule.id
+            ruleObject = FindingFields.ruleObject(rule)
+        }
+    }
+    var entries: [ObjectIdentifier: RuleEntry] = [:]
+
+    /// Matches folded into an earlier line, by rule id.
+    public var repeats: [String: Int] {
+        Dictionary(entries.values.filter { $0.repeats > 0 }.map { ($0.id, $0.repeats) }, uniquingKeysWith: +)
+    }
+    /// Lines written per rule id.
+    public var byRule: [String: Int] {
+        Dictionary(entries.values.filter { $0.lines > 0 }.map { ($0.id, $0.lines) }, uniquingKeysWith: +)
+    }
+
+    func entry(_ rule: Rule) -> RuleEntry {
+        if let e = entries[ObjectIdentifier(rule)] { return e }
+        let e = RuleEntry(rule)
+        entries[ObjectIdentifier(rule)] = e
+        return e
+    }
 
     struct Key: Hashable {
         var flow: UInt64
@@ -43,7 +68,7 @@ public final class FindingsLog {
         for i in 0..<8 { value0 = value0 << 8 | UInt64(digest[i]); value1 = value1 << 8 | UInt64(digest[8 + i]) }
         let key = Key(flow: UInt64(bitPattern: Int64(h.finalize())), value0: value0, value1: value1)
         if seen.contains(key) {
-            repeats[f.rule.id, default: 0] += 1
+            entry(f.rule).repeats += 1
             return
         }
         if seen.count < Self.maxKeys { seen.insert(key) } else { foldingStopped = true }
@@ -69,7 +94,8 @@ public final class FindingsLog {
         writer.plainField("community_id", f.origin.communityID)
         writer.endObject()
         writer.logFile(inputPaths, input: flow.input)
-        FindingFields.write(writer, rule: f.rule, match: f.match, sha256: sha256)
+        let entry = entry(f.rule)
+        FindingFields.write(writer, rule: f.rule, match: f.match, sha256: sha256, ruleObject: entry.ruleObject)
         writer.beginObject("phonehome")
         writer.field("field", f.field)
         writer.field("sender", f.origin.fromOriginator ? "originator" : "responder")
@@ -81,6 +107,6 @@ public final class FindingsLog {
         writer.newline()
         file.write(writer)
         lines += 1
-        byRule[f.rule.id, default: 0] += 1
+        entry.lines += 1
     }
 }

@@ -5,6 +5,7 @@ import CPCRE2
 public final class PCRE2Regex {
     private let code: OpaquePointer
     private let matchData: OpaquePointer
+    private let matchContext: OpaquePointer
     public let pattern: String
     /// Searches that ended in an error (resource limits) rather than match / no match.
     public private(set) var errors = 0
@@ -36,10 +37,17 @@ public final class PCRE2Regex {
             phonehome_pcre2_code_free(code)
             throw RuleError("pattern error: no memory for match data")
         }
+        guard let context = phonehome_pcre2_match_context_create() else {
+            phonehome_pcre2_match_data_free(data)
+            phonehome_pcre2_code_free(code)
+            throw RuleError("pattern error: no memory for a match context")
+        }
         matchData = data
+        matchContext = context
     }
 
     deinit {
+        phonehome_pcre2_match_context_free(matchContext)
         phonehome_pcre2_match_data_free(matchData)
         phonehome_pcre2_code_free(code)
     }
@@ -52,8 +60,11 @@ public final class PCRE2Regex {
 
     /// The first match at or after `start` (anchored at `start` when asked), as a range of
     /// `subject`, or nil. Match limits or other run-time errors count as no match.
-    public func firstMatch(in subject: UnsafeRawBufferPointer, from start: Int = 0, anchored: Bool = false) -> Range<Int>? {
-        if case .match(let r) = search(subject, from: start, options: anchored ? UInt32(PCRE2_ANCHORED) : 0) { return r }
+    /// `startLimit`: no match starting after it is looked for (the search stops there).
+    public func firstMatch(in subject: UnsafeRawBufferPointer, from start: Int = 0, anchored: Bool = false,
+                           startLimit: Int? = nil) -> Range<Int>? {
+        if case .match(let r) = search(subject, from: start, options: anchored ? UInt32(PCRE2_ANCHORED) : 0,
+                                       startLimit: startLimit) { return r }
         return nil
     }
 
@@ -66,17 +77,19 @@ public final class PCRE2Regex {
 
     /// A search that knows the subject may continue (a stream): a match that more data
     /// could still change, even one PCRE2 would complete now, is reported as `partial`.
-    public func searchStream(_ subject: UnsafeRawBufferPointer, from start: Int) -> SearchResult {
-        search(subject, from: start, options: UInt32(PCRE2_PARTIAL_HARD))
+    public func searchStream(_ subject: UnsafeRawBufferPointer, from start: Int, startLimit: Int? = nil) -> SearchResult {
+        search(subject, from: start, options: UInt32(PCRE2_PARTIAL_HARD), startLimit: startLimit)
     }
 
-    func search(_ subject: UnsafeRawBufferPointer, from start: Int, options: UInt32) -> SearchResult {
+    func search(_ subject: UnsafeRawBufferPointer, from start: Int, options: UInt32, startLimit: Int? = nil) -> SearchResult {
         guard start >= 0, start <= subject.count else { return .none }
+        if let startLimit, startLimit < start { return .none }
         guard let base = subject.baseAddress?.assumingMemoryBound(to: UInt8.self) else {
             // An empty subject without storage: give PCRE2 a real (empty) buffer.
             return withUnsafeBytes(of: UInt8(0)) { search(UnsafeRawBufferPointer(rebasing: $0[0 ..< 0]), from: 0, options: options) }
         }
-        let rc = phonehome_pcre2_match(code, base, subject.count, start, options, matchData)
+        let limit = startLimit.map { min($0, subject.count) } ?? -1
+        let rc = phonehome_pcre2_match(code, base, subject.count, start, options, matchData, matchContext, limit)
         guard let ovector = phonehome_pcre2_ovector(matchData) else { return .none }
         if rc == PCRE2_ERROR_PARTIAL { return .partial(min(ovector[0], subject.count)) }
         guard rc > 0 else {

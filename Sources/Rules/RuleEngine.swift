@@ -253,67 +253,101 @@ public final class RuleEngine {
     }
 
     /// Turns Vectorscan hits into confirmed matches. Vectorscan reports where a match can
-    /// end; PCRE2 then searches from `maxWidth` bytes before the earliest such end and
-    /// gives each match its PCRE extent (leftmost, greedy or lazy as written, lookarounds
-    /// honoured). `offset` is the stream offset of `bytes[0]`; `progress` remembers, per
-    /// pattern, how far a stream was searched, so no match is reported twice. A match that
-    /// reaches the end of `bytes` may still grow: unless `final`, it waits for more data.
+    /// end; PCRE2 then gives each match its PCRE extent (leftmost, greedy or lazy as
+    /// written, lookarounds honoured). For a pattern Vectorscan matches exactly, every
+    /// match ends at a reported end and starts at most `maxWidth` before it, so PCRE2
+    /// searches only from there and never starts a match after the last end: the bytes
+    /// between sparse hits are not searched again. Prefiltered and PCRE2-only patterns
+    /// are searched from `maxWidth` before their first hit to the end of `bytes`, as is
+    /// every pattern when Vectorscan's hits were cut at the per-call limit.
+    /// `offset` is the stream offset of `bytes[0]`; `progress` remembers, per pattern, how
+    /// far a stream was searched, so no match is reported twice. A match that reaches the
+    /// end of `bytes` may still grow: unless `final`, it waits for more data.
     func confirm(_ hits: [Hit], in bytes: UnsafeRawBufferPointer, offset: Int, scope: Scope, final: Bool,
                  progress: inout [PatternProgress], _ emit: (RuleMatch) -> Void) {
-        var starts: [(pattern: Int, from: Int)] = []
-        func want(_ pattern: Int, _ from: Int) {
-            if let i = starts.firstIndex(where: { $0.pattern == pattern }) { starts[i].from = min(starts[i].from, from) }
-            else { starts.append((pattern, from)) }
+        var hits = hits.filter { rules[patterns[Int($0.pattern)].rule].scopes.contains(scope) }
+        // A match that waited for more data is searched again even without a new hit.
+        for p in progress where p.deferredFrom != nil && !hits.contains(where: { Int($0.pattern) == p.pattern }) {
+            hits.append(Hit(pattern: UInt32(p.pattern), to: p.checkedUpTo))
         }
-        for h in hits where rules[patterns[Int(h.pattern)].rule].scopes.contains(scope) {
-            want(Int(h.pattern), h.to - patterns[Int(h.pattern)].maxWidth)
+        guard !hits.isEmpty else { return }
+        hits.sort { $0.pattern != $1.pattern ? $0.pattern < $1.pattern : $0.to < $1.to }
+        var first = 0
+        while first < hits.count {
+            var next = first + 1
+            while next < hits.count && hits[next].pattern == hits[first].pattern { next += 1 }
+            let ends = hits[first ..< next].map(\.to)
+            confirm(pattern: Int(hits[first].pattern), ends: ends, in: bytes, offset: offset, final: final,
+                    progress: &progress, emit)
+            first = next
         }
-        for p in progress { if let d = p.deferredFrom { want(p.pattern, d) } }
-        guard !starts.isEmpty else { return }
-        starts.sort { $0.pattern < $1.pattern }
-        for (pattern, from) in starts {
-            let p = patterns[pattern]
-            let stateIndex: Int
-            if let i = progress.firstIndex(where: { $0.pattern == pattern }) {
-                stateIndex = i
-            } else {
-                progress.append(PatternProgress(pattern: pattern))
-                stateIndex = progress.count - 1
+    }
+
+    /// One pattern's part of `confirm`: `ends` are its hit ends, ascending.
+    private func confirm(pattern: Int, ends: [Int], in bytes: UnsafeRawBufferPointer, offset: Int, final: Bool,
+                         progress: inout [PatternProgress], _ emit: (RuleMatch) -> Void) {
+        let p = patterns[pattern]
+        let stateIndex: Int
+        if let i = progress.firstIndex(where: { $0.pattern == pattern }) {
+            stateIndex = i
+        } else {
+            progress.append(PatternProgress(pattern: pattern))
+            stateIndex = progress.count - 1
+        }
+        let state = progress[stateIndex]
+        // Hits cut at the per-call limit are not all the ends: then search everything.
+        let exact = p.inHyperscan && p.hsFlags & UInt32(HS_FLAG_PREFILTER) == 0 && !collector.capped
+        // Ends already judged are skipped; a deferred match ends exactly at the old end.
+        let minEnd = state.deferredFrom != nil ? state.checkedUpTo : state.checkedUpTo &+ 1
+        if let d = state.deferredFrom, d < offset { counters.matchesBeyondWindow += 1 }
+        var deferredFrom: Int? = nil
+        var lastMatchEnd = state.lastMatchEnd
+        // Absolute stream offsets below; `bytes` positions only at the PCRE2 calls.
+        var at: Int
+        if let d = state.deferredFrom {
+            at = max(d, offset)
+        } else {
+            at = max(offset, lastMatchEnd)
+            if !exact, let firstEnd = ends.first { at = max(at, firstEnd - p.maxWidth) }
+        }
+        var startLimit: Int? = nil
+        if exact, let lastEnd = ends.last { startLimit = max(lastEnd, state.deferredFrom != nil ? state.checkedUpTo : lastEnd) - offset }
+        var endIndex = 0
+        var mustSearch = state.deferredFrom != nil
+        var budget = RuleLimits.maxHitsPerScan
+        search: while budget > 0, at - offset <= bytes.count {
+            if exact && !mustSearch {
+                // Next hit that a match starting at `at` could end on; none left: done.
+                while endIndex < ends.count && ends[endIndex] < max(at, minEnd) { endIndex += 1 }
+                guard endIndex < ends.count else { break }
+                at = max(at, ends[endIndex] - p.maxWidth, offset)
             }
-            let state = progress[stateIndex]
-            // Ends already judged are skipped; a deferred match ends exactly at the old end.
-            let minEnd = state.deferredFrom != nil ? state.checkedUpTo : state.checkedUpTo &+ 1
-            if let d = state.deferredFrom, d < offset { counters.matchesBeyondWindow += 1 }
-            var deferredFrom: Int? = nil
-            var lastMatchEnd = state.lastMatchEnd
-            var at = max(from, offset, state.deferredFrom == nil ? lastMatchEnd : Int.min) - offset
-            var budget = RuleLimits.maxHitsPerScan
-            search: while budget > 0, at <= bytes.count {
-                budget -= 1
-                // In a stream, a match more bytes could still change waits for them.
-                let result = final ? (p.regex.firstMatch(in: bytes, from: at).map { PCRE2Regex.SearchResult.match($0) } ?? .none)
-                                   : p.regex.searchStream(bytes, from: at)
-                let r: Range<Int>
-                switch result {
-                case .match(let m): r = m
-                case .partial(let start): deferredFrom = start + offset; break search
-                case .none: break search
-                }
-                at = r.isEmpty ? r.upperBound + 1 : r.upperBound
-                guard r.upperBound + offset >= minEnd else { continue }
-                if !final && r.upperBound == bytes.count { deferredFrom = r.lowerBound + offset; break }
-                lastMatchEnd = r.upperBound + offset
-                if let m = accept(p, r, in: bytes) {
-                    var shifted = m
-                    shifted.range = (r.lowerBound + offset) ..< (r.upperBound + offset)
-                    emit(shifted)
-                }
+            mustSearch = false
+            budget -= 1
+            let from = at - offset
+            // In a stream, a match more bytes could still change waits for them.
+            let result = final ? (p.regex.firstMatch(in: bytes, from: from, startLimit: startLimit).map { PCRE2Regex.SearchResult.match($0) } ?? .none)
+                               : p.regex.searchStream(bytes, from: from, startLimit: startLimit)
+            let r: Range<Int>
+            switch result {
+            case .match(let m): r = m
+            case .partial(let start): deferredFrom = start + offset; break search
+            case .none: break search
             }
-            if budget == 0 { counters.hitsCapped += 1 }
-            progress[stateIndex].checkedUpTo = offset + bytes.count
-            progress[stateIndex].deferredFrom = deferredFrom
-            progress[stateIndex].lastMatchEnd = lastMatchEnd
+            at = (r.isEmpty ? r.upperBound + 1 : r.upperBound) + offset
+            guard r.upperBound + offset >= minEnd else { continue }
+            if !final && r.upperBound == bytes.count { deferredFrom = r.lowerBound + offset; break }
+            lastMatchEnd = r.upperBound + offset
+            if let m = accept(p, r, in: bytes) {
+                var shifted = m
+                shifted.range = (r.lowerBound + offset) ..< (r.upperBound + offset)
+                emit(shifted)
+            }
         }
+        if budget == 0 { counters.hitsCapped += 1 }
+        progress[stateIndex].checkedUpTo = offset + bytes.count
+        progress[stateIndex].deferredFrom = deferredFrom
+        progress[stateIndex].lastMatchEnd = lastMatchEnd
     }
 
     /// Validator, canary account and context checks on a confirmed extent.

@@ -163,7 +163,8 @@ public struct RuleStream {
     /// Keeps the last `window` bytes (and any deferred match's start).
     private mutating func trim(_ engine: RuleEngine) {
         var lookBack = engine.window
-        if let budget, budget.underPressure, lookBack > RuleLimits.pressureWindow {
+        let pressed = budget?.underPressure == true
+        if let budget, pressed, lookBack > RuleLimits.pressureWindow {
             lookBack = RuleLimits.pressureWindow
             budget.pressureTrims += 1
         }
@@ -171,7 +172,8 @@ public struct RuleStream {
         for p in progress { if let d = p.deferredFrom { keepFrom = min(keepFrom, d) } }
         keepFrom = max(keepFrom, end - RuleLimits.maxMatchLength)   // a match growing without end is cut
         let drop = keepFrom - windowStart
-        guard drop > 0 else { return }
+        // Dropping moves the kept window down: done once two batches can go, not per batch.
+        guard drop > 0, pressed || drop >= 2 * max(batch, 4096) else { return }
         bytes.removeFirst(drop)
         windowStart += drop
         // Keep the chunk that contains windowStart, drop those wholly before it.
