@@ -48,10 +48,12 @@ let package = Package(
             .product(name: "Yams", package: "Yams"),
             .product(name: "Crypto", package: "swift-crypto"),
         ], swiftSettings: hotPath),
+        // Host logs (strace first): the process tree and each process's network use.
+        .target(name: "HostLogs", dependencies: ["Capture", "Wire", "Protocols"], swiftSettings: hotPath),
         .target(name: "Analysis", dependencies: ["Capture", "Wire", "Flows", "Protocols", "Rules"], swiftSettings: hotPath),
-        .target(name: "Report", dependencies: ["Analysis", "Protocols", "Capture", "Wire", "Flows", "Rules"], swiftSettings: hotPath),
+        .target(name: "Report", dependencies: ["Analysis", "Protocols", "Capture", "Wire", "Flows", "Rules", "HostLogs"], swiftSettings: hotPath),
         .executableTarget(name: "phonehome", dependencies: [
-            "Analysis", "Report", "Capture", "Rules",
+            "Analysis", "Report", "Capture", "Rules", "HostLogs",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -64,7 +66,8 @@ let package = Package(
         .testTarget(name: "FlowsTests", dependencies: ["Flows", "Wire", "Analysis", "Capture", "TestSupport"]),
         .testTarget(name: "AppLayerTests", dependencies: ["Analysis", "Protocols", "Flows", "Wire", "Rules", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "RulesTests", dependencies: ["Rules", "TestSupport"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["Analysis", "Report", "Capture", "Rules", "TestSupport"]),
+        .testTarget(name: "HostLogsTests", dependencies: ["HostLogs", "Wire", "TestSupport"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["Analysis", "Report", "Capture", "Rules", "HostLogs", "TestSupport"]),
         .target(name: "TestSupport", dependencies: ["Capture"], path: "Tests/TestSupport"),
     ]
 )

@@ -82,26 +82,9 @@ public final class CaptureReader {
 
     public init(name: String, source: ByteSource, xzThreads: Int = 1) throws(CaptureError) {
         self.name = name
-        var probe = RecordBuffer(source: source)
-        var compression = Compression.none
-        // Up to two layers of compression (a .pcap.gz.xz exists in the wild).
-        for _ in 0..<2 {
-            _ = probe.ensure(6)
-            if let failure = probe.sourceError { throw Self.reword(failure, name) }
-            let head = Array(probe.window.prefix(6))
-            let prefixed = { PrefixedSource(prefix: Array(probe.window), upstream: probe.source) }
-            if head.count >= 6 && head == [0xFD, 0x37, 0x7A, 0x58, 0x5A, 0x00] {
-                compression = .xz
-                probe = RecordBuffer(source: try XZSource(upstream: prefixed(), threads: xzThreads))
-            } else if head.count >= 2 && head[0] == 0x1F && head[1] == 0x8B {
-                compression = .gzip
-                probe = RecordBuffer(source: try GzipSource(upstream: prefixed()))
-            } else {
-                break
-            }
-        }
+        let (plain, compression) = try Self.decompressed(source, name: name, xzThreads: xzThreads)
         self.compression = compression
-        buffer = probe
+        buffer = RecordBuffer(source: plain)
         guard buffer.ensure(4) else {
             if let failure = buffer.sourceError { throw Self.reword(failure, name) }
             throw .notACapture(path: name, reason: buffer.available == 0 ? "empty" : "too short (\(buffer.available) bytes)")
@@ -125,6 +108,30 @@ public final class CaptureReader {
         } else {
             try openPcap()
         }
+    }
+
+    /// `source` with up to two layers of xz or gzip compression removed (a .pcap.gz.xz
+    /// exists in the wild), recognised by their magic bytes; host logs use it too.
+    public static func decompressed(_ source: ByteSource, name: String, xzThreads: Int = 1) throws(CaptureError) -> (ByteSource, Compression) {
+        var current = source
+        var compression = Compression.none
+        for _ in 0..<2 {
+            let probe = RecordBuffer(source: current)
+            _ = probe.ensure(6)
+            if let failure = probe.sourceError { throw Self.reword(failure, name) }
+            let head = Array(probe.window.prefix(6))
+            let prefixed = PrefixedSource(prefix: Array(probe.window), upstream: probe.source)
+            if head.count >= 6 && head == [0xFD, 0x37, 0x7A, 0x58, 0x5A, 0x00] {
+                compression = .xz
+                current = try XZSource(upstream: prefixed, threads: xzThreads)
+            } else if head.count >= 2 && head[0] == 0x1F && head[1] == 0x8B {
+                compression = .gzip
+                current = try GzipSource(upstream: prefixed)
+            } else {
+                return (prefixed, compression)
+            }
+        }
+        return (current, compression)
     }
 
     static func reword(_ error: CaptureError, _ name: String) -> CaptureError {

@@ -1,5 +1,6 @@
 import Analysis
 import Flows
+import HostLogs
 import Wire
 
 /// conn.jsonl: one line per flow, ECS field names (source.*, destination.*, network.*,
@@ -9,6 +10,8 @@ public final class ConnLog {
     let writer = JSONWriter()
     public private(set) var lines = 0
     public var inputPaths = InputPaths()
+    /// Joins each flow with the process host logs show behind it.
+    public var attributor: ProcessAttributor?
 
     public init(directory: String) throws {
         file = try OutputFile(directory: directory, name: "conn.jsonl")
@@ -56,6 +59,8 @@ public final class ConnLog {
         }
         writer.endObject()
         writer.logFile(inputPaths, input: flow.input)
+        let attribution = attribute(flow)
+        if let attribution { writeProcess(attribution) }
         writer.beginObject("phonehome")
         writer.plainField("conn_state", flow.connState)
         if flow.history.count > 0 {
@@ -73,11 +78,61 @@ public final class ConnLog {
             }
         }
         writer.plainField("closed_by", reason.rawValue)
+        if let a = attribution {
+            writer.beginObject("attribution")
+            writer.plainField("method", a.method.rawValue)
+            writer.plainField("confidence", a.confidence)
+            // The path the process exec'd, when the trace resolved it further (a venv link).
+            if let exe = a.executable, a.resolvedExecutable != exe { writer.field("exec_path", exe) }
+            writer.field("evidence", "\(a.evidencePath.split(separator: "/").last.map(String.init) ?? a.evidencePath):\(a.evidence.line)")
+            if let d = a.timeDelta { writer.field("log_time_delta", Double(d) / 1e9) }
+            writer.endObject()
+        }
         writer.endObject()
         writer.endObject()
         writer.newline()
         file.write(writer)
         lines += 1
+    }
+
+    func attribute(_ flow: Flow) -> Attribution? {
+        guard let attributor else { return nil }
+        let proto: SocketProtocol
+        switch flow.key.proto {
+        case IPProtocol.tcp: proto = .tcp
+        case IPProtocol.udp: proto = .udp
+        default: return nil
+        }
+        return attributor.attribute(proto: proto, client: Endpoint(address: flow.originatorAddress, port: flow.originatorPort),
+                                    server: Endpoint(address: flow.responderAddress, port: flow.responderPort),
+                                    start: flow.firstTimestamp)
+    }
+
+    /// ECS `process.*` and `user.id` of the process behind the flow.
+    func writeProcess(_ a: Attribution) {
+        writer.beginObject("process")
+        writer.field("pid", a.pid)
+        if let name = a.name { writer.field("name", name) }
+        if let exe = a.resolvedExecutable ?? a.executable { writer.field("executable", exe) }
+        if !a.arguments.isEmpty {
+            writer.beginArray("args")
+            for arg in a.arguments { writer.string(arg) }
+            writer.endArray()
+        }
+        if let ppid = a.ppid {
+            writer.beginObject("parent")
+            writer.field("pid", ppid)
+            writer.endObject()
+        }
+        writer.beginObject("thread")
+        writer.field("id", a.tid)
+        writer.endObject()
+        writer.endObject()
+        if let uid = a.userID {
+            writer.beginObject("user")
+            writer.field("id", String(uid))
+            writer.endObject()
+        }
     }
 
     func hasPorts(_ flow: Flow) -> Bool {

@@ -26,6 +26,8 @@ public struct Manifest {
     public var pcre2Errors = 0
     /// Findings lines and folded repeats by rule id; whether folding stopped at its limit.
     public var findings: (lines: [String: Int], repeats: [String: Int], foldingStopped: Bool) = ([:], [:], false)
+    /// Host logs read and how flows were attributed; nil without host logs.
+    public var hostLogs: HostLogRun?
 
     public init(command: [String], started: Date, finished: Date, inputs: [InputSummary], filter: String?,
                 options: AnalysisOptions, outputs: [String: Int]) {
@@ -83,6 +85,7 @@ public struct Manifest {
             w.field("validator_rejects", ruleCounters.validatorRejects)
             w.endObject()
         }
+        hostLogs?.render(w)
         w.beginArray("inputs")
         for input in inputs { render(input, w) }
         w.endArray()

@@ -3,6 +3,7 @@ import ArgumentParser
 import Capture
 import Flows
 import Foundation
+import HostLogs
 import Report
 import Rules
 
@@ -38,7 +39,7 @@ struct Analyze: ParsableCommand {
         4 the output could not be written; 64 bad arguments.
         """)
 
-    @Argument(help: "Capture files, directories, or '-' for stdin.")
+    @Argument(help: "Capture files, host logs (strace), directories, or '-' for stdin.")
     var inputs: [String] = []
 
     @Option(name: [.short, .long], help: "Output directory (created if missing).")
@@ -66,6 +67,10 @@ struct Analyze: ParsableCommand {
 
     @Flag(help: "Run no rules (names and flows only).")
     var noRules = false
+
+    @Option(help: ArgumentHelp("Capture clock minus host-log clock, in seconds (default: estimated from flows the logs show exactly).",
+                               valueName: "seconds"))
+    var clockOffset: Double?
 
     @Flag(name: [.short, .long], help: "No progress line and no summary.")
     var quiet = false
@@ -95,7 +100,20 @@ struct Analyze: ParsableCommand {
             }
         }
 
-        let expanded = expand(inputs)
+        // Host logs are recognised by content and read first: flows are joined with the
+        // processes they show as each flow is written.
+        var hostRun = HostLogRun()
+        let strace = StraceReader()
+        var expanded: [(path: String, fromDirectory: Bool)] = []
+        for item in expand(inputs) {
+            if item.path != "-", HostLogFormat.detect(path: item.path) == .strace {
+                let summary = strace.read(path: item.path, pid: HostLogFormat.pidSuffix(of: item.path))
+                if let error = summary.readError { FileHandle.standardError.write(Data("phonehome: \(item.path): \(error)\n".utf8)) }
+                hostRun.files.append(summary)
+            } else {
+                expanded.append(item)
+            }
+        }
         let paths = expanded.map(\.path)
         do {
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
@@ -105,6 +123,12 @@ struct Analyze: ParsableCommand {
         let conn: ConnLog
         do { conn = try ConnLog(directory: out) } catch { fail("\(error)", ExitStatus.outputFailed) }
         conn.inputPaths = InputPaths(paths)
+        if !hostRun.files.isEmpty {
+            hostRun.model = strace.model
+            let attributor = ProcessAttributor(model: strace.model, clockOffset: clockOffset.map { Int64($0 * 1e9) })
+            hostRun.attributor = attributor
+            conn.attributor = attributor
+        }
         let appLogs: AppLogs
         do { appLogs = try AppLogs(directory: out) } catch { fail("\(error)", ExitStatus.outputFailed) }
         appLogs.inputPaths = InputPaths(paths)
@@ -145,6 +169,7 @@ struct Analyze: ParsableCommand {
                 manifest.pcre2Errors = engine.pcre2Errors
             }
             manifest.findings = (appLogs.findings.byRule, appLogs.findings.repeats, appLogs.findings.foldingStopped)
+            if !hostRun.files.isEmpty { manifest.hostLogs = hostRun }
             let file = try OutputFile(directory: out, name: "manifest.json")
             file.write(manifest.render())
             try file.commit()

@@ -1,0 +1,165 @@
+import Wire
+
+/// Which process sent a flow, how that was decided and how sure it is.
+public struct Attribution: Sendable {
+    public enum Method: String, Sendable {
+        /// The log showed the socket's local and remote address and port (`strace -yy`):
+        /// one socket, exactly.
+        case localTuple = "local_tuple"
+        /// Same remote address, port and protocol, nearest in time (after the clock offset).
+        case remoteAndTime = "remote_port_time"
+    }
+    public var pid: Int
+    public var tid: Int
+    public var ppid: Int?
+    /// The program the process ran (its own execve, or the one it was forked from).
+    public var executable: String?
+    /// `executable` with the symbolic links the trace resolved followed.
+    public var resolvedExecutable: String?
+    public var arguments: [String]
+    public var name: String?
+    public var userID: Int?
+    public var method: Method
+    public var confidence: String
+    /// Log file and line of the connect (or first send) that matched.
+    public var evidence: LogReference
+    public var evidencePath: String
+    /// Capture time minus log time for this pair (nanoseconds), when the log has times.
+    public var timeDelta: Int64?
+}
+
+/// Joins flows with host-log network events. Exact local tuples first; otherwise the
+/// remote address and port nearest in time, within `tolerance` after the clock offset
+/// estimated from the exact pairs (or given by the user).
+public final class ProcessAttributor {
+    public let model: HostModel
+    public var tolerance: Int64 = 2_000_000_000
+    /// Given by the user (`--clock-offset`): capture time minus log time.
+    public let fixedOffset: Int64?
+    /// Exact pairs' offsets, for the estimate.
+    private var offsets: [Int64] = []
+    public private(set) var attributed = 0
+    public private(set) var byMethod: [Method: Int] = [:]
+    public typealias Method = Attribution.Method
+
+    struct TupleKey: Hashable {
+        var proto: SocketProtocol
+        var local: Endpoint
+        var remote: Endpoint
+    }
+    struct PortKey: Hashable {
+        var proto: SocketProtocol
+        var localPort: UInt16
+        var remote: Endpoint
+    }
+    struct RemoteKey: Hashable {
+        var proto: SocketProtocol
+        var remote: Endpoint
+    }
+    private var byTuple: [TupleKey: [Int]] = [:]
+    private var byPort: [PortKey: [Int]] = [:]
+    private var byRemote: [RemoteKey: [Int]] = [:]
+
+    public init(model: HostModel, clockOffset: Int64? = nil) {
+        self.model = model
+        fixedOffset = clockOffset
+        for (i, e) in model.network.enumerated() where e.kind != .bind {
+            guard let proto = e.proto, let remote = e.remote else { continue }
+            if let local = e.local {
+                if local.address == .zero || local.address == IPAddress(v4: 0) {
+                    byPort[PortKey(proto: proto, localPort: local.port, remote: remote), default: []].append(i)
+                } else {
+                    byTuple[TupleKey(proto: proto, local: local, remote: remote), default: []].append(i)
+                    byPort[PortKey(proto: proto, localPort: local.port, remote: remote), default: []].append(i)
+                }
+            }
+            byRemote[RemoteKey(proto: proto, remote: remote), default: []].append(i)
+        }
+    }
+
+    /// The clock offset in use: the user's, else the median of the exact pairs so far.
+    public var clockOffset: Int64? {
+        if let fixedOffset { return fixedOffset }
+        guard !offsets.isEmpty else { return nil }
+        return offsets.sorted()[offsets.count / 2]
+    }
+
+    public var exactPairs: Int { offsets.count }
+
+    /// The process behind a flow from `client` to `server` that began at `start` (ns since
+    /// the epoch). A local socket is looked up both ways (connected out, or accepted in).
+    public func attribute(proto: SocketProtocol, client: Endpoint, server: Endpoint, start: Int64) -> Attribution? {
+        let found = exact(proto, local: client, remote: server, start: start, kinds: [.connect, .sendto])
+            ?? exact(proto, local: server, remote: client, start: start, kinds: [.accept])
+            ?? nearest(proto, remote: server, start: start)
+        guard let (index, method, delta) = found else { return nil }
+        if method == .localTuple, let delta { offsets.append(delta) }
+        attributed += 1
+        byMethod[method, default: 0] += 1
+        return describe(index, method: method, delta: delta)
+    }
+
+    func exact(_ proto: SocketProtocol, local: Endpoint, remote: Endpoint, start: Int64, kinds: Set<NetworkEvent.Kind>)
+        -> (Int, Method, Int64?)? {
+        var candidates = byTuple[TupleKey(proto: proto, local: local, remote: remote)] ?? []
+        if candidates.isEmpty { candidates = byPort[PortKey(proto: proto, localPort: local.port, remote: remote)] ?? [] }
+        candidates = candidates.filter { kinds.contains(model.network[$0].kind) }
+        guard !candidates.isEmpty else { return nil }
+        // A reused port: the event nearest the flow's start.
+        let best = candidates.min { abs(delta($0, start) ?? 0) < abs(delta($1, start) ?? 0) } ?? candidates[0]
+        return (best, .localTuple, delta(best, start))
+    }
+
+    func nearest(_ proto: SocketProtocol, remote: Endpoint, start: Int64) -> (Int, Method, Int64?)? {
+        guard let candidates = byRemote[RemoteKey(proto: proto, remote: remote)] else { return nil }
+        let offset = clockOffset ?? 0
+        var best: (Int, Int64)?
+        for i in candidates where model.network[i].kind != .accept {
+            guard let d = delta(i, start) else { continue }
+            let off = abs(d - offset)
+            if off <= tolerance, best.map({ off < $0.1 }) ?? true { best = (i, off) }
+        }
+        guard let best else { return nil }
+        return (best.0, .remoteAndTime, delta(best.0, start))
+    }
+
+    /// Capture time minus the event's log time. A time of day is placed on the capture's
+    /// UTC day (or the one before or after, whichever is nearest): the offset then also
+    /// holds the log's time zone.
+    func delta(_ index: Int, _ start: Int64) -> Int64? {
+        let e = model.network[index]
+        guard let t = e.time else { return nil }
+        let kind = e.reference.file < model.fileTimeKinds.count ? model.fileTimeKinds[e.reference.file] : nil
+        switch kind {
+        case .epoch?: return start - t
+        case .timeOfDay?:
+            let day: Int64 = 86_400_000_000_000
+            let base = (start / day) * day
+            let reference = start - (clockOffset ?? 0)
+            let candidates = [base - day + t, base + t, base + day + t]
+            let placed = candidates.min { abs($0 - reference) < abs($1 - reference) } ?? base + t
+            return start - placed
+        default: return nil
+        }
+    }
+
+    func describe(_ index: Int, method: Method, delta: Int64?) -> Attribution {
+        let e = model.network[index]
+        let process = model.processes[e.pid]
+        let running = model.executingProcess(e.pid)
+        let exe = running?.executable
+        let confidence: String
+        switch method {
+        case .localTuple: confidence = "high"
+        case .remoteAndTime:
+            let rivals = (byRemote[RemoteKey(proto: e.proto ?? .tcp, remote: e.remote ?? Endpoint(address: .zero, port: 0))] ?? [])
+                .filter { model.network[$0].pid != e.pid }.count
+            confidence = rivals == 0 ? "medium" : "low"
+        }
+        return Attribution(pid: e.pid, tid: e.tid, ppid: process?.ppid, executable: exe,
+                           resolvedExecutable: exe.map(model.resolved), arguments: running?.arguments ?? [],
+                           name: model.programName(e.pid), userID: process?.userID, method: method, confidence: confidence,
+                           evidence: e.reference, evidencePath: e.reference.file < model.files.count ? model.files[e.reference.file] : "",
+                           timeDelta: delta)
+    }
+}

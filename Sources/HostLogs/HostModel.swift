@@ -1,0 +1,156 @@
+import Wire
+
+/// Where a fact came from: the log file (index into `HostModel.files`) and line.
+public struct LogReference: Hashable, Sendable, CustomStringConvertible {
+    public var file: Int
+    public var line: Int
+    public var description: String { "\(file):\(line)" }
+}
+
+/// A process seen in host logs: its thread group, parent, what it executed and who ran it.
+public struct HostProcess: Sendable {
+    public var pid: Int
+    public var ppid: Int?
+    /// Path of the last successful execve (nil: a forked copy of its parent).
+    public var executable: String?
+    public var arguments: [String] = []
+    public var userID: Int?
+    public var firstSeen: Int64?
+    public var threads: Set<Int> = []
+    public var evidence: LogReference?
+}
+
+/// One execve, successful or not.
+public struct ExecEvent: Sendable {
+    public var pid: Int
+    public var path: String
+    public var arguments: [String]
+    public var failed: String?
+    public var time: Int64?
+    public var reference: LogReference
+}
+
+/// A socket's outward action: a connect (any result), or data sent to an address.
+public struct NetworkEvent: Sendable {
+    public enum Kind: String, Sendable {
+        case connect, sendto, accept, bind
+    }
+    public var kind: Kind
+    /// Thread and process (thread group) that made the call.
+    public var tid: Int
+    public var pid: Int
+    public var time: Int64?
+    public var proto: SocketProtocol?
+    /// Unix socket path for AF_UNIX connects.
+    public var unixPath: String?
+    public var remote: Endpoint?
+    /// Filled when a later call on the same descriptor shows the tuple (`-yy`).
+    public var local: Endpoint?
+    /// "0", "EINPROGRESS", "ECONNREFUSED", …
+    public var result: String
+    public var reference: LogReference
+    var socketKey: SocketKey?
+}
+
+/// A DNS question a process sent (glibc's resolver, dig, Go's resolver: UDP or TCP to
+/// port 53), decoded from the buffer strace captured.
+public struct HostDNSQuery: Sendable {
+    public var pid: Int
+    public var tid: Int
+    public var name: String
+    public var time: Int64?
+    public var server: Endpoint?
+    public var reference: LogReference
+}
+
+/// A descriptor of one process: sockets are tracked per thread group and fd.
+struct SocketKey: Hashable {
+    var pid: Int
+    var fd: Int
+}
+
+/// Everything host logs told about processes and their network use, with limits.
+public struct HostModel: Sendable {
+    public static let maxProcesses = 1 << 20
+    public static let maxNetworkEvents = 1 << 21
+    public static let maxExecs = 1 << 20
+    public static let maxSymlinks = 1 << 16
+
+    public var files: [String] = []
+    /// How each file's timestamps read (nil: none).
+    public var fileTimeKinds: [StraceTime.Kind?] = []
+    public var processes: [Int: HostProcess] = [:]
+    /// Thread id → thread group id.
+    public var threadGroup: [Int: Int] = [:]
+    public var execs: [ExecEvent] = []
+    public var network: [NetworkEvent] = []
+    public var dnsQueries: [HostDNSQuery] = []
+    /// Symbolic links the processes resolved (readlink results): path → target.
+    public var symlinks: [String: String] = [:]
+    /// Which limits were hit (name → times).
+    public var limitsHit: [String: Int] = [:]
+
+    public init() {}
+
+    /// The thread group of `tid` (itself when unknown).
+    public func process(ofThread tid: Int) -> Int { threadGroup[tid] ?? tid }
+
+    /// `path` with the symbolic links seen in the log followed (at most 16 steps).
+    public func resolved(_ path: String) -> String {
+        var current = path
+        for _ in 0..<16 {
+            guard let target = symlinks[current] else { break }
+            if target.hasPrefix("/") {
+                current = target
+            } else {
+                let dir = current.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+                current = dir + "/" + target
+            }
+        }
+        return current
+    }
+
+    mutating func noteLimit(_ name: String) { limitsHit[name, default: 0] += 1 }
+}
+
+extension HostModel {
+    /// The process whose execve `pid` runs: itself, or the nearest ancestor that exec'd
+    /// (a forked copy runs its parent's program).
+    public func executingProcess(_ pid: Int) -> HostProcess? {
+        var current = processes[pid]
+        var steps = 0
+        while let p = current, p.executable == nil, let parent = p.ppid, steps < 64 {
+            current = processes[parent]
+            steps += 1
+        }
+        return current?.executable != nil ? current : processes[pid]
+    }
+
+    static let interpreters: Set<String> = ["python", "python2", "python3", "node", "nodejs", "perl", "ruby", "sh", "bash", "dash", "zsh", "php", "java"]
+
+    /// The name a user knows the program by: the script an interpreter runs
+    /// (`python train.py` → train.py, `node /usr/bin/npm` → npm, `python -m pip` → pip),
+    /// else the executable's file name.
+    public func programName(_ pid: Int) -> String? {
+        guard let p = executingProcess(pid), let exe = p.executable else { return nil }
+        let base = Self.basename(exe)
+        let family = base.prefix { !$0.isNumber && $0 != "." }
+        let isInterpreter = Self.interpreters.contains(base) || Self.interpreters.contains(String(family))
+            || base.hasPrefix("python")
+        if isInterpreter, p.arguments.count > 1 {
+            var i = 1
+            while i < p.arguments.count {
+                let a = p.arguments[i]
+                if a == "-m", i + 1 < p.arguments.count { return p.arguments[i + 1] }
+                if a == "-c" || a == "-e" { break }
+                if !a.hasPrefix("-") { return Self.basename(a) }
+                i += 1
+            }
+        }
+        return base
+    }
+
+    static func basename(_ path: String) -> String {
+        path.split(separator: "/").last.map(String.init) ?? path
+    }
+}

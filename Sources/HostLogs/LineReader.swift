@@ -1,0 +1,88 @@
+import Capture
+
+/// Host log lines, streamed from a file (xz or gzip compressed too) in 1 MiB reads. A
+/// line longer than `maxLineLength` is cut there (and counted): a log of any size is read
+/// with flat memory.
+public final class LineReader {
+    public static let maxLineLength = 1 << 20
+    let source: ByteSource
+    public let compression: Compression
+    private var buffer: [UInt8] = []
+    private var start = 0
+    private var eof = false
+    /// Line number of the last line returned (1-based).
+    public private(set) var lineNumber = 0
+    public private(set) var bytesRead: Int64 = 0
+    public private(set) var truncatedLines = 0
+    public private(set) var readError: String?
+
+    public init(path: String) throws(CaptureError) {
+        let file: ByteSource = path == "-" ? FileSource(descriptor: 0) : try FileSource(path: path)
+        (source, compression) = try CaptureReader.decompressed(file, name: path)
+    }
+
+    public init(bytes: [UInt8]) {
+        source = MemorySource(bytes)
+        compression = .none
+    }
+
+    /// The next line without its line break (a trailing CR is dropped too), or nil.
+    public func next() -> ArraySlice<UInt8>? {
+        while true {
+            if let newline = buffer[start...].firstIndex(of: 0x0A) {
+                return take(upTo: newline, skip: 1)
+            }
+            if buffer.count - start >= Self.maxLineLength {
+                truncatedLines += 1
+                let line = take(upTo: start + Self.maxLineLength, skip: 0)
+                // Drop the rest of the over-long line.
+                while !eof || start < buffer.count {
+                    if let newline = buffer[start...].firstIndex(of: 0x0A) { start = newline + 1; break }
+                    start = buffer.count
+                    if !fill() { break }
+                }
+                return line
+            }
+            if eof {
+                guard start < buffer.count else { return nil }
+                return take(upTo: buffer.count, skip: 0)
+            }
+            _ = fill()
+        }
+    }
+
+    private func take(upTo end: Int, skip: Int) -> ArraySlice<UInt8> {
+        var stop = end
+        if stop > start && buffer[stop - 1] == 0x0D { stop -= 1 }
+        let line = buffer[start ..< stop]
+        start = end + skip
+        lineNumber += 1
+        return line
+    }
+
+    /// Reads more bytes; false at the end of the input.
+    private func fill() -> Bool {
+        guard !eof else { return false }
+        if start > 0 {
+            buffer.removeFirst(start)
+            start = 0
+        }
+        let chunk = 1 << 20
+        let old = buffer.count
+        buffer.append(contentsOf: repeatElement(0, count: chunk))
+        var n = 0
+        var failure: CaptureError?
+        buffer.withUnsafeMutableBytes { all in
+            do throws(CaptureError) {
+                n = try source.read(into: UnsafeMutableRawBufferPointer(rebasing: all[old...]))
+            } catch {
+                failure = error
+            }
+        }
+        if let failure { readError = failure.description }
+        buffer.removeLast(chunk - n)
+        bytesRead += Int64(n)
+        if n == 0 { eof = true }
+        return n > 0
+    }
+}

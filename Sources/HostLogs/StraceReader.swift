@@ -1,0 +1,395 @@
+import Protocols
+import Wire
+
+/// Counts of one strace file: lines by outcome and unparsed lines by reason, each reason
+/// with the first line numbers that had it (so a user can look).
+public struct StraceFileSummary: Sendable {
+    public var path: String
+    public var lines = 0
+    public var calls = 0
+    public var unparsed: [String: Int] = [:]
+    public var unparsedExamples: [String: [Int]] = [:]
+    /// Broken calls whose continuation was found on a later line and joined.
+    public var joined = 0
+    /// `<unfinished ...>` halves never resumed (the trace ended first).
+    public var neverResumed = 0
+    public var truncatedLines = 0
+    public var readError: String?
+    public var timeKind: StraceTime.Kind?
+
+    public var unparsedTotal: Int { unparsed.values.reduce(0, +) }
+
+    mutating func unparsed(_ reason: String, line: Int) {
+        unparsed[reason, default: 0] += 1
+        if unparsedExamples[reason, default: []].count < 5 { unparsedExamples[reason, default: []].append(line) }
+    }
+}
+
+/// Reads strace output (`-f` combined files, `-ff` per-process files) into a
+/// `HostModel`: the process tree, execs, sockets and where they connected, DNS
+/// questions sent to port 53, symlinks resolved. Streams: only the model is kept.
+public final class StraceReader {
+    public private(set) var model = HostModel()
+    /// Per thread: the first half of a call waiting for its `resumed` line.
+    private var pending: [Int: (name: String, arguments: [UInt8], time: Int64?, reference: LogReference)] = [:]
+    /// Per (process, fd): the network event its socket last made (to fill in its tuple).
+    private var socketEvents: [SocketKey: Int] = [:]
+    private var socketProtocols: [SocketKey: SocketProtocol] = [:]
+    private var boundLocal: [SocketKey: Endpoint] = [:]
+    /// Lines without a pid in a file: the traced root (its pid learnt from getpid/clone).
+    private var placeholders: [Int: Int] = [:]
+    public static let maxPendingArguments = 1 << 16
+
+    public init() {}
+
+    /// Reads one file. `pid` is the process of a `-ff` file (`trace.PID`); nil reads the
+    /// pid from each line's prefix.
+    @discardableResult
+    public func read(path: String, pid filePid: Int? = nil) -> StraceFileSummary {
+        var summary = StraceFileSummary(path: path)
+        let reader: LineReader
+        do { reader = try LineReader(path: path) } catch {
+            summary.readError = error.description
+            return summary
+        }
+        read(reader, path: path, pid: filePid, into: &summary)
+        return summary
+    }
+
+    public func read(_ reader: LineReader, path: String, pid filePid: Int?, into summary: inout StraceFileSummary) {
+        let fileIndex = model.files.count
+        model.files.append(path)
+        model.fileTimeKinds.append(nil)
+        let placeholder = -1 - fileIndex
+        var clock = Clock()
+        // A call whose line was broken by the program's own output: waits for its `) = N`.
+        var broken: (line: [UInt8], number: Int)?
+        while let raw = reader.next() {
+            summary.lines += 1
+            let number = reader.lineNumber
+            var parsed = StraceLine.parse(raw)
+            if case .failure(let error) = parsed, error == .continuation, let b = broken {
+                // Join the broken call with this continuation and parse the whole.
+                let joinedLine = b.line + Array(raw)
+                parsed = StraceLine.parse(joinedLine[...])
+                if case .success = parsed { summary.joined += 1; broken = nil }
+                else { parsed = .failure(.continuation) }
+            }
+            switch parsed {
+            case .failure(let error):
+                if error == .brokenCall {
+                    if let b = broken { summary.unparsed(StraceLine.ParseError.brokenCall.rawValue, line: b.number) }
+                    broken = (cutBrokenLine(raw), number)
+                } else {
+                    summary.unparsed(error.rawValue, line: number)
+                }
+                continue
+            case .success(let line):
+                summary.calls += 1
+                let tid = line.pid ?? filePid ?? placeholders[fileIndex] ?? placeholder
+                let time = clock.absolute(line.time)
+                if summary.timeKind == nil, let kind = line.time?.kind {
+                    summary.timeKind = kind
+                    model.fileTimeKinds[fileIndex] = kind
+                }
+                handle(line, tid: tid, time: time, reference: LogReference(file: fileIndex, line: number), placeholder: placeholder,
+                       fileIndex: fileIndex, prefixed: line.pid != nil || filePid != nil)
+            }
+        }
+        if let b = broken { summary.unparsed(StraceLine.ParseError.brokenCall.rawValue, line: b.number) }
+        summary.truncatedLines = reader.truncatedLines
+        summary.readError = reader.readError
+        summary.neverResumed += pending.count
+        pending.removeAll()
+    }
+
+    /// The strace part of a line the program's output ran into: up to the last byte strace
+    /// wrote before the interruption cannot be known, so the line is kept as it is (a
+    /// continuation is appended to it).
+    func cutBrokenLine(_ raw: ArraySlice<UInt8>) -> [UInt8] { Array(raw.prefix(Self.maxPendingArguments)) }
+
+    /// Time in nanoseconds on one scale per file: epoch, or time of day with rollover.
+    struct Clock {
+        var last: Int64?
+        var days: Int64 = 0
+        var relativeSum: Int64 = 0
+
+        mutating func absolute(_ t: StraceTime?) -> Int64? {
+            guard let t else { return nil }
+            switch t.kind {
+            case .epoch: return t.nanoseconds
+            case .relative:
+                relativeSum &+= t.nanoseconds
+                return relativeSum
+            case .timeOfDay:
+                let day: Int64 = 86_400 * 1_000_000_000
+                if let last, t.nanoseconds + days * day < last - day / 2 { days += 1 }   // past midnight
+                let v = t.nanoseconds + days * day
+                last = v
+                return v
+            }
+        }
+    }
+
+    // MARK: Calls
+
+    func handle(_ line: StraceLine, tid: Int, time: Int64?, reference: LogReference, placeholder: Int, fileIndex: Int, prefixed: Bool) {
+        noteThread(tid, time: time, reference: reference)
+        switch line.body {
+        case .unfinished(let name, let arguments):
+            pending[tid] = (name, Array(arguments.prefix(Self.maxPendingArguments)), time, reference)
+        case .resumed(let name, let arguments, let result):
+            guard let first = pending.removeValue(forKey: tid), first.name == name else { return }
+            let whole = first.arguments + Array(arguments)
+            call(name, whole[...], result, tid: tid, time: first.time ?? time, reference: first.reference)
+        case .call(let name, let arguments, let result):
+            if !prefixed, placeholders[fileIndex] == nil, name == "getpid" || name == "gettid", let v = result.value, v > 0 {
+                placeholders[fileIndex] = v
+                rename(placeholder, to: v)
+            }
+            call(name, arguments, result, tid: tid, time: time, reference: reference)
+        case .exited, .killed, .signal, .straceMessage:
+            break
+        }
+    }
+
+    func noteThread(_ tid: Int, time: Int64?, reference: LogReference) {
+        guard model.threadGroup[tid] == nil else { return }
+        // A thread first seen without a clone line: the traced root, or one attached to.
+        model.threadGroup[tid] = tid
+        if model.processes[tid] == nil {
+            guard model.processes.count < HostModel.maxProcesses else { model.noteLimit("host_processes"); return }
+            model.processes[tid] = HostProcess(pid: tid, ppid: nil, firstSeen: time, threads: [tid], evidence: reference)
+        }
+    }
+
+    /// The root's placeholder pid becomes its real pid once known.
+    func rename(_ old: Int, to new: Int) {
+        guard old != new, var p = model.processes.removeValue(forKey: old) else { return }
+        p.pid = new
+        p.threads.remove(old)
+        p.threads.insert(new)
+        model.processes[new] = p
+        model.threadGroup.removeValue(forKey: old)
+        model.threadGroup[new] = new
+        for (tid, group) in model.threadGroup where group == old { model.threadGroup[tid] = new }
+        for i in model.processes.keys where model.processes[i]?.ppid == old { model.processes[i]?.ppid = new }
+        for i in model.network.indices where model.network[i].tid == old { model.network[i].tid = new; model.network[i].pid = new }
+        for i in model.execs.indices where model.execs[i].pid == old { model.execs[i].pid = new }
+    }
+
+    func call(_ name: String, _ arguments: ArraySlice<UInt8>, _ result: StraceResult, tid: Int, time: Int64?, reference: LogReference) {
+        let pid = model.process(ofThread: tid)
+        switch name {
+        case "execve", "execveat":
+            let args = StraceSyntax.splitArguments(arguments)
+            let pathIndex = name == "execveat" ? 1 : 0
+            guard args.count > pathIndex + 1, let path = StraceSyntax.string(args[pathIndex]) else { return }
+            let argv = StraceSyntax.stringArray(args[pathIndex + 1]) ?? []
+            let text = String(decoding: path.bytes, as: UTF8.self)
+            if model.execs.count < HostModel.maxExecs {
+                model.execs.append(ExecEvent(pid: pid, path: text, arguments: argv, failed: result.failed ? (result.errno ?? "error") : nil,
+                                             time: time, reference: reference))
+            } else {
+                model.noteLimit("host_execs")
+            }
+            if !result.failed {
+                model.processes[pid]?.executable = text
+                model.processes[pid]?.arguments = argv
+                model.processes[pid]?.evidence = reference
+            }
+        case "clone", "clone3", "fork", "vfork":
+            guard let child = result.value, child > 0 else { return }
+            let isThread = arguments.count >= 12 && String(decoding: arguments, as: UTF8.self).contains("CLONE_THREAD")
+            if isThread {
+                // In -ff output the thread's own file may have been read first.
+                if child != pid, let early = model.processes.removeValue(forKey: child) {
+                    model.processes[pid]?.threads.formUnion(early.threads)
+                    for i in model.network.indices where model.network[i].pid == child { model.network[i].pid = pid }
+                    for i in model.execs.indices where model.execs[i].pid == child { model.execs[i].pid = pid }
+                }
+                model.threadGroup[child] = pid
+                model.processes[pid]?.threads.insert(child)
+            } else {
+                model.threadGroup[child] = child
+                if model.processes[child] != nil {
+                    model.processes[child]?.ppid = pid
+                    return
+                }
+                guard model.processes.count < HostModel.maxProcesses else { model.noteLimit("host_processes"); return }
+                var p = HostProcess(pid: child, ppid: pid, firstSeen: time, threads: [child], evidence: reference)
+                p.userID = model.processes[pid]?.userID
+                model.processes[child] = p
+            }
+        case "getuid", "getuid32":
+            if let v = result.value, v >= 0 { model.processes[pid]?.userID = v }
+        case "readlink", "readlinkat":
+            let args = StraceSyntax.splitArguments(arguments)
+            let at = name == "readlinkat" ? 1 : 0
+            guard !result.failed, args.count > at + 1, let path = StraceSyntax.string(args[at]), let target = StraceSyntax.string(args[at + 1]),
+                  !target.truncated else { return }
+            if model.symlinks.count < HostModel.maxSymlinks {
+                model.symlinks[String(decoding: path.bytes, as: UTF8.self)] = String(decoding: target.bytes, as: UTF8.self)
+            }
+        case "socket":
+            guard let fd = result.value, fd >= 0 else { return }
+            let text = String(decoding: arguments, as: UTF8.self)
+            guard text.hasPrefix("AF_INET") else { return }
+            let key = SocketKey(pid: pid, fd: fd)
+            socketEvents.removeValue(forKey: key)
+            boundLocal.removeValue(forKey: key)
+            socketProtocols[key] = text.contains("SOCK_STREAM") ? .tcp : text.contains("SOCK_DGRAM") ? .udp : nil
+        case "close":
+            let args = StraceSyntax.splitArguments(arguments)
+            if let first = args.first, let (fd, _) = StraceSyntax.descriptor(first) {
+                let key = SocketKey(pid: pid, fd: fd)
+                socketEvents.removeValue(forKey: key)
+                socketProtocols.removeValue(forKey: key)
+                boundLocal.removeValue(forKey: key)
+            }
+        case "connect":
+            let args = StraceSyntax.splitArguments(arguments)
+            guard args.count >= 2, let (fd, target) = StraceSyntax.descriptor(args[0]) else { return }
+            let key = SocketKey(pid: pid, fd: fd)
+            var event = NetworkEvent(kind: .connect, tid: tid, pid: pid, time: time, result: outcome(result), reference: reference, socketKey: key)
+            switch StraceSyntax.socketAddress(args[1]) {
+            case .inet(let remote): event.remote = remote
+            case .unix(let path): event.unixPath = path
+            default: return
+            }
+            apply(target, to: &event, key: key)
+            if event.local == nil { event.local = boundLocal[key] }
+            record(event, key: key)
+        case "bind":
+            let args = StraceSyntax.splitArguments(arguments)
+            guard args.count >= 2, !result.failed, let (fd, _) = StraceSyntax.descriptor(args[0]),
+                  case .inet(let local) = StraceSyntax.socketAddress(args[1]) else { return }
+            boundLocal[SocketKey(pid: pid, fd: fd)] = local
+        case "accept", "accept4":
+            guard let fd = result.value, fd >= 0, let annotation = result.annotation else { return }
+            let target = StraceSyntax.annotation(annotation)
+            let key = SocketKey(pid: pid, fd: fd)
+            var event = NetworkEvent(kind: .accept, tid: tid, pid: pid, time: time, result: "0", reference: reference, socketKey: key)
+            apply(target, to: &event, key: key)
+            record(event, key: key)
+        case "sendto", "sendmsg", "sendmmsg", "write", "writev", "send", "pwrite64":
+            sent(name, arguments, result, tid: tid, pid: pid, time: time, reference: reference)
+        default:
+            // Any other call on a socket descriptor may show its tuple (-yy): fill it in.
+            guard arguments.first.map(StraceSyntax.isDigit) == true else { return }
+            let args = StraceSyntax.splitArguments(arguments)
+            if let first = args.first, let (fd, target) = StraceSyntax.descriptor(first), let target {
+                fillTuple(SocketKey(pid: pid, fd: fd), target)
+            }
+        }
+    }
+
+    func outcome(_ result: StraceResult) -> String {
+        if let errno = result.errno { return errno }
+        return result.value.map(String.init) ?? "?"
+    }
+
+    func apply(_ target: StraceSyntax.FDTarget?, to event: inout NetworkEvent, key: SocketKey) {
+        if case .socket(let proto, let local, let remote, _)? = target {
+            event.proto = proto
+            if let local, local.port != 0 { event.local = local }
+            if event.remote == nil { event.remote = remote }
+        }
+        if event.proto == nil { event.proto = socketProtocols[key] }
+    }
+
+    func record(_ event: NetworkEvent, key: SocketKey) {
+        guard model.network.count < HostModel.maxNetworkEvents else { model.noteLimit("host_network_events"); return }
+        model.network.append(event)
+        socketEvents[key] = model.network.count - 1
+    }
+
+    /// A later call on the socket shows `local->remote`: the connect it made gets its
+    /// local address (the join key with the capture).
+    func fillTuple(_ key: SocketKey, _ target: StraceSyntax.FDTarget) {
+        guard case .socket(let proto, let local?, let remote, _) = target, let index = socketEvents[key],
+              index < model.network.count else { return }
+        if model.network[index].local == nil || model.network[index].local?.address == .zero
+            || model.network[index].local?.address == IPAddress(v4: 0) {
+            model.network[index].local = local
+        }
+        if model.network[index].remote == nil { model.network[index].remote = remote }
+        if model.network[index].proto == nil { model.network[index].proto = proto }
+    }
+
+    /// Data sent on a socket: fills the tuple, records unconnected UDP destinations, and
+    /// decodes DNS questions sent to port 53.
+    func sent(_ name: String, _ arguments: ArraySlice<UInt8>, _ result: StraceResult, tid: Int, pid: Int, time: Int64?, reference: LogReference) {
+        let args = StraceSyntax.splitArguments(arguments)
+        guard let first = args.first, let (fd, target) = StraceSyntax.descriptor(first) else { return }
+        let key = SocketKey(pid: pid, fd: fd)
+        if let target { fillTuple(key, target) }
+        var proto = socketProtocols[key]
+        var local: Endpoint?
+        var connectedRemote: Endpoint?
+        if case .socket(let p, let l, let r, _)? = target { proto = p; local = l; connectedRemote = r }
+        guard let proto else { return }   // a file, a pipe, a unix socket
+        if connectedRemote == nil, let index = socketEvents[key], model.network[index].kind == .connect {
+            connectedRemote = model.network[index].remote
+        }
+        var destination = connectedRemote
+        var buffers: [StraceSyntax.QuotedString] = []
+        switch name {
+        case "sendto":
+            if args.count >= 5, case .inet(let to) = StraceSyntax.socketAddress(args[4]) { destination = to }
+            if args.count >= 2, let s = StraceSyntax.string(args[1]) { buffers = [s] }
+        case "sendmsg", "sendmmsg":
+            if args.count >= 2 {
+                if let r = args[1].firstRange(of: Array("msg_name={".utf8)) {
+                    let from = r.upperBound - 1
+                    if let close = matchingBrace(args[1], from), case .inet(let to) = StraceSyntax.socketAddress(args[1][from ... close]) {
+                        destination = to
+                    }
+                }
+                buffers = StraceSyntax.allStrings(in: args[1], key: "iov_base=")
+            }
+        case "writev":
+            if args.count >= 2 { buffers = StraceSyntax.allStrings(in: args[1], key: "iov_base=") }
+        default:
+            if args.count >= 2, let s = StraceSyntax.string(args[1]) { buffers = [s] }
+        }
+        guard let destination else { return }
+        // An unconnected datagram socket: each destination is an outward event.
+        if name == "sendto" || name == "sendmsg" || name == "sendmmsg", connectedRemote == nil,
+           socketEvents[key].map({ model.network[$0].kind != .connect && model.network[$0].remote != destination }) ?? true {
+            var event = NetworkEvent(kind: .sendto, tid: tid, pid: pid, time: time, result: outcome(result), reference: reference, socketKey: key)
+            event.proto = proto
+            event.remote = destination
+            if let local, local.port != 0 { event.local = local } else { event.local = boundLocal[key] }
+            record(event, key: key)
+        }
+        if destination.port == 53 {
+            for buffer in buffers { dnsQuestion(buffer.bytes, tcp: proto == .tcp, tid: tid, pid: pid, time: time, server: destination, reference: reference) }
+        }
+    }
+
+    func matchingBrace(_ s: ArraySlice<UInt8>, _ open: Int) -> Int? {
+        var depth = 0
+        var i = open
+        while i < s.endIndex {
+            if s[i] == UInt8(ascii: "\"") { i = StraceSyntax.skipString(s, from: i); continue }
+            if s[i] == UInt8(ascii: "{") { depth += 1 }
+            if s[i] == UInt8(ascii: "}") { depth -= 1; if depth == 0 { return i } }
+            i += 1
+        }
+        return nil
+    }
+
+    func dnsQuestion(_ bytes: [UInt8], tcp: Bool, tid: Int, pid: Int, time: Int64?, server: Endpoint, reference: LogReference) {
+        // Over TCP the message follows a two-byte length (sometimes in its own write).
+        var message = bytes[...]
+        if tcp {
+            guard bytes.count > 2 else { return }
+            message = bytes.dropFirst(2)
+        }
+        let decoded = message.withUnsafeBytes { DNSMessage.decode($0) }
+        guard let decoded, !decoded.isResponse, let q = decoded.questions.first else { return }
+        guard model.dnsQueries.count < HostModel.maxNetworkEvents else { model.noteLimit("host_dns_queries"); return }
+        model.dnsQueries.append(HostDNSQuery(pid: pid, tid: tid, name: DNSName.text(q.name), time: time, server: server, reference: reference))
+    }
+}

@@ -1,0 +1,63 @@
+import HostLogs
+
+/// The host logs of a run, for the manifest: each file's line counts and unparsed lines
+/// by reason, what the model holds, and how flows were attributed.
+public struct HostLogRun {
+    public var files: [StraceFileSummary] = []
+    public var model: HostModel?
+    public var attributor: ProcessAttributor?
+    public init() {}
+
+    func render(_ w: JSONWriter) {
+        w.beginObject("host_logs")
+        w.beginArray("files")
+        for f in files {
+            w.beginObject()
+            w.field("path", (f.path as String).split(separator: "/").last.map(String.init) ?? f.path)
+            w.field("format", "strace")
+            if let kind = f.timeKind { w.field("timestamps", kind.rawValue) }
+            w.field("lines", f.lines)
+            w.field("parsed", f.calls)
+            w.field("joined_broken_lines", f.joined)
+            w.field("never_resumed", f.neverResumed)
+            w.field("truncated_lines", f.truncatedLines)
+            w.beginObject("unparsed")
+            for (reason, n) in f.unparsed.sorted(by: { $0.key < $1.key }) {
+                w.beginObject(dynamic: reason)
+                w.field("lines", n)
+                w.beginArray("first_line_numbers")
+                for line in f.unparsedExamples[reason] ?? [] { w.int(line) }
+                w.endArray()
+                w.endObject()
+            }
+            w.endObject()
+            if let error = f.readError { w.field("read_error", error) }
+            w.endObject()
+        }
+        w.endArray()
+        if let m = model {
+            w.field("processes", m.processes.count)
+            w.field("threads", m.threadGroup.count)
+            w.field("execs", m.execs.count)
+            w.field("connects", m.network.filter { $0.kind == .connect }.count)
+            w.field("dns_queries", m.dnsQueries.count)
+            w.beginObject("limits_hit")
+            for (name, n) in m.limitsHit.sorted(by: { $0.key < $1.key }) { w.field(dynamicKey: name, n) }
+            w.endObject()
+        }
+        if let a = attributor {
+            w.beginObject("attribution")
+            w.field("flows_attributed", a.attributed)
+            for (method, n) in a.byMethod.sorted(by: { $0.key.rawValue < $1.key.rawValue }) { w.field(dynamicKey: method.rawValue, n) }
+            w.field("exact_pairs", a.exactPairs)
+            if let offset = a.clockOffset {
+                w.field("clock_offset_seconds", Double(offset) / 1e9)
+                w.field("clock_offset_source", a.fixedOffset != nil ? "given" : "estimated from exact pairs")
+            } else {
+                w.nullField("clock_offset_seconds")
+            }
+            w.endObject()
+        }
+        w.endObject()
+    }
+}
