@@ -8,6 +8,8 @@ public final class LineReader {
     let source: ByteSource
     public let compression: Compression
     private var buffer: [UInt8] = []
+    /// Where each read lands (not zero-filled: a small log touches few pages).
+    private let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
     private var start = 0
     private var eof = false
     /// Line number of the last line returned (1-based).
@@ -25,6 +27,8 @@ public final class LineReader {
         source = MemorySource(bytes)
         compression = .none
     }
+
+    deinit { scratch.deallocate() }
 
     /// The next line without its line break (a trailing CR is dropped too), or nil.
     public func next() -> ArraySlice<UInt8>? {
@@ -67,20 +71,15 @@ public final class LineReader {
             buffer.removeFirst(start)
             start = 0
         }
-        let chunk = 1 << 20
-        let old = buffer.count
-        buffer.append(contentsOf: repeatElement(0, count: chunk))
         var n = 0
         var failure: CaptureError?
-        buffer.withUnsafeMutableBytes { all in
-            do throws(CaptureError) {
-                n = try source.read(into: UnsafeMutableRawBufferPointer(rebasing: all[old...]))
-            } catch {
-                failure = error
-            }
+        do throws(CaptureError) {
+            n = try source.read(into: scratch)
+        } catch {
+            failure = error
         }
         if let failure { readError = failure.description }
-        buffer.removeLast(chunk - n)
+        if n > 0 { buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: scratch[0 ..< n])) }
         bytesRead += Int64(n)
         if n == 0 { eof = true }
         return n > 0

@@ -24,6 +24,8 @@ public struct StraceLine: Sendable {
     public enum ParseError: String, Error, Sendable {
         /// Not strace at all: the traced program's own output on the same terminal.
         case notStrace = "not_strace"
+        /// An empty line (the program printed a line break).
+        case empty
         /// A call whose result was pushed to a later line by interleaved output.
         case brokenCall = "broken_call"
         /// A continuation of a broken call (`) = 1`, ` <unfinished ...>`).
@@ -62,6 +64,7 @@ extension StraceLine {
         func skipSpaces() { while i < end, line[i] == 0x20 || line[i] == 0x09 { i += 1 } }
         var pid: Int?
         skipSpaces()
+        guard i < end else { return .failure(.empty) }
         if line[i...].starts(with: Array("strace: ".utf8)) {
             return .success(StraceLine(pid: nil, time: nil, body: .straceMessage(String(decoding: line[(i + 8)...], as: UTF8.self))))
         }
@@ -128,7 +131,7 @@ extension StraceLine {
             guard !name.isEmpty, line[j...].starts(with: Array(" resumed>".utf8)) else { return .failure(.notStrace) }
             let argsStart = j + 9
             // The rest of the arguments up to the call's closing parenthesis.
-            guard let close = StraceSyntax.closingParenthesis(line[argsStart...], from: argsStart),
+            guard let close = StraceSyntax.closingParenthesis(line[argsStart...], from: argsStart) ?? lastClose(line[argsStart...]),
                   let result = self.result(line[(close + 1)...]) else {
                 if unfinishedMark(line[argsStart...]) != nil {
                     return .failure(.continuation)   // resumed and interrupted again: rare, not modelled
@@ -149,9 +152,24 @@ extension StraceLine {
         if let mark = unfinishedMark(line[argsStart...]) {
             return .success(StraceLine(pid: pid, time: time, body: .unfinished(name: name, arguments: line[argsStart ..< mark])))
         }
-        guard let close = StraceSyntax.closingParenthesis(line[argsStart...], from: argsStart) else { return .failure(.brokenCall) }
+        guard let close = StraceSyntax.closingParenthesis(line[argsStart...], from: argsStart) ?? lastClose(line[argsStart...]) else {
+            return .failure(.brokenCall)
+        }
         guard let result = self.result(line[(close + 1)...]) else { return .failure(.brokenCall) }
         return .success(StraceLine(pid: pid, time: time, body: .call(name: name, arguments: line[argsStart ..< close], result: result)))
+    }
+
+    /// The `)` of the last `) = ` in `s`: for arguments the bracket scan cannot balance
+    /// (netlink dumps and other decoders' output), when a result follows it.
+    static func lastClose(_ s: ArraySlice<UInt8>) -> Int? {
+        var i = s.endIndex - 4
+        while i >= s.startIndex {
+            if s[i] == UInt8(ascii: ")"), s[i + 1] == 0x20, s[i + 2] == UInt8(ascii: "="), s[i + 3] == 0x20 {
+                return result(s[(i + 1)...]) != nil ? i : nil
+            }
+            i -= 1
+        }
+        return nil
     }
 
     static func isNameByte(_ c: UInt8) -> Bool {

@@ -11,6 +11,8 @@ public struct StraceFileSummary: Sendable {
     public var unparsedExamples: [String: [Int]] = [:]
     /// Broken calls whose continuation was found on a later line and joined.
     public var joined = 0
+    /// strace lines found after the program's own output on the same line.
+    public var recovered = 0
     /// `<unfinished ...>` halves never resumed (the trace ended first).
     public var neverResumed = 0
     public var truncatedLines = 0
@@ -18,6 +20,8 @@ public struct StraceFileSummary: Sendable {
     public var timeKind: StraceTime.Kind?
 
     public var unparsedTotal: Int { unparsed.values.reduce(0, +) }
+
+    public init(path: String) { self.path = path }
 
     mutating func unparsed(_ reason: String, line: Int) {
         unparsed[reason, default: 0] += 1
@@ -68,18 +72,40 @@ public final class StraceReader {
             summary.lines += 1
             let number = reader.lineNumber
             var parsed = StraceLine.parse(raw)
-            if case .failure(let error) = parsed, error == .continuation, let b = broken {
-                // Join the broken call with this continuation and parse the whole.
-                let joinedLine = b.line + Array(raw)
-                parsed = StraceLine.parse(joinedLine[...])
-                if case .success = parsed { summary.joined += 1; broken = nil }
-                else { parsed = .failure(.continuation) }
+            var current = Array(raw)
+            // strace's own "Process N attached" can land inside a call's line: cut it out.
+            if case .failure(.brokenCall) = parsed, let cut = embeddedMessage(raw) {
+                current = Array(raw[raw.startIndex ..< cut])
+                parsed = StraceLine.parse(current[...])
+            }
+            // The program's output written before strace's on the same line: skip to "[pid ".
+            if case .failure(.notStrace) = parsed, let at = pidPrefix(current) {
+                let tail = StraceLine.parse(current[at...])
+                if case .success = tail {
+                    parsed = tail
+                    summary.recovered += 1
+                } else if case .failure(.brokenCall) = tail {
+                    current = Array(current[at...])
+                    parsed = tail
+                }
+            }
+            if case .failure(let error) = parsed, let b = broken {
+                // The rest of a call broken by interleaved output (or by strace itself):
+                // join and parse the whole.
+                let whole = StraceLine.parse((b.line + current)[...])
+                if case .success = whole {
+                    parsed = whole
+                    summary.joined += 1
+                    broken = nil
+                } else if error == .brokenCall {
+                    summary.unparsed(StraceLine.ParseError.brokenCall.rawValue, line: b.number)
+                    broken = nil
+                }
             }
             switch parsed {
             case .failure(let error):
                 if error == .brokenCall {
-                    if let b = broken { summary.unparsed(StraceLine.ParseError.brokenCall.rawValue, line: b.number) }
-                    broken = (cutBrokenLine(raw), number)
+                    broken = (Array(current.prefix(Self.maxPendingArguments)), number)
                 } else {
                     summary.unparsed(error.rawValue, line: number)
                 }
@@ -103,10 +129,28 @@ public final class StraceReader {
         pending.removeAll()
     }
 
-    /// The strace part of a line the program's output ran into: up to the last byte strace
-    /// wrote before the interruption cannot be known, so the line is kept as it is (a
-    /// continuation is appended to it).
-    func cutBrokenLine(_ raw: ArraySlice<UInt8>) -> [UInt8] { Array(raw.prefix(Self.maxPendingArguments)) }
+    /// Where a "[pid " prefix starts after the beginning of a line, if it does.
+    func pidPrefix(_ line: [UInt8]) -> Int? {
+        let mark = Array("[pid ".utf8)
+        var i = 1
+        while i + mark.count <= line.count {
+            if line[i] == mark[0], line[i ..< i + mark.count].elementsEqual(mark) { return i }
+            i += 1
+        }
+        return nil
+    }
+
+    /// Where "strace: Process N attached/detached" starts inside a line, if it does.
+    func embeddedMessage(_ raw: ArraySlice<UInt8>) -> Int? {
+        let mark = Array("strace: Process ".utf8)
+        guard raw.count > mark.count else { return nil }
+        var i = raw.startIndex + 1
+        while i + mark.count <= raw.endIndex {
+            if raw[i] == mark[0], raw[i ..< i + mark.count].elementsEqual(mark) { return i }
+            i += 1
+        }
+        return nil
+    }
 
     /// Time in nanoseconds on one scale per file: epoch, or time of day with rollover.
     struct Clock {

@@ -19,6 +19,7 @@ public struct HostLogRun {
             w.field("lines", f.lines)
             w.field("parsed", f.calls)
             w.field("joined_broken_lines", f.joined)
+            w.field("recovered_after_program_output", f.recovered)
             w.field("never_resumed", f.neverResumed)
             w.field("truncated_lines", f.truncatedLines)
             w.beginObject("unparsed")
