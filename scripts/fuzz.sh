@@ -2,7 +2,8 @@
 # Runs the libFuzzer targets for a given time each (default 60 s). Targets: engine (the
 # whole capture engine, seeded from ../shared/corpora/pcap and samples/), dns, http, tls,
 # quic (the parsers alone), rulepack (the YAML rule loader, seeded with rules/), rules
-# (the default packs over the input, whole and streamed); "all" runs them one after another. Corpora grow in
+# (the default packs over the input, whole and streamed), strace (host-log parser and model,
+# seeded from ../shared/corpora/logs/strace); "all" runs them one after another. Corpora grow in
 # fuzz-corpus/TARGET, crashes land in fuzz-crashes/ (replay one with
 # `swift run phonehome-fuzz FILE` and PHONEHOME_FUZZ_TARGET set).
 # Usage: scripts/fuzz.sh [SECONDS] [TARGET|all]
@@ -36,10 +37,10 @@ run() {
     mkdir -p "fuzz-corpus/$target"
     echo "== $target: $seconds s"
     PHONEHOME_FUZZ_TARGET=$target .build-fuzz/debug/phonehome-fuzz "fuzz-corpus/$target" "$@" \
-        -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=2048 -timeout=30 \
+        -max_total_time="$seconds" -max_len="${max_len:-65536}" -rss_limit_mb=2048 -timeout=30 \
         -artifact_prefix="fuzz-crashes/$target-" -print_final_stats=1
 }
-for target in engine dns http tls quic rulepack rules; do
+for target in engine dns http tls quic rulepack rules strace; do
     [ "$which" = all ] || [ "$which" = "$target" ] || continue
     if [ "$target" = engine ]; then
         seeds=(samples)
@@ -47,6 +48,10 @@ for target in engine dns http tls quic rulepack rules; do
         run engine "${seeds[@]}"
     elif [ "$target" = rulepack ]; then
         run rulepack rules
+    elif [ "$target" = strace ]; then
+        seeds=()
+        [ -d ../shared/corpora/logs/strace ] && seeds+=(../shared/corpora/logs/strace)
+        max_len=8192 run strace "${seeds[@]}"
     else
         seed_parsers "$target"
         run "$target"

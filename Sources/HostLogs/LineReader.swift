@@ -9,7 +9,7 @@ public final class LineReader {
     public let compression: Compression
     private var buffer: [UInt8] = []
     /// Where each read lands (not zero-filled: a small log touches few pages).
-    private let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+    private let scratch: UnsafeMutableRawBufferPointer
     private var start = 0
     private var eof = false
     /// Line number of the last line returned (1-based).
@@ -21,11 +21,13 @@ public final class LineReader {
     public init(path: String) throws(CaptureError) {
         let file: ByteSource = path == "-" ? FileSource(descriptor: 0) : try FileSource(path: path)
         (source, compression) = try CaptureReader.decompressed(file, name: path)
+        scratch = .allocate(byteCount: 1 << 20, alignment: 16)
     }
 
     public init(bytes: [UInt8]) {
         source = MemorySource(bytes)
         compression = .none
+        scratch = .allocate(byteCount: min(1 << 20, max(4096, bytes.count)), alignment: 16)
     }
 
     deinit { scratch.deallocate() }

@@ -131,7 +131,7 @@ extension StraceLine {
             guard !name.isEmpty, line[j...].starts(with: Array(" resumed>".utf8)) else { return .failure(.notStrace) }
             let argsStart = j + 9
             // The rest of the arguments up to the call's closing parenthesis.
-            guard let close = StraceSyntax.closingParenthesis(line[argsStart...], from: argsStart) ?? lastClose(line[argsStart...]),
+            guard let close = lastClose(line[argsStart...]) ?? StraceSyntax.closingParenthesis(line[argsStart...], from: argsStart),
                   let result = self.result(line[(close + 1)...]) else {
                 if unfinishedMark(line[argsStart...]) != nil {
                     return .failure(.continuation)   // resumed and interrupted again: rare, not modelled
@@ -152,15 +152,16 @@ extension StraceLine {
         if let mark = unfinishedMark(line[argsStart...]) {
             return .success(StraceLine(pid: pid, time: time, body: .unfinished(name: name, arguments: line[argsStart ..< mark])))
         }
-        guard let close = StraceSyntax.closingParenthesis(line[argsStart...], from: argsStart) ?? lastClose(line[argsStart...]) else {
+        guard let close = lastClose(line[argsStart...]) ?? StraceSyntax.closingParenthesis(line[argsStart...], from: argsStart) else {
             return .failure(.brokenCall)
         }
         guard let result = self.result(line[(close + 1)...]) else { return .failure(.brokenCall) }
         return .success(StraceLine(pid: pid, time: time, body: .call(name: name, arguments: line[argsStart ..< close], result: result)))
     }
 
-    /// The `)` of the last `) = ` in `s`: for arguments the bracket scan cannot balance
-    /// (netlink dumps and other decoders' output), when a result follows it.
+    /// The `)` of the last `) = ` in `s` when a result follows it: where the arguments
+    /// end (a result never holds ") = "), found from the end without reading the
+    /// arguments; it also takes arguments a bracket scan cannot balance (netlink dumps).
     static func lastClose(_ s: ArraySlice<UInt8>) -> Int? {
         var i = s.endIndex - 4
         while i >= s.startIndex {
@@ -195,27 +196,41 @@ extension StraceLine {
         return i > from ? (v, i) : nil
     }
 
-    /// `16:45:39`, `16:45:39.970398`, `1795454115.063047`, `0.000123`.
+    /// `16:45:39`, `16:45:39.970398`, `1795454115.063047`, `0.000123`, read on bytes.
     static func timestamp(_ token: ArraySlice<UInt8>) -> StraceTime? {
-        let text = String(decoding: token, as: UTF8.self)
-        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count <= 2 else { return nil }
-        var fraction: Int64 = 0
-        if parts.count == 2 {
-            let digits = parts[1]
-            guard !digits.isEmpty, digits.count <= 9, let f = Int64(digits) else { return nil }
-            fraction = f
-            for _ in digits.count..<9 { fraction *= 10 }
+        var fields: [Int64] = []   // the colon-separated whole numbers
+        var value: Int64 = 0, digits = 0
+        var fraction: Int64 = 0, fractionDigits = 0
+        var inFraction = false
+        for c in token {
+            if StraceSyntax.isDigit(c) {
+                if inFraction {
+                    guard fractionDigits < 9 else { return nil }
+                    fraction = fraction * 10 + Int64(c - 0x30)
+                    fractionDigits += 1
+                } else {
+                    guard digits < 12 else { return nil }
+                    value = value * 10 + Int64(c - 0x30)
+                    digits += 1
+                }
+            } else if c == UInt8(ascii: ":"), !inFraction, digits > 0, fields.count < 2 {
+                fields.append(value)
+                value = 0; digits = 0
+            } else if c == UInt8(ascii: "."), !inFraction, digits > 0 {
+                inFraction = true
+            } else {
+                return nil
+            }
         }
-        if parts[0].contains(":") {
-            let hms = parts[0].split(separator: ":", omittingEmptySubsequences: false)
-            guard hms.count == 3, let h = Int64(hms[0]), let m = Int64(hms[1]), let s = Int64(hms[2]),
-                  h < 24, m < 60, s < 61 else { return nil }
-            return StraceTime(kind: .timeOfDay, nanoseconds: ((h * 60 + m) * 60 + s) * 1_000_000_000 + fraction)
+        guard digits > 0, !inFraction || fractionDigits > 0 else { return nil }
+        for _ in fractionDigits..<9 { fraction *= 10 }
+        if !fields.isEmpty {
+            guard fields.count == 2, fields[0] < 24, fields[1] < 60, value < 61 else { return nil }
+            return StraceTime(kind: .timeOfDay, nanoseconds: ((fields[0] * 60 + fields[1]) * 60 + value) * 1_000_000_000 + fraction)
         }
-        guard let seconds = Int64(parts[0]), seconds < 1 << 33 else { return nil }
+        guard value < 1 << 33 else { return nil }
         // -r prints small numbers; -ttt prints seconds since 1970 (after 1973 here).
-        return StraceTime(kind: seconds >= 100_000_000 ? .epoch : .relative, nanoseconds: seconds * 1_000_000_000 + fraction)
+        return StraceTime(kind: value >= 100_000_000 ? .epoch : .relative, nanoseconds: value * 1_000_000_000 + fraction)
     }
 
     /// ` = 3<TCP:[…]>`, ` = -1 ENOENT (…)`, ` = ?`, ` = 0x55aa`, with an optional ` <0.000012>`.

@@ -29,6 +29,53 @@ public struct StraceFileSummary: Sendable {
     }
 }
 
+/// The system calls the model reads; every other call only lends its descriptor
+/// annotation (a socket's tuple) when it has one.
+enum Syscall {
+    case exec, execAt, clone, getuid, readlink, readlinkAt, socket, close, connect, bind, accept, send, other
+
+    static let byName: [String: Syscall] = [
+        "execve": .exec, "execveat": .execAt, "clone": .clone, "clone3": .clone, "fork": .clone, "vfork": .clone,
+        "getuid": .getuid, "getuid32": .getuid, "readlink": .readlink, "readlinkat": .readlinkAt, "socket": .socket,
+        "close": .close, "connect": .connect, "bind": .bind, "accept": .accept, "accept4": .accept,
+        "sendto": .send, "sendmsg": .send, "sendmmsg": .send, "write": .send, "writev": .send, "send": .send, "pwrite64": .send,
+    ]
+
+    init(_ name: String) { self = Self.byName[name] ?? .other }
+}
+
+/// Whether `s` holds a socket annotation (`<TCP:`, `<UDP:`, `<TCPv6:`, `<UDPv6:`).
+func hasSocketAnnotation(_ s: ArraySlice<UInt8>) -> Bool {
+    var i = s.startIndex
+    while i + 4 < s.endIndex {
+        if s[i] == UInt8(ascii: "<") {
+            let a = s[i + 1], b = s[i + 2], c = s[i + 3]
+            if (a == UInt8(ascii: "T") && b == UInt8(ascii: "C") && c == UInt8(ascii: "P"))
+                || (a == UInt8(ascii: "U") && b == UInt8(ascii: "D") && c == UInt8(ascii: "P")) { return true }
+        }
+        i += 1
+    }
+    return false
+}
+
+/// Whether `s` contains `needle`.
+func contains(_ s: ArraySlice<UInt8>, _ needle: StaticString) -> Bool {
+    let n = needle.utf8CodeUnitCount
+    guard n > 0, s.count >= n else { return false }
+    return needle.withUTF8Buffer { k in
+        var i = s.startIndex
+        while i + n <= s.endIndex {
+            if s[i] == k[0] {
+                var j = 1
+                while j < n && s[i + j] == k[j] { j += 1 }
+                if j == n { return true }
+            }
+            i += 1
+        }
+        return false
+    }
+}
+
 /// Reads strace output (`-f` combined files, `-ff` per-process files) into a
 /// `HostModel`: the process tree, execs, sockets and where they connected, DNS
 /// questions sent to port 53, symlinks resolved. Streams: only the model is kept.
@@ -64,7 +111,6 @@ public final class StraceReader {
         let fileIndex = model.files.count
         model.files.append(path)
         model.fileTimeKinds.append(nil)
-        let placeholder = -1 - fileIndex
         var clock = Clock()
         // A call whose line was broken by the program's own output: waits for its `) = N`.
         var broken: (line: [UInt8], number: Int)?
@@ -72,6 +118,11 @@ public final class StraceReader {
             summary.lines += 1
             let number = reader.lineNumber
             var parsed = StraceLine.parse(raw)
+            if case .success(let line) = parsed, broken == nil {
+                summary.calls += 1
+                take(line, filePid: filePid, fileIndex: fileIndex, number: number, clock: &clock, summary: &summary)
+                continue
+            }
             var current = Array(raw)
             // strace's own "Process N attached" can land inside a call's line: cut it out.
             if case .failure(.brokenCall) = parsed, let cut = embeddedMessage(raw) {
@@ -112,14 +163,7 @@ public final class StraceReader {
                 continue
             case .success(let line):
                 summary.calls += 1
-                let tid = line.pid ?? filePid ?? placeholders[fileIndex] ?? placeholder
-                let time = clock.absolute(line.time)
-                if summary.timeKind == nil, let kind = line.time?.kind {
-                    summary.timeKind = kind
-                    model.fileTimeKinds[fileIndex] = kind
-                }
-                handle(line, tid: tid, time: time, reference: LogReference(file: fileIndex, line: number), placeholder: placeholder,
-                       fileIndex: fileIndex, prefixed: line.pid != nil || filePid != nil)
+                take(line, filePid: filePid, fileIndex: fileIndex, number: number, clock: &clock, summary: &summary)
             }
         }
         if let b = broken { summary.unparsed(StraceLine.ParseError.brokenCall.rawValue, line: b.number) }
@@ -127,6 +171,18 @@ public final class StraceReader {
         summary.readError = reader.readError
         summary.neverResumed += pending.count
         pending.removeAll()
+    }
+
+    func take(_ line: StraceLine, filePid: Int?, fileIndex: Int, number: Int, clock: inout Clock, summary: inout StraceFileSummary) {
+        let placeholder = -1 - fileIndex
+        let tid = line.pid ?? filePid ?? placeholders[fileIndex] ?? placeholder
+        let time = clock.absolute(line.time)
+        if summary.timeKind == nil, let kind = line.time?.kind {
+            summary.timeKind = kind
+            model.fileTimeKinds[fileIndex] = kind
+        }
+        handle(line, tid: tid, time: time, reference: LogReference(file: fileIndex, line: number), placeholder: placeholder,
+               fileIndex: fileIndex, prefixed: line.pid != nil || filePid != nil)
     }
 
     /// Where a "[pid " prefix starts after the beginning of a line, if it does.
@@ -181,7 +237,9 @@ public final class StraceReader {
         noteThread(tid, time: time, reference: reference)
         switch line.body {
         case .unfinished(let name, let arguments):
-            pending[tid] = (name, Array(arguments.prefix(Self.maxPendingArguments)), time, reference)
+            // The first half of a call the model ignores is kept only for its socket tuple.
+            let keep = Syscall(name) != .other || hasSocketAnnotation(arguments.prefix(256))
+            pending[tid] = (name, keep ? Array(arguments.prefix(Self.maxPendingArguments)) : [], time, reference)
         case .resumed(let name, let arguments, let result):
             guard let first = pending.removeValue(forKey: tid), first.name == name else { return }
             let whole = first.arguments + Array(arguments)
@@ -223,11 +281,13 @@ public final class StraceReader {
     }
 
     func call(_ name: String, _ arguments: ArraySlice<UInt8>, _ result: StraceResult, tid: Int, time: Int64?, reference: LogReference) {
+        let syscall = Syscall(name)
+        if syscall == .other && !hasSocketAnnotation(arguments.prefix(256)) { return }
         let pid = model.process(ofThread: tid)
-        switch name {
-        case "execve", "execveat":
+        switch syscall {
+        case .exec, .execAt:
             let args = StraceSyntax.splitArguments(arguments)
-            let pathIndex = name == "execveat" ? 1 : 0
+            let pathIndex = syscall == .execAt ? 1 : 0
             guard args.count > pathIndex + 1, let path = StraceSyntax.string(args[pathIndex]) else { return }
             let argv = StraceSyntax.stringArray(args[pathIndex + 1]) ?? []
             let text = String(decoding: path.bytes, as: UTF8.self)
@@ -242,9 +302,9 @@ public final class StraceReader {
                 model.processes[pid]?.arguments = argv
                 model.processes[pid]?.evidence = reference
             }
-        case "clone", "clone3", "fork", "vfork":
+        case .clone:
             guard let child = result.value, child > 0 else { return }
-            let isThread = arguments.count >= 12 && String(decoding: arguments, as: UTF8.self).contains("CLONE_THREAD")
+            let isThread = contains(arguments, "CLONE_THREAD")
             if isThread {
                 // In -ff output the thread's own file may have been read first.
                 if child != pid, let early = model.processes.removeValue(forKey: child) {
@@ -265,33 +325,30 @@ public final class StraceReader {
                 p.userID = model.processes[pid]?.userID
                 model.processes[child] = p
             }
-        case "getuid", "getuid32":
+        case .getuid:
             if let v = result.value, v >= 0 { model.processes[pid]?.userID = v }
-        case "readlink", "readlinkat":
+        case .readlink, .readlinkAt:
             let args = StraceSyntax.splitArguments(arguments)
-            let at = name == "readlinkat" ? 1 : 0
+            let at = syscall == .readlinkAt ? 1 : 0
             guard !result.failed, args.count > at + 1, let path = StraceSyntax.string(args[at]), let target = StraceSyntax.string(args[at + 1]),
                   !target.truncated else { return }
             if model.symlinks.count < HostModel.maxSymlinks {
                 model.symlinks[String(decoding: path.bytes, as: UTF8.self)] = String(decoding: target.bytes, as: UTF8.self)
             }
-        case "socket":
-            guard let fd = result.value, fd >= 0 else { return }
-            let text = String(decoding: arguments, as: UTF8.self)
-            guard text.hasPrefix("AF_INET") else { return }
+        case .socket:
+            guard let fd = result.value, fd >= 0, arguments.starts(with: Array("AF_INET".utf8)) else { return }
             let key = SocketKey(pid: pid, fd: fd)
             socketEvents.removeValue(forKey: key)
             boundLocal.removeValue(forKey: key)
-            socketProtocols[key] = text.contains("SOCK_STREAM") ? .tcp : text.contains("SOCK_DGRAM") ? .udp : nil
-        case "close":
-            let args = StraceSyntax.splitArguments(arguments)
-            if let first = args.first, let (fd, _) = StraceSyntax.descriptor(first) {
+            socketProtocols[key] = contains(arguments, "SOCK_STREAM") ? .tcp : contains(arguments, "SOCK_DGRAM") ? .udp : nil
+        case .close:
+            if !socketProtocols.isEmpty || !socketEvents.isEmpty, let (fd, _) = StraceSyntax.descriptor(StraceSyntax.trimmed(arguments)) {
                 let key = SocketKey(pid: pid, fd: fd)
                 socketEvents.removeValue(forKey: key)
                 socketProtocols.removeValue(forKey: key)
                 boundLocal.removeValue(forKey: key)
             }
-        case "connect":
+        case .connect:
             let args = StraceSyntax.splitArguments(arguments)
             guard args.count >= 2, let (fd, target) = StraceSyntax.descriptor(args[0]) else { return }
             let key = SocketKey(pid: pid, fd: fd)
@@ -304,21 +361,21 @@ public final class StraceReader {
             apply(target, to: &event, key: key)
             if event.local == nil { event.local = boundLocal[key] }
             record(event, key: key)
-        case "bind":
+        case .bind:
             let args = StraceSyntax.splitArguments(arguments)
             guard args.count >= 2, !result.failed, let (fd, _) = StraceSyntax.descriptor(args[0]),
                   case .inet(let local) = StraceSyntax.socketAddress(args[1]) else { return }
             boundLocal[SocketKey(pid: pid, fd: fd)] = local
-        case "accept", "accept4":
+        case .accept:
             guard let fd = result.value, fd >= 0, let annotation = result.annotation else { return }
             let target = StraceSyntax.annotation(annotation)
             let key = SocketKey(pid: pid, fd: fd)
             var event = NetworkEvent(kind: .accept, tid: tid, pid: pid, time: time, result: "0", reference: reference, socketKey: key)
             apply(target, to: &event, key: key)
             record(event, key: key)
-        case "sendto", "sendmsg", "sendmmsg", "write", "writev", "send", "pwrite64":
+        case .send:
             sent(name, arguments, result, tid: tid, pid: pid, time: time, reference: reference)
-        default:
+        case .other:
             // Any other call on a socket descriptor may show its tuple (-yy): fill it in.
             guard arguments.first.map(StraceSyntax.isDigit) == true else { return }
             let args = StraceSyntax.splitArguments(arguments)

@@ -1,4 +1,5 @@
 import Analysis
+import HostLogs
 import Protocols
 import Rules
 import Foundation
@@ -20,6 +21,8 @@ enum FuzzTarget: String, CaseIterable {
     case rulepack
     /// The default packs over the input, whole and as a stream cut in pieces.
     case rules
+    /// strace output: line grammar, argument syntax, the process model and the join.
+    case strace
 
     static let selected: FuzzTarget = {
         let name = ProcessInfo.processInfo.environment["PHONEHOME_FUZZ_TARGET"] ?? "engine"
@@ -39,6 +42,7 @@ enum FuzzTarget: String, CaseIterable {
         case .quic: Self.quic(bytes)
         case .rulepack: Self.rulepack(bytes)
         case .rules: Self.rules(bytes)
+        case .strace: Self.strace(bytes)
         }
     }
 
@@ -49,6 +53,18 @@ enum FuzzTarget: String, CaseIterable {
         // raw sessions, rule streams, DNS tunnels and decoded bodies are exercised too.
         guard let analyzer = try? Analyzer(options: options, rules: defaultRules, flowSink: { _, _, _ in }) else { return }
         _ = analyzer.analyze(name: "fuzz", bytes: bytes)
+    }
+
+    static func strace(_ bytes: [UInt8]) {
+        let reader = StraceReader()
+        var summary = StraceFileSummary(path: "fuzz")
+        reader.read(LineReader(bytes: bytes), path: "fuzz", pid: nil, into: &summary)
+        let attributor = ProcessAttributor(model: reader.model)
+        for e in reader.model.network {
+            guard let remote = e.remote, let local = e.local else { continue }
+            _ = attributor.attribute(proto: e.proto ?? .tcp, client: local, server: remote, start: e.time ?? 0)
+        }
+        for p in reader.model.processes.keys { _ = reader.model.programName(p) }
     }
 
     static func dns(_ bytes: [UInt8]) {
