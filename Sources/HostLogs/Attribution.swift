@@ -59,6 +59,9 @@ public final class ProcessAttributor {
     private var byTuple: [TupleKey: [Int]] = [:]
     private var byPort: [PortKey: [Int]] = [:]
     private var byRemote: [RemoteKey: [Int]] = [:]
+    /// Firewall LOG lines by their 5-tuple (source as sender).
+    private var firewallByTuple: [TupleKey: [Int]] = [:]
+    public private(set) var firewallMatched = 0
 
     public init(model: HostModel, clockOffset: Int64? = nil) {
         self.model = model
@@ -75,6 +78,34 @@ public final class ProcessAttributor {
             }
             byRemote[RemoteKey(proto: proto, remote: remote), default: []].append(i)
         }
+        for (i, f) in model.firewall.enumerated() {
+            guard let sp = f.sourcePort, let dp = f.destinationPort else { continue }
+            let proto: SocketProtocol
+            switch f.proto {
+            case "TCP": proto = .tcp
+            case "UDP", "UDPLITE": proto = .udp
+            default: continue
+            }
+            firewallByTuple[TupleKey(proto: proto, local: Endpoint(address: f.source, port: sp),
+                                     remote: Endpoint(address: f.destination, port: dp)), default: []].append(i)
+        }
+    }
+
+    /// The firewall LOG line for a flow from `client` to `server` (the first one logged:
+    /// a SYN, or a datagram), if a log has it.
+    public func firewallEvent(proto: SocketProtocol, client: Endpoint, server: Endpoint, start: Int64) -> FirewallEvent? {
+        guard let candidates = firewallByTuple[TupleKey(proto: proto, local: client, remote: server)], !candidates.isEmpty else { return nil }
+        // A reused tuple: the line nearest the flow's start when the lines have full times.
+        let best = candidates.min { a, b in
+            distance(model.firewall[a], start) < distance(model.firewall[b], start)
+        } ?? candidates[0]
+        firewallMatched += 1
+        return model.firewall[best]
+    }
+
+    func distance(_ f: FirewallEvent, _ start: Int64) -> Int64 {
+        if case .epoch(let t)? = f.time { return abs(start - t) }
+        return 0
     }
 
     /// The clock offset in use: the user's, else the median of the exact pairs so far.

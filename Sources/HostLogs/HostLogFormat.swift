@@ -1,12 +1,14 @@
 /// Host log formats recognised by content (never by file name).
 public enum HostLogFormat: String, Sendable {
     case strace
+    case netfilter
 
     /// Looks at the first lines of `path`: strace when most of them are strace lines (the
-    /// traced program's own output may come first or in between).
+    /// traced program's own output may come first or in between), netfilter when most are
+    /// LOG lines (a kernel log mixes in other messages).
     public static func detect(path: String) -> HostLogFormat? {
         guard let reader = try? LineReader(path: path) else { return nil }
-        var seen = 0, strace = 0
+        var seen = 0, strace = 0, netfilter = 0
         while seen < 64, let line = reader.next() {
             guard !line.isEmpty else { continue }
             // Binary data (a capture) is no log.
@@ -14,9 +16,14 @@ public enum HostLogFormat: String, Sendable {
             seen += 1
             if case .success(let parsed) = StraceLine.parse(line) {
                 if case .straceMessage = parsed.body {} else { strace += 1 }
+            } else if case .success = FirewallLog.parse(line, reference: LogReference(file: 0, line: 0)) {
+                netfilter += 1
             }
         }
-        return seen > 0 && strace * 2 >= seen ? .strace : nil
+        guard seen > 0 else { return nil }
+        if strace * 2 >= seen { return .strace }
+        if netfilter * 2 >= seen { return .netfilter }
+        return nil
     }
 
     /// The pid of a `strace -ff -o NAME` file (`NAME.PID`), whose lines carry none.

@@ -85,6 +85,8 @@ public struct HostModel: Sendable {
     public var execs: [ExecEvent] = []
     public var network: [NetworkEvent] = []
     public var dnsQueries: [HostDNSQuery] = []
+    /// Netfilter LOG lines (egress allowed or denied), in file order.
+    public var firewall: [FirewallEvent] = []
     /// Symbolic links the processes resolved (readlink results): path → target.
     public var symlinks: [String: String] = [:]
     /// Which limits were hit (name → times).

@@ -81,6 +81,9 @@ func contains(_ s: ArraySlice<UInt8>, _ needle: StaticString) -> Bool {
 /// questions sent to port 53, symlinks resolved. Streams: only the model is kept.
 public final class StraceReader {
     public private(set) var model = HostModel()
+
+    /// Netfilter LOG lines go into the same model (joined with the same flows).
+    public func readFirewallLog(path: String) -> FirewallFileSummary { model.readFirewallLog(path: path) }
     /// Per thread: the first half of a call waiting for its `resumed` line.
     private var pending: [Int: (name: String, arguments: [UInt8], time: Int64?, reference: LogReference)] = [:]
     /// Per (process, fd): the network event its socket last made (to fill in its tuple).

@@ -59,8 +59,13 @@ public final class ConnLog {
         }
         writer.endObject()
         writer.logFile(inputPaths, input: flow.input)
-        let attribution = attribute(flow)
+        let (attribution, firewall) = attribute(flow)
         if let attribution { writeProcess(attribution) }
+        if let uid = attribution?.userID ?? firewall?.uid {
+            writer.beginObject("user")
+            writer.field("id", String(uid))
+            writer.endObject()
+        }
         writer.beginObject("phonehome")
         writer.plainField("conn_state", flow.connState)
         if flow.history.count > 0 {
@@ -88,6 +93,16 @@ public final class ConnLog {
             if let d = a.timeDelta { writer.field("log_time_delta", Double(d) / 1e9) }
             writer.endObject()
         }
+        if let f = firewall {
+            writer.beginObject("firewall")
+            writer.plainField("action", f.action.rawValue)
+            if !f.prefix.isEmpty { writer.field("prefix", f.prefix) }
+            if !f.outInterface.isEmpty { writer.field("out_interface", f.outInterface) }
+            let files = attributor?.model.files ?? []
+            let path = f.reference.file < files.count ? files[f.reference.file] : ""
+            writer.field("evidence", "\(path.split(separator: "/").last.map(String.init) ?? path):\(f.reference.line)")
+            writer.endObject()
+        }
         writer.endObject()
         writer.endObject()
         writer.newline()
@@ -95,17 +110,19 @@ public final class ConnLog {
         lines += 1
     }
 
-    func attribute(_ flow: Flow) -> Attribution? {
-        guard let attributor else { return nil }
+    /// The process (from host logs) and the firewall LOG line behind a flow.
+    func attribute(_ flow: Flow) -> (Attribution?, FirewallEvent?) {
+        guard let attributor else { return (nil, nil) }
         let proto: SocketProtocol
         switch flow.key.proto {
         case IPProtocol.tcp: proto = .tcp
         case IPProtocol.udp: proto = .udp
-        default: return nil
+        default: return (nil, nil)
         }
-        return attributor.attribute(proto: proto, client: Endpoint(address: flow.originatorAddress, port: flow.originatorPort),
-                                    server: Endpoint(address: flow.responderAddress, port: flow.responderPort),
-                                    start: flow.firstTimestamp)
+        let client = Endpoint(address: flow.originatorAddress, port: flow.originatorPort)
+        let server = Endpoint(address: flow.responderAddress, port: flow.responderPort)
+        return (attributor.attribute(proto: proto, client: client, server: server, start: flow.firstTimestamp),
+                attributor.firewallEvent(proto: proto, client: client, server: server, start: flow.firstTimestamp))
     }
 
     /// ECS `process.*` and `user.id` of the process behind the flow.
@@ -128,11 +145,6 @@ public final class ConnLog {
         writer.field("id", a.tid)
         writer.endObject()
         writer.endObject()
-        if let uid = a.userID {
-            writer.beginObject("user")
-            writer.field("id", String(uid))
-            writer.endObject()
-        }
     }
 
     func hasPorts(_ flow: Flow) -> Bool {

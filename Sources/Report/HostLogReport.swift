@@ -4,6 +4,7 @@ import HostLogs
 /// by reason, what the model holds, and how flows were attributed.
 public struct HostLogRun {
     public var files: [StraceFileSummary] = []
+    public var firewallFiles: [FirewallFileSummary] = []
     public var model: HostModel?
     public var attributor: ProcessAttributor?
     public init() {}
@@ -35,6 +36,25 @@ public struct HostLogRun {
             if let error = f.readError { w.field("read_error", error) }
             w.endObject()
         }
+        for f in firewallFiles {
+            w.beginObject()
+            w.field("path", (f.path as String).split(separator: "/").last.map(String.init) ?? f.path)
+            w.field("format", "netfilter_log")
+            w.field("lines", f.lines)
+            w.field("parsed", f.parsed)
+            w.beginObject("unparsed")
+            for (reason, n) in f.unparsed.sorted(by: { $0.key < $1.key }) {
+                w.beginObject(dynamic: reason)
+                w.field("lines", n)
+                w.beginArray("first_line_numbers")
+                for line in f.unparsedExamples[reason] ?? [] { w.int(line) }
+                w.endArray()
+                w.endObject()
+            }
+            w.endObject()
+            if let error = f.readError { w.field("read_error", error) }
+            w.endObject()
+        }
         w.endArray()
         if let m = model {
             w.field("processes", m.processes.count)
@@ -42,6 +62,7 @@ public struct HostLogRun {
             w.field("execs", m.execs.count)
             w.field("connects", m.network.filter { $0.kind == .connect }.count)
             w.field("dns_queries", m.dnsQueries.count)
+            w.field("firewall_lines", m.firewall.count)
             w.beginObject("limits_hit")
             for (name, n) in m.limitsHit.sorted(by: { $0.key < $1.key }) { w.field(dynamicKey: name, n) }
             w.endObject()
@@ -51,6 +72,7 @@ public struct HostLogRun {
             w.field("flows_attributed", a.attributed)
             for (method, n) in a.byMethod.sorted(by: { $0.key.rawValue < $1.key.rawValue }) { w.field(dynamicKey: method.rawValue, n) }
             w.field("exact_pairs", a.exactPairs)
+            w.field("flows_with_firewall_line", a.firewallMatched)
             if let offset = a.clockOffset {
                 w.field("clock_offset_seconds", Double(offset) / 1e9)
                 w.field("clock_offset_source", a.fixedOffset != nil ? "given" : "estimated from exact pairs")

@@ -106,11 +106,16 @@ struct Analyze: ParsableCommand {
         let strace = StraceReader()
         var expanded: [(path: String, fromDirectory: Bool)] = []
         for item in expand(inputs) {
-            if item.path != "-", HostLogFormat.detect(path: item.path) == .strace {
+            switch item.path == "-" ? nil : HostLogFormat.detect(path: item.path) {
+            case .strace?:
                 let summary = strace.read(path: item.path, pid: HostLogFormat.pidSuffix(of: item.path))
                 if let error = summary.readError { FileHandle.standardError.write(Data("phonehome: \(item.path): \(error)\n".utf8)) }
                 hostRun.files.append(summary)
-            } else {
+            case .netfilter?:
+                let summary = strace.readFirewallLog(path: item.path)
+                if let error = summary.readError { FileHandle.standardError.write(Data("phonehome: \(item.path): \(error)\n".utf8)) }
+                hostRun.firewallFiles.append(summary)
+            case nil:
                 expanded.append(item)
             }
         }
@@ -123,7 +128,7 @@ struct Analyze: ParsableCommand {
         let conn: ConnLog
         do { conn = try ConnLog(directory: out) } catch { fail("\(error)", ExitStatus.outputFailed) }
         conn.inputPaths = InputPaths(paths)
-        if !hostRun.files.isEmpty {
+        if !hostRun.files.isEmpty || !hostRun.firewallFiles.isEmpty {
             hostRun.model = strace.model
             let attributor = ProcessAttributor(model: strace.model, clockOffset: clockOffset.map { Int64($0 * 1e9) })
             hostRun.attributor = attributor
@@ -169,7 +174,7 @@ struct Analyze: ParsableCommand {
                 manifest.pcre2Errors = engine.pcre2Errors
             }
             manifest.findings = (appLogs.findings.byRule, appLogs.findings.repeats, appLogs.findings.foldingStopped)
-            if !hostRun.files.isEmpty { manifest.hostLogs = hostRun }
+            if hostRun.model != nil { manifest.hostLogs = hostRun }
             let file = try OutputFile(directory: out, name: "manifest.json")
             file.write(manifest.render())
             try file.commit()

@@ -1,0 +1,210 @@
+import Wire
+
+/// One netfilter `LOG` line (iptables or nftables), as the kernel writes it to the kernel
+/// log, syslog, the journal or dmesg: `[prefix] IN= OUT= MAC= SRC= DST= LEN= … PROTO=
+/// SPT= DPT= … [UID= GID=]`.
+public struct FirewallEvent: Sendable {
+    /// Where the line's time came from: a full timestamp (ISO 8601, as journalctl
+    /// `-o short-iso-precise` or `dmesg --time-format iso` print it), or syslog's
+    /// "Jun  8 14:34:33" with no year.
+    public enum Time: Sendable, Equatable {
+        case epoch(nanoseconds: Int64)
+        case syslog(month: Int, day: Int, nanosecondsOfDay: Int64)
+    }
+    public enum Action: String, Sendable {
+        case allow, deny, unknown
+    }
+    public var time: Time?
+    /// The syslog host name, when the line has the syslog header.
+    public var host: String?
+    /// The rule's log prefix (`EGRESS-ALLOW`, `IPTABLES-DROP:`); empty when none.
+    public var prefix: String
+    public var action: Action
+    public var inInterface: String
+    public var outInterface: String
+    public var proto: String
+    public var source: IPAddress
+    public var destination: IPAddress
+    public var sourcePort: UInt16?
+    public var destinationPort: UInt16?
+    /// The last LEN= (the transport length for UDP, else the IP length).
+    public var length: Int?
+    /// The sending socket's owner (nftables `log` with `meta skuid`, iptables `--log-uid`).
+    public var uid: Int?
+    public var gid: Int?
+    public var fields: [String: String]
+    public var reference: LogReference
+}
+
+public enum FirewallLog {
+    public enum ParseError: String, Error, Sendable {
+        /// No `IN=`/`OUT=`/`SRC=`/`DST=`: not a netfilter LOG line.
+        case notNetfilter = "not_netfilter"
+        case badAddress = "bad_address"
+    }
+
+    static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+
+    /// Parses one line; `reference` says where it came from.
+    public static func parse(_ line: ArraySlice<UInt8>, reference: LogReference) -> Result<FirewallEvent, ParseError> {
+        let text = String(decoding: line, as: UTF8.self)
+        // The key=value part starts at "IN=" (a word of its own).
+        guard let inRange = text.range(of: "IN="), inRange.lowerBound == text.startIndex || text[text.index(before: inRange.lowerBound)] == " " else {
+            return .failure(.notNetfilter)
+        }
+        let head = text[text.startIndex ..< inRange.lowerBound]
+        var fields: [String: String] = [:]
+        var flags: [String] = []
+        var lastLength: Int?
+        for token in text[inRange.lowerBound...].split(separator: " ") {
+            if let eq = token.firstIndex(of: "=") {
+                let key = String(token[token.startIndex ..< eq]), value = String(token[token.index(after: eq)...])
+                if key == "LEN" { lastLength = Int(value) }
+                if fields[key] == nil { fields[key] = value }
+            } else {
+                flags.append(String(token))
+            }
+        }
+        guard fields["OUT"] != nil, let src = fields["SRC"], let dst = fields["DST"] else { return .failure(.notNetfilter) }
+        guard let source = IPAddress(src), let destination = IPAddress(dst) else { return .failure(.badAddress) }
+        for flag in flags { fields[flag] = "" }
+        var (time, host, prefix) = header(head)
+        while prefix.last == " " { prefix.removeLast() }
+        let upper = prefix.uppercased()
+        let action: FirewallEvent.Action = ["DROP", "REJECT", "DENY", "BLOCK"].contains { upper.contains($0) } ? .deny
+            : ["ACCEPT", "ALLOW", "PASS"].contains { upper.contains($0) } ? .allow : .unknown
+        return .success(FirewallEvent(time: time, host: host, prefix: prefix, action: action, inInterface: fields["IN"] ?? "",
+                                      outInterface: fields["OUT"] ?? "", proto: fields["PROTO"] ?? "", source: source,
+                                      destination: destination, sourcePort: fields["SPT"].flatMap { UInt16($0) },
+                                      destinationPort: fields["DPT"].flatMap { UInt16($0) }, length: lastLength,
+                                      uid: fields["UID"].flatMap { Int($0) }, gid: fields["GID"].flatMap { Int($0) },
+                                      fields: fields, reference: reference))
+    }
+
+    /// Time, host and log prefix from what precedes `IN=`: `Jun  8 14:34:33 host kernel:
+    /// [ 203.84] PREFIX ` or `2026-11-23T17:14:45,335628+00:00 [host kernel: ]PREFIX `.
+    static func header(_ head: Substring) -> (FirewallEvent.Time?, String?, String) {
+        var rest = head
+        var time: FirewallEvent.Time?
+        var host: String?
+        let words = head.split(separator: " ", omittingEmptySubsequences: true)
+        if let first = words.first, let month = months.firstIndex(of: String(first)), words.count >= 3,
+           let day = Int(words[1]), let seconds = clockNanoseconds(words[2]) {
+            time = .syslog(month: month + 1, day: day, nanosecondsOfDay: seconds)
+            rest = head[words[2].endIndex...]
+            if words.count >= 4 { host = String(words[3]); rest = rest[words[3].endIndex...] }
+        } else if let first = words.first, let epoch = isoNanoseconds(first) {
+            time = .epoch(nanoseconds: epoch)
+            rest = head[first.endIndex...]
+        }
+        // "kernel:" (syslog program) and "[ 203.842973]" (kernel uptime) are not the prefix.
+        var trimmed = rest.drop { $0 == " " }
+        if trimmed.hasPrefix("kernel:") { trimmed = trimmed.dropFirst(7).drop { $0 == " " } }
+        if trimmed.hasPrefix("["), let close = trimmed.firstIndex(of: "]") {
+            trimmed = trimmed[trimmed.index(after: close)...].drop { $0 == " " }
+        }
+        return (time, host, String(trimmed))
+    }
+
+    /// "14:34:33" or "14:34:33.123456".
+    static func clockNanoseconds(_ s: Substring) -> Int64? {
+        guard let t = StraceLine.timestamp(ArraySlice(s.utf8)), t.kind == .timeOfDay else { return nil }
+        return t.nanoseconds
+    }
+
+    /// "2026-11-23T17:14:45,335628+00:00" (comma or dot before the fraction; Z or ±hh:mm).
+    static func isoNanoseconds(_ s: Substring) -> Int64? {
+        let b = Array(s.utf8)
+        guard b.count >= 19, b[4] == UInt8(ascii: "-"), b[7] == UInt8(ascii: "-"), b[10] == UInt8(ascii: "T") || b[10] == 0x20,
+              b[13] == UInt8(ascii: ":"), b[16] == UInt8(ascii: ":") else { return nil }
+        func num(_ r: Range<Int>) -> Int64? {
+            var v: Int64 = 0
+            for i in r { guard StraceSyntax.isDigit(b[i]) else { return nil }; v = v * 10 + Int64(b[i] - 0x30) }
+            return v
+        }
+        guard let year = num(0 ..< 4), let month = num(5 ..< 7), let day = num(8 ..< 10), let hour = num(11 ..< 13),
+              let minute = num(14 ..< 16), let second = num(17 ..< 19), (1...12).contains(month), (1...31).contains(day) else { return nil }
+        var i = 19
+        var fraction: Int64 = 0, digits = 0
+        if i < b.count, b[i] == UInt8(ascii: ",") || b[i] == UInt8(ascii: ".") {
+            i += 1
+            while i < b.count, StraceSyntax.isDigit(b[i]) {
+                if digits < 9 { fraction = fraction * 10 + Int64(b[i] - 0x30); digits += 1 }
+                i += 1
+            }
+        }
+        for _ in digits..<9 { fraction *= 10 }
+        var offset: Int64 = 0
+        if i < b.count, b[i] == UInt8(ascii: "+") || b[i] == UInt8(ascii: "-"), i + 5 < b.count + 1 {
+            let sign: Int64 = b[i] == UInt8(ascii: "+") ? 1 : -1
+            let rest = Array(b[(i + 1)...]).filter { $0 != UInt8(ascii: ":") }
+            if rest.count >= 4, let h = Int64(String(decoding: rest[0 ..< 2], as: UTF8.self)), let m = Int64(String(decoding: rest[2 ..< 4], as: UTF8.self)) {
+                offset = sign * (h * 3600 + m * 60)
+            }
+        }
+        let days = daysFromCivil(year, month, day)
+        return ((days * 86_400 + hour * 3600 + minute * 60 + second) - offset) * 1_000_000_000 + fraction
+    }
+
+    /// Days since 1970-01-01 of a proleptic Gregorian date.
+    static func daysFromCivil(_ y0: Int64, _ m: Int64, _ d: Int64) -> Int64 {
+        let y = m <= 2 ? y0 - 1 : y0
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yoe = y - era * 400
+        let doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        return era * 146_097 + doe - 719_468
+    }
+}
+
+/// Reads netfilter LOG lines into the model; other lines are counted by reason.
+public struct FirewallFileSummary: Sendable {
+    public var path: String
+    public var lines = 0
+    public var parsed = 0
+    public var unparsed: [String: Int] = [:]
+    public var unparsedExamples: [String: [Int]] = [:]
+    public var readError: String?
+    public init(path: String) { self.path = path }
+    public var unparsedTotal: Int { unparsed.values.reduce(0, +) }
+}
+
+extension HostModel {
+    public static let maxFirewallEvents = 1 << 21
+
+    /// Reads a file of netfilter LOG lines (kernel log, syslog, journal or dmesg text).
+    public mutating func readFirewallLog(path: String) -> FirewallFileSummary {
+        var summary = FirewallFileSummary(path: path)
+        let reader: LineReader
+        do { reader = try LineReader(path: path) } catch {
+            summary.readError = error.description
+            return summary
+        }
+        readFirewallLog(reader, path: path, into: &summary)
+        return summary
+    }
+
+    public mutating func readFirewallLog(_ reader: LineReader, path: String, into summary: inout FirewallFileSummary) {
+        let fileIndex = files.count
+        files.append(path)
+        fileTimeKinds.append(nil)
+        while let line = reader.next() {
+            summary.lines += 1
+            let number = reader.lineNumber
+            guard !line.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) else {
+                summary.unparsed["empty", default: 0] += 1
+                continue
+            }
+            switch FirewallLog.parse(line, reference: LogReference(file: fileIndex, line: number)) {
+            case .success(let event):
+                summary.parsed += 1
+                guard firewall.count < Self.maxFirewallEvents else { noteLimit("host_firewall_events"); continue }
+                firewall.append(event)
+            case .failure(let error):
+                summary.unparsed[error.rawValue, default: 0] += 1
+                if summary.unparsedExamples[error.rawValue, default: []].count < 5 { summary.unparsedExamples[error.rawValue, default: []].append(number) }
+            }
+        }
+        summary.readError = reader.readError
+    }
+}
