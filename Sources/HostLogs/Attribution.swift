@@ -8,6 +8,9 @@ public struct Attribution: Sendable {
         case localTuple = "local_tuple"
         /// Same remote address, port and protocol, nearest in time (after the clock offset).
         case remoteAndTime = "remote_port_time"
+        /// The flow's responder is a socket a snapshot shows listening or bound (a local
+        /// server answering the flow).
+        case listeningSocket = "listening_socket"
     }
     public var pid: Int
     public var tid: Int
@@ -59,6 +62,9 @@ public final class ProcessAttributor {
     private var byTuple: [TupleKey: [Int]] = [:]
     private var byPort: [PortKey: [Int]] = [:]
     private var byRemote: [RemoteKey: [Int]] = [:]
+    private var listeners: [PortKey: [Int]] = [:]
+    /// Addresses the logs show as this host's own (a socket's local end).
+    private var localAddresses: Set<IPAddress> = []
     /// Firewall LOG lines by their 5-tuple (source as sender).
     private var firewallByTuple: [TupleKey: [Int]] = [:]
     public private(set) var firewallMatched = 0
@@ -66,7 +72,14 @@ public final class ProcessAttributor {
     public init(model: HostModel, clockOffset: Int64? = nil) {
         self.model = model
         fixedOffset = clockOffset
+        for e in model.network {
+            if let a = e.local?.address, a != .zero, a != IPAddress(v4: 0) { localAddresses.insert(a) }
+        }
         for (i, e) in model.network.enumerated() where e.kind != .bind {
+            if e.kind == .listen, let local = e.local, let proto = e.proto {
+                listeners[PortKey(proto: proto, localPort: local.port, remote: Endpoint(address: .zero, port: 0)), default: []].append(i)
+                continue
+            }
             guard let proto = e.proto, let remote = e.remote else { continue }
             if let local = e.local {
                 if local.address == .zero || local.address == IPAddress(v4: 0) {
@@ -120,9 +133,10 @@ public final class ProcessAttributor {
     /// The process behind a flow from `client` to `server` that began at `start` (ns since
     /// the epoch). A local socket is looked up both ways (connected out, or accepted in).
     public func attribute(proto: SocketProtocol, client: Endpoint, server: Endpoint, start: Int64) -> Attribution? {
-        let found = exact(proto, local: client, remote: server, start: start, kinds: [.connect, .sendto])
-            ?? exact(proto, local: server, remote: client, start: start, kinds: [.accept])
+        let found = exact(proto, local: client, remote: server, start: start, kinds: [.connect, .sendto, .snapshot])
+            ?? exact(proto, local: server, remote: client, start: start, kinds: [.accept, .snapshot])
             ?? nearest(proto, remote: server, start: start)
+            ?? listening(proto, server)
         guard let (index, method, delta) = found else { return nil }
         if method == .localTuple, let delta { offsets.append(delta) }
         attributed += 1
@@ -141,11 +155,23 @@ public final class ProcessAttributor {
         return (best, .localTuple, delta(best, start))
     }
 
+    /// A snapshot's listening socket on the responder's port, bound to its address or to
+    /// any address.
+    func listening(_ proto: SocketProtocol, _ server: Endpoint) -> (Int, Method, Int64?)? {
+        let candidates = listeners[PortKey(proto: proto, localPort: server.port, remote: Endpoint(address: .zero, port: 0))] ?? []
+        let bound = candidates.first { i in
+            guard let a = model.network[i].local?.address else { return false }
+            // A wildcard listener answers only on this host's own addresses.
+            return a == server.address || ((a == .zero || a == IPAddress(v4: 0)) && localAddresses.contains(server.address))
+        }
+        return bound.map { ($0, .listeningSocket, nil) }
+    }
+
     func nearest(_ proto: SocketProtocol, remote: Endpoint, start: Int64) -> (Int, Method, Int64?)? {
         guard let candidates = byRemote[RemoteKey(proto: proto, remote: remote)] else { return nil }
         let offset = clockOffset ?? 0
         var best: (Int, Int64)?
-        for i in candidates where model.network[i].kind != .accept {
+        for i in candidates where model.network[i].kind == .connect || model.network[i].kind == .sendto {
             guard let d = delta(i, start) else { continue }
             let off = abs(d - offset)
             if off <= tolerance, best.map({ off < $0.1 }) ?? true { best = (i, off) }
@@ -182,6 +208,7 @@ public final class ProcessAttributor {
         let confidence: String
         switch method {
         case .localTuple: confidence = "high"
+        case .listeningSocket: confidence = "medium"
         case .remoteAndTime:
             let rivals = (byRemote[RemoteKey(proto: e.proto ?? .tcp, remote: e.remote ?? Endpoint(address: .zero, port: 0))] ?? [])
                 .filter { model.network[$0].pid != e.pid }.count

@@ -2,6 +2,8 @@
 public enum HostLogFormat: String, Sendable {
     case strace
     case netfilter
+    /// `ss` or `lsof` output (recognised by its header line).
+    case socketSnapshot = "socket_snapshot"
 
     /// Looks at the first lines of `path`: strace when most of them are strace lines (the
     /// traced program's own output may come first or in between), netfilter when most are
@@ -14,6 +16,7 @@ public enum HostLogFormat: String, Sendable {
             // Binary data (a capture) is no log.
             if line.prefix(256).contains(where: { $0 < 0x09 }) { return nil }
             seen += 1
+            if seen <= 3, SocketSnapshot.tool(ofHeader: String(decoding: line.prefix(200), as: UTF8.self)) != nil { return .socketSnapshot }
             if case .success(let parsed) = StraceLine.parse(line) {
                 if case .straceMessage = parsed.body {} else { strace += 1 }
             } else if case .success = FirewallLog.parse(line, reference: LogReference(file: 0, line: 0)) {

@@ -14,6 +14,8 @@ public struct HostProcess: Sendable {
     /// Path of the last successful execve (nil: a forked copy of its parent).
     public var executable: String?
     public var arguments: [String] = []
+    /// The command name a snapshot tool showed (ss, lsof: cut to 15 or 9 characters).
+    public var command: String?
     public var userID: Int?
     public var firstSeen: Int64?
     public var threads: Set<Int> = []
@@ -34,6 +36,10 @@ public struct ExecEvent: Sendable {
 public struct NetworkEvent: Sendable {
     public enum Kind: String, Sendable {
         case connect, sendto, accept, bind
+        /// A connected socket in an ss/lsof snapshot (both ends known).
+        case snapshot
+        /// A listening or bound socket in a snapshot: a local server.
+        case listen
     }
     public var kind: Kind
     /// Thread and process (thread group) that made the call.
@@ -85,6 +91,8 @@ public struct HostModel: Sendable {
     public var execs: [ExecEvent] = []
     public var network: [NetworkEvent] = []
     public var dnsQueries: [HostDNSQuery] = []
+    /// Internet socket rows of ss/lsof snapshots.
+    public var sockets: [SocketRow] = []
     /// Netfilter LOG lines (egress allowed or denied), in file order.
     public var firewall: [FirewallEvent] = []
     /// Symbolic links the processes resolved (readlink results): path → target.
@@ -134,7 +142,7 @@ extension HostModel {
     /// (`python train.py` → train.py, `node /usr/bin/npm` → npm, `python -m pip` → pip),
     /// else the executable's file name.
     public func programName(_ pid: Int) -> String? {
-        guard let p = executingProcess(pid), let exe = p.executable else { return nil }
+        guard let p = executingProcess(pid), let exe = p.executable else { return processes[pid]?.command }
         let base = Self.basename(exe)
         let family = base.prefix { !$0.isNumber && $0 != "." }
         let isInterpreter = Self.interpreters.contains(base) || Self.interpreters.contains(String(family))

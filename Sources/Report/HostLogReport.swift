@@ -5,6 +5,7 @@ import HostLogs
 public struct HostLogRun {
     public var files: [StraceFileSummary] = []
     public var firewallFiles: [FirewallFileSummary] = []
+    public var snapshotFiles: [SnapshotFileSummary] = []
     public var model: HostModel?
     public var attributor: ProcessAttributor?
     public init() {}
@@ -51,6 +52,18 @@ public struct HostLogRun {
                 w.endArray()
                 w.endObject()
             }
+            w.endObject()
+            if let error = f.readError { w.field("read_error", error) }
+            w.endObject()
+        }
+        for f in snapshotFiles {
+            w.beginObject()
+            w.field("path", (f.path as String).split(separator: "/").last.map(String.init) ?? f.path)
+            w.field("format", f.tool.map { "\($0.rawValue)_snapshot" } ?? "socket_snapshot")
+            w.field("lines", f.lines)
+            w.field("socket_rows", f.rows)
+            w.beginObject("skipped")
+            for (reason, n) in f.skipped.sorted(by: { $0.key < $1.key }) { w.field(dynamicKey: reason, n) }
             w.endObject()
             if let error = f.readError { w.field("read_error", error) }
             w.endObject()
