@@ -4,18 +4,24 @@ public enum HostLogFormat: String, Sendable {
     case netfilter
     /// `ss` or `lsof` output (recognised by its header line).
     case socketSnapshot = "socket_snapshot"
+    /// A Sysmon event log exported as XML.
+    case sysmonXML = "sysmon_xml"
 
     /// Looks at the first lines of `path`: strace when most of them are strace lines (the
     /// traced program's own output may come first or in between), netfilter when most are
     /// LOG lines (a kernel log mixes in other messages).
     public static func detect(path: String) -> HostLogFormat? {
         guard let reader = try? LineReader(path: path) else { return nil }
-        var seen = 0, strace = 0, netfilter = 0
+        var seen = 0, strace = 0, netfilter = 0, xml = false
         while seen < 64, let line = reader.next() {
             guard !line.isEmpty else { continue }
             // Binary data (a capture) is no log.
             if line.prefix(256).contains(where: { $0 < 0x09 }) { return nil }
             seen += 1
+            if seen <= 2, line.starts(with: Array("<?xml".utf8)) || line.starts(with: Array("<Events".utf8)) || line.starts(with: Array("<Event ".utf8)) {
+                xml = true
+            }
+            if xml, line.firstRange(of: Array("Microsoft-Windows-Sysmon".utf8)) != nil { return .sysmonXML }
             if seen <= 3, SocketSnapshot.tool(ofHeader: String(decoding: line.prefix(200), as: UTF8.self)) != nil { return .socketSnapshot }
             if case .success(let parsed) = StraceLine.parse(line) {
                 if case .straceMessage = parsed.body {} else { strace += 1 }

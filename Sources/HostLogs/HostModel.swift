@@ -4,6 +4,10 @@ import Wire
 public struct LogReference: Hashable, Sendable, CustomStringConvertible {
     public var file: Int
     public var line: Int
+    public init(file: Int, line: Int) {
+        self.file = file
+        self.line = line
+    }
     public var description: String { "\(file):\(line)" }
 }
 
@@ -16,6 +20,8 @@ public struct HostProcess: Sendable {
     public var arguments: [String] = []
     /// The command name a snapshot tool showed (ss, lsof: cut to 15 or 9 characters).
     public var command: String?
+    /// A user name (Sysmon `User`, lsof USER) when the log gives a name, not a uid.
+    public var user: String?
     public var userID: Int?
     public var firstSeen: Int64?
     public var threads: Set<Int> = []

@@ -84,6 +84,8 @@ public final class StraceReader {
 
     /// Netfilter LOG lines go into the same model (joined with the same flows).
     public func readFirewallLog(path: String) -> FirewallFileSummary { model.readFirewallLog(path: path) }
+    /// And Sysmon XML exports.
+    public func readSysmonXML(path: String) -> SysmonFileSummary { model.readSysmonXML(path: path) }
     /// So do ss/lsof snapshots.
     public func readSocketSnapshot(path: String) -> SnapshotFileSummary { model.readSocketSnapshot(path: path) }
     /// Per thread: the first half of a call waiting for its `resumed` line.

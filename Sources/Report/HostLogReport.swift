@@ -6,6 +6,7 @@ public struct HostLogRun {
     public var files: [StraceFileSummary] = []
     public var firewallFiles: [FirewallFileSummary] = []
     public var snapshotFiles: [SnapshotFileSummary] = []
+    public var sysmonFiles: [SysmonFileSummary] = []
     public var model: HostModel?
     public var attributor: ProcessAttributor?
     public init() {}
@@ -53,6 +54,20 @@ public struct HostLogRun {
                 w.endObject()
             }
             w.endObject()
+            if let error = f.readError { w.field("read_error", error) }
+            w.endObject()
+        }
+        for f in sysmonFiles {
+            w.beginObject()
+            w.field("path", (f.path as String).split(separator: "/").last.map(String.init) ?? f.path)
+            w.field("format", "sysmon_xml")
+            w.field("lines", f.lines)
+            w.field("events", f.events)
+            w.beginObject("events_by_id")
+            for (id, n) in f.byEventID.sorted(by: { $0.key < $1.key }) { w.field(dynamicKey: String(id), n) }
+            w.endObject()
+            w.field("unparsed_events", f.unparsed)
+            w.field("oversized_events", f.oversized)
             if let error = f.readError { w.field("read_error", error) }
             w.endObject()
         }

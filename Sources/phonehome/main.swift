@@ -119,6 +119,10 @@ struct Analyze: ParsableCommand {
                 let summary = strace.readSocketSnapshot(path: item.path)
                 if let error = summary.readError { FileHandle.standardError.write(Data("phonehome: \(item.path): \(error)\n".utf8)) }
                 hostRun.snapshotFiles.append(summary)
+            case .sysmonXML?:
+                let summary = strace.readSysmonXML(path: item.path)
+                if let error = summary.readError { FileHandle.standardError.write(Data("phonehome: \(item.path): \(error)\n".utf8)) }
+                hostRun.sysmonFiles.append(summary)
             case nil:
                 expanded.append(item)
             }
@@ -132,7 +136,7 @@ struct Analyze: ParsableCommand {
         let conn: ConnLog
         do { conn = try ConnLog(directory: out) } catch { fail("\(error)", ExitStatus.outputFailed) }
         conn.inputPaths = InputPaths(paths)
-        if !hostRun.files.isEmpty || !hostRun.firewallFiles.isEmpty || !hostRun.snapshotFiles.isEmpty {
+        if !hostRun.files.isEmpty || !hostRun.firewallFiles.isEmpty || !hostRun.snapshotFiles.isEmpty || !hostRun.sysmonFiles.isEmpty {
             hostRun.model = strace.model
             let attributor = ProcessAttributor(model: strace.model, clockOffset: clockOffset.map { Int64($0 * 1e9) })
             hostRun.attributor = attributor
