@@ -3,7 +3,8 @@
 # whole capture engine, seeded from ../shared/corpora/pcap and samples/), dns, http, tls,
 # quic (the parsers alone), rulepack (the YAML rule loader, seeded with rules/), rules
 # (the default packs over the input, whole and streamed), strace (host-log parser and model,
-# seeded from ../shared/corpora/logs/strace); "all" runs them one after another. Corpora grow in
+# seeded from ../shared/corpora/logs/strace), hostlogs (netfilter, ss/lsof, Sysmon XML
+# readers); "all" runs them one after another. Corpora grow in
 # fuzz-corpus/TARGET, crashes land in fuzz-crashes/ (replay one with
 # `swift run phonehome-fuzz FILE` and PHONEHOME_FUZZ_TARGET set).
 # Usage: scripts/fuzz.sh [SECONDS] [TARGET|all]
@@ -40,7 +41,7 @@ run() {
         -max_total_time="$seconds" -max_len="${max_len:-65536}" -rss_limit_mb=2048 -timeout=30 \
         -artifact_prefix="fuzz-crashes/$target-" -print_final_stats=1
 }
-for target in engine dns http tls quic rulepack rules strace; do
+for target in engine dns http tls quic rulepack rules strace hostlogs; do
     [ "$which" = all ] || [ "$which" = "$target" ] || continue
     if [ "$target" = engine ]; then
         seeds=(samples)
@@ -52,6 +53,10 @@ for target in engine dns http tls quic rulepack rules strace; do
         seeds=()
         [ -d ../shared/corpora/logs/strace ] && seeds+=(../shared/corpora/logs/strace)
         max_len=8192 run strace "${seeds[@]}"
+    elif [ "$target" = hostlogs ]; then
+        seeds=()
+        for d in iptables ss_lsof sysmon; do [ -d "../shared/corpora/logs/$d" ] && seeds+=("../shared/corpora/logs/$d"); done
+        max_len=8192 run hostlogs "${seeds[@]}"
     else
         seed_parsers "$target"
         run "$target"

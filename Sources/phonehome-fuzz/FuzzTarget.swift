@@ -23,6 +23,8 @@ enum FuzzTarget: String, CaseIterable {
     case rules
     /// strace output: line grammar, argument syntax, the process model and the join.
     case strace
+    /// The other host-log readers: netfilter LOG lines, ss/lsof snapshots, Sysmon XML.
+    case hostlogs
 
     static let selected: FuzzTarget = {
         let name = ProcessInfo.processInfo.environment["PHONEHOME_FUZZ_TARGET"] ?? "engine"
@@ -43,6 +45,7 @@ enum FuzzTarget: String, CaseIterable {
         case .rulepack: Self.rulepack(bytes)
         case .rules: Self.rules(bytes)
         case .strace: Self.strace(bytes)
+        case .hostlogs: Self.hostlogs(bytes)
         }
     }
 
@@ -65,6 +68,19 @@ enum FuzzTarget: String, CaseIterable {
             _ = attributor.attribute(proto: e.proto ?? .tcp, client: local, server: remote, start: e.time ?? 0)
         }
         for p in reader.model.processes.keys { _ = reader.model.programName(p) }
+    }
+
+    static func hostlogs(_ bytes: [UInt8]) {
+        var model = HostModel()
+        var firewall = FirewallFileSummary(path: "fuzz")
+        model.readFirewallLog(LineReader(bytes: bytes), path: "fuzz", into: &firewall)
+        for line in bytes.split(separator: 0x0A, omittingEmptySubsequences: false).prefix(256) {
+            let text = String(decoding: line, as: UTF8.self)
+            _ = SocketSnapshot.parseSS(text, hasNetid: true, reference: LogReference(file: 0, line: 0))
+            _ = SocketSnapshot.parseLsof(text, reference: LogReference(file: 0, line: 0))
+        }
+        _ = SysmonLog.parse(Substring(String(decoding: bytes, as: UTF8.self)), reference: LogReference(file: 0, line: 0))
+        _ = ProcessAttributor(model: model)
     }
 
     static func dns(_ bytes: [UInt8]) {
