@@ -3,8 +3,8 @@
 # whole capture engine, seeded from ../shared/corpora/pcap and samples/), dns, http, tls,
 # quic (the parsers alone), rulepack (the YAML rule loader, seeded with rules/), rules
 # (the default packs over the input, whole and streamed), strace (host-log parser and model,
-# seeded from ../shared/corpora/logs/strace), hostlogs (netfilter, ss/lsof, Sysmon XML
-# readers); "all" runs them one after another. Corpora grow in
+# seeded from ../shared/corpora/logs/strace), hostlogs (netfilter, ss/lsof, Sysmon XML,
+# auditd readers); "all" runs them one after another. Corpora grow in
 # fuzz-corpus/TARGET, crashes land in fuzz-crashes/ (replay one with
 # `swift run phonehome-fuzz FILE` and PHONEHOME_FUZZ_TARGET set).
 # Usage: scripts/fuzz.sh [SECONDS] [TARGET|all]
@@ -55,7 +55,7 @@ for target in engine dns http tls quic rulepack rules strace hostlogs; do
         max_len=8192 run strace "${seeds[@]}"
     elif [ "$target" = hostlogs ]; then
         seeds=()
-        for d in iptables ss_lsof sysmon; do [ -d "../shared/corpora/logs/$d" ] && seeds+=("../shared/corpora/logs/$d"); done
+        for d in iptables ss_lsof sysmon auditd; do [ -d "../shared/corpora/logs/$d" ] && seeds+=("../shared/corpora/logs/$d"); done
         max_len=8192 run hostlogs "${seeds[@]}"
     else
         seed_parsers "$target"

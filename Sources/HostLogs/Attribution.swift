@@ -80,16 +80,9 @@ public final class ProcessAttributor {
                 listeners[PortKey(proto: proto, localPort: local.port, remote: Endpoint(address: .zero, port: 0)), default: []].append(i)
                 continue
             }
-            guard let proto = e.proto, let remote = e.remote else { continue }
-            if let local = e.local {
-                if local.address == .zero || local.address == IPAddress(v4: 0) {
-                    byPort[PortKey(proto: proto, localPort: local.port, remote: remote), default: []].append(i)
-                } else {
-                    byTuple[TupleKey(proto: proto, local: local, remote: remote), default: []].append(i)
-                    byPort[PortKey(proto: proto, localPort: local.port, remote: remote), default: []].append(i)
-                }
-            }
-            byRemote[RemoteKey(proto: proto, remote: remote), default: []].append(i)
+            // auditd's connect does not say TCP or UDP: it may be either.
+            guard let remote = e.remote else { continue }
+            for proto in e.proto.map({ [$0] }) ?? [.tcp, .udp] { index(i, e, proto, remote) }
         }
         for (i, f) in model.firewall.enumerated() {
             guard let sp = f.sourcePort, let dp = f.destinationPort else { continue }
@@ -102,6 +95,16 @@ public final class ProcessAttributor {
             firewallByTuple[TupleKey(proto: proto, local: Endpoint(address: f.source, port: sp),
                                      remote: Endpoint(address: f.destination, port: dp)), default: []].append(i)
         }
+    }
+
+    private func index(_ i: Int, _ e: NetworkEvent, _ proto: SocketProtocol, _ remote: Endpoint) {
+        if let local = e.local {
+            if local.address != .zero && local.address != IPAddress(v4: 0) {
+                byTuple[TupleKey(proto: proto, local: local, remote: remote), default: []].append(i)
+            }
+            byPort[PortKey(proto: proto, localPort: local.port, remote: remote), default: []].append(i)
+        }
+        byRemote[RemoteKey(proto: proto, remote: remote), default: []].append(i)
     }
 
     /// The firewall LOG line for a flow from `client` to `server` (the first one logged:

@@ -6,13 +6,15 @@ public enum HostLogFormat: String, Sendable {
     case socketSnapshot = "socket_snapshot"
     /// A Sysmon event log exported as XML.
     case sysmonXML = "sysmon_xml"
+    /// auditd records (raw audit.log or `ausearch -i`).
+    case audit
 
     /// Looks at the first lines of `path`: strace when most of them are strace lines (the
     /// traced program's own output may come first or in between), netfilter when most are
     /// LOG lines (a kernel log mixes in other messages).
     public static func detect(path: String) -> HostLogFormat? {
         guard let reader = try? LineReader(path: path) else { return nil }
-        var seen = 0, strace = 0, netfilter = 0, xml = false
+        var seen = 0, strace = 0, netfilter = 0, audit = 0, xml = false
         while seen < 64, let line = reader.next() {
             guard !line.isEmpty else { continue }
             // Binary data (a capture) is no log.
@@ -27,11 +29,14 @@ public enum HostLogFormat: String, Sendable {
                 if case .straceMessage = parsed.body {} else { strace += 1 }
             } else if case .success = FirewallLog.parse(line, reference: LogReference(file: 0, line: 0)) {
                 netfilter += 1
+            } else if case .success = AuditLog.parse(line, reference: LogReference(file: 0, line: 0)) {
+                audit += 1
             }
         }
         guard seen > 0 else { return nil }
         if strace * 2 >= seen { return .strace }
         if netfilter * 2 >= seen { return .netfilter }
+        if audit * 2 >= seen { return .audit }
         return nil
     }
 

@@ -7,6 +7,7 @@ public struct HostLogRun {
     public var firewallFiles: [FirewallFileSummary] = []
     public var snapshotFiles: [SnapshotFileSummary] = []
     public var sysmonFiles: [SysmonFileSummary] = []
+    public var auditFiles: [AuditFileSummary] = []
     public var model: HostModel?
     public var attributor: ProcessAttributor?
     public init() {}
@@ -53,6 +54,19 @@ public struct HostLogRun {
                 w.endArray()
                 w.endObject()
             }
+            w.endObject()
+            if let error = f.readError { w.field("read_error", error) }
+            w.endObject()
+        }
+        for f in auditFiles {
+            w.beginObject()
+            w.field("path", (f.path as String).split(separator: "/").last.map(String.init) ?? f.path)
+            w.field("format", "audit")
+            w.field("lines", f.lines)
+            w.field("records", f.records)
+            w.field("events", f.events)
+            w.beginObject("unparsed")
+            for (reason, n) in f.unparsed.sorted(by: { $0.key < $1.key }) { w.field(dynamicKey: reason, n) }
             w.endObject()
             if let error = f.readError { w.field("read_error", error) }
             w.endObject()

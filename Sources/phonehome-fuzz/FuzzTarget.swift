@@ -23,7 +23,7 @@ enum FuzzTarget: String, CaseIterable {
     case rules
     /// strace output: line grammar, argument syntax, the process model and the join.
     case strace
-    /// The other host-log readers: netfilter LOG lines, ss/lsof snapshots, Sysmon XML.
+    /// The other host-log readers: netfilter LOG lines, ss/lsof snapshots, Sysmon XML, auditd.
     case hostlogs
 
     static let selected: FuzzTarget = {
@@ -80,6 +80,11 @@ enum FuzzTarget: String, CaseIterable {
             _ = SocketSnapshot.parseLsof(text, reference: LogReference(file: 0, line: 0))
         }
         _ = SysmonLog.parse(Substring(String(decoding: bytes, as: UTF8.self)), reference: LogReference(file: 0, line: 0))
+        for line in bytes.split(separator: 0x0A).prefix(256) {
+            if case .success(let r) = AuditLog.parse(line, reference: LogReference(file: 0, line: 0)), let saddr = r.fields["saddr"] {
+                _ = saddr.hasPrefix("{") ? AuditLog.interpretedSocketAddress(saddr) : AuditLog.socketAddress(saddr)
+            }
+        }
         _ = ProcessAttributor(model: model)
     }
 

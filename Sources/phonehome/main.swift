@@ -123,6 +123,10 @@ struct Analyze: ParsableCommand {
                 let summary = strace.readSysmonXML(path: item.path)
                 if let error = summary.readError { FileHandle.standardError.write(Data("phonehome: \(item.path): \(error)\n".utf8)) }
                 hostRun.sysmonFiles.append(summary)
+            case .audit?:
+                let summary = strace.readAuditLog(path: item.path)
+                if let error = summary.readError { FileHandle.standardError.write(Data("phonehome: \(item.path): \(error)\n".utf8)) }
+                hostRun.auditFiles.append(summary)
             case nil:
                 expanded.append(item)
             }
@@ -136,7 +140,7 @@ struct Analyze: ParsableCommand {
         let conn: ConnLog
         do { conn = try ConnLog(directory: out) } catch { fail("\(error)", ExitStatus.outputFailed) }
         conn.inputPaths = InputPaths(paths)
-        if !hostRun.files.isEmpty || !hostRun.firewallFiles.isEmpty || !hostRun.snapshotFiles.isEmpty || !hostRun.sysmonFiles.isEmpty {
+        if !hostRun.files.isEmpty || !hostRun.firewallFiles.isEmpty || !hostRun.snapshotFiles.isEmpty || !hostRun.sysmonFiles.isEmpty || !hostRun.auditFiles.isEmpty {
             hostRun.model = strace.model
             let attributor = ProcessAttributor(model: strace.model, clockOffset: clockOffset.map { Int64($0 * 1e9) })
             hostRun.attributor = attributor

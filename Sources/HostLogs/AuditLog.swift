@@ -1,0 +1,291 @@
+import Wire
+
+/// One auditd record (raw `audit.log` or `ausearch -i` text): `type=SYSCALL
+/// msg=audit(1481076984.827:17): key=value …`, with values quoted, hex-encoded (any with
+/// a space or quote), `(null)`, or a nested user message `msg='…'`.
+public struct AuditRecord: Sendable {
+    public var type: String
+    /// Nanoseconds since the epoch.
+    public var time: Int64
+    /// The event serial: records of one event share it.
+    public var serial: Int
+    /// Fields as decoded (hex strings decoded, quotes removed); nested `msg='…'` fields
+    /// are merged in.
+    public var fields: [String: String]
+    public var reference: LogReference
+}
+
+public enum AuditLog {
+    public enum ParseError: String, Error, Sendable {
+        case notAudit = "not_audit"
+        case badHeader = "bad_header"
+    }
+
+    /// Parses one line.
+    public static func parse(_ line: ArraySlice<UInt8>, reference: LogReference) -> Result<AuditRecord, ParseError> {
+        let text = String(decoding: line, as: UTF8.self)
+        guard let typeRange = text.range(of: "type="), let msg = text.range(of: "msg=audit(") else { return .failure(.notAudit) }
+        let type = String(text[typeRange.upperBound...].prefix { $0 != " " })
+        guard let close = text[msg.upperBound...].firstIndex(of: ")") else { return .failure(.badHeader) }
+        let stamp = text[msg.upperBound ..< close]
+        guard let colon = stamp.lastIndex(of: ":"), let serial = Int(stamp[stamp.index(after: colon)...]),
+              let time = timestamp(stamp[stamp.startIndex ..< colon]) else { return .failure(.badHeader) }
+        var body = text[text.index(after: close)...]
+        while body.first == ":" || body.first == " " { body = body.dropFirst() }   // "): " raw, ") : " from ausearch -i
+        var fields: [String: String] = [:]
+        // ausearch -i writes the command line as text, spaces and all.
+        if type == "PROCTITLE", body.hasPrefix("proctitle="), body.contains(" ") {
+            fields["proctitle"] = String(body.dropFirst(10))
+        }
+        for (key, value) in pairs(body) {
+            if key == "msg", value.hasPrefix("'") {
+                for (k, v) in pairs(value.dropFirst().dropLast(value.hasSuffix("'") ? 1 : 0)) where fields[k] == nil { fields[k] = decode(k, v) }
+            } else if fields[key] == nil {
+                fields[key] = decode(key, value)
+            }
+        }
+        return .success(AuditRecord(type: type, time: time, serial: serial, fields: fields, reference: reference))
+    }
+
+    /// `1481076984.827` (raw) or `12/07/2016 02:16:24.827` (ausearch -i, local time
+    /// taken as UTC: the clock offset absorbs the zone).
+    static func timestamp(_ s: Substring) -> Int64? {
+        if !s.contains("/"), let dot = s.firstIndex(of: "."), let seconds = Int64(s[s.startIndex ..< dot]) {
+            let digits = s[s.index(after: dot)...]
+            guard digits.count <= 9, var fraction = Int64(digits) else { return nil }
+            for _ in digits.count..<9 { fraction *= 10 }
+            return seconds * 1_000_000_000 + fraction
+        }
+        let parts = s.split(separator: " ")
+        guard parts.count == 2 else { return nil }
+        let date = parts[0].split(separator: "/")
+        guard date.count == 3, let m = Int64(date[0]), let d = Int64(date[1]), let y = Int64(date[2]),
+              let clock = StraceLine.timestamp(ArraySlice(parts[1].utf8)), clock.kind == .timeOfDay else { return nil }
+        return FirewallLog.daysFromCivil(y, m, d) * 86_400_000_000_000 + clock.nanoseconds
+    }
+
+    /// `key=value` pairs; a value may be "quoted", 'quoted' (nested message) or bare.
+    static func pairs(_ s: Substring) -> [(String, Substring)] {
+        var out: [(String, Substring)] = []
+        var i = s.startIndex
+        while i < s.endIndex {
+            while i < s.endIndex, s[i] == " " { i = s.index(after: i) }
+            guard let eq = s[i...].firstIndex(of: "=") else { break }
+            let key = String(s[i ..< eq])
+            var j = s.index(after: eq)
+            let valueStart = j
+            if j < s.endIndex, s[j] == "\"" || s[j] == "'" {
+                let quote = s[j]
+                j = s.index(after: j)
+                while j < s.endIndex, s[j] != quote { j = s.index(after: j) }
+                if j < s.endIndex { j = s.index(after: j) }
+            } else {
+                // ausearch -i values may hold spaces inside (…) or { … }.
+                var depth = 0
+                while j < s.endIndex, s[j] != " " || depth > 0 {
+                    if s[j] == "(" || s[j] == "{" { depth += 1 } else if s[j] == ")" || s[j] == "}" { depth = max(0, depth - 1) }
+                    j = s.index(after: j)
+                }
+            }
+            if !key.isEmpty, !key.contains(" ") { out.append((key, s[valueStart ..< j])) }
+            i = j
+        }
+        return out
+    }
+
+    /// Fields the kernel writes hex-encoded when they hold a space, quote or control
+    /// character (untrusted strings); numbers and the rest are never encoded.
+    static let encodedFields: Set<String> = ["exe", "comm", "cwd", "proctitle", "name", "path", "key", "cmd", "acct", "data",
+                                             "old", "new", "new-chardev", "old-chardev", "new-disk", "old-disk", "new-fs", "old-fs"]
+
+    /// "quoted" → quoted; an encoded field's upper-case hex → its bytes (NULs as spaces,
+    /// as in a proctitle); anything else as is.
+    static func decode(_ key: String, _ v: Substring) -> String {
+        if v.hasPrefix("\""), v.hasSuffix("\""), v.count >= 2 { return String(v.dropFirst().dropLast()) }
+        let encodable = encodedFields.contains(key) || (key.hasPrefix("a") && Int(key.dropFirst()) != nil && key != "a")
+        if encodable, v.count >= 2, v.count % 2 == 0, v.allSatisfy({ ("0"..."9").contains($0) || ("A"..."F").contains($0) }) {
+            var bytes: [UInt8] = []
+            var it = v.utf8.makeIterator()
+            while let a = it.next(), let b = it.next() {
+                guard let h = StraceSyntax.hexValue(a), let l = StraceSyntax.hexValue(b) else { return String(v) }
+                bytes.append(UInt8(h * 16 + l))
+            }
+            while bytes.last == 0 { bytes.removeLast() }
+            return String(decoding: bytes.map { $0 == 0 ? 0x20 : $0 }, as: UTF8.self)
+        }
+        return String(v)
+    }
+
+    /// A SOCKADDR record's `saddr` hex: family, address and port (or unix path).
+    public static func socketAddress(_ hex: String) -> (family: String, endpoint: Endpoint?, path: String?) {
+        var bytes: [UInt8] = []
+        var it = hex.utf8.makeIterator()
+        while let a = it.next(), let b = it.next() {
+            guard let h = StraceSyntax.hexValue(a), let l = StraceSyntax.hexValue(b) else { break }
+            bytes.append(UInt8(h * 16 + l))
+        }
+        guard bytes.count >= 2 else { return ("unknown", nil, nil) }
+        let family = Int(bytes[0]) | Int(bytes[1]) << 8   // sa_family, host order (little-endian here)
+        switch family {
+        case 2 where bytes.count >= 8:
+            let port = UInt16(bytes[2]) << 8 | UInt16(bytes[3])
+            let v4 = UInt32(bytes[4]) << 24 | UInt32(bytes[5]) << 16 | UInt32(bytes[6]) << 8 | UInt32(bytes[7])
+            return ("ipv4", Endpoint(address: IPAddress(v4: v4), port: port), nil)
+        case 10 where bytes.count >= 24:
+            let port = UInt16(bytes[2]) << 8 | UInt16(bytes[3])
+            var hi: UInt64 = 0, lo: UInt64 = 0
+            for i in 0..<8 { hi = hi << 8 | UInt64(bytes[8 + i]); lo = lo << 8 | UInt64(bytes[16 + i]) }
+            return ("ipv6", Endpoint(address: IPAddress(hi: hi, lo: lo), port: port), nil)
+        case 1:
+            let path = bytes.dropFirst(2).prefix { $0 != 0 }
+            return ("unix", nil, String(decoding: path, as: UTF8.self))
+        case 16: return ("netlink", nil, nil)
+        default: return (String(family), nil, nil)
+        }
+    }
+
+    /// `arch=` hex of the common audit architectures.
+    public static func archName(_ hex: String) -> String? {
+        ["c000003e": "x86_64", "40000003": "i386", "c00000b7": "aarch64", "40000028": "arm"][hex.lowercased()]
+    }
+
+    /// System calls that matter for egress and processes, by architecture.
+    static let syscalls: [String: [Int: String]] = [
+        "x86_64": [41: "socket", 42: "connect", 43: "accept", 44: "sendto", 46: "sendmsg", 49: "bind", 56: "clone",
+                   57: "fork", 58: "vfork", 59: "execve", 62: "kill", 288: "accept4", 307: "sendmmsg", 313: "finit_module",
+                   322: "execveat", 435: "clone3"],
+        "aarch64": [198: "socket", 200: "bind", 202: "accept", 203: "connect", 206: "sendto", 211: "sendmsg", 220: "clone",
+                    221: "execve", 242: "accept4", 269: "sendmmsg", 281: "execveat", 435: "clone3"],
+    ]
+
+    public static func syscallName(_ number: String, arch: String?) -> String? {
+        guard let arch, let n = Int(number) else { return nil }
+        return syscalls[arch]?[n]
+    }
+
+    static let errnos: [Int: String] = [1: "EPERM", 2: "ENOENT", 4: "EINTR", 11: "EAGAIN", 13: "EACCES", 22: "EINVAL",
+                                        101: "ENETUNREACH", 110: "ETIMEDOUT", 111: "ECONNREFUSED", 113: "EHOSTUNREACH",
+                                        115: "EINPROGRESS", 99: "EADDRNOTAVAIL", 97: "EAFNOSUPPORT"]
+
+    /// `exit=` as auditd's interpretation prints it: an errno name for known negatives
+    /// (`ausearch -i` already wrote `EINPROGRESS(Operation now in progress)`).
+    public static func exitText(_ exit: String) -> String {
+        if let n = Int(exit), n < 0, let name = errnos[-n] { return name }
+        if let paren = exit.firstIndex(of: "("), exit.first?.isLetter == true { return String(exit[exit.startIndex ..< paren]) }
+        return exit
+    }
+
+    /// `ausearch -i`'s SOCKADDR: `{ saddr_fam=inet laddr=1.2.3.4 lport=80 }` (or `fam=`,
+    /// `inet6`, `local path=`).
+    public static func interpretedSocketAddress(_ text: String) -> (family: String, endpoint: Endpoint?, path: String?) {
+        var values: [String: String] = [:]
+        for (k, v) in pairs(Substring(text.trimmingBraces())) { values[k] = String(v) }
+        let family = values["saddr_fam"] ?? values["fam"] ?? "unknown"
+        if let path = values["path"] { return ("unix", nil, path) }
+        guard let a = values["laddr"].flatMap(IPAddress.init), let p = values["lport"].flatMap({ UInt16($0) }) else { return (family, nil, nil) }
+        return (a.isIPv4 ? "ipv4" : "ipv6", Endpoint(address: a, port: p), nil)
+    }
+}
+
+public struct AuditFileSummary: Sendable {
+    public var path: String
+    public var lines = 0
+    public var records = 0
+    public var events = 0
+    public var unparsed: [String: Int] = [:]
+    public var readError: String?
+    public init(path: String) { self.path = path }
+}
+
+extension HostModel {
+    public static let maxAuditPending = 4096
+
+    /// Reads an audit log: records grouped by event serial; a SYSCALL with a SOCKADDR
+    /// (connect, sendto, bind, accept) becomes a network event of its process, an
+    /// EXECVE/PROCTITLE gives the process's argv, SYSCALL its exe, comm, ppid and uid.
+    public mutating func readAuditLog(path: String) -> AuditFileSummary {
+        var summary = AuditFileSummary(path: path)
+        let reader: LineReader
+        do { reader = try LineReader(path: path) } catch {
+            summary.readError = error.description
+            return summary
+        }
+        let fileIndex = files.count
+        files.append(path)
+        fileTimeKinds.append(.epoch)
+        // Records of an event are written together; an event is complete when another
+        // serial begins (or at EOF). A few interleave: keep a small window of open events.
+        var open: [Int: [AuditRecord]] = [:]
+        var order: [Int] = []
+        func flush(_ serial: Int) {
+            guard let records = open.removeValue(forKey: serial) else { return }
+            summary.events += 1
+            addAuditEvent(records)
+        }
+        while let line = reader.next() {
+            summary.lines += 1
+            guard !line.isEmpty else { continue }
+            switch AuditLog.parse(line, reference: LogReference(file: fileIndex, line: reader.lineNumber)) {
+            case .failure(let e): summary.unparsed[e.rawValue, default: 0] += 1
+            case .success(let record):
+                summary.records += 1
+                if open[record.serial] == nil { order.append(record.serial) }
+                open[record.serial, default: []].append(record)
+                if record.type == "EOE" { flush(record.serial) }
+                while order.count > 8 {
+                    let oldest = order.removeFirst()
+                    flush(oldest)
+                }
+            }
+        }
+        for serial in order { flush(serial) }
+        summary.readError = reader.readError
+        return summary
+    }
+
+    mutating func addAuditEvent(_ records: [AuditRecord]) {
+        guard let syscall = records.first(where: { $0.type == "SYSCALL" }), let pid = syscall.fields["pid"].flatMap({ Int($0) }) else { return }
+        let f = syscall.fields
+        if processes[pid] == nil, processes.count < Self.maxProcesses {
+            processes[pid] = HostProcess(pid: pid, ppid: f["ppid"].flatMap { Int($0) }, firstSeen: syscall.time, threads: [pid],
+                                         evidence: syscall.reference)
+            threadGroup[pid] = pid
+        }
+        if let exe = f["exe"] { processes[pid]?.executable = exe }
+        if processes[pid]?.command == nil { processes[pid]?.command = f["comm"] }
+        if let uid = f["uid"].flatMap({ Int($0) }) { processes[pid]?.userID = uid }
+        if let execve = records.first(where: { $0.type == "EXECVE" }) {
+            let argc = execve.fields["argc"].flatMap { Int($0) } ?? 0
+            processes[pid]?.arguments = (0 ..< min(argc, 4096)).compactMap { execve.fields["a\($0)"] }
+        } else if let title = records.first(where: { $0.type == "PROCTITLE" })?.fields["proctitle"], processes[pid]?.arguments.isEmpty == true {
+            processes[pid]?.arguments = title.split(separator: " ").map(String.init)
+        }
+        guard let sockaddr = records.first(where: { $0.type == "SOCKADDR" })?.fields["saddr"] else { return }
+        let decoded = sockaddr.hasPrefix("{") ? AuditLog.interpretedSocketAddress(sockaddr) : AuditLog.socketAddress(sockaddr)
+        let arch = f["arch"].flatMap(AuditLog.archName) ?? f["arch"]
+        let name = f["syscall"].flatMap { AuditLog.syscallName($0, arch: arch) } ?? f["syscall"] ?? ""
+        let kind: NetworkEvent.Kind
+        switch name {
+        case "connect": kind = .connect
+        case "sendto", "sendmsg", "sendmmsg": kind = .sendto
+        case "bind": kind = .bind
+        case "accept", "accept4": kind = .accept
+        default: return
+        }
+        var event = NetworkEvent(kind: kind, tid: pid, pid: pid, time: syscall.time, proto: nil,
+                                 result: AuditLog.exitText(f["exit"] ?? "?"), reference: syscall.reference)
+        if let endpoint = decoded.endpoint { event.remote = endpoint } else if let path = decoded.path { event.unixPath = path } else { return }
+        guard network.count < Self.maxNetworkEvents else { noteLimit("host_network_events"); return }
+        network.append(event)
+    }
+}
+
+extension String {
+    /// The text inside `{ … }`, trimmed.
+    func trimmingBraces() -> Substring {
+        var s = self[...]
+        while s.first == "{" || s.first == " " { s = s.dropFirst() }
+        while s.last == "}" || s.last == " " { s = s.dropLast() }
+        return s
+    }
+}
