@@ -8,6 +8,8 @@ public enum HostLogFormat: String, Sendable {
     case sysmonXML = "sysmon_xml"
     /// auditd records (raw audit.log or `ausearch -i`).
     case audit
+    /// A Process Monitor CSV export (its header row).
+    case procmonCSV = "procmon_csv"
 
     /// Looks at the first lines of `path`: strace when most of them are strace lines (the
     /// traced program's own output may come first or in between), netfilter when most are
@@ -24,6 +26,7 @@ public enum HostLogFormat: String, Sendable {
                 xml = true
             }
             if xml, line.firstRange(of: Array("Microsoft-Windows-Sysmon".utf8)) != nil { return .sysmonXML }
+            if seen == 1, line.firstRange(of: Array("\"Process Name\",\"PID\",\"Operation\"".utf8)) != nil { return .procmonCSV }
             if seen <= 3, SocketSnapshot.tool(ofHeader: String(decoding: line.prefix(200), as: UTF8.self)) != nil { return .socketSnapshot }
             if case .success(let parsed) = StraceLine.parse(line) {
                 if case .straceMessage = parsed.body {} else { strace += 1 }

@@ -97,6 +97,8 @@ public struct HostModel: Sendable {
     public var execs: [ExecEvent] = []
     public var network: [NetworkEvent] = []
     public var dnsQueries: [HostDNSQuery] = []
+    /// Network rows of Procmon CSV exports.
+    public var procmon: [ProcmonRow] = []
     /// Internet socket rows of ss/lsof snapshots.
     public var sockets: [SocketRow] = []
     /// Netfilter LOG lines (egress allowed or denied), in file order.
@@ -166,7 +168,8 @@ extension HostModel {
         return base
     }
 
+    /// The file name of a POSIX or Windows path.
     static func basename(_ path: String) -> String {
-        path.split(separator: "/").last.map(String.init) ?? path
+        path.split(whereSeparator: { $0 == "/" || $0 == "\\" }).last.map(String.init) ?? path
     }
 }

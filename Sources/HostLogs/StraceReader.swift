@@ -84,6 +84,8 @@ public final class StraceReader {
 
     /// Netfilter LOG lines go into the same model (joined with the same flows).
     public func readFirewallLog(path: String) -> FirewallFileSummary { model.readFirewallLog(path: path) }
+    /// And Procmon CSV exports.
+    public func readProcmonCSV(path: String) -> ProcmonFileSummary { model.readProcmonCSV(path: path) }
     /// And audit logs.
     public func readAuditLog(path: String) -> AuditFileSummary { model.readAuditLog(path: path) }
     /// And Sysmon XML exports.

@@ -8,6 +8,7 @@ public struct HostLogRun {
     public var snapshotFiles: [SnapshotFileSummary] = []
     public var sysmonFiles: [SysmonFileSummary] = []
     public var auditFiles: [AuditFileSummary] = []
+    public var procmonFiles: [ProcmonFileSummary] = []
     public var model: HostModel?
     public var attributor: ProcessAttributor?
     public init() {}
@@ -55,6 +56,18 @@ public struct HostLogRun {
                 w.endObject()
             }
             w.endObject()
+            if let error = f.readError { w.field("read_error", error) }
+            w.endObject()
+        }
+        for f in procmonFiles {
+            w.beginObject()
+            w.field("path", (f.path as String).split(separator: "/").last.map(String.init) ?? f.path)
+            w.field("format", "procmon_csv")
+            w.field("lines", f.lines)
+            w.field("rows", f.rows)
+            w.field("network_rows", f.networkRows)
+            w.field("network_rows_with_addresses", f.numericRows)
+            w.field("malformed_rows", f.malformed)
             if let error = f.readError { w.field("read_error", error) }
             w.endObject()
         }

@@ -81,6 +81,7 @@ enum FuzzTarget: String, CaseIterable {
         }
         _ = SysmonLog.parse(Substring(String(decoding: bytes, as: UTF8.self)), reference: LogReference(file: 0, line: 0))
         for line in bytes.split(separator: 0x0A).prefix(256) {
+            _ = ProcmonCSV.fields(String(decoding: line, as: UTF8.self))
             if case .success(let r) = AuditLog.parse(line, reference: LogReference(file: 0, line: 0)), let saddr = r.fields["saddr"] {
                 _ = saddr.hasPrefix("{") ? AuditLog.interpretedSocketAddress(saddr) : AuditLog.socketAddress(saddr)
             }

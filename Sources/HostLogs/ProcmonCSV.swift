@@ -1,0 +1,150 @@
+import Wire
+
+/// A Process Monitor CSV export: the network rows (Event Class "Network": TCP/UDP
+/// Connect, Send, Receive, Accept, Disconnect…) with their process. Procmon resolves
+/// names unless told not to; a row joins flows only where both ends are numeric.
+public struct ProcmonRow: Sendable {
+    public var fields: [String: String]
+    public var reference: LogReference
+    public var pid: Int? { fields["PID"].flatMap { Int($0) } }
+    public var operation: String { fields["Operation"] ?? "" }
+    /// "local:port -> remote:port" as Procmon wrote it (names or addresses).
+    public var path: String { fields["Path"] ?? "" }
+    public var ends: (local: (host: String, port: String), remote: (host: String, port: String))? {
+        let parts = path.components(separatedBy: " -> ")
+        guard parts.count == 2, let l = SocketSnapshot.splitAddress(Substring(parts[0])), let r = SocketSnapshot.splitAddress(Substring(parts[1])) else { return nil }
+        return ((l.0, l.1), (r.0, r.1))
+    }
+}
+
+public struct ProcmonFileSummary: Sendable {
+    public var path: String
+    public var lines = 0
+    public var rows = 0
+    public var networkRows = 0
+    /// Network rows whose ends are both addresses and port numbers (joinable to flows).
+    public var numericRows = 0
+    public var malformed = 0
+    public var readError: String?
+    public init(path: String) { self.path = path }
+}
+
+public enum ProcmonCSV {
+    /// Splits one CSV line (RFC 4180 quoting, `""` inside quotes); nil if a quote is open.
+    public static func fields(_ line: String) -> [String]? {
+        var out: [String] = []
+        var current = ""
+        var quoted = false
+        var i = line.startIndex
+        while i < line.endIndex {
+            let c = line[i]
+            if quoted {
+                if c == "\"" {
+                    let next = line.index(after: i)
+                    if next < line.endIndex, line[next] == "\"" { current.append("\""); i = line.index(after: next); continue }
+                    quoted = false
+                } else {
+                    current.append(c)
+                }
+            } else if c == "\"" {
+                quoted = true
+            } else if c == "," {
+                out.append(current)
+                current = ""
+            } else {
+                current.append(c)
+            }
+            i = line.index(after: i)
+        }
+        guard !quoted else { return nil }
+        out.append(current)
+        return out
+    }
+
+    /// "7/11/2020 4:33:23 PM" date with "4:33:23.7184016 PM" time of day → nanoseconds
+    /// (local time of the machine that ran Procmon, taken as UTC: the offset absorbs it).
+    static func time(date: String?, timeOfDay: String?) -> Int64? {
+        guard let date, let tod = timeOfDay else { return nil }
+        let d = date.split(separator: " ").first?.split(separator: "/").compactMap { Int64($0) } ?? []
+        let t = tod.split(separator: " ")
+        guard d.count == 3, t.count == 2, let clock = StraceLine.timestamp(ArraySlice(t[0].utf8)), clock.kind == .timeOfDay else { return nil }
+        var ns = clock.nanoseconds
+        let hour = ns / 3_600_000_000_000
+        if t[1] == "PM" && hour < 12 { ns += 12 * 3_600_000_000_000 }
+        if t[1] == "AM" && hour == 12 { ns -= 12 * 3_600_000_000_000 }
+        return FirewallLog.daysFromCivil(d[2], d[0], d[1]) * 86_400_000_000_000 + ns
+    }
+}
+
+extension HostModel {
+    /// Reads a Procmon CSV export (xz/gzip too): network rows become network events of
+    /// their process (Connect → connect, Send → sendto, Accept → accept), with image,
+    /// command line, user and parent pid.
+    public mutating func readProcmonCSV(path: String) -> ProcmonFileSummary {
+        var summary = ProcmonFileSummary(path: path)
+        let reader: LineReader
+        do { reader = try LineReader(path: path) } catch {
+            summary.readError = error.description
+            return summary
+        }
+        let fileIndex = files.count
+        files.append(path)
+        fileTimeKinds.append(.epoch)
+        var header: [String] = []
+        while let raw = reader.next() {
+            summary.lines += 1
+            var line = String(decoding: raw, as: UTF8.self)
+            if line.hasPrefix("\u{FEFF}") { line.removeFirst() }
+            guard let values = ProcmonCSV.fields(line) else { summary.malformed += 1; continue }
+            if header.isEmpty { header = values; continue }
+            guard values.count == header.count else { summary.malformed += 1; continue }
+            summary.rows += 1
+            var fields: [String: String] = [:]
+            for (k, v) in zip(header, values) { fields[k] = v }
+            guard fields["Event Class"] == "Network" || (fields["Operation"].map { $0.hasPrefix("TCP ") || $0.hasPrefix("UDP ") } ?? false) else { continue }
+            summary.networkRows += 1
+            let row = ProcmonRow(fields: fields, reference: LogReference(file: fileIndex, line: reader.lineNumber))
+            if add(row) { summary.numericRows += 1 }
+        }
+        summary.readError = reader.readError
+        return summary
+    }
+
+    /// Adds a network row; true when it became a joinable network event.
+    mutating func add(_ row: ProcmonRow) -> Bool {
+        procmon.append(row)
+        guard let pid = row.pid else { return false }
+        let f = row.fields
+        if processes[pid] == nil, processes.count < Self.maxProcesses {
+            var p = HostProcess(pid: pid, ppid: f["Parent PID"].flatMap { Int($0) }, executable: f["Image Path"], threads: [pid],
+                                evidence: row.reference)
+            p.command = f["Process Name"]
+            p.user = f["User"]
+            if let commandLine = f["Command Line"], !commandLine.isEmpty { p.arguments = [commandLine] }
+            processes[pid] = p
+            threadGroup[pid] = pid
+        }
+        let op = row.operation
+        let kind: NetworkEvent.Kind
+        if op.hasSuffix("Connect") || op.hasSuffix("Reconnect") { kind = .connect }
+        else if op.hasSuffix("Send") { kind = .sendto }
+        else if op.hasSuffix("Accept") { kind = .accept }
+        else { return false }
+        guard let ends = row.ends, let lp = UInt16(ends.local.port), let rp = UInt16(ends.remote.port),
+              let la = IPAddress(ends.local.host.trimmingBrackets()), let ra = IPAddress(ends.remote.host.trimmingBrackets()) else { return false }
+        var event = NetworkEvent(kind: kind, tid: f["TID"].flatMap { Int($0) } ?? pid, pid: pid,
+                                 time: ProcmonCSV.time(date: f["Date & Time"], timeOfDay: f["Time of Day"]),
+                                 proto: op.hasPrefix("UDP") ? .udp : .tcp, result: f["Result"] ?? "", reference: row.reference)
+        event.local = Endpoint(address: la, port: lp)
+        event.remote = Endpoint(address: ra, port: rp)
+        guard network.count < Self.maxNetworkEvents else { noteLimit("host_network_events"); return false }
+        network.append(event)
+        return true
+    }
+}
+
+extension String {
+    func trimmingBrackets() -> String {
+        hasPrefix("[") && hasSuffix("]") ? String(dropFirst().dropLast()) : self
+    }
+}
