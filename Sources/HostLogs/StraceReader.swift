@@ -82,6 +82,25 @@ func contains(_ s: ArraySlice<UInt8>, _ needle: StaticString) -> Bool {
 public final class StraceReader {
     public private(set) var model = HostModel()
 
+    /// Bytes a traced process sent on an internet socket (write, send, sendto, sendmsg,
+    /// sendmmsg, writev), as strace captured them (`-s` may have cut them: `truncated`).
+    public struct SentBuffer {
+        public var pid: Int
+        public var tid: Int
+        public var fd: Int
+        public var proto: SocketProtocol
+        public var destination: Endpoint?
+        public var bytes: [UInt8]
+        public var truncated: Bool
+        public var time: Int64?
+        public var reference: LogReference
+        public var call: String
+    }
+    /// Called for every buffer sent (the rules scan them); nil: buffers are not kept.
+    public var onSend: ((SentBuffer) -> Void)?
+    /// Called at the end of each file: streams of sent bytes end there.
+    public var onFileEnd: (() -> Void)?
+
     /// Netfilter LOG lines go into the same model (joined with the same flows).
     public func readFirewallLog(path: String) -> FirewallFileSummary { model.readFirewallLog(path: path) }
     /// And Procmon CSV exports.
@@ -178,6 +197,7 @@ public final class StraceReader {
             }
         }
         if let b = broken { summary.unparsed(StraceLine.ParseError.brokenCall.rawValue, line: b.number) }
+        onFileEnd?()
         summary.truncatedLines = reader.truncatedLines
         summary.readError = reader.readError
         summary.neverResumed += pending.count
@@ -464,6 +484,12 @@ public final class StraceReader {
             if args.count >= 2 { buffers = StraceSyntax.allStrings(in: args[1], key: "iov_base=") }
         default:
             if args.count >= 2, let s = StraceSyntax.string(args[1]) { buffers = [s] }
+        }
+        if let onSend {
+            for buffer in buffers where !buffer.bytes.isEmpty {
+                onSend(SentBuffer(pid: pid, tid: tid, fd: fd, proto: proto, destination: destination, bytes: buffer.bytes,
+                                  truncated: buffer.truncated, time: time, reference: reference, call: name))
+            }
         }
         guard let destination else { return }
         // An unconnected datagram socket: each destination is an outward event.

@@ -1,4 +1,5 @@
 import Analysis
+import HostLogs
 import Flows
 import Rules
 import Wire
@@ -109,4 +110,125 @@ public final class FindingsLog {
         lines += 1
         entry.lines += 1
     }
+}
+
+extension FindingsLog {
+    /// A match in bytes a process sent, as a host log captured them (strace): the line
+    /// names the process and the log lines instead of a flow and frames. Repeats of a
+    /// value by the same process and rule are folded like flow findings.
+    public func addHost(rule: Rule, match: RuleMatch, field: String, pid: Int, processName: String?, executable: String?,
+                        proto: String, destination: Endpoint?, time: Int64?, logPath: String, firstLine: Int, lastLine: Int) {
+        let digest = Masking.digest(match.value)
+        var h = Hasher()
+        h.combine("host")
+        h.combine(pid)
+        h.combine(ObjectIdentifier(rule))
+        var value0: UInt64 = 0, value1: UInt64 = 0
+        for i in 0..<8 { value0 = value0 << 8 | UInt64(digest[i]); value1 = value1 << 8 | UInt64(digest[8 + i]) }
+        let key = Key(flow: UInt64(bitPattern: Int64(h.finalize())), value0: value0, value1: value1)
+        if seen.contains(key) {
+            entry(rule).repeats += 1
+            return
+        }
+        if seen.count < Self.maxKeys { seen.insert(key) } else { foldingStopped = true }
+        let entry = entry(rule)
+        writer.reset()
+        writer.beginObject()
+        if let time { writer.timeField("@timestamp", time) }   // only a log with dates (-ttt) gives one
+        writer.beginObject("event")
+        writer.field("kind", literal: "alert")
+        writer.field("dataset", literal: "phonehome.finding")
+        writer.endObject()
+        if let destination {
+            writer.beginObject("destination")
+            writer.ipField("ip", destination.address)
+            writer.field("port", Int(destination.port))
+            writer.endObject()
+        }
+        writer.beginObject("network")
+        writer.field("transport", proto)
+        writer.endObject()
+        writer.beginObject("process")
+        writer.field("pid", pid)
+        if let processName { writer.field("name", processName) }
+        if let executable { writer.field("executable", executable) }
+        writer.endObject()
+        writer.beginObject("log")
+        writer.beginObject("file")
+        writer.field("path", logPath)
+        writer.endObject()
+        writer.endObject()
+        FindingFields.write(writer, rule: rule, match: match, sha256: Masking.hex(digest), ruleObject: entry.ruleObject)
+        writer.beginObject("phonehome")
+        writer.field("field", field)
+        writer.field("sender", "process")
+        writer.field("stream_offset", match.range.lowerBound)
+        writer.field("first_line", firstLine)
+        writer.field("last_line", lastLine)
+        writer.endObject()
+        writer.endObject()
+        writer.newline()
+        file.write(writer)
+        lines += 1
+        entry.lines += 1
+    }
+}
+
+/// Runs the rules over the bytes processes sent according to a host log (strace's
+/// captured buffers): one stream per process and socket, so a value split over two
+/// writes is found; streams end with their log file.
+public final class HostBufferScanner {
+    let engine: RuleEngine
+    let findings: FindingsLog
+    let budget = ScanBudget()
+    struct Key: Hashable {
+        var pid: Int
+        var fd: Int
+    }
+    var streams: [Key: (stream: RuleStream, last: StraceReader.SentBuffer)] = [:]
+    public private(set) var bytesScanned = 0
+    /// Buffers strace cut (`-s`): what was not captured could not be scanned.
+    public private(set) var truncatedBuffers = 0
+    public static let maxStreams = 1 << 16
+
+    public init(engine: RuleEngine, findings: FindingsLog) {
+        self.engine = engine
+        self.findings = findings
+    }
+
+    public func feed(_ buffer: StraceReader.SentBuffer, model: HostModel) {
+        let key = Key(pid: buffer.pid, fd: buffer.fd)
+        if buffer.truncated { truncatedBuffers += 1 }
+        bytesScanned += buffer.bytes.count
+        var entry = streams.removeValue(forKey: key) ?? (RuleStream(scope: .strace, budget: budget), buffer)
+        entry.last = buffer
+        entry.stream.feed(buffer.bytes, frame: buffer.reference.line, engine: engine) { located in
+            emit(located, buffer, model)
+        }
+        if streams.count < Self.maxStreams { streams[key] = entry } else { entry.stream.close(engine: engine) { emit($0, buffer, model) } }
+    }
+
+    /// Ends every stream (at the end of a log file).
+    public func finish(model: HostModel) {
+        for (_, var entry) in streams {
+            let last = entry.last
+            entry.stream.close(engine: engine) { emit($0, last, model) }
+        }
+        streams.removeAll()
+    }
+
+    func emit(_ located: RuleStream.Located, _ buffer: StraceReader.SentBuffer, _ model: HostModel) {
+        let rule = engine.rules[located.match.rule]
+        let path = buffer.reference.file < model.files.count ? model.files[buffer.reference.file] : ""
+        findings.addHost(rule: rule, match: located.match, field: "strace.\(buffer.call)", pid: buffer.pid,
+                         processName: model.programName(buffer.pid), executable: model.executingProcess(buffer.pid)?.executable.map(model.resolved),
+                         proto: buffer.proto.rawValue, destination: buffer.destination,
+                         time: model.fileTimeKinds[safe: buffer.reference.file] == .epoch ? buffer.time : nil,
+                         logPath: path.split(separator: "/").last.map(String.init) ?? path,
+                         firstLine: located.firstFrame, lastLine: located.lastFrame)
+    }
+}
+
+extension Array {
+    subscript(safe index: Int) -> Element? { index >= 0 && index < count ? self[index] : nil }
 }

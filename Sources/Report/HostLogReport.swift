@@ -11,6 +11,7 @@ public struct HostLogRun {
     public var procmonFiles: [ProcmonFileSummary] = []
     public var model: HostModel?
     public var attributor: ProcessAttributor?
+    public var bufferScanner: HostBufferScanner?
     public init() {}
 
     func render(_ w: JSONWriter) {
@@ -120,6 +121,12 @@ public struct HostLogRun {
             w.field("firewall_lines", m.firewall.count)
             w.beginObject("limits_hit")
             for (name, n) in m.limitsHit.sorted(by: { $0.key < $1.key }) { w.field(dynamicKey: name, n) }
+            w.endObject()
+        }
+        if let b = bufferScanner {
+            w.beginObject("rules_scan")
+            w.field("bytes_scanned", b.bytesScanned)
+            w.field("buffers_cut_by_strace", b.truncatedBuffers)
             w.endObject()
         }
         if let a = attributor {

@@ -100,10 +100,26 @@ struct Analyze: ParsableCommand {
             }
         }
 
+        do {
+            try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        } catch {
+            fail("\(out): cannot create output directory: \(error.localizedDescription)", ExitStatus.outputFailed)
+        }
+        let appLogs: AppLogs
+        do { appLogs = try AppLogs(directory: out) } catch { fail("\(error)", ExitStatus.outputFailed) }
+
         // Host logs are recognised by content and read first: flows are joined with the
-        // processes they show as each flow is written.
+        // processes they show as each flow is written; what processes sent (strace's
+        // buffers) goes through the rules.
         var hostRun = HostLogRun()
         let strace = StraceReader()
+        var bufferScanner: HostBufferScanner?
+        if let engine {
+            let scanner = HostBufferScanner(engine: engine, findings: appLogs.findings)
+            strace.onSend = { [unowned strace] in scanner.feed($0, model: strace.model) }
+            strace.onFileEnd = { [unowned strace] in scanner.finish(model: strace.model) }
+            bufferScanner = scanner
+        }
         var expanded: [(path: String, fromDirectory: Bool)] = []
         for item in expand(inputs) {
             switch item.path == "-" ? nil : HostLogFormat.detect(path: item.path) {
@@ -136,11 +152,6 @@ struct Analyze: ParsableCommand {
             }
         }
         let paths = expanded.map(\.path)
-        do {
-            try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-        } catch {
-            fail("\(out): cannot create output directory: \(error.localizedDescription)", ExitStatus.outputFailed)
-        }
         let conn: ConnLog
         do { conn = try ConnLog(directory: out) } catch { fail("\(error)", ExitStatus.outputFailed) }
         conn.inputPaths = InputPaths(paths)
@@ -148,10 +159,9 @@ struct Analyze: ParsableCommand {
             hostRun.model = strace.model
             let attributor = ProcessAttributor(model: strace.model, clockOffset: clockOffset.map { Int64($0 * 1e9) })
             hostRun.attributor = attributor
+            hostRun.bufferScanner = bufferScanner
             conn.attributor = attributor
         }
-        let appLogs: AppLogs
-        do { appLogs = try AppLogs(directory: out) } catch { fail("\(error)", ExitStatus.outputFailed) }
         appLogs.inputPaths = InputPaths(paths)
         let analyzer: Analyzer
         do {
