@@ -192,7 +192,8 @@ public struct AuditFileSummary: Sendable {
     public var lines = 0
     public var records = 0
     public var events = 0
-    public var unparsed: [String: Int] = [:]
+    public var lineErrors = UnparsedLines()
+    public var unparsed: [String: Int] { lineErrors.counts }
     public var readError: String?
     public init(path: String) { self.path = path }
 }
@@ -226,7 +227,7 @@ extension HostModel {
             summary.lines += 1
             guard !line.isEmpty else { continue }
             switch AuditLog.parse(line, reference: LogReference(file: fileIndex, line: reader.lineNumber)) {
-            case .failure(let e): summary.unparsed[e.rawValue, default: 0] += 1
+            case .failure(let e): summary.lineErrors.add(e.rawValue, line: reader.lineNumber)
             case .success(let record):
                 summary.records += 1
                 if open[record.serial] == nil { order.append(record.serial) }

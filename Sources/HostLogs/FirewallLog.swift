@@ -162,11 +162,11 @@ public struct FirewallFileSummary: Sendable {
     public var path: String
     public var lines = 0
     public var parsed = 0
-    public var unparsed: [String: Int] = [:]
-    public var unparsedExamples: [String: [Int]] = [:]
+    public var lineErrors = UnparsedLines()
     public var readError: String?
     public init(path: String) { self.path = path }
-    public var unparsedTotal: Int { unparsed.values.reduce(0, +) }
+    public var unparsed: [String: Int] { lineErrors.counts }
+    public var unparsedTotal: Int { lineErrors.total }
 }
 
 extension HostModel {
@@ -192,7 +192,7 @@ extension HostModel {
             summary.lines += 1
             let number = reader.lineNumber
             guard !line.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) else {
-                summary.unparsed["empty", default: 0] += 1
+                summary.lineErrors.add("empty", line: number)
                 continue
             }
             switch FirewallLog.parse(line, reference: LogReference(file: fileIndex, line: number)) {
@@ -201,8 +201,7 @@ extension HostModel {
                 guard firewall.count < Self.maxFirewallEvents else { noteLimit("host_firewall_events"); continue }
                 firewall.append(event)
             case .failure(let error):
-                summary.unparsed[error.rawValue, default: 0] += 1
-                if summary.unparsedExamples[error.rawValue, default: []].count < 5 { summary.unparsedExamples[error.rawValue, default: []].append(number) }
+                summary.lineErrors.add(error.rawValue, line: number)
             }
         }
         summary.readError = reader.readError

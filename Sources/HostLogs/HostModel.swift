@@ -11,6 +11,22 @@ public struct LogReference: Hashable, Sendable, CustomStringConvertible {
     public var description: String { "\(file):\(line)" }
 }
 
+/// Lines of a host log that could not be read, by reason, with the first line numbers of
+/// each reason (so a user can look at them).
+public struct UnparsedLines: Sendable {
+    public private(set) var counts: [String: Int] = [:]
+    public private(set) var examples: [String: [Int]] = [:]
+    public static let examplesPerReason = 5
+    public init() {}
+
+    public mutating func add(_ reason: String, line: Int) {
+        counts[reason, default: 0] += 1
+        if examples[reason, default: []].count < Self.examplesPerReason { examples[reason, default: []].append(line) }
+    }
+
+    public var total: Int { counts.values.reduce(0, +) }
+}
+
 /// A process seen in host logs: its thread group, parent, what it executed and who ran it.
 public struct HostProcess: Sendable {
     public var pid: Int

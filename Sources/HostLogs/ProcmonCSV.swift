@@ -24,7 +24,8 @@ public struct ProcmonFileSummary: Sendable {
     public var networkRows = 0
     /// Network rows whose ends are both addresses and port numbers (joinable to flows).
     public var numericRows = 0
-    public var malformed = 0
+    public var lineErrors = UnparsedLines()
+    public var malformed: Int { lineErrors.total }
     public var readError: String?
     public init(path: String) { self.path = path }
 }
@@ -95,9 +96,9 @@ extension HostModel {
             summary.lines += 1
             var line = String(decoding: raw, as: UTF8.self)
             if line.hasPrefix("\u{FEFF}") { line.removeFirst() }
-            guard let values = ProcmonCSV.fields(line) else { summary.malformed += 1; continue }
+            guard let values = ProcmonCSV.fields(line) else { summary.lineErrors.add("open_quote", line: reader.lineNumber); continue }
             if header.isEmpty { header = values; continue }
-            guard values.count == header.count else { summary.malformed += 1; continue }
+            guard values.count == header.count else { summary.lineErrors.add("column_count", line: reader.lineNumber); continue }
             summary.rows += 1
             var fields: [String: String] = [:]
             for (k, v) in zip(header, values) { fields[k] = v }

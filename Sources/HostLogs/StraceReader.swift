@@ -7,8 +7,9 @@ public struct StraceFileSummary: Sendable {
     public var path: String
     public var lines = 0
     public var calls = 0
-    public var unparsed: [String: Int] = [:]
-    public var unparsedExamples: [String: [Int]] = [:]
+    public var lineErrors = UnparsedLines()
+    public var unparsed: [String: Int] { lineErrors.counts }
+    public var unparsedExamples: [String: [Int]] { lineErrors.examples }
     /// Broken calls whose continuation was found on a later line and joined.
     public var joined = 0
     /// strace lines found after the program's own output on the same line.
@@ -19,14 +20,11 @@ public struct StraceFileSummary: Sendable {
     public var readError: String?
     public var timeKind: StraceTime.Kind?
 
-    public var unparsedTotal: Int { unparsed.values.reduce(0, +) }
+    public var unparsedTotal: Int { lineErrors.total }
 
     public init(path: String) { self.path = path }
 
-    mutating func unparsed(_ reason: String, line: Int) {
-        unparsed[reason, default: 0] += 1
-        if unparsedExamples[reason, default: []].count < 5 { unparsedExamples[reason, default: []].append(line) }
-    }
+    mutating func unparsed(_ reason: String, line: Int) { lineErrors.add(reason, line: line) }
 }
 
 /// The system calls the model reads; every other call only lends its descriptor

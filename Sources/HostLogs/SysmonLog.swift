@@ -19,8 +19,9 @@ public struct SysmonFileSummary: Sendable {
     public var lines = 0
     public var events = 0
     public var byEventID: [Int: Int] = [:]
-    public var unparsed = 0
-    public var oversized = 0
+    public var lineErrors = UnparsedLines()
+    public var unparsed: Int { lineErrors.counts["bad_event", default: 0] + lineErrors.counts["unterminated_event", default: 0] }
+    public var oversized: Int { lineErrors.counts["oversized_event", default: 0] }
     public var readError: String?
     public init(path: String) { self.path = path }
 }
@@ -110,7 +111,7 @@ extension HostModel {
             } else {
                 pending += "\n" + line
             }
-            guard pending.utf8.count <= SysmonLog.maxEventBytes else { summary.oversized += 1; pending = ""; continue }
+            guard pending.utf8.count <= SysmonLog.maxEventBytes else { summary.lineErrors.add("oversized_event", line: startLine); pending = ""; continue }
             while let close = pending.range(of: "</Event>") {
                 let xml = pending[pending.startIndex ..< close.upperBound]
                 if let event = SysmonLog.parse(xml, reference: LogReference(file: fileIndex, line: startLine)) {
@@ -118,7 +119,7 @@ extension HostModel {
                     summary.byEventID[event.eventID, default: 0] += 1
                     add(event)
                 } else {
-                    summary.unparsed += 1
+                    summary.lineErrors.add("bad_event", line: startLine)
                 }
                 let rest = pending[close.upperBound...]
                 if let next = rest.range(of: "<Event"), !rest[next.upperBound...].hasPrefix("s") {
@@ -129,7 +130,7 @@ extension HostModel {
                 }
             }
         }
-        if !pending.isEmpty { summary.unparsed += 1 }
+        if !pending.isEmpty { summary.lineErrors.add("unterminated_event", line: startLine) }
         summary.readError = reader.readError
         return summary
     }

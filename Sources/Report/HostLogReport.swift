@@ -28,16 +28,7 @@ public struct HostLogRun {
             w.field("recovered_after_program_output", f.recovered)
             w.field("never_resumed", f.neverResumed)
             w.field("truncated_lines", f.truncatedLines)
-            w.beginObject("unparsed")
-            for (reason, n) in f.unparsed.sorted(by: { $0.key < $1.key }) {
-                w.beginObject(dynamic: reason)
-                w.field("lines", n)
-                w.beginArray("first_line_numbers")
-                for line in f.unparsedExamples[reason] ?? [] { w.int(line) }
-                w.endArray()
-                w.endObject()
-            }
-            w.endObject()
+            render(f.lineErrors, w)
             if let error = f.readError { w.field("read_error", error) }
             w.endObject()
         }
@@ -47,16 +38,7 @@ public struct HostLogRun {
             w.field("format", "netfilter_log")
             w.field("lines", f.lines)
             w.field("parsed", f.parsed)
-            w.beginObject("unparsed")
-            for (reason, n) in f.unparsed.sorted(by: { $0.key < $1.key }) {
-                w.beginObject(dynamic: reason)
-                w.field("lines", n)
-                w.beginArray("first_line_numbers")
-                for line in f.unparsedExamples[reason] ?? [] { w.int(line) }
-                w.endArray()
-                w.endObject()
-            }
-            w.endObject()
+            render(f.lineErrors, w)
             if let error = f.readError { w.field("read_error", error) }
             w.endObject()
         }
@@ -68,7 +50,7 @@ public struct HostLogRun {
             w.field("rows", f.rows)
             w.field("network_rows", f.networkRows)
             w.field("network_rows_with_addresses", f.numericRows)
-            w.field("malformed_rows", f.malformed)
+            render(f.lineErrors, w)
             if let error = f.readError { w.field("read_error", error) }
             w.endObject()
         }
@@ -79,9 +61,7 @@ public struct HostLogRun {
             w.field("lines", f.lines)
             w.field("records", f.records)
             w.field("events", f.events)
-            w.beginObject("unparsed")
-            for (reason, n) in f.unparsed.sorted(by: { $0.key < $1.key }) { w.field(dynamicKey: reason, n) }
-            w.endObject()
+            render(f.lineErrors, w)
             if let error = f.readError { w.field("read_error", error) }
             w.endObject()
         }
@@ -94,8 +74,7 @@ public struct HostLogRun {
             w.beginObject("events_by_id")
             for (id, n) in f.byEventID.sorted(by: { $0.key < $1.key }) { w.field(dynamicKey: String(id), n) }
             w.endObject()
-            w.field("unparsed_events", f.unparsed)
-            w.field("oversized_events", f.oversized)
+            render(f.lineErrors, w)
             if let error = f.readError { w.field("read_error", error) }
             w.endObject()
         }
@@ -141,6 +120,20 @@ public struct HostLogRun {
             } else {
                 w.nullField("clock_offset_seconds")
             }
+            w.endObject()
+        }
+        w.endObject()
+    }
+
+    /// `unparsed`: per reason, the count and the first line numbers.
+    func render(_ u: UnparsedLines, _ w: JSONWriter) {
+        w.beginObject("unparsed")
+        for (reason, n) in u.counts.sorted(by: { $0.key < $1.key }) {
+            w.beginObject(dynamic: reason)
+            w.field("lines", n)
+            w.beginArray("first_line_numbers")
+            for line in u.examples[reason] ?? [] { w.int(line) }
+            w.endArray()
             w.endObject()
         }
         w.endObject()
