@@ -24,6 +24,16 @@ public final class LineReader {
         scratch = .allocate(byteCount: 1 << 20, alignment: 16)
     }
 
+    /// Any byte source (a generator in tests, a pipe).
+    public init(source: ByteSource) {
+        self.source = source
+        compression = .none
+        scratch = .allocate(byteCount: 1 << 20, alignment: 16)
+    }
+
+    /// Bytes held for the line being read (bounded by `maxLineLength` plus one read).
+    public var heldBytes: Int { buffer.capacity }
+
     public init(bytes: [UInt8]) {
         source = MemorySource(bytes)
         compression = .none

@@ -1,0 +1,70 @@
+import Capture
+import Foundation
+import HostLogs
+import Testing
+import TestSupport
+
+/// A long strace log streams: generated while it is read (240,000 lines, about 25 MB),
+/// the reader holds one read's worth of bytes, the model only what it models (1,000
+/// recycled pids), and resident memory does not follow the input size.
+@Suite struct StraceMemoryTests {
+    /// strace -f -ttt lines of processes cloning, connecting and sending, pids recycled.
+    final class GeneratedStrace: ByteSource {
+        let lines: Int
+        var produced = 0
+        var staged: [UInt8] = []
+        var offset = 0
+        init(lines: Int) { self.lines = lines }
+
+        func line(_ i: Int) -> String {
+            let pid = 1000 + (i / 8) % 1000
+            let t = "\(1_700_000_000 + i / 1000).\(String(format: "%06d", i % 1000 * 1000))"
+            switch i % 8 {
+            case 0: return "\(pid) \(t) execve(\"/usr/bin/python3\", [\"python3\", \"job\(pid).py\"], 0x7ffd /* 20 vars */) = 0"
+            case 1: return "\(pid) \(t) socket(AF_INET, SOCK_STREAM|SOCK_CLOEXEC, IPPROTO_TCP) = 3<TCP:[\(i)]>"
+            case 2: return "\(pid) \(t) connect(3<TCP:[\(i)]>, {sa_family=AF_INET, sin_port=htons(443), sin_addr=inet_addr(\"198.18.0.1\")}, 16) = -1 EINPROGRESS (Operation now in progress)"
+            case 3: return "\(pid) \(t) sendto(3<TCP:[10.0.0.2:\(40000 + pid)->198.18.0.1:443]>, \"GET / HTTP/1.1\\r\\nHost: example.org\\r\\n\\r\\n\", 37, MSG_NOSIGNAL, NULL, 0) = 37"
+            case 4: return "\(pid) \(t) read(5</usr/lib/x86_64-linux-gnu/libc.so.6>, \"\\177ELF\\2\\1\\1\\3\"..., 832) = 832"
+            case 5: return "\(pid) \(t) futex(0x7f00, FUTEX_WAIT_PRIVATE, 0, NULL <unfinished ...>"
+            case 6: return "\(pid) \(t) <... futex resumed>) = 0"
+            default: return "\(pid) \(t) close(3<TCP:[10.0.0.2:\(40000 + pid)->198.18.0.1:443]>) = 0"
+            }
+        }
+
+        func read(into buffer: UnsafeMutableRawBufferPointer) throws(CaptureError) -> Int {
+            var written = 0
+            while written < buffer.count {
+                if offset == staged.count {
+                    guard produced < lines else { break }
+                    staged = Array((line(produced) + "\n").utf8)
+                    produced += 1
+                    offset = 0
+                }
+                let n = min(buffer.count - written, staged.count - offset)
+                staged.withUnsafeBytes { src in
+                    buffer.baseAddress!.advanced(by: written).copyMemory(from: src.baseAddress!.advanced(by: offset), byteCount: n)
+                }
+                offset += n
+                written += n
+            }
+            return written
+        }
+    }
+
+    @Test func longLogStreamsWithFlatMemory() {
+        let before = residentMegabytes().current
+        let lineCount = 240_000
+        let reader = StraceReader()
+        let lines = LineReader(source: GeneratedStrace(lines: lineCount))
+        var summary = StraceFileSummary(path: "generated")
+        reader.read(lines, path: "generated", pid: nil, into: &summary)
+        let after = residentMegabytes().current
+        #expect(summary.lines == lineCount && summary.unparsedTotal == 0)
+        #expect(lines.heldBytes <= 4 << 20)
+        #expect(reader.model.processes.count == 1000)
+        #expect(reader.model.network.count == lineCount / 8)   // one connect per cycle: the model's own size
+        print("strace memory: \(lineCount) lines (\(lines.bytesRead / 1_000_000) MB), reader holds \(lines.heldBytes / 1024) KiB, "
+              + "RSS \(before) → \(after) MB")
+        #expect(after - before < 120, "resident memory grew by \(after - before) MB")
+    }
+}
