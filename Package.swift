@@ -66,7 +66,7 @@ let package = Package(
         .testTarget(name: "FlowsTests", dependencies: ["Flows", "Wire", "Analysis", "Capture", "TestSupport"]),
         .testTarget(name: "AppLayerTests", dependencies: ["Analysis", "Protocols", "Flows", "Wire", "Rules", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "RulesTests", dependencies: ["Rules", "TestSupport"]),
-        .testTarget(name: "HostLogsTests", dependencies: ["HostLogs", "Wire", "TestSupport"]),
+        .testTarget(name: "HostLogsTests", dependencies: ["HostLogs", "Wire", "TestSupport", .product(name: "Yams", package: "Yams")]),
         .testTarget(name: "EndToEndTests", dependencies: ["Analysis", "Report", "Capture", "Rules", "HostLogs", "TestSupport"]),
         .target(name: "TestSupport", dependencies: ["Capture"], path: "Tests/TestSupport"),
     ]

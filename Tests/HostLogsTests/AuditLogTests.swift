@@ -3,6 +3,7 @@ import HostLogs
 import Testing
 import TestSupport
 import Wire
+import Yams
 
 /// auditd logs (go-libaudit's auparse test data) against go-libaudit's parse of the same
 /// lines (`*.log.golden`): record type, serial, time, and the fields phonehome models
@@ -95,6 +96,13 @@ import Wire
         let a = attributor.attribute(proto: .tcp, client: Endpoint(address: IPAddress("10.0.0.5")!, port: 40000),
                                      server: connect.remote!, start: 1_700_000_000_300_000_000)
         #expect(a?.pid == 4242 && a?.method == .remoteAndTime && a?.name == "train.py")
+        // A log whose clock runs an hour behind the capture's: only with --clock-offset.
+        let later: Int64 = 1_700_003_600_300_000_000
+        #expect(ProcessAttributor(model: model).attribute(proto: .tcp, client: Endpoint(address: IPAddress("10.0.0.5")!, port: 40001),
+                                                          server: connect.remote!, start: later) == nil)
+        let shifted = ProcessAttributor(model: model, clockOffset: 3600 * 1_000_000_000)
+        let b = shifted.attribute(proto: .tcp, client: Endpoint(address: IPAddress("10.0.0.5")!, port: 40001), server: connect.remote!, start: later)
+        #expect(b?.pid == 4242 && shifted.clockOffset == 3600 * 1_000_000_000)
     }
 
     /// The same event as `ausearch -i` prints it (names instead of numbers, local time).
@@ -114,5 +122,53 @@ import Wire
         #expect(connect.pid == 4242 && connect.result == "EINPROGRESS" && "\(connect.remote!)" == "169.254.169.254:80")
         #expect(connect.time == 1_700_000_000_123_000_000)
         #expect(model.processes[4242]?.executable == "/usr/bin/python3.11" && model.processes[4242]?.arguments == ["python3", "train.py"])
+    }
+}
+
+/// go-libaudit's aucoalesce test events (raw records per event, in YAML) against its
+/// coalesced output (`*.json.golden`): the process each event names (pid, ppid, comm,
+/// exe, argv or title) and a connect's destination equal what phonehome models.
+@Suite struct AuditCoalesceTests {
+    static let dir = Corpus.root.appendingPathComponent("logs/auditd")
+
+    @Test func eventsNameTheSameProcess() throws {
+        let available = FileManager.default.fileExists(atPath: Self.dir.path)
+        try #require(available || !Corpus.isCI, "auditd corpus missing")
+        guard available else { return }
+        let goldens = try FileManager.default.contentsOfDirectory(atPath: Self.dir.path).filter { $0.hasSuffix(".json.golden") }.sorted()
+        var compared = 0, connects = 0
+        for golden in goldens {
+            let yamlPath = Self.dir.appendingPathComponent(String(golden.dropLast(12)) + ".yaml")
+            guard let yaml = try Yams.load(yaml: String(contentsOf: yamlPath, encoding: .utf8)) as? [String: Any],
+                  let tests = yaml["tests"] as? [String: String] else { continue }
+            let want = try JSONSerialization.jsonObject(with: Data(contentsOf: Self.dir.appendingPathComponent(golden))) as? [[String: Any]] ?? []
+            for item in want {
+                guard let name = item["test_name"] as? String, let raw = tests[name],
+                      let event = item["event"] as? [String: Any], let process = event["process"] as? [String: Any],
+                      raw.contains("type=SYSCALL") else { continue }
+                // A folded YAML block puts records on one line: one record per line again.
+                let text = raw.replacingOccurrences(of: " type=", with: "\ntype=")
+                let path = FileManager.default.temporaryDirectory.appendingPathComponent("phonehome-coalesce-\(getpid()).log").path
+                try text.write(toFile: path, atomically: true, encoding: .utf8)
+                defer { try? FileManager.default.removeItem(atPath: path) }
+                var model = HostModel()
+                _ = model.readAuditLog(path: path)
+                guard let pid = (process["pid"] as? String).flatMap({ Int($0) }), let p = model.processes[pid] else {
+                    Issue.record("\(golden) \(name): no process"); continue
+                }
+                #expect((process["ppid"] as? String).flatMap { Int($0) } == p.ppid, "\(name) ppid")
+                #expect(process["exe"] as? String == p.executable, "\(name) exe")
+                #expect(process["name"] as? String == p.command, "\(name) comm")
+                if let args = process["args"] as? [String] { #expect(args == p.arguments, "\(name) args") }
+                else if let title = process["title"] as? String { #expect(title == p.arguments.joined(separator: " "), "\(name) title") }
+                if let destination = event["destination"] as? [String: Any], let e = model.network.first(where: { $0.kind == .connect }) {
+                    #expect(destination["ip"] as? String == e.remote.map { "\($0.address)" } && destination["port"] as? String == e.remote.map { String($0.port) })
+                    connects += 1
+                }
+                compared += 1
+            }
+        }
+        print("auditd events: \(compared) coalesced events name the same process as go-libaudit, \(connects) connect with the same destination")
+        #expect(compared >= 12 && connects >= 1)
     }
 }
