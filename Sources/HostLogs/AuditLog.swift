@@ -255,6 +255,7 @@ extension HostModel {
         if let exe = f["exe"] { processes[pid]?.executable = exe }
         if processes[pid]?.command == nil { processes[pid]?.command = f["comm"] }
         if let uid = f["uid"].flatMap({ Int($0) }) { processes[pid]?.userID = uid }
+        if let cwd = records.first(where: { $0.type == "CWD" })?.fields["cwd"] { processes[pid]?.cwd = cwd }
         if let execve = records.first(where: { $0.type == "EXECVE" }) {
             let argc = execve.fields["argc"].flatMap { Int($0) } ?? 0
             processes[pid]?.arguments = (0 ..< min(argc, 4096)).compactMap { execve.fields["a\($0)"] }

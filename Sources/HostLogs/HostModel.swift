@@ -38,6 +38,8 @@ public struct HostProcess: Sendable {
     public var command: String?
     /// A user name (Sysmon `User`, lsof USER) when the log gives a name, not a uid.
     public var user: String?
+    /// Working directory (auditd CWD).
+    public var cwd: String?
     public var userID: Int?
     public var firstSeen: Int64?
     public var threads: Set<Int> = []
@@ -49,6 +51,17 @@ public struct ExecEvent: Sendable {
     public var pid: Int
     public var path: String
     public var arguments: [String]
+    public var failed: String?
+    public var time: Int64?
+    public var reference: LogReference
+}
+
+/// A file a process opened (or tried to): what it loaded and read before a connect
+/// says which package made it call out.
+public struct FileOpen: Sendable {
+    public var pid: Int
+    public var path: String
+    /// nil when it opened; else the errno (ENOENT for a search-path miss).
     public var failed: String?
     public var time: Int64?
     public var reference: LogReference
@@ -91,6 +104,12 @@ public struct HostDNSQuery: Sendable {
     public var reference: LogReference
 }
 
+struct FileOpenKey: Hashable {
+    var pid: Int
+    var path: String
+    var failed: Bool
+}
+
 /// A descriptor of one process: sockets are tracked per thread group and fd.
 struct SocketKey: Hashable {
     var pid: Int
@@ -103,6 +122,7 @@ public struct HostModel: Sendable {
     public static let maxNetworkEvents = 1 << 21
     public static let maxExecs = 1 << 20
     public static let maxSymlinks = 1 << 16
+    public static let maxFileOpens = 1 << 20
 
     public var files: [String] = []
     /// How each file's timestamps read (nil: none).
@@ -119,6 +139,10 @@ public struct HostModel: Sendable {
     public var sockets: [SocketRow] = []
     /// Netfilter LOG lines (egress allowed or denied), in file order.
     public var firewall: [FirewallEvent] = []
+    /// Files opened (open, openat, openat2, creat), successful or not; distinct per
+    /// process and path, up to `maxFileOpens` in all.
+    public var fileOpens: [FileOpen] = []
+    var seenOpens: Set<FileOpenKey> = []
     /// Symbolic links the processes resolved (readlink results): path → target.
     public var symlinks: [String: String] = [:]
     /// Which limits were hit (name → times).
@@ -145,6 +169,15 @@ public struct HostModel: Sendable {
     }
 
     mutating func noteLimit(_ name: String) { limitsHit[name, default: 0] += 1 }
+
+    /// Records an open once per process, path and outcome.
+    mutating func noteOpen(_ open: FileOpen) {
+        let key = FileOpenKey(pid: open.pid, path: open.path, failed: open.failed != nil)
+        guard !seenOpens.contains(key) else { return }
+        guard fileOpens.count < Self.maxFileOpens else { noteLimit("host_file_opens"); return }
+        seenOpens.insert(key)
+        fileOpens.append(open)
+    }
 }
 
 extension HostModel {

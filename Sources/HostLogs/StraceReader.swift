@@ -30,11 +30,12 @@ public struct StraceFileSummary: Sendable {
 /// The system calls the model reads; every other call only lends its descriptor
 /// annotation (a socket's tuple) when it has one.
 enum Syscall {
-    case exec, execAt, clone, getuid, readlink, readlinkAt, socket, close, connect, bind, accept, send, other
+    case exec, execAt, clone, getuid, readlink, readlinkAt, socket, close, connect, bind, accept, send, open, openAt, other
 
     static let byName: [String: Syscall] = [
         "execve": .exec, "execveat": .execAt, "clone": .clone, "clone3": .clone, "fork": .clone, "vfork": .clone,
         "getuid": .getuid, "getuid32": .getuid, "readlink": .readlink, "readlinkat": .readlinkAt, "socket": .socket,
+        "open": .open, "creat": .open, "openat": .openAt, "openat2": .openAt,
         "close": .close, "connect": .connect, "bind": .bind, "accept": .accept, "accept4": .accept,
         "sendto": .send, "sendmsg": .send, "sendmmsg": .send, "write": .send, "writev": .send, "send": .send, "pwrite64": .send,
     ]
@@ -354,6 +355,14 @@ public final class StraceReader {
                 p.userID = model.processes[pid]?.userID
                 model.processes[child] = p
             }
+        case .open, .openAt:
+            let args = StraceSyntax.splitArguments(arguments)
+            let at = syscall == .openAt ? 1 : 0
+            guard args.count > at, let path = StraceSyntax.string(args[at]) else { return }
+            var text = String(decoding: path.bytes, as: UTF8.self)
+            // -y shows the path the kernel opened: absolute, links followed.
+            if let annotation = result.annotation, annotation.first == UInt8(ascii: "/") { text = String(decoding: annotation, as: UTF8.self) }
+            model.noteOpen(FileOpen(pid: pid, path: text, failed: result.failed ? (result.errno ?? "error") : nil, time: time, reference: reference))
         case .getuid:
             if let v = result.value, v >= 0 { model.processes[pid]?.userID = v }
         case .readlink, .readlinkAt:

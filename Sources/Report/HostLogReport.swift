@@ -97,6 +97,7 @@ public struct HostLogRun {
             w.field("execs", m.execs.count)
             w.field("connects", m.network.filter { $0.kind == .connect }.count)
             w.field("dns_queries", m.dnsQueries.count)
+            w.field("files_opened", m.fileOpens.count)
             w.field("firewall_lines", m.firewall.count)
             w.beginObject("limits_hit")
             for (name, n) in m.limitsHit.sorted(by: { $0.key < $1.key }) { w.field(dynamicKey: name, n) }

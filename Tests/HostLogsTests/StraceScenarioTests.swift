@@ -105,4 +105,19 @@ import Wire
         #expect(mismatches.isEmpty, "\(mismatches.joined(separator: "\n"))")
         #expect(unparsed == 0, "\(summaries.filter { $0.unparsedTotal > 0 }.map { "\($0.path): \($0.unparsed) \($0.unparsedExamples)" })")
     }
+
+    /// Files opened before a connect say which package made a process call out: the
+    /// process running train.py opened wandb's and sentry-sdk's modules, and its opens keep
+    /// the kernel's path (-y) and failures (a module search path's misses).
+    @Test func filesOpenedByTheTrainingProcess() throws {
+        guard try Self.available() else { return }
+        let (model, _) = Self.model(run: 1)
+        let train = try #require(model.processes.values.first { model.programName($0.pid) == "train.py" })
+        let opens = model.fileOpens.filter { $0.pid == train.pid }
+        #expect(opens.contains { $0.failed == nil && $0.path.contains("/site-packages/wandb/") && $0.path.hasSuffix(".py") })
+        #expect(opens.contains { $0.failed == nil && $0.path.contains("/site-packages/sentry_sdk/") })
+        #expect(opens.contains { $0.failed == "ENOENT" })
+        print("train.py (pid \(train.pid)) opened \(opens.filter { $0.failed == nil }.count) files, \(opens.filter { $0.failed != nil }.count) misses; "
+              + "\(model.fileOpens.count) distinct opens in the run")
+    }
 }
