@@ -50,7 +50,7 @@ public enum AuditLog {
     /// `1481076984.827` (raw) or `12/07/2016 02:16:24.827` (ausearch -i, local time
     /// taken as UTC: the clock offset absorbs the zone).
     static func timestamp(_ s: Substring) -> Int64? {
-        if !s.contains("/"), let dot = s.firstIndex(of: "."), let seconds = Int64(s[s.startIndex ..< dot]) {
+        if !s.contains("/"), let dot = s.firstIndex(of: "."), let seconds = Int64(s[s.startIndex ..< dot]), seconds >= 0, seconds < 1 << 33 {
             let digits = s[s.index(after: dot)...]
             guard digits.count <= 9, var fraction = Int64(digits) else { return nil }
             for _ in digits.count..<9 { fraction *= 10 }
@@ -59,7 +59,8 @@ public enum AuditLog {
         let parts = s.split(separator: " ")
         guard parts.count == 2 else { return nil }
         let date = parts[0].split(separator: "/")
-        guard date.count == 3, let m = Int64(date[0]), let d = Int64(date[1]), let y = Int64(date[2]),
+        guard date.count == 3, let m = Int64(date[0]), let d = Int64(date[1]), let y = Int64(date[2]), (1...12).contains(m),
+              (1...31).contains(d), (1970...9999).contains(y),
               let clock = StraceLine.timestamp(ArraySlice(parts[1].utf8)), clock.kind == .timeOfDay else { return nil }
         return FirewallLog.daysFromCivil(y, m, d) * 86_400_000_000_000 + clock.nanoseconds
     }

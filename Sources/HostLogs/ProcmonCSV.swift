@@ -68,7 +68,7 @@ public enum ProcmonCSV {
         guard let date, let tod = timeOfDay else { return nil }
         let d = date.split(separator: " ").first?.split(separator: "/").compactMap { Int64($0) } ?? []
         let t = tod.split(separator: " ")
-        guard d.count == 3, t.count == 2, let clock = StraceLine.timestamp(ArraySlice(t[0].utf8)), clock.kind == .timeOfDay else { return nil }
+        guard d.count == 3, (1...12).contains(d[0]), (1...31).contains(d[1]), (1970...9999).contains(d[2]), t.count == 2, let clock = StraceLine.timestamp(ArraySlice(t[0].utf8)), clock.kind == .timeOfDay else { return nil }
         var ns = clock.nanoseconds
         let hour = ns / 3_600_000_000_000
         if t[1] == "PM" && hour < 12 { ns += 12 * 3_600_000_000_000 }

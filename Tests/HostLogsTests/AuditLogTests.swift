@@ -105,6 +105,17 @@ import Yams
         #expect(b?.pid == 4242 && shifted.clockOffset == 3600 * 1_000_000_000)
     }
 
+    /// Hostile stamps (found by the hostlogs fuzz target: an epoch of 17 digits overflowed)
+    /// are bad headers, never traps.
+    @Test func hostileTimestampsAreRejected() {
+        for line in ["type=SYSCALL msg=audit(99999999999999999.1:1): pid=1", "type=SYSCALL msg=audit(-5.1:1): pid=1",
+                     "type=SYSCALL msg=audit(13/99/99999999999 25:00:00.1:7) : pid=1", "type=X msg=audit(1.9999999999:2):"] {
+            if case .success(let r) = AuditLog.parse(ArraySlice(line.utf8), reference: LogReference(file: 0, line: 1)) {
+                Issue.record("accepted \(line) as \(r.time)")
+            }
+        }
+    }
+
     /// The same event as `ausearch -i` prints it (names instead of numbers, local time).
     @Test func interpretedFormIsRead() throws {
         let log = """
