@@ -120,7 +120,7 @@ public final class ProcessAttributor {
     }
 
     func distance(_ f: FirewallEvent, _ start: Int64) -> Int64 {
-        if case .epoch(let t)? = f.time { return abs(start - t) }
+        if case .epoch(let t)? = f.time { return gap(start, t) }
         return 0
     }
 
@@ -154,7 +154,7 @@ public final class ProcessAttributor {
         candidates = candidates.filter { kinds.contains(model.network[$0].kind) }
         guard !candidates.isEmpty else { return nil }
         // A reused port: the event nearest the flow's start.
-        let best = candidates.min { abs(delta($0, start) ?? 0) < abs(delta($1, start) ?? 0) } ?? candidates[0]
+        let best = candidates.min { gap(delta($0, start) ?? 0, 0) < gap(delta($1, start) ?? 0, 0) } ?? candidates[0]
         return (best, .localTuple, delta(best, start))
     }
 
@@ -176,7 +176,7 @@ public final class ProcessAttributor {
         var best: (Int, Int64)?
         for i in candidates where model.network[i].kind == .connect || model.network[i].kind == .sendto {
             guard let d = delta(i, start) else { continue }
-            let off = abs(d - offset)
+            let off = gap(d, offset)
             if off <= tolerance, best.map({ off < $0.1 }) ?? true { best = (i, off) }
         }
         guard let best else { return nil }
@@ -190,17 +190,39 @@ public final class ProcessAttributor {
         let e = model.network[index]
         guard let t = e.time else { return nil }
         let kind = e.reference.file < model.fileTimeKinds.count ? model.fileTimeKinds[e.reference.file] : nil
+        // Times from logs and captures are untrusted: differences saturate, never trap.
         switch kind {
-        case .epoch?: return start - t
+        case .epoch?: return difference(start, t)
         case .timeOfDay?:
             let day: Int64 = 86_400_000_000_000
             let base = (start / day) * day
-            let reference = start - (clockOffset ?? 0)
-            let candidates = [base - day + t, base + t, base + day + t]
-            let placed = candidates.min { abs($0 - reference) < abs($1 - reference) } ?? base + t
-            return start - placed
+            let reference = difference(start, clockOffset ?? 0) ?? start
+            var placed: Int64?
+            for shift in [-day, 0, day] {
+                guard let candidate = sum(base, shift).flatMap({ sum($0, t) }) else { continue }
+                if placed.map({ gap(candidate, reference) < gap($0, reference) }) ?? true { placed = candidate }
+            }
+            return placed.flatMap { difference(start, $0) }
         default: return nil
         }
+    }
+
+    /// a − b, or nil when it does not fit.
+    func difference(_ a: Int64, _ b: Int64) -> Int64? {
+        let (v, overflow) = a.subtractingReportingOverflow(b)
+        return overflow ? nil : v
+    }
+
+    /// a + b, or nil when it does not fit.
+    func sum(_ a: Int64, _ b: Int64) -> Int64? {
+        let (v, overflow) = a.addingReportingOverflow(b)
+        return overflow ? nil : v
+    }
+
+    /// |a − b|, saturating at Int64.max.
+    func gap(_ a: Int64, _ b: Int64) -> Int64 {
+        guard let d = difference(a, b), d != .min else { return .max }
+        return Swift.abs(d)
     }
 
     func describe(_ index: Int, method: Method, delta: Int64?) -> Attribution {

@@ -253,7 +253,8 @@ public final class StraceReader {
                 return relativeSum
             case .timeOfDay:
                 let day: Int64 = 86_400 * 1_000_000_000
-                if let last, t.nanoseconds + days * day < last - day / 2 { days += 1 }   // past midnight
+                // Past midnight (capped: a log flipping back and forth cannot overflow the clock).
+                if let last, t.nanoseconds + days * day < last - day / 2, days < 100_000 { days += 1 }
                 let v = t.nanoseconds + days * day
                 last = v
                 return v

@@ -79,6 +79,7 @@ struct Analyze: ParsableCommand {
         guard !inputs.isEmpty else { throw ValidationError("give at least one capture file or directory") }
         guard maxFlows >= 16 else { throw ValidationError("--max-flows must be at least 16") }
         guard scanDepth >= 0 else { throw ValidationError("--scan-depth must be 0 or more") }
+        if let clockOffset, !(abs(clockOffset) < 1e9) { throw ValidationError("--clock-offset must be under 10^9 seconds") }
     }
 
     func run() throws {

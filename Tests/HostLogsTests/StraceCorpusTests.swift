@@ -97,6 +97,27 @@ import Wire
         }
     }
 
+    /// Extreme times (an epoch near 2^33 s, a capture before 1970, midnight flipping on
+    /// every line) never overflow the join's arithmetic.
+    @Test func extremeTimesNeverTrap() {
+        var lines = [#"1 8589934591.999999 connect(3<TCP:[1]>, {sa_family=AF_INET, sin_port=htons(443), sin_addr=inet_addr("1.2.3.4")}, 16) = 0"#]
+        for i in 0..<2000 { lines.append("2 \(i % 2 == 0 ? "23:59:59.9" : "00:00:00.1") getpid() = 2") }
+        lines.append(#"2 12:00:00.0 connect(3<TCP:[2]>, {sa_family=AF_INET, sin_port=htons(80), sin_addr=inet_addr("1.2.3.4")}, 16) = 0"#)
+        let reader = StraceReader()
+        var s = StraceFileSummary(path: "extreme")
+        reader.read(LineReader(bytes: Array(lines.joined(separator: "\n").utf8)), path: "extreme", pid: nil, into: &s)
+        #expect(s.unparsedTotal == 0)
+        for offset: Int64? in [nil, Int64.max / 2, Int64.min / 2] {
+            let a = ProcessAttributor(model: reader.model, clockOffset: offset)
+            for start: Int64 in [.min, -1, 0, .max] {
+                for port: UInt16 in [443, 80] {
+                    _ = a.attribute(proto: .tcp, client: Endpoint(address: IPAddress("10.0.0.1")!, port: 5000),
+                                    server: Endpoint(address: IPAddress("1.2.3.4")!, port: port), start: start)
+                }
+            }
+        }
+    }
+
     @Test func stringsAddressesAndAnnotationsDecode() {
         let s = StraceSyntax.string(Array(#""a\tb\x41\101\\\"z"..."#.utf8)[...])
         #expect(s?.bytes == Array("a\tbAA\\\"z".utf8) && s?.truncated == true)
