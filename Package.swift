@@ -50,6 +50,8 @@ let package = Package(
         ], swiftSettings: hotPath),
         // Host logs (strace first): the process tree and each process's network use.
         .target(name: "HostLogs", dependencies: ["Capture", "Wire", "Protocols"], swiftSettings: hotPath),
+        // SBOMs (CycloneDX, SPDX 2.x, syft JSON) into one package index: which package owns a file.
+        .target(name: "Packages"),
         .target(name: "Analysis", dependencies: ["Capture", "Wire", "Flows", "Protocols", "Rules"], swiftSettings: hotPath),
         .target(name: "Report", dependencies: ["Analysis", "Protocols", "Capture", "Wire", "Flows", "Rules", "HostLogs"], swiftSettings: hotPath),
         .executableTarget(name: "phonehome", dependencies: [
@@ -66,6 +68,7 @@ let package = Package(
         .testTarget(name: "FlowsTests", dependencies: ["Flows", "Wire", "Analysis", "Capture", "TestSupport"]),
         .testTarget(name: "AppLayerTests", dependencies: ["Analysis", "Protocols", "Flows", "Wire", "Rules", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "RulesTests", dependencies: ["Rules", "TestSupport"]),
+        .testTarget(name: "PackagesTests", dependencies: ["Packages", "HostLogs", "TestSupport"]),
         .testTarget(name: "HostLogsTests", dependencies: ["HostLogs", "Wire", "TestSupport", .product(name: "Yams", package: "Yams")]),
         .testTarget(name: "EndToEndTests", dependencies: ["Analysis", "Report", "Capture", "Rules", "HostLogs", "TestSupport"]),
         .target(name: "TestSupport", dependencies: ["Capture"], path: "Tests/TestSupport"),

@@ -1,0 +1,102 @@
+/// All packages of the SBOMs given, and which package owns a file path (what strace saw a
+/// process open or execute).
+public struct PackageIndex: Sendable {
+    public private(set) var packages: [SoftwarePackage] = []
+    public private(set) var services: [DeclaredService] = []
+    private var byPath: [String: Int] = [:]
+    /// Normalised distribution name (PEP 503: lower case, runs of -_. as -) → package, per ecosystem.
+    private var byName: [String: [Int]] = [:]
+
+    public init() {}
+
+    public init(_ documents: [SBOMDocument]) {
+        for d in documents { add(d) }
+    }
+
+    public mutating func add(_ document: SBOMDocument) {
+        for p in document.packages {
+            let index = packages.count
+            packages.append(p)
+            for f in p.files where byPath[f] == nil { byPath[f] = index }
+            byName[Self.normalized(p.name), default: []].append(index)
+        }
+        services += document.services
+    }
+
+    /// How a path was tied to its package.
+    public enum Method: String, Sendable {
+        /// The SBOM lists the file (or its directory) under the package.
+        case listedFile = "listed_file"
+        /// A Python distribution's own metadata directory (`NAME-VERSION.dist-info`).
+        case distInfo = "dist_info"
+        /// A module directory under site-packages or dist-packages named like the
+        /// distribution (import name = normalised distribution name).
+        case importName = "import_name"
+        /// `node_modules/NAME/` (or `@scope/name`).
+        case nodeModules = "node_modules"
+    }
+
+    public struct Owner: Sendable {
+        public var package: SoftwarePackage
+        public var method: Method
+    }
+
+    /// The package that owns `path`, if the SBOMs allow saying so.
+    public func owner(of path: String) -> Owner? {
+        if let i = byPath[path] { return Owner(package: packages[i], method: .listedFile) }
+        // A listed directory holds the path.
+        var dir = path
+        while let slash = dir.lastIndex(of: "/"), slash > dir.startIndex {
+            dir = String(dir[dir.startIndex ..< slash])
+            if let i = byPath[dir] { return Owner(package: packages[i], method: .listedFile) }
+        }
+        let parts = path.split(separator: "/").map(String.init)
+        if let site = parts.lastIndex(where: { $0 == "site-packages" || $0 == "dist-packages" }), site + 1 < parts.count {
+            let top = parts[site + 1]
+            for suffix in [".dist-info", ".egg-info"] where top.hasSuffix(suffix) {
+                let stem = String(top.dropLast(suffix.count))
+                // NAME-VERSION: the name is what precedes the last "-" (names use _ there).
+                let name = stem.lastIndex(of: "-").map { String(stem[stem.startIndex ..< $0]) } ?? stem
+                if let p = pick(name, ecosystem: "pypi") { return Owner(package: p, method: .distInfo) }
+            }
+            var module = top
+            if module.hasSuffix(".py") { module = String(module.dropLast(3)) }
+            if let dot = module.firstIndex(of: "."), module.contains(".cpython-") || module.hasSuffix(".so") { module = String(module[module.startIndex ..< dot]) }
+            if let p = pick(module, ecosystem: "pypi") { return Owner(package: p, method: .importName) }
+        }
+        if let nm = parts.lastIndex(of: "node_modules"), nm + 1 < parts.count {
+            var name = parts[nm + 1]
+            if name.hasPrefix("@"), nm + 2 < parts.count { name += "/" + parts[nm + 2] }
+            if let p = pick(name, ecosystem: "npm") { return Owner(package: p, method: .nodeModules) }
+        }
+        return nil
+    }
+
+    /// The package named `name` in `ecosystem` (or with no purl), if exactly one fits.
+    func pick(_ name: String, ecosystem: String) -> SoftwarePackage? {
+        let candidates = (byName[Self.normalized(name)] ?? []).map { packages[$0] }.filter { $0.ecosystem == nil || $0.ecosystem == ecosystem }
+        let distinct = Set(candidates.map { "\(Self.normalized($0.name))@\($0.version ?? "")" })
+        return distinct.count == 1 ? candidates.first : nil
+    }
+
+    /// PEP 503 normalisation (lower case; runs of `-`, `_`, `.` become `-`).
+    public static func normalized(_ name: String) -> String {
+        var out = ""
+        var lastWasSeparator = false
+        for c in name.lowercased() {
+            if c == "-" || c == "_" || c == "." {
+                if !lastWasSeparator { out.append("-") }
+                lastWasSeparator = true
+            } else {
+                out.append(c)
+                lastWasSeparator = false
+            }
+        }
+        return out
+    }
+
+    /// Packages named `name` (normalised).
+    public func packages(named name: String) -> [SoftwarePackage] {
+        (byName[Self.normalized(name)] ?? []).map { packages[$0] }
+    }
+}

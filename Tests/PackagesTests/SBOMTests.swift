@@ -1,0 +1,88 @@
+import Foundation
+import HostLogs
+import Packages
+import Testing
+import TestSupport
+
+/// The SBOM readers on the real SBOMs of the corpus, one format at a time, and the
+/// path → package mapping on what the scenario's processes opened.
+@Suite struct SBOMTests {
+    static let dir = Corpus.root.appendingPathComponent("sbom")
+    static let scenario = Corpus.root.appendingPathComponent("scenarios/lab-nightly-build")
+
+    static func available() throws -> Bool {
+        let ok = FileManager.default.fileExists(atPath: dir.path)
+        try #require(ok || !Corpus.isCI, "sbom corpus missing at \(dir.path)")
+        return ok
+    }
+
+    static func read(_ relative: String) throws -> SBOMDocument { try SBOMDocument.read(path: dir.appendingPathComponent(relative).path) }
+
+    @Test func cycloneDXComponentsAndServices() throws {
+        guard try Self.available() else { return }
+        let ws = try SBOMDocument.read(path: Self.scenario.appendingPathComponent("ws.cdx.json").path)
+        #expect(ws.format == .cycloneDX && ws.specVersion == "1.6" && ws.packages.count == 53)
+        #expect(ws.packages.contains { $0.name == "wandb" && $0.version == "0.31.0" && $0.purl == "pkg:pypi/wandb@0.31.0" && $0.ecosystem == "pypi" })
+        // Spec versions 1.2, 1.4 and 1.6 of the same environment list the same packages.
+        let versions = try ["1.2", "1.4"].map { try Self.read("cyclonedx-python/cyclonedx-python__poetry__plain_regression-issue702_lock11_\($0).cdx.json") }
+            + [try Self.read("cyclonedx-python/cyclonedx-python__poetry__plain_regression-issue702_lock20_1.6.cdx.json")]
+        let names = versions.map { Set($0.packages.map { "\($0.name)@\($0.version ?? "")" }) }
+        #expect(names[0] == names[1] && !names[0].isEmpty, "\(names.map(\.count))")
+        #expect(names[0].contains { $0.hasPrefix("ray@") })
+        // Declared services with endpoints and data flows (SaaSBOM), nested ones too.
+        let saas = try Self.read("cyclonedx/bom-examples__SaaSBOM__apigateway-microservices-datastores__bom.json")
+        #expect(saas.services.count == 6)
+        #expect(saas.services.first { $0.name == "Postgres" }?.endpoints == ["https://ms-1-pgsql.example.com:5432"])
+        #expect(saas.services.first { $0.name == "API Gateway" }?.dataFlows == ["bi-directional:PII", "bi-directional:PIFI", "bi-directional:Public"])
+        for (file, count) in [("bom-examples__SBOM__dropwizard-1.3.15__bom.json", 167), ("bom-examples__SBOM__juice-shop__v11.1.2__bom.json", 840),
+                              ("bom-examples__SBOM__laravel-7.12.0__bom.1.4.json", 62)] {
+            #expect(try Self.read("cyclonedx/" + file).packages.count == count, "\(file)")
+        }
+        // syft's CycloneDX puts locations in properties.
+        let syftCDX = try Self.read("syft/syft__syft__format__cyclonedxjson__testdata__snapshot__TestCycloneDxImageEncoder.golden.json")
+        #expect(syftCDX.packages.first?.files == ["/somefile-1.txt"])
+    }
+
+    @Test func spdxPackagesAndFiles() throws {
+        guard try Self.available() else { return }
+        let ws = try SBOMDocument.read(path: Self.scenario.appendingPathComponent("ws.spdx.json").path)
+        #expect(ws.format == .spdx && ws.specVersion == "SPDX-2.3" && ws.packages.count == 53)
+        #expect(ws.packages.contains { $0.name == "annotated-types" && $0.purl == "pkg:pypi/annotated-types@0.8.0" })
+        let alpine = try Self.read("syft/syft__syft__format__spdxjson__testdata__spdx__alpine-3.10.syft.spdx.json")
+        #expect(alpine.packages.count == 3 && alpine.packages.reduce(0) { $0 + $1.files.count } >= 1)
+        #expect(try Self.read("syft/syft__syft__format__spdxjson__testdata__identify__2.2.json").format == .spdx)
+        #expect(throws: SBOMError.self) { try Self.read("syft/syft__syft__format__spdxjson__testdata__identify__3.0.json") }
+    }
+
+    @Test func syftArtifactsAndTheirFiles() throws {
+        guard try Self.available() else { return }
+        let alpine = try Self.read("syft/syft__examples__decode_sbom__alpine.syft.json")
+        #expect(alpine.format == .syft && alpine.specVersion == "13.0.0" && alpine.packages.count == 14)
+        let busybox = alpine.packages.first { $0.name == "busybox" }
+        #expect(busybox?.files.contains("/bin/busybox") == true)
+        let index = PackageIndex([alpine])
+        #expect(index.owner(of: "/bin/busybox")?.package.name == "busybox")
+        #expect(index.owner(of: "/bin/busybox")?.method == .listedFile)
+    }
+
+    /// What the scenario's processes opened maps to the packages of its SBOM: train.py
+    /// opened wandb's and sentry-sdk's modules and dist-info, usage_stats.py posthog's.
+    @Test func openedFilesMapToTheirPackages() throws {
+        guard try Self.available() else { return }
+        let index = PackageIndex([try SBOMDocument.read(path: Self.scenario.appendingPathComponent("ws.cdx.json").path)])
+        let reader = StraceReader()
+        reader.read(path: Self.scenario.appendingPathComponent("ws.strace").path)
+        let model = reader.model
+        func packages(of program: String) -> Set<String> {
+            let pids = Set(model.processes.values.filter { model.programName($0.pid) == program }.map(\.pid))
+            return Set(model.fileOpens.filter { pids.contains($0.pid) && $0.failed == nil }.compactMap { index.owner(of: $0.path)?.package.name })
+        }
+        let train = packages(of: "train.py")
+        #expect(train.isSuperset(of: ["wandb", "sentry-sdk", "requests", "urllib3"]), "\(train.sorted())")
+        #expect(packages(of: "usage_stats.py").contains("posthog"))
+        #expect(packages(of: "summarize.py").contains("langsmith"))
+        #expect(index.owner(of: "/home/mrivera/nightly/venv/lib/python3.11/site-packages/wandb-0.31.0.dist-info/METADATA")?.method == .distInfo)
+        #expect(index.owner(of: "/usr/lib/python3.11/json/__init__.py") == nil)
+        print("train.py opened files of \(train.count) SBOM packages: \(train.sorted().joined(separator: ", "))")
+    }
+}
