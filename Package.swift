@@ -51,7 +51,7 @@ let package = Package(
         // Host logs (strace first): the process tree and each process's network use.
         .target(name: "HostLogs", dependencies: ["Capture", "Wire", "Protocols"], swiftSettings: hotPath),
         // SBOMs (CycloneDX, SPDX 2.x, syft JSON) into one package index: which package owns a file.
-        .target(name: "Packages"),
+        .target(name: "Packages", dependencies: [.product(name: "Yams", package: "Yams")]),
         .target(name: "Analysis", dependencies: ["Capture", "Wire", "Flows", "Protocols", "Rules"], swiftSettings: hotPath),
         .target(name: "Report", dependencies: ["Analysis", "Protocols", "Capture", "Wire", "Flows", "Rules", "HostLogs"], swiftSettings: hotPath),
         .executableTarget(name: "phonehome", dependencies: [

@@ -1,0 +1,118 @@
+import Foundation
+import Yams
+
+/// One fact of the endpoint knowledge base: a destination some software calls on its own,
+/// the component that calls it, why, and how to turn it off, with its source.
+public struct EndpointEntry: Sendable, Hashable {
+    public var id: String
+    /// Names matched with their subdomains (`ingest.sentry.io` matches `o1.ingest.sentry.io`).
+    public var domains: [String]
+    /// URL path prefixes, when the entry is only part of a shared domain.
+    public var paths: [String]
+    /// The package name as in its purl (nil: not one package, e.g. a canary service).
+    public var component: String?
+    public var ecosystem: String?
+    public var purpose: String
+    public var optOut: String
+    public var source: String
+    public var observed: String?
+    public var file: String
+    public var line: Int
+}
+
+public struct KnowledgeError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+}
+
+/// The endpoint knowledge base (`rules/endpoints/*.yaml`).
+public struct EndpointKnowledge: Sendable {
+    public private(set) var entries: [EndpointEntry] = []
+    public static let purposes: Set<String> = ["telemetry", "update_check", "model_download", "crash_report", "inference_api",
+                                               "package_registry", "canary_token", "doh_resolver", "experiment_tracking"]
+    static let fields: Set<String> = ["id", "domains", "paths", "component", "ecosystem", "purpose", "opt_out", "source", "observed"]
+
+    public init(entries: [EndpointEntry] = []) { self.entries = entries }
+
+    /// Loads every `.yaml` file of `path` (a directory) or the file itself; an error
+    /// names `file:line`.
+    public static func load(_ path: String) throws(KnowledgeError) -> EndpointKnowledge {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw KnowledgeError(description: "\(path): no such file or directory")
+        }
+        let files = isDirectory.boolValue
+            ? ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }.sorted().map { path + "/" + $0 }
+            : [path]
+        var knowledge = EndpointKnowledge()
+        var ids: [String: String] = [:]
+        for file in files {
+            for entry in try parse(file) {
+                if let first = ids[entry.id] { throw KnowledgeError(description: "\(entry.file):\(entry.line): duplicate id \(entry.id) (first at \(first))") }
+                ids[entry.id] = "\(entry.file):\(entry.line)"
+                knowledge.entries.append(entry)
+            }
+        }
+        return knowledge
+    }
+
+    static func parse(_ file: String) throws(KnowledgeError) -> [EndpointEntry] {
+        let name = (file as NSString).lastPathComponent
+        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw KnowledgeError(description: "\(name):1: cannot read") }
+        let node: Node?
+        do { node = try Yams.compose(yaml: text) } catch {
+            let mark = (error as? YamlError).flatMap { e -> Int? in if case .scanner(_, _, let m, _) = e { return m.line }; return nil } ?? 1
+            throw KnowledgeError(description: "\(name):\(mark): not valid YAML")
+        }
+        guard let root = node?.mapping, let list = root["endpoints"]?.sequence else {
+            throw KnowledgeError(description: "\(name):1: expected a mapping with `endpoints:`")
+        }
+        var out: [EndpointEntry] = []
+        for item in list {
+            let line = item.mark.map { $0.line } ?? 1
+            func fail(_ message: String) -> KnowledgeError { KnowledgeError(description: "\(name):\(line): \(message)") }
+            guard let m = item.mapping else { throw fail("an endpoint must be a mapping") }
+            for key in m.keys { if let k = key.string, !fields.contains(k) { throw fail("unknown field `\(k)`") } }
+            func string(_ k: String) -> String? { m[k]?.string }
+            func strings(_ k: String) -> [String] { m[k]?.sequence?.compactMap(\.string) ?? [] }
+            guard let id = string("id") else { throw fail("`id` missing") }
+            let domains = strings("domains").map { $0.lowercased() }
+            guard !domains.isEmpty else { throw fail("\(id): `domains` missing") }
+            guard let purpose = string("purpose"), purposes.contains(purpose) else {
+                throw fail("\(id): `purpose` must be one of \(purposes.sorted().joined(separator: ", "))")
+            }
+            guard let optOut = string("opt_out"), let source = string("source"), source.hasPrefix("https://") else {
+                throw fail("\(id): `opt_out` and an https `source` are required")
+            }
+            out.append(EndpointEntry(id: id, domains: domains, paths: strings("paths"), component: string("component"),
+                                     ecosystem: string("ecosystem"), purpose: purpose, optOut: optOut, source: source,
+                                     observed: string("observed"), file: name, line: line))
+        }
+        return out
+    }
+
+    /// How well an entry fits a destination.
+    public enum Fit: String, Sendable {
+        /// Domain and (when the entry has them) URL path.
+        case exact
+        /// Domain only, for an entry limited to some paths, the path not being visible
+        /// (TLS): a candidate.
+        case domainOnly = "domain_only"
+    }
+
+    /// Entries for a destination name (and URL path when known), most specific domain first.
+    public func matches(domain: String, path: String? = nil) -> [(entry: EndpointEntry, fit: Fit)] {
+        let name = domain.lowercased().trimmingCharacters(in: CharacterSet(charactersIn: "."))
+        var out: [(EndpointEntry, Fit, Int)] = []
+        for e in entries {
+            guard let d = e.domains.filter({ name == $0 || name.hasSuffix("." + $0) }).max(by: { $0.count < $1.count }) else { continue }
+            if e.paths.isEmpty {
+                out.append((e, .exact, d.count))
+            } else if let path {
+                if e.paths.contains(where: { path.hasPrefix($0) }) { out.append((e, .exact, d.count)) }
+            } else {
+                out.append((e, .domainOnly, d.count))
+            }
+        }
+        return out.sorted { $0.2 != $1.2 ? $0.2 > $1.2 : $0.0.id < $1.0.id }.map { ($0.0, $0.1) }
+    }
+}
