@@ -53,9 +53,9 @@ let package = Package(
         // SBOMs (CycloneDX, SPDX 2.x, syft JSON) into one package index: which package owns a file.
         .target(name: "Packages", dependencies: [.product(name: "Yams", package: "Yams")]),
         .target(name: "Analysis", dependencies: ["Capture", "Wire", "Flows", "Protocols", "Rules"], swiftSettings: hotPath),
-        .target(name: "Report", dependencies: ["Analysis", "Protocols", "Capture", "Wire", "Flows", "Rules", "HostLogs"], swiftSettings: hotPath),
+        .target(name: "Report", dependencies: ["Analysis", "Protocols", "Capture", "Wire", "Flows", "Rules", "HostLogs", "Packages"], swiftSettings: hotPath),
         .executableTarget(name: "phonehome", dependencies: [
-            "Analysis", "Report", "Capture", "Rules", "HostLogs",
+            "Analysis", "Report", "Capture", "Rules", "HostLogs", "Packages", "Wire",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -70,7 +70,7 @@ let package = Package(
         .testTarget(name: "RulesTests", dependencies: ["Rules", "TestSupport"]),
         .testTarget(name: "PackagesTests", dependencies: ["Packages", "HostLogs", "TestSupport"]),
         .testTarget(name: "HostLogsTests", dependencies: ["HostLogs", "Wire", "TestSupport", .product(name: "Yams", package: "Yams")]),
-        .testTarget(name: "EndToEndTests", dependencies: ["Analysis", "Report", "Capture", "Rules", "HostLogs", "TestSupport"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["Analysis", "Report", "Capture", "Rules", "HostLogs", "Packages", "Wire", "TestSupport"]),
         .target(name: "TestSupport", dependencies: ["Capture"], path: "Tests/TestSupport"),
     ]
 )

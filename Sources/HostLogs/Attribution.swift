@@ -63,6 +63,7 @@ public final class ProcessAttributor {
     private var byPort: [PortKey: [Int]] = [:]
     private var byRemote: [RemoteKey: [Int]] = [:]
     private var listeners: [PortKey: [Int]] = [:]
+    private var questionsByPid: [Int: [Int]] = [:]
     /// Addresses the logs show as this host's own (a socket's local end).
     private var localAddresses: Set<IPAddress> = []
     /// Firewall LOG lines by their 5-tuple (source as sender).
@@ -188,8 +189,29 @@ public final class ProcessAttributor {
     /// holds the log's time zone.
     func delta(_ index: Int, _ start: Int64) -> Int64? {
         let e = model.network[index]
-        guard let t = e.time else { return nil }
-        let kind = e.reference.file < model.fileTimeKinds.count ? model.fileTimeKinds[e.reference.file] : nil
+        return delta(time: e.time, file: e.reference.file, start)
+    }
+
+    /// The name the process last asked its resolver for in the `window` before `start`
+    /// (a flow without SNI or Host: DNS over TCP, plain TCP to a named host). When many
+    /// names share an address, this beats the address's last answer.
+    public func lastQuestion(pid: Int, before start: Int64, window: Int64 = 30_000_000_000) -> String? {
+        if questionsByPid.isEmpty && !model.dnsQueries.isEmpty {
+            for (i, q) in model.dnsQueries.enumerated() { questionsByPid[q.pid, default: []].append(i) }
+        }
+        var best: (String, Int64)?
+        for i in questionsByPid[pid] ?? [] {
+            let q = model.dnsQueries[i]
+            guard let d = delta(time: q.time, file: q.reference.file, start) else { continue }
+            let since = d - (clockOffset ?? 0)
+            if since >= 0, since <= window, best.map({ since < $0.1 }) ?? true { best = (q.name, since) }
+        }
+        return best?.0
+    }
+
+    func delta(time: Int64?, file: Int, _ start: Int64) -> Int64? {
+        guard let t = time else { return nil }
+        let kind = file < model.fileTimeKinds.count ? model.fileTimeKinds[file] : nil
         // Times from logs and captures are untrusted: differences saturate, never trap.
         switch kind {
         case .epoch?: return difference(start, t)

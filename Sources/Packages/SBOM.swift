@@ -14,6 +14,15 @@ public struct SoftwarePackage: Sendable, Hashable {
     /// Which SBOM (file name) and format listed it.
     public var source: String
 
+    public init(name: String, version: String?, purl: String?, id: String, files: [String], source: String) {
+        self.name = name
+        self.version = version
+        self.purl = purl
+        self.id = id
+        self.files = files
+        self.source = source
+    }
+
     /// The purl's type: pypi, npm, deb, apk, golang, maven… (nil without a purl).
     public var ecosystem: String? {
         guard let purl, purl.hasPrefix("pkg:") else { return nil }
@@ -52,6 +61,15 @@ public struct SBOMDocument: Sendable {
     public var path: String
 
     public static let maxBytes = 256 << 20
+
+    /// Whether `path` looks like a JSON SBOM (its first 64 KiB name one of the formats).
+    public static func looksLikeSBOM(path: String) -> Bool {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return false }
+        defer { try? handle.close() }
+        let head = String(decoding: handle.readData(ofLength: 1 << 16), as: UTF8.self)
+        guard head.drop(while: { $0.isWhitespace }).first == "{" else { return false }
+        return head.contains("\"bomFormat\"") || head.contains("\"spdxVersion\"") || head.contains("\"artifacts\"")
+    }
 
     /// Reads a CycloneDX JSON (1.2–1.6), SPDX 2.x JSON or syft JSON file, recognised by content.
     public static func read(path: String) throws -> SBOMDocument {

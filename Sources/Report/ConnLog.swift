@@ -12,6 +12,9 @@ public final class ConnLog {
     public var inputPaths = InputPaths()
     /// Joins each flow with the process host logs show behind it.
     public var attributor: ProcessAttributor?
+    /// Flows leaving the local networks also go to callouts.jsonl, with the findings on them.
+    public var callouts: CalloutLog?
+    public var findingsOnFlow: ((String) -> [String])?
 
     public init(directory: String) throws {
         file = try OutputFile(directory: directory, name: "conn.jsonl")
@@ -60,6 +63,10 @@ public final class ConnLog {
         writer.endObject()
         writer.logFile(inputPaths, input: flow.input)
         let (attribution, firewall) = attribute(flow)
+        if let callouts {
+            let findings = app?.communityID.flatMap { findingsOnFlow?($0) } ?? []
+            callouts.write(flow, app, attribution: attribution, firewall: firewall, findings: findings)
+        }
         if let attribution { writeProcess(attribution) }
         if let uid = attribution?.userID ?? firewall?.uid {
             writer.beginObject("user")

@@ -52,12 +52,26 @@ public final class FindingsLog {
     }
 
     var seen = Set<Key>()
+    /// Rule ids found per flow (community id), for the callouts; bounded.
+    var rulesByFlow: [String: [String]] = [:]
+    public static let maxFlowsWithFindings = 1 << 20
+
+    /// Rule ids of the findings on the flow with this community id (repeats included once).
+    public func rules(forFlow communityID: String) -> [String] { rulesByFlow[communityID] ?? [] }
+
+    func noteFlow(_ communityID: String, _ rule: String) {
+        if rulesByFlow[communityID] == nil, rulesByFlow.count >= Self.maxFlowsWithFindings { return }
+        if rulesByFlow[communityID, default: []].count < 32, !(rulesByFlow[communityID]?.contains(rule) ?? false) {
+            rulesByFlow[communityID, default: []].append(rule)
+        }
+    }
 
     public init(directory: String) throws {
         file = try OutputFile(directory: directory, name: "findings.jsonl")
     }
 
     public func add(_ f: Finding) {
+        noteFlow(f.origin.communityID, f.rule.id)
         let digest = Masking.digest(f.match.value)
         var h = Hasher()
         h.combine(f.origin.communityID)

@@ -28,6 +28,8 @@ public struct Manifest {
     public var findings: (lines: [String: Int], repeats: [String: Int], foldingStopped: Bool) = ([:], [:], false)
     /// Host logs read and how flows were attributed; nil without host logs.
     public var hostLogs: HostLogRun?
+    /// Callouts written, those carrying findings, the SBOMs read and the knowledge base size.
+    public var callouts: (lines: Int, withData: Int, sboms: [String], knowledgeEntries: Int)?
 
     public init(command: [String], started: Date, finished: Date, inputs: [InputSummary], filter: String?,
                 options: AnalysisOptions, outputs: [String: Int]) {
@@ -86,6 +88,16 @@ public struct Manifest {
             w.endObject()
         }
         hostLogs?.render(w)
+        if let c = callouts {
+            w.beginObject("callouts")
+            w.field("lines", c.lines)
+            w.field("with_findings", c.withData)
+            w.beginArray("sboms")
+            for s in c.sboms { w.string(s) }
+            w.endArray()
+            w.field("endpoint_knowledge_entries", c.knowledgeEntries)
+            w.endObject()
+        }
         w.beginArray("inputs")
         for input in inputs { render(input, w) }
         w.endArray()

@@ -4,6 +4,8 @@ import Capture
 import Flows
 import Foundation
 import HostLogs
+import Packages
+import Wire
 import Report
 import Rules
 
@@ -68,6 +70,15 @@ struct Analyze: ParsableCommand {
     @Flag(help: "Run no rules (names and flows only).")
     var noRules = false
 
+    @Option(name: .customLong("local"), help: ArgumentHelp("A network that counts as local (CIDR), besides loopback, RFC 1918, link-local, CGNAT, ULA and multicast.", valueName: "cidr"))
+    var localNetworks: [String] = []
+
+    @Option(name: .customLong("remote"), help: ArgumentHelp("A block that counts as leaving even inside the local ranges (a lab's simulated internet).", valueName: "cidr"))
+    var remoteNetworks: [String] = []
+
+    @Option(help: ArgumentHelp("Endpoint knowledge base (directory or file; default: rules/endpoints).", valueName: "path"))
+    var endpoints: String?
+
     @Option(help: ArgumentHelp("Capture clock minus host-log clock, in seconds (default: estimated from flows the logs show exactly).",
                                valueName: "seconds"))
     var clockOffset: Double?
@@ -80,6 +91,7 @@ struct Analyze: ParsableCommand {
         guard maxFlows >= 16 else { throw ValidationError("--max-flows must be at least 16") }
         guard scanDepth >= 0 else { throw ValidationError("--scan-depth must be 0 or more") }
         if let clockOffset, !(abs(clockOffset) < 1e9) { throw ValidationError("--clock-offset must be under 10^9 seconds") }
+        for cidr in localNetworks + remoteNetworks where AddressBlock(cidr) == nil { throw ValidationError("--local \(cidr): not an address or CIDR block") }
     }
 
     func run() throws {
@@ -108,6 +120,12 @@ struct Analyze: ParsableCommand {
         }
         let appLogs: AppLogs
         do { appLogs = try AppLogs(directory: out) } catch { fail("\(error)", ExitStatus.outputFailed) }
+        // The endpoint knowledge base: a broken file stops the run, as a broken rule pack does.
+        var knowledge = EndpointKnowledge()
+        let knowledgePath = endpoints ?? RuleSources.defaultDirectory().map { $0 + "/endpoints" }
+        if let knowledgePath, endpoints != nil || FileManager.default.fileExists(atPath: knowledgePath) {
+            do { knowledge = try EndpointKnowledge.load(knowledgePath) } catch { fail(error.description, ExitStatus.rulesInvalid) }
+        }
 
         // Host logs are recognised by content and read first: flows are joined with the
         // processes they show as each flow is written; what processes sent (strace's
@@ -122,7 +140,14 @@ struct Analyze: ParsableCommand {
             bufferScanner = scanner
         }
         var expanded: [(path: String, fromDirectory: Bool)] = []
+        var sboms: [SBOMDocument] = []
         for item in expand(inputs) {
+            if item.path != "-", SBOMDocument.looksLikeSBOM(path: item.path) {
+                do { sboms.append(try SBOMDocument.read(path: item.path)) } catch {
+                    FileHandle.standardError.write(Data("phonehome: \(error)\n".utf8))
+                }
+                continue
+            }
             switch item.path == "-" ? nil : HostLogFormat.detect(path: item.path) {
             case .strace?:
                 let summary = strace.read(path: item.path, pid: HostLogFormat.pidSuffix(of: item.path))
@@ -156,10 +181,19 @@ struct Analyze: ParsableCommand {
         let conn: ConnLog
         do { conn = try ConnLog(directory: out) } catch { fail("\(error)", ExitStatus.outputFailed) }
         conn.inputPaths = InputPaths(paths)
+        let callouts: CalloutLog
+        do { callouts = try CalloutLog(directory: out) } catch { fail("\(error)", ExitStatus.outputFailed) }
+        callouts.inputPaths = InputPaths(paths)
+        callouts.local = LocalNetworks(extra: localNetworks.compactMap(AddressBlock.init), remote: remoteNetworks.compactMap(AddressBlock.init))
+        callouts.knowledge = knowledge
+        callouts.packages = PackageIndex(sboms)
+        conn.callouts = callouts
+        conn.findingsOnFlow = { [unowned appLogs] in appLogs.findings.rules(forFlow: $0) }
         if !hostRun.files.isEmpty || !hostRun.firewallFiles.isEmpty || !hostRun.snapshotFiles.isEmpty || !hostRun.sysmonFiles.isEmpty || !hostRun.auditFiles.isEmpty || !hostRun.procmonFiles.isEmpty {
             hostRun.model = strace.model
             let attributor = ProcessAttributor(model: strace.model, clockOffset: clockOffset.map { Int64($0 * 1e9) })
             hostRun.attributor = attributor
+            callouts.attributor = attributor
             hostRun.bufferScanner = bufferScanner
             conn.attributor = attributor
         }
@@ -186,6 +220,7 @@ struct Analyze: ParsableCommand {
 
         do {
             try conn.commit()
+            try callouts.commit()
             try appLogs.commit()
             let anomalies = try OutputFile(directory: out, name: "anomalies.jsonl")
             anomalies.write(renderAnomalies(summaries))
@@ -194,7 +229,7 @@ struct Analyze: ParsableCommand {
                                     started: started, finished: Date(), inputs: summaries, filter: filter,
                                     options: options, outputs: ["conn.jsonl": conn.lines, "dns.jsonl": appLogs.dnsLines,
                                               "http.jsonl": appLogs.httpLines, "tls.jsonl": appLogs.tlsLines,
-                                              "findings.jsonl": appLogs.findings.lines])
+                                              "findings.jsonl": appLogs.findings.lines, "callouts.jsonl": callouts.lines])
             if let engine {
                 manifest.rules = (ruleOptions.sources.describe(), engine.rules.count, engine.summary)
                 manifest.ruleCounters = engine.counters
@@ -202,6 +237,8 @@ struct Analyze: ParsableCommand {
             }
             manifest.findings = (appLogs.findings.byRule, appLogs.findings.repeats, appLogs.findings.foldingStopped)
             if hostRun.model != nil { manifest.hostLogs = hostRun }
+            manifest.callouts = (callouts.lines, callouts.withData, sboms.map { "\($0.path) (\($0.format.rawValue) \($0.specVersion ?? "?"), \($0.packages.count) packages)" },
+                                 knowledge.entries.count)
             let file = try OutputFile(directory: out, name: "manifest.json")
             file.write(manifest.render())
             try file.commit()
