@@ -16,6 +16,8 @@ public final class CalloutLog {
     public var local = LocalNetworks()
     public var knowledge = EndpointKnowledge()
     public var packages = PackageIndex()
+    /// Approved destinations: each callout is marked approved or new.
+    public var baseline: Baseline?
     /// For the names processes asked (host logs), when there are host logs.
     public var attributor: ProcessAttributor?
     public var inputPaths = InputPaths()
@@ -107,6 +109,11 @@ public final class CalloutLog {
             writer.field("knowledge", "\(entry.id) (\(entry.source))")
         }
         writer.field("declared_in_sbom", declared)
+        if let baseline {
+            let destination = domain ?? "\(flow.responderAddress)"
+            writer.plainField("baseline", baseline.status(destination: destination, port: Int(flow.responderPort),
+                                                            transport: IPProtocol.name(flow.key.proto), process: attribution?.name))
+        }
         if let a = attribution {
             writer.field("process_evidence", "\(a.evidencePath.split(separator: "/").last.map(String.init) ?? a.evidencePath):\(a.evidence.line)")
         }

@@ -30,6 +30,8 @@ public struct Manifest {
     public var hostLogs: HostLogRun?
     /// Callouts written, those carrying findings, the SBOMs read and the knowledge base size.
     public var callouts: (lines: Int, withData: Int, sboms: [String], knowledgeEntries: Int)?
+    /// With a baseline: callouts approved, new, and the approved destinations not seen.
+    public var baseline: (approved: Int, new: Int, gone: [String])?
 
     public init(command: [String], started: Date, finished: Date, inputs: [InputSummary], filter: String?,
                 options: AnalysisOptions, outputs: [String: Int]) {
@@ -96,6 +98,15 @@ public struct Manifest {
             for s in c.sboms { w.string(s) }
             w.endArray()
             w.field("endpoint_knowledge_entries", c.knowledgeEntries)
+            if let b = baseline {
+                w.beginObject("baseline")
+                w.field("approved", b.approved)
+                w.field("new", b.new)
+                w.beginArray("gone")
+                for g in b.gone { w.string(g) }
+                w.endArray()
+                w.endObject()
+            }
             w.endObject()
         }
         w.beginArray("inputs")

@@ -20,6 +20,8 @@ enum ExitStatus {
     static let rulesInvalid: Int32 = 5
     /// `rules scan` found at least one match (as grep's 0/1, but 1 is taken by errors).
     static let findings: Int32 = 10
+    /// With `--baseline`: a callout the baseline does not approve, or a data finding.
+    static let unapproved: Int32 = 20
 }
 
 struct Phonehome: ParsableCommand {
@@ -27,7 +29,7 @@ struct Phonehome: ParsableCommand {
         commandName: "phonehome",
         abstract: "Offline PCAP and log forensics: what left this machine, and why.",
         version: ToolInfo.version,
-        subcommands: [Analyze.self, RulesCommand.self],
+        subcommands: [Analyze.self, RulesCommand.self, BaselineCommand.self],
         defaultSubcommand: Analyze.self)
 }
 
@@ -75,6 +77,9 @@ struct Analyze: ParsableCommand {
 
     @Option(name: .customLong("remote"), help: ArgumentHelp("A block that counts as leaving even inside the local ranges (a lab's simulated internet).", valueName: "cidr"))
     var remoteNetworks: [String] = []
+
+    @Option(help: ArgumentHelp("Approved destinations (from `phonehome baseline`): callouts are marked approved, new or gone, and the run exits 20 on a new callout or a data finding.", valueName: "file"))
+    var baseline: String?
 
     @Option(help: ArgumentHelp("Endpoint knowledge base (directory or file; default: rules/endpoints).", valueName: "path"))
     var endpoints: String?
@@ -125,6 +130,10 @@ struct Analyze: ParsableCommand {
         let knowledgePath = endpoints ?? RuleSources.defaultDirectory().map { $0 + "/endpoints" }
         if let knowledgePath, endpoints != nil || FileManager.default.fileExists(atPath: knowledgePath) {
             do { knowledge = try EndpointKnowledge.load(knowledgePath) } catch { fail(error.description, ExitStatus.rulesInvalid) }
+        }
+        var approved: Baseline?
+        if let baseline {
+            do { approved = try Baseline.load(baseline) } catch { fail(error.description, ExitStatus.rulesInvalid) }
         }
 
         // Host logs are recognised by content and read first: flows are joined with the
@@ -187,6 +196,7 @@ struct Analyze: ParsableCommand {
         callouts.local = LocalNetworks(extra: localNetworks.compactMap(AddressBlock.init), remote: remoteNetworks.compactMap(AddressBlock.init))
         callouts.knowledge = knowledge
         callouts.packages = PackageIndex(sboms)
+        callouts.baseline = approved
         conn.callouts = callouts
         conn.findingsOnFlow = { [unowned appLogs] in appLogs.findings.rules(forFlow: $0) }
         if !hostRun.files.isEmpty || !hostRun.firewallFiles.isEmpty || !hostRun.snapshotFiles.isEmpty || !hostRun.sysmonFiles.isEmpty || !hostRun.auditFiles.isEmpty || !hostRun.procmonFiles.isEmpty {
@@ -237,6 +247,10 @@ struct Analyze: ParsableCommand {
             }
             manifest.findings = (appLogs.findings.byRule, appLogs.findings.repeats, appLogs.findings.foldingStopped)
             if hostRun.model != nil { manifest.hostLogs = hostRun }
+            if let approved {
+                manifest.baseline = (approved.approvedCallouts, approved.newCallouts,
+                                     approved.gone.map { "\($0.destination):\($0.port)/\($0.transport)\($0.process.map { " " + $0 } ?? "")" })
+            }
             manifest.callouts = (callouts.lines, callouts.withData, sboms.map { "\($0.path) (\($0.format.rawValue) \($0.specVersion ?? "?"), \($0.packages.count) packages)" },
                                  knowledge.entries.count)
             let file = try OutputFile(directory: out, name: "manifest.json")
@@ -251,6 +265,10 @@ struct Analyze: ParsableCommand {
             if engine != nil { print("  findings: \(appLogs.findings.lines) (findings.jsonl; values masked, SHA-256 given)") }
         }
         if summaries.contains(where: { $0.error != nil }) { throw ExitCode(ExitStatus.inputUnreadable) }
+        if let approved, approved.newCallouts > 0 || appLogs.findings.lines > 0 {
+            if !quiet { print("  baseline: \(approved.newCallouts) new callout(s), \(approved.gone.count) gone, \(appLogs.findings.lines) finding(s): exit \(ExitStatus.unapproved)") }
+            throw ExitCode(ExitStatus.unapproved)
+        }
     }
 
     /// Directories become their regular files, recursively, in name order.
@@ -296,9 +314,50 @@ struct Analyze: ParsableCommand {
         print("  evidence: \(out)/manifest.json, conn.jsonl, dns.jsonl, http.jsonl, tls.jsonl, findings.jsonl, anomalies.jsonl")
     }
 
-    func fail(_ message: String, _ status: Int32) -> Never {
-        FileHandle.standardError.write(Data("phonehome: \(message)\n".utf8))
-        Foundation.exit(status)
+    func fail(_ message: String, _ status: Int32) -> Never { exitWithError(message, status) }
+}
+
+/// One line on stderr, then the exit status.
+func exitWithError(_ message: String, _ status: Int32) -> Never {
+    FileHandle.standardError.write(Data("phonehome: \(message)\n".utf8))
+    Foundation.exit(status)
+}
+
+/// `phonehome baseline OUTDIR -o base.yaml`: the callouts of a run as approved destinations.
+struct BaselineCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "baseline",
+        abstract: "Write the destinations of a run's callouts (OUTDIR/callouts.jsonl) as an approved baseline.")
+
+    @Argument(help: "An output directory of `phonehome analyze`.")
+    var outdir: String
+
+    @Option(name: [.short, .long], help: "The baseline file to write.")
+    var output: String = "baseline.yaml"
+
+    func run() throws {
+        let path = outdir + "/callouts.jsonl"
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            exitWithError("\(path): cannot read (run phonehome analyze first)", ExitStatus.inputUnreadable)
+        }
+        var entries: [Baseline.Entry] = []
+        for (n, line) in text.split(separator: "\n").enumerated() {
+            guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                  let d = o["destination"] as? [String: Any], let port = d["port"] as? Int,
+                  let transport = (o["network"] as? [String: Any])?["transport"] as? String,
+                  let destination = d["domain"] as? String ?? d["ip"] as? String else {
+                exitWithError("\(path):\(n + 1): not a callout line", ExitStatus.inputUnreadable)
+            }
+            entries.append(Baseline.Entry(destination: destination, port: port, transport: transport,
+                                          process: (o["process"] as? [String: Any])?["name"] as? String,
+                                          package: (o["package"] as? [String: Any])?["name"] as? String))
+        }
+        do {
+            try Baseline.render(entries, from: (outdir as NSString).lastPathComponent).write(toFile: output, atomically: true, encoding: .utf8)
+        } catch {
+            exitWithError("\(output): cannot write: \(error.localizedDescription)", ExitStatus.outputFailed)
+        }
+        print("phonehome: \(Set(entries).count) approved destination(s) written to \(output)")
     }
 }
 
