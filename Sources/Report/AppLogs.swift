@@ -60,8 +60,21 @@ public final class AppLogs: AppEventSink {
 
     // MARK: DNS
 
+    /// Names asked per flow (community id), for the callouts; bounded.
+    var questionsByFlow: [String: [String]] = [:]
+    public static let maxFlowsWithQuestions = 1 << 18
+
+    /// The DNS question names seen on the flow with this community id (first 16, distinct).
+    public func questions(forFlow communityID: String) -> [String] { questionsByFlow[communityID] ?? [] }
+
     public func dns(_ t: DNSTransaction) {
         guard let m = t.message else { return }
+        if let q = m.questions.first, questionsByFlow[t.origin.communityID] != nil || questionsByFlow.count < Self.maxFlowsWithQuestions {
+            let name = DNSName.text(q.name)
+            if questionsByFlow[t.origin.communityID, default: []].count < 16, !(questionsByFlow[t.origin.communityID]?.contains(name) ?? false) {
+                questionsByFlow[t.origin.communityID, default: []].append(name)
+            }
+        }
         let protocolName: StaticString = t.flavour == "mdns" ? "mdns" : t.flavour == "llmnr" ? "llmnr" : "dns"
         begin(t.origin, dataset: "phonehome.dns", protocolName: protocolName)
         writer.beginObject("dns")

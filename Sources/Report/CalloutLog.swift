@@ -16,6 +16,8 @@ public final class CalloutLog {
     public var local = LocalNetworks()
     public var knowledge = EndpointKnowledge()
     public var packages = PackageIndex()
+    /// The DNS question names of a flow (community id), for DNS callouts.
+    public var questionsOnFlow: ((String) -> [String])?
     /// Approved destinations: each callout is marked approved or new.
     public var baseline: Baseline?
     /// For the names processes asked (host logs), when there are host logs.
@@ -43,7 +45,10 @@ public final class CalloutLog {
             domain = asked
             domainSource = "process_dns"
         }
-        let matches = domain.map { knowledge.matches(domain: $0) } ?? []
+        // A resolver flow is matched by the names asked on it.
+        let questions = app?.communityID.flatMap { questionsOnFlow?($0) } ?? []
+        let names = domain.map { [$0] } ?? questions
+        let matches = names.lazy.map { self.knowledge.matches(domain: $0) }.first { !$0.isEmpty } ?? []
         // The knowledge base's candidates, those the SBOM contains first.
         let inSBOM = matches.filter { m in m.entry.component.map { !packages.packages(named: $0).isEmpty } ?? false }
         let entry = (inSBOM.first ?? matches.first)?.entry
@@ -63,7 +68,7 @@ public final class CalloutLog {
         if package == nil {
             missing.append(packages.packages.isEmpty ? "package: no SBOM given" : "package: neither the endpoint knowledge base nor the SBOM names one")
         }
-        if domain == nil { missing.append("name: no SNI, Host or DNS answer for the address") }
+        if domain == nil && questions.isEmpty { missing.append("name: no SNI, Host or DNS answer for the address") }
         let declared = domain.map { d in packages.services.contains { s in s.endpoints.contains { $0.lowercased().contains(d.lowercased()) } } } ?? false
 
         writer.reset()
@@ -107,6 +112,12 @@ public final class CalloutLog {
             if let c = entry.component { writer.field("component", c) }
             writer.field("opt_out", entry.optOut)
             writer.field("knowledge", "\(entry.id) (\(entry.source))")
+        }
+        if !questions.isEmpty {
+            // A resolver flow: what was asked is the callout's content.
+            writer.beginArray("dns_questions")
+            for q in questions { writer.string(q) }
+            writer.endArray()
         }
         writer.field("declared_in_sbom", declared)
         if let baseline {

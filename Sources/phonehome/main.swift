@@ -199,6 +199,7 @@ struct Analyze: ParsableCommand {
         callouts.baseline = approved
         conn.callouts = callouts
         conn.findingsOnFlow = { [unowned appLogs] in appLogs.findings.rules(forFlow: $0) }
+        callouts.questionsOnFlow = { [unowned appLogs] in appLogs.questions(forFlow: $0) }
         if !hostRun.files.isEmpty || !hostRun.firewallFiles.isEmpty || !hostRun.snapshotFiles.isEmpty || !hostRun.sysmonFiles.isEmpty || !hostRun.auditFiles.isEmpty || !hostRun.procmonFiles.isEmpty {
             hostRun.model = strace.model
             let attributor = ProcessAttributor(model: strace.model, clockOffset: clockOffset.map { Int64($0 * 1e9) })
