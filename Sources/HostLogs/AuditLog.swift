@@ -188,7 +188,7 @@ public enum AuditLog {
     }
 }
 
-public struct AuditFileSummary: Sendable {
+public struct AuditFileSummary: HostLogFileSummary {
     public var path: String
     public var lines = 0
     public var records = 0
@@ -197,6 +197,8 @@ public struct AuditFileSummary: Sendable {
     public var unparsed: [String: Int] { lineErrors.counts }
     public var readError: String?
     public init(path: String) { self.path = path }
+    public var format: String { "audit" }
+    public var counts: [(String, Int)] { [("records", records), ("events", events)] }
 }
 
 extension HostModel {
@@ -207,14 +209,8 @@ extension HostModel {
     /// EXECVE/PROCTITLE gives the process's argv, SYSCALL its exe, comm, ppid and uid.
     public mutating func readAuditLog(path: String) -> AuditFileSummary {
         var summary = AuditFileSummary(path: path)
-        let reader: LineReader
-        do { reader = try LineReader(path: path) } catch {
-            summary.readError = error.description
-            return summary
-        }
-        let fileIndex = files.count
-        files.append(path)
-        fileTimeKinds.append(.epoch)
+        guard let reader = Self.openLog(path, &summary) else { return summary }
+        let fileIndex = register(path, timeKind: .epoch)
         // Records of an event are written together; an event is complete when another
         // serial begins (or at EOF). A few interleave: keep a small window of open events.
         var open: [Int: [AuditRecord]] = [:]

@@ -158,7 +158,7 @@ public enum FirewallLog {
 }
 
 /// Reads netfilter LOG lines into the model; other lines are counted by reason.
-public struct FirewallFileSummary: Sendable {
+public struct FirewallFileSummary: HostLogFileSummary {
     public var path: String
     public var lines = 0
     public var parsed = 0
@@ -167,6 +167,8 @@ public struct FirewallFileSummary: Sendable {
     public init(path: String) { self.path = path }
     public var unparsed: [String: Int] { lineErrors.counts }
     public var unparsedTotal: Int { lineErrors.total }
+    public var format: String { "netfilter_log" }
+    public var counts: [(String, Int)] { [("parsed", parsed)] }
 }
 
 extension HostModel {
@@ -175,19 +177,13 @@ extension HostModel {
     /// Reads a file of netfilter LOG lines (kernel log, syslog, journal or dmesg text).
     public mutating func readFirewallLog(path: String) -> FirewallFileSummary {
         var summary = FirewallFileSummary(path: path)
-        let reader: LineReader
-        do { reader = try LineReader(path: path) } catch {
-            summary.readError = error.description
-            return summary
-        }
+        guard let reader = Self.openLog(path, &summary) else { return summary }
         readFirewallLog(reader, path: path, into: &summary)
         return summary
     }
 
     public mutating func readFirewallLog(_ reader: LineReader, path: String, into summary: inout FirewallFileSummary) {
-        let fileIndex = files.count
-        files.append(path)
-        fileTimeKinds.append(nil)
+        let fileIndex = register(path, timeKind: nil)
         while let line = reader.next() {
             summary.lines += 1
             let number = reader.lineNumber

@@ -52,3 +52,43 @@ public enum HostLogFormat: String, Sendable {
         return Int(digits)
     }
 }
+
+/// What reading one host-log file came to, as the manifest lists it.
+public protocol HostLogFileSummary: Sendable {
+    var path: String { get }
+    /// The format's name in the manifest (strace, netfilter_log, audit…).
+    var format: String { get }
+    var lines: Int { get }
+    var readError: String? { get set }
+    /// Lines (or events) that could not be read, by reason, with line numbers.
+    var lineErrors: UnparsedLines { get }
+    /// Counts particular to the format, in the order the manifest lists them.
+    var counts: [(String, Int)] { get }
+    /// Breakdowns by key (Sysmon events by id, snapshot rows skipped by reason).
+    var breakdowns: [(String, [String: Int])] { get }
+    /// Facts as text (strace's timestamp form).
+    var labels: [(String, String)] { get }
+}
+
+extension HostLogFileSummary {
+    public var breakdowns: [(String, [String: Int])] { [] }
+    public var labels: [(String, String)] { [] }
+}
+
+extension HostModel {
+    /// Opens a host log (xz/gzip too); nil, with the reason in `summary.readError`, when
+    /// it cannot be read.
+    static func openLog<S: HostLogFileSummary>(_ path: String, _ summary: inout S) -> LineReader? {
+        do { return try LineReader(path: path) } catch {
+            summary.readError = error.description
+            return nil
+        }
+    }
+
+    /// Registers a log file: its index is what `LogReference.file` points at.
+    mutating func register(_ path: String, timeKind: StraceTime.Kind?) -> Int {
+        files.append(path)
+        fileTimeKinds.append(timeKind)
+        return files.count - 1
+    }
+}

@@ -17,7 +17,7 @@ public struct ProcmonRow: Sendable {
     }
 }
 
-public struct ProcmonFileSummary: Sendable {
+public struct ProcmonFileSummary: HostLogFileSummary {
     public var path: String
     public var lines = 0
     public var rows = 0
@@ -28,6 +28,10 @@ public struct ProcmonFileSummary: Sendable {
     public var malformed: Int { lineErrors.total }
     public var readError: String?
     public init(path: String) { self.path = path }
+    public var format: String { "procmon_csv" }
+    public var counts: [(String, Int)] {
+        [("rows", rows), ("network_rows", networkRows), ("network_rows_with_addresses", numericRows)]
+    }
 }
 
 public enum ProcmonCSV {
@@ -83,14 +87,8 @@ extension HostModel {
     /// command line, user and parent pid.
     public mutating func readProcmonCSV(path: String) -> ProcmonFileSummary {
         var summary = ProcmonFileSummary(path: path)
-        let reader: LineReader
-        do { reader = try LineReader(path: path) } catch {
-            summary.readError = error.description
-            return summary
-        }
-        let fileIndex = files.count
-        files.append(path)
-        fileTimeKinds.append(.epoch)
+        guard let reader = Self.openLog(path, &summary) else { return summary }
+        let fileIndex = register(path, timeKind: .epoch)
         var header: [String] = []
         while let raw = reader.next() {
             summary.lines += 1

@@ -153,7 +153,7 @@ public enum SocketSnapshot {
     }
 }
 
-public struct SnapshotFileSummary: Sendable {
+public struct SnapshotFileSummary: HostLogFileSummary {
     public var path: String
     public var tool: SocketRow.Tool?
     public var lines = 0
@@ -161,6 +161,11 @@ public struct SnapshotFileSummary: Sendable {
     public var skipped: [String: Int] = [:]
     public var readError: String?
     public init(path: String) { self.path = path }
+    public var format: String { tool.map { "\($0.rawValue)_snapshot" } ?? "socket_snapshot" }
+    /// Rows skipped are not errors (unix sockets, files): they are listed apart.
+    public var lineErrors: UnparsedLines { UnparsedLines() }
+    public var counts: [(String, Int)] { [("socket_rows", rows)] }
+    public var breakdowns: [(String, [String: Int])] { [("skipped", skipped)] }
 }
 
 extension String {
@@ -182,14 +187,8 @@ extension HostModel {
     /// listening or bound one marks a local server.
     public mutating func readSocketSnapshot(path: String) -> SnapshotFileSummary {
         var summary = SnapshotFileSummary(path: path)
-        let reader: LineReader
-        do { reader = try LineReader(path: path) } catch {
-            summary.readError = error.description
-            return summary
-        }
-        let fileIndex = files.count
-        files.append(path)
-        fileTimeKinds.append(nil)
+        guard let reader = Self.openLog(path, &summary) else { return summary }
+        let fileIndex = register(path, timeKind: nil)
         var hasNetid = true
         while let raw = reader.next() {
             summary.lines += 1

@@ -3,7 +3,7 @@ import Wire
 
 /// Counts of one strace file: lines by outcome and unparsed lines by reason, each reason
 /// with the first line numbers that had it (so a user can look).
-public struct StraceFileSummary: Sendable {
+public struct StraceFileSummary: HostLogFileSummary {
     public var path: String
     public var lines = 0
     public var calls = 0
@@ -23,6 +23,13 @@ public struct StraceFileSummary: Sendable {
     public var unparsedTotal: Int { lineErrors.total }
 
     public init(path: String) { self.path = path }
+
+    public var format: String { "strace" }
+    public var counts: [(String, Int)] {
+        [("parsed", calls), ("joined_broken_lines", joined), ("recovered_after_program_output", recovered),
+         ("never_resumed", neverResumed), ("truncated_lines", truncatedLines)]
+    }
+    public var labels: [(String, String)] { timeKind.map { [("timestamps", $0.rawValue)] } ?? [] }
 
     mutating func unparsed(_ reason: String, line: Int) { lineErrors.add(reason, line: line) }
 }
@@ -127,19 +134,13 @@ public final class StraceReader {
     @discardableResult
     public func read(path: String, pid filePid: Int? = nil) -> StraceFileSummary {
         var summary = StraceFileSummary(path: path)
-        let reader: LineReader
-        do { reader = try LineReader(path: path) } catch {
-            summary.readError = error.description
-            return summary
-        }
+        guard let reader = HostModel.openLog(path, &summary) else { return summary }
         read(reader, path: path, pid: filePid, into: &summary)
         return summary
     }
 
     public func read(_ reader: LineReader, path: String, pid filePid: Int?, into summary: inout StraceFileSummary) {
-        let fileIndex = model.files.count
-        model.files.append(path)
-        model.fileTimeKinds.append(nil)
+        let fileIndex = model.register(path, timeKind: nil)
         var clock = Clock()
         // A call whose line was broken by the program's own output: waits for its `) = N`.
         var broken: (line: [UInt8], number: Int)?
@@ -482,7 +483,7 @@ public final class StraceReader {
             if args.count >= 2 {
                 if let r = args[1].firstRange(of: Array("msg_name={".utf8)) {
                     let from = r.upperBound - 1
-                    if let close = matchingBrace(args[1], from), case .inet(let to) = StraceSyntax.socketAddress(args[1][from ... close]) {
+                    if let close = StraceSyntax.matchingBrace(args[1], from), case .inet(let to) = StraceSyntax.socketAddress(args[1][from ... close]) {
                         destination = to
                     }
                 }
@@ -512,18 +513,6 @@ public final class StraceReader {
         if destination.port == 53 {
             for buffer in buffers { dnsQuestion(buffer.bytes, tcp: proto == .tcp, tid: tid, pid: pid, time: time, server: destination, reference: reference) }
         }
-    }
-
-    func matchingBrace(_ s: ArraySlice<UInt8>, _ open: Int) -> Int? {
-        var depth = 0
-        var i = open
-        while i < s.endIndex {
-            if s[i] == UInt8(ascii: "\"") { i = StraceSyntax.skipString(s, from: i); continue }
-            if s[i] == UInt8(ascii: "{") { depth += 1 }
-            if s[i] == UInt8(ascii: "}") { depth -= 1; if depth == 0 { return i } }
-            i += 1
-        }
-        return nil
     }
 
     func dnsQuestion(_ bytes: [UInt8], tcp: Bool, tid: Int, pid: Int, time: Int64?, server: Endpoint, reference: LogReference) {

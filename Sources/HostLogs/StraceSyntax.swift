@@ -9,33 +9,35 @@ public enum StraceSyntax {
     /// strings, brackets, braces, parentheses and fd annotations.
     public static func splitArguments(_ text: ArraySlice<UInt8>) -> [ArraySlice<UInt8>] {
         var out: [ArraySlice<UInt8>] = []
-        var depth = 0
-        var i = text.startIndex
-        var argStart = i
-        while i < text.endIndex {
-            let c = text[i]
-            switch c {
-            case UInt8(ascii: "\""):
-                i = skipString(text, from: i)
-                continue
-            case UInt8(ascii: "("), UInt8(ascii: "["), UInt8(ascii: "{"):
-                depth += 1
-            case UInt8(ascii: ")"), UInt8(ascii: "]"), UInt8(ascii: "}"):
-                depth = max(0, depth - 1)
-            case UInt8(ascii: "<"):
-                if i > text.startIndex, isDigit(text[i - 1]) { i = skipAnnotation(text, from: i); continue }
-            case UInt8(ascii: ","):
-                if depth == 0 {
-                    out.append(trimmed(text[argStart ..< i]))
-                    argStart = i + 1
-                }
-            default: break
-            }
-            i += 1
+        var argStart = text.startIndex
+        while let comma = firstTopLevel(text, from: argStart, where: { $0 == UInt8(ascii: ",") && $1 == 0 }) {
+            out.append(trimmed(text[argStart ..< comma]))
+            argStart = comma + 1
         }
         let last = trimmed(text[argStart ..< text.endIndex])
         if !last.isEmpty || !out.isEmpty { out.append(last) }
         return out
+    }
+
+    /// The first index at or after `from`, outside strings and fd annotations, whose byte
+    /// `accept` takes given the bracket depth before it; nil if none. The one walk every
+    /// structural question about an argument list goes through.
+    static func firstTopLevel(_ text: ArraySlice<UInt8>, from: Int, where accept: (UInt8, Int) -> Bool) -> Int? {
+        var depth = 0
+        var i = from
+        while i < text.endIndex {
+            let c = text[i]
+            if c == UInt8(ascii: "\"") { i = skipString(text, from: i); continue }
+            if c == UInt8(ascii: "<"), i > text.startIndex, isDigit(text[i - 1]) { i = skipAnnotation(text, from: i); continue }
+            if accept(c, depth) { return i }
+            switch c {
+            case UInt8(ascii: "("), UInt8(ascii: "["), UInt8(ascii: "{"): depth += 1
+            case UInt8(ascii: ")"), UInt8(ascii: "]"), UInt8(ascii: "}"): depth = max(0, depth - 1)
+            default: break
+            }
+            i += 1
+        }
+        return nil
     }
 
     /// Index just past the string starting at `from` (a `"`), including a `...` cut mark.
@@ -71,28 +73,12 @@ public enum StraceSyntax {
 
     /// The index of the `)` closing a call whose arguments start at `from`, or nil.
     public static func closingParenthesis(_ text: ArraySlice<UInt8>, from: Int) -> Int? {
-        var depth = 0
-        var i = from
-        while i < text.endIndex {
-            let c = text[i]
-            switch c {
-            case UInt8(ascii: "\""):
-                i = skipString(text, from: i)
-                continue
-            case UInt8(ascii: "("), UInt8(ascii: "["), UInt8(ascii: "{"):
-                depth += 1
-            case UInt8(ascii: "]"), UInt8(ascii: "}"):
-                depth = max(0, depth - 1)
-            case UInt8(ascii: ")"):
-                if depth == 0 { return i }
-                depth -= 1
-            case UInt8(ascii: "<"):
-                if i > text.startIndex, isDigit(text[i - 1]) { i = skipAnnotation(text, from: i); continue }
-            default: break
-            }
-            i += 1
-        }
-        return nil
+        firstTopLevel(text, from: from) { $0 == UInt8(ascii: ")") && $1 == 0 }
+    }
+
+    /// The index of the `}` closing the brace at `open`, or nil.
+    static func matchingBrace(_ text: ArraySlice<UInt8>, _ open: Int) -> Int? {
+        firstTopLevel(text, from: open) { $0 == UInt8(ascii: "}") && $1 == 1 }
     }
 
     static func isDigit(_ c: UInt8) -> Bool { c >= 0x30 && c <= 0x39 }

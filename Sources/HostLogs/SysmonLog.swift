@@ -14,7 +14,7 @@ public struct SysmonEvent: Sendable {
     public var time: Int64? { data["UtcTime"].flatMap { FirewallLog.isoNanoseconds(Substring($0)) } }
 }
 
-public struct SysmonFileSummary: Sendable {
+public struct SysmonFileSummary: HostLogFileSummary {
     public var path: String
     public var lines = 0
     public var events = 0
@@ -24,6 +24,11 @@ public struct SysmonFileSummary: Sendable {
     public var oversized: Int { lineErrors.counts["oversized_event", default: 0] }
     public var readError: String?
     public init(path: String) { self.path = path }
+    public var format: String { "sysmon_xml" }
+    public var counts: [(String, Int)] { [("events", events)] }
+    public var breakdowns: [(String, [String: Int])] {
+        [("events_by_id", Dictionary(uniqueKeysWithValues: byEventID.map { (String($0.key), $0.value) }))]
+    }
 }
 
 public enum SysmonLog {
@@ -91,14 +96,8 @@ extension HostModel {
     /// their process (pid, image, user).
     public mutating func readSysmonXML(path: String) -> SysmonFileSummary {
         var summary = SysmonFileSummary(path: path)
-        let reader: LineReader
-        do { reader = try LineReader(path: path) } catch {
-            summary.readError = error.description
-            return summary
-        }
-        let fileIndex = files.count
-        files.append(path)
-        fileTimeKinds.append(.epoch)
+        guard let reader = Self.openLog(path, &summary) else { return summary }
+        let fileIndex = register(path, timeKind: .epoch)
         var pending = ""
         var startLine = 0
         while let raw = reader.next() {

@@ -26,12 +26,22 @@ public struct KnowledgeError: Error, CustomStringConvertible, Sendable {
 
 /// The endpoint knowledge base (`rules/endpoints/*.yaml`).
 public struct EndpointKnowledge: Sendable {
-    public private(set) var entries: [EndpointEntry] = []
+    public let entries: [EndpointEntry]
+    /// Entry indices by domain: a name is looked up by its suffixes, not against every entry
+    /// (this runs for every flow leaving the machine).
+    private var byDomain: [String: [Int]] = [:]
     public static let purposes: Set<String> = ["telemetry", "update_check", "model_download", "crash_report", "inference_api",
                                                "package_registry", "canary_token", "doh_resolver", "experiment_tracking"]
     static let fields: Set<String> = ["id", "domains", "paths", "component", "ecosystem", "purpose", "opt_out", "source", "observed"]
 
-    public init(entries: [EndpointEntry] = []) { self.entries = entries }
+    public init(entries: [EndpointEntry] = []) {
+        self.entries = entries
+        reindex()
+    }
+
+    private mutating func reindex() {
+        for (i, e) in entries.enumerated() { for d in Set(e.domains) { byDomain[d, default: []].append(i) } }
+    }
 
     /// Loads every `.yaml` file of `path` (a directory) or the file itself; an error
     /// names `file:line`.
@@ -43,16 +53,16 @@ public struct EndpointKnowledge: Sendable {
         let files = isDirectory.boolValue
             ? ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }.sorted().map { path + "/" + $0 }
             : [path]
-        var knowledge = EndpointKnowledge()
+        var entries: [EndpointEntry] = []
         var ids: [String: String] = [:]
         for file in files {
             for entry in try parse(file) {
                 if let first = ids[entry.id] { throw KnowledgeError(description: "\(entry.file):\(entry.line): duplicate id \(entry.id) (first at \(first))") }
                 ids[entry.id] = "\(entry.file):\(entry.line)"
-                knowledge.entries.append(entry)
+                entries.append(entry)
             }
         }
-        return knowledge
+        return EndpointKnowledge(entries: entries)
     }
 
     static func parse(_ file: String) throws(KnowledgeError) -> [EndpointEntry] {
@@ -101,18 +111,30 @@ public struct EndpointKnowledge: Sendable {
 
     /// Entries for a destination name (and URL path when known), most specific domain first.
     public func matches(domain: String, path: String? = nil) -> [(entry: EndpointEntry, fit: Fit)] {
-        let name = domain.lowercased().trimmingCharacters(in: CharacterSet(charactersIn: "."))
-        var out: [(EndpointEntry, Fit, Int)] = []
-        for e in entries {
-            guard let d = e.domains.filter({ name == $0 || name.hasSuffix("." + $0) }).max(by: { $0.count < $1.count }) else { continue }
-            if e.paths.isEmpty {
-                out.append((e, .exact, d.count))
-            } else if let path {
-                if e.paths.contains(where: { path.hasPrefix($0) }) { out.append((e, .exact, d.count)) }
-            } else {
-                out.append((e, .domainOnly, d.count))
+        guard !byDomain.isEmpty else { return [] }
+        var name = Substring(domain.lowercased())
+        while name.first == "." { name = name.dropFirst() }
+        while name.last == "." { name = name.dropLast() }
+        var out: [(EndpointEntry, Fit)] = []
+        var seen: Set<Int> = []
+        // The name itself, then each parent: longer (more specific) domains come first.
+        var suffix = name
+        while !suffix.isEmpty {
+            var here: [(EndpointEntry, Fit)] = []
+            for i in byDomain[String(suffix)] ?? [] where seen.insert(i).inserted {
+                let e = entries[i]
+                if e.paths.isEmpty {
+                    here.append((e, .exact))
+                } else if let path {
+                    if e.paths.contains(where: { path.hasPrefix($0) }) { here.append((e, .exact)) }
+                } else {
+                    here.append((e, .domainOnly))
+                }
             }
+            out += here.sorted { $0.0.id < $1.0.id }
+            guard let dot = suffix.firstIndex(of: ".") else { break }
+            suffix = suffix[suffix.index(after: dot)...]
         }
-        return out.sorted { $0.2 != $1.2 ? $0.2 > $1.2 : $0.0.id < $1.0.id }.map { ($0.0, $0.1) }
+        return out
     }
 }

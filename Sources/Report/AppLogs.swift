@@ -64,8 +64,9 @@ public final class AppLogs: AppEventSink {
     var questionsByFlow: [String: [String]] = [:]
     public static let maxFlowsWithQuestions = 1 << 18
 
-    /// The DNS question names seen on the flow with this community id (first 16, distinct).
-    public func questions(forFlow communityID: String) -> [String] { questionsByFlow[communityID] ?? [] }
+    /// The DNS question names seen on the flow with this community id (first 16,
+    /// distinct), handed over when the flow ends: the map holds only flows still open.
+    public func takeQuestions(forFlow communityID: String) -> [String] { questionsByFlow.removeValue(forKey: communityID) ?? [] }
 
     public func dns(_ t: DNSTransaction) {
         guard let m = t.message else { return }

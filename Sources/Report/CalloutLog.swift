@@ -16,8 +16,6 @@ public final class CalloutLog {
     public var local = LocalNetworks()
     public var knowledge = EndpointKnowledge()
     public var packages = PackageIndex()
-    /// The DNS question names of a flow (community id), for DNS callouts.
-    public var questionsOnFlow: ((String) -> [String])?
     /// Approved destinations: each callout is marked approved or new.
     public var baseline: Baseline?
     /// For the names processes asked (host logs), when there are host logs.
@@ -33,7 +31,9 @@ public final class CalloutLog {
     public func commit() throws { try file.commit() }
 
     /// Writes the callout line of `flow` if it is one.
-    public func write(_ flow: Flow, _ app: FlowApplication?, attribution: Attribution?, firewall: FirewallEvent?, findings: [String]) {
+    /// `findings`: rule ids found on the flow; `questions`: DNS names asked on it.
+    public func write(_ flow: Flow, _ app: FlowApplication?, attribution: Attribution?, firewall: FirewallEvent?, findings: [String],
+                      questions: [String] = []) {
         guard flow.key.proto == IPProtocol.tcp || flow.key.proto == IPProtocol.udp, !local.contains(flow.responderAddress) else { return }
         var missing: [String] = []
         var domain = app?.domain
@@ -46,7 +46,6 @@ public final class CalloutLog {
             domainSource = "process_dns"
         }
         // A resolver flow is matched by the names asked on it.
-        let questions = app?.communityID.flatMap { questionsOnFlow?($0) } ?? []
         let names = domain.map { [$0] } ?? questions
         let matches = names.lazy.map { self.knowledge.matches(domain: $0) }.first { !$0.isEmpty } ?? []
         // The knowledge base's candidates, those the SBOM contains first.

@@ -14,7 +14,10 @@ public final class ConnLog {
     public var attributor: ProcessAttributor?
     /// Flows leaving the local networks also go to callouts.jsonl, with the findings on them.
     public var callouts: CalloutLog?
+    /// What other logs noted per flow (rule ids found, DNS names asked), taken as the
+    /// flow is written so that they hold only open flows.
     public var findingsOnFlow: ((String) -> [String])?
+    public var questionsOnFlow: ((String) -> [String])?
 
     public init(directory: String) throws {
         file = try OutputFile(directory: directory, name: "conn.jsonl")
@@ -63,10 +66,9 @@ public final class ConnLog {
         writer.endObject()
         writer.logFile(inputPaths, input: flow.input)
         let (attribution, firewall) = attribute(flow)
-        if let callouts {
-            let findings = app?.communityID.flatMap { findingsOnFlow?($0) } ?? []
-            callouts.write(flow, app, attribution: attribution, firewall: firewall, findings: findings)
-        }
+        let findings = app?.communityID.flatMap { findingsOnFlow?($0) } ?? []
+        let questions = app?.communityID.flatMap { questionsOnFlow?($0) } ?? []
+        callouts?.write(flow, app, attribution: attribution, firewall: firewall, findings: findings, questions: questions)
         if let attribution { writeProcess(attribution) }
         if let uid = attribution?.userID ?? firewall?.uid {
             writer.beginObject("user")

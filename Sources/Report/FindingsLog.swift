@@ -54,10 +54,11 @@ public final class FindingsLog {
     var seen = Set<Key>()
     /// Rule ids found per flow (community id), for the callouts; bounded.
     var rulesByFlow: [String: [String]] = [:]
-    public static let maxFlowsWithFindings = 1 << 20
+    public static let maxFlowsWithFindings = 1 << 16
 
-    /// Rule ids of the findings on the flow with this community id (repeats included once).
-    public func rules(forFlow communityID: String) -> [String] { rulesByFlow[communityID] ?? [] }
+    /// Rule ids of the findings on the flow with this community id (repeats included
+    /// once), handed over when the flow ends: the map holds only flows still open.
+    public func takeRules(forFlow communityID: String) -> [String] { rulesByFlow.removeValue(forKey: communityID) ?? [] }
 
     func noteFlow(_ communityID: String, _ rule: String) {
         if rulesByFlow[communityID] == nil, rulesByFlow.count >= Self.maxFlowsWithFindings { return }
@@ -72,22 +73,40 @@ public final class FindingsLog {
 
     public func add(_ f: Finding) {
         noteFlow(f.origin.communityID, f.rule.id)
-        let digest = Masking.digest(f.match.value)
         var h = Hasher()
         h.combine(f.origin.communityID)
         h.combine(f.origin.flow.input)
         h.combine(f.origin.fromOriginator)
-        h.combine(ObjectIdentifier(f.rule))
+        guard let digest = firstSighting(f.match.value, rule: f.rule, place: h) else { return }
+        write(f, sha256: Masking.hex(digest))
+    }
+
+    /// Closes the `phonehome` object and the line, writes it and counts it.
+    func finishLine(_ entry: RuleEntry) {
+        writer.endObject()
+        writer.endObject()
+        writer.newline()
+        file.write(writer)
+        lines += 1
+        entry.lines += 1
+    }
+
+    /// The SHA-256 of `value` when this is the first time `rule` found it in `place` (a
+    /// flow and direction, or a process); nil when it folds into an earlier line.
+    func firstSighting(_ value: [UInt8], rule: Rule, place: Hasher) -> [UInt8]? {
+        let digest = Masking.digest(value)
+        var h = place
+        h.combine(ObjectIdentifier(rule))
         // Hasher is seeded per process: fine, the set lives for one run.
         var value0: UInt64 = 0, value1: UInt64 = 0
         for i in 0..<8 { value0 = value0 << 8 | UInt64(digest[i]); value1 = value1 << 8 | UInt64(digest[8 + i]) }
         let key = Key(flow: UInt64(bitPattern: Int64(h.finalize())), value0: value0, value1: value1)
         if seen.contains(key) {
-            entry(f.rule).repeats += 1
-            return
+            entry(rule).repeats += 1
+            return nil
         }
         if seen.count < Self.maxKeys { seen.insert(key) } else { foldingStopped = true }
-        write(f, sha256: Masking.hex(digest))
+        return digest
     }
 
     public func commit() throws {
@@ -117,12 +136,7 @@ public final class FindingsLog {
         if f.scope == .tcp { writer.field("stream_offset", f.match.range.lowerBound) }
         writer.field("first_frame", f.origin.frame)
         writer.field("last_frame", f.lastFrame)
-        writer.endObject()
-        writer.endObject()
-        writer.newline()
-        file.write(writer)
-        lines += 1
-        entry.lines += 1
+        finishLine(entry)
     }
 }
 
@@ -132,19 +146,10 @@ extension FindingsLog {
     /// value by the same process and rule are folded like flow findings.
     public func addHost(rule: Rule, match: RuleMatch, field: String, pid: Int, processName: String?, executable: String?,
                         proto: String, destination: Endpoint?, time: Int64?, logPath: String, firstLine: Int, lastLine: Int) {
-        let digest = Masking.digest(match.value)
         var h = Hasher()
         h.combine("host")
         h.combine(pid)
-        h.combine(ObjectIdentifier(rule))
-        var value0: UInt64 = 0, value1: UInt64 = 0
-        for i in 0..<8 { value0 = value0 << 8 | UInt64(digest[i]); value1 = value1 << 8 | UInt64(digest[8 + i]) }
-        let key = Key(flow: UInt64(bitPattern: Int64(h.finalize())), value0: value0, value1: value1)
-        if seen.contains(key) {
-            entry(rule).repeats += 1
-            return
-        }
-        if seen.count < Self.maxKeys { seen.insert(key) } else { foldingStopped = true }
+        guard let digest = firstSighting(match.value, rule: rule, place: h) else { return }
         let entry = entry(rule)
         writer.reset()
         writer.beginObject()
@@ -179,12 +184,7 @@ extension FindingsLog {
         writer.field("stream_offset", match.range.lowerBound)
         writer.field("first_line", firstLine)
         writer.field("last_line", lastLine)
-        writer.endObject()
-        writer.endObject()
-        writer.newline()
-        file.write(writer)
-        lines += 1
-        entry.lines += 1
+        finishLine(entry)
     }
 }
 

@@ -3,12 +3,8 @@ import HostLogs
 /// The host logs of a run, for the manifest: each file's line counts and unparsed lines
 /// by reason, what the model holds, and how flows were attributed.
 public struct HostLogRun {
-    public var files: [StraceFileSummary] = []
-    public var firewallFiles: [FirewallFileSummary] = []
-    public var snapshotFiles: [SnapshotFileSummary] = []
-    public var sysmonFiles: [SysmonFileSummary] = []
-    public var auditFiles: [AuditFileSummary] = []
-    public var procmonFiles: [ProcmonFileSummary] = []
+    /// Every host-log file read, in input order.
+    public var logs: [any HostLogFileSummary] = []
     public var model: HostModel?
     public var attributor: ProcessAttributor?
     public var bufferScanner: HostBufferScanner?
@@ -17,76 +13,19 @@ public struct HostLogRun {
     func render(_ w: JSONWriter) {
         w.beginObject("host_logs")
         w.beginArray("files")
-        for f in files {
+        for f in logs {
             w.beginObject()
-            w.field("path", (f.path as String).split(separator: "/").last.map(String.init) ?? f.path)
-            w.field("format", "strace")
-            if let kind = f.timeKind { w.field("timestamps", kind.rawValue) }
+            w.field("path", f.path.split(separator: "/").last.map(String.init) ?? f.path)
+            w.field("format", f.format)
+            for (key, value) in f.labels { w.field(dynamicKey: key, value) }
             w.field("lines", f.lines)
-            w.field("parsed", f.calls)
-            w.field("joined_broken_lines", f.joined)
-            w.field("recovered_after_program_output", f.recovered)
-            w.field("never_resumed", f.neverResumed)
-            w.field("truncated_lines", f.truncatedLines)
+            for (key, n) in f.counts { w.field(dynamicKey: key, n) }
+            for (key, counts) in f.breakdowns {
+                w.beginObject(dynamic: key)
+                for (k, n) in counts.sorted(by: { $0.key < $1.key }) { w.field(dynamicKey: k, n) }
+                w.endObject()
+            }
             render(f.lineErrors, w)
-            if let error = f.readError { w.field("read_error", error) }
-            w.endObject()
-        }
-        for f in firewallFiles {
-            w.beginObject()
-            w.field("path", (f.path as String).split(separator: "/").last.map(String.init) ?? f.path)
-            w.field("format", "netfilter_log")
-            w.field("lines", f.lines)
-            w.field("parsed", f.parsed)
-            render(f.lineErrors, w)
-            if let error = f.readError { w.field("read_error", error) }
-            w.endObject()
-        }
-        for f in procmonFiles {
-            w.beginObject()
-            w.field("path", (f.path as String).split(separator: "/").last.map(String.init) ?? f.path)
-            w.field("format", "procmon_csv")
-            w.field("lines", f.lines)
-            w.field("rows", f.rows)
-            w.field("network_rows", f.networkRows)
-            w.field("network_rows_with_addresses", f.numericRows)
-            render(f.lineErrors, w)
-            if let error = f.readError { w.field("read_error", error) }
-            w.endObject()
-        }
-        for f in auditFiles {
-            w.beginObject()
-            w.field("path", (f.path as String).split(separator: "/").last.map(String.init) ?? f.path)
-            w.field("format", "audit")
-            w.field("lines", f.lines)
-            w.field("records", f.records)
-            w.field("events", f.events)
-            render(f.lineErrors, w)
-            if let error = f.readError { w.field("read_error", error) }
-            w.endObject()
-        }
-        for f in sysmonFiles {
-            w.beginObject()
-            w.field("path", (f.path as String).split(separator: "/").last.map(String.init) ?? f.path)
-            w.field("format", "sysmon_xml")
-            w.field("lines", f.lines)
-            w.field("events", f.events)
-            w.beginObject("events_by_id")
-            for (id, n) in f.byEventID.sorted(by: { $0.key < $1.key }) { w.field(dynamicKey: String(id), n) }
-            w.endObject()
-            render(f.lineErrors, w)
-            if let error = f.readError { w.field("read_error", error) }
-            w.endObject()
-        }
-        for f in snapshotFiles {
-            w.beginObject()
-            w.field("path", (f.path as String).split(separator: "/").last.map(String.init) ?? f.path)
-            w.field("format", f.tool.map { "\($0.rawValue)_snapshot" } ?? "socket_snapshot")
-            w.field("lines", f.lines)
-            w.field("socket_rows", f.rows)
-            w.beginObject("skipped")
-            for (reason, n) in f.skipped.sorted(by: { $0.key < $1.key }) { w.field(dynamicKey: reason, n) }
-            w.endObject()
             if let error = f.readError { w.field("read_error", error) }
             w.endObject()
         }

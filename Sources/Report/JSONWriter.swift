@@ -129,6 +129,8 @@ public final class JSONWriter {
 
     public func field(dynamicKey k: String, _ value: Int) { key(dynamic: k); int(value) }
 
+    public func field(dynamicKey k: String, _ value: String) { key(dynamic: k); string(value) }
+
     public func field(_ k: StaticString, _ value: String) { key(k); string(value) }
 
     /// A timestamp field, formatted straight into the output. The date-and-seconds part

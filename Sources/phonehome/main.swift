@@ -157,34 +157,19 @@ struct Analyze: ParsableCommand {
                 }
                 continue
             }
+            let log: (any HostLogFileSummary)?
             switch item.path == "-" ? nil : HostLogFormat.detect(path: item.path) {
-            case .strace?:
-                let summary = strace.read(path: item.path, pid: HostLogFormat.pidSuffix(of: item.path))
-                if let error = summary.readError { FileHandle.standardError.write(Data("phonehome: \(item.path): \(error)\n".utf8)) }
-                hostRun.files.append(summary)
-            case .netfilter?:
-                let summary = strace.readFirewallLog(path: item.path)
-                if let error = summary.readError { FileHandle.standardError.write(Data("phonehome: \(item.path): \(error)\n".utf8)) }
-                hostRun.firewallFiles.append(summary)
-            case .socketSnapshot?:
-                let summary = strace.readSocketSnapshot(path: item.path)
-                if let error = summary.readError { FileHandle.standardError.write(Data("phonehome: \(item.path): \(error)\n".utf8)) }
-                hostRun.snapshotFiles.append(summary)
-            case .sysmonXML?:
-                let summary = strace.readSysmonXML(path: item.path)
-                if let error = summary.readError { FileHandle.standardError.write(Data("phonehome: \(item.path): \(error)\n".utf8)) }
-                hostRun.sysmonFiles.append(summary)
-            case .audit?:
-                let summary = strace.readAuditLog(path: item.path)
-                if let error = summary.readError { FileHandle.standardError.write(Data("phonehome: \(item.path): \(error)\n".utf8)) }
-                hostRun.auditFiles.append(summary)
-            case .procmonCSV?:
-                let summary = strace.readProcmonCSV(path: item.path)
-                if let error = summary.readError { FileHandle.standardError.write(Data("phonehome: \(item.path): \(error)\n".utf8)) }
-                hostRun.procmonFiles.append(summary)
-            case nil:
-                expanded.append(item)
+            case .strace?: log = strace.read(path: item.path, pid: HostLogFormat.pidSuffix(of: item.path))
+            case .netfilter?: log = strace.readFirewallLog(path: item.path)
+            case .socketSnapshot?: log = strace.readSocketSnapshot(path: item.path)
+            case .sysmonXML?: log = strace.readSysmonXML(path: item.path)
+            case .audit?: log = strace.readAuditLog(path: item.path)
+            case .procmonCSV?: log = strace.readProcmonCSV(path: item.path)
+            case nil: log = nil
             }
+            guard let log else { expanded.append(item); continue }
+            if let error = log.readError { FileHandle.standardError.write(Data("phonehome: \(item.path): \(error)\n".utf8)) }
+            hostRun.logs.append(log)
         }
         let paths = expanded.map(\.path)
         let conn: ConnLog
@@ -198,9 +183,9 @@ struct Analyze: ParsableCommand {
         callouts.packages = PackageIndex(sboms)
         callouts.baseline = approved
         conn.callouts = callouts
-        conn.findingsOnFlow = { [unowned appLogs] in appLogs.findings.rules(forFlow: $0) }
-        callouts.questionsOnFlow = { [unowned appLogs] in appLogs.questions(forFlow: $0) }
-        if !hostRun.files.isEmpty || !hostRun.firewallFiles.isEmpty || !hostRun.snapshotFiles.isEmpty || !hostRun.sysmonFiles.isEmpty || !hostRun.auditFiles.isEmpty || !hostRun.procmonFiles.isEmpty {
+        conn.findingsOnFlow = { [unowned appLogs] in appLogs.findings.takeRules(forFlow: $0) }
+        conn.questionsOnFlow = { [unowned appLogs] in appLogs.takeQuestions(forFlow: $0) }
+        if !hostRun.logs.isEmpty {
             hostRun.model = strace.model
             let attributor = ProcessAttributor(model: strace.model, clockOffset: clockOffset.map { Int64($0 * 1e9) })
             hostRun.attributor = attributor
