@@ -11,6 +11,9 @@ public struct Attribution: Sendable {
         /// The flow's responder is a socket a snapshot shows listening or bound (a local
         /// server answering the flow).
         case listeningSocket = "listening_socket"
+        /// No flow: the process's own system call in the log (a connect the capture does
+        /// not hold, a DNS question).
+        case logEvent = "log_event"
     }
     public var pid: Int
     public var tid: Int
@@ -64,11 +67,14 @@ public final class ProcessAttributor {
     private var byRemote: [RemoteKey: [Int]] = [:]
     private var listeners: [PortKey: [Int]] = [:]
     private var questionsByPid: [Int: [Int]] = [:]
+    var questionsByName: [String: [Int]] = [:]
     /// Addresses the logs show as this host's own (a socket's local end).
     private var localAddresses: Set<IPAddress> = []
     /// Firewall LOG lines by their 5-tuple (source as sender).
     private var firewallByTuple: [TupleKey: [Int]] = [:]
     public private(set) var firewallMatched = 0
+    /// Network events some flow was joined to.
+    public private(set) var matchedEvents: Set<Int> = []
 
     public init(model: HostModel, clockOffset: Int64? = nil) {
         self.model = model
@@ -142,6 +148,7 @@ public final class ProcessAttributor {
             ?? nearest(proto, remote: server, start: start)
             ?? listening(proto, server)
         guard let (index, method, delta) = found else { return nil }
+        matchedEvents.insert(index)
         if method == .localTuple, let delta { offsets.append(delta) }
         attributed += 1
         byMethod[method, default: 0] += 1
@@ -249,22 +256,97 @@ public final class ProcessAttributor {
 
     func describe(_ index: Int, method: Method, delta: Int64?) -> Attribution {
         let e = model.network[index]
-        let process = model.processes[e.pid]
-        let running = model.executingProcess(e.pid)
-        let exe = running?.executable
         let confidence: String
         switch method {
-        case .localTuple: confidence = "high"
+        case .localTuple, .logEvent: confidence = "high"
         case .listeningSocket: confidence = "medium"
         case .remoteAndTime:
             let rivals = (byRemote[RemoteKey(proto: e.proto ?? .tcp, remote: e.remote ?? Endpoint(address: .zero, port: 0))] ?? [])
                 .filter { model.network[$0].pid != e.pid }.count
             confidence = rivals == 0 ? "medium" : "low"
         }
-        return Attribution(pid: e.pid, tid: e.tid, ppid: process?.ppid, executable: exe,
+        return describe(pid: e.pid, tid: e.tid, reference: e.reference, method: method, confidence: confidence, delta: delta)
+    }
+
+    func describe(pid: Int, tid: Int, reference: LogReference, method: Method, confidence: String, delta: Int64?) -> Attribution {
+        let process = model.processes[pid]
+        let running = model.executingProcess(pid)
+        let exe = running?.executable
+        return Attribution(pid: pid, tid: tid, ppid: process?.ppid, executable: exe,
                            resolvedExecutable: exe.map(model.resolved), arguments: running?.arguments ?? [],
-                           name: model.programName(e.pid), userID: process?.userID, method: method, confidence: confidence,
-                           evidence: e.reference, evidencePath: e.reference.file < model.files.count ? model.files[e.reference.file] : "",
+                           name: model.programName(pid), userID: process?.userID, method: method, confidence: confidence,
+                           evidence: reference, evidencePath: reference.file < model.files.count ? model.files[reference.file] : "",
                            timeDelta: delta)
+    }
+}
+
+extension ProcessAttributor {
+    /// A process's attempt to reach somewhere that no flow was joined to: a TCP connect
+    /// (whatever its result) or a UDP datagram the capture does not hold.
+    public struct UnjoinedAttempt: Sendable {
+        public var event: NetworkEvent
+        public var attribution: Attribution
+        /// Attempts folded into this one (same process, destination and protocol).
+        public var attempts: Int
+    }
+
+    /// Outward attempts to addresses `isRemote` accepts that no flow was joined to, one per
+    /// process, destination and protocol, in log order. UDP connects are left out: glibc's
+    /// getaddrinfo connects UDP sockets to sort addresses and sends nothing.
+    public func unjoinedAttempts(isRemote: (IPAddress) -> Bool) -> [UnjoinedAttempt] {
+        struct Key: Hashable { var pid: Int; var remote: Endpoint; var proto: SocketProtocol }
+        var joined: Set<Key> = []
+        for i in matchedEvents {
+            let e = model.network[i]
+            if let remote = e.remote, let proto = e.proto { joined.insert(Key(pid: e.pid, remote: remote, proto: proto)) }
+        }
+        var out: [UnjoinedAttempt] = []
+        var position: [Key: Int] = [:]
+        for (i, e) in model.network.enumerated() where !matchedEvents.contains(i) {
+            guard let remote = e.remote, remote.port != 0, remote.address != .zero, remote.address != IPAddress(v4: 0),
+                  let proto = e.proto, (e.kind == .connect && proto == .tcp) || (e.kind == .sendto && proto == .udp),
+                  isRemote(remote.address) else { continue }
+            let key = Key(pid: e.pid, remote: remote, proto: proto)
+            guard !joined.contains(key) else { continue }
+            if let p = position[key] { out[p].attempts += 1; continue }
+            position[key] = out.count
+            out.append(UnjoinedAttempt(event: e, attribution: describe(i, method: .logEvent, delta: nil), attempts: 1))
+        }
+        return out
+    }
+
+    /// The process that asked for `name` nearest `time` (capture clock; nil: the first to
+    /// ask), if the host logs show the question.
+    public func asker(of name: String, near time: Int64?) -> Attribution? {
+        if questionsByName.isEmpty && !model.dnsQueries.isEmpty {
+            for (i, q) in model.dnsQueries.enumerated() { questionsByName[q.name.lowercased(), default: []].append(i) }
+        }
+        var best: (HostDNSQuery, Int64)?
+        for q in (questionsByName[name.lowercased()] ?? []).map({ model.dnsQueries[$0] }) {
+            let distance = time.flatMap { t in delta(time: q.time, file: q.reference.file, t).map { gap($0, clockOffset ?? 0) } } ?? .max
+            if best.map({ distance < $0.1 }) ?? true { best = (q, distance) }
+        }
+        guard let (q, _) = best else { return nil }
+        return describe(pid: model.process(ofThread: q.pid), tid: q.tid, reference: q.reference, method: .logEvent, confidence: "high", delta: nil)
+    }
+
+    /// The name `pid` asked last before `event` in the log itself (no capture needed):
+    /// line order within one file, else log times; within a minute.
+    public func lastQuestionByLog(pid: Int, before event: NetworkEvent) -> String? {
+        if questionsByPid.isEmpty && !model.dnsQueries.isEmpty {
+            for (i, q) in model.dnsQueries.enumerated() { questionsByPid[q.pid, default: []].append(i) }
+        }
+        var best: HostDNSQuery?
+        for i in questionsByPid[pid] ?? [] {
+            let q = model.dnsQueries[i]
+            let before: Bool
+            if q.reference.file == event.reference.file { before = q.reference.line < event.reference.line }
+            else if let t = q.time, let e = event.time { before = t <= e }
+            else { before = false }
+            guard before else { continue }
+            if let qt = q.time, let et = event.time, let d = difference(et, qt), d > 60_000_000_000 { continue }
+            best = q
+        }
+        return best?.name
     }
 }

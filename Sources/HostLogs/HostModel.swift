@@ -162,10 +162,22 @@ public struct HostModel: Sendable {
                 current = target
             } else {
                 let dir = current.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
-                current = dir + "/" + target
+                current = Self.normalized(dir + "/" + target)
             }
         }
         return current
+    }
+
+    /// An absolute path with `.` and `..` steps taken (`/usr/bin/../lib/x` → `/usr/lib/x`).
+    static func normalized(_ path: String) -> String {
+        guard path.hasPrefix("/") else { return path }
+        var out: [Substring] = []
+        for part in path.split(separator: "/") {
+            if part == "." { continue }
+            if part == ".." { _ = out.popLast(); continue }
+            out.append(part)
+        }
+        return "/" + out.joined(separator: "/")
     }
 
     mutating func noteLimit(_ name: String) { limitsHit[name, default: 0] += 1 }
@@ -200,21 +212,40 @@ extension HostModel {
     /// else the executable's file name.
     public func programName(_ pid: Int) -> String? {
         guard let p = executingProcess(pid), let exe = p.executable else { return processes[pid]?.command }
-        let base = Self.basename(exe)
-        let family = base.prefix { !$0.isNumber && $0 != "." }
-        let isInterpreter = Self.interpreters.contains(base) || Self.interpreters.contains(String(family))
-            || base.hasPrefix("python")
-        if isInterpreter, p.arguments.count > 1 {
-            var i = 1
-            while i < p.arguments.count {
-                let a = p.arguments[i]
-                if a == "-m", i + 1 < p.arguments.count { return p.arguments[i + 1] }
-                if a == "-c" || a == "-e" { break }
-                if !a.hasPrefix("-") { return Self.basename(a) }
-                i += 1
-            }
+        switch script(of: p) {
+        case .file(let path)?: return Self.basename(path)
+        case .module(let name)?: return name
+        case nil: return Self.basename(exe)
         }
-        return base
+    }
+
+    /// What an interpreter was told to run.
+    public enum Script: Sendable, Equatable {
+        /// A file (`python train.py`, `node /usr/bin/npm`), as given on the command line.
+        case file(String)
+        /// A module (`python -m pip`).
+        case module(String)
+    }
+
+    /// The script or module an interpreter process runs; nil when the program is not an
+    /// interpreter, or runs inline code (`-c`, `-e`).
+    public func script(of p: HostProcess) -> Script? {
+        guard let exe = p.executable, Self.isInterpreter(exe), p.arguments.count > 1 else { return nil }
+        var i = 1
+        while i < p.arguments.count {
+            let a = p.arguments[i]
+            if a == "-m", i + 1 < p.arguments.count { return .module(p.arguments[i + 1]) }
+            if a == "-c" || a == "-e" { return nil }
+            if !a.hasPrefix("-") { return .file(a) }
+            i += 1
+        }
+        return nil
+    }
+
+    static func isInterpreter(_ executable: String) -> Bool {
+        let base = basename(executable)
+        let family = base.prefix { !$0.isNumber && $0 != "." }
+        return interpreters.contains(base) || interpreters.contains(String(family)) || base.hasPrefix("python")
     }
 
     /// The file name of a POSIX or Windows path.

@@ -46,13 +46,7 @@ public struct EndpointKnowledge: Sendable {
     /// Loads every `.yaml` file of `path` (a directory) or the file itself; an error
     /// names `file:line`.
     public static func load(_ path: String) throws(KnowledgeError) -> EndpointKnowledge {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw KnowledgeError(description: "\(path): no such file or directory")
-        }
-        let files = isDirectory.boolValue
-            ? ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }.sorted().map { path + "/" + $0 }
-            : [path]
+        let files = try KnowledgeFiles.list(path)
         var entries: [EndpointEntry] = []
         var ids: [String: String] = [:]
         for file in files {
@@ -66,14 +60,8 @@ public struct EndpointKnowledge: Sendable {
     }
 
     static func parse(_ file: String) throws(KnowledgeError) -> [EndpointEntry] {
-        let name = (file as NSString).lastPathComponent
-        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw KnowledgeError(description: "\(name):1: cannot read") }
-        let node: Node?
-        do { node = try Yams.compose(yaml: text) } catch {
-            let mark = (error as? YamlError).flatMap { e -> Int? in if case .scanner(_, _, let m, _) = e { return m.line }; return nil } ?? 1
-            throw KnowledgeError(description: "\(name):\(mark): not valid YAML")
-        }
-        guard let root = node?.mapping, let list = root["endpoints"]?.sequence else {
+        let (name, root) = try KnowledgeFiles.mapping(file)
+        guard let list = root["endpoints"]?.sequence else {
             throw KnowledgeError(description: "\(name):1: expected a mapping with `endpoints:`")
         }
         var out: [EndpointEntry] = []
@@ -131,7 +119,8 @@ public struct EndpointKnowledge: Sendable {
                     here.append((e, .domainOnly))
                 }
             }
-            out += here.sorted { $0.0.id < $1.0.id }
+            // Entries that fit fully before path-limited candidates, then by id.
+            out += here.sorted { ($0.1 == .exact ? 0 : 1, $0.0.id) < ($1.1 == .exact ? 0 : 1, $1.0.id) }
             guard let dot = suffix.firstIndex(of: ".") else { break }
             suffix = suffix[suffix.index(after: dot)...]
         }

@@ -50,24 +50,42 @@ public struct PackageIndex: Sendable {
             dir = String(dir[dir.startIndex ..< slash])
             if let i = byPath[dir] { return Owner(package: packages[i], method: .listedFile) }
         }
+        if let place = Self.location(of: path), let p = pick(place.name, ecosystem: place.ecosystem) {
+            return Owner(package: p, method: place.method)
+        }
+        return nil
+    }
+
+    /// A package named by where a file lies, SBOM or not: a Python distribution's metadata
+    /// directory or top-level module under site-packages/dist-packages, or `node_modules/NAME`.
+    public struct Location: Sendable, Equatable {
+        public var name: String
+        public var ecosystem: String
+        public var method: Method
+    }
+
+    public static func location(of path: String) -> Location? {
         let parts = path.split(separator: "/").map(String.init)
         if let site = parts.lastIndex(where: { $0 == "site-packages" || $0 == "dist-packages" }), site + 1 < parts.count {
-            let top = parts[site + 1]
+            var top = parts[site + 1]
             for suffix in [".dist-info", ".egg-info"] where top.hasSuffix(suffix) {
                 let stem = String(top.dropLast(suffix.count))
                 // NAME-VERSION: the name is what precedes the last "-" (names use _ there).
                 let name = stem.lastIndex(of: "-").map { String(stem[stem.startIndex ..< $0]) } ?? stem
-                if let p = pick(name, ecosystem: "pypi") { return Owner(package: p, method: .distInfo) }
+                return Location(name: name, ecosystem: "pypi", method: .distInfo)
             }
+            // A single-file module's bytecode: site-packages/__pycache__/six.cpython-311.pyc.
+            if top == "__pycache__", site + 2 < parts.count { top = parts[site + 2] }
             var module = top
-            if module.hasSuffix(".py") { module = String(module.dropLast(3)) }
-            if let dot = module.firstIndex(of: "."), module.contains(".cpython-") || module.hasSuffix(".so") { module = String(module[module.startIndex ..< dot]) }
-            if let p = pick(module, ecosystem: "pypi") { return Owner(package: p, method: .importName) }
+            if let dot = module.firstIndex(of: ".") { module = String(module[module.startIndex ..< dot]) }
+            guard !module.isEmpty, !top.hasSuffix(".pth") else { return nil }
+            return Location(name: module, ecosystem: "pypi", method: .importName)
         }
         if let nm = parts.lastIndex(of: "node_modules"), nm + 1 < parts.count {
             var name = parts[nm + 1]
             if name.hasPrefix("@"), nm + 2 < parts.count { name += "/" + parts[nm + 2] }
-            if let p = pick(name, ecosystem: "npm") { return Owner(package: p, method: .nodeModules) }
+            guard !name.hasPrefix(".") else { return nil }
+            return Location(name: name, ecosystem: "npm", method: .nodeModules)
         }
         return nil
     }

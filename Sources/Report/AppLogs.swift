@@ -68,8 +68,12 @@ public final class AppLogs: AppEventSink {
     /// distinct), handed over when the flow ends: the map holds only flows still open.
     public func takeQuestions(forFlow communityID: String) -> [String] { questionsByFlow.removeValue(forKey: communityID) ?? [] }
 
+    /// Told of every DNS question, for lookups that are callouts themselves.
+    public var callouts: CalloutLog?
+
     public func dns(_ t: DNSTransaction) {
         guard let m = t.message else { return }
+        callouts?.noteLookup(t)
         if let q = m.questions.first, questionsByFlow[t.origin.communityID] != nil || questionsByFlow.count < Self.maxFlowsWithQuestions {
             let name = DNSName.text(q.name)
             if questionsByFlow[t.origin.communityID, default: []].count < 16, !(questionsByFlow[t.origin.communityID]?.contains(name) ?? false) {

@@ -2,14 +2,20 @@ import Analysis
 import Flows
 import HostLogs
 import Packages
+import Protocols
 import Wire
 
-/// callouts.jsonl: one line per flow whose responder is outside the local networks, with
-/// its root cause as far as the evidence goes: destination (address, port, name),
-/// process (host logs), package (the endpoint knowledge base's component when the SBOM
-/// has it, else the package owning the process's executable), purpose and opt-out, the
-/// data findings on the flow, and whether the SBOM declared the endpoint. What could not
-/// be established is listed under `phonehome.missing`.
+/// callouts.jsonl: one line per attempt to reach outside the local networks, with its
+/// root cause as far as the evidence goes: destination (address, port, name), process
+/// (host logs), package (see `PackageAttributor`), purpose and opt-out, the data findings
+/// on the flow, and whether the SBOM declared the endpoint. What could not be established
+/// is listed under `phonehome.missing`.
+///
+/// Three kinds (`phonehome.callout_kind`): `flow`, a flow whose responder is outside;
+/// and, written when the run ends, what shows intent without such a flow: `dns_lookup`, a
+/// name asked through a local resolver (or seen asked in a host log) that no callout
+/// went to, NXDOMAIN included; `connect_attempt`, a process's connect or datagram in a
+/// host log that no flow of the capture matches (refused, unreachable, or not captured).
 public final class CalloutLog {
     let file: OutputFile
     let writer = JSONWriter()
@@ -21,117 +27,299 @@ public final class CalloutLog {
     /// For the names processes asked (host logs), when there are host logs.
     public var attributor: ProcessAttributor?
     public var inputPaths = InputPaths()
+    /// Distribution packages of system tools, for executables the SBOM leaves out.
+    public var systemExecutables = SystemExecutables()
+    private lazy var packageAttributor = PackageAttributor(packages: packages, system: systemExecutables, model: attributor?.model)
     public private(set) var lines = 0
     public private(set) var withData = 0
+    public private(set) var byKind: [String: Int] = [:]
+
+    /// Names some callout went to (SNI, Host, DNS, or asked on an outside resolver).
+    private var calledNames: Set<String> = []
+    /// Names asked through local resolvers, first sighting each, in order.
+    private var lookups: [String: Lookup] = [:]
+    private var lookupOrder: [String] = []
+    public static let maxNames = 1 << 18
+    public private(set) var namesDropped = 0
+
+    struct Lookup {
+        var name: String
+        var time: Int64
+        var frame: Int
+        var input: Int
+        var transport: String
+        var responseCode: String?
+        var resolved: [IPAddress]
+        var client: IPAddress
+        var clientPort: UInt16
+        var resolver: IPAddress
+    }
 
     public init(directory: String) throws {
         file = try OutputFile(directory: directory, name: "callouts.jsonl")
     }
 
-    public func commit() throws { try file.commit() }
+    /// Writes the callouts without a flow, then closes the file.
+    public func commit() throws {
+        writeLookups()
+        writeUnjoinedAttempts()
+        try file.commit()
+    }
+
+    /// `file:line` of a host-log line (the file's name only: no paths of this machine).
+    func logLine(_ r: LogReference) -> String {
+        let files = attributor?.model.files ?? []
+        let path = r.file < files.count ? files[r.file] : "log"
+        return "\(path.split(separator: "/").last.map(String.init) ?? path):\(r.line)"
+    }
+
+    /// One callout line's content.
+    enum Kind: String {
+        case flow
+        case dnsLookup = "dns_lookup"
+        case connectAttempt = "connect_attempt"
+    }
+
+    struct Callout {
+        var kind: Kind
+        var time: Int64?
+        var source: (IPAddress, UInt16)?
+        var destination: (IPAddress, UInt16)?
+        var port: Int
+        var domain: String?
+        var domainSource: String?
+        var transport: String
+        var service: String?
+        var communityID: String?
+        var input: Int = -1
+        var attribution: Attribution?
+        var connState: String?
+        var firstFrame: Int?
+        var questions: [String] = []
+        var responseCode: String?
+        var resolved: [IPAddress] = []
+        var connectResult: String?
+        var attempts = 1
+        var firewall: FirewallEvent?
+        var findings: [String] = []
+        var missing: [String] = []
+    }
+
+    // MARK: Flows
 
     /// Writes the callout line of `flow` if it is one.
     /// `findings`: rule ids found on the flow; `questions`: DNS names asked on it.
     public func write(_ flow: Flow, _ app: FlowApplication?, attribution: Attribution?, firewall: FirewallEvent?, findings: [String],
                       questions: [String] = []) {
         guard flow.key.proto == IPProtocol.tcp || flow.key.proto == IPProtocol.udp, !local.contains(flow.responderAddress) else { return }
-        var missing: [String] = []
-        var domain = app?.domain
-        var domainSource = app?.domainSource
+        var c = Callout(kind: .flow, time: flow.firstTimestamp, source: (flow.originatorAddress, flow.originatorPort),
+                        destination: (flow.responderAddress, flow.responderPort), port: Int(flow.responderPort),
+                        domain: app?.domain, domainSource: app?.domainSource, transport: IPProtocol.name(flow.key.proto),
+                        service: app?.service, communityID: app?.communityID, input: flow.input, attribution: attribution,
+                        connState: flow.connState, firstFrame: flow.firstFrame, questions: questions, firewall: firewall, findings: findings)
         // Without SNI or Host, the name the sending process just asked for beats the
         // address's last DNS answer (many names may share one address).
-        if domainSource == nil || domainSource == "dns", let a = attribution,
+        if c.domainSource == nil || c.domainSource == "dns", let a = attribution,
            let asked = attributor?.lastQuestion(pid: a.pid, before: flow.firstTimestamp) {
-            domain = asked
-            domainSource = "process_dns"
+            c.domain = asked
+            c.domainSource = "process_dns"
         }
-        // A resolver flow is matched by the names asked on it.
-        let names = domain.map { [$0] } ?? questions
+        for name in (c.domain.map { [$0] } ?? []) + questions { noteCalled(name) }
+        if attribution == nil { c.missing.append("process: no host log shows this flow") }
+        if c.domain == nil && questions.isEmpty { c.missing.append("name: no SNI, Host or DNS answer for the address") }
+        emit(c)
+    }
+
+    private func noteCalled(_ name: String) {
+        guard calledNames.count < Self.maxNames else { namesDropped += 1; return }
+        calledNames.insert(name.lowercased())
+    }
+
+    // MARK: Lookups
+
+    /// Suffixes of names that never leave the site.
+    static let localSuffixes = ["local", "localhost", "localdomain", "lan", "home", "home.arpa", "internal", "intranet", "arpa"]
+
+    static func isLocalName(_ name: String) -> Bool {
+        let n = name.lowercased()
+        guard n.contains(".") else { return true }
+        return localSuffixes.contains { n == $0 || n.hasSuffix("." + $0) }
+    }
+
+    /// Notes a DNS question sent to a local resolver: if no callout goes to that name by
+    /// the end of the run, the lookup is the callout (the resolver forwards it out).
+    public func noteLookup(_ t: DNSTransaction) {
+        guard t.flavour == "dns", t.query != nil, let q = t.message?.questions.first else { return }
+        let flow = t.origin.flow
+        guard local.contains(flow.responderAddress) else { return }  // an outside resolver's flow is itself a callout
+        let name = DNSName.text(q.name)
+        let key = name.lowercased()
+        guard !Self.isLocalName(name), !key.isEmpty else { return }
+        var resolved: [IPAddress] = []
+        for a in t.response?.answers ?? [] { if case .address(let ip) = a.data { resolved.append(ip) } }
+        if var seen = lookups[key] {
+            // Keep the first sighting; learn an answer a later one got.
+            if seen.responseCode == nil || (seen.resolved.isEmpty && !resolved.isEmpty), let r = t.response {
+                seen.responseCode = DNSType.rcodeName(r.rcode)
+                seen.resolved = resolved
+                lookups[key] = seen
+            }
+            return
+        }
+        guard lookups.count < Self.maxNames else { namesDropped += 1; return }
+        lookups[key] = Lookup(name: name, time: t.origin.timestamp, frame: t.origin.frame, input: flow.input,
+                              transport: IPProtocol.name(flow.key.proto), responseCode: t.response.map { DNSType.rcodeName($0.rcode) },
+                              resolved: resolved, client: flow.originatorAddress, clientPort: flow.originatorPort, resolver: flow.responderAddress)
+        lookupOrder.append(key)
+    }
+
+    private func writeLookups() {
+        for key in lookupOrder where !calledNames.contains(key) {
+            guard let l = lookups[key] else { continue }
+            // A name answered only with local addresses is an internal host.
+            if !l.resolved.isEmpty && l.resolved.allSatisfy({ local.contains($0) }) { continue }
+            var c = Callout(kind: .dnsLookup, time: l.time, source: (l.client, l.clientPort), destination: nil, port: 53,
+                            domain: l.name, domainSource: "dns_question", transport: l.transport, service: "dns", input: l.input,
+                            attribution: attributor?.asker(of: l.name, near: l.time), firstFrame: l.frame, questions: [l.name],
+                            responseCode: l.responseCode ?? "no response", resolved: l.resolved)
+            if c.attribution == nil { c.missing.append("process: no host log shows this question") }
+            calledNames.insert(key)
+            emit(c)
+        }
+        // Questions only the host logs show (no capture, or not captured).
+        for q in attributor?.model.dnsQueries ?? [] where !Self.isLocalName(q.name) && !calledNames.contains(q.name.lowercased()) {
+            calledNames.insert(q.name.lowercased())
+            let a = attributor?.asker(of: q.name, near: nil)
+            var c = Callout(kind: .dnsLookup, time: nil, source: nil, destination: q.server.map { ($0.address, $0.port) }, port: 53,
+                            domain: q.name, domainSource: "host_log_question", transport: "udp", service: "dns", attribution: a,
+                            questions: [q.name])
+            c.missing.append("capture: no captured packet holds this question")
+            emit(c)
+        }
+    }
+
+    // MARK: Attempts without a flow
+
+    private func writeUnjoinedAttempts() {
+        guard let attributor else { return }
+        for attempt in attributor.unjoinedAttempts(isRemote: { !self.local.contains($0) }) {
+            let e = attempt.event
+            guard let remote = e.remote else { continue }
+            var c = Callout(kind: .connectAttempt, time: nil, source: e.local.map { ($0.address, $0.port) },
+                            destination: (remote.address, remote.port), port: Int(remote.port), domain: nil, domainSource: nil,
+                            transport: e.proto == .udp ? "udp" : "tcp", attribution: attempt.attribution,
+                            connectResult: e.result, attempts: attempt.attempts)
+            if let asked = attributor.lastQuestionByLog(pid: e.pid, before: e) {
+                c.domain = asked
+                c.domainSource = "process_dns"
+            } else {
+                c.missing.append("name: the process asked no name before it")
+            }
+            c.missing.append("capture: no flow matches this \(e.kind == .connect ? "connect" : "datagram")")
+            emit(c)
+        }
+    }
+
+    // MARK: Writing
+
+    private func emit(_ c: Callout) {
+        let names = c.domain.map { [$0] } ?? c.questions
         let matches = names.lazy.map { self.knowledge.matches(domain: $0) }.first { !$0.isEmpty } ?? []
         // The knowledge base's candidates, those the SBOM contains first.
         let inSBOM = matches.filter { m in m.entry.component.map { !packages.packages(named: $0).isEmpty } ?? false }
-        let entry = (inSBOM.first ?? matches.first)?.entry
-        var package: (SoftwarePackage, String, String)?
-        if let m = inSBOM.first, let component = m.entry.component, let p = packages.packages(named: component).first {
-            package = (p, "endpoint_knowledge", m.fit == .exact ? "medium" : "low")
-        } else if let exe = attribution?.resolvedExecutable ?? attribution?.executable, let owner = packages.owner(of: exe) {
-            package = (owner.package, "executable_owner:\(owner.method.rawValue)", "high")
-        } else if let exe = attribution?.executable, let owner = packages.owner(of: exe) {
-            package = (owner.package, "executable_owner:\(owner.method.rawValue)", "high")
-        } else if let m = matches.first, let component = m.entry.component {
-            // Known to call this endpoint, but absent from the SBOM (a system tool, or an SBOM gap).
-            package = (SoftwarePackage(name: component, version: nil, purl: nil, id: component, files: [], source: "knowledge"),
-                       "endpoint_knowledge_not_in_sbom", "low")
-        }
-        if attribution == nil { missing.append("process: no host log shows this flow") }
+        let best = inSBOM.first ?? matches.first
+        let entry = best?.entry
+        let package = packageAttributor.cause(attribution: c.attribution, knowledge: inSBOM + matches.filter { m in !inSBOM.contains { $0.entry == m.entry } })
+        var missing = c.missing
         if package == nil {
             missing.append(packages.packages.isEmpty ? "package: no SBOM given" : "package: neither the endpoint knowledge base nor the SBOM names one")
         }
-        if domain == nil && questions.isEmpty { missing.append("name: no SNI, Host or DNS answer for the address") }
-        let declared = domain.map { d in packages.services.contains { s in s.endpoints.contains { $0.lowercased().contains(d.lowercased()) } } } ?? false
+        let declared = c.domain.map { d in packages.services.contains { s in s.endpoints.contains { $0.lowercased().contains(d.lowercased()) } } } ?? false
 
         writer.reset()
         writer.beginObject()
-        writer.timeField("@timestamp", flow.firstTimestamp)
+        if let t = c.time { writer.timeField("@timestamp", t) }
         writer.beginObject("event")
         writer.field("kind", literal: "event")
         writer.field("dataset", literal: "phonehome.callout")
         writer.endObject()
-        writer.flowEndpoints(flow, domain: domain.map { Array($0.utf8) })
-        writer.beginObject("network")
-        writer.field("transport", IPProtocol.name(flow.key.proto))
-        if let service = app?.service { writer.plainField("protocol", service) }
-        if let id = app?.communityID { writer.plainField("community_id", id) }
+        if let (ip, port) = c.source {
+            writer.beginObject("source")
+            writer.ipField("ip", ip)
+            writer.field("port", Int(port))
+            writer.endObject()
+        }
+        writer.beginObject("destination")
+        if let (ip, _) = c.destination { writer.ipField("ip", ip) }
+        writer.field("port", c.port)
+        if let d = c.domain { writer.field("domain", d) }
         writer.endObject()
-        writer.logFile(inputPaths, input: flow.input)
-        if let a = attribution {
+        writer.beginObject("network")
+        writer.plainField("transport", c.transport)
+        if let service = c.service { writer.plainField("protocol", service) }
+        if let id = c.communityID { writer.plainField("community_id", id) }
+        writer.endObject()
+        writer.logFile(inputPaths, input: c.input)
+        if let a = c.attribution {
             writer.beginObject("process")
             writer.field("pid", a.pid)
             if let name = a.name { writer.field("name", name) }
             if let exe = a.resolvedExecutable ?? a.executable { writer.field("executable", exe) }
             writer.endObject()
         }
-        if let (p, method, confidence) = package {
+        if let cause = package {
+            let p = cause.package
             writer.beginObject("package")
             writer.field("name", p.name)
             if let v = p.version { writer.field("version", v) }
             if let purl = p.purl { writer.field("reference", purl) }
+            if cause.method == "application_code" { writer.field("type", literal: "application") }
             writer.endObject()
-            writer.beginObject("phonehome")
-            writer.field("package_method", method)
-            writer.field("package_confidence", confidence)
-        } else {
-            writer.beginObject("phonehome")
         }
-        writer.plainField("conn_state", flow.connState)
-        writer.field("first_frame", flow.firstFrame)
-        if let domainSource { writer.plainField("domain_source", domainSource) }
+        writer.beginObject("phonehome")
+        writer.plainField("callout_kind", c.kind.rawValue)
+        if let cause = package {
+            writer.field("package_method", cause.method)
+            writer.field("package_confidence", cause.confidence)
+            writer.field("package_in_sbom", cause.inSBOM)
+            if let r = cause.evidence { writer.field("package_evidence", logLine(r)) }
+        }
+        if let s = c.connState { writer.plainField("conn_state", s) }
+        if let f = c.firstFrame { writer.field("first_frame", f) }
+        if let r = c.responseCode { writer.plainField("dns_response_code", r) }
+        if !c.resolved.isEmpty {
+            writer.beginArray("dns_resolved_ip")
+            for ip in c.resolved { writer.ipString(ip) }
+            writer.endArray()
+        }
+        if let r = c.connectResult { writer.plainField("connect_result", r) }
+        if c.attempts > 1 { writer.field("attempts", c.attempts) }
+        if let s = c.domainSource { writer.plainField("domain_source", s) }
         if let entry {
             writer.field("purpose", entry.purpose)
-            if let c = entry.component { writer.field("component", c) }
+            if let component = entry.component { writer.field("component", component) }
             writer.field("opt_out", entry.optOut)
             writer.field("knowledge", "\(entry.id) (\(entry.source))")
+            // domain_only: the entry is limited to URL paths the flow does not show (TLS).
+            if let fit = best?.fit { writer.plainField("knowledge_fit", fit.rawValue) }
         }
-        if !questions.isEmpty {
+        if !c.questions.isEmpty && c.kind != .dnsLookup {
             // A resolver flow: what was asked is the callout's content.
             writer.beginArray("dns_questions")
-            for q in questions { writer.string(q) }
+            for q in c.questions { writer.string(q) }
             writer.endArray()
         }
         writer.field("declared_in_sbom", declared)
         if let baseline {
-            let destination = domain ?? "\(flow.responderAddress)"
-            writer.plainField("baseline", baseline.status(destination: destination, port: Int(flow.responderPort),
-                                                            transport: IPProtocol.name(flow.key.proto), process: attribution?.name))
+            let destination = c.domain ?? c.destination.map { "\($0.0)" } ?? ""
+            writer.plainField("baseline", baseline.status(destination: destination, port: c.port, transport: c.transport, process: c.attribution?.name))
         }
-        if let a = attribution {
-            writer.field("process_evidence", "\(a.evidencePath.split(separator: "/").last.map(String.init) ?? a.evidencePath):\(a.evidence.line)")
-        }
-        if let f = firewall { writer.plainField("firewall_action", f.action.rawValue) }
-        writer.field("findings", findings.count)
-        if !findings.isEmpty {
+        if let a = c.attribution { writer.field("process_evidence", logLine(a.evidence)) }
+        if let f = c.firewall { writer.plainField("firewall_action", f.action.rawValue) }
+        writer.field("findings", c.findings.count)
+        if !c.findings.isEmpty {
             writer.beginArray("finding_rules")
-            for r in Array(Set(findings)).sorted() { writer.string(r) }
+            for r in Array(Set(c.findings)).sorted() { writer.string(r) }
             writer.endArray()
         }
         if !missing.isEmpty {
@@ -144,6 +332,7 @@ public final class CalloutLog {
         writer.newline()
         file.write(writer)
         lines += 1
-        if !findings.isEmpty { withData += 1 }
+        byKind[c.kind.rawValue, default: 0] += 1
+        if !c.findings.isEmpty { withData += 1 }
     }
 }

@@ -29,7 +29,7 @@ public struct Manifest {
     /// Host logs read and how flows were attributed; nil without host logs.
     public var hostLogs: HostLogRun?
     /// Callouts written, those carrying findings, the SBOMs read and the knowledge base size.
-    public var callouts: (lines: Int, withData: Int, sboms: [String], knowledgeEntries: Int)?
+    public var callouts: (lines: Int, withData: Int, byKind: [String: Int], namesDropped: Int, sboms: [String], knowledgeEntries: Int)?
     /// With a baseline: callouts approved, new, and the approved destinations not seen.
     public var baseline: (approved: Int, new: Int, gone: [String])?
 
@@ -94,6 +94,11 @@ public struct Manifest {
             w.beginObject("callouts")
             w.field("lines", c.lines)
             w.field("with_findings", c.withData)
+            w.beginObject("by_kind")
+            for (k, n) in c.byKind.sorted(by: { $0.key < $1.key }) { w.field(dynamicKey: k, n) }
+            w.endObject()
+            // Names beyond the cap were not checked for lookups without a callout.
+            if c.namesDropped > 0 { w.field("names_not_tracked", c.namesDropped) }
             w.beginArray("sboms")
             for s in c.sboms { w.string(s) }
             w.endArray()

@@ -84,6 +84,10 @@ struct Analyze: ParsableCommand {
     @Option(help: ArgumentHelp("Endpoint knowledge base (directory or file; default: rules/endpoints).", valueName: "path"))
     var endpoints: String?
 
+    @Option(help: ArgumentHelp("Distribution packages of system executables, for tools the SBOM leaves out (directory or file; default: rules/executables).",
+                               valueName: "path"))
+    var executables: String?
+
     @Option(help: ArgumentHelp("Capture clock minus host-log clock, in seconds (default: estimated from flows the logs show exactly).",
                                valueName: "seconds"))
     var clockOffset: Double?
@@ -130,6 +134,11 @@ struct Analyze: ParsableCommand {
         let knowledgePath = endpoints ?? RuleSources.defaultDirectory().map { $0 + "/endpoints" }
         if let knowledgePath, endpoints != nil || FileManager.default.fileExists(atPath: knowledgePath) {
             do { knowledge = try EndpointKnowledge.load(knowledgePath) } catch { fail(error.description, ExitStatus.rulesInvalid) }
+        }
+        var systemExecutables = SystemExecutables()
+        let executablesPath = executables ?? RuleSources.defaultDirectory().map { $0 + "/executables" }
+        if let executablesPath, executables != nil || FileManager.default.fileExists(atPath: executablesPath) {
+            do { systemExecutables = try SystemExecutables.load(executablesPath) } catch { fail(error.description, ExitStatus.rulesInvalid) }
         }
         var approved: Baseline?
         if let baseline {
@@ -181,8 +190,10 @@ struct Analyze: ParsableCommand {
         callouts.local = LocalNetworks(extra: localNetworks.compactMap(AddressBlock.init), remote: remoteNetworks.compactMap(AddressBlock.init))
         callouts.knowledge = knowledge
         callouts.packages = PackageIndex(sboms)
+        callouts.systemExecutables = systemExecutables
         callouts.baseline = approved
         conn.callouts = callouts
+        appLogs.callouts = callouts
         conn.findingsOnFlow = { [unowned appLogs] in appLogs.findings.takeRules(forFlow: $0) }
         conn.questionsOnFlow = { [unowned appLogs] in appLogs.takeQuestions(forFlow: $0) }
         if !hostRun.logs.isEmpty {
@@ -237,7 +248,7 @@ struct Analyze: ParsableCommand {
                 manifest.baseline = (approved.approvedCallouts, approved.newCallouts,
                                      approved.gone.map { "\($0.destination):\($0.port)/\($0.transport)\($0.process.map { " " + $0 } ?? "")" })
             }
-            manifest.callouts = (callouts.lines, callouts.withData, sboms.map { "\($0.path) (\($0.format.rawValue) \($0.specVersion ?? "?"), \($0.packages.count) packages)" },
+            manifest.callouts = (callouts.lines, callouts.withData, callouts.byKind, callouts.namesDropped, sboms.map { "\($0.path) (\($0.format.rawValue) \($0.specVersion ?? "?"), \($0.packages.count) packages)" },
                                  knowledge.entries.count)
             let file = try OutputFile(directory: out, name: "manifest.json")
             file.write(manifest.render())

@@ -19,6 +19,42 @@ import TestSupport
         #expect(kb.matches(domain: "raw.githubusercontent.com", path: "/nltk/nltk_data/gh-pages/index.xml").first?.fit == .exact)
         #expect(kb.matches(domain: "raw.githubusercontent.com", path: "/other/repo/file").isEmpty)
         #expect(kb.matches(domain: "example.com").isEmpty)
+        // A shared host: the entry without paths comes before a path-limited candidate over TLS,
+        // and the path decides when it is visible.
+        #expect(kb.matches(domain: "pypi.org").map(\.entry.id) == ["pip.index", "jupyterlab.update_check"])
+        #expect(kb.matches(domain: "pypi.org", path: "/pypi/jupyterlab/json").first?.entry.id == "jupyterlab.update_check")
+        #expect(kb.matches(domain: "pypi.org", path: "/simple/pip/").map(\.entry.id) == ["pip.index"])
+    }
+
+    @Test func systemExecutablesTable() throws {
+        let table = try SystemExecutables.load(Corpus.repositoryRoot.appendingPathComponent("rules/executables").path)
+        #expect(table.count >= 35)
+        #expect(table.package(of: "/usr/bin/dig")?.package.name == "bind9-dnsutils")
+        #expect(table.package(of: "/usr/bin/dig")?.package.purl == "pkg:deb/debian/bind9-dnsutils?distro=debian-12")
+        // The merged /usr: the package lists /bin/ping, strace shows /usr/bin/ping (and the reverse).
+        #expect(table.package(of: "/usr/bin/ping")?.package.name == "iputils-ping")
+        #expect(table.package(of: "/usr/lib/systemd/systemd-resolved")?.package.name == "systemd-resolved")
+        #expect(table.package(of: "/usr/bin/python3")  == nil)
+
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("phonehome-exe-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let head = "purl_namespace: deb/debian\nsource: https://packages.debian.org/\npackages:\n"
+        for (text, message) in [
+            (head + "  curl: [/usr/bin/curl]\n  other: [/usr/bin/curl]\n", "bad.yaml:5: /usr/bin/curl already belongs to curl"),
+            (head + "  curl: [usr/bin/curl]\n", "bad.yaml:4: curl: `usr/bin/curl` is not an absolute path"),
+            (head + "colour: red\n", "bad.yaml:4: unknown field `colour`"),
+            ("packages:\n  curl: [/usr/bin/curl]\n", "bad.yaml:1: expected `purl_namespace`"),
+        ] {
+            let file = dir.appendingPathComponent("bad.yaml")
+            try text.write(to: file, atomically: true, encoding: .utf8)
+            do {
+                _ = try SystemExecutables.load(file.path)
+                Issue.record("accepted: \(text)")
+            } catch {
+                #expect(error.description.hasPrefix(message), "\(error.description)")
+            }
+        }
     }
 
     @Test func brokenFilesGiveFileAndLine() throws {
