@@ -232,7 +232,8 @@ public final class CalloutLog {
         let package = packageAttributor.cause(attribution: c.attribution, knowledge: inSBOM + matches.filter { m in !inSBOM.contains { $0.entry == m.entry } })
         var missing = c.missing
         if package == nil {
-            missing.append(packages.packages.isEmpty ? "package: no SBOM given" : "package: neither the endpoint knowledge base nor the SBOM names one")
+            missing.append(c.attribution == nil && !packages.packages.isEmpty ? "package: no process to tie to a package, and the knowledge base does not know the destination"
+                : packages.packages.isEmpty ? "package: no SBOM given" : "package: neither the endpoint knowledge base nor the SBOM names one")
         }
         let declared = c.domain.map { d in packages.services.contains { s in s.endpoints.contains { $0.lowercased().contains(d.lowercased()) } } } ?? false
 

@@ -203,6 +203,9 @@ public final class HostBufferScanner {
     public private(set) var bytesScanned = 0
     /// Buffers strace cut (`-s`): what was not captured could not be scanned.
     public private(set) var truncatedBuffers = 0
+    /// Buffers sent to this machine itself (127.0.0.0/8, ::1): they never left it.
+    public private(set) var loopbackBuffers = 0
+    static let loopback = [AddressBlock("127.0.0.0/8"), AddressBlock("::1/128")].compactMap { $0 }
     public static let maxStreams = 1 << 16
 
     public init(engine: RuleEngine, findings: FindingsLog) {
@@ -211,6 +214,10 @@ public final class HostBufferScanner {
     }
 
     public func feed(_ buffer: StraceReader.SentBuffer, model: HostModel) {
+        if let d = buffer.destination?.address, Self.loopback.contains(where: { $0.contains(d) }) {
+            loopbackBuffers += 1
+            return
+        }
         let key = Key(pid: buffer.pid, fd: buffer.fd)
         if buffer.truncated { truncatedBuffers += 1 }
         bytesScanned += buffer.bytes.count

@@ -46,6 +46,7 @@ public struct HostLogRun {
             w.beginObject("rules_scan")
             w.field("bytes_scanned", b.bytesScanned)
             w.field("buffers_cut_by_strace", b.truncatedBuffers)
+            w.field("buffers_to_loopback_not_scanned", b.loopbackBuffers)
             w.endObject()
         }
         if let a = attributor {

@@ -65,12 +65,13 @@ public final class PackageAttributor {
             return (p, PackageIndex.normalized(component), m.fit)
         }
         for (p, name, _) in known {
+            // The package object that showed it (the SBOM may list two packages of one name).
             if let owner = exeOwner, PackageIndex.normalized(owner.package.name) == name {
-                return PackageCause(package: p, method: "endpoint_knowledge+executable", confidence: "high", inSBOM: true,
+                return PackageCause(package: owner.package, method: "endpoint_knowledge+executable", confidence: "high", inSBOM: true,
                                     evidence: a.flatMap { execReference($0) })
             }
             if let load = loaded.first(where: { PackageIndex.normalized($0.package?.name ?? $0.name) == name }) {
-                return PackageCause(package: p, method: "endpoint_knowledge+loaded", confidence: "high", inSBOM: true, evidence: load.open.reference)
+                return PackageCause(package: load.package ?? p, method: "endpoint_knowledge+loaded", confidence: "high", inSBOM: true, evidence: load.open.reference)
             }
         }
         if let (p, _, fit) = known.first {

@@ -114,180 +114,41 @@ struct Analyze: ParsableCommand {
         options.appLayer = !noAppLayer
         options.scanDepth = scanDepth
 
-        // A broken rule pack stops the run before any input is read.
-        var engine: RuleEngine?
+        var run = AnalysisRun(inputs: inputs, out: out)
+        run.options = options
+        run.command = CommandLine.arguments.map { ($0 as NSString).lastPathComponent == "phonehome" ? "phonehome" : $0 }
+        run.local = LocalNetworks(extra: localNetworks.compactMap(AddressBlock.init), remote: remoteNetworks.compactMap(AddressBlock.init))
+        run.clockOffset = clockOffset.map { Int64($0 * 1e9) }
+        // A broken rule pack, knowledge file or baseline stops the run before any input is read.
         if !noRules && !noAppLayer {
-            do { engine = try ruleOptions.sources.engine() } catch {
-                fail(error.description, ExitStatus.rulesInvalid)
-            }
+            do { run.engine = try ruleOptions.sources.engine() } catch { fail(error.description, ExitStatus.rulesInvalid) }
+            run.ruleDescription = ruleOptions.sources.describe()
         }
-
-        do {
-            try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-        } catch {
-            fail("\(out): cannot create output directory: \(error.localizedDescription)", ExitStatus.outputFailed)
-        }
-        let appLogs: AppLogs
-        do { appLogs = try AppLogs(directory: out) } catch { fail("\(error)", ExitStatus.outputFailed) }
-        // The endpoint knowledge base: a broken file stops the run, as a broken rule pack does.
-        var knowledge = EndpointKnowledge()
         let knowledgePath = endpoints ?? RuleSources.defaultDirectory().map { $0 + "/endpoints" }
         if let knowledgePath, endpoints != nil || FileManager.default.fileExists(atPath: knowledgePath) {
-            do { knowledge = try EndpointKnowledge.load(knowledgePath) } catch { fail(error.description, ExitStatus.rulesInvalid) }
+            do { run.knowledge = try EndpointKnowledge.load(knowledgePath) } catch { fail(error.description, ExitStatus.rulesInvalid) }
         }
-        var systemExecutables = SystemExecutables()
         let executablesPath = executables ?? RuleSources.defaultDirectory().map { $0 + "/executables" }
         if let executablesPath, executables != nil || FileManager.default.fileExists(atPath: executablesPath) {
-            do { systemExecutables = try SystemExecutables.load(executablesPath) } catch { fail(error.description, ExitStatus.rulesInvalid) }
+            do { run.systemExecutables = try SystemExecutables.load(executablesPath) } catch { fail(error.description, ExitStatus.rulesInvalid) }
         }
-        var approved: Baseline?
         if let baseline {
-            do { approved = try Baseline.load(baseline) } catch { fail(error.description, ExitStatus.rulesInvalid) }
+            do { run.baseline = try Baseline.load(baseline) } catch { fail(error.description, ExitStatus.rulesInvalid) }
         }
 
-        // Host logs are recognised by content and read first: flows are joined with the
-        // processes they show as each flow is written; what processes sent (strace's
-        // buffers) goes through the rules.
-        var hostRun = HostLogRun()
-        let strace = StraceReader()
-        var bufferScanner: HostBufferScanner?
-        if let engine {
-            let scanner = HostBufferScanner(engine: engine, findings: appLogs.findings)
-            strace.onSend = { [unowned strace] in scanner.feed($0, model: strace.model) }
-            strace.onFileEnd = { [unowned strace] in scanner.finish(model: strace.model) }
-            bufferScanner = scanner
-        }
-        var expanded: [(path: String, fromDirectory: Bool)] = []
-        var sboms: [SBOMDocument] = []
-        for item in expand(inputs) {
-            if item.path != "-", SBOMDocument.looksLikeSBOM(path: item.path) {
-                do { sboms.append(try SBOMDocument.read(path: item.path)) } catch {
-                    FileHandle.standardError.write(Data("phonehome: \(error)\n".utf8))
-                }
-                continue
-            }
-            let log: (any HostLogFileSummary)?
-            switch item.path == "-" ? nil : HostLogFormat.detect(path: item.path) {
-            case .strace?: log = strace.read(path: item.path, pid: HostLogFormat.pidSuffix(of: item.path))
-            case .netfilter?: log = strace.readFirewallLog(path: item.path)
-            case .socketSnapshot?: log = strace.readSocketSnapshot(path: item.path)
-            case .sysmonXML?: log = strace.readSysmonXML(path: item.path)
-            case .audit?: log = strace.readAuditLog(path: item.path)
-            case .procmonCSV?: log = strace.readProcmonCSV(path: item.path)
-            case nil: log = nil
-            }
-            guard let log else { expanded.append(item); continue }
-            if let error = log.readError { FileHandle.standardError.write(Data("phonehome: \(item.path): \(error)\n".utf8)) }
-            hostRun.logs.append(log)
-        }
-        let paths = expanded.map(\.path)
-        let conn: ConnLog
-        do { conn = try ConnLog(directory: out) } catch { fail("\(error)", ExitStatus.outputFailed) }
-        conn.inputPaths = InputPaths(paths)
-        let callouts: CalloutLog
-        do { callouts = try CalloutLog(directory: out) } catch { fail("\(error)", ExitStatus.outputFailed) }
-        callouts.inputPaths = InputPaths(paths)
-        callouts.local = LocalNetworks(extra: localNetworks.compactMap(AddressBlock.init), remote: remoteNetworks.compactMap(AddressBlock.init))
-        callouts.knowledge = knowledge
-        callouts.packages = PackageIndex(sboms)
-        callouts.systemExecutables = systemExecutables
-        callouts.baseline = approved
-        conn.callouts = callouts
-        appLogs.callouts = callouts
-        conn.findingsOnFlow = { [unowned appLogs] in appLogs.findings.takeRules(forFlow: $0) }
-        conn.questionsOnFlow = { [unowned appLogs] in appLogs.takeQuestions(forFlow: $0) }
-        if !hostRun.logs.isEmpty {
-            hostRun.model = strace.model
-            let attributor = ProcessAttributor(model: strace.model, clockOffset: clockOffset.map { Int64($0 * 1e9) })
-            hostRun.attributor = attributor
-            callouts.attributor = attributor
-            hostRun.bufferScanner = bufferScanner
-            conn.attributor = attributor
-        }
-        appLogs.inputPaths = InputPaths(paths)
-        let analyzer: Analyzer
-        do {
-            analyzer = try Analyzer(options: options, events: appLogs, rules: engine) { flow, reason, app in conn.write(flow, reason, app) }
-        } catch {
-            throw ValidationError(error.description)
-        }
-
-        var summaries: [InputSummary] = []
-        for (index, item) in expanded.enumerated() {
-            var summary = analyzer.analyze(path: item.path, inputIndex: index)
-            // A file met inside a directory that is no capture (a README, a log for a later
-            // stage) is listed as skipped; a file named on the command line must be one.
-            if let error = summary.error, item.fromDirectory, summary.counts.frames == 0, error.contains("not a capture file") {
-                summary.skipped = error
-                summary.error = nil
-            }
-            if let error = summary.error { FileHandle.standardError.write(Data("phonehome: \(error)\n".utf8)) }
-            summaries.append(summary)
-        }
-
-        do {
-            try conn.commit()
-            try callouts.commit()
-            try appLogs.commit()
-            let anomalies = try OutputFile(directory: out, name: "anomalies.jsonl")
-            anomalies.write(renderAnomalies(summaries))
-            try anomalies.commit()
-            var manifest = Manifest(command: CommandLine.arguments.map { ($0 as NSString).lastPathComponent == "phonehome" ? "phonehome" : $0 },
-                                    started: started, finished: Date(), inputs: summaries, filter: filter,
-                                    options: options, outputs: ["conn.jsonl": conn.lines, "dns.jsonl": appLogs.dnsLines,
-                                              "http.jsonl": appLogs.httpLines, "tls.jsonl": appLogs.tlsLines,
-                                              "findings.jsonl": appLogs.findings.lines, "callouts.jsonl": callouts.lines])
-            if let engine {
-                manifest.rules = (ruleOptions.sources.describe(), engine.rules.count, engine.summary)
-                manifest.ruleCounters = engine.counters
-                manifest.pcre2Errors = engine.pcre2Errors
-            }
-            manifest.findings = (appLogs.findings.byRule, appLogs.findings.repeats, appLogs.findings.foldingStopped)
-            if hostRun.model != nil { manifest.hostLogs = hostRun }
-            if let approved {
-                manifest.baseline = (approved.approvedCallouts, approved.newCallouts,
-                                     approved.gone.map { "\($0.destination):\($0.port)/\($0.transport)\($0.process.map { " " + $0 } ?? "")" })
-            }
-            manifest.callouts = (callouts.lines, callouts.withData, callouts.byKind, callouts.namesDropped, sboms.map { "\($0.path) (\($0.format.rawValue) \($0.specVersion ?? "?"), \($0.packages.count) packages)" },
-                                 knowledge.entries.count)
-            let file = try OutputFile(directory: out, name: "manifest.json")
-            file.write(manifest.render())
-            try file.commit()
-        } catch {
-            fail("\(error)", ExitStatus.outputFailed)
-        }
+        let result: AnalysisRun.Result
+        do { result = try run.run() } catch { fail(error.description, ExitStatus.outputFailed) }
         if !quiet {
-            printSummary(summaries, conn.lines, Date().timeIntervalSince(started))
-            print("  names: \(appLogs.dnsLines) DNS transactions, \(appLogs.httpLines) HTTP requests, \(appLogs.tlsLines) TLS/QUIC handshakes")
-            if engine != nil { print("  findings: \(appLogs.findings.lines) (findings.jsonl; values masked, SHA-256 given)") }
+            printSummary(result.inputs, result.flows, Date().timeIntervalSince(started))
+            print("  names: \(result.dnsTransactions) DNS transactions, \(result.httpRequests) HTTP requests, \(result.tlsHandshakes) TLS/QUIC handshakes")
+            if run.engine != nil { print("  findings: \(result.findings) (findings.jsonl; values masked, SHA-256 given)") }
+            print("  callouts: \(result.callouts) (callouts.jsonl)")
         }
-        if summaries.contains(where: { $0.error != nil }) { throw ExitCode(ExitStatus.inputUnreadable) }
-        if let approved, approved.newCallouts > 0 || appLogs.findings.lines > 0 {
-            if !quiet { print("  baseline: \(approved.newCallouts) new callout(s), \(approved.gone.count) gone, \(appLogs.findings.lines) finding(s): exit \(ExitStatus.unapproved)") }
+        if result.unreadableInput { throw ExitCode(ExitStatus.inputUnreadable) }
+        if run.baseline != nil, result.newCallouts > 0 || result.findings > 0 {
+            if !quiet { print("  baseline: \(result.newCallouts) new callout(s), \(result.goneCallouts) gone, \(result.findings) finding(s): exit \(ExitStatus.unapproved)") }
             throw ExitCode(ExitStatus.unapproved)
         }
-    }
-
-    /// Directories become their regular files, recursively, in name order.
-    func expand(_ inputs: [String]) -> [(path: String, fromDirectory: Bool)] {
-        var out: [(path: String, fromDirectory: Bool)] = []
-        for input in inputs {
-            var isDirectory: ObjCBool = false
-            if input != "-", FileManager.default.fileExists(atPath: input, isDirectory: &isDirectory), isDirectory.boolValue {
-                let base = input.hasSuffix("/") ? String(input.dropLast()) : input
-                let files = (FileManager.default.enumerator(atPath: input)?.allObjects as? [String] ?? [])
-                    .filter { !$0.split(separator: "/").contains { $0.hasPrefix(".") } }
-                    .sorted()
-                for f in files {
-                    var sub: ObjCBool = false
-                    let path = base + "/" + f
-                    if FileManager.default.fileExists(atPath: path, isDirectory: &sub), !sub.boolValue { out.append((path, true)) }
-                }
-            } else {
-                out.append((input, false))
-            }
-        }
-        return out
     }
 
     func printSummary(_ summaries: [InputSummary], _ flows: Int, _ seconds: Double) {

@@ -1,0 +1,194 @@
+import Analysis
+import Foundation
+import HostLogs
+import Packages
+import Rules
+import Wire
+
+/// One `phonehome analyze`: inputs recognised by content (captures, host logs, SBOMs),
+/// host logs read first, captures streamed through the analyzer, every output file of
+/// the evidence directory written and committed. The command line and the tests run
+/// exactly this.
+public struct AnalysisRun {
+    public var inputs: [String]
+    public var out: String
+    public var options = AnalysisOptions()
+    /// nil: no rules (names and flows only).
+    public var engine: RuleEngine?
+    public var ruleDescription = ""
+    public var knowledge = EndpointKnowledge()
+    public var systemExecutables = SystemExecutables()
+    public var baseline: Baseline?
+    public var local = LocalNetworks()
+    /// Capture clock minus host-log clock (nanoseconds), when the user gives it.
+    public var clockOffset: Int64?
+    /// The command line as the manifest records it.
+    public var command: [String] = ["phonehome", "analyze"]
+    /// One line per problem with an input (unreadable file, broken SBOM), as it happens.
+    public var warn: (String) -> Void = { FileHandle.standardError.write(Data("phonehome: \($0)\n".utf8)) }
+
+    public init(inputs: [String], out: String) {
+        self.inputs = inputs
+        self.out = out
+    }
+
+    public struct Result {
+        public var inputs: [InputSummary]
+        public var flows: Int
+        public var dnsTransactions: Int
+        public var httpRequests: Int
+        public var tlsHandshakes: Int
+        public var findings: Int
+        public var callouts: Int
+        public var newCallouts: Int
+        public var goneCallouts: Int
+        public var hostLogs: Int
+        public var sboms: Int
+        /// An input could not be read at all.
+        public var unreadableInput: Bool { inputs.contains { $0.error != nil } }
+    }
+
+    public struct OutputError: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    public func run() throws(OutputError) -> Result {
+        let started = Date()
+        do {
+            try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        } catch {
+            throw OutputError(description: "\(out): cannot create output directory: \(error.localizedDescription)")
+        }
+        func output<T>(_ make: () throws -> T) throws(OutputError) -> T {
+            do { return try make() } catch { throw OutputError(description: "\(error)") }
+        }
+        let appLogs = try output { try AppLogs(directory: out) }
+
+        // Host logs are recognised by content and read first: flows are joined with the
+        // processes they show as each flow is written; what processes sent (strace's
+        // buffers) goes through the rules.
+        var hostRun = HostLogRun()
+        let strace = StraceReader()
+        var bufferScanner: HostBufferScanner?
+        if let engine {
+            let scanner = HostBufferScanner(engine: engine, findings: appLogs.findings)
+            strace.onSend = { [unowned strace] in scanner.feed($0, model: strace.model) }
+            strace.onFileEnd = { [unowned strace] in scanner.finish(model: strace.model) }
+            bufferScanner = scanner
+        }
+        var captures: [(path: String, fromDirectory: Bool)] = []
+        var sboms: [SBOMDocument] = []
+        for item in Self.expand(inputs) {
+            if item.path != "-", SBOMDocument.looksLikeSBOM(path: item.path) {
+                do { sboms.append(try SBOMDocument.read(path: item.path)) } catch { warn("\(error)") }
+                continue
+            }
+            let log: (any HostLogFileSummary)?
+            switch item.path == "-" ? nil : HostLogFormat.detect(path: item.path) {
+            case .strace?: log = strace.read(path: item.path, pid: HostLogFormat.pidSuffix(of: item.path))
+            case .netfilter?: log = strace.readFirewallLog(path: item.path)
+            case .socketSnapshot?: log = strace.readSocketSnapshot(path: item.path)
+            case .sysmonXML?: log = strace.readSysmonXML(path: item.path)
+            case .audit?: log = strace.readAuditLog(path: item.path)
+            case .procmonCSV?: log = strace.readProcmonCSV(path: item.path)
+            case nil: log = nil
+            }
+            guard let log else { captures.append(item); continue }
+            if let error = log.readError { warn("\(item.path): \(error)") }
+            hostRun.logs.append(log)
+        }
+        let paths = captures.map(\.path)
+        let conn = try output { try ConnLog(directory: out) }
+        conn.inputPaths = InputPaths(paths)
+        let callouts = try output { try CalloutLog(directory: out) }
+        callouts.inputPaths = InputPaths(paths)
+        callouts.local = local
+        callouts.knowledge = knowledge
+        callouts.packages = PackageIndex(sboms)
+        callouts.systemExecutables = systemExecutables
+        callouts.baseline = baseline
+        conn.callouts = callouts
+        appLogs.callouts = callouts
+        conn.findingsOnFlow = { [unowned appLogs] in appLogs.findings.takeRules(forFlow: $0) }
+        conn.questionsOnFlow = { [unowned appLogs] in appLogs.takeQuestions(forFlow: $0) }
+        if !hostRun.logs.isEmpty {
+            hostRun.model = strace.model
+            let attributor = ProcessAttributor(model: strace.model, clockOffset: clockOffset)
+            hostRun.attributor = attributor
+            callouts.attributor = attributor
+            hostRun.bufferScanner = bufferScanner
+            conn.attributor = attributor
+        }
+        appLogs.inputPaths = InputPaths(paths)
+        let analyzer = try output { try Analyzer(options: options, events: appLogs, rules: engine) { flow, reason, app in conn.write(flow, reason, app) } }
+
+        var summaries: [InputSummary] = []
+        for (index, item) in captures.enumerated() {
+            var summary = analyzer.analyze(path: item.path, inputIndex: index)
+            // A file met inside a directory that is no capture (a README, a log for a later
+            // stage) is listed as skipped; a file named on the command line must be one.
+            if let error = summary.error, item.fromDirectory, summary.counts.frames == 0, error.contains("not a capture file") {
+                summary.skipped = error
+                summary.error = nil
+            }
+            if let error = summary.error { warn(error) }
+            summaries.append(summary)
+        }
+
+        try output {
+            try conn.commit()
+            try callouts.commit()
+            try appLogs.commit()
+            let anomalies = try OutputFile(directory: out, name: "anomalies.jsonl")
+            anomalies.write(renderAnomalies(summaries))
+            try anomalies.commit()
+            var manifest = Manifest(command: command, started: started, finished: Date(), inputs: summaries, filter: options.filter,
+                                    options: options, outputs: ["conn.jsonl": conn.lines, "dns.jsonl": appLogs.dnsLines,
+                                                                "http.jsonl": appLogs.httpLines, "tls.jsonl": appLogs.tlsLines,
+                                                                "findings.jsonl": appLogs.findings.lines, "callouts.jsonl": callouts.lines])
+            if let engine {
+                manifest.rules = (ruleDescription, engine.rules.count, engine.summary)
+                manifest.ruleCounters = engine.counters
+                manifest.pcre2Errors = engine.pcre2Errors
+            }
+            manifest.findings = (appLogs.findings.byRule, appLogs.findings.repeats, appLogs.findings.foldingStopped)
+            if hostRun.model != nil { manifest.hostLogs = hostRun }
+            if let baseline {
+                manifest.baseline = (baseline.approvedCallouts, baseline.newCallouts,
+                                     baseline.gone.map { "\($0.destination):\($0.port)/\($0.transport)\($0.process.map { " " + $0 } ?? "")" })
+            }
+            manifest.callouts = (callouts.lines, callouts.withData, callouts.byKind, callouts.namesDropped,
+                                 sboms.map { "\($0.path) (\($0.format.rawValue) \($0.specVersion ?? "?"), \($0.packages.count) packages)" },
+                                 knowledge.entries.count)
+            let file = try OutputFile(directory: out, name: "manifest.json")
+            file.write(manifest.render())
+            try file.commit()
+        }
+        return Result(inputs: summaries, flows: conn.lines, dnsTransactions: appLogs.dnsLines, httpRequests: appLogs.httpLines,
+                      tlsHandshakes: appLogs.tlsLines, findings: appLogs.findings.lines, callouts: callouts.lines,
+                      newCallouts: baseline?.newCallouts ?? 0, goneCallouts: baseline?.gone.count ?? 0, hostLogs: hostRun.logs.count,
+                      sboms: sboms.count)
+    }
+
+    /// Directories become their regular files, recursively, in name order (hidden ones left out).
+    public static func expand(_ inputs: [String]) -> [(path: String, fromDirectory: Bool)] {
+        var out: [(path: String, fromDirectory: Bool)] = []
+        for input in inputs {
+            var isDirectory: ObjCBool = false
+            if input != "-", FileManager.default.fileExists(atPath: input, isDirectory: &isDirectory), isDirectory.boolValue {
+                let base = input.hasSuffix("/") ? String(input.dropLast()) : input
+                let files = (FileManager.default.enumerator(atPath: input)?.allObjects as? [String] ?? [])
+                    .filter { !$0.split(separator: "/").contains { $0.hasPrefix(".") } }
+                    .sorted()
+                for f in files {
+                    var sub: ObjCBool = false
+                    let path = base + "/" + f
+                    if FileManager.default.fileExists(atPath: path, isDirectory: &sub), !sub.boolValue { out.append((path, true)) }
+                }
+            } else {
+                out.append((input, false))
+            }
+        }
+        return out
+    }
+}
