@@ -119,8 +119,10 @@ public final class CalloutLog {
                         connState: flow.connState, firstFrame: flow.firstFrame, questions: questions, firewall: firewall, findings: findings)
         // Without SNI or Host, the name the sending process just asked for beats the
         // address's last DNS answer (many names may share one address).
+        // On a resolver flow the name asked is its content, not its destination.
         if c.domainSource == nil || c.domainSource == "dns", let a = attribution,
-           let asked = attributor?.lastQuestion(pid: a.pid, before: flow.firstTimestamp) {
+           let asked = attributor?.lastQuestion(pid: a.pid, before: flow.firstTimestamp),
+           !questions.contains(where: { $0.caseInsensitiveCompare(asked) == .orderedSame }) {
             c.domain = asked
             c.domainSource = "process_dns"
         }

@@ -68,3 +68,25 @@ public enum Corpus {
         return out
     }
 }
+
+/// The built `phonehome` command (beside the test bundle), for tests of what only the
+/// command line does: exit statuses, subcommands.
+public enum BuiltCommand {
+    public static var url: URL {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("phonehome")
+    }
+
+    /// Runs `phonehome ARGS`; returns its exit status and standard output.
+    public static func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
+        let p = Process()
+        p.executableURL = url
+        p.arguments = arguments
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+}
