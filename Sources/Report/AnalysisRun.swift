@@ -118,6 +118,7 @@ public struct AnalysisRun {
             callouts.attributor = attributor
             hostRun.bufferScanner = bufferScanner
             conn.attributor = attributor
+            callouts.processFindings = { [unowned appLogs] in appLogs.findings.rulesByProcessDestination[$0] ?? [] }
         }
         appLogs.inputPaths = InputPaths(paths)
         let analyzer = try output { try Analyzer(options: options, events: appLogs, rules: engine) { flow, reason, app in conn.write(flow, reason, app) } }

@@ -33,6 +33,8 @@ public final class CalloutLog {
     public private(set) var lines = 0
     public private(set) var withData = 0
     public private(set) var byKind: [String: Int] = [:]
+    /// Rules found in a process's own buffers to a destination (strace), when host logs were read.
+    public var processFindings: (FindingsLog.HostDestination) -> [String] = { _ in [] }
 
     /// Names some callout went to (SNI, Host, DNS, or asked on an outside resolver).
     private var calledNames: Set<String> = []
@@ -319,10 +321,18 @@ public final class CalloutLog {
         }
         if let a = c.attribution { writer.field("process_evidence", logLine(a.evidence)) }
         if let f = c.firewall { writer.plainField("firewall_action", f.action.rawValue) }
+        // Data: what the capture showed on the flow, and what the process's own buffers to
+        // this destination held (the only view of data on a connect the capture lacks).
+        var inBuffers: [String] = []
+        if let a = c.attribution, let (ip, port) = c.destination {
+            inBuffers = processFindings(FindingsLog.HostDestination(pid: a.pid, destination: Endpoint(address: ip, port: port)))
+        }
+        let rules = Array(Set(c.findings + inBuffers)).sorted()
         writer.field("findings", c.findings.count)
-        if !c.findings.isEmpty {
+        if !inBuffers.isEmpty { writer.field("findings_in_process_buffers", inBuffers.count) }
+        if !rules.isEmpty {
             writer.beginArray("finding_rules")
-            for r in Array(Set(c.findings)).sorted() { writer.string(r) }
+            for r in rules { writer.string(r) }
             writer.endArray()
         }
         if !missing.isEmpty {
@@ -336,6 +346,6 @@ public final class CalloutLog {
         file.write(writer)
         lines += 1
         byKind[c.kind.rawValue, default: 0] += 1
-        if !c.findings.isEmpty { withData += 1 }
+        if !rules.isEmpty { withData += 1 }
     }
 }

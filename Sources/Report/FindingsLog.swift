@@ -60,6 +60,18 @@ public final class FindingsLog {
     /// once), handed over when the flow ends: the map holds only flows still open.
     public func takeRules(forFlow communityID: String) -> [String] { rulesByFlow.removeValue(forKey: communityID) ?? [] }
 
+    /// Rules found in what a process sent to a destination (strace buffers), for the
+    /// callouts of that process and destination. Bounded like the per-flow map.
+    public struct HostDestination: Hashable, Sendable {
+        public var pid: Int
+        public var destination: Endpoint
+        public init(pid: Int, destination: Endpoint) {
+            self.pid = pid
+            self.destination = destination
+        }
+    }
+    public private(set) var rulesByProcessDestination: [HostDestination: [String]] = [:]
+
     func noteFlow(_ communityID: String, _ rule: String) {
         if rulesByFlow[communityID] == nil, rulesByFlow.count >= Self.maxFlowsWithFindings { return }
         if rulesByFlow[communityID, default: []].count < 32, !(rulesByFlow[communityID]?.contains(rule) ?? false) {
@@ -150,6 +162,13 @@ extension FindingsLog {
         h.combine("host")
         h.combine(pid)
         guard let digest = firstSighting(match.value, rule: rule, place: h) else { return }
+        if let destination {
+            let key = HostDestination(pid: pid, destination: destination)
+            if rulesByProcessDestination[key] != nil || rulesByProcessDestination.count < Self.maxFlowsWithFindings,
+               !(rulesByProcessDestination[key]?.contains(rule.id) ?? false) {
+                rulesByProcessDestination[key, default: []].append(rule.id)
+            }
+        }
         let entry = entry(rule)
         writer.reset()
         writer.beginObject()
