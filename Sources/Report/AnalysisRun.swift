@@ -22,6 +22,14 @@ public struct AnalysisRun {
     public var local = LocalNetworks()
     /// Capture clock minus host-log clock (nanoseconds), when the user gives it.
     public var clockOffset: Int64?
+    /// Configuration files read (rule packs, knowledge base, executables table, baseline),
+    /// by kind, for their digests in the manifest.
+    public var configuration: [(kind: String, path: String)] = []
+    /// Which outputs to keep: `jsonl` (the logs), `md` (report.md), `html` (report.html).
+    public var formats: Set<String> = ["jsonl", "md", "html"]
+    public static let allFormats: Set<String> = ["jsonl", "md", "html"]
+    /// Keep absolute input paths in the outputs (default: their shortest unique ending).
+    public var absolutePaths = false
     /// The command line as the manifest records it.
     public var command: [String] = ["phonehome", "analyze"]
     /// One line per problem with an input (unreadable file, broken SBOM), as it happens.
@@ -44,6 +52,8 @@ public struct AnalysisRun {
         public var goneCallouts: Int
         public var hostLogs: Int
         public var sboms: Int
+        /// SHA-256 of manifest.json: note it with the case, `phonehome verify` prints it again.
+        public var manifestSHA256: String
         /// An input could not be read at all.
         public var unreadableInput: Bool { inputs.contains { $0.error != nil } }
     }
@@ -78,9 +88,13 @@ public struct AnalysisRun {
         }
         var captures: [(path: String, fromDirectory: Bool)] = []
         var sboms: [SBOMDocument] = []
+        var sbomPaths: [String] = []
         for item in Self.expand(inputs) {
             if item.path != "-", SBOMDocument.looksLikeSBOM(path: item.path) {
-                do { sboms.append(try SBOMDocument.read(path: item.path)) } catch { warn("\(error)") }
+                do {
+                    sboms.append(try SBOMDocument.read(path: item.path))
+                    sbomPaths.append(item.path)
+                } catch { warn("\(error)") }
                 continue
             }
             let log: (any HostLogFileSummary)?
@@ -97,7 +111,25 @@ public struct AnalysisRun {
             if let error = log.readError { warn("\(item.path): \(error)") }
             hostRun.logs.append(log)
         }
-        let paths = captures.map(\.path)
+        let names = InputNames(captures.map(\.path) + sbomPaths + hostRun.logs.map(\.path), keepAbsolute: absolutePaths)
+        // Host logs and SBOMs are evidence too: their digests go into the manifest.
+        var evidence: [Custody.FileRecord] = []
+        for log in hostRun.logs {
+            let d = Custody.digest(log.path)
+            evidence.append(Custody.FileRecord(name: names(log.path), kind: log.format, size: d?.size ?? 0, sha256: d?.sha256 ?? ""))
+        }
+        for (sbom, path) in zip(sboms, sbomPaths) {
+            let d = Custody.digest(path)
+            evidence.append(Custody.FileRecord(name: names(path), kind: "sbom:\(sbom.format.rawValue)", size: d?.size ?? 0, sha256: d?.sha256 ?? ""))
+        }
+        var configurationRecords: [Custody.FileRecord] = []
+        for (kind, path) in configuration {
+            for file in Custody.configurationFiles(path) {
+                let d = Custody.digest(file)
+                configurationRecords.append(Custody.FileRecord(name: (file as NSString).lastPathComponent, kind: kind, size: d?.size ?? 0, sha256: d?.sha256 ?? ""))
+            }
+        }
+        let paths = captures.map { names($0.path) }
         let conn = try output { try ConnLog(directory: out) }
         conn.inputPaths = InputPaths(paths)
         let callouts = try output { try CalloutLog(directory: out) }
@@ -121,18 +153,24 @@ public struct AnalysisRun {
             callouts.processFindings = { [unowned appLogs] in appLogs.findings.rulesByProcessDestination[$0] ?? [] }
         }
         appLogs.inputPaths = InputPaths(paths)
+        var manifestSHA256 = ""
         let analyzer = try output { try Analyzer(options: options, events: appLogs, rules: engine) { flow, reason, app in conn.write(flow, reason, app) } }
 
         var summaries: [InputSummary] = []
         for (index, item) in captures.enumerated() {
             var summary = analyzer.analyze(path: item.path, inputIndex: index)
+            summary.name = names(item.path)
             // A file met inside a directory that is no capture (a README, a log for a later
             // stage) is listed as skipped; a file named on the command line must be one.
             if let error = summary.error, item.fromDirectory, summary.counts.frames == 0, error.contains("not a capture file") {
                 summary.skipped = error
                 summary.error = nil
             }
-            if let error = summary.error { warn(error) }
+            if let error = summary.error {
+                warn(error)
+                summary.error = error.replacingOccurrences(of: item.path, with: summary.name)
+            }
+            summary.skipped = summary.skipped?.replacingOccurrences(of: item.path, with: summary.name)
             summaries.append(summary)
         }
 
@@ -141,12 +179,15 @@ public struct AnalysisRun {
             try callouts.commit()
             try appLogs.commit()
             let anomalies = try OutputFile(directory: out, name: "anomalies.jsonl")
-            anomalies.write(renderAnomalies(summaries))
+            let anomalyBytes = renderAnomalies(summaries)
+            let anomalyLines = anomalyBytes.reduce(0) { $0 + ($1 == UInt8(ascii: "\n") ? 1 : 0) }
+            anomalies.write(anomalyBytes)
             try anomalies.commit()
             var manifest = Manifest(command: command, started: started, finished: Date(), inputs: summaries, filter: options.filter,
                                     options: options, outputs: ["conn.jsonl": conn.lines, "dns.jsonl": appLogs.dnsLines,
                                                                 "http.jsonl": appLogs.httpLines, "tls.jsonl": appLogs.tlsLines,
-                                                                "findings.jsonl": appLogs.findings.lines, "callouts.jsonl": callouts.lines])
+                                                                "findings.jsonl": appLogs.findings.lines, "callouts.jsonl": callouts.lines,
+                                                                "anomalies.jsonl": anomalyLines])
             if let engine {
                 manifest.rules = (ruleDescription, engine.rules.count, engine.summary)
                 manifest.ruleCounters = engine.counters
@@ -154,21 +195,57 @@ public struct AnalysisRun {
             }
             manifest.findings = (appLogs.findings.byRule, appLogs.findings.repeats, appLogs.findings.foldingStopped)
             if hostRun.model != nil { manifest.hostLogs = hostRun }
+            manifest.evidenceFiles = evidence
+            manifest.configurationFiles = configurationRecords
             if let baseline {
                 manifest.baseline = (baseline.approvedCallouts, baseline.newCallouts,
                                      baseline.gone.map { "\($0.destination):\($0.port)/\($0.transport)\($0.process.map { " " + $0 } ?? "")" })
             }
             manifest.callouts = (callouts.lines, callouts.withData, callouts.byKind, callouts.namesDropped,
-                                 sboms.map { "\($0.path) (\($0.format.rawValue) \($0.specVersion ?? "?"), \($0.packages.count) packages)" },
+                                 zip(sboms, sbomPaths).map { "\(names($1)) (\($0.format.rawValue) \($0.specVersion ?? "?"), \($0.packages.count) packages)" },
                                  knowledge.entries.count)
+            // The reports are read back from the committed logs: they say what the logs hold.
+            var report = EvidenceReport()
+            report.addInputs(summaries)
+            report.otherEvidence = evidence
+            report.configurationSHA256 = Custody.combined(configurationRecords)
+            report.ruleCount = engine?.rules.count ?? 0
+            report.ruleSources = engine == nil ? "" : ruleDescription
+            report.knowledgeEntries = knowledge.entries.count
+            report.scanDepth = options.scanDepth
+            report.hasBaseline = baseline != nil
+            report.baselineGone = baseline?.gone.map { "\($0.destination):\($0.port)/\($0.transport)" } ?? []
+            report.readCallouts((out as NSString).appendingPathComponent("callouts.jsonl"))
+            report.readFindings((out as NSString).appendingPathComponent("findings.jsonl"))
+            for (format, name, text) in [("md", "report.md", { report.markdown() }), ("html", "report.html", { report.html() })] as [(String, String, () -> String)]
+            where formats.contains(format) {
+                let bytes = Array(text().utf8)
+                let file = try OutputFile(directory: out, name: name)
+                file.write(bytes)
+                try file.commit()
+                manifest.outputs[name] = bytes.reduce(0) { $0 + ($1 == UInt8(ascii: "\n") ? 1 : 0) }
+            }
+            if !formats.contains("jsonl") {
+                for name in manifest.outputs.keys where name.hasSuffix(".jsonl") {
+                    try? FileManager.default.removeItem(atPath: (out as NSString).appendingPathComponent(name))
+                    manifest.outputs[name] = nil
+                }
+            }
+            for name in manifest.outputs.keys.sorted() {
+                if let d = Custody.digest((out as NSString).appendingPathComponent(name)) {
+                    manifest.outputDigests[name] = (d.size, d.sha256)
+                }
+            }
             let file = try OutputFile(directory: out, name: "manifest.json")
-            file.write(manifest.render())
+            let rendered = manifest.render()
+            file.write(rendered)
             try file.commit()
+            manifestSHA256 = Custody.sha256(rendered)
         }
         return Result(inputs: summaries, flows: conn.lines, dnsTransactions: appLogs.dnsLines, httpRequests: appLogs.httpLines,
                       tlsHandshakes: appLogs.tlsLines, findings: appLogs.findings.lines, callouts: callouts.lines,
                       newCallouts: baseline?.newCallouts ?? 0, goneCallouts: baseline?.gone.count ?? 0, hostLogs: hostRun.logs.count,
-                      sboms: sboms.count)
+                      sboms: sboms.count, manifestSHA256: manifestSHA256)
     }
 
     /// Directories become their regular files, recursively, in name order (hidden ones left out).

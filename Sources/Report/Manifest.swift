@@ -32,6 +32,12 @@ public struct Manifest {
     public var callouts: (lines: Int, withData: Int, byKind: [String: Int], namesDropped: Int, sboms: [String], knowledgeEntries: Int)?
     /// With a baseline: callouts approved, new, and the approved destinations not seen.
     public var baseline: (approved: Int, new: Int, gone: [String])?
+    /// Host logs and SBOMs read (the captures are under `inputs`).
+    public var evidenceFiles: [Custody.FileRecord] = []
+    /// Rule packs, knowledge base, executables table and baseline used.
+    public var configurationFiles: [Custody.FileRecord] = []
+    /// Size and SHA-256 of every output file, by name.
+    public var outputDigests: [String: (size: Int64, sha256: String)] = [:]
 
     public init(command: [String], started: Date, finished: Date, inputs: [InputSummary], filter: String?,
                 options: AnalysisOptions, outputs: [String: Int]) {
@@ -124,12 +130,39 @@ public struct Manifest {
         w.field("flows", inputs.reduce(0) { $0 + $1.flows })
         w.field("anomalies", inputs.reduce(0) { $0 + $1.anomalies.total })
         w.endObject()
+        w.beginArray("evidence_files")
+        for f in evidenceFiles { record(f, w) }
+        w.endArray()
+        w.beginObject("configuration")
+        w.beginArray("files")
+        for f in configurationFiles { record(f, w) }
+        w.endArray()
+        // One digest over the files' digests, in order: the configuration in one value.
+        w.field("sha256", Custody.combined(configurationFiles))
+        w.endObject()
         w.beginObject("outputs")
-        for (name, lines) in outputs.sorted(by: { $0.key < $1.key }) { w.field(dynamicKey: name, lines) }
+        for (name, lines) in outputs.sorted(by: { $0.key < $1.key }) {
+            w.beginObject(dynamic: name)
+            w.field("lines", lines)
+            if let d = outputDigests[name] {
+                w.field("size", d.size)
+                w.field("sha256", d.sha256)
+            }
+            w.endObject()
+        }
         w.endObject()
         w.endObject()
         w.newline()
         return w.bytes
+    }
+
+    func record(_ f: Custody.FileRecord, _ w: JSONWriter) {
+        w.beginObject()
+        w.field("name", f.name)
+        w.field("kind", f.kind)
+        w.field("size", f.size)
+        w.field("sha256", f.sha256)
+        w.endObject()
     }
 
     func render(_ input: InputSummary, _ w: JSONWriter) {

@@ -22,6 +22,8 @@ enum ExitStatus {
     static let findings: Int32 = 10
     /// With `--baseline`: a callout the baseline does not approve, or a data finding.
     static let unapproved: Int32 = 20
+    /// `verify` found an output or input that differs from the manifest.
+    static let verifyFailed: Int32 = 30
 }
 
 struct Phonehome: ParsableCommand {
@@ -29,7 +31,7 @@ struct Phonehome: ParsableCommand {
         commandName: "phonehome",
         abstract: "Offline PCAP and log forensics: what left this machine, and why.",
         version: ToolInfo.version,
-        subcommands: [Analyze.self, RulesCommand.self, BaselineCommand.self],
+        subcommands: [Analyze.self, RulesCommand.self, BaselineCommand.self, VerifyCommand.self],
         defaultSubcommand: Analyze.self)
 }
 
@@ -95,11 +97,20 @@ struct Analyze: ParsableCommand {
     @Flag(name: [.short, .long], help: "No progress line and no summary.")
     var quiet = false
 
+    @Option(help: ArgumentHelp("Outputs to write, comma-separated: jsonl (the logs), md (report.md), html (report.html). manifest.json is always written.",
+                               valueName: "list"))
+    var format: String = "jsonl,md,html"
+
+    @Flag(help: "Write input paths as given even when absolute (default: their shortest unique ending, so no path of this machine is in the outputs).")
+    var absolutePaths = false
+
     func validate() throws {
         guard !inputs.isEmpty else { throw ValidationError("give at least one capture file or directory") }
         guard maxFlows >= 16 else { throw ValidationError("--max-flows must be at least 16") }
         guard scanDepth >= 0 else { throw ValidationError("--scan-depth must be 0 or more") }
         if let clockOffset, !(abs(clockOffset) < 1e9) { throw ValidationError("--clock-offset must be under 10^9 seconds") }
+        let formats = Set(format.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+        guard !formats.isEmpty, formats.isSubset(of: AnalysisRun.allFormats) else { throw ValidationError("--format takes jsonl, md, html (comma-separated)") }
         for cidr in localNetworks + remoteNetworks where AddressBlock(cidr) == nil { throw ValidationError("--local \(cidr): not an address or CIDR block") }
     }
 
@@ -116,24 +127,33 @@ struct Analyze: ParsableCommand {
 
         var run = AnalysisRun(inputs: inputs, out: out)
         run.options = options
-        run.command = CommandLine.arguments.map { ($0 as NSString).lastPathComponent == "phonehome" ? "phonehome" : $0 }
+        run.command = Custody.maskedCommand(CommandLine.arguments.map { ($0 as NSString).lastPathComponent == "phonehome" ? "phonehome" : $0 },
+                                            keepPaths: absolutePaths)
+        run.absolutePaths = absolutePaths
+        run.formats = Set(format.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
         run.local = LocalNetworks(extra: localNetworks.compactMap(AddressBlock.init), remote: remoteNetworks.compactMap(AddressBlock.init))
         run.clockOffset = clockOffset.map { Int64($0 * 1e9) }
         // A broken rule pack, knowledge file or baseline stops the run before any input is read.
         if !noRules && !noAppLayer {
             do { run.engine = try ruleOptions.sources.engine() } catch { fail(error.description, ExitStatus.rulesInvalid) }
             run.ruleDescription = ruleOptions.sources.describe()
+            let sources = ruleOptions.sources
+            if sources.useDefaults, let dir = RuleSources.defaultDirectory() { run.configuration.append(("rules", dir)) }
+            for path in sources.paths { run.configuration.append(("rules", path)) }
         }
         let knowledgePath = endpoints ?? RuleSources.defaultDirectory().map { $0 + "/endpoints" }
         if let knowledgePath, endpoints != nil || FileManager.default.fileExists(atPath: knowledgePath) {
             do { run.knowledge = try EndpointKnowledge.load(knowledgePath) } catch { fail(error.description, ExitStatus.rulesInvalid) }
+            run.configuration.append(("endpoints", knowledgePath))
         }
         let executablesPath = executables ?? RuleSources.defaultDirectory().map { $0 + "/executables" }
         if let executablesPath, executables != nil || FileManager.default.fileExists(atPath: executablesPath) {
             do { run.systemExecutables = try SystemExecutables.load(executablesPath) } catch { fail(error.description, ExitStatus.rulesInvalid) }
+            run.configuration.append(("executables", executablesPath))
         }
         if let baseline {
             do { run.baseline = try Baseline.load(baseline) } catch { fail(error.description, ExitStatus.rulesInvalid) }
+            run.configuration.append(("baseline", baseline))
         }
 
         let result: AnalysisRun.Result
@@ -142,7 +162,8 @@ struct Analyze: ParsableCommand {
             printSummary(result.inputs, result.flows, Date().timeIntervalSince(started))
             print("  names: \(result.dnsTransactions) DNS transactions, \(result.httpRequests) HTTP requests, \(result.tlsHandshakes) TLS/QUIC handshakes")
             if run.engine != nil { print("  findings: \(result.findings) (findings.jsonl; values masked, SHA-256 given)") }
-            print("  callouts: \(result.callouts) (callouts.jsonl)")
+            print("  callouts: \(result.callouts) (callouts.jsonl); report: \(out)/report.html, report.md")
+            print("  manifest.json sha256 \(result.manifestSHA256) (note it: phonehome verify \(out) checks the directory against it)")
         }
         if result.unreadableInput { throw ExitCode(ExitStatus.inputUnreadable) }
         if run.baseline != nil, result.newCallouts > 0 || result.findings > 0 {
@@ -169,7 +190,7 @@ struct Analyze: ParsableCommand {
         print("phonehome: \(summaries.count) input(s), \(frames) frames, \(flows) flows in \(String(format: "%.2f", seconds)) s"
               + (seconds > 0 ? String(format: " (%.0f MB/s)", Double(bytes) / 1e6 / seconds) : ""))
         for l in lines { print(l) }
-        print("  evidence: \(out)/manifest.json, conn.jsonl, dns.jsonl, http.jsonl, tls.jsonl, findings.jsonl, anomalies.jsonl")
+        print("  evidence: \(out)/manifest.json, conn.jsonl, dns.jsonl, http.jsonl, tls.jsonl, findings.jsonl, callouts.jsonl, anomalies.jsonl")
     }
 
     func fail(_ message: String, _ status: Int32) -> Never { exitWithError(message, status) }
@@ -216,6 +237,31 @@ struct BaselineCommand: ParsableCommand {
             exitWithError("\(output): cannot write: \(error.localizedDescription)", ExitStatus.outputFailed)
         }
         print("phonehome: \(Set(entries).count) approved destination(s) written to \(output)")
+    }
+}
+
+/// `phonehome verify OUTDIR [INPUT...]`: the evidence directory against its manifest.
+struct VerifyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify",
+        abstract: "Check an evidence directory against its manifest: every output's SHA-256, and the inputs' when given.",
+        discussion: "Exit status: 0 everything matches; 30 something differs (each difference on its own line).")
+
+    @Argument(help: "An output directory of `phonehome analyze`.")
+    var outdir: String
+
+    @Argument(help: "The inputs that were analysed (files or directories), to check their SHA-256 too.")
+    var inputs: [String] = []
+
+    func run() throws {
+        let check = EvidenceCheck.run(directory: outdir, inputs: inputs)
+        for p in check.problems { print(p) }
+        print("manifest.json sha256 \(check.manifestSHA256)")
+        print("verified: \(check.verified.count) file(s)" + (check.inputsNotChecked.isEmpty ? "" : "; inputs not checked: \(check.inputsNotChecked.joined(separator: ", "))"))
+        if !check.ok {
+            print("phonehome: \(check.problems.count) difference(s)")
+            throw ExitCode(ExitStatus.verifyFailed)
+        }
     }
 }
 

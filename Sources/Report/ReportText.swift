@@ -1,0 +1,76 @@
+/// The sentences and cells report.md and report.html share, so that both say the same.
+extension EvidenceReport {
+    static func bytes(_ n: Int64) -> String {
+        if n < 1_000 { return "\(n) B" }
+        let units = ["kB", "MB", "GB", "TB"]
+        var v = Double(n) / 1_000, i = 0
+        while v >= 1_000, i < units.count - 1 { v /= 1_000; i += 1 }
+        return (v < 10 ? String(format: "%.1f", v) : String(format: "%.0f", v)) + " " + units[i]
+    }
+
+    /// `2026-01-01 09:00:01.001 UTC`.
+    static func time(_ ns: Int64?) -> String {
+        guard let ns else { return "—" }
+        let s = rfc3339(ns)   // 2026-01-01T09:00:01.001000Z
+        let b = Array(s)
+        guard b.count >= 23 else { return s }
+        return String(b[0..<10]) + " " + String(b[11..<23]) + " UTC"
+    }
+
+    /// The evidence statement, as lines (Markdown list items without their marker).
+    var statement: [String] {
+        var out: [String] = []
+        let frames = captures.reduce(0) { $0 + $1.frames }, flows = captures.reduce(0) { $0 + $1.flows }
+        out.append("Analysed: \(captures.count) capture file\(captures.count == 1 ? "" : "s") (\(frames) frames, \(flows) flows)"
+                   + (otherEvidence.isEmpty ? "" : ", \(otherEvidence.filter { !$0.kind.hasPrefix("sbom") }.count) host log(s), \(otherEvidence.filter { $0.kind.hasPrefix("sbom") }.count) SBOM(s)") + ".")
+        if let (a, b) = span { out.append("Time span of the captures: \(Self.time(a)) to \(Self.time(b)).") }
+        var tested = "Tested: \(ruleCount) rules (\(ruleSources.isEmpty ? "none" : ruleSources))"
+        tested += scanDepth > 0 ? " over the first \(Self.bytes(Int64(scanDepth))) of each reassembled TCP direction" : " over whole reassembled TCP directions"
+        tested += ", UDP payloads, DNS names, HTTP requests (decoded bodies), TLS SNI and what traced processes sent; "
+        tested += "\(knowledgeEntries) endpoint knowledge entries; every flow, lookup and connect leaving the local networks."
+        out.append(tested)
+        var not = "Not visible: the contents of TLS and QUIC sessions (names, certificates and sizes only)"
+        let unreadable = captures.filter { $0.error != nil }
+        if !unreadable.isEmpty { not += "; unreadable inputs: " + unreadable.map { "\($0.name) (\($0.error ?? ""))" }.joined(separator: ", ") }
+        out.append(not + ".")
+        for l in limits { out.append("Limit reached: \(l).") }
+        if !skipped.isEmpty { out.append("Skipped (not captures, logs or SBOMs): \(skipped.joined(separator: ", ")).") }
+        out.append("Configuration digest (rule packs, knowledge base, executables table\(hasBaseline ? ", baseline" : "")): sha256 \(configurationSHA256).")
+        return out
+    }
+
+    func packageCell(_ g: CalloutGroup) -> String {
+        guard !g.package.isEmpty else { return "—" }
+        var s = g.package + (g.packageVersion.isEmpty ? "" : " \(g.packageVersion)")
+        if g.packageMethod == "application_code" { s += " (application)" }
+        return s
+    }
+
+    func howCell(_ g: CalloutGroup) -> String {
+        guard !g.packageMethod.isEmpty else { return "" }
+        return g.packageMethod + ", " + g.packageConfidence + (g.packageInSBOM ? ", in SBOM" : "")
+    }
+
+    func dataCell(_ g: CalloutGroup) -> String {
+        g.rules.isEmpty ? "—" : g.rules.sorted().joined(separator: ", ") + " (\(g.findings) finding\(g.findings == 1 ? "" : "s"))"
+    }
+
+    func evidenceCell(_ g: CalloutGroup) -> String {
+        var parts: [String] = []
+        if !g.frames.isEmpty { parts.append("frame" + (g.frames.count == 1 ? " " : "s ") + g.frames.map(String.init).joined(separator: ", ") + (g.count > g.frames.count ? ", …" : "")) }
+        parts += g.logLines
+        return parts.joined(separator: "; ")
+    }
+
+    func outcomeCell(_ g: CalloutGroup) -> String {
+        var s = g.outcomes.sorted().joined(separator: ", ")
+        if g.declared { s += (s.isEmpty ? "" : "; ") + "declared in SBOM" }
+        if !g.baseline.isEmpty { s += (s.isEmpty ? "" : "; ") + g.baseline.sorted().joined(separator: "/") }
+        return s
+    }
+
+    var destinationSummary: String {
+        "\(groups.count) distinct callout\(groups.count == 1 ? "" : "s") (kind, destination, process, package)"
+            + (calloutLinesUnreadable > 0 ? "; \(calloutLinesUnreadable) unreadable lines in callouts.jsonl" : "")
+    }
+}
