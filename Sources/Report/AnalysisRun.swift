@@ -25,9 +25,10 @@ public struct AnalysisRun {
     /// Configuration files read (rule packs, knowledge base, executables table, baseline),
     /// by kind, for their digests in the manifest.
     public var configuration: [(kind: String, path: String)] = []
-    /// Which outputs to keep: `jsonl` (the logs), `md` (report.md), `html` (report.html).
+    /// Which outputs to keep: `jsonl` (the logs), `md` (report.md), `html` (report.html),
+    /// `eve` (eve.json, the logs under Suricata's EVE names).
     public var formats: Set<String> = ["jsonl", "md", "html"]
-    public static let allFormats: Set<String> = ["jsonl", "md", "html"]
+    public static let allFormats: Set<String> = ["jsonl", "md", "html", "eve"]
     /// Keep absolute input paths in the outputs (default: their shortest unique ending).
     public var absolutePaths = false
     /// The command line as the manifest records it.
@@ -225,6 +226,7 @@ public struct AnalysisRun {
                 try file.commit()
                 manifest.outputs[name] = bytes.reduce(0) { $0 + ($1 == UInt8(ascii: "\n") ? 1 : 0) }
             }
+            if formats.contains("eve") { manifest.outputs["eve.json"] = try EveExport.write(directory: out) }
             if !formats.contains("jsonl") {
                 for name in manifest.outputs.keys where name.hasSuffix(".jsonl") {
                     try? FileManager.default.removeItem(atPath: (out as NSString).appendingPathComponent(name))

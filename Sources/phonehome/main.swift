@@ -97,7 +97,7 @@ struct Analyze: ParsableCommand {
     @Flag(name: [.short, .long], help: "No progress line and no summary.")
     var quiet = false
 
-    @Option(help: ArgumentHelp("Outputs to write, comma-separated: jsonl (the logs), md (report.md), html (report.html). manifest.json is always written.",
+    @Option(help: ArgumentHelp("Outputs to write, comma-separated: jsonl (the logs), md (report.md), html (report.html), eve (eve.json: the logs under Suricata's EVE names). manifest.json is always written.",
                                valueName: "list"))
     var format: String = "jsonl,md,html"
 
@@ -110,7 +110,7 @@ struct Analyze: ParsableCommand {
         guard scanDepth >= 0 else { throw ValidationError("--scan-depth must be 0 or more") }
         if let clockOffset, !(abs(clockOffset) < 1e9) { throw ValidationError("--clock-offset must be under 10^9 seconds") }
         let formats = Set(format.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
-        guard !formats.isEmpty, formats.isSubset(of: AnalysisRun.allFormats) else { throw ValidationError("--format takes jsonl, md, html (comma-separated)") }
+        guard !formats.isEmpty, formats.isSubset(of: AnalysisRun.allFormats) else { throw ValidationError("--format takes jsonl, md, html, eve (comma-separated)") }
         for cidr in localNetworks + remoteNetworks where AddressBlock(cidr) == nil { throw ValidationError("--local \(cidr): not an address or CIDR block") }
     }
 

@@ -148,6 +148,29 @@ import TestSupport
         }
     }
 
+    /// --format eve: the logs again under Suricata's EVE names, one event per log line (a
+    /// DNS transaction gives a query and an answer event), and only the chosen outputs.
+    @Test func eveExport() throws {
+        let out = try Self.temporary("eve")
+        defer { try? FileManager.default.removeItem(at: out) }
+        var run = AnalysisRun(inputs: [Self.samples.path], out: out.path)
+        run.options.progress = false
+        run.formats = ["eve", "md"]
+        run.engine = try RuleSources(canaries: [SampleCapture.canary]).engine()
+        run.warn = { _ in }
+        let result = try run.run()
+        #expect(try FileManager.default.contentsOfDirectory(atPath: out.path).sorted() == ["eve.json", "manifest.json", "report.md"])
+        var types: [String: Int] = [:]
+        for line in try String(contentsOf: out.appendingPathComponent("eve.json"), encoding: .utf8).split(separator: "\n") {
+            let o = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            types[o["event_type"] as? String ?? "?", default: 0] += 1
+            if o["event_type"] as? String == "flow" { #expect(o["src_ip"] is String && o["flow"] is [String: Any] && o["community_id"] is String) }
+            if o["event_type"] as? String == "alert" { #expect((o["alert"] as? [String: Any])?["signature_id"] is Int) }
+        }
+        #expect(types == ["flow": result.flows, "dns": 16, "http": 1, "tls": 4, "alert": result.findings, "phonehome_callout": result.callouts])
+        #expect(EvidenceCheck.run(directory: out.path).ok)
+    }
+
     @Test func commandLineKeepsNoSecretAndNoPath() {
         let masked = Custody.maskedCommand(["phonehome", "analyze", "/home/ana/case7/ws.pcap", "--canary", "SECRET-1", "--canary=SECRET-2", "--out", "/srv/out"])
         #expect(masked[2] == "ws.pcap" && masked[7] == "out")
