@@ -53,7 +53,8 @@ let package = Package(
         // SBOMs (CycloneDX, SPDX 2.x, syft JSON) into one package index: which package owns a file.
         .target(name: "Packages", dependencies: [.product(name: "Yams", package: "Yams")]),
         .target(name: "Analysis", dependencies: ["Capture", "Wire", "Flows", "Protocols", "Rules"], swiftSettings: hotPath),
-        .target(name: "Report", dependencies: ["Analysis", "Protocols", "Capture", "Wire", "Flows", "Rules", "HostLogs", "Packages"], swiftSettings: hotPath),
+        .target(name: "Report", dependencies: ["Analysis", "Protocols", "Capture", "Wire", "Flows", "Rules", "HostLogs", "Packages",
+                                             .product(name: "Crypto", package: "swift-crypto")], swiftSettings: hotPath),
         .executableTarget(name: "phonehome", dependencies: [
             "Analysis", "Report", "Capture", "Rules", "HostLogs", "Packages", "Wire",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -74,6 +74,10 @@ public struct AnalysisRun {
             do { return try make() } catch { throw OutputError(description: "\(error)") }
         }
         let appLogs = try output { try AppLogs(directory: out) }
+        // The reports are gathered from the values the logs are written from (host-log
+        // findings come first, while the logs are read).
+        let collector = formats.contains("md") || formats.contains("html") ? ReportCollector() : nil
+        appLogs.findings.report = collector
 
         // Host logs are recognised by content and read first: flows are joined with the
         // processes they show as each flow is written; what processes sent (strace's
@@ -142,6 +146,7 @@ public struct AnalysisRun {
         callouts.baseline = baseline
         conn.callouts = callouts
         appLogs.callouts = callouts
+        callouts.report = collector
         conn.findingsOnFlow = { [unowned appLogs] in appLogs.findings.takeRules(forFlow: $0) }
         conn.questionsOnFlow = { [unowned appLogs] in appLogs.takeQuestions(forFlow: $0) }
         if !hostRun.logs.isEmpty {
@@ -206,7 +211,7 @@ public struct AnalysisRun {
                                  zip(sboms, sbomPaths).map { "\(names($1)) (\($0.format.rawValue) \($0.specVersion ?? "?"), \($0.packages.count) packages)" },
                                  knowledge.entries.count)
             // The reports are read back from the committed logs: they say what the logs hold.
-            var report = EvidenceReport()
+            var report = collector?.report ?? EvidenceReport()
             report.addInputs(summaries)
             report.otherEvidence = evidence
             report.configurationSHA256 = Custody.combined(configurationRecords)
@@ -216,8 +221,7 @@ public struct AnalysisRun {
             report.scanDepth = options.scanDepth
             report.hasBaseline = baseline != nil
             report.baselineGone = baseline?.gone.map { "\($0.destination):\($0.port)/\($0.transport)" } ?? []
-            report.readCallouts((out as NSString).appendingPathComponent("callouts.jsonl"))
-            report.readFindings((out as NSString).appendingPathComponent("findings.jsonl"))
+            report.finish()
             for (format, name, text) in [("md", "report.md", { report.markdown() }), ("html", "report.html", { report.html() })] as [(String, String, () -> String)]
             where formats.contains(format) {
                 let bytes = Array(text().utf8)
@@ -234,7 +238,8 @@ public struct AnalysisRun {
                 }
             }
             for name in manifest.outputs.keys.sorted() {
-                if let d = Custody.digest((out as NSString).appendingPathComponent(name)) {
+                let path = (out as NSString).appendingPathComponent(name)
+                if let d = OutputFile.digest(of: path) ?? Custody.digest(path) {
                     manifest.outputDigests[name] = (d.size, d.sha256)
                 }
             }

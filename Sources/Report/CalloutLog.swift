@@ -33,6 +33,8 @@ public final class CalloutLog {
     public private(set) var lines = 0
     public private(set) var withData = 0
     public private(set) var byKind: [String: Int] = [:]
+    /// Fed with each callout for report.md/report.html, when they are wanted.
+    public var report: ReportCollector?
     /// Rules found in a process's own buffers to a destination (strace), when host logs were read.
     public var processFindings: (FindingsLog.HostDestination) -> [String] = { _ in [] }
 
@@ -283,11 +285,12 @@ public final class CalloutLog {
         }
         writer.beginObject("phonehome")
         writer.plainField("callout_kind", c.kind.rawValue)
+        let packageEvidence = package?.evidence.map(logLine)
         if let cause = package {
             writer.field("package_method", cause.method)
             writer.field("package_confidence", cause.confidence)
             writer.field("package_in_sbom", cause.inSBOM)
-            if let r = cause.evidence { writer.field("package_evidence", logLine(r)) }
+            if let packageEvidence { writer.field("package_evidence", packageEvidence) }
         }
         if let s = c.connState { writer.plainField("conn_state", s) }
         if let f = c.firstFrame { writer.field("first_frame", f) }
@@ -315,11 +318,12 @@ public final class CalloutLog {
             writer.endArray()
         }
         writer.field("declared_in_sbom", declared)
-        if let baseline {
-            let destination = c.domain ?? c.destination.map { "\($0.0)" } ?? ""
-            writer.plainField("baseline", baseline.status(destination: destination, port: c.port, transport: c.transport, process: c.attribution?.name))
+        let baselineStatus = baseline.map { b in
+            b.status(destination: c.domain ?? c.destination.map { "\($0.0)" } ?? "", port: c.port, transport: c.transport, process: c.attribution?.name)
         }
-        if let a = c.attribution { writer.field("process_evidence", logLine(a.evidence)) }
+        if let baselineStatus { writer.plainField("baseline", baselineStatus) }
+        let processEvidence = c.attribution.map { logLine($0.evidence) }
+        if let processEvidence { writer.field("process_evidence", processEvidence) }
         if let f = c.firewall { writer.plainField("firewall_action", f.action.rawValue) }
         // Data: what the capture showed on the flow, and what the process's own buffers to
         // this destination held (the only view of data on a connect the capture lacks).
@@ -347,5 +351,17 @@ public final class CalloutLog {
         lines += 1
         byKind[c.kind.rawValue, default: 0] += 1
         if !rules.isEmpty { withData += 1 }
+        if let report {
+            let destination = (c.domain ?? c.destination.map { "\($0.0)" } ?? "?") + ":\(c.port)"
+            report.report.add(EvidenceReport.CalloutFacts(
+                kind: c.kind.rawValue, destination: destination, transport: c.transport, process: c.attribution?.name ?? "",
+                pid: c.attribution?.pid, executable: c.attribution.flatMap { $0.resolvedExecutable ?? $0.executable } ?? "",
+                package: package?.package.name ?? "", packageVersion: package?.package.version ?? "", packageMethod: package?.method ?? "",
+                packageConfidence: package?.confidence ?? "", packageInSBOM: package?.inSBOM ?? false, purpose: entry?.purpose ?? "",
+                optOut: entry?.optOut ?? "", knowledge: entry.map { "\($0.id) (\($0.source))" } ?? "", declared: declared, time: c.time,
+                frame: c.firstFrame, logLines: [processEvidence, packageEvidence].compactMap { $0 }, rules: rules,
+                findings: c.findings.count + inBuffers.count, baseline: baselineStatus, outcome: c.connState ?? c.responseCode ?? c.connectResult,
+                missing: missing))
+        }
     }
 }

@@ -1,11 +1,10 @@
 import Analysis
 import Foundation
-import HostLogs
 
-/// What report.md and report.html say, gathered once: the run's inputs and configuration
-/// (from memory) and its callouts and findings (read back from the committed JSON lines,
-/// so the report states exactly what the logs hold). Grouped and ordered so that the same
-/// inputs give the same bytes.
+/// What report.md and report.html say: the run's inputs and configuration, and its
+/// callouts and findings, fed with the very values the logs are written from as they are
+/// written (reading 100 MB of JSON lines back cost seconds). Grouped and ordered so that
+/// the same inputs give the same bytes; bounded (rows beyond the caps are counted).
 public struct EvidenceReport {
     // MARK: The evidence statement
 
@@ -70,7 +69,7 @@ public struct EvidenceReport {
     var calloutCount = 0
     var calloutsWithData = 0
     var newCallouts = 0
-    var calloutLinesUnreadable = 0
+    var groupsOmitted = 0
 
     public struct Finding {
         var rule = ""
@@ -111,105 +110,87 @@ public struct EvidenceReport {
         }
     }
 
-    mutating func readCallouts(_ path: String) {
-        var index: [String: Int] = [:]
-        forEachJSONLine(path) { o in
-            guard let o else { calloutLinesUnreadable += 1; return }
-            calloutCount += 1
-            let p = o["phonehome"] as? [String: Any] ?? [:]
-            let d = o["destination"] as? [String: Any] ?? [:]
-            let proc = o["process"] as? [String: Any]
-            let pkg = o["package"] as? [String: Any]
-            let kind = p["callout_kind"] as? String ?? "flow"
-            var destination = d["domain"] as? String ?? d["ip"] as? String ?? "?"
-            if let port = d["port"] as? Int { destination += ":\(port)" }
-            let transport = (o["network"] as? [String: Any])?["transport"] as? String ?? ""
-            let process = proc?["name"] as? String ?? ""
-            let package = pkg?["name"] as? String ?? ""
-            let key = [kind, destination, transport, process, package].joined(separator: "\u{1}")
-            var g: CalloutGroup
-            if let i = index[key] { g = groups[i] } else {
-                g = CalloutGroup()
-                g.kind = kind; g.destination = destination; g.transport = transport; g.process = process
-                g.executable = proc?["executable"] as? String ?? ""
-                g.package = package
-                g.packageVersion = pkg?["version"] as? String ?? ""
-                g.packageMethod = p["package_method"] as? String ?? ""
-                g.packageConfidence = p["package_confidence"] as? String ?? ""
-                g.packageInSBOM = p["package_in_sbom"] as? Bool ?? false
-                g.purpose = p["purpose"] as? String ?? ""
-                g.optOut = p["opt_out"] as? String ?? ""
-                g.knowledge = p["knowledge"] as? String ?? ""
-                g.declared = p["declared_in_sbom"] as? Bool ?? false
-            }
-            g.count += 1
-            if let pid = proc?["pid"] as? Int, !g.pids.contains(pid), g.pids.count < 8 { g.pids.append(pid) }
-            if let t = (o["@timestamp"] as? String).flatMap(parseRFC3339) {
-                g.first = min(g.first ?? t, t)
-                g.last = max(g.last ?? t, t)
-                if g.times.count < 64 { g.times.append(t) }
-            }
-            if let f = p["first_frame"] as? Int, g.frames.count < 5 { g.frames.append(f) }
-            for k in ["process_evidence", "package_evidence"] {
-                if let l = p[k] as? String, !g.logLines.contains(l), g.logLines.count < 4 { g.logLines.append(l) }
-            }
-            let rules = p["finding_rules"] as? [String] ?? []
-            g.rules.formUnion(rules)
-            g.findings += (p["findings"] as? Int ?? 0) + (p["findings_in_process_buffers"] as? Int ?? 0)
-            if !rules.isEmpty { calloutsWithData += 1 }
-            if let b = p["baseline"] as? String {
-                g.baseline.insert(b)
-                if b == "new" { newCallouts += 1 }
-            }
-            for k in ["conn_state", "dns_response_code", "connect_result"] { if let v = p[k] as? String { g.outcomes.insert(v) } }
-            for m in p["missing"] as? [String] ?? [] { g.missing.insert(m) }
-            if let i = index[key] { groups[i] = g } else if groups.count < Self.maxGroups {
-                index[key] = groups.count
-                groups.append(g)
-            }
+    /// What one callout line says, as the report needs it.
+    public struct CalloutFacts {
+        var kind: String
+        var destination: String
+        var transport: String
+        var process: String
+        var pid: Int?
+        var executable: String
+        var package: String
+        var packageVersion: String
+        var packageMethod: String
+        var packageConfidence: String
+        var packageInSBOM: Bool
+        var purpose: String
+        var optOut: String
+        var knowledge: String
+        var declared: Bool
+        var time: Int64?
+        var frame: Int?
+        var logLines: [String]
+        var rules: [String]
+        var findings: Int
+        var baseline: String?
+        var outcome: String?
+        var missing: [String]
+    }
+
+    private var groupIndex: [String: Int] = [:]
+
+    /// Folds one callout into its group (kind, destination, transport, process, package).
+    mutating func add(_ c: CalloutFacts) {
+        calloutCount += 1
+        if !c.rules.isEmpty { calloutsWithData += 1 }
+        if c.baseline == "new" { newCallouts += 1 }
+        let key = [c.kind, c.destination, c.transport, c.process, c.package].joined(separator: "\u{1}")
+        let i: Int
+        if let known = groupIndex[key] { i = known } else {
+            guard groups.count < Self.maxGroups else { groupsOmitted += 1; return }
+            var g = CalloutGroup()
+            g.kind = c.kind; g.destination = c.destination; g.transport = c.transport; g.process = c.process
+            g.executable = c.executable; g.package = c.package; g.packageVersion = c.packageVersion
+            g.packageMethod = c.packageMethod; g.packageConfidence = c.packageConfidence; g.packageInSBOM = c.packageInSBOM
+            g.purpose = c.purpose; g.optOut = c.optOut; g.knowledge = c.knowledge; g.declared = c.declared
+            i = groups.count
+            groupIndex[key] = i
+            groups.append(g)
         }
-        // Data first, then new ones, then by time and destination.
+        groups[i].count += 1
+        if let pid = c.pid, !groups[i].pids.contains(pid), groups[i].pids.count < 8 { groups[i].pids.append(pid) }
+        if let t = c.time {
+            groups[i].first = min(groups[i].first ?? t, t)
+            groups[i].last = max(groups[i].last ?? t, t)
+            if groups[i].times.count < 64 { groups[i].times.append(t) }
+        }
+        if let f = c.frame, groups[i].frames.count < 5 { groups[i].frames.append(f) }
+        for l in c.logLines where !groups[i].logLines.contains(l) && groups[i].logLines.count < 4 { groups[i].logLines.append(l) }
+        groups[i].rules.formUnion(c.rules)
+        groups[i].findings += c.findings
+        if let b = c.baseline { groups[i].baseline.insert(b) }
+        if let o = c.outcome { groups[i].outcomes.insert(o) }
+        for m in c.missing { groups[i].missing.insert(m) }
+    }
+
+    /// Data first, then new ones, then by time and destination.
+    mutating func finish() {
         groups.sort { a, b in
             let ka = (a.rules.isEmpty ? 1 : 0, a.baseline.contains("new") ? 0 : 1, a.first ?? .max, a.destination, a.process, a.package)
             let kb = (b.rules.isEmpty ? 1 : 0, b.baseline.contains("new") ? 0 : 1, b.first ?? .max, b.destination, b.process, b.package)
             return ka < kb
         }
-    }
-
-    mutating func readFindings(_ path: String) {
-        forEachJSONLine(path) { o in
-            guard let o else { return }
-            guard findings.count < Self.maxFindings else { findingsOmitted += 1; return }
-            let rule = o["rule"] as? [String: Any] ?? [:], f = o["finding"] as? [String: Any] ?? [:]
-            let p = o["phonehome"] as? [String: Any] ?? [:], d = o["destination"] as? [String: Any] ?? [:]
-            var x = Finding()
-            x.rule = rule["id"] as? String ?? ""
-            x.category = rule["category"] as? String ?? ""
-            x.severity = f["severity"] as? String ?? ""
-            x.masked = f["masked"] as? String ?? ""
-            x.sha256 = f["sha256"] as? String ?? ""
-            x.encoding = f["encoding"] as? String ?? ""
-            x.time = (o["@timestamp"] as? String).flatMap(parseRFC3339)
-            var place = d["domain"] as? String ?? d["ip"] as? String ?? ""
-            if let port = d["port"] as? Int, !place.isEmpty { place += ":\(port)" }
-            if let proc = (o["process"] as? [String: Any])?["name"] as? String { place += (place.isEmpty ? "" : " ") + "by \(proc)" }
-            x.whereText = place + " (" + (p["field"] as? String ?? "") + ")"
-            let file = ((o["log"] as? [String: Any])?["file"] as? [String: Any])?["path"] as? String ?? ""
-            if let frame = p["first_frame"] as? Int { x.evidence = "\(file) frame \(frame)" }
-            else if let line = p["first_line"] as? Int { x.evidence = "\(file):\(line)" }
-            else if let frame = p["frame"] as? Int { x.evidence = "\(file) frame \(frame)" }
-            findings.append(x)
-        }
+        groupIndex = [:]
         findings.sort { ($0.severityRank, $0.rule, $0.evidence) < ($1.severityRank, $1.rule, $1.evidence) }
     }
 
-    func forEachJSONLine(_ path: String, _ body: ([String: Any]?) -> Void) {
-        guard let reader = try? LineReader(path: path) else { return }
-        while let line = reader.next() {
-            guard !line.isEmpty else { continue }
-            body(try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any])
-        }
+    /// Whether another finding would be listed (beyond `maxFindings` they are counted).
+    mutating func wantsFinding() -> Bool {
+        guard findings.count < Self.maxFindings else { findingsOmitted += 1; return false }
+        return true
     }
+
+    mutating func add(_ f: Finding) { findings.append(f) }
 
     // MARK: Derived
 
@@ -276,29 +257,8 @@ extension EvidenceReport.Finding {
     var severityRank: Int { ["critical": 0, "high": 1, "medium": 2, "low": 3][severity] ?? 4 }
 }
 
-/// RFC 3339 UTC as the outputs write it (`2026-01-01T09:00:01.001000Z`) → ns since the epoch.
-func parseRFC3339(_ s: String) -> Int64? {
-    let b = Array(s.utf8)
-    guard b.count >= 20, b[4] == 45, b[7] == 45, b[10] == 84, b[13] == 58, b[16] == 58, b.last == 90 else { return nil }
-    func num(_ r: Range<Int>) -> Int64? {
-        var v: Int64 = 0
-        for i in r { guard b[i] >= 48, b[i] <= 57 else { return nil }; v = v * 10 + Int64(b[i] - 48) }
-        return v
-    }
-    guard let y = num(0..<4), let mo = num(5..<7), let d = num(8..<10), let h = num(11..<13), let mi = num(14..<16), let se = num(17..<19),
-          (1...12).contains(mo), (1...31).contains(d) else { return nil }
-    var frac: Int64 = 0
-    if b[19] == 46 {
-        var digits = 0
-        for i in 20..<(b.count - 1) { guard b[i] >= 48, b[i] <= 57, digits < 9 else { break }; frac = frac * 10 + Int64(b[i] - 48); digits += 1 }
-        for _ in digits..<9 { frac *= 10 }
-    }
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let yy = mo <= 2 ? y - 1 : y
-    let era = (yy >= 0 ? yy : yy - 399) / 400
-    let yoe = yy - era * 400
-    let doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-    let days = era * 146_097 + doe - 719_468
-    return ((days * 86_400 + h * 3_600 + mi * 60 + se) * 1_000_000_000) + frac
+/// The report being gathered during a run, shared by the logs that feed it.
+public final class ReportCollector {
+    public var report = EvidenceReport()
+    public init() {}
 }

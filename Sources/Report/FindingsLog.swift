@@ -71,6 +71,22 @@ public final class FindingsLog {
         }
     }
     public private(set) var rulesByProcessDestination: [HostDestination: [String]] = [:]
+    /// Fed with each finding line for report.md/report.html, when they are wanted.
+    public var report: ReportCollector?
+
+    func report(rule: Rule, match: RuleMatch, sha256: String, place: String, evidence: String) {
+        guard let report, report.report.wantsFinding() else { return }
+        var x = EvidenceReport.Finding()
+        x.rule = rule.id
+        x.category = rule.family
+        x.severity = rule.severity.rawValue
+        x.masked = Masking.mask(match.value, kind: rule.kind)
+        x.sha256 = sha256
+        x.encoding = match.encoding.rawValue
+        x.whereText = place
+        x.evidence = evidence
+        report.report.add(x)
+    }
 
     func noteFlow(_ communityID: String, _ rule: String) {
         if rulesByFlow[communityID] == nil, rulesByFlow.count >= Self.maxFlowsWithFindings { return }
@@ -148,6 +164,11 @@ public final class FindingsLog {
         if f.scope == .tcp { writer.field("stream_offset", f.match.range.lowerBound) }
         writer.field("first_frame", f.origin.frame)
         writer.field("last_frame", f.lastFrame)
+        if report != nil {
+            let domain = f.domain.map { String(decoding: $0, as: UTF8.self) } ?? "\(flow.responderAddress)"
+            report(rule: f.rule, match: f.match, sha256: sha256, place: "\(domain):\(flow.responderPort) (\(f.field))",
+                   evidence: "\(inputPaths.name(flow.input)) frame \(f.origin.frame)")
+        }
         finishLine(entry)
     }
 }
@@ -203,6 +224,11 @@ extension FindingsLog {
         writer.field("stream_offset", match.range.lowerBound)
         writer.field("first_line", firstLine)
         writer.field("last_line", lastLine)
+        if report != nil {
+            let to = destination.map { "\($0.address):\($0.port) " } ?? ""
+            report(rule: rule, match: match, sha256: Masking.hex(digest), place: "\(to)by \(processName ?? "pid \(pid)") (\(field))",
+                   evidence: "\(logPath):\(firstLine)")
+        }
         finishLine(entry)
     }
 }

@@ -1,3 +1,4 @@
+import Crypto
 import Flows
 import Foundation
 import Protocols
@@ -419,6 +420,20 @@ public final class OutputFile: @unchecked Sendable {
     static let bufferSize = 1 << 20
     /// Set only on the writer queue; read after `drain()`.
     private var writeFailure: String?
+    /// SHA-256 and size of what was written, kept on the writer queue as it writes (the
+    /// manifest's digests then cost no second read of the file).
+    private var hasher = SHA256()
+    private var written: Int64 = 0
+    /// Digests of committed files by path, for the manifest.
+    nonisolated(unsafe) private static var committed: [String: (size: Int64, sha256: String)] = [:]   // under committedLock
+    private static let committedLock = NSLock()
+
+    /// The size and SHA-256 of a file committed in this process, by its final path.
+    public static func digest(of path: String) -> (size: Int64, sha256: String)? {
+        committedLock.lock()
+        defer { committedLock.unlock() }
+        return committed[path]
+    }
     public var failure: String? { drain(); return writeFailure }
 
     static let writerQueue = DispatchQueue(label: "phonehome.output")
@@ -505,6 +520,8 @@ public final class OutputFile: @unchecked Sendable {
 
     private func writeAll(_ bytes: UnsafeRawBufferPointer) {
         guard writeFailure == nil, var p = bytes.baseAddress else { return }
+        hasher.update(bufferPointer: bytes)
+        written += Int64(bytes.count)
         var left = bytes.count
         while left > 0 {
             let n = Foundation.write(fd, p, left)
@@ -531,6 +548,10 @@ public final class OutputFile: @unchecked Sendable {
         guard rename(temporaryPath, path) == 0 else {
             throw OutputError(message: "\(path): cannot rename into place (\(String(cString: strerror(errno))))")
         }
+        let hex = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        Self.committedLock.lock()
+        Self.committed[path] = (written, hex)
+        Self.committedLock.unlock()
     }
 }
 
@@ -543,7 +564,12 @@ public struct OutputError: Error, CustomStringConvertible {
 /// log repeats one of them.
 public struct InputPaths {
     let quoted: [[UInt8]]
-    public init(_ names: [String] = []) { quoted = names.map(JSONWriter.quoted) }
+    let names: [String]
+    public init(_ names: [String] = []) {
+        self.names = names
+        quoted = names.map(JSONWriter.quoted)
+    }
+    func name(_ input: Int) -> String { input >= 0 && input < names.count ? names[input] : "" }
 }
 
 extension JSONWriter {

@@ -71,6 +71,6 @@ extension EvidenceReport {
 
     var destinationSummary: String {
         "\(groups.count) distinct callout\(groups.count == 1 ? "" : "s") (kind, destination, process, package)"
-            + (calloutLinesUnreadable > 0 ? "; \(calloutLinesUnreadable) unreadable lines in callouts.jsonl" : "")
+            + (groupsOmitted > 0 ? "; \(groupsOmitted) callouts beyond the first \(Self.maxGroups) groups are only in callouts.jsonl" : "")
     }
 }
