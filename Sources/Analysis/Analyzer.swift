@@ -19,6 +19,9 @@ public struct AnalysisOptions: Sendable {
     public var appLimits = AppLimits()
     /// Bytes scanned by the rules per TCP direction (0: no limit).
     public var scanDepth = RuleLimits.defaultScanDepth
+    /// Threads for one input: 2 or more runs the output side (sinks) on a thread of its
+    /// own; the outputs are the same bytes either way.
+    public var jobs = 1
     public init() {}
 }
 
@@ -170,8 +173,10 @@ public final class Analyzer {
         summary.compression = reader.compression.rawValue
 
         scanner?.counts = ScanCounts()
-        let app = options.appLayer ? AppLayer(limits: options.appLimits, sink: events, passiveDNS: passiveDNS, scanner: scanner) : nil
-        let sink = flowSink
+        let pipeline = options.jobs > 1 ? SinkPipeline(target: events, flowSink: flowSink) : nil
+        pipeline?.start()
+        let app = options.appLayer ? AppLayer(limits: options.appLimits, sink: pipeline ?? events, passiveDNS: passiveDNS, scanner: scanner) : nil
+        let sink = pipeline.map { p in { p.flow($0, $1, $2) } } ?? flowSink
         let tracker = FlowTracker(limits: options.flowLimits) { flow, reason in
             sink(flow, reason, app?.close(flow))
         }
@@ -196,6 +201,7 @@ public final class Analyzer {
         }
         tracker.table.drain()
         app?.finishScanning()
+        pipeline?.finish()
 
         summary = run.summary
         summary.counts = run.counts

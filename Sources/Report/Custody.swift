@@ -20,9 +20,9 @@ public enum Custody {
     }
 
     /// SHA-256 and size of a file (nil when it cannot be read).
-    public static func digest(_ path: String) -> (sha256: String, size: Int64)? {
+    public static func digest(_ path: String) -> (size: Int64, sha256: String)? {
         let r = FileDigest(path: path).result()
-        return r.error == nil ? (r.sha256, r.size) : nil
+        return r.error == nil ? (r.size, r.sha256) : nil
     }
 
     public static func sha256(_ bytes: some DataProtocol) -> String {

@@ -63,6 +63,7 @@ public struct Manifest {
         w.field("started", rfc3339(Int64(started.timeIntervalSince1970 * 1e9)))
         w.field("finished", rfc3339(Int64(finished.timeIntervalSince1970 * 1e9)))
         if let filter { w.field("filter", filter) } else { w.nullField("filter") }
+        w.field("jobs", options.jobs)
         w.beginObject("limits")
         w.field("max_flows", options.flowLimits.maxFlows)
         w.field("tcp_idle_seconds", Int(options.flowLimits.tcpIdleSeconds))

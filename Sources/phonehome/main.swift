@@ -60,6 +60,9 @@ struct Analyze: ParsableCommand {
     @Option(help: "Threads for xz decompression of multi-block files.")
     var xzThreads: Int = 2
 
+    @Option(name: [.short, .long], help: "Threads per input (default: the cores): from 2, the outputs are written on a thread of their own. The outputs are the same bytes for any value.")
+    var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
+
     @Flag(help: ArgumentHelp("Skip the SHA-256 of inputs (for measurements only).", visibility: .hidden))
     var noInputHash = false
 
@@ -124,6 +127,7 @@ struct Analyze: ParsableCommand {
         options.hashInputs = !noInputHash
         options.appLayer = !noAppLayer
         options.scanDepth = scanDepth
+        options.jobs = max(1, jobs)
 
         var run = AnalysisRun(inputs: inputs, out: out)
         run.options = options
