@@ -31,9 +31,11 @@ best() { # name, command... : best of 3 wall times, peak RSS of the best run
 best "cat (read floor)" cat "$cap"
 best "tcpdump -r X -w /dev/null" tcpdump -r "$cap" -w /dev/null
 best "phonehome analyze (flows, community_id; no app layer, no hash)" $bin analyze -q --no-input-hash --no-app-layer "$cap" -o "$out/a"
-best "phonehome analyze (+ DNS/HTTP/TLS/QUIC, rules off, no hash)" $bin analyze -q --no-input-hash --no-rules "$cap" -o "$out/b"
-best "phonehome analyze (+ default rule packs, no hash)" $bin analyze -q --no-input-hash "$cap" -o "$out/r"
-best "phonehome analyze (default: rules + SHA-256 of input)" $bin analyze -q "$cap" -o "$out/c"
+best "phonehome -j 1 (+ DNS/HTTP/TLS/QUIC, rules off, no hash)" $bin analyze -q -j 1 --no-input-hash --no-rules "$cap" -o "$out/b1"
+best "phonehome -j $(nproc) (+ DNS/HTTP/TLS/QUIC, rules off, no hash)" $bin analyze -q --no-input-hash --no-rules "$cap" -o "$out/b"
+best "phonehome -j 1 (+ default rule packs, no hash)" $bin analyze -q -j 1 --no-input-hash "$cap" -o "$out/r1"
+best "phonehome -j $(nproc) (+ default rule packs, no hash)" $bin analyze -q --no-input-hash "$cap" -o "$out/r"
+best "phonehome -j $(nproc) (default: rules + SHA-256 of input + reports)" $bin analyze -q "$cap" -o "$out/c"
 # ngrep with one email regex over each packet (no reassembly, no other rule).
 best "ngrep -q -I X -W none EMAIL-REGEX" ngrep -q -I "$cap" -W none '[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}'
 # tshark name extraction takes minutes on 2 GB: once, only when asked; then the ratio of
@@ -55,8 +57,13 @@ awk -F'\t' -v mb="$mb" -v frames="${frames:-0}" '
         for (i = 1; i <= NR; i++)
             printf "%-58s %8.2f %9.0f %9.2f %10.0f %11.2fx %11.2fx\n", name[i], s[i], mb/s[i], frames/s[i]/1e6, rss[i]/1024, floor/s[i], tcpdump/s[i]
     }' "$out/times.tsv"
-awk -F'\t' -v mb="$mb" '/rules off, no hash/ { off=$2 } /default rule packs, no hash/ { on=$2 } /^ngrep/ { ng=$2 }
-    END { printf "\nrules off %.0f MB/s, rules on %.0f MB/s; rules on vs ngrep (one regex): %.2fx\n", mb/off, mb/on, ng/on }' "$out/times.tsv"
+awk -F'\t' -v mb="$mb" -v n="$(nproc)" '
+    /-j 1 .*rules off/ { off1=$2 } /-j [2-9].*rules off/ { off=$2 } /-j 1 .*default rule packs, no hash/ { on1=$2 }
+    /-j [2-9].*default rule packs, no hash/ { on=$2 } /^ngrep/ { ng=$2 } /^tcpdump/ { td=$2 } /^cat/ { floor=$2 }
+    END {
+        printf "\nrules off: %.0f MB/s with 1 job, %.0f MB/s with %d (%.2fx); rules on: %.0f MB/s with 1 job, %.0f MB/s with %d (%.2fx)\n", mb/off1, mb/off, n, off1/off, mb/on1, mb/on, n, on1/on
+        printf "targets: rules off 1 job vs cat %.2fx (0.5x wanted); rules on 1 job %.2fx tcpdump time (2x at most wanted); rules on vs ngrep (one regex): %.2fx\n", floor/off1, on1/td, ng/on
+    }' "$out/times.tsv"
 echo "findings (default packs): $(wc -l < "$out/r/findings.jsonl") lines"
 if [ -f "$out/tshark-names.tsv" ]; then
     awk -F'\t' '/DNS\/HTTP\/TLS/ { app=$2; appk=$3 } /^tshark/ { t=$2; tk=$3 }

@@ -4,7 +4,9 @@
 # quic (the parsers alone), rulepack (the YAML rule loader, seeded with rules/), rules
 # (the default packs over the input, whole and streamed), strace (host-log parser and model,
 # seeded from ../shared/corpora/logs/strace), hostlogs (netfilter, ss/lsof, Sysmon XML,
-# auditd readers); "all" runs them one after another. Corpora grow in
+# auditd readers), capture (the pcap/pcapng/xz/gzip readers alone), sbom (SBOM readers and
+# the package index), knowledge (the knowledge-base, executables-table and baseline YAML
+# loaders); "all" runs them one after another. Corpora grow in
 # fuzz-corpus/TARGET, crashes land in fuzz-crashes/ (replay one with
 # `swift run phonehome-fuzz FILE` and PHONEHOME_FUZZ_TARGET set).
 # Usage: scripts/fuzz.sh [SECONDS] [TARGET|all]
@@ -41,14 +43,24 @@ run() {
         -max_total_time="$seconds" -max_len="${max_len:-65536}" -rss_limit_mb=2048 -timeout=30 \
         -artifact_prefix="fuzz-crashes/$target-" -print_final_stats=1
 }
-for target in engine dns http tls quic rulepack rules strace hostlogs; do
+for target in engine capture dns http tls quic rulepack rules strace hostlogs sbom knowledge; do
     [ "$which" = all ] || [ "$which" = "$target" ] || continue
     if [ "$target" = engine ]; then
         seeds=(samples)
         [ -d ../shared/corpora/pcap ] && seeds+=(../shared/corpora/pcap)
         run engine "${seeds[@]}"
+    elif [ "$target" = capture ]; then
+        seeds=(samples)
+        [ -d ../shared/corpora/pcap ] && seeds+=(../shared/corpora/pcap)
+        run capture "${seeds[@]}"
     elif [ "$target" = rulepack ]; then
         run rulepack rules
+    elif [ "$target" = knowledge ]; then
+        run knowledge rules/endpoints rules/executables
+    elif [ "$target" = sbom ]; then
+        seeds=(samples)
+        [ -d ../shared/corpora/sbom ] && seeds+=(../shared/corpora/sbom)
+        max_len=262144 run sbom "${seeds[@]}"
     elif [ "$target" = strace ]; then
         seeds=()
         [ -d ../shared/corpora/logs/strace ] && seeds+=(../shared/corpora/logs/strace)

@@ -35,9 +35,13 @@ public final class Baseline {
     public static func load(_ path: String) throws(KnowledgeError) -> Baseline {
         let name = (path as NSString).lastPathComponent
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw KnowledgeError(description: "\(path): cannot read") }
-        let node: Node?
-        do { node = try Yams.compose(yaml: text) } catch { throw KnowledgeError(description: "\(name):1: not valid YAML") }
-        guard let list = node?.mapping?["approved"]?.sequence else { throw KnowledgeError(description: "\(name):1: expected `approved:` with a list") }
+        return try parse(text: text, name: name)
+    }
+
+    /// A baseline from YAML text read from `name`.
+    public static func parse(text: String, name: String) throws(KnowledgeError) -> Baseline {
+        let root = try KnowledgeFiles.mapping(text: text, name: name)
+        guard let list = root["approved"]?.sequence else { throw KnowledgeError(description: "\(name):1: expected `approved:` with a list") }
         var entries: [Entry] = []
         for item in list {
             let line = item.mark.map { $0.line } ?? 1

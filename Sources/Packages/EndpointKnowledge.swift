@@ -61,6 +61,15 @@ public struct EndpointKnowledge: Sendable {
 
     static func parse(_ file: String) throws(KnowledgeError) -> [EndpointEntry] {
         let (name, root) = try KnowledgeFiles.mapping(file)
+        return try parse(root, name: name)
+    }
+
+    /// The entries of YAML text read from `name`.
+    public static func parse(text: String, name: String) throws(KnowledgeError) -> [EndpointEntry] {
+        try parse(KnowledgeFiles.mapping(text: text, name: name), name: name)
+    }
+
+    static func parse(_ root: Node.Mapping, name: String) throws(KnowledgeError) -> [EndpointEntry] {
         guard let list = root["endpoints"]?.sequence else {
             throw KnowledgeError(description: "\(name):1: expected a mapping with `endpoints:`")
         }

@@ -28,6 +28,15 @@ public struct SystemExecutables: Sendable {
 
     mutating func add(file: String) throws(KnowledgeError) {
         let (name, root) = try KnowledgeFiles.mapping(file)
+        try add(root, name: name)
+    }
+
+    /// Adds the entries of YAML text read from `name`.
+    public mutating func add(text: String, name: String) throws(KnowledgeError) {
+        try add(KnowledgeFiles.mapping(text: text, name: name), name: name)
+    }
+
+    mutating func add(_ root: Node.Mapping, name: String) throws(KnowledgeError) {
         func fail(_ line: Int, _ message: String) -> KnowledgeError { KnowledgeError(description: "\(name):\(line): \(message)") }
         for key in root.keys { if let k = key.string, !Self.fields.contains(k) { throw fail(key.mark?.line ?? 1, "unknown field `\(k)`") } }
         guard let namespace = root["purl_namespace"]?.string, let source = root["source"]?.string, source.hasPrefix("https://"),
@@ -79,12 +88,17 @@ enum KnowledgeFiles {
     static func mapping(_ file: String) throws(KnowledgeError) -> (String, Node.Mapping) {
         let name = (file as NSString).lastPathComponent
         guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw KnowledgeError(description: "\(name):1: cannot read") }
+        return (name, try mapping(text: text, name: name))
+    }
+
+    /// The top-level mapping of YAML text read from `name`.
+    static func mapping(text: String, name: String) throws(KnowledgeError) -> Node.Mapping {
         let node: Node?
         do { node = try Yams.compose(yaml: text) } catch {
             let mark = (error as? YamlError).flatMap { e -> Int? in if case .scanner(_, _, let m, _) = e { return m.line }; return nil } ?? 1
             throw KnowledgeError(description: "\(name):\(mark): not valid YAML")
         }
         guard let root = node?.mapping else { throw KnowledgeError(description: "\(name):1: expected a mapping") }
-        return (name, root)
+        return root
     }
 }

@@ -1,5 +1,7 @@
 import Analysis
+import Capture
 import HostLogs
+import Packages
 import Protocols
 import Rules
 import Foundation
@@ -25,6 +27,12 @@ enum FuzzTarget: String, CaseIterable {
     case strace
     /// The other host-log readers: netfilter LOG lines, ss/lsof snapshots, Sysmon XML, auditd.
     case hostlogs
+    /// The capture container readers alone (pcap, pcapng, inside xz or gzip): every record.
+    case capture
+    /// The SBOM readers (CycloneDX, SPDX, syft JSON) and the package index over them.
+    case sbom
+    /// The YAML loaders of the endpoint knowledge base, the executables table and baselines.
+    case knowledge
 
     static let selected: FuzzTarget = {
         let name = ProcessInfo.processInfo.environment["PHONEHOME_FUZZ_TARGET"] ?? "engine"
@@ -46,6 +54,9 @@ enum FuzzTarget: String, CaseIterable {
         case .rules: Self.rules(bytes)
         case .strace: Self.strace(bytes)
         case .hostlogs: Self.hostlogs(bytes)
+        case .capture: Self.capture(bytes)
+        case .sbom: Self.sbom(bytes)
+        case .knowledge: Self.knowledge(bytes)
         }
     }
 
@@ -222,3 +233,35 @@ import Foundation
     }
 }
 #endif
+
+extension FuzzTarget {
+    static func capture(_ bytes: [UInt8]) {
+        guard let reader = try? CaptureReader(name: "fuzz", source: MemorySource(bytes)) else { return }
+        var n = 0
+        while let record = reader.next(), n < 100_000 {
+            n += 1
+            _ = record.data.count
+        }
+    }
+
+    static func sbom(_ bytes: [UInt8]) {
+        guard let document = try? SBOMDocument.parse(Data(bytes), name: "fuzz.json") else { return }
+        let index = PackageIndex([document])
+        for p in document.packages.prefix(64) {
+            for f in p.files.prefix(4) { _ = index.owner(of: f) }
+            _ = index.owner(of: "/venv/lib/python3.11/site-packages/\(p.name)/__init__.py")
+        }
+    }
+
+    static func knowledge(_ bytes: [UInt8]) {
+        let text = String(decoding: bytes, as: UTF8.self)
+        if let entries = try? EndpointKnowledge.parse(text: text, name: "fuzz.yaml") {
+            let kb = EndpointKnowledge(entries: entries)
+            for e in entries.prefix(16) { for d in e.domains.prefix(4) { _ = kb.matches(domain: "a." + d, path: "/x") } }
+        }
+        var table = SystemExecutables()
+        try? table.add(text: text, name: "fuzz.yaml")
+        _ = table.package(of: "/bin/curl")
+        if let b = try? Baseline.parse(text: text, name: "fuzz.yaml") { _ = b.status(destination: "x", port: 443, transport: "tcp", process: nil) }
+    }
+}
