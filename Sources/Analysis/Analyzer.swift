@@ -74,6 +74,8 @@ public struct InputSummary: Sendable {
     public var error: String?
     /// Set when a file found inside a directory input was not a capture (not an error).
     public var skipped: String?
+    /// The last frame read when a stop was asked (SIGINT): the rest of the input was not read.
+    public var interruptedAtFrame: Int?
     public var seconds: Double = 0
 
     public init(name: String) { self.name = name }
@@ -186,6 +188,10 @@ public final class Analyzer {
 
         var packet = Packet()
         while let record = reader.next() {
+            if Interruption.requested {
+                summary.interruptedAtFrame = record.frame - 1
+                break
+            }
             run.counts.frames += 1
             if record.linkType == LinkTypeSentinel.nonPacket {
                 run.counts.nonPacketRecords += 1
@@ -203,7 +209,9 @@ public final class Analyzer {
         app?.finishScanning()
         pipeline?.finish()
 
+        let interrupted = summary.interruptedAtFrame
         summary = run.summary
+        summary.interruptedAtFrame = interrupted
         summary.counts = run.counts
         if let scanner {
             summary.scan = scanner.counts

@@ -1,4 +1,5 @@
 import Analysis
+import Capture
 import Foundation
 import HostLogs
 import Packages
@@ -57,6 +58,8 @@ public struct AnalysisRun {
         public var manifestSHA256: String
         /// An input could not be read at all.
         public var unreadableInput: Bool { inputs.contains { $0.error != nil } }
+        /// Set when SIGINT/SIGTERM stopped the run (the outputs are complete files, marked incomplete).
+        public var interruption: String?
     }
 
     public struct OutputError: Error, CustomStringConvertible {
@@ -95,6 +98,7 @@ public struct AnalysisRun {
         var sboms: [SBOMDocument] = []
         var sbomPaths: [String] = []
         for item in Self.expand(inputs) {
+            if Interruption.requested { captures.append(item); continue }   // listed as not analysed below
             if item.path != "-", SBOMDocument.looksLikeSBOM(path: item.path) {
                 do {
                     sboms.append(try SBOMDocument.read(path: item.path))
@@ -164,6 +168,12 @@ public struct AnalysisRun {
 
         var summaries: [InputSummary] = []
         for (index, item) in captures.enumerated() {
+            guard !Interruption.requested else {
+                var summary = InputSummary(name: names(item.path))
+                summary.skipped = "not analysed: the run was interrupted (\(Interruption.signalName))"
+                summaries.append(summary)
+                continue
+            }
             var summary = analyzer.analyze(path: item.path, inputIndex: index)
             summary.name = names(item.path)
             // A file met inside a directory that is no capture (a README, a log for a later
@@ -180,6 +190,11 @@ public struct AnalysisRun {
             summaries.append(summary)
         }
 
+        var interruption: String?
+        if Interruption.requested {
+            let at = summaries.first { $0.interruptedAtFrame != nil }.map { "after frame \($0.interruptedAtFrame ?? 0) of \($0.name)" }
+            interruption = "\(Interruption.signalName) " + (at ?? "between inputs") + "; the outputs hold what was found until then"
+        }
         try output {
             try conn.commit()
             try callouts.commit()
@@ -201,6 +216,7 @@ public struct AnalysisRun {
             }
             manifest.findings = (appLogs.findings.byRule, appLogs.findings.repeats, appLogs.findings.foldingStopped)
             if hostRun.model != nil { manifest.hostLogs = hostRun }
+            manifest.interruption = interruption
             manifest.evidenceFiles = evidence
             manifest.configurationFiles = configurationRecords
             if let baseline {
@@ -213,6 +229,7 @@ public struct AnalysisRun {
             // The reports are read back from the committed logs: they say what the logs hold.
             var report = collector?.report ?? EvidenceReport()
             report.addInputs(summaries)
+            report.interruption = interruption
             report.otherEvidence = evidence
             report.configurationSHA256 = Custody.combined(configurationRecords)
             report.ruleCount = engine?.rules.count ?? 0
@@ -252,7 +269,7 @@ public struct AnalysisRun {
         return Result(inputs: summaries, flows: conn.lines, dnsTransactions: appLogs.dnsLines, httpRequests: appLogs.httpLines,
                       tlsHandshakes: appLogs.tlsLines, findings: appLogs.findings.lines, callouts: callouts.lines,
                       newCallouts: baseline?.newCallouts ?? 0, goneCallouts: baseline?.gone.count ?? 0, hostLogs: hostRun.logs.count,
-                      sboms: sboms.count, manifestSHA256: manifestSHA256)
+                      sboms: sboms.count, manifestSHA256: manifestSHA256, interruption: interruption)
     }
 
     /// Directories become their regular files, recursively, in name order (hidden ones left out).

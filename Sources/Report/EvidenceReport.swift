@@ -31,6 +31,8 @@ public struct EvidenceReport {
     var knowledgeEntries = 0
     var scanDepth = 0
     var hasBaseline = false
+    /// Set when the run was stopped early: said at the top.
+    var interruption: String?
     var baselineGone: [String] = []
     /// What the run could not see or gave up on, one sentence each.
     var limits: [String] = []
@@ -249,6 +251,7 @@ public struct EvidenceReport {
         if processCount > 0 { s += " from \(processCount) process\(processCount == 1 ? "" : "es")" }
         s += "; \(calloutsWithData) carried sensitive data"
         s += hasBaseline ? "; \(newCallouts) new since the baseline" : "; no baseline given"
+        if interruption != nil { s += " INCOMPLETE: the run was interrupted" }
         return s + "."
     }
 }

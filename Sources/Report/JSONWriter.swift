@@ -481,7 +481,11 @@ public final class OutputFile: @unchecked Sendable {
     deinit {
         drain()
         Self.pool.give(pending)
-        if fd >= 0 { close(fd) }
+        // Never committed (the run failed): no half-written file is left behind.
+        if fd >= 0 {
+            close(fd)
+            unlink(temporaryPath)
+        }
     }
 
     public func write(_ bytes: [UInt8]) { bytes.withUnsafeBytes { write($0) } }

@@ -36,6 +36,8 @@ public struct Manifest {
     public var evidenceFiles: [Custody.FileRecord] = []
     /// Rule packs, knowledge base, executables table and baseline used.
     public var configurationFiles: [Custody.FileRecord] = []
+    /// Why the run stopped early (SIGINT/SIGTERM); nil when it ran to the end.
+    public var interruption: String?
     /// Size and SHA-256 of every output file, by name.
     public var outputDigests: [String: (size: Int64, sha256: String)] = [:]
 
@@ -62,6 +64,8 @@ public struct Manifest {
         w.endArray()
         w.field("started", rfc3339(Int64(started.timeIntervalSince1970 * 1e9)))
         w.field("finished", rfc3339(Int64(finished.timeIntervalSince1970 * 1e9)))
+        w.field("complete", interruption == nil)
+        if let interruption { w.field("interrupted", interruption) }
         if let filter { w.field("filter", filter) } else { w.nullField("filter") }
         w.field("jobs", options.jobs)
         w.beginObject("limits")
@@ -173,6 +177,7 @@ public struct Manifest {
         w.field("sha256", input.sha256)
         if let error = input.error { w.field("error", error) }
         if let skipped = input.skipped { w.field("skipped", skipped) }
+        if let frame = input.interruptedAtFrame { w.field("interrupted_after_frame", frame) }
         w.field("container", input.container)
         w.field("compression", input.compression)
         w.beginArray("link_types")

@@ -20,6 +20,7 @@ extension EvidenceReport {
     /// The evidence statement, as lines (Markdown list items without their marker).
     var statement: [String] {
         var out: [String] = []
+        if let interruption { out.append("Incomplete: stopped by \(interruption). Inputs after that point were not analysed.") }
         let frames = captures.reduce(0) { $0 + $1.frames }, flows = captures.reduce(0) { $0 + $1.flows }
         out.append("Analysed: \(captures.count) capture file\(captures.count == 1 ? "" : "s") (\(frames) frames, \(flows) flows)"
                    + (otherEvidence.isEmpty ? "" : ", \(otherEvidence.filter { !$0.kind.hasPrefix("sbom") }.count) host log(s), \(otherEvidence.filter { $0.kind.hasPrefix("sbom") }.count) SBOM(s)") + ".")

@@ -24,6 +24,8 @@ enum ExitStatus {
     static let unapproved: Int32 = 20
     /// `verify` found an output or input that differs from the manifest.
     static let verifyFailed: Int32 = 30
+    /// SIGINT/SIGTERM stopped `analyze`: the outputs are written and marked incomplete.
+    static let interrupted: Int32 = 130
 }
 
 struct Phonehome: ParsableCommand {
@@ -160,6 +162,7 @@ struct Analyze: ParsableCommand {
             run.configuration.append(("baseline", baseline))
         }
 
+        Interruption.install()
         let result: AnalysisRun.Result
         do { result = try run.run() } catch { fail(error.description, ExitStatus.outputFailed) }
         if !quiet {
@@ -168,6 +171,10 @@ struct Analyze: ParsableCommand {
             if run.engine != nil { print("  findings: \(result.findings) (findings.jsonl; values masked, SHA-256 given)") }
             print("  callouts: \(result.callouts) (callouts.jsonl); report: \(out)/report.html, report.md")
             print("  manifest.json sha256 \(result.manifestSHA256) (note it: phonehome verify \(out) checks the directory against it)")
+        }
+        if let interruption = result.interruption {
+            FileHandle.standardError.write(Data("phonehome: interrupted (\(interruption)); outputs written, marked incomplete\n".utf8))
+            throw ExitCode(ExitStatus.interrupted)
         }
         if result.unreadableInput { throw ExitCode(ExitStatus.inputUnreadable) }
         if run.baseline != nil, result.newCallouts > 0 || result.findings > 0 {

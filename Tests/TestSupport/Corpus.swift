@@ -78,15 +78,37 @@ public enum BuiltCommand {
 
     /// Runs `phonehome ARGS`; returns its exit status and standard output.
     public static func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
+        let r = try run(arguments, stdin: nil)
+        return (r.status, r.output)
+    }
+
+    /// Runs `phonehome ARGS` (through `sh -c PREFIX exec …` when `shellPrefix` is given,
+    /// for `ulimit` and `trap`); `stdin`, when given, is fed by the caller through the
+    /// pipe handed to `feed` before the command's end is awaited.
+    public static func run(_ arguments: [String], shellPrefix: String? = nil, stdin: ((Process, FileHandle) throws -> Void)?)
+        throws -> (status: Int32, output: String, errors: String) {
         let p = Process()
-        p.executableURL = url
-        p.arguments = arguments
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = FileHandle.nullDevice
+        if let shellPrefix {
+            p.executableURL = URL(fileURLWithPath: "/bin/sh")
+            let quoted = ([url.path] + arguments).map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
+            p.arguments = ["-c", "\(shellPrefix); exec \(quoted)"]
+        } else {
+            p.executableURL = url
+            p.arguments = arguments
+        }
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        let input = stdin.map { _ in Pipe() }
+        if let input { p.standardInput = input }
         try p.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        if let stdin, let input {
+            try stdin(p, input.fileHandleForWriting)
+            try? input.fileHandleForWriting.close()
+        }
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        let errData = err.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+        return (p.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
     }
 }
