@@ -445,7 +445,9 @@ final class AppLayer {
         let hello: (type: UInt8, body: [UInt8])?
         if fromOriginator {
             guard s.tlsClient.state == .collecting else { return }
-            if s.tlsClient.records == 0 && !TLSHelloCollector.looksLikeTLS(bytes) && bytes.count >= 3 {
+            // Only while nothing is collected: the next segment of a record that spans
+            // segments (a post-quantum ClientHello is ~1.8 KB) starts with record bytes.
+            if s.tlsClient.isIdle && !TLSHelloCollector.looksLikeTLS(bytes) && bytes.count >= 3 {
                 s.tlsClient = TLSHelloCollector()
             }
             hello = s.tlsClient.feed(bytes)

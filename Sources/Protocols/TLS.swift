@@ -201,6 +201,9 @@ public struct TLSHelloCollector {
     var pending: [UInt8] = []        // unparsed record bytes
     var handshake: [UInt8] = []      // handshake-layer bytes so far
     public private(set) var records = 0
+    /// Nothing collected yet: no whole record and no partial one (a stream that does not
+    /// start with TLS, as before STARTTLS, may still begin it later).
+    public var isIdle: Bool { records == 0 && pending.isEmpty }
 
     public init() {}
 

@@ -103,18 +103,8 @@ final class SampleScenario {
         return m
     }
 
-    /// A TLS 1.3-style ClientHello in one record: SNI, ALPN, supported versions.
     static func clientHello(_ serverName: String, alpn: [String] = ["h2", "http/1.1"]) -> [UInt8] {
-        let sni = Array(serverName.utf8)
-        var ext: [UInt8] = [0, 0] + B.be16(sni.count + 5) + B.be16(sni.count + 3) + [0] + B.be16(sni.count) + sni
-        let protocols = alpn.flatMap { [UInt8($0.utf8.count)] + Array($0.utf8) }
-        ext += [0, 0x10] + B.be16(protocols.count + 2) + B.be16(protocols.count) + protocols
-        ext += [0, 0x2B] + B.be16(5) + [4, 0x03, 0x04, 0x03, 0x03]
-        ext += [0, 0x0A] + B.be16(4) + B.be16(2) + B.be16(0x001D)
-        var body: [UInt8] = [3, 3] + (0..<32).map { UInt8($0 * 7 & 0xFF) } + [0]
-        body += B.be16(6) + [0x13, 0x01, 0x13, 0x02, 0x13, 0x03] + [1, 0] + B.be16(ext.count) + ext
-        let handshake = [1, 0] + B.be16(body.count) + body
-        return [22, 3, 1] + B.be16(handshake.count) + handshake
+        B.clientHello(serverName, alpn: alpn)
     }
 
     /// The server's answer: a TLS 1.3 ServerHello (the rest of the handshake is encrypted).
