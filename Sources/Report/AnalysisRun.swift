@@ -76,7 +76,9 @@ public struct AnalysisRun {
         func output<T>(_ make: () throws -> T) throws(OutputError) -> T {
             do { return try make() } catch { throw OutputError(description: "\(error)") }
         }
-        let appLogs = try output { try AppLogs(directory: out) }
+        // Without the logs among the outputs they are not written at all (eve.json is made from them).
+        let discard = !formats.contains("jsonl") && !formats.contains("eve")
+        let appLogs = try output { try AppLogs(directory: out, discard: discard) }
         // The reports are gathered from the values the logs are written from (host-log
         // findings come first, while the logs are read).
         let collector = formats.contains("md") || formats.contains("html") ? ReportCollector() : nil
@@ -139,9 +141,9 @@ public struct AnalysisRun {
             }
         }
         let paths = captures.map { names($0.path) }
-        let conn = try output { try ConnLog(directory: out) }
+        let conn = try output { try ConnLog(directory: out, discard: discard) }
         conn.inputPaths = InputPaths(paths)
-        let callouts = try output { try CalloutLog(directory: out) }
+        let callouts = try output { try CalloutLog(directory: out, discard: discard) }
         callouts.inputPaths = InputPaths(paths)
         callouts.local = local
         callouts.knowledge = knowledge
@@ -199,7 +201,7 @@ public struct AnalysisRun {
             try conn.commit()
             try callouts.commit()
             try appLogs.commit()
-            let anomalies = try OutputFile(directory: out, name: "anomalies.jsonl")
+            let anomalies = try OutputFile(directory: out, name: "anomalies.jsonl", discard: discard)
             let anomalyBytes = renderAnomalies(summaries)
             let anomalyLines = anomalyBytes.reduce(0) { $0 + ($1 == UInt8(ascii: "\n") ? 1 : 0) }
             anomalies.write(anomalyBytes)
@@ -250,7 +252,7 @@ public struct AnalysisRun {
             if formats.contains("eve") { manifest.outputs["eve.json"] = try EveExport.write(directory: out) }
             if !formats.contains("jsonl") {
                 for name in manifest.outputs.keys where name.hasSuffix(".jsonl") {
-                    try? FileManager.default.removeItem(atPath: (out as NSString).appendingPathComponent(name))
+                    if !discard { try? FileManager.default.removeItem(atPath: (out as NSString).appendingPathComponent(name)) }
                     manifest.outputs[name] = nil
                 }
             }

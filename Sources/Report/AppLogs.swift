@@ -17,11 +17,11 @@ public final class AppLogs: AppEventSink {
     public let findings: FindingsLog
     public var inputPaths = InputPaths() { didSet { findings.inputPaths = inputPaths } }
 
-    public init(directory: String) throws {
-        dnsFile = try OutputFile(directory: directory, name: "dns.jsonl")
-        httpFile = try OutputFile(directory: directory, name: "http.jsonl")
-        tlsFile = try OutputFile(directory: directory, name: "tls.jsonl")
-        findings = try FindingsLog(directory: directory)
+    public init(directory: String, discard: Bool = false) throws {
+        dnsFile = try OutputFile(directory: directory, name: "dns.jsonl", discard: discard)
+        httpFile = try OutputFile(directory: directory, name: "http.jsonl", discard: discard)
+        tlsFile = try OutputFile(directory: directory, name: "tls.jsonl", discard: discard)
+        findings = try FindingsLog(directory: directory, discard: discard)
     }
 
     public func commit() throws {

@@ -59,8 +59,8 @@ public final class CalloutLog {
         var resolver: IPAddress
     }
 
-    public init(directory: String) throws {
-        file = try OutputFile(directory: directory, name: "callouts.jsonl")
+    public init(directory: String, discard: Bool = false) throws {
+        file = try OutputFile(directory: directory, name: "callouts.jsonl", discard: discard)
     }
 
     /// Writes the callouts without a flow, then closes the file.
@@ -242,6 +242,34 @@ public final class CalloutLog {
                 : packages.packages.isEmpty ? "package: no SBOM given" : "package: neither the endpoint knowledge base nor the SBOM names one")
         }
         let declared = c.domain.map { d in packages.services.contains { s in s.endpoints.contains { $0.lowercased().contains(d.lowercased()) } } } ?? false
+        let baselineStatus = baseline.map { b in
+            b.status(destination: c.domain ?? c.destination.map { "\($0.0)" } ?? "", port: c.port, transport: c.transport, process: c.attribution?.name)
+        }
+        let processEvidence = c.attribution.map { logLine($0.evidence) }
+        let packageEvidence = package?.evidence.map(logLine)
+        // Data: what the capture showed on the flow, and what the process's own buffers to
+        // this destination held (the only view of data on a connect the capture lacks).
+        var inBuffers: [String] = []
+        if let a = c.attribution, let (ip, port) = c.destination {
+            inBuffers = processFindings(FindingsLog.HostDestination(pid: a.pid, destination: Endpoint(address: ip, port: port)))
+        }
+        let rules = inBuffers.isEmpty && c.findings.count < 2 ? c.findings : Array(Set(c.findings + inBuffers)).sorted()
+        lines += 1
+        byKind[c.kind.rawValue, default: 0] += 1
+        if !rules.isEmpty { withData += 1 }
+        if let report {
+            let destination = (c.domain ?? c.destination.map { "\($0.0)" } ?? "?") + ":\(c.port)"
+            report.report.add(EvidenceReport.CalloutFacts(
+                kind: c.kind.rawValue, destination: destination, transport: c.transport, process: c.attribution?.name ?? "",
+                pid: c.attribution?.pid, executable: c.attribution.flatMap { $0.resolvedExecutable ?? $0.executable } ?? "",
+                package: package?.package.name ?? "", packageVersion: package?.package.version ?? "", packageMethod: package?.method ?? "",
+                packageConfidence: package?.confidence ?? "", packageInSBOM: package?.inSBOM ?? false, purpose: entry?.purpose ?? "",
+                optOut: entry?.optOut ?? "", knowledge: entry.map { "\($0.id) (\($0.source))" } ?? "", declared: declared, time: c.time,
+                frame: c.firstFrame, logLines: [processEvidence, packageEvidence].compactMap { $0 }, rules: rules,
+                findings: c.findings.count + inBuffers.count, baseline: baselineStatus, outcome: c.connState ?? c.responseCode ?? c.connectResult,
+                missing: missing))
+        }
+        guard !file.discards else { return }
 
         writer.reset()
         writer.beginObject()
@@ -285,7 +313,6 @@ public final class CalloutLog {
         }
         writer.beginObject("phonehome")
         writer.plainField("callout_kind", c.kind.rawValue)
-        let packageEvidence = package?.evidence.map(logLine)
         if let cause = package {
             writer.field("package_method", cause.method)
             writer.field("package_confidence", cause.confidence)
@@ -318,20 +345,9 @@ public final class CalloutLog {
             writer.endArray()
         }
         writer.field("declared_in_sbom", declared)
-        let baselineStatus = baseline.map { b in
-            b.status(destination: c.domain ?? c.destination.map { "\($0.0)" } ?? "", port: c.port, transport: c.transport, process: c.attribution?.name)
-        }
         if let baselineStatus { writer.plainField("baseline", baselineStatus) }
-        let processEvidence = c.attribution.map { logLine($0.evidence) }
         if let processEvidence { writer.field("process_evidence", processEvidence) }
         if let f = c.firewall { writer.plainField("firewall_action", f.action.rawValue) }
-        // Data: what the capture showed on the flow, and what the process's own buffers to
-        // this destination held (the only view of data on a connect the capture lacks).
-        var inBuffers: [String] = []
-        if let a = c.attribution, let (ip, port) = c.destination {
-            inBuffers = processFindings(FindingsLog.HostDestination(pid: a.pid, destination: Endpoint(address: ip, port: port)))
-        }
-        let rules = Array(Set(c.findings + inBuffers)).sorted()
         writer.field("findings", c.findings.count)
         if !inBuffers.isEmpty { writer.field("findings_in_process_buffers", inBuffers.count) }
         if !rules.isEmpty {
@@ -348,20 +364,5 @@ public final class CalloutLog {
         writer.endObject()
         writer.newline()
         file.write(writer)
-        lines += 1
-        byKind[c.kind.rawValue, default: 0] += 1
-        if !rules.isEmpty { withData += 1 }
-        if let report {
-            let destination = (c.domain ?? c.destination.map { "\($0.0)" } ?? "?") + ":\(c.port)"
-            report.report.add(EvidenceReport.CalloutFacts(
-                kind: c.kind.rawValue, destination: destination, transport: c.transport, process: c.attribution?.name ?? "",
-                pid: c.attribution?.pid, executable: c.attribution.flatMap { $0.resolvedExecutable ?? $0.executable } ?? "",
-                package: package?.package.name ?? "", packageVersion: package?.package.version ?? "", packageMethod: package?.method ?? "",
-                packageConfidence: package?.confidence ?? "", packageInSBOM: package?.inSBOM ?? false, purpose: entry?.purpose ?? "",
-                optOut: entry?.optOut ?? "", knowledge: entry.map { "\($0.id) (\($0.source))" } ?? "", declared: declared, time: c.time,
-                frame: c.firstFrame, logLines: [processEvidence, packageEvidence].compactMap { $0 }, rules: rules,
-                findings: c.findings.count + inBuffers.count, baseline: baselineStatus, outcome: c.connState ?? c.responseCode ?? c.connectResult,
-                missing: missing))
-        }
     }
 }

@@ -19,11 +19,18 @@ public final class ConnLog {
     public var findingsOnFlow: ((String) -> [String])?
     public var questionsOnFlow: ((String) -> [String])?
 
-    public init(directory: String) throws {
-        file = try OutputFile(directory: directory, name: "conn.jsonl")
+    public init(directory: String, discard: Bool = false) throws {
+        file = try OutputFile(directory: directory, name: "conn.jsonl", discard: discard)
     }
 
     public func write(_ flow: Flow, _ reason: EvictionReason, _ app: FlowApplication? = nil) {
+        let (attribution, firewall) = attribute(flow)
+        let findings = app?.communityID.flatMap { findingsOnFlow?($0) } ?? []
+        let questions = app?.communityID.flatMap { questionsOnFlow?($0) } ?? []
+        callouts?.write(flow, app, attribution: attribution, firewall: firewall, findings: findings, questions: questions)
+        lines += 1
+        // Without the logs among the outputs, only the callouts (and the reports) need the flow.
+        guard !file.discards else { return }
         writer.reset()
         writer.beginObject()
         writer.timeField("@timestamp", flow.firstTimestamp)
@@ -65,10 +72,6 @@ public final class ConnLog {
         }
         writer.endObject()
         writer.logFile(inputPaths, input: flow.input)
-        let (attribution, firewall) = attribute(flow)
-        let findings = app?.communityID.flatMap { findingsOnFlow?($0) } ?? []
-        let questions = app?.communityID.flatMap { questionsOnFlow?($0) } ?? []
-        callouts?.write(flow, app, attribution: attribution, firewall: firewall, findings: findings, questions: questions)
         if let attribution { writeProcess(attribution) }
         if let uid = attribution?.userID ?? firewall?.uid {
             writer.beginObject("user")
@@ -116,7 +119,6 @@ public final class ConnLog {
         writer.endObject()
         writer.newline()
         file.write(writer)
-        lines += 1
     }
 
     /// The process (from host logs) and the firewall LOG line behind a flow.

@@ -139,14 +139,17 @@ public struct EvidenceReport {
         var missing: [String]
     }
 
-    private var groupIndex: [String: Int] = [:]
+    struct GroupKey: Hashable {
+        var kind: String, destination: String, transport: String, process: String, package: String
+    }
+    private var groupIndex: [GroupKey: Int] = [:]
 
     /// Folds one callout into its group (kind, destination, transport, process, package).
     mutating func add(_ c: CalloutFacts) {
         calloutCount += 1
         if !c.rules.isEmpty { calloutsWithData += 1 }
         if c.baseline == "new" { newCallouts += 1 }
-        let key = [c.kind, c.destination, c.transport, c.process, c.package].joined(separator: "\u{1}")
+        let key = GroupKey(kind: c.kind, destination: c.destination, transport: c.transport, process: c.process, package: c.package)
         let i: Int
         if let known = groupIndex[key] { i = known } else {
             guard groups.count < Self.maxGroups else { groupsOmitted += 1; return }

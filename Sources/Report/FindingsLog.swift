@@ -95,8 +95,8 @@ public final class FindingsLog {
         }
     }
 
-    public init(directory: String) throws {
-        file = try OutputFile(directory: directory, name: "findings.jsonl")
+    public init(directory: String, discard: Bool = false) throws {
+        file = try OutputFile(directory: directory, name: "findings.jsonl", discard: discard)
     }
 
     public func add(_ f: Finding) {

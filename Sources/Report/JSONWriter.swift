@@ -468,10 +468,19 @@ public final class OutputFile: @unchecked Sendable {
         let count: Int
     }
 
-    public init(directory: String, name: String) throws {
+    /// Lines written to a discarding file go nowhere (`--format` without the logs: the
+    /// reports are gathered without them).
+    public let discards: Bool
+
+    public init(directory: String, name: String, discard: Bool = false) throws {
         path = (directory as NSString).appendingPathComponent(name)
         temporaryPath = (directory as NSString).appendingPathComponent(".\(name).partial")
-        fd = open(temporaryPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        discards = discard
+        fd = discard ? -1 : open(temporaryPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        if discard {
+            pending = Self.pool.take()
+            return
+        }
         guard fd >= 0 else {
             throw OutputError(message: "\(path): cannot create (\(String(cString: strerror(errno))))")
         }
@@ -508,6 +517,7 @@ public final class OutputFile: @unchecked Sendable {
     /// Hands the pending buffer to the writer thread and starts a fresh one.
     func flush() {
         guard pendingCount > 0 else { return }
+        if discards { pendingCount = 0; return }
         Self.inFlight.wait()
         let handoff = Handoff(bytes: pending, count: pendingCount)
         pending = Self.pool.take()
@@ -542,6 +552,7 @@ public final class OutputFile: @unchecked Sendable {
     /// Flushes, closes and renames into place. Throws when any write failed.
     public func commit() throws {
         flush()
+        if discards { return }
         drain()
         if close(fd) != 0 && writeFailure == nil { writeFailure = "\(path): \(String(cString: strerror(errno)))" }
         fd = -1

@@ -64,6 +64,9 @@ public struct Manifest {
         w.endArray()
         w.field("started", rfc3339(Int64(started.timeIntervalSince1970 * 1e9)))
         w.field("finished", rfc3339(Int64(finished.timeIntervalSince1970 * 1e9)))
+        // Like the times, a measurement of this run: the process's peak resident memory so far.
+        var usage = rusage()
+        if getrusage(RUSAGE_SELF.rawValue, &usage) == 0 { w.field("peak_rss_bytes", Int(usage.ru_maxrss) * 1024) }
         w.field("complete", interruption == nil)
         if let interruption { w.field("interrupted", interruption) }
         if let filter { w.field("filter", filter) } else { w.nullField("filter") }
