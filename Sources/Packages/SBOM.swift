@@ -59,6 +59,9 @@ public struct SBOMDocument: Sendable {
     public var packages: [SoftwarePackage]
     public var services: [DeclaredService]
     public var path: String
+    /// Components or services nested deeper than `maxNesting`, left out (a hostile SBOM).
+    public var nestingCut = 0
+    public static let maxNesting = 64
 
     public static let maxBytes = 256 << 20
 
@@ -96,8 +99,9 @@ public struct SBOMDocument: Sendable {
     static func cycloneDX(_ root: [String: Any], name: String) -> SBOMDocument {
         var packages: [SoftwarePackage] = []
         var services: [DeclaredService] = []
+        var cut = 0
         func component(_ c: [String: Any], depth: Int) {
-            guard depth < 64 else { return }
+            guard depth < maxNesting else { cut += 1; return }
             if let n = c["name"] as? String {
                 var files: [String] = []
                 if let evidence = c["evidence"] as? [String: Any], let occurrences = evidence["occurrences"] as? [[String: Any]] {
@@ -122,7 +126,7 @@ public struct SBOMDocument: Sendable {
         }
         for c in root["components"] as? [[String: Any]] ?? [] { component(c, depth: 0) }
         func service(_ s: [String: Any], depth: Int) {
-            guard depth < 64 else { return }
+            guard depth < maxNesting else { cut += 1; return }
             if let n = s["name"] as? String {
                 var flows: [String] = []
                 for d in s["data"] as? [[String: Any]] ?? [] {
@@ -136,7 +140,9 @@ public struct SBOMDocument: Sendable {
             for sub in s["services"] as? [[String: Any]] ?? [] { service(sub, depth: depth + 1) }
         }
         for s in root["services"] as? [[String: Any]] ?? [] { service(s, depth: 0) }
-        return SBOMDocument(format: .cycloneDX, specVersion: root["specVersion"] as? String, packages: packages, services: services, path: name)
+        var document = SBOMDocument(format: .cycloneDX, specVersion: root["specVersion"] as? String, packages: packages, services: services, path: name)
+        document.nestingCut = cut
+        return document
     }
 
     // MARK: SPDX 2.x

@@ -226,7 +226,8 @@ public struct AnalysisRun {
                                      baseline.gone.map { "\($0.destination):\($0.port)/\($0.transport)\($0.process.map { " " + $0 } ?? "")" })
             }
             manifest.callouts = (callouts.lines, callouts.withData, callouts.byKind, callouts.namesDropped,
-                                 zip(sboms, sbomPaths).map { "\(names($1)) (\($0.format.rawValue) \($0.specVersion ?? "?"), \($0.packages.count) packages)" },
+                                 zip(sboms, sbomPaths).map { "\(names($1)) (\($0.format.rawValue) \($0.specVersion ?? "?"), \($0.packages.count) packages"
+                                     + ($0.nestingCut > 0 ? ", \($0.nestingCut) entries nested deeper than \(SBOMDocument.maxNesting) left out" : "") + ")" },
                                  knowledge.entries.count)
             // The reports are read back from the committed logs: they say what the logs hold.
             var report = collector?.report ?? EvidenceReport()

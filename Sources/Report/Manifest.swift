@@ -164,6 +164,11 @@ public struct Manifest {
         return w.bytes
     }
 
+    /// Anomalies that are a limit reached rather than a malformed packet.
+    static let limitAnomalies = ["too_many_vlan_tags", "too_many_mpls_labels", "too_many_ipv6_extension_headers", "tunnel_depth_exceeded",
+                                 "dns_name_too_long", "dns_too_many_records", "dns_too_many_questions", "http_head_too_long",
+                                 "http_chunk_line_too_long", "tls_record_too_long", "tls_hello_too_long", "quic_crypto_too_long"]
+
     func record(_ f: Custody.FileRecord, _ w: JSONWriter) {
         w.beginObject()
         w.field("name", f.name)
@@ -223,6 +228,9 @@ public struct Manifest {
         w.field("rules_scan_depth_reached", input.scan.depthReached)
         w.field("dns_tunnel_table_evictions", input.scan.dnsTunnelEvictions)
         w.field("rules_memory_cap_trims", input.scan.pressureTrims)
+        w.field("reassembly_cap_gaps", input.reassemblyCapGaps)
+        // Decoding limits hit, as their anomalies count them (each limit is in the README).
+        for kind in Self.limitAnomalies { w.field(dynamicKey: kind, input.anomalies.counts[kind] ?? 0) }
         w.endObject()
         if rules != nil {
             w.beginObject("rules_scan")

@@ -85,4 +85,15 @@ import TestSupport
         #expect(index.owner(of: "/usr/lib/python3.11/json/__init__.py") == nil)
         print("train.py opened files of \(train.count) SBOM packages: \(train.sorted().joined(separator: ", "))")
     }
+
+    /// A hostile CycloneDX nesting components 100 deep: read to the nesting limit, the
+    /// rest counted as left out, no recursion past it.
+    @Test func deepNestingIsCut() throws {
+        var component = #"{"type":"library","name":"leaf","version":"1"}"#
+        for i in 0..<100 { component = #"{"type":"library","name":"c\#(i)","version":"1","components":[\#(component)]}"# }
+        let json = #"{"bomFormat":"CycloneDX","specVersion":"1.6","components":[\#(component)]}"#
+        let doc = try SBOMDocument.parse(Data(json.utf8), name: "deep.cdx.json")
+        #expect(doc.packages.count == SBOMDocument.maxNesting)
+        #expect(doc.nestingCut == 1)
+    }
 }
