@@ -47,6 +47,9 @@ final class RecordBuffer {
 
     private func refill(_ n: Int) -> Bool {
         guard n <= Self.maxCapacity else { return false }
+        // Nothing more will come: no compaction either (a resync scanning the last bytes of
+        // an input asks for more on every byte; moving the rest each time was quadratic).
+        if atEnd { return false }
         if start > 0 {
             let remaining = end - start
             if remaining > 0 { storage.copyMemory(from: storage + start, byteCount: remaining) }
