@@ -226,11 +226,22 @@ public final class CalloutLog {
         }
     }
 
+    /// The knowledge base's entries for a name, remembered: many callouts share a name.
+    private var matchCache: [String: [(entry: EndpointEntry, fit: EndpointKnowledge.Fit)]] = [:]
+
+    private func knowledgeMatches(_ name: String) -> [(entry: EndpointEntry, fit: EndpointKnowledge.Fit)] {
+        if let known = matchCache[name] { return known }
+        let found = knowledge.matches(domain: name)
+        if matchCache.count >= 1 << 16 { matchCache.removeAll(keepingCapacity: true) }
+        matchCache[name] = found
+        return found
+    }
+
     // MARK: Writing
 
     private func emit(_ c: Callout) {
         let names = c.domain.map { [$0] } ?? c.questions
-        let matches = names.lazy.map { self.knowledge.matches(domain: $0) }.first { !$0.isEmpty } ?? []
+        let matches = names.lazy.map { self.knowledgeMatches($0) }.first { !$0.isEmpty } ?? []
         // The knowledge base's candidates, those the SBOM contains first.
         let inSBOM = matches.filter { m in m.entry.component.map { !packages.packages(named: $0).isEmpty } ?? false }
         let best = inSBOM.first ?? matches.first
