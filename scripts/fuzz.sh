@@ -4,7 +4,9 @@
 # quic (the parsers alone), rulepack (the YAML rule loader, seeded with rules/), rules
 # (the default packs over the input, whole and streamed), strace (host-log parser and model,
 # seeded from ../shared/corpora/logs/strace), hostlogs (netfilter, ss/lsof, Sysmon XML,
-# auditd readers), capture (the pcap/pcapng/xz/gzip readers alone), sbom (SBOM readers and
+# auditd readers), capture (the pcap/pcapng/xz/gzip readers alone), decode (link, IP,
+# transport and tunnel decoders on one frame), reassembly (defragmentation and TCP
+# reassembly with offsets and flags from the input), sbom (SBOM readers and
 # the package index), knowledge (the knowledge-base, executables-table and baseline YAML
 # loaders); "all" runs them one after another. Corpora grow in
 # fuzz-corpus/TARGET, crashes land in fuzz-crashes/ (replay one with
@@ -45,12 +47,14 @@ run() {
         -max_total_time="$seconds" -max_len="${max_len:-65536}" -rss_limit_mb=2048 -timeout=30 \
         -artifact_prefix="fuzz-crashes/$target-" -print_final_stats=1
 }
-for target in engine capture dns http tls quic rulepack rules strace hostlogs sbom knowledge; do
+for target in engine capture decode reassembly dns http tls quic rulepack rules strace hostlogs sbom knowledge; do
     [ "$which" = all ] || [ "$which" = "$target" ] || continue
     if [ "$target" = engine ]; then
         seeds=(samples)
         [ -d ../shared/corpora/pcap ] && seeds+=(../shared/corpora/pcap)
         run engine "${seeds[@]}"
+    elif [ "$target" = decode ] || [ "$target" = reassembly ]; then
+        run "$target" samples
     elif [ "$target" = capture ]; then
         seeds=(samples)
         [ -d ../shared/corpora/pcap ] && seeds+=(../shared/corpora/pcap)

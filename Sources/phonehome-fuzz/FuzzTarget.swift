@@ -1,5 +1,7 @@
 import Analysis
 import Capture
+import Flows
+import Wire
 import HostLogs
 import Packages
 import Protocols
@@ -29,6 +31,11 @@ enum FuzzTarget: String, CaseIterable {
     case hostlogs
     /// The capture container readers alone (pcap, pcapng, inside xz or gzip): every record.
     case capture
+    /// The link, IP, TCP/UDP/ICMP and tunnel decoders on one frame, under each link type.
+    case decode
+    /// IPv4/IPv6 defragmentation and TCP reassembly, with fragments and segments (offsets,
+    /// lengths, flags) taken from the input.
+    case reassembly
     /// The SBOM readers (CycloneDX, SPDX, syft JSON) and the package index over them.
     case sbom
     /// The YAML loaders of the endpoint knowledge base, the executables table and baselines.
@@ -55,6 +62,8 @@ enum FuzzTarget: String, CaseIterable {
         case .strace: Self.strace(bytes)
         case .hostlogs: Self.hostlogs(bytes)
         case .capture: Self.capture(bytes)
+        case .decode: Self.decode(bytes)
+        case .reassembly: Self.reassembly(bytes)
         case .sbom: Self.sbom(bytes)
         case .knowledge: Self.knowledge(bytes)
         }
@@ -263,5 +272,57 @@ extension FuzzTarget {
         try? table.add(text: text, name: "fuzz.yaml")
         _ = table.package(of: "/bin/curl")
         if let b = try? Baseline.parse(text: text, name: "fuzz.yaml") { _ = b.status(destination: "x", port: 443, transport: "tcp", process: nil) }
+    }
+}
+
+extension FuzzTarget {
+    /// Link types the decoders know, tried in turn on the same bytes.
+    static let linkTypes: [UInt32] = [1, 0, 12, 101, 113, 276, 228, 229, 105, 127, 119, 192, 108, 9, 50, 51, 104, 147]
+
+    static func decode(_ bytes: [UInt8]) {
+        var p = Packet()
+        bytes.withUnsafeBytes { b in
+            for link in linkTypes {
+                p.decode(linkType: link, frame: b)
+                var depth = 0
+                while p.tunnel != .none, depth < 4 {
+                    let inner = p.inner
+                    guard p.decodeInner(p.innerStart, inner, depth: depth + 1) else { break }
+                    depth += 1
+                }
+            }
+        }
+    }
+
+    /// The input is a list of pieces: each names a sequence offset and flags in its first
+    /// bytes; IPv4 fragments of one datagram are cut from the same pieces.
+    static func reassembly(_ bytes: [UInt8]) {
+        let budget = ReassemblyBudget()
+        var stream = TCPStream()
+        let defragmenter = Defragmenter()
+        var p = Packet()
+        for (i, piece) in pieces(bytes).enumerated() where piece.count >= 6 {
+            let head = Array(piece.prefix(6))
+            let seq = UInt32(head[0]) << 24 | UInt32(head[1]) << 16 | UInt32(head[2]) << 8 | UInt32(head[3])
+            let payload = Array(piece.dropFirst(6))
+            payload.withUnsafeBytes { b in
+                let claimed = head[5] & 1 == 1 ? b.count + Int(head[4]) : b.count
+                stream.segment(seq: seq, syn: head[4] & 0x80 != 0, fin: head[4] & 0x40 != 0, captured: b, claimedLength: claimed,
+                               frame: i, budget: budget) { _ in }
+            }
+            // The same piece as an IPv4 fragment: offset and more-fragments from the head.
+            var ip: [UInt8] = [0x45, 0, 0, 0, 0, 7, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]
+            let total = 20 + payload.count
+            ip[2] = UInt8(total >> 8 & 0xFF); ip[3] = UInt8(total & 0xFF)
+            ip[6] = (head[4] & 0x20) | (head[2] & 0x1F); ip[7] = head[3]
+            let frame = [UInt8](repeating: 0, count: 12) + [0x08, 0x00] + ip + payload
+            frame.withUnsafeBytes { f in
+                p.decode(linkType: 1, frame: f)
+                if p.isFragment, case .complete(let datagram, _) = defragmenter.add(p, timestamp: Int64(i) * 1_000_000, frame: i) {
+                    _ = datagram.count
+                }
+            }
+        }
+        stream.finish(budget: budget) { _ in }
     }
 }
