@@ -123,10 +123,10 @@ public final class CaptureReader {
             let prefixed = PrefixedSource(prefix: Array(probe.window), upstream: probe.source)
             if head.count >= 6 && head == [0xFD, 0x37, 0x7A, 0x58, 0x5A, 0x00] {
                 compression = .xz
-                current = try XZSource(upstream: prefixed, threads: xzThreads)
+                current = BackgroundSource(try XZSource(upstream: prefixed, threads: xzThreads))
             } else if head.count >= 2 && head[0] == 0x1F && head[1] == 0x8B {
                 compression = .gzip
-                current = try GzipSource(upstream: prefixed)
+                current = BackgroundSource(try GzipSource(upstream: prefixed))
             } else {
                 return (prefixed, compression)
             }

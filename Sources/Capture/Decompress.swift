@@ -1,3 +1,4 @@
+import Foundation
 import CLZMA
 import CZlib
 
@@ -139,4 +140,103 @@ final class GzipSource: ByteSource {
         throw error
     }
     var pendingFailure: CaptureError?
+}
+
+/// Runs a decompressor on a thread of its own, a few chunks ahead of the reader, so that
+/// decompression overlaps the analysis instead of adding to it. The bytes, their order and
+/// an error (after every byte before it) are exactly the upstream's.
+final class BackgroundSource: ByteSource {
+    /// State shared with the producing thread (which must not keep the source alive: when
+    /// the reader gives up early, the source's end stops the thread).
+    final class Shared: @unchecked Sendable {
+        let condition = NSCondition()
+        var chunks: [[UInt8]] = []
+        var finished = false
+        var failure: CaptureError?
+        var cancelled = false
+    }
+
+    static let chunkSize = 1 << 20
+    static let maxChunks = 4
+    private let shared = Shared()
+    private var current: [UInt8] = []
+    private var position = 0
+
+    init(_ upstream: ByteSource) {
+        let shared = self.shared
+        let box = UncheckedBox(upstream)
+        let thread = Thread {
+            let upstream = box.value
+            while true {
+                var chunk = [UInt8](repeating: 0, count: Self.chunkSize)
+                var filled = 0
+                var failure: CaptureError?
+                var ended = false
+                while filled < Self.chunkSize {
+                    let from = filled
+                    let result: Result<Int, CaptureError> = chunk.withUnsafeMutableBytes { b in
+                        Result { () throws(CaptureError) -> Int in try upstream.read(into: UnsafeMutableRawBufferPointer(rebasing: b[from...])) }
+                    }
+                    switch result {
+                    case .success(0): ended = true
+                    case .success(let n): filled += n
+                    case .failure(let e): failure = e
+                    }
+                    if ended || failure != nil { break }
+                }
+                chunk.removeSubrange(filled...)
+                shared.condition.lock()
+                while shared.chunks.count >= Self.maxChunks && !shared.cancelled { shared.condition.wait() }
+                if shared.cancelled { shared.condition.unlock(); return }
+                if !chunk.isEmpty { shared.chunks.append(chunk) }
+                if failure != nil || ended {
+                    shared.failure = failure
+                    shared.finished = true
+                }
+                shared.condition.broadcast()
+                let done = shared.finished
+                shared.condition.unlock()
+                if done { return }
+            }
+        }
+        thread.name = "phonehome.decompress"
+        thread.start()
+    }
+
+    deinit {
+        shared.condition.lock()
+        shared.cancelled = true
+        shared.condition.broadcast()
+        shared.condition.unlock()
+    }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws(CaptureError) -> Int {
+        guard buffer.count > 0 else { return 0 }
+        if position == current.count {
+            shared.condition.lock()
+            while shared.chunks.isEmpty && !shared.finished { shared.condition.wait() }
+            if shared.chunks.isEmpty {
+                let failure = shared.failure
+                shared.condition.unlock()
+                if let failure { throw failure }
+                return 0
+            }
+            current = shared.chunks.removeFirst()
+            position = 0
+            shared.condition.broadcast()
+            shared.condition.unlock()
+        }
+        let n = min(buffer.count, current.count - position)
+        current.withUnsafeBytes { src in
+            buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: src[position ..< position + n]))
+        }
+        position += n
+        return n
+    }
+}
+
+/// Hands a non-Sendable value to exactly one other thread.
+struct UncheckedBox<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
 }
