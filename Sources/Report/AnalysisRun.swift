@@ -56,6 +56,10 @@ public struct AnalysisRun {
         public var sboms: Int
         /// SHA-256 of manifest.json: note it with the case, `phonehome verify` prints it again.
         public var manifestSHA256: String
+        /// The report's verdict, for the closing summary.
+        public var verdict: String = ""
+        /// Host logs and SBOMs read, one line each (name, format, size of what they hold).
+        public var otherInputs: [String] = []
         /// An input could not be read at all.
         public var unreadableInput: Bool { inputs.contains { $0.error != nil } }
         /// Set when SIGINT/SIGTERM stopped the run (the outputs are complete files, marked incomplete).
@@ -166,6 +170,7 @@ public struct AnalysisRun {
         }
         appLogs.inputPaths = InputPaths(paths)
         var manifestSHA256 = ""
+        var verdict = ""
         let analyzer = try output { try Analyzer(options: options, events: appLogs, rules: engine) { flow, reason, app in conn.write(flow, reason, app) } }
 
         var summaries: [InputSummary] = []
@@ -242,6 +247,7 @@ public struct AnalysisRun {
             report.hasBaseline = baseline != nil
             report.baselineGone = baseline?.gone.map { "\($0.destination):\($0.port)/\($0.transport)" } ?? []
             report.finish()
+            verdict = report.verdict
             for (format, name, text) in [("md", "report.md", { report.markdown() }), ("html", "report.html", { report.html() })] as [(String, String, () -> String)]
             where formats.contains(format) {
                 let bytes = Array(text().utf8)
@@ -269,10 +275,14 @@ public struct AnalysisRun {
             try file.commit()
             manifestSHA256 = Custody.sha256(rendered)
         }
-        return Result(inputs: summaries, flows: conn.lines, dnsTransactions: appLogs.dnsLines, httpRequests: appLogs.httpLines,
+        var result = Result(inputs: summaries, flows: conn.lines, dnsTransactions: appLogs.dnsLines, httpRequests: appLogs.httpLines,
                       tlsHandshakes: appLogs.tlsLines, findings: appLogs.findings.lines, callouts: callouts.lines,
                       newCallouts: baseline?.newCallouts ?? 0, goneCallouts: baseline?.gone.count ?? 0, hostLogs: hostRun.logs.count,
                       sboms: sboms.count, manifestSHA256: manifestSHA256, interruption: interruption)
+        result.verdict = verdict
+        result.otherInputs = hostRun.logs.map { "\(names($0.path)): \($0.format), \($0.lines) lines" + ($0.readError.map { " (\($0))" } ?? "") }
+            + zip(sboms, sbomPaths).map { "\(names($1)): SBOM \($0.format.rawValue) \($0.specVersion ?? "?"), \($0.packages.count) packages" }
+        return result
     }
 
     /// Directories become their regular files, recursively, in name order (hidden ones left out).

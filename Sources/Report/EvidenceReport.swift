@@ -249,7 +249,7 @@ public struct EvidenceReport {
     var processCount: Int { Set(groups.map(\.process).filter { !$0.isEmpty }).count }
 
     /// The one sentence at the top.
-    var verdict: String {
+    public var verdict: String {
         var s = "\(calloutCount) callout\(calloutCount == 1 ? "" : "s") to \(destinations) destination\(destinations == 1 ? "" : "s")"
         if processCount > 0 { s += " from \(processCount) process\(processCount == 1 ? "" : "es")" }
         s += "; \(calloutsWithData) carried sensitive data"

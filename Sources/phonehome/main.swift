@@ -166,10 +166,11 @@ struct Analyze: ParsableCommand {
         let result: AnalysisRun.Result
         do { result = try run.run() } catch { fail(error.description, ExitStatus.outputFailed) }
         if !quiet {
-            printSummary(result.inputs, result.flows, Date().timeIntervalSince(started))
+            printSummary(result.inputs, result.flows, Date().timeIntervalSince(started), also: result.otherInputs)
             print("  names: \(result.dnsTransactions) DNS transactions, \(result.httpRequests) HTTP requests, \(result.tlsHandshakes) TLS/QUIC handshakes")
             if run.engine != nil { print("  findings: \(result.findings) (findings.jsonl; values masked, SHA-256 given)") }
             print("  callouts: \(result.callouts) (callouts.jsonl); report: \(out)/report.html, report.md")
+            if !result.verdict.isEmpty { print("  verdict: \(result.verdict)") }
             print("  manifest.json sha256 \(result.manifestSHA256) (note it: phonehome verify \(out) checks the directory against it)")
         }
         if let interruption = result.interruption {
@@ -183,7 +184,7 @@ struct Analyze: ParsableCommand {
         }
     }
 
-    func printSummary(_ summaries: [InputSummary], _ flows: Int, _ seconds: Double) {
+    func printSummary(_ summaries: [InputSummary], _ flows: Int, _ seconds: Double, also: [String] = []) {
         var lines: [String] = []
         for s in summaries {
             if let error = s.error { lines.append("  \(s.name): unreadable (\(error))"); continue }
@@ -201,6 +202,7 @@ struct Analyze: ParsableCommand {
         print("phonehome: \(summaries.count) input(s), \(frames) frames, \(flows) flows in \(String(format: "%.2f", seconds)) s"
               + (seconds > 0 ? String(format: " (%.0f MB/s)", Double(bytes) / 1e6 / seconds) : ""))
         for l in lines { print(l) }
+        for l in also { print("  \(l)") }
         print("  evidence: \(out)/manifest.json, conn.jsonl, dns.jsonl, http.jsonl, tls.jsonl, findings.jsonl, callouts.jsonl, anomalies.jsonl")
     }
 
