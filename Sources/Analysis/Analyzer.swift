@@ -175,10 +175,18 @@ public final class Analyzer {
         summary.compression = reader.compression.rawValue
 
         scanner?.counts = ScanCounts()
+        // With 2 jobs or more the run is a pipeline of up to four threads, each taking the
+        // previous one's output in order: decoding (this thread) → rule scanning → sinks →
+        // the output files' writer. One order throughout: outputs are byte-identical.
         let pipeline = options.jobs > 1 ? SinkPipeline(target: events, flowSink: flowSink) : nil
         pipeline?.start()
-        let app = options.appLayer ? AppLayer(limits: options.appLimits, sink: pipeline ?? events, passiveDNS: passiveDNS, scanner: scanner) : nil
-        let sink = pipeline.map { p in { p.flow($0, $1, $2) } } ?? flowSink
+        let stage = scanner.map { ScanStage(scanner: $0, sink: pipeline ?? events) }
+        let scanThread = pipeline.flatMap { p in stage.map { ScanPipeline(stage: $0, next: p) } }
+        let appSink: AppEventSink? = scanThread ?? pipeline ?? events
+        let app = options.appLayer ? AppLayer(limits: options.appLimits, sink: appSink, passiveDNS: passiveDNS,
+                                              scans: scanThread ?? stage) : nil
+        let sink: (Flow, EvictionReason, FlowApplication?) -> Void =
+            scanThread.map { t in { t.flow($0, $1, $2) } } ?? pipeline.map { p in { p.flow($0, $1, $2) } } ?? flowSink
         let tracker = FlowTracker(limits: options.flowLimits) { flow, reason in
             sink(flow, reason, app?.close(flow))
         }
@@ -207,6 +215,7 @@ public final class Analyzer {
         }
         tracker.table.drain()
         app?.finishScanning()
+        scanThread?.finish()
         pipeline?.finish()
 
         let interrupted = summary.interruptedAtFrame

@@ -51,7 +51,7 @@ final class Session {
     var quicDone = false
 
     // Rules: raw stream scanning (plaintext TCP) and where each direction's body began
-    var scan = SessionScan()
+    var scan: StreamScan?
     var scanRaw = false
     var rawChunks = 0
     var bodyFirstFrame = [0, 0]
@@ -59,7 +59,11 @@ final class Session {
     // Summary for the conn line
     var service: String?
     var serverName: [UInt8]?
-    var httpHost: [UInt8]?
+    var httpHost: [UInt8]? {
+        didSet { httpHostName = httpHost.map(hostWithoutPort) }
+    }
+    /// `httpHost` without its port, kept for the scan requests' destination name.
+    private(set) var httpHostName: [UInt8]?
 
     init(kind: Kind, origin: EventOrigin) {
         self.kind = kind
@@ -75,7 +79,7 @@ final class AppLayer {
     let sink: AppEventSink?
     let passiveDNS: PassiveDNS
     let budget: ReassemblyBudget
-    let scanner: RuleScanner?
+    let scans: ScanRequests?
     var sessions: [Session?] = []
     var free: [Int32] = []
     var events: [HTTPEvent] = []
@@ -84,11 +88,11 @@ final class AppLayer {
     var currentFrame = 0
     var currentOffset: Int64 = 0
 
-    init(limits: AppLimits, sink: AppEventSink?, passiveDNS: PassiveDNS, scanner: RuleScanner? = nil) {
+    init(limits: AppLimits, sink: AppEventSink?, passiveDNS: PassiveDNS, scans: ScanRequests? = nil) {
         self.limits = limits
         self.sink = sink
         self.passiveDNS = passiveDNS
-        self.scanner = scanner
+        self.scans = scans
         budget = ReassemblyBudget(limits: limits.reassembly)
     }
 
@@ -99,7 +103,7 @@ final class AppLayer {
     func packet(_ p: Packet, flow: UnsafeMutablePointer<Flow>, timestamp: Int64, frame: Int, offset: Int64) {
         let state = flow.pointee.session
         if state == -2 {
-            if scanner != nil && p.proto == IPProtocol.udp { scanDatagram(p, flow: flow, timestamp: timestamp, frame: frame) }
+            if scans != nil && p.proto == IPProtocol.udp { scanDatagram(p, flow: flow, timestamp: timestamp, frame: frame) }
             return
         }
         let isTCP = p.proto == IPProtocol.tcp
@@ -113,7 +117,7 @@ final class AppLayer {
             session = s
         } else {
             var classified = classify(p, fromOriginator: fromOriginator, flow: flow)
-            if classified == nil && scanner != nil {
+            if classified == nil && scans != nil {
                 // With rules on, every TCP stream is scanned: an unknown one as raw bytes.
                 if isTCP { classified = .raw }
                 else if flow.pointee.session == -2 { scanDatagram(p, flow: flow, timestamp: timestamp, frame: frame) }
@@ -134,7 +138,8 @@ final class AppLayer {
             case .ssh: "ssh"
             case .raw: nil
             }
-            session.scanRaw = scanner != nil && (kind == .http || kind == .raw)
+            session.scanRaw = scans != nil && (kind == .http || kind == .raw)
+            if session.scanRaw { session.scan = StreamScan(origin: session.origin) }
             if kind == .http {
                 session.httpRequests = HTTPParser(isRequest: true, limits: limits.http)
                 session.httpResponses = HTTPParser(isRequest: false, limits: limits.http)
@@ -301,7 +306,7 @@ final class AppLayer {
                 counts.dnsPendingDropped += 1
             }
             s.dnsPending[m.id] = (m, frame, timestamp)
-            if scanner != nil { scanDNSQuery(m, s, fromOriginator: fromOriginator, frame: frame, timestamp: timestamp) }
+            if scans != nil { scanDNSQuery(m, s, fromOriginator: fromOriginator, frame: frame, timestamp: timestamp) }
         }
     }
 
@@ -377,7 +382,7 @@ final class AppLayer {
                     s.httpOpen.append(HTTPTransaction(origin: origin, request: head))
                     if s.httpHost == nil, let host = head.header("host") { s.httpHost = host }
                     s.bodyFirstFrame[0] = frame
-                    if scanner != nil, let host = head.header("host") {
+                    if scans != nil, let host = head.header("host") {
                         scanField(hostWithoutPort(host), scope: .httpHeader, field: "http.request.host", s, fromOriginator: true,
                                   firstFrame: frame, lastFrame: frame, timestamp: timestamp)
                     }
@@ -406,7 +411,7 @@ final class AppLayer {
                 }
             case .body(let body):
                 // Decoded bodies (chunked, gzip, deflate) differ from the raw stream: scan them too.
-                if scanner != nil, !body.window.isEmpty, body.contentEncoding != nil || body.decodedBytes != body.wireBytes {
+                if scans != nil, !body.window.isEmpty, body.contentEncoding != nil || body.decodedBytes != body.wireBytes {
                     scanField(body.window, scope: .httpBody, field: fromOriginator ? "http.request.body" : "http.response.body", s,
                               fromOriginator: fromOriginator, firstFrame: s.bodyFirstFrame[fromOriginator ? 0 : 1],
                               lastFrame: frame, timestamp: timestamp)
@@ -474,7 +479,7 @@ final class AppLayer {
                 guard let ch = ClientHello.decode(body) else { return false }
                 s.tls?.client = ch
                 if let sni = ch.serverName, s.serverName == nil { s.serverName = sni }
-                if scanner != nil, let sni = ch.serverName {
+                if scans != nil, let sni = ch.serverName {
                     scanField(sni, scope: .tlsSNI, field: "tls.client.server_name", s, fromOriginator: fromOriginator,
                               firstFrame: frame, lastFrame: frame, timestamp: timestamp)
                 }

@@ -1,11 +1,11 @@
 import Flows
 import Foundation
 
-/// A second core for the output side: the sink calls of a run (finished flows, DNS, HTTP
-/// and TLS transactions, findings) are handed, in the order they are made, to one
-/// consumer thread that runs the real sinks (JSON lines, callouts, findings), while the
-/// calling thread goes on reading, decoding, reassembling and scanning. One consumer and
-/// one order: the outputs are byte-identical to a run without it.
+/// A core for the output side: the sink calls of a run (finished flows, DNS, HTTP and TLS
+/// transactions, findings) are handed, in the order they are made, to one consumer
+/// thread that runs the real sinks (JSON lines, callouts, findings), while the calling
+/// thread goes on. One consumer and one order: the outputs are byte-identical to a run
+/// without it.
 final class SinkPipeline: AppEventSink, @unchecked Sendable {
     enum Event: Sendable {
         case flow(Flow, EvictionReason, FlowApplication?)
@@ -20,14 +20,7 @@ final class SinkPipeline: AppEventSink, @unchecked Sendable {
     /// Events gathered on the producing thread until a batch is full.
     private var batch: [Event] = []
     static let batchSize = 256
-    /// Batches waiting for the consumer; bounded so that memory stays bounded when the
-    /// output side is the slower one (the producer then waits).
-    private var queue: [[Event]] = []
-    static let maxQueued = 64
-    private let condition = NSCondition()
-    private var busy = false
-    private var stopping = false
-    private var thread: Thread?
+    private var handoff: Handoff<[Event]>?
 
     init(target: AppEventSink?, flowSink: @escaping (Flow, EvictionReason, FlowApplication?) -> Void) {
         self.target = target
@@ -36,11 +29,19 @@ final class SinkPipeline: AppEventSink, @unchecked Sendable {
     }
 
     func start() {
-        stopping = false
-        let t = Thread { [self] in consume() }
-        t.name = "phonehome.sinks"
-        thread = t
-        t.start()
+        handoff = Handoff(name: "phonehome.sinks", maxQueued: 64) { [self] events in
+            for e in events { deliver(e) }
+        }
+    }
+
+    func deliver(_ e: Event) {
+        switch e {
+        case .flow(let f, let r, let a): flowSink(f, r, a)
+        case .dns(let t): target?.dns(t)
+        case .http(let t): target?.http(t)
+        case .tls(let t): target?.tls(t)
+        case .finding(let f): target?.finding(f)
+        }
     }
 
     // MARK: Producer side
@@ -51,62 +52,22 @@ final class SinkPipeline: AppEventSink, @unchecked Sendable {
     func tls(_ t: TLSHandshake) { send(.tls(t)) }
     func finding(_ f: Finding) { send(.finding(f)) }
 
-    @inline(__always) private func send(_ e: Event) {
+    @inline(__always) func send(_ e: Event) {
         batch.append(e)
         if batch.count >= Self.batchSize { push() }
     }
 
     private func push() {
         guard !batch.isEmpty else { return }
-        condition.lock()
-        while queue.count >= Self.maxQueued { condition.wait() }
-        queue.append(batch)
-        condition.broadcast()
-        condition.unlock()
+        handoff?.push(batch)
         batch = []
         batch.reserveCapacity(Self.batchSize)
     }
 
-    /// Hands over what is pending, waits until the consumer has run every event, and ends
-    /// the consumer thread (the sinks' state is then safe to read from this thread).
+    /// Hands over what is pending and waits until the consumer has run every event.
     func finish() {
         push()
-        condition.lock()
-        stopping = true
-        condition.broadcast()
-        while !queue.isEmpty || busy || thread != nil { condition.wait() }
-        condition.unlock()
-    }
-
-    // MARK: Consumer side
-
-    private func consume() {
-        while true {
-            condition.lock()
-            while queue.isEmpty && !stopping { condition.wait() }
-            if queue.isEmpty {
-                thread = nil
-                condition.broadcast()
-                condition.unlock()
-                return
-            }
-            let next = queue.removeFirst()
-            busy = true
-            condition.broadcast()
-            condition.unlock()
-            for e in next {
-                switch e {
-                case .flow(let f, let r, let a): flowSink(f, r, a)
-                case .dns(let t): target?.dns(t)
-                case .http(let t): target?.http(t)
-                case .tls(let t): target?.tls(t)
-                case .finding(let f): target?.finding(f)
-                }
-            }
-            condition.lock()
-            busy = false
-            condition.broadcast()
-            condition.unlock()
-        }
+        handoff?.finish()
+        handoff = nil
     }
 }

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Wire
 
 /// Why a flow left the table.
@@ -52,7 +55,8 @@ public final class FlowTable {
         self.limits = limits
         self.sink = sink
         flowCapacity = min(1 << 14, max(16, limits.maxFlows))
-        flows = UnsafeMutablePointer<Flow>.allocate(capacity: flowCapacity)
+        // Swift's allocate is malloc here, so realloc and free may take either.
+        flows = Self.reallocate(nil, capacity: flowCapacity) ?? UnsafeMutablePointer<Flow>.allocate(capacity: flowCapacity)
         live = UnsafeMutablePointer<Bool>.allocate(capacity: flowCapacity)
         let slotCount = Self.slotCount(for: flowCapacity)
         slots = UnsafeMutablePointer<Int32>.allocate(capacity: slotCount)
@@ -62,7 +66,7 @@ public final class FlowTable {
 
     deinit {
         flows.deinitialize(count: used)
-        flows.deallocate()
+        free(flows)
         live.deallocate()
         slots.deallocate()
     }
@@ -94,7 +98,8 @@ public final class FlowTable {
     /// Adds a flow (the key must be absent) and returns its index. Evicts first when full.
     public func insert(_ flow: Flow) -> Int {
         if count >= limits.maxFlows { evictLeastRecent() }
-        if count >= flowCapacity && freeList.isEmpty { grow() }
+        // No memory to grow (the system's, not our limit): the table is full at its size.
+        if count >= flowCapacity && freeList.isEmpty && !grow() { evictLeastRecent() }
         let index: Int
         if let reused = freeList.popLast() {
             index = Int(reused)
@@ -145,12 +150,18 @@ public final class FlowTable {
         count -= 1
     }
 
-    private func grow() {
+    /// Swift values are bitwise movable, so the flows may move with the block.
+    private static func reallocate(_ old: UnsafeMutablePointer<Flow>?, capacity: Int) -> UnsafeMutablePointer<Flow>? {
+        realloc(old, capacity * MemoryLayout<Flow>.stride)?.bindMemory(to: Flow.self, capacity: capacity)
+    }
+
+    /// realloc, not allocate-move-free: a large block is moved by remapping its pages, so
+    /// the table never holds the old and the new array at once (a million flows would
+    /// briefly need 1.5x their memory, past the documented cap). False: no memory.
+    private func grow() -> Bool {
         let newCapacity = min(limits.maxFlows, flowCapacity * 2)
-        let newFlows = UnsafeMutablePointer<Flow>.allocate(capacity: newCapacity)
-        newFlows.moveInitialize(from: flows, count: used)
-        flows.deallocate()
-        flows = newFlows
+        guard let moved = Self.reallocate(flows, capacity: newCapacity) else { return false }
+        flows = moved
         let newLive = UnsafeMutablePointer<Bool>.allocate(capacity: newCapacity)
         newLive.update(from: live, count: used)
         live.deallocate()
@@ -166,6 +177,7 @@ public final class FlowTable {
             while slots[s] >= 0 { s = (s &+ 1) & slotMask }
             slots[s] = Int32(index)
         }
+        return true
     }
 
     // MARK: Time and eviction

@@ -1,0 +1,66 @@
+import Foundation
+
+/// One consumer thread fed batches in order by one producer: the pipeline stages of a
+/// run (rule scanning, output) use it to take their share of the work to another core.
+/// The queue is bounded, so memory stays bounded when the consumer is the slower side
+/// (the producer then waits).
+final class Handoff<Batch>: @unchecked Sendable {
+    private let consume: (Batch) -> Void
+    private let maxQueued: Int
+    private var queue: [Batch] = []
+    private let condition = NSCondition()
+    private var busy = false
+    private var stopping = false
+    private var thread: Thread?
+
+    init(name: String, maxQueued: Int, consume: @escaping (Batch) -> Void) {
+        self.consume = consume
+        self.maxQueued = maxQueued
+        stopping = false
+        let t = Thread { [self] in run() }
+        t.name = name
+        thread = t
+        t.start()
+    }
+
+    /// Queues a batch; waits while the queue is full.
+    func push(_ batch: Batch) {
+        condition.lock()
+        while queue.count >= maxQueued { condition.wait() }
+        queue.append(batch)
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// Waits until every queued batch is consumed and ends the thread (the consumer's
+    /// state is then safe to read from the producer's thread).
+    func finish() {
+        condition.lock()
+        stopping = true
+        condition.broadcast()
+        while !queue.isEmpty || busy || thread != nil { condition.wait() }
+        condition.unlock()
+    }
+
+    private func run() {
+        while true {
+            condition.lock()
+            while queue.isEmpty && !stopping { condition.wait() }
+            if queue.isEmpty {
+                thread = nil
+                condition.broadcast()
+                condition.unlock()
+                return
+            }
+            let next = queue.removeFirst()
+            busy = true
+            condition.broadcast()
+            condition.unlock()
+            consume(next)
+            condition.lock()
+            busy = false
+            condition.broadcast()
+            condition.unlock()
+        }
+    }
+}

@@ -1,0 +1,320 @@
+import Flows
+import Foundation
+import Protocols
+import Rules
+import Wire
+
+/// The rule scans the application layer asks for, in the order it asks for them. Each
+/// request carries `domain`, the name the destination is known by when the bytes are
+/// seen (TLS SNI, HTTP Host, else passive DNS), for the findings that have no name of
+/// their own: so a scan run later, on another thread, names its findings exactly as a
+/// scan run at once would.
+protocol ScanRequests: AnyObject {
+    /// In-order bytes of one direction (0: originator) of a plaintext TCP session.
+    func stream(_ scan: StreamScan, direction: Int, bytes: UnsafeRawBufferPointer, frame: Int, domain: [UInt8]?)
+    /// Bytes of one direction that will never be seen: the stream restarts after them.
+    func gap(_ scan: StreamScan, direction: Int, length: Int, domain: [UInt8]?)
+    /// The session is no longer plaintext, or it ended: both directions are decided.
+    func close(_ scan: StreamScan, domain: [UInt8]?)
+    /// One field (a name, a decoded body, a datagram) scanned as one buffer.
+    func field(_ bytes: UnsafeRawBufferPointer, scope: Scope, field: String, origin: EventOrigin, lastFrame: Int,
+               domain: [UInt8]?)
+    /// A DNS query name, also as data labels of a possible tunnel.
+    func dnsQuery(_ name: [UInt8], client: IPAddress, origin: EventOrigin, domain: [UInt8]?)
+    /// End of input: the DNS tunnel streams are decided.
+    func finishInput()
+}
+
+/// Raw-stream scanning state of one TCP session: a rule stream per direction, restarted
+/// after a gap (bytes on either side of a hole are not adjacent). Made by the decoding
+/// thread, then touched only by the scan stage.
+final class StreamScan {
+    let origin: EventOrigin
+    var streams: [RuleStream?] = [nil, nil]
+    /// Stream offset where each direction's current rule stream began.
+    var base = [0, 0]
+    /// Bytes of each direction seen so far (data and gaps).
+    var position = [0, 0]
+    var stopped = [false, false]
+
+    init(origin: EventOrigin) { self.origin = origin }
+}
+
+/// Runs scan requests at once and hands the findings to the sink.
+final class ScanStage: ScanRequests {
+    let scanner: RuleScanner
+    let sink: AppEventSink?
+
+    init(scanner: RuleScanner, sink: AppEventSink?) {
+        self.scanner = scanner
+        self.sink = sink
+    }
+
+    func stream(_ scan: StreamScan, direction d: Int, bytes: UnsafeRawBufferPointer, frame: Int, domain: [UInt8]?) {
+        defer { scan.position[d] += bytes.count }
+        guard !scan.stopped[d] else { return }
+        if scan.streams[d] == nil {
+            let remaining = scanner.depth > 0 ? scanner.depth - scan.position[d] : 0
+            guard scanner.depth == 0 || remaining > 0 else {
+                scan.stopped[d] = true
+                scanner.counts.depthReached += 1
+                return
+            }
+            scan.streams[d] = RuleStream(scope: .tcp, depth: remaining, budget: scanner.budget)
+            scan.base[d] = scan.position[d]
+            scanner.counts.streams += 1
+        }
+        scanner.counts.bytesScanned += bytes.count
+        let base = scan.base[d]
+        guard var stream = scan.streams[d] else { return }
+        scan.streams[d] = nil   // out while fed, so its buffers are not copied
+        stream.feed(bytes, frame: frame, engine: scanner.engine) { located in
+            emitStreamFinding(located, scan, direction: d, base: base, domain: domain)
+        }
+        if stream.truncated {
+            scan.stopped[d] = true
+            scanner.counts.depthReached += 1
+        } else {
+            scan.streams[d] = stream
+        }
+    }
+
+    func gap(_ scan: StreamScan, direction d: Int, length: Int, domain: [UInt8]?) {
+        closeStream(scan, direction: d, domain: domain)
+        scan.position[d] += length
+    }
+
+    func close(_ scan: StreamScan, domain: [UInt8]?) {
+        closeStream(scan, direction: 0, domain: domain)
+        closeStream(scan, direction: 1, domain: domain)
+    }
+
+    func closeStream(_ scan: StreamScan, direction d: Int, domain: [UInt8]?) {
+        guard var stream = scan.streams[d] else { return }
+        scan.streams[d] = nil
+        let base = scan.base[d]
+        stream.close(engine: scanner.engine) { located in
+            emitStreamFinding(located, scan, direction: d, base: base, domain: domain)
+        }
+    }
+
+    func emitStreamFinding(_ located: RuleStream.Located, _ scan: StreamScan, direction d: Int, base: Int, domain: [UInt8]?) {
+        var origin = scan.origin
+        origin.frame = located.firstFrame
+        origin.fromOriginator = d == 0
+        var m = located.match
+        m.range = (m.range.lowerBound + base) ..< (m.range.upperBound + base)
+        emit(Finding(origin: origin, rule: scanner.engine.rules[m.rule], match: m, scope: .tcp,
+                     lastFrame: located.lastFrame, field: "tcp.stream"), domain: domain)
+    }
+
+    func field(_ bytes: UnsafeRawBufferPointer, scope: Scope, field: String, origin: EventOrigin, lastFrame: Int,
+               domain: [UInt8]?) {
+        scanner.scanField(bytes, scope: scope, field: field, origin: origin, lastFrame: lastFrame) { emit($0, domain: domain) }
+    }
+
+    func dnsQuery(_ name: [UInt8], client: IPAddress, origin: EventOrigin, domain: [UInt8]?) {
+        name.withUnsafeBytes {
+            scanner.scanField($0, scope: .dnsQueryName, field: "dns.question.name", origin: origin, lastFrame: origin.frame) {
+                emit($0, domain: domain)
+            }
+        }
+        scanner.tunnelQuery(name, client: client, origin: origin, timestamp: origin.timestamp, frame: origin.frame) {
+            emit($0, domain: domain)
+        }
+    }
+
+    func finishInput() {
+        scanner.closeAllTunnels { emit($0, domain: nil) }
+    }
+
+    func emit(_ f: Finding, domain: [UInt8]?) {
+        scanner.counts.findings += 1
+        var f = f
+        if f.domain == nil { f.domain = domain }
+        sink?.finding(f)
+    }
+}
+
+/// The scan stage on a core of its own: requests and the application layer's other
+/// events are queued in the order they are made; the stage's thread runs the scans and
+/// passes every event on, findings in their place, to the next stage. Stream bytes are
+/// copied into one arena per batch (the reassembler reuses its buffers).
+final class ScanPipeline: ScanRequests, AppEventSink, @unchecked Sendable {
+    enum Request {
+        case stream(StreamScan, direction: Int, bytes: Range<Int>, frame: Int, domain: [UInt8]?)
+        case gap(StreamScan, direction: Int, length: Int, domain: [UInt8]?)
+        case close(StreamScan, domain: [UInt8]?)
+        case field(bytes: Range<Int>, scope: Scope, field: String, origin: EventOrigin, lastFrame: Int, domain: [UInt8]?)
+        case dnsQuery([UInt8], client: IPAddress, origin: EventOrigin, domain: [UInt8]?)
+        case finishInput
+        case event(SinkPipeline.Event)
+    }
+
+    struct Batch {
+        var requests: [Request] = []
+        var arena: [UInt8] = []
+    }
+
+    let stage: ScanStage
+    let next: SinkPipeline
+    private var batch = Batch()
+    static let batchRequests = 512
+    static let batchBytes = 256 << 10
+    private var handoff: Handoff<Batch>?
+
+    /// `stage` sends its findings to `next`, which also takes the other events.
+    init(stage: ScanStage, next: SinkPipeline) {
+        self.stage = stage
+        self.next = next
+        batch.requests.reserveCapacity(Self.batchRequests)
+        // At most 8 batches of ~256 KiB of bytes wait: memory stays flat.
+        handoff = Handoff(name: "phonehome.scan", maxQueued: 8) { [stage, next] batch in
+            batch.arena.withUnsafeBytes { arena in
+                for r in batch.requests {
+                    switch r {
+                    case .stream(let scan, let d, let range, let frame, let domain):
+                        stage.stream(scan, direction: d, bytes: UnsafeRawBufferPointer(rebasing: arena[range]), frame: frame,
+                                     domain: domain)
+                    case .gap(let scan, let d, let length, let domain):
+                        stage.gap(scan, direction: d, length: length, domain: domain)
+                    case .close(let scan, let domain):
+                        stage.close(scan, domain: domain)
+                    case .field(let range, let scope, let field, let origin, let lastFrame, let domain):
+                        stage.field(UnsafeRawBufferPointer(rebasing: arena[range]), scope: scope, field: field, origin: origin,
+                                    lastFrame: lastFrame, domain: domain)
+                    case .dnsQuery(let name, let client, let origin, let domain):
+                        stage.dnsQuery(name, client: client, origin: origin, domain: domain)
+                    case .finishInput:
+                        stage.finishInput()
+                    case .event(let e):
+                        next.send(e)
+                    }
+                }
+            }
+        }
+    }
+
+    private func copy(_ bytes: UnsafeRawBufferPointer) -> Range<Int> {
+        let start = batch.arena.count
+        batch.arena.append(contentsOf: bytes)
+        return start ..< batch.arena.count
+    }
+
+    @inline(__always) private func add(_ r: Request) {
+        batch.requests.append(r)
+        if batch.requests.count >= Self.batchRequests || batch.arena.count >= Self.batchBytes { push() }
+    }
+
+    private func push() {
+        guard !batch.requests.isEmpty else { return }
+        handoff?.push(batch)
+        batch = Batch()
+        batch.requests.reserveCapacity(Self.batchRequests)
+    }
+
+    /// Hands over what is pending and waits until every request has run (the stage's
+    /// counts are then safe to read); the next stage is not finished here.
+    func finish() {
+        push()
+        handoff?.finish()
+        handoff = nil
+    }
+
+    // MARK: Requests
+
+    func stream(_ scan: StreamScan, direction: Int, bytes: UnsafeRawBufferPointer, frame: Int, domain: [UInt8]?) {
+        add(.stream(scan, direction: direction, bytes: copy(bytes), frame: frame, domain: domain))
+    }
+
+    func gap(_ scan: StreamScan, direction: Int, length: Int, domain: [UInt8]?) {
+        add(.gap(scan, direction: direction, length: length, domain: domain))
+    }
+
+    func close(_ scan: StreamScan, domain: [UInt8]?) { add(.close(scan, domain: domain)) }
+
+    func field(_ bytes: UnsafeRawBufferPointer, scope: Scope, field: String, origin: EventOrigin, lastFrame: Int,
+               domain: [UInt8]?) {
+        add(.field(bytes: copy(bytes), scope: scope, field: field, origin: origin, lastFrame: lastFrame, domain: domain))
+    }
+
+    func dnsQuery(_ name: [UInt8], client: IPAddress, origin: EventOrigin, domain: [UInt8]?) {
+        add(.dnsQuery(name, client: client, origin: origin, domain: domain))
+    }
+
+    func finishInput() { add(.finishInput) }
+
+    // MARK: Events passed through in order
+
+    func flow(_ flow: Flow, _ reason: EvictionReason, _ app: FlowApplication?) { add(.event(.flow(flow, reason, app))) }
+    func dns(_ t: DNSTransaction) { add(.event(.dns(t))) }
+    func http(_ t: HTTPTransaction) { add(.event(.http(t))) }
+    func tls(_ t: TLSHandshake) { add(.event(.tls(t))) }
+    func finding(_ f: Finding) { add(.event(.finding(f))) }
+}
+
+extension AppLayer {
+    /// The name a finding in this session's bytes is given when it has none of its own.
+    func destinationName(_ s: Session) -> [UInt8]? {
+        s.serverName ?? s.httpHostName ?? passiveDNS.name(for: s.origin.flow.responderAddress)
+    }
+
+    /// In-order bytes of a TCP direction for the raw-stream rules.
+    func scanStream(_ chunk: StreamChunk, _ s: Session, fromOriginator: Bool, _ frame: Int) {
+        guard let scans, s.scanRaw, let scan = s.scan else { return }
+        let d = fromOriginator ? 0 : 1
+        switch chunk {
+        case .gap(let n):
+            scans.gap(scan, direction: d, length: n, domain: destinationName(s))
+        case .data(let bytes, let chunkFrame):
+            scans.stream(scan, direction: d, bytes: bytes, frame: chunkFrame, domain: destinationName(s))
+        }
+    }
+
+    /// The flow's bytes are no longer plaintext to scan (TLS, SSH, a tunnel) or the flow
+    /// ended: both directions' streams are decided and freed.
+    func stopRawScan(_ s: Session) {
+        s.scanRaw = false
+        guard let scans, let scan = s.scan else { return }
+        s.scan = nil
+        scans.close(scan, domain: destinationName(s))
+    }
+
+    /// A field of an application event (name, body) scanned as one buffer.
+    func scanField(_ bytes: [UInt8], scope: Scope, field: String, _ s: Session, fromOriginator: Bool,
+                   firstFrame: Int, lastFrame: Int, timestamp: Int64) {
+        guard let scans, !bytes.isEmpty else { return }
+        var origin = s.origin
+        origin.frame = firstFrame
+        origin.timestamp = timestamp
+        origin.fromOriginator = fromOriginator
+        let domain = destinationName(s)
+        bytes.withUnsafeBytes { scans.field($0, scope: scope, field: field, origin: origin, lastFrame: lastFrame, domain: domain) }
+    }
+
+    /// A DNS query's names: as text, and as data labels of a possible tunnel.
+    func scanDNSQuery(_ m: DNSMessage, _ s: Session, fromOriginator: Bool, frame: Int, timestamp: Int64) {
+        guard let scans else { return }
+        var origin = s.origin
+        origin.frame = frame
+        origin.timestamp = timestamp
+        origin.fromOriginator = fromOriginator
+        let client = fromOriginator ? s.origin.flow.originatorAddress : s.origin.flow.responderAddress
+        let domain = passiveDNS.name(for: s.origin.flow.responderAddress)
+        for q in m.questions { scans.dnsQuery(q.name, client: client, origin: origin, domain: domain) }
+    }
+
+    /// A UDP datagram of a flow no decoder claimed (DNS and QUIC are handled by field).
+    func scanDatagram(_ p: Packet, flow: UnsafeMutablePointer<Flow>, timestamp: Int64, frame: Int) {
+        guard let scans, p.payload.count > 0 else { return }
+        var origin = EventOrigin(flow: flow.pointee, communityID: flow.pointee.communityID, frame: frame, timestamp: timestamp)
+        origin.fromOriginator = p.src == flow.pointee.originatorAddress && p.srcPort == flow.pointee.originatorPort
+        scans.field(p.payload, scope: .udp, field: "udp.payload", origin: origin, lastFrame: frame,
+                    domain: passiveDNS.name(for: flow.pointee.responderAddress))
+    }
+
+    /// End of input: DNS tunnel streams are decided.
+    public func finishScanning() {
+        scans?.finishInput()
+    }
+}
