@@ -66,16 +66,14 @@ final class ScanStage: ScanRequests {
         }
         scanner.counts.bytesScanned += bytes.count
         let base = scan.base[d]
-        guard var stream = scan.streams[d] else { return }
-        scan.streams[d] = nil   // out while fed, so its buffers are not copied
-        stream.feed(bytes, frame: frame, engine: scanner.engine) { located in
+        // Fed in place: a copy of the stream would retain and release each of its buffers.
+        scan.streams[d]?.feed(bytes, frame: frame, engine: scanner.engine) { located in
             emitStreamFinding(located, scan, direction: d, base: base, domain: domain)
         }
-        if stream.truncated {
+        if scan.streams[d]?.truncated == true {
+            scan.streams[d] = nil
             scan.stopped[d] = true
             scanner.counts.depthReached += 1
-        } else {
-            scan.streams[d] = stream
         }
     }
 
@@ -90,12 +88,12 @@ final class ScanStage: ScanRequests {
     }
 
     func closeStream(_ scan: StreamScan, direction d: Int, domain: [UInt8]?) {
-        guard var stream = scan.streams[d] else { return }
-        scan.streams[d] = nil
+        guard scan.streams[d] != nil else { return }
         let base = scan.base[d]
-        stream.close(engine: scanner.engine) { located in
+        scan.streams[d]?.close(engine: scanner.engine) { located in
             emitStreamFinding(located, scan, direction: d, base: base, domain: domain)
         }
+        scan.streams[d] = nil
     }
 
     func emitStreamFinding(_ located: RuleStream.Located, _ scan: StreamScan, direction d: Int, base: Int, domain: [UInt8]?) {
@@ -171,8 +169,8 @@ final class ScanPipeline: ScanRequests, AppEventSink, @unchecked Sendable {
         // At most 8 batches of ~256 KiB of bytes wait: memory stays flat.
         handoff = Handoff(name: "phonehome.scan", maxQueued: 8) { [stage, next] batch in
             batch.arena.withUnsafeBytes { arena in
-                for r in batch.requests {
-                    switch r {
+                for i in batch.requests.indices {
+                    switch batch.requests[i] {
                     case .stream(let scan, let d, let range, let frame, let domain):
                         stage.stream(scan, direction: d, bytes: UnsafeRawBufferPointer(rebasing: arena[range]), frame: frame,
                                      domain: domain)
