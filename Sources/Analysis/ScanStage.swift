@@ -30,7 +30,10 @@ protocol ScanRequests: AnyObject {
 /// thread, then touched only by the scan stage.
 final class StreamScan {
     let origin: EventOrigin
-    var streams: [RuleStream?] = [nil, nil]
+    /// Each direction's rule stream, reached in place through `withStream` (an array of
+    /// them would copy a stream, retaining each of its buffers, on every read).
+    private var originatorStream: RuleStream?
+    private var responderStream: RuleStream?
     /// Stream offset where each direction's current rule stream began.
     var base = [0, 0]
     /// Bytes of each direction seen so far (data and gaps).
@@ -38,6 +41,10 @@ final class StreamScan {
     var stopped = [false, false]
 
     init(origin: EventOrigin) { self.origin = origin }
+
+    @inline(__always) func withStream<R>(_ d: Int, _ body: (inout RuleStream?) -> R) -> R {
+        d == 0 ? body(&originatorStream) : body(&responderStream)
+    }
 }
 
 /// Runs scan requests at once and hands the findings to the sink.
@@ -53,25 +60,28 @@ final class ScanStage: ScanRequests {
     func stream(_ scan: StreamScan, direction d: Int, bytes: UnsafeRawBufferPointer, frame: Int, domain: [UInt8]?) {
         defer { scan.position[d] += bytes.count }
         guard !scan.stopped[d] else { return }
-        if scan.streams[d] == nil {
+        if scan.withStream(d, { $0 == nil }) {
             let remaining = scanner.depth > 0 ? scanner.depth - scan.position[d] : 0
             guard scanner.depth == 0 || remaining > 0 else {
                 scan.stopped[d] = true
                 scanner.counts.depthReached += 1
                 return
             }
-            scan.streams[d] = RuleStream(scope: .tcp, depth: remaining, budget: scanner.budget)
+            scan.withStream(d) { $0 = RuleStream(scope: .tcp, depth: remaining, budget: scanner.budget) }
             scan.base[d] = scan.position[d]
             scanner.counts.streams += 1
         }
         scanner.counts.bytesScanned += bytes.count
         let base = scan.base[d]
-        // Fed in place: a copy of the stream would retain and release each of its buffers.
-        scan.streams[d]?.feed(bytes, frame: frame, engine: scanner.engine) { located in
-            emitStreamFinding(located, scan, direction: d, base: base, domain: domain)
+        let truncated = scan.withStream(d) { stream -> Bool in
+            stream?.feed(bytes, frame: frame, engine: scanner.engine) { located in
+                emitStreamFinding(located, scan, direction: d, base: base, domain: domain)
+            }
+            guard stream?.truncated == true else { return false }
+            stream = nil
+            return true
         }
-        if scan.streams[d]?.truncated == true {
-            scan.streams[d] = nil
+        if truncated {
             scan.stopped[d] = true
             scanner.counts.depthReached += 1
         }
@@ -88,12 +98,13 @@ final class ScanStage: ScanRequests {
     }
 
     func closeStream(_ scan: StreamScan, direction d: Int, domain: [UInt8]?) {
-        guard scan.streams[d] != nil else { return }
         let base = scan.base[d]
-        scan.streams[d]?.close(engine: scanner.engine) { located in
-            emitStreamFinding(located, scan, direction: d, base: base, domain: domain)
+        scan.withStream(d) { stream in
+            stream?.close(engine: scanner.engine) { located in
+                emitStreamFinding(located, scan, direction: d, base: base, domain: domain)
+            }
+            stream = nil
         }
-        scan.streams[d] = nil
     }
 
     func emitStreamFinding(_ located: RuleStream.Located, _ scan: StreamScan, direction d: Int, base: Int, domain: [UInt8]?) {

@@ -203,12 +203,13 @@ public struct EvidenceReport {
         var by: [String: (String, Int, Set<String>, Set<String>, Set<String>)] = [:]
         for g in groups {
             let name = g.process.isEmpty ? "(no process known)" : g.process
-            var e = by[name] ?? (g.executable, 0, [], [], [])
-            e.1 += g.count
-            e.2.insert(g.destination)
-            if !g.package.isEmpty { e.3.insert(g.package) }
-            e.4.formUnion(g.rules)
-            by[name] = e
+            // Updated in place: a copy out and back would copy each set on every group.
+            modify(&by[name, default: (g.executable, 0, [], [], [])]) { e in
+                e.1 += g.count
+                e.2.insert(g.destination)
+                if !g.package.isEmpty { e.3.insert(g.package) }
+                e.4.formUnion(g.rules)
+            }
         }
         return by.keys.sorted().map { k in
             let e = by[k]!
@@ -220,12 +221,12 @@ public struct EvidenceReport {
         var by: [String: (String, Bool, Int, Set<String>, Set<String>, Set<String>)] = [:]
         for g in groups {
             let name = g.package.isEmpty ? "(no package known)" : g.package
-            var e = by[name] ?? (g.packageVersion, g.packageInSBOM, 0, [], [], [])
-            e.2 += g.count
-            e.3.insert(g.destination)
-            if !g.purpose.isEmpty { e.4.insert(g.purpose) }
-            if !g.optOut.isEmpty { e.5.insert(g.optOut) }
-            by[name] = e
+            modify(&by[name, default: (g.packageVersion, g.packageInSBOM, 0, [], [], [])]) { e in
+                e.2 += g.count
+                e.3.insert(g.destination)
+                if !g.purpose.isEmpty { e.4.insert(g.purpose) }
+                if !g.optOut.isEmpty { e.5.insert(g.optOut) }
+            }
         }
         return by.keys.sorted().map { k in
             let e = by[k]!
@@ -268,3 +269,7 @@ public final class ReportCollector {
     public var report = EvidenceReport()
     public init() {}
 }
+
+/// Runs `body` on a value where it is, e.g. a dictionary entry through its `default:`
+/// subscript, so that the collections inside it are not copied.
+@inline(__always) func modify<T>(_ value: inout T, _ body: (inout T) -> Void) { body(&value) }

@@ -426,6 +426,9 @@ public final class OutputFile: @unchecked Sendable {
     private var written: Int64 = 0
     /// Digests of committed files by path, for the manifest.
     nonisolated(unsafe) private static var committed: [String: (size: Int64, sha256: String)] = [:]   // under committedLock
+    /// Temporary files open and not yet committed (under committedLock): a run that ends on
+    /// an error removes them itself, since another thread may still hold a file object.
+    nonisolated(unsafe) private static var uncommitted: Set<String> = []
     private static let committedLock = NSLock()
 
     /// The size and SHA-256 of a file committed in this process, by its final path.
@@ -485,6 +488,24 @@ public final class OutputFile: @unchecked Sendable {
             throw OutputError(message: "\(path): cannot create (\(String(cString: strerror(errno))))")
         }
         pending = Self.pool.take()
+        Self.committedLock.lock()
+        Self.uncommitted.insert(temporaryPath)
+        Self.committedLock.unlock()
+    }
+
+    /// Removes every temporary file not committed (the process is about to exit on an
+    /// error): no half-written output is left, whichever thread still holds its file.
+    public static func removeUncommitted() {
+        committedLock.lock()
+        defer { committedLock.unlock() }
+        for path in uncommitted { unlink(path) }
+        uncommitted.removeAll()
+    }
+
+    private func settled() {
+        Self.committedLock.lock()
+        Self.uncommitted.remove(temporaryPath)
+        Self.committedLock.unlock()
     }
 
     deinit {
@@ -494,6 +515,7 @@ public final class OutputFile: @unchecked Sendable {
         if fd >= 0 {
             close(fd)
             unlink(temporaryPath)
+            settled()
         }
     }
 
@@ -556,11 +578,13 @@ public final class OutputFile: @unchecked Sendable {
         drain()
         if close(fd) != 0 && writeFailure == nil { writeFailure = "\(path): \(String(cString: strerror(errno)))" }
         fd = -1
+        defer { settled() }
         if let failure = writeFailure {
             unlink(temporaryPath)
             throw OutputError(message: failure)
         }
         guard rename(temporaryPath, path) == 0 else {
+            unlink(temporaryPath)
             throw OutputError(message: "\(path): cannot rename into place (\(String(cString: strerror(errno))))")
         }
         let hex = hasher.finalize().map { String(format: "%02x", $0) }.joined()

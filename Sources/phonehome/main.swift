@@ -211,6 +211,7 @@ struct Analyze: ParsableCommand {
 
 /// One line on stderr, then the exit status.
 func exitWithError(_ message: String, _ status: Int32) -> Never {
+    OutputFile.removeUncommitted()
     FileHandle.standardError.write(Data("phonehome: \(message)\n".utf8))
     Foundation.exit(status)
 }
