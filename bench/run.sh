@@ -65,6 +65,21 @@ awk -F'\t' -v mb="$mb" -v n="$(nproc)" '
         printf "targets: rules off 1 job vs cat %.2fx (0.5x wanted); rules on 1 job %.2fx tcpdump time (2x at most wanted); rules on vs ngrep (one regex): %.2fx\n", floor/off1, on1/td, ng/on
     }' "$out/times.tsv"
 echo "findings (default packs): $(wc -l < "$out/r/findings.jsonl") lines"
+# xz input: decompression runs on its own thread, so the analysis should cost little on
+# top of `xz -dc` alone. The compressed copy (xz -1, one block) is made once, beside the
+# capture, when PHONEHOME_BENCH_XZ=1 or when it is already there.
+xzcap="$cap.xz"
+if [ "${PHONEHOME_BENCH_XZ:-0}" = 1 ] && [ ! -f "$xzcap" ]; then xz -1 -T1 -k -c "$cap" > "$xzcap"; fi
+if [ -f "$xzcap" ]; then
+    cat "$xzcap" > /dev/null
+    {
+    best "xz -dc X.xz > /dev/null" xz -dc "$xzcap"
+    best "phonehome -j $(nproc) X.xz (default: rules + SHA-256 + reports)" $bin analyze -q "$xzcap" -o "$out/x"
+    } > "$out/xz.tsv"
+    echo
+    awk -F'\t' '{ printf "%-58s %8.2f s %10.0f peak MB\n", $1, $2, $3/1024; s[NR]=$2 }
+        END { printf "xz input: phonehome %.2fx the time of xz -dc alone (1.2x at most wanted)\n", s[2]/s[1] }' "$out/xz.tsv"
+fi
 if [ -f "$out/tshark-names.tsv" ]; then
     awk -F'\t' '/DNS\/HTTP\/TLS/ { app=$2; appk=$3 } /^tshark/ { t=$2; tk=$3 }
         END { printf "\napp layer vs tshark: %.1fx faster, %.1fx less peak memory\n\n", t/app, tk/appk }' "$out/times.tsv"

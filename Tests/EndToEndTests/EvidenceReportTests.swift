@@ -76,6 +76,26 @@ import TestSupport
         }
     }
 
+    /// The pipeline under load: Zeek's public test traces (the bench capture's source: HTTP,
+    /// mail, SMB, DNS, TLS, tunnels, ~20 MB, 3,418 flows, 1,755 findings) analysed with 1 and 2
+    /// jobs give the same bytes in every output, findings in their places.
+    @Test func pipelineKeepsOrderOnTheZeekTraces() throws {
+        try #require(Corpus.isAvailable || !Corpus.isCI, "shared corpora missing at \(Corpus.root.path)")
+        guard Corpus.isAvailable else { return }
+        let traces = Corpus.pcapRoot.appendingPathComponent("zeek").path
+        let a = try Self.temporary("zeek-j1"), b = try Self.temporary("zeek-j2")
+        defer { try? FileManager.default.removeItem(at: a); try? FileManager.default.removeItem(at: b) }
+        let one = try Self.analyzeSamples(a, inputs: [traces], jobs: 1)
+        let two = try Self.analyzeSamples(b, inputs: [traces], jobs: 2)
+        #expect(one.findings > 1000 && one.flows > 3000, "\(one.findings) findings, \(one.flows) flows")
+        #expect(one.findings == two.findings && one.flows == two.flows && one.callouts == two.callouts)
+        for name in ["conn.jsonl", "dns.jsonl", "http.jsonl", "tls.jsonl", "findings.jsonl", "callouts.jsonl", "anomalies.jsonl",
+                     "report.md", "report.html"] {
+            #expect(try Data(contentsOf: a.appendingPathComponent(name)) == Data(contentsOf: b.appendingPathComponent(name)),
+                    "\(name) differs between 1 and 2 jobs")
+        }
+    }
+
     /// Headless Chromium loads report.html: no console message, the script ran, and the
     /// DOM holds the callout table (one row per callout group) and the timeline.
     @Test func chromiumRendersTheReport() throws {
