@@ -3,9 +3,12 @@ import Foundation
 /// One consumer thread fed batches in order by one producer: the pipeline stages of a
 /// run (rule scanning, output) use it to take their share of the work to another core.
 /// The queue is bounded, so memory stays bounded when the consumer is the slower side
-/// (the producer then waits).
+/// (the producer then waits). A consumed batch, emptied by `consume` with its storage
+/// kept, goes back to the producer through `takeSpare`: freeing a large block on one
+/// thread and allocating it on another would cost malloc more than the batch's work.
 final class Handoff<Batch>: @unchecked Sendable {
-    private let consume: (Batch) -> Void
+    private let consume: (inout Batch) -> Void
+    private var spares: [Batch] = []
     private let maxQueued: Int
     private var queue: [Batch] = []
     private let condition = NSCondition()
@@ -13,7 +16,7 @@ final class Handoff<Batch>: @unchecked Sendable {
     private var stopping = false
     private var thread: Thread?
 
-    init(name: String, maxQueued: Int, consume: @escaping (Batch) -> Void) {
+    init(name: String, maxQueued: Int, consume: @escaping (inout Batch) -> Void) {
         self.consume = consume
         self.maxQueued = maxQueued
         stopping = false
@@ -21,6 +24,13 @@ final class Handoff<Batch>: @unchecked Sendable {
         t.name = name
         thread = t
         t.start()
+    }
+
+    /// An emptied batch to fill again, if one came back.
+    func takeSpare() -> Batch? {
+        condition.lock()
+        defer { condition.unlock() }
+        return spares.popLast()
     }
 
     /// Queues a batch; waits while the queue is full.
@@ -52,12 +62,13 @@ final class Handoff<Batch>: @unchecked Sendable {
                 condition.unlock()
                 return
             }
-            let next = queue.removeFirst()
+            var next = queue.removeFirst()
             busy = true
             condition.broadcast()
             condition.unlock()
-            consume(next)
+            consume(&next)
             condition.lock()
+            if spares.count < 4 { spares.append(next) }
             busy = false
             condition.broadcast()
             condition.unlock()

@@ -162,12 +162,12 @@ final class ScanPipeline: ScanRequests, AppEventSink, @unchecked Sendable {
 
     struct Batch {
         var requests: [Request] = []
-        var arena: [UInt8] = []
+        var arena: ByteArena
     }
 
     let stage: ScanStage
     let next: SinkPipeline
-    private var batch = Batch()
+    private var batch: Batch
     static let batchRequests = 512
     static let batchBytes = 256 << 10
     private var handoff: Handoff<Batch>?
@@ -176,9 +176,14 @@ final class ScanPipeline: ScanRequests, AppEventSink, @unchecked Sendable {
     init(stage: ScanStage, next: SinkPipeline) {
         self.stage = stage
         self.next = next
+        batch = Batch(arena: ByteArena(capacity: Self.batchBytes + (64 << 10)))
         batch.requests.reserveCapacity(Self.batchRequests)
         // At most 8 batches of ~256 KiB of bytes wait: memory stays flat.
         handoff = Handoff(name: "phonehome.scan", maxQueued: 8) { [stage, next] batch in
+            defer {
+                batch.requests.removeAll(keepingCapacity: true)
+                batch.arena.reset()
+            }
             batch.arena.withUnsafeBytes { arena in
                 for i in batch.requests.indices {
                     switch batch.requests[i] {
@@ -204,11 +209,7 @@ final class ScanPipeline: ScanRequests, AppEventSink, @unchecked Sendable {
         }
     }
 
-    private func copy(_ bytes: UnsafeRawBufferPointer) -> Range<Int> {
-        let start = batch.arena.count
-        batch.arena.append(contentsOf: bytes)
-        return start ..< batch.arena.count
-    }
+    private func copy(_ bytes: UnsafeRawBufferPointer) -> Range<Int> { batch.arena.append(bytes) }
 
     @inline(__always) private func add(_ r: Request) {
         batch.requests.append(r)
@@ -218,7 +219,7 @@ final class ScanPipeline: ScanRequests, AppEventSink, @unchecked Sendable {
     private func push() {
         guard !batch.requests.isEmpty else { return }
         handoff?.push(batch)
-        batch = Batch()
+        batch = handoff?.takeSpare() ?? Batch(arena: ByteArena(capacity: Self.batchBytes + (64 << 10)))
         batch.requests.reserveCapacity(Self.batchRequests)
     }
 
@@ -260,6 +261,44 @@ final class ScanPipeline: ScanRequests, AppEventSink, @unchecked Sendable {
     func http(_ t: HTTPTransaction) { add(.event(.http(t))) }
     func tls(_ t: TLSHandshake) { add(.event(.tls(t))) }
     func finding(_ f: Finding) { add(.event(.finding(f))) }
+}
+
+/// Bytes copied for another thread: one growable block, reused batch after batch
+/// (the consumer resets it and the handoff returns it).
+final class ByteArena: @unchecked Sendable {
+    private var base: UnsafeMutableRawPointer
+    private(set) var count = 0
+    private var capacity: Int
+
+    init(capacity: Int) {
+        self.capacity = max(capacity, 64)
+        base = .allocate(byteCount: self.capacity, alignment: 16)
+    }
+
+    deinit { base.deallocate() }
+
+    /// Appends the bytes; returns where they are.
+    func append(_ bytes: UnsafeRawBufferPointer) -> Range<Int> {
+        let start = count
+        if count + bytes.count > capacity {
+            var grown = capacity * 2
+            while grown < count + bytes.count { grown *= 2 }
+            let larger = UnsafeMutableRawPointer.allocate(byteCount: grown, alignment: 16)
+            larger.copyMemory(from: base, byteCount: count)
+            base.deallocate()
+            base = larger
+            capacity = grown
+        }
+        if let source = bytes.baseAddress { (base + count).copyMemory(from: source, byteCount: bytes.count) }
+        count += bytes.count
+        return start ..< count
+    }
+
+    func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
+        body(UnsafeRawBufferPointer(start: base, count: count))
+    }
+
+    func reset() { count = 0 }
 }
 
 extension AppLayer {

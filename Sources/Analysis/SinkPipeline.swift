@@ -31,6 +31,7 @@ final class SinkPipeline: AppEventSink, @unchecked Sendable {
     func start() {
         handoff = Handoff(name: "phonehome.sinks", maxQueued: 64) { [self] events in
             for e in events { deliver(e) }
+            events.removeAll(keepingCapacity: true)
         }
     }
 
@@ -60,7 +61,7 @@ final class SinkPipeline: AppEventSink, @unchecked Sendable {
     private func push() {
         guard !batch.isEmpty else { return }
         handoff?.push(batch)
-        batch = []
+        batch = handoff?.takeSpare() ?? []
         batch.reserveCapacity(Self.batchSize)
     }
 
