@@ -19,7 +19,6 @@ final class Handoff<Batch>: @unchecked Sendable {
     init(name: String, maxQueued: Int, consume: @escaping (inout Batch) -> Void) {
         self.consume = consume
         self.maxQueued = maxQueued
-        stopping = false
         let t = Thread { [self] in run() }
         t.name = name
         thread = t

@@ -7,20 +7,21 @@ import Wire
 /// The rule scans the application layer asks for, in the order it asks for them. Each
 /// request carries `domain`, the name the destination is known by when the bytes are
 /// seen (TLS SNI, HTTP Host, else passive DNS), for the findings that have no name of
-/// their own: so a scan run later, on another thread, names its findings exactly as a
-/// scan run at once would.
+/// their own: a scan run at once asks for it only when such a finding is made; a scan
+/// queued for another thread takes it when queued, so it names its findings exactly as
+/// a scan run at once would.
 protocol ScanRequests: AnyObject {
     /// In-order bytes of one direction (0: originator) of a plaintext TCP session.
-    func stream(_ scan: StreamScan, direction: Int, bytes: UnsafeRawBufferPointer, frame: Int, domain: [UInt8]?)
+    func stream(_ scan: StreamScan, direction: Int, bytes: UnsafeRawBufferPointer, frame: Int, domain: @autoclosure () -> [UInt8]?)
     /// Bytes of one direction that will never be seen: the stream restarts after them.
-    func gap(_ scan: StreamScan, direction: Int, length: Int, domain: [UInt8]?)
+    func gap(_ scan: StreamScan, direction: Int, length: Int, domain: @autoclosure () -> [UInt8]?)
     /// The session is no longer plaintext, or it ended: both directions are decided.
-    func close(_ scan: StreamScan, domain: [UInt8]?)
+    func close(_ scan: StreamScan, domain: @autoclosure () -> [UInt8]?)
     /// One field (a name, a decoded body, a datagram) scanned as one buffer.
     func field(_ bytes: UnsafeRawBufferPointer, scope: Scope, field: String, origin: EventOrigin, lastFrame: Int,
-               domain: [UInt8]?)
+               domain: @autoclosure () -> [UInt8]?)
     /// A DNS query name, also as data labels of a possible tunnel.
-    func dnsQuery(_ name: [UInt8], client: IPAddress, origin: EventOrigin, domain: [UInt8]?)
+    func dnsQuery(_ name: [UInt8], client: IPAddress, origin: EventOrigin, domain: @autoclosure () -> [UInt8]?)
     /// End of input: the DNS tunnel streams are decided.
     func finishInput()
 }
@@ -57,7 +58,7 @@ final class ScanStage: ScanRequests {
         self.sink = sink
     }
 
-    func stream(_ scan: StreamScan, direction d: Int, bytes: UnsafeRawBufferPointer, frame: Int, domain: [UInt8]?) {
+    func stream(_ scan: StreamScan, direction d: Int, bytes: UnsafeRawBufferPointer, frame: Int, domain: @autoclosure () -> [UInt8]?) {
         defer { scan.position[d] += bytes.count }
         guard !scan.stopped[d] else { return }
         if scan.withStream(d, { $0 == nil }) {
@@ -75,7 +76,7 @@ final class ScanStage: ScanRequests {
         let base = scan.base[d]
         let truncated = scan.withStream(d) { stream -> Bool in
             stream?.feed(bytes, frame: frame, engine: scanner.engine) { located in
-                emitStreamFinding(located, scan, direction: d, base: base, domain: domain)
+                emitStreamFinding(located, scan, direction: d, base: base, domain: domain())
             }
             guard stream?.truncated == true else { return false }
             stream = nil
@@ -87,49 +88,50 @@ final class ScanStage: ScanRequests {
         }
     }
 
-    func gap(_ scan: StreamScan, direction d: Int, length: Int, domain: [UInt8]?) {
-        closeStream(scan, direction: d, domain: domain)
+    func gap(_ scan: StreamScan, direction d: Int, length: Int, domain: @autoclosure () -> [UInt8]?) {
+        closeStream(scan, direction: d, domain: domain())
         scan.position[d] += length
     }
 
-    func close(_ scan: StreamScan, domain: [UInt8]?) {
-        closeStream(scan, direction: 0, domain: domain)
-        closeStream(scan, direction: 1, domain: domain)
+    func close(_ scan: StreamScan, domain: @autoclosure () -> [UInt8]?) {
+        closeStream(scan, direction: 0, domain: domain())
+        closeStream(scan, direction: 1, domain: domain())
     }
 
-    func closeStream(_ scan: StreamScan, direction d: Int, domain: [UInt8]?) {
+    func closeStream(_ scan: StreamScan, direction d: Int, domain: @autoclosure () -> [UInt8]?) {
         let base = scan.base[d]
         scan.withStream(d) { stream in
             stream?.close(engine: scanner.engine) { located in
-                emitStreamFinding(located, scan, direction: d, base: base, domain: domain)
+                emitStreamFinding(located, scan, direction: d, base: base, domain: domain())
             }
             stream = nil
         }
     }
 
-    func emitStreamFinding(_ located: RuleStream.Located, _ scan: StreamScan, direction d: Int, base: Int, domain: [UInt8]?) {
+    func emitStreamFinding(_ located: RuleStream.Located, _ scan: StreamScan, direction d: Int, base: Int,
+                           domain: @autoclosure () -> [UInt8]?) {
         var origin = scan.origin
         origin.frame = located.firstFrame
         origin.fromOriginator = d == 0
         var m = located.match
         m.range = (m.range.lowerBound + base) ..< (m.range.upperBound + base)
         emit(Finding(origin: origin, rule: scanner.engine.rules[m.rule], match: m, scope: .tcp,
-                     lastFrame: located.lastFrame, field: "tcp.stream"), domain: domain)
+                     lastFrame: located.lastFrame, field: "tcp.stream"), domain: domain())
     }
 
     func field(_ bytes: UnsafeRawBufferPointer, scope: Scope, field: String, origin: EventOrigin, lastFrame: Int,
-               domain: [UInt8]?) {
-        scanner.scanField(bytes, scope: scope, field: field, origin: origin, lastFrame: lastFrame) { emit($0, domain: domain) }
+               domain: @autoclosure () -> [UInt8]?) {
+        scanner.scanField(bytes, scope: scope, field: field, origin: origin, lastFrame: lastFrame) { emit($0, domain: domain()) }
     }
 
-    func dnsQuery(_ name: [UInt8], client: IPAddress, origin: EventOrigin, domain: [UInt8]?) {
+    func dnsQuery(_ name: [UInt8], client: IPAddress, origin: EventOrigin, domain: @autoclosure () -> [UInt8]?) {
         name.withUnsafeBytes {
             scanner.scanField($0, scope: .dnsQueryName, field: "dns.question.name", origin: origin, lastFrame: origin.frame) {
-                emit($0, domain: domain)
+                emit($0, domain: domain())
             }
         }
         scanner.tunnelQuery(name, client: client, origin: origin, timestamp: origin.timestamp, frame: origin.frame) {
-            emit($0, domain: domain)
+            emit($0, domain: domain())
         }
     }
 
@@ -137,10 +139,10 @@ final class ScanStage: ScanRequests {
         scanner.closeAllTunnels { emit($0, domain: nil) }
     }
 
-    func emit(_ f: Finding, domain: [UInt8]?) {
+    func emit(_ f: Finding, domain: @autoclosure () -> [UInt8]?) {
         scanner.counts.findings += 1
         var f = f
-        if f.domain == nil { f.domain = domain }
+        if f.domain == nil { f.domain = domain() }
         sink?.finding(f)
     }
 }
@@ -233,23 +235,23 @@ final class ScanPipeline: ScanRequests, AppEventSink, @unchecked Sendable {
 
     // MARK: Requests
 
-    func stream(_ scan: StreamScan, direction: Int, bytes: UnsafeRawBufferPointer, frame: Int, domain: [UInt8]?) {
-        add(.stream(scan, direction: direction, bytes: copy(bytes), frame: frame, domain: domain))
+    func stream(_ scan: StreamScan, direction: Int, bytes: UnsafeRawBufferPointer, frame: Int, domain: @autoclosure () -> [UInt8]?) {
+        add(.stream(scan, direction: direction, bytes: copy(bytes), frame: frame, domain: domain()))
     }
 
-    func gap(_ scan: StreamScan, direction: Int, length: Int, domain: [UInt8]?) {
-        add(.gap(scan, direction: direction, length: length, domain: domain))
+    func gap(_ scan: StreamScan, direction: Int, length: Int, domain: @autoclosure () -> [UInt8]?) {
+        add(.gap(scan, direction: direction, length: length, domain: domain()))
     }
 
-    func close(_ scan: StreamScan, domain: [UInt8]?) { add(.close(scan, domain: domain)) }
+    func close(_ scan: StreamScan, domain: @autoclosure () -> [UInt8]?) { add(.close(scan, domain: domain())) }
 
     func field(_ bytes: UnsafeRawBufferPointer, scope: Scope, field: String, origin: EventOrigin, lastFrame: Int,
-               domain: [UInt8]?) {
-        add(.field(bytes: copy(bytes), scope: scope, field: field, origin: origin, lastFrame: lastFrame, domain: domain))
+               domain: @autoclosure () -> [UInt8]?) {
+        add(.field(bytes: copy(bytes), scope: scope, field: field, origin: origin, lastFrame: lastFrame, domain: domain()))
     }
 
-    func dnsQuery(_ name: [UInt8], client: IPAddress, origin: EventOrigin, domain: [UInt8]?) {
-        add(.dnsQuery(name, client: client, origin: origin, domain: domain))
+    func dnsQuery(_ name: [UInt8], client: IPAddress, origin: EventOrigin, domain: @autoclosure () -> [UInt8]?) {
+        add(.dnsQuery(name, client: client, origin: origin, domain: domain()))
     }
 
     func finishInput() { add(.finishInput) }
@@ -336,8 +338,9 @@ extension AppLayer {
         origin.frame = firstFrame
         origin.timestamp = timestamp
         origin.fromOriginator = fromOriginator
-        let domain = destinationName(s)
-        bytes.withUnsafeBytes { scans.field($0, scope: scope, field: field, origin: origin, lastFrame: lastFrame, domain: domain) }
+        bytes.withUnsafeBytes {
+            scans.field($0, scope: scope, field: field, origin: origin, lastFrame: lastFrame, domain: destinationName(s))
+        }
     }
 
     /// A DNS query's names: as text, and as data labels of a possible tunnel.
@@ -348,8 +351,9 @@ extension AppLayer {
         origin.timestamp = timestamp
         origin.fromOriginator = fromOriginator
         let client = fromOriginator ? s.origin.flow.originatorAddress : s.origin.flow.responderAddress
-        let domain = passiveDNS.name(for: s.origin.flow.responderAddress)
-        for q in m.questions { scans.dnsQuery(q.name, client: client, origin: origin, domain: domain) }
+        for q in m.questions {
+            scans.dnsQuery(q.name, client: client, origin: origin, domain: passiveDNS.name(for: s.origin.flow.responderAddress))
+        }
     }
 
     /// A UDP datagram of a flow no decoder claimed (DNS and QUIC are handled by field).

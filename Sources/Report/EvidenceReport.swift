@@ -211,10 +211,7 @@ public struct EvidenceReport {
                 e.4.formUnion(g.rules)
             }
         }
-        return by.keys.sorted().map { k in
-            let e = by[k]!
-            return (k, e.0, e.1, e.2.sorted(), e.3.sorted(), e.4.sorted())
-        }
+        return by.sorted { $0.key < $1.key }.map { k, e in (k, e.0, e.1, e.2.sorted(), e.3.sorted(), e.4.sorted()) }
     }
 
     var packages: [(name: String, version: String, inSBOM: Bool, callouts: Int, destinations: [String], purposes: [String], optOuts: [String])] {
@@ -228,10 +225,7 @@ public struct EvidenceReport {
                 if !g.optOut.isEmpty { e.5.insert(g.optOut) }
             }
         }
-        return by.keys.sorted().map { k in
-            let e = by[k]!
-            return (k, e.0, e.1, e.2, e.3.sorted(), e.4.sorted(), e.5.sorted())
-        }
+        return by.sorted { $0.key < $1.key }.map { k, e in (k, e.0, e.1, e.2, e.3.sorted(), e.4.sorted(), e.5.sorted()) }
     }
 
     var missingReasons: [(String, Int)] {
