@@ -152,12 +152,14 @@ final class ScanStage: ScanRequests {
 /// passes every event on, findings in their place, to the next stage. Stream bytes are
 /// copied into one arena per batch (the reassembler reuses its buffers).
 final class ScanPipeline: ScanRequests, AppEventSink, @unchecked Sendable {
+    /// Small (the frequent stream requests are 49 bytes): the cases that carry an event
+    /// origin (257 bytes) are boxed, as are the events, so a batch stays a few pages.
     enum Request {
         case stream(StreamScan, direction: Int, bytes: Range<Int>, frame: Int, domain: [UInt8]?)
         case gap(StreamScan, direction: Int, length: Int, domain: [UInt8]?)
         case close(StreamScan, domain: [UInt8]?)
-        case field(bytes: Range<Int>, scope: Scope, field: String, origin: EventOrigin, lastFrame: Int, domain: [UInt8]?)
-        case dnsQuery([UInt8], client: IPAddress, origin: EventOrigin, domain: [UInt8]?)
+        indirect case field(bytes: Range<Int>, scope: Scope, field: String, origin: EventOrigin, lastFrame: Int, domain: [UInt8]?)
+        indirect case dnsQuery([UInt8], client: IPAddress, origin: EventOrigin, domain: [UInt8]?)
         case finishInput
         case event(SinkPipeline.Event)
     }
@@ -182,13 +184,10 @@ final class ScanPipeline: ScanRequests, AppEventSink, @unchecked Sendable {
         batch.requests.reserveCapacity(Self.batchRequests)
         // At most 8 batches of ~256 KiB of bytes wait: memory stays flat.
         handoff = Handoff(name: "phonehome.scan", maxQueued: 8) { [stage, next] batch in
-            defer {
-                batch.requests.removeAll(keepingCapacity: true)
-                batch.arena.reset()
-            }
+            defer { batch.arena.reset() }
             batch.arena.withUnsafeBytes { arena in
-                for i in batch.requests.indices {
-                    switch batch.requests[i] {
+                batch.requests.drain(filling: .finishInput) { request in
+                    switch request {
                     case .stream(let scan, let d, let range, let frame, let domain):
                         stage.stream(scan, direction: d, bytes: UnsafeRawBufferPointer(rebasing: arena[range]), frame: frame,
                                      domain: domain)
