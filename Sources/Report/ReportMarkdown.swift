@@ -2,8 +2,38 @@
 /// the per-process and per-package views, findings (masked) and anomalies.
 extension EvidenceReport {
     static func cell(_ s: String) -> String {
-        s.isEmpty ? " " : s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "|", with: "\\|")
-            .replacingOccurrences(of: "\n", with: " ").replacingOccurrences(of: "<", with: "&lt;")
+        guard !s.isEmpty else { return " " }
+        return escaping(s) {
+            switch $0 {
+            case UInt8(ascii: "\\"): "\\\\"
+            case UInt8(ascii: "|"): "\\|"
+            case UInt8(ascii: "\n"): " "
+            case UInt8(ascii: "<"): "&lt;"
+            default: nil
+            }
+        }
+    }
+
+    /// `s` with each ASCII byte that `replacement` maps replaced (UTF-8 sequences never
+    /// contain ASCII bytes, so other characters pass untouched); `s` itself when none
+    /// needs it. Reports have tens of thousands of cells: Foundation's search-and-replace
+    /// per character class cost more than writing the report.
+    static func escaping(_ s: String, _ replacement: (UInt8) -> StaticString?) -> String {
+        var s = s
+        return s.withUTF8 { bytes in
+            guard let first = bytes.firstIndex(where: { replacement($0) != nil }) else { return nil as String? }
+            var out: [UInt8] = []
+            out.reserveCapacity(bytes.count + 16)
+            out.append(contentsOf: bytes[..<first])
+            for b in bytes[first...] {
+                if let r = replacement(b) {
+                    r.withUTF8Buffer { out.append(contentsOf: $0) }
+                } else {
+                    out.append(b)
+                }
+            }
+            return String(decoding: out, as: UTF8.self)
+        } ?? s
     }
 
     static func table(_ header: [String], _ rows: [[String]]) -> String {
