@@ -89,9 +89,10 @@ public final class FindingsLog {
     }
 
     func noteFlow(_ communityID: String, _ rule: String) {
-        if rulesByFlow[communityID] == nil, rulesByFlow.count >= Self.maxFlowsWithFindings { return }
-        if rulesByFlow[communityID, default: []].count < 32, !(rulesByFlow[communityID]?.contains(rule) ?? false) {
-            rulesByFlow[communityID, default: []].append(rule)
+        if let i = rulesByFlow.index(forKey: communityID) {
+            if rulesByFlow.values[i].count < 32, !rulesByFlow.values[i].contains(rule) { rulesByFlow.values[i].append(rule) }
+        } else if rulesByFlow.count < Self.maxFlowsWithFindings {
+            rulesByFlow[communityID] = [rule]
         }
     }
 

@@ -8,7 +8,7 @@ import Wire
 public enum Masking {
     public static func sha256Hex(_ bytes: [UInt8]) -> String { hex(digest(bytes)) }
 
-    public static func digest(_ bytes: [UInt8]) -> [UInt8] { Array(SHA256.hash(data: bytes)) }
+    public static func digest(_ bytes: [UInt8]) -> [UInt8] { SHA256.hash(data: bytes).withUnsafeBytes { Array($0) } }
 
     public static func hex(_ digest: [UInt8]) -> String {
         var out = [UInt8](repeating: 0, count: digest.count * 2)
@@ -21,7 +21,8 @@ public enum Masking {
 
     /// The masked text of `raw` for a finding of `kind`. Always ASCII: other bytes are `*`.
     public static func mask(_ raw: [UInt8], kind: String) -> String {
-        let b = raw.map { $0 >= 0x20 && $0 < 0x7F ? $0 : UInt8(ascii: "*") }
+        let printable = raw.allSatisfy { $0 >= 0x20 && $0 < 0x7F }
+        let b = printable ? raw : raw.map { $0 >= 0x20 && $0 < 0x7F ? $0 : UInt8(ascii: "*") }
         let masked: [UInt8]
         switch kind {
         case "email": masked = email(b)
@@ -41,24 +42,36 @@ public enum Masking {
     }
 
     /// First character of the local part and of each domain label kept, the TLD kept.
+    /// One pass into one buffer: emails are most findings on real traffic.
     static func email(_ b: [UInt8]) -> [UInt8] {
-        var text = b
-        var at = text.firstIndex(of: UInt8(ascii: "@"))
-        var separator: [UInt8] = [UInt8(ascii: "@")]
-        if at == nil, let r = findPercent40(text) { at = r; separator = Array("%40".utf8) }
+        var at = b.firstIndex(of: UInt8(ascii: "@"))
+        var separatorLength = 1
+        if at == nil, let r = findPercent40(b) { at = r; separatorLength = 3 }
         guard let at else { return token(b) }
-        let local = Array(text[..<at]), domain = Array(text[(at + separator.count)...])
-        text = []
-        text += local.isEmpty ? [] : [local[0]] + [UInt8](repeating: star, count: max(local.count - 1, 1))
-        text += separator
-        let labels = domain.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
-        for (i, label) in labels.enumerated() {
-            if i > 0 { text.append(UInt8(ascii: ".")) }
-            if i == labels.count - 1 { text += label } else if let f = label.first {
-                text += [f] + [UInt8](repeating: star, count: max(label.count - 1, 1))
-            }
+        var out: [UInt8] = []
+        out.reserveCapacity(b.count + 2)
+        if at > 0 {
+            out.append(b[0])
+            out.append(contentsOf: repeatElement(star, count: max(at - 1, 1)))
         }
-        return text
+        out.append(contentsOf: b[at ..< at + separatorLength])
+        let domainStart = at + separatorLength
+        let lastDot = b[domainStart...].lastIndex(of: UInt8(ascii: "."))
+        var labelStart = domainStart
+        while true {
+            let labelEnd = b[labelStart...].firstIndex(of: UInt8(ascii: ".")) ?? b.count
+            if labelStart > domainStart { out.append(UInt8(ascii: ".")) }
+            if labelStart > (lastDot ?? domainStart - 1) {
+                out.append(contentsOf: b[labelStart ..< labelEnd])   // the top-level label
+                break
+            }
+            if labelEnd > labelStart {
+                out.append(b[labelStart])
+                out.append(contentsOf: repeatElement(star, count: max(labelEnd - labelStart - 1, 1)))
+            }
+            labelStart = labelEnd + 1
+        }
+        return out
     }
 
     static func findPercent40(_ b: [UInt8]) -> Int? {
