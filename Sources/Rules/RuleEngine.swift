@@ -117,9 +117,17 @@ public final class RuleEngine {
             }
         }
         for i in hsIndices { patterns[i].inHyperscan = true }
+        let widest = patterns.map(\.maxWidth).max() ?? 0
+        // A prefiltered pattern matches a superset of the original's matches, so every
+        // true match still ends at a reported end: its widest relaxed match bounds how far
+        // before an end PCRE2 must start (the original's width is unknown to Vectorscan
+        // when it has lookarounds).
+        for i in hsIndices where patterns[i].hsFlags & UInt32(HS_FLAG_PREFILTER) != 0 {
+            let relaxed = Self.maxWidth(patterns[i].expression, patterns[i].hsFlags)
+            patterns[i].maxWidth = min(relaxed, rules[patterns[i].rule].maxLength ?? .max)
+        }
         self.patterns = patterns
         self.pcreOnly = pcreOnly
-        let widest = patterns.map(\.maxWidth).max() ?? 0
         window = min(max(widest, 64), RuleLimits.maxMatchLength)
         if let streamDB {
             self.streamDB = streamDB
@@ -254,12 +262,12 @@ public final class RuleEngine {
 
     /// Turns Vectorscan hits into confirmed matches. Vectorscan reports where a match can
     /// end; PCRE2 then gives each match its PCRE extent (leftmost, greedy or lazy as
-    /// written, lookarounds honoured). For a pattern Vectorscan matches exactly, every
-    /// match ends at a reported end and starts at most `maxWidth` before it, so PCRE2
-    /// searches only from there and never starts a match after the last end: the bytes
-    /// between sparse hits are not searched again. Prefiltered and PCRE2-only patterns
-    /// are searched from `maxWidth` before their first hit to the end of `bytes`, as is
-    /// every pattern when Vectorscan's hits were cut at the per-call limit.
+    /// written, lookarounds honoured). For a pattern in Vectorscan, exact or prefiltered
+    /// (a superset of the matches), every match ends at a reported end and starts at most
+    /// `maxWidth` before it, so PCRE2 searches only from there and never starts a match
+    /// after the last end: the bytes between sparse hits are not searched again.
+    /// PCRE2-only patterns are searched from `maxWidth` before their first hit to the end
+    /// of `bytes`, as is every pattern when Vectorscan's hits were cut at the per-call limit.
     /// `offset` is the stream offset of `bytes[0]`; `progress` remembers, per pattern, how
     /// far a stream was searched, so no match is reported twice. A match that reaches the
     /// end of `bytes` may still grow: unless `final`, it waits for more data.
@@ -295,8 +303,9 @@ public final class RuleEngine {
             stateIndex = progress.count - 1
         }
         let state = progress[stateIndex]
-        // Hits cut at the per-call limit are not all the ends: then search everything.
-        let exact = p.inHyperscan && p.hsFlags & UInt32(HS_FLAG_PREFILTER) == 0 && !collector.capped
+        // Hits cut at the per-call limit are not all the ends: then search everything. A
+        // prefiltered pattern's ends include every true end (it may report more).
+        let exact = p.inHyperscan && !collector.capped
         // Ends already judged are skipped; a deferred match ends exactly at the old end.
         let minEnd = state.deferredFrom != nil ? state.checkedUpTo : state.checkedUpTo &+ 1
         if let d = state.deferredFrom, d < offset { counters.matchesBeyondWindow += 1 }
