@@ -74,10 +74,12 @@ public final class AppLogs: AppEventSink {
     public func dns(_ t: DNSTransaction) {
         guard let m = t.message else { return }
         callouts?.noteLookup(t)
-        if let q = m.questions.first, questionsByFlow[t.origin.communityID] != nil || questionsByFlow.count < Self.maxFlowsWithQuestions {
-            let name = DNSName.text(q.name)
-            if questionsByFlow[t.origin.communityID, default: []].count < 16, !(questionsByFlow[t.origin.communityID]?.contains(name) ?? false) {
-                questionsByFlow[t.origin.communityID, default: []].append(name)
+        if let q = m.questions.first {
+            if let i = questionsByFlow.index(forKey: t.origin.communityID) {
+                let name = DNSName.text(q.name)
+                if questionsByFlow.values[i].count < 16, !questionsByFlow.values[i].contains(name) { questionsByFlow.values[i].append(name) }
+            } else if questionsByFlow.count < Self.maxFlowsWithQuestions {
+                questionsByFlow[t.origin.communityID] = [DNSName.text(q.name)]
             }
         }
         let protocolName: StaticString = t.flavour == "mdns" ? "mdns" : t.flavour == "llmnr" ? "llmnr" : "dns"
