@@ -152,20 +152,28 @@ final class ScanStage: ScanRequests {
 /// passes every event on, findings in their place, to the next stage. Stream bytes are
 /// copied into one arena per batch (the reassembler reuses its buffers).
 final class ScanPipeline: ScanRequests, AppEventSink, @unchecked Sendable {
-    /// Small (the frequent stream requests are 49 bytes): the cases that carry an event
-    /// origin (257 bytes) are boxed, as are the events, so a batch stays a few pages.
+    /// Small (the frequent stream requests are 49 bytes), so a batch stays a few pages:
+    /// what is large (an event origin is 257 bytes, an event up to 530) waits in the
+    /// batch's side arrays, taken in order as the requests name them. Not boxed: a box
+    /// per event made on one thread and freed on another cost more in malloc than the
+    /// copy.
     enum Request {
         case stream(StreamScan, direction: Int, bytes: Range<Int>, frame: Int, domain: [UInt8]?)
         case gap(StreamScan, direction: Int, length: Int, domain: [UInt8]?)
         case close(StreamScan, domain: [UInt8]?)
-        indirect case field(bytes: Range<Int>, scope: Scope, field: String, origin: EventOrigin, lastFrame: Int, domain: [UInt8]?)
-        indirect case dnsQuery([UInt8], client: IPAddress, origin: EventOrigin, domain: [UInt8]?)
+        /// Its origin is the batch's next `origins` entry.
+        case field(bytes: Range<Int>, scope: Scope, field: String, lastFrame: Int, domain: [UInt8]?)
+        /// Its origin is the batch's next `origins` entry.
+        case dnsQuery([UInt8], client: IPAddress, domain: [UInt8]?)
         case finishInput
-        case event(SinkPipeline.Event)
+        /// The batch's next `events` entry.
+        case event
     }
 
     struct Batch {
         var requests: [Request] = []
+        var origins: [EventOrigin] = []
+        var events: [SinkPipeline.Event] = []
         var arena: ByteArena
     }
 
@@ -184,7 +192,19 @@ final class ScanPipeline: ScanRequests, AppEventSink, @unchecked Sendable {
         batch.requests.reserveCapacity(Self.batchRequests)
         // At most 8 batches of ~256 KiB of bytes wait: memory stays flat.
         handoff = Handoff(name: "phonehome.scan", maxQueued: 8) { [stage, next] batch in
-            defer { batch.arena.reset() }
+            // The side arrays are taken out while the requests drain, and given back
+            // emptied with their storage (the batch goes back to the producer).
+            var origins: [EventOrigin] = [], events: [SinkPipeline.Event] = []
+            swap(&origins, &batch.origins)
+            swap(&events, &batch.events)
+            defer {
+                batch.arena.reset()
+                origins.removeAll(keepingCapacity: true)
+                events.removeAll(keepingCapacity: true)
+                swap(&origins, &batch.origins)
+                swap(&events, &batch.events)
+            }
+            var nextOrigin = 0, nextEvent = 0
             batch.arena.withUnsafeBytes { arena in
                 batch.requests.drain(filling: .finishInput) { request in
                     switch request {
@@ -195,15 +215,18 @@ final class ScanPipeline: ScanRequests, AppEventSink, @unchecked Sendable {
                         stage.gap(scan, direction: d, length: length, domain: domain)
                     case .close(let scan, let domain):
                         stage.close(scan, domain: domain)
-                    case .field(let range, let scope, let field, let origin, let lastFrame, let domain):
-                        stage.field(UnsafeRawBufferPointer(rebasing: arena[range]), scope: scope, field: field, origin: origin,
-                                    lastFrame: lastFrame, domain: domain)
-                    case .dnsQuery(let name, let client, let origin, let domain):
-                        stage.dnsQuery(name, client: client, origin: origin, domain: domain)
+                    case .field(let range, let scope, let field, let lastFrame, let domain):
+                        stage.field(UnsafeRawBufferPointer(rebasing: arena[range]), scope: scope, field: field,
+                                    origin: origins[nextOrigin], lastFrame: lastFrame, domain: domain)
+                        nextOrigin += 1
+                    case .dnsQuery(let name, let client, let domain):
+                        stage.dnsQuery(name, client: client, origin: origins[nextOrigin], domain: domain)
+                        nextOrigin += 1
                     case .finishInput:
                         stage.finishInput()
-                    case .event(let e):
-                        next.send(e)
+                    case .event:
+                        next.send(events[nextEvent])
+                        nextEvent += 1
                     }
                 }
             }
@@ -246,22 +269,29 @@ final class ScanPipeline: ScanRequests, AppEventSink, @unchecked Sendable {
 
     func field(_ bytes: UnsafeRawBufferPointer, scope: Scope, field: String, origin: EventOrigin, lastFrame: Int,
                domain: @autoclosure () -> [UInt8]?) {
-        add(.field(bytes: copy(bytes), scope: scope, field: field, origin: origin, lastFrame: lastFrame, domain: domain()))
+        batch.origins.append(origin)
+        add(.field(bytes: copy(bytes), scope: scope, field: field, lastFrame: lastFrame, domain: domain()))
     }
 
     func dnsQuery(_ name: [UInt8], client: IPAddress, origin: EventOrigin, domain: @autoclosure () -> [UInt8]?) {
-        add(.dnsQuery(name, client: client, origin: origin, domain: domain()))
+        batch.origins.append(origin)
+        add(.dnsQuery(name, client: client, domain: domain()))
     }
 
     func finishInput() { add(.finishInput) }
 
     // MARK: Events passed through in order
 
-    func flow(_ flow: Flow, _ reason: EvictionReason, _ app: FlowApplication?) { add(.event(.flow(flow, reason, app))) }
-    func dns(_ t: DNSTransaction) { add(.event(.dns(t))) }
-    func http(_ t: HTTPTransaction) { add(.event(.http(t))) }
-    func tls(_ t: TLSHandshake) { add(.event(.tls(t))) }
-    func finding(_ f: Finding) { add(.event(.finding(f))) }
+    func flow(_ flow: Flow, _ reason: EvictionReason, _ app: FlowApplication?) { event(.flow(flow, reason, app)) }
+    func dns(_ t: DNSTransaction) { event(.dns(t)) }
+    func http(_ t: HTTPTransaction) { event(.http(t)) }
+    func tls(_ t: TLSHandshake) { event(.tls(t)) }
+    func finding(_ f: Finding) { event(.finding(f)) }
+
+    @inline(__always) private func event(_ e: SinkPipeline.Event) {
+        batch.events.append(e)
+        add(.event)
+    }
 }
 
 /// Bytes copied for another thread: one growable block, reused batch after batch

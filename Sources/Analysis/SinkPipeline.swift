@@ -7,9 +7,7 @@ import Foundation
 /// thread goes on. One consumer and one order: the outputs are byte-identical to a run
 /// without it.
 final class SinkPipeline: AppEventSink, @unchecked Sendable {
-    /// Boxed: the payloads are 220 to 530 bytes (a flow, a transaction); a batch of
-    /// pointers is what crosses the cores, not a copy of each event.
-    indirect enum Event: Sendable {
+    enum Event: Sendable {
         case flow(Flow, EvictionReason, FlowApplication?)
         case dns(DNSTransaction)
         case http(HTTPTransaction)
