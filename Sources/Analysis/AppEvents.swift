@@ -95,3 +95,22 @@ public final class PassiveDNS {
 
     public func name(for address: IPAddress) -> [UInt8]? { table[address]?.name }
 }
+
+/// One value per direction of a session (0: originator, 1: responder), stored inline: a
+/// two-element array allocated per session (and uniqueness-checked on every write).
+struct PerDirection<Value> {
+    var originator: Value
+    var responder: Value
+
+    init(_ both: Value) {
+        originator = both
+        responder = both
+    }
+
+    subscript(direction: Int) -> Value {
+        get { direction == 0 ? originator : responder }
+        _modify {
+            if direction == 0 { yield &originator } else { yield &responder }
+        }
+    }
+}

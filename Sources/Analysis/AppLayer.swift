@@ -29,8 +29,8 @@ final class Session {
 
     // DNS
     var dnsPending: [UInt16: (DNSMessage, Int, Int64)] = [:]
-    var dnsStream: [[UInt8]] = [[], []]       // DNS over TCP: unparsed bytes per direction
-    var dnsStreamBroken = [false, false]
+    var dnsStream = PerDirection<[UInt8]>([])   // DNS over TCP: unparsed bytes per direction
+    var dnsStreamBroken = PerDirection(false)
     var flavour = "dns"
 
     // HTTP
@@ -54,7 +54,7 @@ final class Session {
     var scan: StreamScan?
     var scanRaw = false
     var rawChunks = 0
-    var bodyFirstFrame = [0, 0]
+    var bodyFirstFrame = PerDirection(0)
 
     // Summary for the conn line
     var service: String?

@@ -36,10 +36,10 @@ final class StreamScan {
     private var originatorStream: RuleStream?
     private var responderStream: RuleStream?
     /// Stream offset where each direction's current rule stream began.
-    var base = [0, 0]
+    var base = PerDirection(0)
     /// Bytes of each direction seen so far (data and gaps).
-    var position = [0, 0]
-    var stopped = [false, false]
+    var position = PerDirection(0)
+    var stopped = PerDirection(false)
 
     init(origin: EventOrigin) { self.origin = origin }
 

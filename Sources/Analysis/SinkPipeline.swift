@@ -30,7 +30,7 @@ final class SinkPipeline: AppEventSink, @unchecked Sendable {
 
     func start() {
         handoff = Handoff(name: "phonehome.sinks", maxQueued: 64) { [self] events in
-            for e in events { deliver(e) }
+            for i in events.indices { deliver(events[i]) }   // read in place, not copied out
             events.removeAll(keepingCapacity: true)
         }
     }
