@@ -74,7 +74,9 @@ public final class FindingsLog {
     /// Fed with each finding line for report.md/report.html, when they are wanted.
     public var report: ReportCollector?
 
-    func report(rule: Rule, match: RuleMatch, sha256: String, place: String, evidence: String) {
+    /// `place` and `evidence` are built only for the findings the report lists (it lists
+    /// the first `maxFindings`; the rest are counted).
+    func report(rule: Rule, match: RuleMatch, sha256: String, place: @autoclosure () -> String, evidence: @autoclosure () -> String) {
         guard let report, report.report.wantsFinding() else { return }
         var x = EvidenceReport.Finding()
         x.rule = rule.id
@@ -83,8 +85,8 @@ public final class FindingsLog {
         x.masked = Masking.mask(match.value, kind: rule.kind)
         x.sha256 = sha256
         x.encoding = match.encoding.rawValue
-        x.whereText = place
-        x.evidence = evidence
+        x.whereText = place()
+        x.evidence = evidence()
         report.report.add(x)
     }
 
@@ -130,11 +132,18 @@ public final class FindingsLog {
         var value0: UInt64 = 0, value1: UInt64 = 0
         for i in 0..<8 { value0 = value0 << 8 | UInt64(digest[i]); value1 = value1 << 8 | UInt64(digest[8 + i]) }
         let key = Key(flow: UInt64(bitPattern: Int64(h.finalize())), value0: value0, value1: value1)
-        if seen.contains(key) {
+        // One hash per finding: insert answers whether the key was there.
+        if seen.count < Self.maxKeys {
+            if !seen.insert(key).inserted {
+                entry(rule).repeats += 1
+                return nil
+            }
+        } else if seen.contains(key) {
             entry(rule).repeats += 1
             return nil
+        } else {
+            foldingStopped = true
         }
-        if seen.count < Self.maxKeys { seen.insert(key) } else { foldingStopped = true }
         return digest
     }
 
@@ -166,8 +175,8 @@ public final class FindingsLog {
         writer.field("first_frame", f.origin.frame)
         writer.field("last_frame", f.lastFrame)
         if report != nil {
-            let domain = f.domain.map { String(decoding: $0, as: UTF8.self) } ?? "\(flow.responderAddress)"
-            report(rule: f.rule, match: f.match, sha256: sha256, place: "\(domain):\(flow.responderPort) (\(f.field))",
+            report(rule: f.rule, match: f.match, sha256: sha256,
+                   place: "\(f.domain.map { String(decoding: $0, as: UTF8.self) } ?? "\(flow.responderAddress)"):\(flow.responderPort) (\(f.field))",
                    evidence: "\(inputPaths.name(flow.input)) frame \(f.origin.frame)")
         }
         finishLine(entry)
