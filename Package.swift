@@ -55,10 +55,13 @@ let package = Package(
         .target(name: "Analysis", dependencies: ["Capture", "Wire", "Flows", "Protocols", "Rules"], swiftSettings: hotPath),
         .target(name: "Report", dependencies: ["Analysis", "Protocols", "Capture", "Wire", "Flows", "Rules", "HostLogs", "Packages",
                                              .product(name: "Crypto", package: "swift-crypto")], swiftSettings: hotPath),
+        // mimalloc (libmimalloc-dev) replaces malloc in the whole command: the pipeline's
+        // threads free what another thread allocated, which glibc's allocator serves on
+        // its slow paths (18-25% of a 2-job run's time on the bench capture).
         .executableTarget(name: "phonehome", dependencies: [
             "Analysis", "Report", "Capture", "Rules", "HostLogs", "Packages", "Wire",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
+        ], linkerSettings: [.linkedLibrary("mimalloc")]),
 
         // libFuzzer target over reader + decoders + flows (scripts/fuzz.sh); a plain build
         // replays inputs given on the command line.

@@ -9,5 +9,5 @@ sudo=""
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends \
-    pkg-config libpcap-dev libpcre2-dev libvectorscan-dev liblzma-dev zlib1g-dev \
+    pkg-config libpcap-dev libpcre2-dev libvectorscan-dev liblzma-dev zlib1g-dev libmimalloc-dev \
     xz-utils gzip tshark tcpdump ngrep chromium >/dev/null

@@ -39,6 +39,9 @@ public final class FlowTable {
     private var slotMask: Int
     private var flows: UnsafeMutablePointer<Flow>
     private var flowCapacity: Int
+    /// Bytes of address space reserved for every flow the limit allows (0: the array is
+    /// malloc'd and grows by realloc instead).
+    private var reservedBytes = 0
     private var used = 0                   // flows[0..<used] were ever initialised
     private var freeList: [Int32] = []
     private var live: UnsafeMutablePointer<Bool>
@@ -55,8 +58,13 @@ public final class FlowTable {
         self.limits = limits
         self.sink = sink
         flowCapacity = min(1 << 14, max(16, limits.maxFlows))
-        // Swift's allocate is malloc here, so realloc and free may take either.
-        flows = Self.reallocate(nil, capacity: flowCapacity) ?? UnsafeMutablePointer<Flow>.allocate(capacity: flowCapacity)
+        if let reserved = Self.reserve(capacity: max(16, limits.maxFlows)) {
+            flows = reserved
+            reservedBytes = max(16, limits.maxFlows) * MemoryLayout<Flow>.stride
+        } else {
+            // Swift's allocate is malloc here, so realloc and free may take either.
+            flows = Self.reallocate(nil, capacity: flowCapacity) ?? UnsafeMutablePointer<Flow>.allocate(capacity: flowCapacity)
+        }
         live = UnsafeMutablePointer<Bool>.allocate(capacity: flowCapacity)
         let slotCount = Self.slotCount(for: flowCapacity)
         slots = UnsafeMutablePointer<Int32>.allocate(capacity: slotCount)
@@ -66,7 +74,7 @@ public final class FlowTable {
 
     deinit {
         flows.deinitialize(count: used)
-        free(flows)
+        if reservedBytes > 0 { munmap(flows, reservedBytes) } else { free(flows) }
         live.deallocate()
         slots.deallocate()
     }
@@ -150,18 +158,33 @@ public final class FlowTable {
         count -= 1
     }
 
+    /// Address space for `capacity` flows, not memory: the kernel backs a page when a
+    /// flow is first written to it, so the resident size follows the live flows as with
+    /// a growing array, but the array never moves and never exists twice, whichever
+    /// malloc the process uses. Nil when the system refuses the reservation.
+    private static func reserve(capacity: Int) -> UnsafeMutablePointer<Flow>? {
+        let (bytes, overflow) = capacity.multipliedReportingOverflow(by: MemoryLayout<Flow>.stride)
+        guard !overflow else { return nil }
+        let p = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+        guard let p, p != MAP_FAILED else { return nil }
+        return p.bindMemory(to: Flow.self, capacity: capacity)
+    }
+
     /// Swift values are bitwise movable, so the flows may move with the block.
     private static func reallocate(_ old: UnsafeMutablePointer<Flow>?, capacity: Int) -> UnsafeMutablePointer<Flow>? {
         realloc(old, capacity * MemoryLayout<Flow>.stride)?.bindMemory(to: Flow.self, capacity: capacity)
     }
 
-    /// realloc, not allocate-move-free: a large block is moved by remapping its pages, so
-    /// the table never holds the old and the new array at once (a million flows would
+    /// The index and live marks grow; the flows stay in their reservation. Without one,
+    /// realloc, not allocate-move-free: glibc moves a large block by remapping its pages,
+    /// so the table never holds the old and the new array at once (a million flows would
     /// briefly need 1.5x their memory, past the documented cap). False: no memory.
     private func grow() -> Bool {
         let newCapacity = min(limits.maxFlows, flowCapacity * 2)
-        guard let moved = Self.reallocate(flows, capacity: newCapacity) else { return false }
-        flows = moved
+        if reservedBytes == 0 {
+            guard let moved = Self.reallocate(flows, capacity: newCapacity) else { return false }
+            flows = moved
+        }
         let newLive = UnsafeMutablePointer<Bool>.allocate(capacity: newCapacity)
         newLive.update(from: live, count: used)
         live.deallocate()
