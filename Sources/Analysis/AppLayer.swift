@@ -299,8 +299,7 @@ final class AppLayer {
             if let old = s.dnsPending[m.id] {
                 // Same id asked again before an answer (a retry): the first stands alone.
                 emitUnanswered(old, s)
-            } else if s.dnsPending.count >= limits.dnsPendingPerFlow {
-                let oldest = s.dnsPending.min { $0.value.1 < $1.value.1 }!
+            } else if s.dnsPending.count >= limits.dnsPendingPerFlow, let oldest = s.dnsPending.min(by: { $0.value.1 < $1.value.1 }) {
                 s.dnsPending.removeValue(forKey: oldest.key)
                 emitUnanswered(oldest.value, s)
                 counts.dnsPendingDropped += 1
@@ -507,11 +506,11 @@ final class AppLayer {
     func quic(_ datagram: UnsafeRawBufferPointer, _ s: Session, fromOriginator: Bool, timestamp: Int64, frame: Int) {
         guard fromOriginator, !s.quicDone else { return }
         let packets = QUICDecoder.initials(in: datagram) { version, dcid in
-            if s.quicKeys == nil || (s.quicDCID != dcid && s.tls == nil && s.quicCrypto.isEmpty) {
-                s.quicDCID = dcid
-                s.quicKeys = QUICInitialKeys(destinationConnectionID: dcid, version: version)
-            }
-            return s.quicKeys!
+            if let keys = s.quicKeys, !(s.quicDCID != dcid && s.tls == nil && s.quicCrypto.isEmpty) { return keys }
+            let keys = QUICInitialKeys(destinationConnectionID: dcid, version: version)
+            s.quicDCID = dcid
+            s.quicKeys = keys
+            return keys
         }
         for packet in packets {
             for f in packet.cryptoFrames {

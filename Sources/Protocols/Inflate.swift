@@ -23,11 +23,11 @@ public final class Inflater {
 
     /// Decodes `input`, appending at most `limit - out.count` bytes to `out`.
     public func inflate(_ input: UnsafeRawBufferPointer, into out: inout [UInt8], limit: Int) {
-        guard initialised, failed == nil, !finished, input.count > 0, out.count < limit else { return }
+        guard initialised, failed == nil, !finished, input.count > 0, out.count < limit, let start = input.baseAddress else { return }
         var chunk = [UInt8](repeating: 0, count: 16384)
         var inputOffset = 0
         while inputOffset < input.count && out.count < limit && !finished {
-            let base = UnsafeMutablePointer(mutating: input.baseAddress!.assumingMemoryBound(to: UInt8.self))
+            let base = UnsafeMutablePointer(mutating: start.assumingMemoryBound(to: UInt8.self))
             stream.next_in = base + inputOffset
             stream.avail_in = UInt32(input.count - inputOffset)
             var status: Int32 = Z_OK
