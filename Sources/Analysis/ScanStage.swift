@@ -150,7 +150,7 @@ final class ScanStage: ScanRequests {
 /// The scan stage on a core of its own: requests and the application layer's other
 /// events are queued in the order they are made; the stage's thread runs the scans and
 /// passes every event on, findings in their place, to the next stage. Stream bytes are
-/// copied into one arena per batch (the reassembler reuses its buffers).
+/// copied into one byte array per batch (the reassembler reuses its buffers).
 final class ScanPipeline: ScanRequests, AppEventSink, @unchecked Sendable {
     /// Small (the frequent stream requests are 49 bytes), so a batch stays a few pages:
     /// what is large (an event origin is 257 bytes, an event up to 530) waits in the
@@ -174,7 +174,9 @@ final class ScanPipeline: ScanRequests, AppEventSink, @unchecked Sendable {
         var requests: [Request] = []
         var origins: [EventOrigin] = []
         var events: [SinkPipeline.Event] = []
-        var arena: ByteArena
+        /// Stream and field bytes, copied for the other thread (the reassembler reuses its
+        /// buffers); requests name their ranges.
+        var arena: [UInt8] = []
     }
 
     let stage: ScanStage
@@ -188,24 +190,25 @@ final class ScanPipeline: ScanRequests, AppEventSink, @unchecked Sendable {
     init(stage: ScanStage, next: SinkPipeline) {
         self.stage = stage
         self.next = next
-        batch = Batch(arena: ByteArena(capacity: Self.batchBytes + (64 << 10)))
-        batch.requests.reserveCapacity(Self.batchRequests)
+        batch = Self.newBatch()
         // At most 8 batches of ~256 KiB of bytes wait: memory stays flat.
         handoff = Handoff(name: "phonehome.scan", maxQueued: 8) { [stage, next] batch in
             // The side arrays are taken out while the requests drain, and given back
             // emptied with their storage (the batch goes back to the producer).
-            var origins: [EventOrigin] = [], events: [SinkPipeline.Event] = []
+            var origins: [EventOrigin] = [], events: [SinkPipeline.Event] = [], bytes: [UInt8] = []
             swap(&origins, &batch.origins)
             swap(&events, &batch.events)
+            swap(&bytes, &batch.arena)
             defer {
-                batch.arena.reset()
                 origins.removeAll(keepingCapacity: true)
                 events.removeAll(keepingCapacity: true)
+                bytes.removeAll(keepingCapacity: true)
                 swap(&origins, &batch.origins)
                 swap(&events, &batch.events)
+                swap(&bytes, &batch.arena)
             }
             var nextOrigin = 0, nextEvent = 0
-            batch.arena.withUnsafeBytes { arena in
+            bytes.withUnsafeBytes { arena in
                 batch.requests.drain(filling: .finishInput) { request in
                     switch request {
                     case .stream(let scan, let d, let range, let frame, let domain):
@@ -233,7 +236,18 @@ final class ScanPipeline: ScanRequests, AppEventSink, @unchecked Sendable {
         }
     }
 
-    private func copy(_ bytes: UnsafeRawBufferPointer) -> Range<Int> { batch.arena.append(bytes) }
+    private func copy(_ bytes: UnsafeRawBufferPointer) -> Range<Int> {
+        let start = batch.arena.count
+        batch.arena.append(contentsOf: bytes)
+        return start ..< batch.arena.count
+    }
+
+    private static func newBatch() -> Batch {
+        var b = Batch()
+        b.requests.reserveCapacity(batchRequests)
+        b.arena.reserveCapacity(batchBytes + (64 << 10))
+        return b
+    }
 
     @inline(__always) private func add(_ r: Request) {
         batch.requests.append(r)
@@ -243,8 +257,7 @@ final class ScanPipeline: ScanRequests, AppEventSink, @unchecked Sendable {
     private func push() {
         guard !batch.requests.isEmpty else { return }
         handoff?.push(batch)
-        batch = handoff?.takeSpare() ?? Batch(arena: ByteArena(capacity: Self.batchBytes + (64 << 10)))
-        batch.requests.reserveCapacity(Self.batchRequests)
+        batch = handoff?.takeSpare() ?? Self.newBatch()
     }
 
     /// Hands over what is pending and waits until every request has run (the stage's
@@ -292,44 +305,6 @@ final class ScanPipeline: ScanRequests, AppEventSink, @unchecked Sendable {
         batch.events.append(e)
         add(.event)
     }
-}
-
-/// Bytes copied for another thread: one growable block, reused batch after batch
-/// (the consumer resets it and the handoff returns it).
-final class ByteArena: @unchecked Sendable {
-    private var base: UnsafeMutableRawPointer
-    private(set) var count = 0
-    private var capacity: Int
-
-    init(capacity: Int) {
-        self.capacity = max(capacity, 64)
-        base = .allocate(byteCount: self.capacity, alignment: 16)
-    }
-
-    deinit { base.deallocate() }
-
-    /// Appends the bytes; returns where they are.
-    func append(_ bytes: UnsafeRawBufferPointer) -> Range<Int> {
-        let start = count
-        if count + bytes.count > capacity {
-            var grown = capacity * 2
-            while grown < count + bytes.count { grown *= 2 }
-            let larger = UnsafeMutableRawPointer.allocate(byteCount: grown, alignment: 16)
-            larger.copyMemory(from: base, byteCount: count)
-            base.deallocate()
-            base = larger
-            capacity = grown
-        }
-        if let source = bytes.baseAddress { (base + count).copyMemory(from: source, byteCount: bytes.count) }
-        count += bytes.count
-        return start ..< count
-    }
-
-    func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
-        body(UnsafeRawBufferPointer(start: base, count: count))
-    }
-
-    func reset() { count = 0 }
 }
 
 extension AppLayer {

@@ -117,6 +117,8 @@ public final class RuleEngine {
             }
         }
         for i in hsIndices { patterns[i].inHyperscan = true }
+        // The look-back window is taken before the narrowing below: it also holds the
+        // context words and lookbehind bytes a confirmation reads before a match.
         let widest = patterns.map(\.maxWidth).max() ?? 0
         // A prefiltered pattern matches a superset of the original's matches, so every
         // true match still ends at a reported end: its widest relaxed match bounds how far
