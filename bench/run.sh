@@ -30,6 +30,7 @@ best() { # name, command... : best of 3 wall times, peak RSS of the best run
 {
 best "cat (read floor)" cat "$cap"
 best "tcpdump -r X -w /dev/null" tcpdump -r "$cap" -w /dev/null
+best "phonehome read (own read loop: records, no decoding)" $bin read "$cap"
 best "phonehome analyze (flows, community_id; no app layer, no hash)" $bin analyze -q --no-input-hash --no-app-layer "$cap" -o "$out/a"
 best "phonehome -j 1 (+ DNS/HTTP/TLS/QUIC, rules off, no hash)" $bin analyze -q -j 1 --no-input-hash --no-rules "$cap" -o "$out/b1"
 best "phonehome -j $(nproc) (+ DNS/HTTP/TLS/QUIC, rules off, no hash)" $bin analyze -q --no-input-hash --no-rules "$cap" -o "$out/b"

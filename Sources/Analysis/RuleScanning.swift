@@ -102,31 +102,47 @@ final class RuleScanner {
     /// queries is found whole.
     func tunnelQuery(_ name: [UInt8], client: IPAddress, origin: EventOrigin, timestamp: Int64, frame: Int,
                      _ emit: (Finding) -> Void) {
-        let labels = name.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
+        // Positions of the dots: label i runs from after dot i-1 to dot i (one array, where
+        // splitting and joining made one per label; this runs for every query).
+        var dots: [Int] = []
+        for (i, byte) in name.enumerated() where byte == UInt8(ascii: ".") { dots.append(i) }
+        let count = dots.count + 1
+        func length(_ label: Int) -> Int {
+            (label == count - 1 ? name.count : dots[label]) - (label == 0 ? 0 : dots[label - 1] + 1)
+        }
         var parentLabels = 2
-        if labels.count >= 3, labels[labels.count - 2].count <= 3, labels[labels.count - 1].count == 2 { parentLabels = 3 }
+        if count >= 3, length(count - 2) <= 3, length(count - 1) == 2 { parentLabels = 3 }
         // Short labels just left of the registered domain (t., c., ns1.) are the tunnel's
         // zone, not data: dnscat- and iodine-style names put the data first.
-        while labels.count > parentLabels + 1, labels[labels.count - parentLabels - 1].count <= 3 { parentLabels += 1 }
-        guard labels.count > parentLabels else { return }
-        let data = labels.dropLast(parentLabels).joined()
-        let parent = String(decoding: Array(labels.suffix(parentLabels).joined(separator: [UInt8(ascii: ".")])), as: UTF8.self).lowercased()
+        while count > parentLabels + 1, length(count - parentLabels - 1) <= 3 { parentLabels += 1 }
+        guard count > parentLabels else { return }
+        let dataEnd = dots[count - parentLabels - 1]
+        let parentBytes = name[(dataEnd + 1)...]
+        let parent = parentBytes.allSatisfy({ $0 < 0x80 })
+            ? String(unsafeUninitializedCapacity: parentBytes.count) { text in
+                for (i, byte) in parentBytes.enumerated() { text[i] = byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte }
+                return parentBytes.count
+            }
+            : String(decoding: parentBytes, as: UTF8.self).lowercased()
         let key = TunnelKey(client: client, parent: parent)
         let entry: TunnelEntry
         if let existing = tunnels[key] {
             entry = existing   // once followed, every query counts (the last piece is often short)
         } else {
             // Short prefixes (www, api, CDN shard names) do not start a tunnel stream.
-            guard data.count >= Self.minTunnelData else { return }
+            guard dataEnd - (count - parentLabels - 1) >= Self.minTunnelData else { return }
             if tunnels.count >= Self.maxTunnels { evictOlderHalf(emit) }
             counts.streams += 1
             entry = TunnelEntry(stream: RuleStream(scope: .dnsQueryName, depth: depth, budget: budget), lastSeen: timestamp, origin: origin)
             tunnels[key] = entry
         }
+        var data: [UInt8] = []   // the data labels without their dots
+        data.reserveCapacity(dataEnd)
+        for byte in name[..<dataEnd] where byte != UInt8(ascii: ".") { data.append(byte) }
         entry.lastSeen = timestamp
         var o = origin
         counts.bytesScanned += data.count
-        entry.stream.feed(Array(data), frame: frame, engine: engine) { located in
+        entry.stream.feed(data, frame: frame, engine: engine) { located in
             o.frame = located.firstFrame
             emit(Finding(origin: o, rule: engine.rules[located.match.rule], match: located.match, scope: .dnsQueryName,
                          lastFrame: located.lastFrame, field: "dns.tunnel", domain: Array(parent.utf8)))

@@ -18,17 +18,26 @@ public struct HTTPHead: Sendable {
     public var version: [UInt8] = []
     public var status = 0
     public var reason: [UInt8] = []
-    /// Every header, in order, name and value as sent (values trimmed).
-    public var headers: [(name: [UInt8], value: [UInt8])] = []
     public var headBytes = 0
+    /// The head as received: header fields are ranges of it, so parsing a head copies
+    /// no field (a head has ~10; an array per name and value cost more than the parse).
+    var raw: [UInt8] = []
+    /// Every header, in order: name and trimmed value as ranges of `raw`.
+    var fields: [(name: Range<Int>, value: Range<Int>)] = []
+    /// Values continued on further lines (obsolete folding, RFC 9112 §5.2), by field index.
+    var foldedValues: [Int: [UInt8]] = [:]
+
+    init(isRequest: Bool) { self.isRequest = isRequest }
+
+    public var headerCount: Int { fields.count }
 
     /// The first header of that name (compared case-insensitively; pass it lower-case).
     public func header(_ lowercasedName: StaticString) -> [UInt8]? {
         let wanted = UnsafeBufferPointer(start: lowercasedName.utf8Start, count: lowercasedName.utf8CodeUnitCount)
-        for h in headers where h.name.count == wanted.count {
+        for (index, field) in fields.enumerated() where field.name.count == wanted.count {
             var equal = true
-            for i in 0 ..< wanted.count where asciiLower(h.name[i]) != wanted[i] { equal = false; break }
-            if equal { return h.value }
+            for i in 0 ..< wanted.count where asciiLower(raw[field.name.lowerBound + i]) != wanted[i] { equal = false; break }
+            if equal { return foldedValues[index] ?? Array(raw[field.value]) }
         }
         return nil
     }
@@ -412,15 +421,17 @@ public struct HTTPParser {
             }
             while let l = nextLine() {
                 guard !l.isEmpty else { continue }
-                if (b[l.lowerBound] == 0x20 || b[l.lowerBound] == 0x09), !head.headers.isEmpty {
-                    head.headers[head.headers.count - 1].value += [0x20] + bytesOf(trimmed(l))   // obsolete line folding
+                if (b[l.lowerBound] == 0x20 || b[l.lowerBound] == 0x09), !head.fields.isEmpty {
+                    let last = head.fields.count - 1   // obsolete line folding
+                    head.foldedValues[last] = (head.foldedValues[last] ?? bytesOf(head.fields[last].value)) + [0x20] + bytesOf(trimmed(l))
                     continue
                 }
                 var colon = l.lowerBound
                 while colon < l.upperBound && b[colon] != 0x3A { colon += 1 }
                 guard colon < l.upperBound else { continue }
-                head.headers.append((bytesOf(l.lowerBound ..< colon), bytesOf(trimmed(colon + 1 ..< l.upperBound))))
+                head.fields.append((l.lowerBound ..< colon, trimmed(colon + 1 ..< l.upperBound)))
             }
+            head.raw = bytes
             return head
         }
     }

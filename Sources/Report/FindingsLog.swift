@@ -49,6 +49,9 @@ public final class FindingsLog {
         var flow: UInt64
         var value0: UInt64
         var value1: UInt64
+        /// `flow` is already a keyed hash and the values are SHA-256 bits: one word feeds
+        /// the set's hasher (a third of the hashing of all three).
+        func hash(into hasher: inout Hasher) { hasher.combine(flow ^ value0) }
     }
 
     var seen = Set<Key>()
@@ -108,8 +111,9 @@ public final class FindingsLog {
         h.combine(f.origin.communityID)
         h.combine(f.origin.flow.input)
         h.combine(f.origin.fromOriginator)
-        guard let digest = firstSighting(f.match.value, rule: f.rule, place: h) else { return }
-        write(f, sha256: Masking.hex(digest))
+        let entry = entry(f.rule)
+        guard let digest = firstSighting(f.match.value, rule: f.rule, entry: entry, place: h) else { return }
+        write(f, entry: entry, sha256: Masking.hex(digest))
     }
 
     /// Closes the `phonehome` object and the line, writes it and counts it.
@@ -124,7 +128,7 @@ public final class FindingsLog {
 
     /// The SHA-256 of `value` when this is the first time `rule` found it in `place` (a
     /// flow and direction, or a process); nil when it folds into an earlier line.
-    func firstSighting(_ value: [UInt8], rule: Rule, place: Hasher) -> [UInt8]? {
+    func firstSighting(_ value: [UInt8], rule: Rule, entry: RuleEntry, place: Hasher) -> [UInt8]? {
         let digest = Masking.digest(value)
         var h = place
         h.combine(ObjectIdentifier(rule))
@@ -135,11 +139,11 @@ public final class FindingsLog {
         // One hash per finding: insert answers whether the key was there.
         if seen.count < Self.maxKeys {
             if !seen.insert(key).inserted {
-                entry(rule).repeats += 1
+                entry.repeats += 1
                 return nil
             }
         } else if seen.contains(key) {
-            entry(rule).repeats += 1
+            entry.repeats += 1
             return nil
         } else {
             foldingStopped = true
@@ -151,7 +155,7 @@ public final class FindingsLog {
         try file.commit()
     }
 
-    func write(_ f: Finding, sha256: String) {
+    func write(_ f: Finding, entry: RuleEntry, sha256: String) {
         let flow = f.origin.flow
         writer.reset()
         writer.beginObject()
@@ -166,7 +170,6 @@ public final class FindingsLog {
         writer.plainField("community_id", f.origin.communityID)
         writer.endObject()
         writer.logFile(inputPaths, input: flow.input)
-        let entry = entry(f.rule)
         FindingFields.write(writer, rule: f.rule, match: f.match, sha256: sha256, ruleObject: entry.ruleObject)
         writer.beginObject("phonehome")
         writer.field("field", f.field)
@@ -192,7 +195,8 @@ extension FindingsLog {
         var h = Hasher()
         h.combine("host")
         h.combine(pid)
-        guard let digest = firstSighting(match.value, rule: rule, place: h) else { return }
+        let entry = entry(rule)
+        guard let digest = firstSighting(match.value, rule: rule, entry: entry, place: h) else { return }
         if let destination {
             let key = HostDestination(pid: pid, destination: destination)
             if rulesByProcessDestination[key] != nil || rulesByProcessDestination.count < Self.maxFlowsWithFindings,
@@ -200,7 +204,6 @@ extension FindingsLog {
                 rulesByProcessDestination[key, default: []].append(rule.id)
             }
         }
-        let entry = entry(rule)
         writer.reset()
         writer.beginObject()
         if let time { writer.timeField("@timestamp", time) }   // only a log with dates (-ttt) gives one

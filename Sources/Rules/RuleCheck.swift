@@ -31,6 +31,25 @@ extension RuleEngine {
     /// Domain rules (canary-token domains) that `name` falls under: the name itself or a
     /// subdomain, compared without case and without a trailing dot.
     public func domainRules(for name: [UInt8], scope: Scope) -> [Int] {
+        guard name.allSatisfy({ $0 < 0x80 }) else { return domainRules(forUnicode: name, scope: scope) }
+        // ASCII (nearly every name): compared on bytes, with no string built per name.
+        var end = name.count
+        if end > 0 && name[end - 1] == UInt8(ascii: ".") { end -= 1 }
+        func lower(_ b: UInt8) -> UInt8 { b >= 0x41 && b <= 0x5A ? b | 0x20 : b }
+        func under(_ domain: [UInt8]) -> Bool {
+            guard end == domain.count || (end > domain.count && name[end - domain.count - 1] == UInt8(ascii: ".")) else { return false }
+            let start = end - domain.count
+            for i in 0 ..< domain.count where lower(name[start + i]) != domain[i] { return false }
+            return true
+        }
+        var out: [Int] = []
+        for i in domainRuleIndices where rules[i].scopes.contains(scope) {
+            if domainBytes[i].contains(where: under) { out.append(i) }
+        }
+        return out
+    }
+
+    func domainRules(forUnicode name: [UInt8], scope: Scope) -> [Int] {
         var n = String(decoding: name, as: UTF8.self).lowercased()
         if n.hasSuffix(".") { n.removeLast() }
         var out: [Int] = []

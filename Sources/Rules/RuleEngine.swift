@@ -68,6 +68,8 @@ public final class RuleEngine {
     public let rules: [Rule]
     /// Rules that match names by domain suffix (not bytes by pattern).
     public let domainRuleIndices: [Int]
+    /// Each rule's domains as bytes (lower-case since loading), for the per-name check.
+    let domainBytes: [[[UInt8]]]
     let patterns: [CompiledPattern]
     let pcreOnly: [Int]
     private var blockDB: OpaquePointer?
@@ -82,6 +84,7 @@ public final class RuleEngine {
     public init(rules: [Rule]) throws(RuleError) {
         self.rules = rules
         domainRuleIndices = rules.indices.filter { !rules[$0].domains.isEmpty }
+        domainBytes = rules.map { $0.domains.map { Array($0.utf8) } }
         var patterns: [CompiledPattern] = []
         var seenIDs: [String: Rule] = [:]
         for (index, rule) in rules.enumerated() {

@@ -49,21 +49,27 @@ public enum Validator: String, CaseIterable, Sendable {
 
     static func email(_ b: [UInt8]) -> Bool {
         guard let at = b.firstIndex(of: UInt8(ascii: "@")), at > 0, at <= 64, b.count - at - 1 <= 253 else { return false }
-        // Labels of the domain, checked on bytes (this runs for every candidate in mail traffic).
-        var labels: [Range<Int>] = []
+        // Labels of the domain, checked on bytes with no allocation (this runs for every
+        // candidate in mail traffic).
+        var labels = 0
+        var tld = 0 ..< 0
         var start = at + 1
         for i in (at + 1)...b.count where i == b.count || b[i] == UInt8(ascii: ".") {
             guard i > start, i - start <= 63 else { return false }
-            labels.append(start ..< i)
+            labels += 1
+            tld = start ..< i
             start = i + 1
         }
-        guard labels.count >= 2, let tld = labels.last, (2...24).contains(tld.count),
+        guard labels >= 2, (2...24).contains(tld.count),
               b[tld].allSatisfy({ ($0 | 0x20) >= 0x61 && ($0 | 0x20) <= 0x7A }) else { return false }
         // A file name (icon@2x.png, pkg@1.2.3.tgz) is not an address, nor is one under a
         // special-use TLD that can never deliver mail (RFC 6761: .example, .test, .invalid,
         // .localhost; generators fill synthetic traffic with them). Documentation domains
         // (example.com/org/net) are kept: answer keys plant them as stand-ins for people.
-        let tldText = String(decoding: b[tld].map { $0 | 0x20 }, as: UTF8.self)
+        let tldText = String(unsafeUninitializedCapacity: tld.count) { text in
+            for (i, byte) in b[tld].enumerated() { text[i] = byte | 0x20 }
+            return tld.count
+        }
         return !fileExtensions.contains(tldText) && !specialUseTLDs.contains(tldText)
     }
 

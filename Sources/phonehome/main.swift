@@ -33,7 +33,7 @@ struct Phonehome: ParsableCommand {
         commandName: "phonehome",
         abstract: "Offline PCAP and log forensics: what left this machine, and why.",
         version: ToolInfo.version,
-        subcommands: [Analyze.self, RulesCommand.self, BaselineCommand.self, VerifyCommand.self],
+        subcommands: [Analyze.self, RulesCommand.self, BaselineCommand.self, VerifyCommand.self, ReadCommand.self],
         defaultSubcommand: Analyze.self)
 }
 

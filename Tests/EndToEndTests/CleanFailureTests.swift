@@ -129,3 +129,30 @@ enum EvidenceCheckShim {
         (try? BuiltCommand.run(["verify", out]).status) == 0
     }
 }
+
+/// `phonehome read`: the records of a capture counted without decoding (as capinfos
+/// counts them), a truncated copy still counted up to its last whole record with the
+/// damage named, and a missing file a one-line error with status 3.
+@Suite struct ReadCommandTests {
+    @Test func countsRecordsAndDamage() throws {
+        try CleanFailureTests.requireCommand()
+        let sample = Corpus.repositoryRoot.appendingPathComponent("samples/workstation.pcap")
+        let whole = try BuiltCommand.run(["read", sample.path])
+        #expect(whole.status == 0)
+        #expect(whole.output.contains("\"records\":62,\"captured_bytes\":6075,"), "\(whole.output)")
+        #expect(whole.output.contains("\"container\":\"pcap\",\"compression\":\"none\""))
+        #expect(whole.output.contains("\"anomalies\":0"))
+
+        let dir = try CleanFailureTests.temporary("read")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let bytes = try Data(contentsOf: sample)
+        let cut = dir.appendingPathComponent("cut.pcap")
+        try bytes.prefix(bytes.count - 10).write(to: cut)   // the last record loses its tail
+        let missing = dir.appendingPathComponent("missing.pcap").path
+        let r = try BuiltCommand.run([cut.path, missing].reduce(into: ["read"]) { $0.append($1) }, stdin: nil)
+        #expect(r.status == 3)
+        #expect(r.output.contains("\"records\":61,"), "\(r.output)")
+        #expect(r.output.contains("\"anomalies\":1,\"anomaly_kinds\":{"))
+        #expect(r.errors.split(separator: "\n").count == 1 && r.errors.contains("missing.pcap"))
+    }
+}
