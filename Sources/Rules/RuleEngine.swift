@@ -221,16 +221,22 @@ public final class RuleEngine {
         var expression: Int?
     }
 
-    static func database(_ patterns: [CompiledPattern], _ indices: [Int], mode: UInt32) -> Result<OpaquePointer, CompileFailure> {
+    static let blockMode = UInt32(HS_MODE_BLOCK)
+
+    static func database(_ patterns: [CompiledPattern], _ indices: [Int], mode: UInt32,
+                         cache: String? = DatabaseCache.directory) -> Result<OpaquePointer, CompileFailure> {
         let expressions = indices.map { strdup(patterns[$0].expression) }
         defer { expressions.forEach { free($0) } }
         let flags = indices.map { patterns[$0].hsFlags }
         let ids = indices.map { UInt32($0) }
+        let key = DatabaseCache.key(expressions: indices.map { patterns[$0].expression }, flags: flags, ids: ids, mode: mode)
+        if let cached = DatabaseCache.load(key, from: cache) { return .success(cached) }
         var db: OpaquePointer?
         var error: UnsafeMutablePointer<hs_compile_error_t>?
         let rc = expressions.map { UnsafePointer($0) }.withUnsafeBufferPointer { e in
             hs_compile_multi(e.baseAddress, flags, ids, UInt32(indices.count), mode, nil, &db, &error)
         }
+        if rc == HS_SUCCESS, let db { DatabaseCache.store(db, key, in: cache) }
         guard rc == HS_SUCCESS, let db else {
             let message = error.map { String(cString: $0.pointee.message) } ?? "error \(rc)"
             let position = error.map { Int($0.pointee.expression) }.flatMap { $0 >= 0 ? $0 : nil }
