@@ -19,6 +19,9 @@ public enum RuleLimits {
     /// at once and shrink their look-back to `pressureWindow`.
     public static let maxHeldBytes = 64 << 20
     public static let pressureWindow = 512
+    /// Widest pattern a run gate may take: a gated scan re-reads this much before each
+    /// batch, so it must fit in the look-back kept even under pressure.
+    public static let maxGatedWidth = 256
 }
 
 /// One confirmed match: the rule, where it is in the scanned bytes, how it was encoded.
@@ -74,6 +77,14 @@ public final class RuleEngine {
     let pcreOnly: [Int]
     private var blockDB: OpaquePointer?
     private var streamDB: OpaquePointer?
+    /// Run-gated patterns (see `RunGate`), scanned in streams a batch at a time, in block
+    /// mode, when the gate lets the batch through; the stream database has the others.
+    private var gatedDB: OpaquePointer?
+    private var gate: RunGate?
+    let gatedCount: Int
+    /// Bytes before a batch a gated scan reads too: a gated match ending in the batch
+    /// starts no further back.
+    let gateOverlap: Int
     private var scratch: OpaquePointer?
     /// Bytes a stream keeps to confirm a match that spans chunks.
     public let window: Int
@@ -131,17 +142,52 @@ public final class RuleEngine {
             let relaxed = Self.maxWidth(patterns[i].expression, patterns[i].hsFlags)
             patterns[i].maxWidth = min(relaxed, rules[patterns[i].rule].maxLength ?? .max)
         }
+        // Patterns made only of classes (cards, IBANs, SSNs) run through a gate in streams.
+        var gate: RunGate? = nil
+        var gated: [Int] = []
+        var overlap = 0
+        for i in hsIndices {
+            let p = patterns[i]
+            let relaxed = Self.maxWidth(p.expression, p.hsFlags)
+            guard relaxed <= RuleLimits.maxGatedWidth,
+                  let g = RunGate.of(p.expression, caseless: p.hsFlags & UInt32(HS_FLAG_CASELESS) != 0,
+                                     minWidth: Self.minWidth(p.expression, p.hsFlags)) else { continue }
+            gated.append(i)
+            overlap = max(overlap, relaxed)
+            if var merged = gate { merged.merge(g); gate = merged } else { gate = g }
+        }
+        if !gated.isEmpty, case .success(let db) = Self.database(patterns, gated, mode: UInt32(HS_MODE_BLOCK)) {
+            gatedDB = db
+            if let all = streamDB { hs_free_database(all) }
+            let ungated = hsIndices.filter { !gated.contains($0) }
+            streamDB = nil
+            if !ungated.isEmpty {
+                switch Self.database(patterns, ungated, mode: UInt32(HS_MODE_STREAM)) {
+                case .success(let db): streamDB = db
+                case .failure(let failure): throw failure.error
+                }
+            }
+        } else {
+            gated = []
+            gate = nil
+            overlap = 0
+        }
+        self.gate = gate
+        gatedCount = gated.count
+        gateOverlap = overlap
         self.patterns = patterns
         self.pcreOnly = pcreOnly
         window = min(max(widest, 64), RuleLimits.maxMatchLength)
-        if let streamDB {
-            self.streamDB = streamDB
+        self.streamDB = streamDB
+        if !hsIndices.isEmpty {
             switch Self.database(patterns, hsIndices, mode: UInt32(HS_MODE_BLOCK)) {
             case .success(let db): blockDB = db
             case .failure(let failure): throw failure.error
             }
-            guard hs_alloc_scratch(blockDB, &scratch) == HS_SUCCESS,
-                  hs_alloc_scratch(streamDB, &scratch) == HS_SUCCESS else { throw RuleError("Vectorscan: cannot allocate scratch space") }
+            for db in [blockDB, streamDB, gatedDB] {
+                guard let db else { continue }
+                guard hs_alloc_scratch(db, &scratch) == HS_SUCCESS else { throw RuleError("Vectorscan: cannot allocate scratch space") }
+            }
         }
     }
 
@@ -149,6 +195,7 @@ public final class RuleEngine {
         if let scratch { hs_free_scratch(scratch) }
         if let blockDB { hs_free_database(blockDB) }
         if let streamDB { hs_free_database(streamDB) }
+        if let gatedDB { hs_free_database(gatedDB) }
     }
 
     /// What the compilation made of the rules, for `rules check` and the manifest.
@@ -156,7 +203,8 @@ public final class RuleEngine {
         let hs = patterns.filter(\.inHyperscan)
         let prefilter = hs.filter { $0.hsFlags & UInt32(HS_FLAG_PREFILTER) != 0 }.count
         return "\(patterns.count) patterns: \(hs.count - prefilter) exact and \(prefilter) prefiltered in Vectorscan, "
-            + "\(pcreOnly.count) PCRE2 only; stream window \(window) bytes, Vectorscan stream state \(streamStateSize) bytes"
+            + "\(pcreOnly.count) PCRE2 only; \(gatedCount) run-gated in streams (\(gate?.minLength ?? 0) bytes); "
+            + "stream window \(window) bytes, Vectorscan stream state \(streamStateSize) bytes"
     }
 
     public var pcreOnlyCount: Int { pcreOnly.count }
@@ -206,6 +254,18 @@ public final class RuleEngine {
         }
         defer { free(info) }
         return Int(min(info.pointee.max_width, UInt32(RuleLimits.maxMatchLength)))
+    }
+
+    /// Shortest match of `expression` (of its relaxed form when prefiltered).
+    static func minWidth(_ expression: String, _ flags: UInt32) -> Int {
+        var info: UnsafeMutablePointer<hs_expr_info_t>?
+        var error: UnsafeMutablePointer<hs_compile_error_t>?
+        guard hs_expression_info(expression, flags, &info, &error) == HS_SUCCESS, let info else {
+            if let error { hs_free_compile_error(error) }
+            return 0
+        }
+        defer { free(info) }
+        return Int(info.pointee.min_width)
     }
 
     /// Lookarounds and backreferences: Vectorscan takes them only as a prefilter (saves a
@@ -317,8 +377,10 @@ public final class RuleEngine {
         // Hits cut at the per-call limit are not all the ends: then search everything. A
         // prefiltered pattern's ends include every true end (it may report more).
         let exact = p.inHyperscan && !collector.capped
-        // Ends already judged are skipped; a deferred match ends exactly at the old end.
-        let minEnd = state.deferredFrom != nil ? state.checkedUpTo : state.checkedUpTo &+ 1
+        // Ends already judged are skipped. A deferred match was not judged: it may end
+        // before the old end (PCRE2 gave a partial match because an optional tail could
+        // have gone on, e.g. a card's fifth group, and more bytes show it does not).
+        let minEnd = state.deferredFrom ?? state.checkedUpTo &+ 1
         if let d = state.deferredFrom, d < offset { counters.matchesBeyondWindow += 1 }
         var deferredFrom: Int? = nil
         var lastMatchEnd = state.lastMatchEnd
@@ -396,6 +458,19 @@ public final class RuleEngine {
         if rc != HS_SUCCESS && rc != HS_SCAN_TERMINATED { counters.scanErrors += 1 }
     }
 
+    var hasGatedPatterns: Bool { gatedDB != nil }
+
+    /// The gated patterns over `bytes` (stream offset `offset`), when the gate lets them
+    /// through; hits are added to the collector with stream offsets.
+    func scanGated(_ bytes: UnsafeRawBufferPointer, at offset: Int) {
+        guard let gatedDB, let gate, let base = bytes.baseAddress, gate.admits(bytes) else { return }
+        collector.base = offset
+        defer { collector.base = 0 }
+        let rc = hs_scan(gatedDB, base.assumingMemoryBound(to: CChar.self), UInt32(clamping: bytes.count), 0, scratch,
+                         HitCollector.onMatch, Unmanaged.passUnretained(collector).toOpaque())
+        if rc != HS_SUCCESS && rc != HS_SCAN_TERMINATED { counters.scanErrors += 1 }
+    }
+
     func openStream() -> OpaquePointer? {
         guard let streamDB else { return nil }
         var stream: OpaquePointer?
@@ -429,6 +504,8 @@ struct Hit {
 final class HitCollector {
     var hits: [Hit] = []
     var capped = false
+    /// Added to reported ends (a block scan of part of a stream).
+    var base = 0
 
     func reset() {
         hits.removeAll(keepingCapacity: true)
@@ -439,7 +516,7 @@ final class HitCollector {
         guard let context else { return 1 }
         let c = Unmanaged<HitCollector>.fromOpaque(context).takeUnretainedValue()
         guard c.hits.count < RuleLimits.maxHitsPerScan else { c.capped = true; return 1 }
-        c.hits.append(Hit(pattern: id, to: Int(clamping: to)))
+        c.hits.append(Hit(pattern: id, to: c.base &+ Int(clamping: to)))
         return 0
     }
 }

@@ -132,6 +132,12 @@ public struct RuleStream {
                 engine.scanStream(hsStream, UnsafeRawBufferPointer(rebasing: all[(scannedEnd - windowStart)...]))
             }
         }
+        if engine.hasGatedPatterns {
+            let from = max(windowStart, scannedEnd - engine.gateOverlap)
+            bytes.withUnsafeBytes { all in
+                engine.scanGated(UnsafeRawBufferPointer(rebasing: all[(from - windowStart)...]), at: from)
+            }
+        }
         scannedEnd = end
         if engine.collector.capped { engine.counters.hitsCapped += 1 }
         process(engine.collector.hits, engine: engine, final: false, emit)

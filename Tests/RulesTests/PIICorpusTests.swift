@@ -101,5 +101,24 @@ extension Array where Element == Rule {
             #expect(onlyStream.isEmpty && onlyBlock.isEmpty, "sizes \(sizes): only stream \(onlyStream), only block \(onlyBlock)")
         }
         #expect(whole.count > 2000)
+        // Under memory pressure every chunk is scanned and the look-back shrinks to 512
+        // bytes: the run-gated patterns (cards, SSNs, IBANs) re-read the bytes before each
+        // chunk from it and still find every match a whole-buffer scan finds.
+        let budget = ScanBudget(limit: 0)
+        var pressed = RuleStream(scope: .tcp, depth: 0, budget: budget)
+        var got: [String] = []
+        var at = 0, i = 0
+        let short = { (m: RuleMatch) in m.range.count <= 200 ? "\(m.rule) \(m.range)" : nil }
+        while at < text.count {
+            let n = min([5, 1448, 300][i % 3], text.count - at)
+            pressed.feed(Array(text[at ..< at + n]), frame: i, engine: engine) { if let s = short($0.match) { got.append(s) } }
+            at += n; i += 1
+        }
+        pressed.close(engine: engine) { if let s = short($0.match) { got.append(s) } }
+        var wholeShort: [String] = []
+        engine.scan(text, scope: .tcp) { if let s = short($0) { wholeShort.append(s) } }
+        #expect(budget.pressureTrims > 0)
+        #expect(Set(got) == Set(wholeShort) && got.count == wholeShort.count,
+                "under pressure: only stream \(Array(Set(got).subtracting(wholeShort).prefix(5))), only block \(Array(Set(wholeShort).subtracting(got).prefix(5)))")
     }
 }

@@ -98,6 +98,20 @@ import TestSupport
         s2.feed(Array("m\r\n".utf8), frame: 2, engine: engine) { emails.append(String(decoding: $0.match.value, as: UTF8.self)) }
         s2.close(engine: engine) { emails.append(String(decoding: $0.match.value, as: UTF8.self)) }
         #expect(emails == ["jane@corp.com"])
+
+        // A card whose optional fifth group could follow the space that ends a chunk: PCRE2
+        // waits (a partial match); the next bytes show it ends before that space, and it is
+        // still reported (it was lost when the wait assumed the match reached the old end).
+        // Batches of 16 KB put the seam inside the run-gated scan's re-read bytes too.
+        for batch in [0, RuleLimits.scanBatch] {
+            var s3 = RuleStream(scope: .tcp, batch: batch)
+            var cards: [String] = []
+            let head = Array(repeating: UInt8(ascii: "x"), count: batch == 0 ? 3 : RuleLimits.scanBatch - 33) + Array(" card number: 5466 2885 9116 1770 ".utf8)
+            s3.feed(head, frame: 1, engine: engine) { cards.append(String(decoding: $0.match.value, as: UTF8.self)) }
+            s3.feed(Array("request id 7\r\n".utf8), frame: 2, engine: engine) { cards.append(String(decoding: $0.match.value, as: UTF8.self)) }
+            s3.close(engine: engine) { cards.append(String(decoding: $0.match.value, as: UTF8.self)) }
+            #expect(cards == ["5466 2885 9116 1770"], "batch \(batch)")
+        }
     }
 
     /// Every byte split of a payload gives the same matches as the whole buffer.

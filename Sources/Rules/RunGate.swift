@@ -1,0 +1,238 @@
+/// A cheap necessary condition for some patterns to match, tested on a stream's bytes
+/// before Vectorscan runs them. Patterns made only of character classes and quantifiers
+/// (card numbers, IBANs, US SSNs) have no literal for Vectorscan to anchor on: it runs a
+/// small automaton over every byte, and each such pattern costs about as much as all the
+/// others together. But every byte such a match consumes belongs to a small set
+/// (digits, upper-case letters, a few separators) and a match has a minimum length, so
+/// data with no run of that many bytes of the set cannot hold one. The test skips
+/// through the data `minLength` bytes at a time (most probes land on a byte outside
+/// the set), so it reads a fraction of the bytes; on the bench capture a third of the
+/// 16 KB stream batches have such a run and only those go through the gated patterns.
+struct RunGate {
+    /// `member[b]`: byte `b` may be consumed by a gated pattern.
+    private(set) var member: [Bool]
+    private(set) var minLength: Int
+
+    /// Gates shorter than this, or with lower-case letters or line ends in their set,
+    /// would let most text through: such a pattern stays with the others.
+    static let shortestUseful = 8
+
+    /// The gate of one pattern, when its syntax is understood and the gate would be
+    /// selective; `minWidth` is its shortest match.
+    static func of(_ expression: String, caseless: Bool, minWidth: Int) -> RunGate? {
+        guard minWidth >= shortestUseful, var parser = ConsumedBytes(expression, caseless: caseless),
+              let member = parser.parse() else { return nil }
+        let selective = !member[0x0A] && !(0x61...0x7A).contains { member[$0] } && member.filter { $0 }.count <= 64
+        return selective ? RunGate(member: member, minLength: minWidth) : nil
+    }
+
+    /// One gate for several patterns: the union of their sets and the shortest length.
+    mutating func merge(_ other: RunGate) {
+        for b in 0 ..< 256 where other.member[b] { member[b] = true }
+        minLength = min(minLength, other.minLength)
+    }
+
+    /// True when `bytes` holds `minLength` consecutive bytes of the set.
+    func admits(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        let n = bytes.count, length = minLength
+        guard n >= length, length > 0 else { return false }
+        return member.withUnsafeBufferPointer { member in
+            // `end` is the last byte of a candidate run: outside the set, no run ending in
+            // the next `length` bytes can include it.
+            var end = length - 1
+            while end < n {
+                guard member[Int(bytes[end])] else { end += length; continue }
+                var k = 1
+                while k < length && member[Int(bytes[end - k])] { k += 1 }
+                if k == length { return true }
+                end += length - k   // the run found starts after end - k
+            }
+            return false
+        }
+    }
+}
+
+/// The bytes a regular expression can consume, from its syntax (the subset rule packs
+/// use): literals, escapes, classes, groups, alternation and quantifiers. Zero-width
+/// parts (anchors, \b, lookarounds) consume nothing. Anything else gives nil: the
+/// pattern is then simply not gated.
+struct ConsumedBytes {
+    let text: [UInt8]
+    let caseless: Bool
+    var at = 0
+    var member = [Bool](repeating: false, count: 256)
+
+    init?(_ expression: String, caseless: Bool) {
+        text = Array(expression.utf8)
+        self.caseless = caseless
+    }
+
+    mutating func parse() -> [Bool]? {
+        guard sequence(depth: 0), at == text.count else { return nil }
+        return member
+    }
+
+    private var next: UInt8? { at < text.count ? text[at] : nil }
+
+    /// Items up to `)` or the end; false on syntax this reader does not take.
+    private mutating func sequence(depth: Int) -> Bool {
+        while let c = next {
+            switch c {
+            case UInt8(ascii: ")"):
+                return depth > 0
+            case UInt8(ascii: "|"), UInt8(ascii: "^"), UInt8(ascii: "$"):
+                at += 1
+            case UInt8(ascii: "("):
+                guard depth < 32, group(depth: depth) else { return false }
+            case UInt8(ascii: "["):
+                guard let set = bracket() else { return false }
+                add(set)
+            case UInt8(ascii: "\\"):
+                guard let set = escape(), quantifier() else { return false }
+                if let set { add(set) }
+                continue
+            case UInt8(ascii: "."):
+                at += 1
+                add((0 ..< 256).map { $0 != 0x0A })
+            case UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "?"), UInt8(ascii: "{"):
+                return false   // a quantifier with nothing before it
+            default:
+                at += 1
+                add(single(c))
+            }
+            guard quantifier() else { return false }
+        }
+        return depth == 0
+    }
+
+    private mutating func group(depth: Int) -> Bool {
+        at += 1   // (
+        var zeroWidth = false
+        if next == UInt8(ascii: "?") {
+            at += 1
+            let rest = Array(text[at ..< min(text.count, at + 2)])
+            if rest.first == UInt8(ascii: ":") { at += 1 }
+            else if rest.first == UInt8(ascii: "=") || rest.first == UInt8(ascii: "!") { at += 1; zeroWidth = true }
+            else if rest == [UInt8(ascii: "<"), UInt8(ascii: "=")] || rest == [UInt8(ascii: "<"), UInt8(ascii: "!")] { at += 2; zeroWidth = true }
+            else { return false }   // named groups, inline flags, atomic groups...
+        }
+        let saved = member
+        guard sequence(depth: depth + 1), next == UInt8(ascii: ")") else { return false }
+        at += 1
+        if zeroWidth { member = saved }   // a lookaround looks, it does not consume
+        return true
+    }
+
+    /// `?`, `*`, `+`, `{m}`, `{m,}`, `{m,n}`, each possibly lazy or possessive.
+    private mutating func quantifier() -> Bool {
+        guard let c = next else { return true }
+        switch c {
+        case UInt8(ascii: "?"), UInt8(ascii: "*"), UInt8(ascii: "+"):
+            at += 1
+        case UInt8(ascii: "{"):
+            var j = at + 1
+            while j < text.count && (text[j] >= 0x30 && text[j] <= 0x39 || text[j] == UInt8(ascii: ",")) { j += 1 }
+            guard j < text.count, text[j] == UInt8(ascii: "}"), j > at + 1 else { return false }
+            at = j + 1
+        default:
+            return true
+        }
+        if next == UInt8(ascii: "?") || next == UInt8(ascii: "+") { at += 1 }
+        return true
+    }
+
+    /// The set of one escape outside brackets; nil for zero-width ones (\b, \B, \A, \z).
+    /// Returns .none (outer nil) on an escape this reader does not take.
+    private mutating func escape() -> [Bool]?? {
+        at += 1
+        guard let c = next else { return .none }
+        at += 1
+        switch c {
+        case UInt8(ascii: "b"), UInt8(ascii: "B"), UInt8(ascii: "A"), UInt8(ascii: "z"), UInt8(ascii: "Z"):
+            return .some(nil)
+        default:
+            return classEscape(c).map { .some($0) } ?? .none
+        }
+    }
+
+    /// Escapes valid both inside and outside brackets; `c` is the byte after the backslash.
+    private mutating func classEscape(_ c: UInt8) -> [Bool]? {
+        func set(_ test: (Int) -> Bool) -> [Bool] { (0 ..< 256).map(test) }
+        let digit = { (b: Int) in b >= 0x30 && b <= 0x39 }
+        let word = { (b: Int) in digit(b) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x5F }
+        let space = { (b: Int) in b == 0x20 || (b >= 0x09 && b <= 0x0D) }
+        switch c {
+        case UInt8(ascii: "d"): return set(digit)
+        case UInt8(ascii: "D"): return set { !digit($0) }
+        case UInt8(ascii: "w"): return set(word)
+        case UInt8(ascii: "W"): return set { !word($0) }
+        case UInt8(ascii: "s"): return set(space)
+        case UInt8(ascii: "S"): return set { !space($0) }
+        case UInt8(ascii: "t"): return single(0x09)
+        case UInt8(ascii: "n"): return single(0x0A)
+        case UInt8(ascii: "r"): return single(0x0D)
+        case UInt8(ascii: "x"):
+            guard at + 2 <= text.count, let v = UInt8(String(decoding: text[at ..< at + 2], as: UTF8.self), radix: 16) else { return nil }
+            at += 2
+            return single(v)
+        default:
+            // An escaped punctuation byte stands for itself; letters and digits are
+            // classes or back-references this reader does not know.
+            let isAlnum = (c >= 0x30 && c <= 0x39) || (c | 0x20 >= 0x61 && c | 0x20 <= 0x7A)
+            return isAlnum || c >= 0x80 ? nil : single(c)
+        }
+    }
+
+    /// `[...]` with ranges, escapes and negation.
+    private mutating func bracket() -> [Bool]? {
+        at += 1
+        var set = [Bool](repeating: false, count: 256)
+        let negated = next == UInt8(ascii: "^")
+        if negated { at += 1 }
+        var first = true
+        while let c = next, c != UInt8(ascii: "]") || first {
+            first = false
+            var low: Int
+            if c == UInt8(ascii: "\\") {
+                at += 1
+                guard let e = next else { return nil }
+                at += 1
+                guard let s = classEscape(e) else { return nil }
+                if s.filter({ $0 }).count != 1 { for b in 0 ..< 256 where s[b] { set[b] = true }; continue }
+                low = s.firstIndex(of: true) ?? 0
+            } else if c == UInt8(ascii: "[") {
+                return nil   // POSIX classes
+            } else {
+                at += 1
+                low = Int(c)
+            }
+            var high = low
+            if next == UInt8(ascii: "-"), at + 1 < text.count, text[at + 1] != UInt8(ascii: "]") {
+                at += 1
+                guard let h = next, h != UInt8(ascii: "\\"), h != UInt8(ascii: "[") else { return nil }
+                at += 1
+                high = Int(h)
+                guard high >= low else { return nil }
+            }
+            for b in low ... high {
+                set[b] = true
+                if caseless, (b | 0x20) >= 0x61 && (b | 0x20) <= 0x7A { set[b ^ 0x20] = true }
+            }
+        }
+        guard next == UInt8(ascii: "]") else { return nil }
+        at += 1
+        return negated ? set.map { !$0 } : set
+    }
+
+    /// One byte, with its other case when the pattern is caseless.
+    private func single(_ b: UInt8) -> [Bool] {
+        var set = [Bool](repeating: false, count: 256)
+        set[Int(b)] = true
+        if caseless, (b | 0x20) >= 0x61 && (b | 0x20) <= 0x7A { set[Int(b ^ 0x20)] = true }
+        return set
+    }
+
+    private mutating func add(_ set: [Bool]) {
+        for b in 0 ..< 256 where set[b] { member[b] = true }
+    }
+}
