@@ -266,6 +266,11 @@ struct PacketRun {
     let tracker: FlowTracker
     let defragmenter: Defragmenter
     let app: AppLayer?
+    /// The same objects, borrowed: `run` holds them for the whole loop. Read through the
+    /// mutating hot path, the strong references above were retained and released around
+    /// every call, several times per packet.
+    let borrowedTracker: Unmanaged<FlowTracker>
+    let borrowedApp: Unmanaged<AppLayer>?
     var counts = PacketCounts()
     var decodeAnomalies = AnomalyLog()
     var firstTimestamp = Int64.max
@@ -276,6 +281,8 @@ struct PacketRun {
         self.tracker = tracker
         self.defragmenter = defragmenter
         self.app = app
+        borrowedTracker = Unmanaged.passUnretained(tracker)
+        borrowedApp = app.map { Unmanaged.passUnretained($0) }
     }
 
     /// Decodes a record and accounts it, following UDP-carried tunnels to their inner
@@ -357,12 +364,14 @@ struct PacketRun {
         case IPProtocol.icmp, IPProtocol.icmpv6: counts.icmp &+= 1
         default: counts.otherTransport &+= 1
         }
-        let index = tracker.track(p, timestamp: record.timestamp, frame: record.frame, ipBytes: p.ipTotalLength)
-        if let app {
-            app.packet(p, flow: tracker.table.flow(at: index), timestamp: record.timestamp, frame: record.frame,
-                       offset: record.offset)
+        return borrowedTracker._withUnsafeGuaranteedRef { tracker in
+            let index = tracker.track(p, timestamp: record.timestamp, frame: record.frame, ipBytes: p.ipTotalLength)
+            borrowedApp?._withUnsafeGuaranteedRef { app in
+                app.packet(p, flow: tracker.table.flow(at: index), timestamp: record.timestamp, frame: record.frame,
+                           offset: record.offset)
+            }
+            return index
         }
-        return index
     }
 
     mutating func noteIssue(_ issue: DecodeIssue, _ record: Record) {

@@ -371,7 +371,8 @@ final class AppLayer {
     }
 
     func handleHTTPEvents(_ s: Session, fromOriginator: Bool, _ timestamp: Int64, _ frame: Int) {
-        for event in events {
+        // Taken by move: each head and body goes on into a transaction without a copy.
+        events.drain(filling: .tunnel) { event in
             switch event {
             case .head(let head):
                 if fromOriginator {
@@ -405,7 +406,7 @@ final class AppLayer {
                     t.response = head
                     t.responseFrame = frame
                     s.bodyFirstFrame[1] = frame
-                    if let pending = s.httpCurrentResponse { emitHTTP(pending) }
+                    if let pending = s.httpCurrentResponse.take() { emitHTTP(pending) }
                     s.httpCurrentResponse = t
                 }
             case .body(let body):
@@ -417,15 +418,14 @@ final class AppLayer {
                 }
                 if fromOriginator {
                     if !s.httpOpen.isEmpty { s.httpOpen[s.httpOpen.count - 1].requestBody = body }
-                } else if var t = s.httpCurrentResponse {
+                } else if var t = s.httpCurrentResponse.take() {   // moved out: no copy of its arrays
                     t.responseBody = body
-                    s.httpCurrentResponse = nil
                     emitHTTP(t)
                 }
                 if let issue = body.issue { anomaly("http_" + issue) }
             case .tunnel:
                 if !fromOriginator {
-                    if let t = s.httpCurrentResponse { emitHTTP(t); s.httpCurrentResponse = nil }
+                    if let t = s.httpCurrentResponse.take() { emitHTTP(t) }
                     s.httpTunnel = true
                     stopRawScan(s)   // a CONNECT tunnel carries TLS
                 }
