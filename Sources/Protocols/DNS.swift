@@ -77,6 +77,9 @@ public struct DNSMessage: Sendable {
         var m = DNSMessage()
         m.id = id
         m.flags = flags
+        // Each section's array sized once from its count (bounded), not grown per record.
+        m.questions.reserveCapacity(min(Int(qd), 16))
+        m.answers.reserveCapacity(min(Int(an), 32))
         for _ in 0 ..< min(Int(qd), DNSLimits.maxRecordsPerSection) {
             switch DNSName.read(&c) {
             case .failure(let why): m.issue = why.reason; return m

@@ -379,6 +379,9 @@ public struct HTTPParser {
             }
             guard let startLine = nextLine() else { return nil }
             var head = HTTPHead(isRequest: isRequest)
+            var lineCount = 0
+            for byte in b where byte == 0x0A { lineCount += 1 }
+            head.fields.reserveCapacity(lineCount)   // one array for all the fields
             // Start line: up to three space-separated parts (the last keeps its spaces).
             var parts: [Range<Int>] = []
             var i = startLine.lowerBound
