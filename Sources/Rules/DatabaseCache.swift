@@ -46,7 +46,9 @@ enum DatabaseCache {
         let rc = bytes[32...].withUnsafeBytes { payload in
             hs_deserialize_database(payload.baseAddress?.assumingMemoryBound(to: CChar.self), payload.count, &db)
         }
-        return rc == HS_SUCCESS ? db : nil
+        guard rc == HS_SUCCESS else { return nil }
+        utimes("\(directory)/\(key).db", nil)   // recently used: pruned last
+        return db
     }
 
     static func release(_ db: OpaquePointer) { hs_free_database(db) }
@@ -66,5 +68,23 @@ enum DatabaseCache {
         let temporary = "\(directory)/.\(key).\(getpid()).tmp"
         guard FileManager.default.createFile(atPath: temporary, contents: Data(content)) else { return }
         if rename(temporary, "\(directory)/\(key).db") != 0 { unlink(temporary) }
+        prune(directory)
+    }
+
+    /// Databases kept at most: each edit of a rule pack makes new ones, so the oldest go.
+    static let maxFiles = 32
+
+    static func prune(_ directory: String) {
+        let fm = FileManager.default
+        guard let names = try? fm.contentsOfDirectory(atPath: directory) else { return }
+        let databases = names.filter { $0.hasSuffix(".db") }
+        guard databases.count > maxFiles else { return }
+        let dated = databases.map { name -> (name: String, date: Date) in
+            let path = "\(directory)/\(name)"
+            return (name, (try? fm.attributesOfItem(atPath: path)[.modificationDate] as? Date) ?? .distantPast)
+        }
+        for old in dated.sorted(by: { ($0.date, $0.name) < ($1.date, $1.name) }).prefix(databases.count - maxFiles) {
+            unlink("\(directory)/\(old.name)")
+        }
     }
 }

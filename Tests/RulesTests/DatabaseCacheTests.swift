@@ -41,3 +41,22 @@ import Testing
         #expect(files().count == 2)
     }
 }
+
+extension DatabaseCacheTests {
+    /// The cache keeps at most `maxFiles` databases: the least recently used go first.
+    @Test func prunesOldest() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("phonehome-hs-prune-\(getpid())").path
+        try? FileManager.default.removeItem(atPath: directory)
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        for i in 0 ..< DatabaseCache.maxFiles + 3 {
+            let path = "\(directory)/old\(100 + i).db"
+            try Data([1]).write(to: URL(fileURLWithPath: path))
+            try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSince1970: Double(1_000_000 + i))], ofItemAtPath: path)
+        }
+        DatabaseCache.prune(directory)
+        let left = try FileManager.default.contentsOfDirectory(atPath: directory).sorted()
+        #expect(left.count == DatabaseCache.maxFiles)
+        #expect(!left.contains("old100.db") && !left.contains("old102.db") && left.contains("old103.db"))
+    }
+}
