@@ -203,6 +203,24 @@ public struct AnalysisRun {
             interruption = "\(Interruption.signalName) " + (at ?? "between inputs") + "; the outputs hold what was found until then"
         }
         try output {
+            // The reports come from what the run collected (the callouts decided at the end
+            // included), not from the files: they are rendered on another core while the
+            // logs are flushed, closed and renamed into place.
+            callouts.finishLines()
+            var report = collector?.report ?? EvidenceReport()
+            report.addInputs(summaries)
+            report.interruption = interruption
+            report.otherEvidence = evidence
+            report.configurationSHA256 = Custody.combined(configurationRecords)
+            report.ruleCount = engine?.rules.count ?? 0
+            report.ruleSources = engine == nil ? "" : ruleDescription
+            report.knowledgeEntries = knowledge.entries.count
+            report.scanDepth = options.scanDepth
+            report.hasBaseline = baseline != nil
+            report.baselineGone = baseline?.gone.map { "\($0.destination):\($0.port)/\($0.transport)" } ?? []
+            report.finish()
+            verdict = report.verdict
+            let rendering = ReportRendering(report, markdown: formats.contains("md"), html: formats.contains("html"))
             try conn.commit()
             try callouts.commit()
             try appLogs.commit()
@@ -234,23 +252,7 @@ public struct AnalysisRun {
                                  zip(sboms, sbomPaths).map { "\(names($1)) (\($0.format.rawValue) \($0.specVersion ?? "?"), \($0.packages.count) packages"
                                      + ($0.nestingCut > 0 ? ", \($0.nestingCut) entries nested deeper than \(SBOMDocument.maxNesting) left out" : "") + ")" },
                                  knowledge.entries.count)
-            // The reports are read back from the committed logs: they say what the logs hold.
-            var report = collector?.report ?? EvidenceReport()
-            report.addInputs(summaries)
-            report.interruption = interruption
-            report.otherEvidence = evidence
-            report.configurationSHA256 = Custody.combined(configurationRecords)
-            report.ruleCount = engine?.rules.count ?? 0
-            report.ruleSources = engine == nil ? "" : ruleDescription
-            report.knowledgeEntries = knowledge.entries.count
-            report.scanDepth = options.scanDepth
-            report.hasBaseline = baseline != nil
-            report.baselineGone = baseline?.gone.map { "\($0.destination):\($0.port)/\($0.transport)" } ?? []
-            report.finish()
-            verdict = report.verdict
-            for (format, name, text) in [("md", "report.md", { report.markdown() }), ("html", "report.html", { report.html() })] as [(String, String, () -> String)]
-            where formats.contains(format) {
-                let bytes = Array(text().utf8)
+            for (name, bytes) in rendering.wait() {
                 let file = try OutputFile(directory: out, name: name)
                 file.write(bytes)
                 try file.commit()
@@ -305,5 +307,28 @@ public struct AnalysisRun {
             }
         }
         return out
+    }
+}
+
+/// report.md and report.html rendered on a thread of their own (a value copy of the
+/// report: nothing is shared), collected with `wait`.
+final class ReportRendering: @unchecked Sendable {
+    private var files: [(name: String, bytes: [UInt8])] = []
+    private let done = DispatchSemaphore(value: 0)
+
+    init(_ report: EvidenceReport, markdown: Bool, html: Bool) {
+        let thread = Thread { [self] in
+            if markdown { files.append(("report.md", Array(report.markdown().utf8))) }
+            if html { files.append(("report.html", Array(report.html().utf8))) }
+            done.signal()
+        }
+        thread.name = "phonehome.reports"
+        thread.start()
+    }
+
+    /// The rendered files, in the order above (markdown first).
+    func wait() -> [(name: String, bytes: [UInt8])] {
+        done.wait()
+        return files
     }
 }

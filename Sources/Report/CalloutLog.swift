@@ -64,9 +64,18 @@ public final class CalloutLog {
     }
 
     /// Writes the callouts without a flow, then closes the file.
-    public func commit() throws {
+    /// Writes the callouts only the end of the run decides (lookups never followed by a
+    /// flow, attempts no flow joined); `commit` does it too if not done yet.
+    public func finishLines() {
+        guard !linesFinished else { return }
+        linesFinished = true
         writeLookups()
         writeUnjoinedAttempts()
+    }
+    private var linesFinished = false
+
+    public func commit() throws {
+        finishLines()
         try file.commit()
     }
 

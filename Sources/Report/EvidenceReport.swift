@@ -5,10 +5,10 @@ import Foundation
 /// callouts and findings, fed with the very values the logs are written from as they are
 /// written (reading 100 MB of JSON lines back cost seconds). Grouped and ordered so that
 /// the same inputs give the same bytes; bounded (rows beyond the caps are counted).
-public struct EvidenceReport {
+public struct EvidenceReport: Sendable {
     // MARK: The evidence statement
 
-    public struct Capture {
+    public struct Capture: Sendable {
         var name: String
         var size: Int64
         var sha256: String
@@ -39,7 +39,7 @@ public struct EvidenceReport {
 
     // MARK: Callouts, grouped
 
-    public struct CalloutGroup {
+    public struct CalloutGroup: Sendable {
         var kind = ""
         var destination = ""
         var transport = ""
@@ -73,7 +73,7 @@ public struct EvidenceReport {
     var newCallouts = 0
     var groupsOmitted = 0
 
-    public struct Finding {
+    public struct Finding: Sendable {
         var rule = ""
         var category = ""
         var severity = ""
@@ -113,7 +113,7 @@ public struct EvidenceReport {
     }
 
     /// What one callout line says, as the report needs it.
-    public struct CalloutFacts {
+    public struct CalloutFacts: Sendable {
         var kind: String
         var destination: String
         var transport: String
@@ -139,7 +139,7 @@ public struct EvidenceReport {
         var missing: [String]
     }
 
-    struct GroupKey: Hashable {
+    struct GroupKey: Hashable, Sendable {
         var kind: String, destination: String, transport: String, process: String, package: String
     }
     private var groupIndex: [GroupKey: Int] = [:]
