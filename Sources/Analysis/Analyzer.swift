@@ -263,14 +263,12 @@ public final class Analyzer {
 /// locals the optimiser can keep in registers.
 struct PacketRun {
     var summary: InputSummary
-    let tracker: FlowTracker
     let defragmenter: Defragmenter
-    let app: AppLayer?
-    /// The same objects, borrowed: `run` holds them for the whole loop. Read through the
-    /// mutating hot path, the strong references above were retained and released around
+    /// Borrowed: `run` holds them for the whole loop (and uses them after it). Strong
+    /// references read through the mutating hot path were retained and released around
     /// every call, several times per packet.
-    let borrowedTracker: Unmanaged<FlowTracker>
-    let borrowedApp: Unmanaged<AppLayer>?
+    let tracker: Unmanaged<FlowTracker>
+    let app: Unmanaged<AppLayer>?
     var counts = PacketCounts()
     var decodeAnomalies = AnomalyLog()
     var firstTimestamp = Int64.max
@@ -278,11 +276,9 @@ struct PacketRun {
 
     init(summary: InputSummary, tracker: FlowTracker, defragmenter: Defragmenter, app: AppLayer?) {
         self.summary = summary
-        self.tracker = tracker
+        self.tracker = Unmanaged.passUnretained(tracker)
         self.defragmenter = defragmenter
-        self.app = app
-        borrowedTracker = Unmanaged.passUnretained(tracker)
-        borrowedApp = app.map { Unmanaged.passUnretained($0) }
+        self.app = app.map { Unmanaged.passUnretained($0) }
     }
 
     /// Decodes a record and accounts it, following UDP-carried tunnels to their inner
@@ -341,7 +337,7 @@ struct PacketRun {
         if (p.proto == IPProtocol.icmp || p.proto == IPProtocol.icmpv6) && !p.hasTransport { return }
         let index = account(p, record)
         guard p.tunnel != .none else { return }
-        tracker.table.flow(at: index).pointee.tunnel = p.tunnel
+        tracker._withUnsafeGuaranteedRef { $0.table.flow(at: index).pointee.tunnel = p.tunnel }
         guard depth + 1 <= DecodeLimits.maxTunnelDepth else {
             noteIssue(.tunnelDepthExceeded, record)
             return
@@ -364,9 +360,9 @@ struct PacketRun {
         case IPProtocol.icmp, IPProtocol.icmpv6: counts.icmp &+= 1
         default: counts.otherTransport &+= 1
         }
-        return borrowedTracker._withUnsafeGuaranteedRef { tracker in
+        return tracker._withUnsafeGuaranteedRef { tracker in
             let index = tracker.track(p, timestamp: record.timestamp, frame: record.frame, ipBytes: p.ipTotalLength)
-            borrowedApp?._withUnsafeGuaranteedRef { app in
+            app?._withUnsafeGuaranteedRef { app in
                 app.packet(p, flow: tracker.table.flow(at: index), timestamp: record.timestamp, frame: record.frame,
                            offset: record.offset)
             }

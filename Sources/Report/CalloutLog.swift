@@ -63,7 +63,6 @@ public final class CalloutLog {
         file = try OutputFile(directory: directory, name: "callouts.jsonl", discard: discard)
     }
 
-    /// Writes the callouts without a flow, then closes the file.
     /// Writes the callouts only the end of the run decides (lookups never followed by a
     /// flow, attempts no flow joined); `commit` does it too if not done yet.
     public func finishLines() {
@@ -74,6 +73,7 @@ public final class CalloutLog {
     }
     private var linesFinished = false
 
+    /// Writes the callouts without a flow (if not done yet), then closes the file.
     public func commit() throws {
         finishLines()
         try file.commit()

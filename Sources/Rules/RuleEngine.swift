@@ -134,26 +134,25 @@ public final class RuleEngine {
         // The look-back window is taken before the narrowing below: it also holds the
         // context words and lookbehind bytes a confirmation reads before a match.
         let widest = patterns.map(\.maxWidth).max() ?? 0
-        // A prefiltered pattern matches a superset of the original's matches, so every
-        // true match still ends at a reported end: its widest relaxed match bounds how far
-        // before an end PCRE2 must start (the original's width is unknown to Vectorscan
-        // when it has lookarounds).
-        for i in hsIndices where patterns[i].hsFlags & UInt32(HS_FLAG_PREFILTER) != 0 {
-            let relaxed = Self.maxWidth(patterns[i].expression, patterns[i].hsFlags)
-            patterns[i].maxWidth = min(relaxed, rules[patterns[i].rule].maxLength ?? .max)
-        }
-        // Patterns made only of classes (cards, IBANs, SSNs) run through a gate in streams.
+        // One look at each pattern as Vectorscan runs it. A prefiltered pattern matches a
+        // superset of the original's matches, so every true match still ends at a reported
+        // end: its widest relaxed match bounds how far before an end PCRE2 must start (the
+        // original's width is unknown to Vectorscan when it has lookarounds). Patterns made
+        // only of classes (cards, IBANs, SSNs) run through a gate in streams.
         var gate: RunGate? = nil
         var gated: [Int] = []
         var overlap = 0
         for i in hsIndices {
             let p = patterns[i]
-            let relaxed = Self.maxWidth(p.expression, p.hsFlags)
-            guard relaxed <= RuleLimits.maxGatedWidth,
+            let relaxed = Self.widths(p.expression, p.hsFlags)
+            if p.hsFlags & UInt32(HS_FLAG_PREFILTER) != 0 {
+                patterns[i].maxWidth = min(relaxed.max, rules[p.rule].maxLength ?? .max)
+            }
+            guard relaxed.max <= RuleLimits.maxGatedWidth,
                   let g = RunGate.of(p.expression, caseless: p.hsFlags & UInt32(HS_FLAG_CASELESS) != 0,
-                                     minWidth: Self.minWidth(p.expression, p.hsFlags)) else { continue }
+                                     minWidth: relaxed.min) else { continue }
             gated.append(i)
-            overlap = max(overlap, relaxed)
+            overlap = max(overlap, relaxed.max)
             if var merged = gate { merged.merge(g); gate = merged } else { gate = g }
         }
         if !gated.isEmpty, case .success(let db) = Self.database(patterns, gated, mode: UInt32(HS_MODE_BLOCK)) {
@@ -245,27 +244,19 @@ public final class RuleEngine {
         return out
     }
 
-    static func maxWidth(_ expression: String, _ flags: UInt32) -> Int {
-        var info: UnsafeMutablePointer<hs_expr_info_t>?
-        var error: UnsafeMutablePointer<hs_compile_error_t>?
-        guard hs_expression_info(expression, flags, &info, &error) == HS_SUCCESS, let info else {
-            if let error { hs_free_compile_error(error) }
-            return RuleLimits.maxMatchLength
-        }
-        defer { free(info) }
-        return Int(min(info.pointee.max_width, UInt32(RuleLimits.maxMatchLength)))
-    }
+    static func maxWidth(_ expression: String, _ flags: UInt32) -> Int { widths(expression, flags).max }
 
-    /// Shortest match of `expression` (of its relaxed form when prefiltered).
-    static func minWidth(_ expression: String, _ flags: UInt32) -> Int {
+    /// Shortest and widest match of `expression` (of its relaxed form when prefiltered),
+    /// the widest capped at `RuleLimits.maxMatchLength` (also when unknown).
+    static func widths(_ expression: String, _ flags: UInt32) -> (min: Int, max: Int) {
         var info: UnsafeMutablePointer<hs_expr_info_t>?
         var error: UnsafeMutablePointer<hs_compile_error_t>?
         guard hs_expression_info(expression, flags, &info, &error) == HS_SUCCESS, let info else {
             if let error { hs_free_compile_error(error) }
-            return 0
+            return (0, RuleLimits.maxMatchLength)
         }
         defer { free(info) }
-        return Int(info.pointee.min_width)
+        return (Int(info.pointee.min_width), Int(min(info.pointee.max_width, UInt32(RuleLimits.maxMatchLength))))
     }
 
     /// Lookarounds and backreferences: Vectorscan takes them only as a prefilter (saves a
