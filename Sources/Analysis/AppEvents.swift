@@ -84,16 +84,26 @@ public final class PassiveDNS {
 
     public var count: Int { table.count }
 
+    /// The last answer given: the chunks of one stream ask for the same address in a row.
+    private var recent: (address: IPAddress, name: [UInt8]?)?
+
     func learn(_ address: IPAddress, name: [UInt8], at time: Int64) {
         if table.count >= capacity && table[address] == nil {
             let cut = table.values.map(\.seen).sorted()[table.count / 2]
             table = table.filter { $0.value.seen > cut }
             evictions += 1
+            recent = nil
         }
         table[address] = Entry(name: name, seen: time)
+        if recent?.address == address { recent = nil }
     }
 
-    public func name(for address: IPAddress) -> [UInt8]? { table[address]?.name }
+    public func name(for address: IPAddress) -> [UInt8]? {
+        if let recent, recent.address == address { return recent.name }
+        let name = table[address]?.name
+        recent = (address, name)
+        return name
+    }
 }
 
 /// One value per direction of a session (0: originator, 1: responder), stored inline: a

@@ -80,7 +80,7 @@ extension Array {
     /// its storage kept. Each slot is refilled with `filler` (a case without payload) as
     /// its element leaves, so the elements are never copied: no retain and release per
     /// element on the consuming thread of objects the producing thread made.
-    mutating func drain(filling filler: Element, _ body: (Element) -> Void) {
+    mutating func drain(filling filler: Element, _ body: (consuming Element) -> Void) {
         withUnsafeMutableBufferPointer { slots in
             guard let base = slots.baseAddress else { return }
             for i in 0 ..< slots.count {
@@ -90,5 +90,15 @@ extension Array {
             }
         }
         removeAll(keepingCapacity: true)
+    }
+
+    /// The element at `index`, moved out and replaced by `filler` (see `drain`).
+    mutating func take(_ index: Int, filling filler: Element) -> Element {
+        withUnsafeMutableBufferPointer { slots in
+            precondition(index >= 0 && index < slots.count)
+            let element = (slots.baseAddress! + index).move()
+            (slots.baseAddress! + index).initialize(to: filler)
+            return element
+        }
     }
 }

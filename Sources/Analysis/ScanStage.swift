@@ -228,7 +228,7 @@ final class ScanPipeline: ScanRequests, AppEventSink, @unchecked Sendable {
                     case .finishInput:
                         stage.finishInput()
                     case .event:
-                        next.send(events[nextEvent])
+                        next.send(events.take(nextEvent, filling: .drained))
                         nextEvent += 1
                     }
                 }

@@ -13,6 +13,8 @@ final class SinkPipeline: AppEventSink, @unchecked Sendable {
         case http(HTTPTransaction)
         case tls(TLSHandshake)
         case finding(Finding)
+        /// What a slot holds once its event was moved out (never delivered).
+        case drained
     }
 
     let target: AppEventSink?
@@ -30,18 +32,19 @@ final class SinkPipeline: AppEventSink, @unchecked Sendable {
 
     func start() {
         handoff = Handoff(name: "phonehome.sinks", maxQueued: 64) { [self] events in
-            for i in events.indices { deliver(events[i]) }   // read in place, not copied out
-            events.removeAll(keepingCapacity: true)
+            // Moved out, not copied: no retain and release per field of each event.
+            events.drain(filling: .drained) { deliver($0) }
         }
     }
 
-    func deliver(_ e: Event) {
-        switch e {
+    func deliver(_ e: consuming Event) {
+        switch consume e {
         case .flow(let f, let r, let a): flowSink(f, r, a)
         case .dns(let t): target?.dns(t)
         case .http(let t): target?.http(t)
         case .tls(let t): target?.tls(t)
         case .finding(let f): target?.finding(f)
+        case .drained: break
         }
     }
 

@@ -109,18 +109,13 @@ public enum CommunityID {
         return digest.withUnsafeBytes { 2 + base64($0, to: out + 2) }
     }
 
+    static let base64Alphabet: StaticString = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
     /// Standard base64 with padding, written at `out`; returns the length.
     static func base64(_ bytes: UnsafeRawBufferPointer, to out: UnsafeMutablePointer<UInt8>) -> Int {
-        @inline(__always) func symbol(_ v: UInt32) -> UInt8 {
-            let x = UInt8(truncatingIfNeeded: v & 63)
-            switch x {
-            case 0..<26: return x &+ 65          // A-Z
-            case 26..<52: return x &+ 71         // a-z
-            case 52..<62: return x &- 4          // 0-9
-            case 62: return UInt8(ascii: "+")
-            default: return UInt8(ascii: "/")
-            }
-        }
+        // A table read, not a range switch per symbol: one per new session on the decode thread.
+        let alphabet = base64Alphabet.utf8Start
+        @inline(__always) func symbol(_ v: UInt32) -> UInt8 { alphabet[Int(v & 63)] }
         var i = 0, n = 0
         while i + 2 < bytes.count {
             let v = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2])

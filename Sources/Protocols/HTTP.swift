@@ -294,9 +294,9 @@ public struct HTTPParser {
         messageHasBody = true
         if let encoding = head.header("content-encoding") {
             body.contentEncoding = encoding
-            let e = lowered(encoding)
-            if e == Array("gzip".utf8) || e == Array("x-gzip".utf8) { inflater = Inflater(.gzip) }
-            else if e == Array("deflate".utf8) { inflater = Inflater(.deflate) }
+            let e = encoding[...]
+            if asciiCaseInsensitiveEquals(e, "gzip") || asciiCaseInsensitiveEquals(e, "x-gzip") { inflater = Inflater(.gzip) }
+            else if asciiCaseInsensitiveEquals(e, "deflate") { inflater = Inflater(.deflate) }
         }
         // Body framing (RFC 9112 §6.3).
         var kind = RequestKind.normal
@@ -316,7 +316,8 @@ public struct HTTPParser {
             }
             if kind == .head || head.status == 204 || head.status == 304 { endMessage(&events); return }
         }
-        if let te = head.header("transfer-encoding"), lowered(te).split(separator: 0x2C).last.map({ trim(Array($0)) }) == Array("chunked".utf8) {
+        if let te = head.header("transfer-encoding"), let last = te.split(separator: 0x2C).last,
+           asciiCaseInsensitiveEquals(trimmed(last), "chunked") {
             state = .chunkSize
             return
         }
@@ -460,10 +461,11 @@ public struct HTTPParser {
     }
 
     func parseContentLength(_ value: [UInt8]) -> Int? {
-        // Repeated values "5, 5" are allowed when equal (RFC 9110 §8.6).
-        let items = value.split(separator: 0x2C).map { trim(Array($0)) }
+        // Repeated values "5, 5" are allowed when equal (RFC 9110 §8.6). Empty items
+        // between commas are skipped, blank ones refused. Read in place: one per message.
         var result: Int?
-        for item in items {
+        for raw in value.split(separator: 0x2C) {
+            let item = trimmed(raw)
             guard !item.isEmpty, item.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
             let digits = item.drop { $0 == 0x30 }      // leading zeros are legal
             guard digits.count <= 18 else { return nil }   // beyond Int: hostile
@@ -477,6 +479,26 @@ public struct HTTPParser {
 
 @inline(__always) func asciiLower(_ b: UInt8) -> UInt8 { b >= 0x41 && b <= 0x5A ? b | 0x20 : b }
 public func lowered(_ v: [UInt8]) -> [UInt8] { v.map(asciiLower) }
+
+/// `v` without leading blanks and trailing blanks or CR, as a slice (no copy).
+func trimmed(_ v: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
+    var s = v
+    while let f = s.first, f == 0x20 || f == 0x09 { s = s.dropFirst() }
+    while let l = s.last, l == 0x20 || l == 0x09 || l == 0x0D { s = s.dropLast() }
+    return s
+}
+
+/// Whether `v` is `lowercased` in any ASCII case (pass the lower-case form).
+func asciiCaseInsensitiveEquals(_ v: ArraySlice<UInt8>, _ lowercased: StaticString) -> Bool {
+    guard v.count == lowercased.utf8CodeUnitCount else { return false }
+    let p = lowercased.utf8Start
+    var i = 0
+    for b in v {
+        if asciiLower(b) != p[i] { return false }
+        i += 1
+    }
+    return true
+}
 func trim(_ v: [UInt8]) -> [UInt8] {
     var s = v[...]
     while let f = s.first, f == 0x20 || f == 0x09 { s = s.dropFirst() }

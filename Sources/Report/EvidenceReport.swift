@@ -180,11 +180,15 @@ public struct EvidenceReport: Sendable {
 
     /// Data first, then new ones, then by time and destination.
     mutating func finish() {
-        groups.sort { a, b in
-            let ka = (a.rules.isEmpty ? 1 : 0, a.baseline.contains("new") ? 0 : 1, a.first ?? .max, a.destination, a.process, a.package)
-            let kb = (b.rules.isEmpty ? 1 : 0, b.baseline.contains("new") ? 0 : 1, b.first ?? .max, b.destination, b.process, b.package)
-            return ka < kb
+        // Keys computed once and an order of indices sorted: comparing the groups
+        // themselves looked the set up and moved the large structs on every comparison.
+        let keys = groups.map { g in (g.rules.isEmpty ? 1 : 0, g.baseline.contains("new") ? 0 : 1, g.first ?? .max) }
+        let order = groups.indices.sorted { i, j in
+            let a = keys[i], b = keys[j]
+            if a != b { return a < b }
+            return (groups[i].destination, groups[i].process, groups[i].package) < (groups[j].destination, groups[j].process, groups[j].package)
         }
+        groups = order.map { groups[$0] }
         groupIndex = [:]
         findings.sort { ($0.severityRank, $0.rule, $0.evidence) < ($1.severityRank, $1.rule, $1.evidence) }
     }
@@ -255,7 +259,15 @@ public struct EvidenceReport: Sendable {
 }
 
 extension EvidenceReport.Finding {
-    var severityRank: Int { ["critical": 0, "high": 1, "medium": 2, "low": 3][severity] ?? 4 }
+    var severityRank: Int {
+        switch severity {
+        case "critical": 0
+        case "high": 1
+        case "medium": 2
+        case "low": 3
+        default: 4
+        }
+    }
 }
 
 /// The report being gathered during a run, shared by the logs that feed it.

@@ -235,10 +235,15 @@ public final class JSONWriter {
     public func bytesField(_ k: StaticString, _ value: [UInt8]) { key(k); bytesString(value) }
 
     public func bytesString(_ value: [UInt8]) {
-        if let text = String(validating: value, as: UTF8.self) {
-            string(text)
-            return
+        // Checked and escaped over the bytes: a String made only to be written out cost
+        // an allocation and the generic validation per header field.
+        let valid = value.withUnsafeBufferPointer { u in
+            guard isWellFormedUTF8(u) else { return false }
+            separator()
+            appendQuoted(utf8: u)
+            return true
         }
+        if valid { return }
         separator()
         var escaped: [UInt8] = []
         escaped.reserveCapacity(value.count * 2)
@@ -334,30 +339,72 @@ public final class JSONWriter {
     /// RFC 8259 string escaping; control characters as \u00XX.
     func appendQuoted(_ s: String) {
         var s = s
-        s.withUTF8 { u in
-            reserve(u.count * 6 + 2)
-            put(UInt8(ascii: "\""))
-            for c in u {
-                switch c {
-                case UInt8(ascii: "\""): put(UInt8(ascii: "\\")); put(c)
-                case UInt8(ascii: "\\"): put(UInt8(ascii: "\\")); put(c)
-                case 0x0A: put(UInt8(ascii: "\\")); put(UInt8(ascii: "n"))
-                case 0x0D: put(UInt8(ascii: "\\")); put(UInt8(ascii: "r"))
-                case 0x09: put(UInt8(ascii: "\\")); put(UInt8(ascii: "t"))
-                case 0..<0x20:
-                    put(UInt8(ascii: "\\")); put(UInt8(ascii: "u")); put(0x30); put(0x30)
-                    put(asciiHexDigit(c >> 4)); put(asciiHexDigit(c & 15))
-                default: put(c)
-                }
+        s.withUTF8 { appendQuoted(utf8: $0) }
+    }
+
+    func appendQuoted(utf8 u: UnsafeBufferPointer<UInt8>) {
+        reserve(u.count * 6 + 2)
+        put(UInt8(ascii: "\""))
+        for c in u {
+            switch c {
+            case UInt8(ascii: "\""): put(UInt8(ascii: "\\")); put(c)
+            case UInt8(ascii: "\\"): put(UInt8(ascii: "\\")); put(c)
+            case 0x0A: put(UInt8(ascii: "\\")); put(UInt8(ascii: "n"))
+            case 0x0D: put(UInt8(ascii: "\\")); put(UInt8(ascii: "r"))
+            case 0x09: put(UInt8(ascii: "\\")); put(UInt8(ascii: "t"))
+            case 0..<0x20:
+                put(UInt8(ascii: "\\")); put(UInt8(ascii: "u")); put(0x30); put(0x30)
+                put(asciiHexDigit(c >> 4)); put(asciiHexDigit(c & 15))
+            default: put(c)
             }
-            put(UInt8(ascii: "\""))
         }
+        put(UInt8(ascii: "\""))
     }
 
     public func newline() {
         append(0x0A)
         needsComma = false
     }
+}
+
+/// Whether `u` is well-formed UTF-8 (Unicode Table 3-7: no overlong forms, surrogates or
+/// code points beyond U+10FFFF), the rule `String(validating:)` applies.
+public func isWellFormedUTF8(_ u: UnsafeBufferPointer<UInt8>) -> Bool {
+    var i = 0
+    let n = u.count
+    while i < n {
+        let b = u[i]
+        if b < 0x80 { i &+= 1; continue }
+        @inline(__always) func continuation(_ j: Int, _ low: UInt8 = 0x80, _ high: UInt8 = 0xBF) -> Bool {
+            j < n && u[j] >= low && u[j] <= high
+        }
+        switch b {
+        case 0xC2...0xDF:
+            guard continuation(i + 1) else { return false }
+            i += 2
+        case 0xE0:
+            guard continuation(i + 1, 0xA0), continuation(i + 2) else { return false }
+            i += 3
+        case 0xE1...0xEC, 0xEE...0xEF:
+            guard continuation(i + 1), continuation(i + 2) else { return false }
+            i += 3
+        case 0xED:
+            guard continuation(i + 1, 0x80, 0x9F), continuation(i + 2) else { return false }
+            i += 3
+        case 0xF0:
+            guard continuation(i + 1, 0x90), continuation(i + 2), continuation(i + 3) else { return false }
+            i += 4
+        case 0xF1...0xF3:
+            guard continuation(i + 1), continuation(i + 2), continuation(i + 3) else { return false }
+            i += 4
+        case 0xF4:
+            guard continuation(i + 1, 0x80, 0x8F), continuation(i + 2), continuation(i + 3) else { return false }
+            i += 4
+        default:
+            return false
+        }
+    }
+    return true
 }
 
 /// RFC 3339 UTC text for a nanosecond timestamp, with microseconds (Zeek's precision).

@@ -139,6 +139,7 @@ extension EvidenceReport {
             rows += "</tr>\n"
         }
         h += rows + "</tbody></table>\n"
+        let missingReasons = self.missingReasons   // computed once here
         if !missingReasons.isEmpty {
             h += "<p>What could not be established:</p>\n<ul>\n"
             for (reason, n) in missingReasons { h += "<li>\(Self.escape(reason)) (\(n) callout\(n == 1 ? "" : "s"))</li>\n" }

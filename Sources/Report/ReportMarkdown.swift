@@ -64,6 +64,7 @@ extension EvidenceReport {
              outcomeCell(g), evidenceCell(g)]
         }
         md += Self.table(["#", "kind", "destination", "count", "first seen", "process (pid)", "package", "how", "purpose", "data", "remediation", "outcome", "evidence"], rows)
+        let missingReasons = self.missingReasons   // computed once here
         if !missingReasons.isEmpty {
             md += "\nWhat could not be established:\n\n"
             for (reason, n) in missingReasons { md += "- \(reason) (\(n) callout\(n == 1 ? "" : "s"))\n" }

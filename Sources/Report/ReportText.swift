@@ -11,10 +11,15 @@ extension EvidenceReport {
     /// `2026-01-01 09:00:01.001 UTC`.
     static func time(_ ns: Int64?) -> String {
         guard let ns else { return "—" }
-        let s = rfc3339(ns)   // 2026-01-01T09:00:01.001000Z
-        let b = Array(s)
-        guard b.count >= 23 else { return s }
-        return String(b[0..<10]) + " " + String(b[11..<23]) + " UTC"
+        // Over the bytes of 2026-01-01T09:00:01.001000Z: the timeline formats thousands.
+        var b: [UInt8] = []
+        b.reserveCapacity(32)
+        appendRFC3339(ns, to: &b)
+        guard b.count >= 23 else { return String(decoding: b, as: UTF8.self) }
+        b[10] = UInt8(ascii: " ")
+        b.removeSubrange(23...)
+        b.append(contentsOf: " UTC".utf8)
+        return String(decoding: b, as: UTF8.self)
     }
 
     /// The evidence statement, as lines (Markdown list items without their marker).

@@ -11,12 +11,14 @@ public enum Masking {
     public static func digest(_ bytes: [UInt8]) -> [UInt8] { SHA256.hash(data: bytes).withUnsafeBytes { Array($0) } }
 
     public static func hex(_ digest: [UInt8]) -> String {
-        var out = [UInt8](repeating: 0, count: digest.count * 2)
-        for (i, byte) in digest.enumerated() {
-            out[2 * i] = asciiHexDigit(byte >> 4)
-            out[2 * i + 1] = asciiHexDigit(byte & 0xF)
+        // Written into the string's own storage: one per finding line.
+        String(unsafeUninitializedCapacity: digest.count * 2) { out in
+            for (i, byte) in digest.enumerated() {
+                out[2 * i] = asciiHexDigit(byte >> 4)
+                out[2 * i + 1] = asciiHexDigit(byte & 0xF)
+            }
+            return digest.count * 2
         }
-        return String(decoding: out, as: UTF8.self)
     }
 
     /// The masked text of `raw` for a finding of `kind`. Always ASCII: other bytes are `*`.

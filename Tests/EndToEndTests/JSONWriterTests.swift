@@ -1,0 +1,47 @@
+import Testing
+import Report
+
+/// The writer checks wire bytes for UTF-8 itself (no String per field): it must agree
+/// with the standard library's rule on every byte sequence, or lines would change.
+@Suite struct JSONWriterTests {
+    func agrees(_ bytes: [UInt8]) -> Bool {
+        let ours = bytes.withUnsafeBufferPointer { isWellFormedUTF8($0) }
+        return ours == (String(validating: bytes, as: UTF8.self) != nil)
+    }
+
+    @Test func utf8BoundariesAgreeWithTheStandardLibrary() {
+        let cases: [[UInt8]] = [
+            [], [0x00], [0x7F], [0x80], [0xBF], [0xC0, 0x80], [0xC1, 0xBF], [0xC2, 0x80], [0xDF, 0xBF], [0xC2],
+            [0xE0, 0x9F, 0x80], [0xE0, 0xA0, 0x80], [0xED, 0x9F, 0xBF], [0xED, 0xA0, 0x80], [0xEF, 0xBF, 0xBF],
+            [0xF0, 0x8F, 0x80, 0x80], [0xF0, 0x90, 0x80, 0x80], [0xF4, 0x8F, 0xBF, 0xBF], [0xF4, 0x90, 0x80, 0x80],
+            [0xF5, 0x80, 0x80, 0x80], [0xFF], [0xE1, 0x80], [0x41, 0xE2, 0x82, 0xAC, 0x42], [0xF0, 0x9F, 0x98],
+        ]
+        for c in cases { #expect(agrees(c), "\(c)") }
+    }
+
+    @Test func randomSequencesAgreeWithTheStandardLibrary() {
+        var generator = SystemRandomNumberGenerator()
+        var disagreements = 0, valid = 0
+        for _ in 0 ..< 200_000 {
+            let length = Int.random(in: 0 ... 7, using: &generator)
+            // Mostly lead and continuation bytes, where the rules are.
+            let bytes = (0 ..< length).map { _ in
+                Bool.random(using: &generator) ? UInt8.random(in: 0x80 ... 0xBF, using: &generator)
+                                               : UInt8.random(in: 0x00 ... 0xFF, using: &generator)
+            }
+            if !agrees(bytes) { disagreements += 1 }
+            if String(validating: bytes, as: UTF8.self) != nil { valid += 1 }
+        }
+        #expect(disagreements == 0)
+        #expect(valid > 1_000)   // both outcomes were exercised
+    }
+
+    @Test func wireBytesAreEscapedOrHexed() {
+        let w = JSONWriter()
+        w.beginObject()
+        w.bytesField("a", Array("say \"hi\"\t\u{1}é".utf8))
+        w.bytesField("b", [0x41, 0xFF, 0x0A, 0xC3])
+        w.endObject()
+        #expect(String(decoding: w.bytes, as: UTF8.self) == #"{"a":"say \"hi\"\t\u0001é","b":"A\\xff\n\\xc3"}"#)
+    }
+}
