@@ -371,70 +371,78 @@ final class AppLayer {
     }
 
     func handleHTTPEvents(_ s: Session, fromOriginator: Bool, _ timestamp: Int64, _ frame: Int) {
-        // Taken by move: each head and body goes on into a transaction without a copy.
-        events.drain(filling: .tunnel) { event in
-            switch event {
-            case .head(let head):
-                if fromOriginator {
+        for i in events.indices {
+            handleHTTPEvent(events.take(i, filling: .tunnel), s, fromOriginator: fromOriginator, timestamp, frame)
+        }
+        events.removeAll(keepingCapacity: true)
+        // Requests beyond the pipelining bound are logged without waiting.
+        while s.httpOpen.count > limits.http.maxPending { emitHTTP(s.httpOpen.removeFirst()) }
+    }
+
+    /// One parser event, owned: each head and body goes on into a transaction by move
+    /// (a copy is a retain of each of its arrays).
+    func handleHTTPEvent(_ event: consuming HTTPEvent, _ s: Session, fromOriginator: Bool, _ timestamp: Int64, _ frame: Int) {
+        switch consume event {
+        case .head(let head):
+            if fromOriginator {
+                var origin = s.origin
+                origin.frame = frame
+                origin.timestamp = timestamp
+                let host = head.header("host")
+                if s.httpHost == nil, let host { s.httpHost = host }
+                s.bodyFirstFrame[0] = frame
+                if scans != nil, let host {
+                    scanField(hostWithoutPort(host), scope: .httpHeader, field: "http.request.host", s, fromOriginator: true,
+                              firstFrame: frame, lastFrame: frame, timestamp: timestamp)
+                }
+                let method = head.method[...]
+                let kind: RequestKind = asciiCaseInsensitiveEquals(method, "head") ? .head
+                    : asciiCaseInsensitiveEquals(method, "connect") ? .connect : .normal
+                if s.httpResponses?.pendingRequests.count ?? 0 < limits.http.maxPending {
+                    s.httpResponses?.pendingRequests.append(kind)
+                }
+                if kind == .connect, s.httpHost == nil { s.httpHost = head.uri }
+                s.httpOpen.append(HTTPTransaction(origin: origin, request: head))
+            } else {
+                var t: HTTPTransaction
+                if !s.httpOpen.isEmpty {
+                    t = s.httpOpen.removeFirst()
+                } else {
                     var origin = s.origin
                     origin.frame = frame
                     origin.timestamp = timestamp
-                    s.httpOpen.append(HTTPTransaction(origin: origin, request: head))
-                    if s.httpHost == nil, let host = head.header("host") { s.httpHost = host }
-                    s.bodyFirstFrame[0] = frame
-                    if scans != nil, let host = head.header("host") {
-                        scanField(hostWithoutPort(host), scope: .httpHeader, field: "http.request.host", s, fromOriginator: true,
-                                  firstFrame: frame, lastFrame: frame, timestamp: timestamp)
-                    }
-                    let method = lowered(head.method)
-                    let kind: RequestKind = method == Array("head".utf8) ? .head : method == Array("connect".utf8) ? .connect : .normal
-                    if s.httpResponses?.pendingRequests.count ?? 0 < limits.http.maxPending {
-                        s.httpResponses?.pendingRequests.append(kind)
-                    }
-                    if method == Array("connect".utf8), s.httpHost == nil { s.httpHost = head.uri }
-                } else {
-                    var t: HTTPTransaction
-                    if !s.httpOpen.isEmpty {
-                        t = s.httpOpen.removeFirst()
-                    } else {
-                        var origin = s.origin
-                        origin.frame = frame
-                        origin.timestamp = timestamp
-                        origin.fromOriginator = false
-                        t = HTTPTransaction(origin: origin)
-                    }
-                    t.response = head
-                    t.responseFrame = frame
-                    s.bodyFirstFrame[1] = frame
-                    if let pending = s.httpCurrentResponse.take() { emitHTTP(pending) }
-                    s.httpCurrentResponse = t
+                    origin.fromOriginator = false
+                    t = HTTPTransaction(origin: origin)
                 }
-            case .body(let body):
-                // Decoded bodies (chunked, gzip, deflate) differ from the raw stream: scan them too.
-                if scans != nil, !body.window.isEmpty, body.contentEncoding != nil || body.decodedBytes != body.wireBytes {
-                    scanField(body.window, scope: .httpBody, field: fromOriginator ? "http.request.body" : "http.response.body", s,
-                              fromOriginator: fromOriginator, firstFrame: s.bodyFirstFrame[fromOriginator ? 0 : 1],
-                              lastFrame: frame, timestamp: timestamp)
-                }
-                if fromOriginator {
-                    if !s.httpOpen.isEmpty { s.httpOpen[s.httpOpen.count - 1].requestBody = body }
-                } else if var t = s.httpCurrentResponse.take() {   // moved out: no copy of its arrays
-                    t.responseBody = body
-                    emitHTTP(t)
-                }
-                if let issue = body.issue { anomaly("http_" + issue) }
-            case .tunnel:
-                if !fromOriginator {
-                    if let t = s.httpCurrentResponse.take() { emitHTTP(t) }
-                    s.httpTunnel = true
-                    stopRawScan(s)   // a CONNECT tunnel carries TLS
-                }
-            case .failure(let why):
-                anomaly("http_" + why)
+                t.response = head
+                t.responseFrame = frame
+                s.bodyFirstFrame[1] = frame
+                if let pending = s.httpCurrentResponse.take() { emitHTTP(pending) }
+                s.httpCurrentResponse = t
             }
+        case .body(let body):
+            // Decoded bodies (chunked, gzip, deflate) differ from the raw stream: scan them too.
+            if scans != nil, !body.window.isEmpty, body.contentEncoding != nil || body.decodedBytes != body.wireBytes {
+                scanField(body.window, scope: .httpBody, field: fromOriginator ? "http.request.body" : "http.response.body", s,
+                          fromOriginator: fromOriginator, firstFrame: s.bodyFirstFrame[fromOriginator ? 0 : 1],
+                          lastFrame: frame, timestamp: timestamp)
+            }
+            if fromOriginator {
+                if !s.httpOpen.isEmpty { s.httpOpen[s.httpOpen.count - 1].requestBody = body }
+            } else if var t = s.httpCurrentResponse.take() {   // moved out: no copy of its arrays
+                t.responseBody = body
+                emitHTTP(t)
+            }
+            if let issue = body.issue { anomaly("http_" + issue) }
+        case .tunnel:
+            if !fromOriginator {
+                if let t = s.httpCurrentResponse.take() { emitHTTP(t) }
+                s.httpTunnel = true
+                stopRawScan(s)   // a CONNECT tunnel carries TLS
+            }
+        case .failure(let why):
+            anomaly("http_" + why)
         }
-        // Requests beyond the pipelining bound are logged without waiting.
-        while s.httpOpen.count > limits.http.maxPending { emitHTTP(s.httpOpen.removeFirst()) }
     }
 
     func emitHTTP(_ t: HTTPTransaction) {

@@ -489,7 +489,7 @@ func trimmed(_ v: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
 }
 
 /// Whether `v` is `lowercased` in any ASCII case (pass the lower-case form).
-func asciiCaseInsensitiveEquals(_ v: ArraySlice<UInt8>, _ lowercased: StaticString) -> Bool {
+public func asciiCaseInsensitiveEquals(_ v: ArraySlice<UInt8>, _ lowercased: StaticString) -> Bool {
     guard v.count == lowercased.utf8CodeUnitCount else { return false }
     let p = lowercased.utf8Start
     var i = 0
