@@ -94,11 +94,8 @@ extension Array {
 
     /// The element at `index`, moved out and replaced by `filler` (see `drain`).
     mutating func take(_ index: Int, filling filler: Element) -> Element {
-        withUnsafeMutableBufferPointer { slots in
-            precondition(index >= 0 && index < slots.count)
-            let element = (slots.baseAddress! + index).move()
-            (slots.baseAddress! + index).initialize(to: filler)
-            return element
-        }
+        var taken = filler
+        swap(&self[index], &taken)   // exchanged in place: neither value is copied
+        return taken
     }
 }
