@@ -8,7 +8,7 @@ public struct EventOrigin: Sendable {
     /// The flow when its session began: endpoints, orientation and input never change.
     public var flow: Flow
     /// The flow's community_id, computed once for all its lines (and its conn line).
-    public var communityID: String
+    public var communityID: CommunityIDText
     public var frame: Int
     public var timestamp: Int64
     /// The event's sender is the flow's originator.
@@ -54,7 +54,7 @@ public struct FlowApplication: Sendable {
     public var domain: String?
     /// Where `domain` came from: sni, http_host, dns.
     public var domainSource: String?
-    public var communityID: String?
+    public var communityID: CommunityIDText?
     public var originatorMissedBytes = 0
     public var responderMissedBytes = 0
     public init() {}

@@ -134,3 +134,44 @@ public enum CommunityID {
         return n
     }
 }
+
+/// A community_id's text held inline (its 30 ASCII bytes in four words, the length in
+/// the last byte): the events and findings of a flow carry it from the decoding thread
+/// to the output thread without a reference count for both cores to pass back and forth.
+public struct CommunityIDText: Hashable, Sendable, CustomStringConvertible {
+    private var w0: UInt64 = 0, w1: UInt64 = 0, w2: UInt64 = 0, w3: UInt64 = 0
+    /// Text bytes it holds at most (the 32nd byte is the length).
+    public static let capacity = 31
+
+    /// The text `write` puts at a pointer (at most `capacity` bytes; it returns the length).
+    public init(_ write: (UnsafeMutablePointer<UInt8>) -> Int) {
+        var room: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        withUnsafeMutableBytes(of: &room) { raw in
+            guard let base = raw.baseAddress else { return }
+            let p = base.assumingMemoryBound(to: UInt8.self)
+            let n = min(max(write(p), 0), Self.capacity)
+            raw[Self.capacity] = UInt8(n)
+        }
+        (w0, w1, w2, w3) = room
+    }
+
+    public init(_ text: String) {
+        var text = text
+        self.init { out in
+            text.withUTF8 { u in
+                let n = min(u.count, Self.capacity)
+                for i in 0 ..< n { out[i] = u[i] }
+                return n
+            }
+        }
+    }
+
+    public var count: Int { withUnsafeBytes(of: self) { Int($0[Self.capacity]) } }
+
+    /// Its bytes, for as long as `body` runs.
+    public func withUTF8<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
+        withUnsafeBytes(of: self) { body(UnsafeRawBufferPointer(rebasing: $0[0 ..< Int($0[Self.capacity])])) }
+    }
+
+    public var description: String { withUTF8 { String(decoding: $0, as: UTF8.self) } }
+}

@@ -120,6 +120,9 @@ public struct Flow: Sendable {
                             sourcePort: originatorPort, destinationPort: responderPort, proto: key.proto)
     }
 
+    /// `communityID` held inline, for the events that carry it across threads.
+    public var communityIDText: CommunityIDText { CommunityIDText { writeCommunityID(to: $0) } }
+
     /// `communityID` written at `out` (room for `CommunityID.textLength`); returns the length.
     public func writeCommunityID(to out: UnsafeMutablePointer<UInt8>) -> Int {
         CommunityID.write(to: out, source: originatorAddress, destination: responderAddress,

@@ -61,12 +61,12 @@ public final class AppLogs: AppEventSink {
     // MARK: DNS
 
     /// Names asked per flow (community id), for the callouts; bounded.
-    var questionsByFlow: [String: [String]] = [:]
+    var questionsByFlow: [CommunityIDText: [String]] = [:]
     public static let maxFlowsWithQuestions = 1 << 18
 
     /// The DNS question names seen on the flow with this community id (first 16,
     /// distinct), handed over when the flow ends: the map holds only flows still open.
-    public func takeQuestions(forFlow communityID: String) -> [String] { questionsByFlow.removeValue(forKey: communityID) ?? [] }
+    public func takeQuestions(forFlow communityID: CommunityIDText) -> [String] { questionsByFlow.removeValue(forKey: communityID) ?? [] }
 
     /// Told of every DNS question, for lookups that are callouts themselves.
     public var callouts: CalloutLog?

@@ -103,7 +103,7 @@ public final class CalloutLog {
         var domainSource: String?
         var transport: String
         var service: String?
-        var communityID: String?
+        var communityID: CommunityIDText?
         var input: Int = -1
         var attribution: Attribution?
         var connState: String?

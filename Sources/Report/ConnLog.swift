@@ -16,8 +16,8 @@ public final class ConnLog {
     public var callouts: CalloutLog?
     /// What other logs noted per flow (rule ids found, DNS names asked), taken as the
     /// flow is written so that they hold only open flows.
-    public var findingsOnFlow: ((String) -> [String])?
-    public var questionsOnFlow: ((String) -> [String])?
+    public var findingsOnFlow: ((CommunityIDText) -> [String])?
+    public var questionsOnFlow: ((CommunityIDText) -> [String])?
 
     public init(directory: String, discard: Bool = false) throws {
         file = try OutputFile(directory: directory, name: "conn.jsonl", discard: discard)

@@ -56,12 +56,12 @@ public final class FindingsLog {
 
     var seen = Set<Key>()
     /// Rule ids found per flow (community id), for the callouts; bounded.
-    var rulesByFlow: [String: [String]] = [:]
+    var rulesByFlow: [CommunityIDText: [String]] = [:]
     public static let maxFlowsWithFindings = 1 << 16
 
     /// Rule ids of the findings on the flow with this community id (repeats included
     /// once), handed over when the flow ends: the map holds only flows still open.
-    public func takeRules(forFlow communityID: String) -> [String] { rulesByFlow.removeValue(forKey: communityID) ?? [] }
+    public func takeRules(forFlow communityID: CommunityIDText) -> [String] { rulesByFlow.removeValue(forKey: communityID) ?? [] }
 
     /// Rules found in what a process sent to a destination (strace buffers), for the
     /// callouts of that process and destination. Bounded like the per-flow map.
@@ -93,7 +93,7 @@ public final class FindingsLog {
         report.report.add(x)
     }
 
-    func noteFlow(_ communityID: String, _ rule: String) {
+    func noteFlow(_ communityID: CommunityIDText, _ rule: String) {
         if let i = rulesByFlow.index(forKey: communityID) {
             if rulesByFlow.values[i].count < 32, !rulesByFlow.values[i].contains(rule) { rulesByFlow.values[i].append(rule) }
         } else if rulesByFlow.count < Self.maxFlowsWithFindings {

@@ -204,6 +204,17 @@ public final class JSONWriter {
     }
 
     /// A string field whose value is known to need no escaping (addresses, identifiers).
+    public func plainField(_ k: StaticString, _ id: CommunityIDText) {
+        key(k)
+        id.withUTF8 { u in
+            reserve(u.count + 2)
+            put(UInt8(ascii: "\""))
+            put(u)
+            put(UInt8(ascii: "\""))
+        }
+        needsComma = true
+    }
+
     public func plainField(_ k: StaticString, _ value: String) {
         key(k)
         var value = value
