@@ -5,8 +5,8 @@ import Wire
 /// Where an application-layer event was seen: its flow (as it was at the time), the
 /// first frame and time, and the input it came from.
 public struct EventOrigin: Sendable {
-    /// The flow when its session began: endpoints, orientation and input never change.
-    public var flow: Flow
+    /// The flow's endpoints, orientation and input (they never change).
+    public var flow: FlowIdentity
     /// The flow's community_id, computed once for all its lines (and its conn line).
     public var communityID: CommunityIDText
     public var frame: Int

@@ -123,7 +123,7 @@ final class AppLayer {
                 else if flow.pointee.session == -2 { scanDatagram(p, flow: flow, timestamp: timestamp, frame: frame) }
             }
             guard let kind = classified else { return }
-            session = Session(kind: kind, origin: EventOrigin(flow: flow.pointee, communityID: flow.pointee.communityIDText,
+            session = Session(kind: kind, origin: EventOrigin(flow: flow.pointee.identity, communityID: flow.pointee.communityIDText,
                                                               frame: frame, timestamp: timestamp, fromOriginator: fromOriginator))
             if kind == .dns {
                 let ports = (p.srcPort, p.dstPort)

@@ -380,7 +380,7 @@ extension AppLayer {
     /// A UDP datagram of a flow no decoder claimed (DNS and QUIC are handled by field).
     func scanDatagram(_ p: Packet, flow: UnsafeMutablePointer<Flow>, timestamp: Int64, frame: Int) {
         guard let scans, p.payload.count > 0 else { return }
-        var origin = EventOrigin(flow: flow.pointee, communityID: flow.pointee.communityIDText, frame: frame, timestamp: timestamp)
+        var origin = EventOrigin(flow: flow.pointee.identity, communityID: flow.pointee.communityIDText, frame: frame, timestamp: timestamp)
         origin.fromOriginator = p.src == flow.pointee.originatorAddress && p.srcPort == flow.pointee.originatorPort
         scans.field(p.payload, scope: .udp, field: "udp.payload", origin: origin, lastFrame: frame,
                     domain: passiveDNS.name(for: flow.pointee.responderAddress))

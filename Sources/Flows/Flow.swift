@@ -120,6 +120,9 @@ public struct Flow: Sendable {
                             sourcePort: originatorPort, destinationPort: responderPort, proto: key.proto)
     }
 
+    /// Who talked to whom, without the counters: what an event needs of its flow.
+    public var identity: FlowIdentity { FlowIdentity(key: key, originatorIsLow: originatorIsLow, input: input) }
+
     /// `communityID` held inline, for the events that carry it across threads.
     public var communityIDText: CommunityIDText { CommunityIDText { writeCommunityID(to: $0) } }
 
@@ -268,4 +271,24 @@ public struct Flow: Sendable {
         }
         if fromOriginator { originatorState = mine; responderState = peer } else { responderState = mine; originatorState = peer }
     }
+}
+
+/// A flow's endpoints, orientation and input: the part of a `Flow` that never changes.
+/// Events carry this (56 bytes) rather than the whole flow (192): each event is moved
+/// from stage to stage of the pipeline, and all of it is copied each time.
+public struct FlowIdentity: Sendable {
+    public var key: FlowKey
+    public var originatorIsLow: Bool
+    public var input: Int
+
+    public init(key: FlowKey, originatorIsLow: Bool, input: Int) {
+        self.key = key
+        self.originatorIsLow = originatorIsLow
+        self.input = input
+    }
+
+    public var originatorAddress: IPAddress { originatorIsLow ? key.lowAddress : key.highAddress }
+    public var responderAddress: IPAddress { originatorIsLow ? key.highAddress : key.lowAddress }
+    public var originatorPort: UInt16 { originatorIsLow ? key.lowPort : key.highPort }
+    public var responderPort: UInt16 { originatorIsLow ? key.highPort : key.lowPort }
 }

@@ -672,7 +672,7 @@ public struct InputPaths {
 extension JSONWriter {
     /// `source` and `destination` of a line about a flow (originator as source, as Zeek's
     /// orig), with the name the software asked for as `destination.domain`.
-    func flowEndpoints(_ flow: Flow, domain: [UInt8]?) {
+    func flowEndpoints(_ flow: FlowIdentity, domain: [UInt8]?) {
         beginObject("source")
         ipField("ip", flow.originatorAddress)
         field("port", Int(flow.originatorPort))
