@@ -371,10 +371,7 @@ final class AppLayer {
     }
 
     func handleHTTPEvents(_ s: Session, fromOriginator: Bool, _ timestamp: Int64, _ frame: Int) {
-        for i in events.indices {
-            handleHTTPEvent(events.take(i, filling: .tunnel), s, fromOriginator: fromOriginator, timestamp, frame)
-        }
-        events.removeAll(keepingCapacity: true)
+        events.drain(filling: .tunnel) { handleHTTPEvent($0, s, fromOriginator: fromOriginator, timestamp, frame) }
         // Requests beyond the pipelining bound are logged without waiting.
         while s.httpOpen.count > limits.http.maxPending { emitHTTP(s.httpOpen.removeFirst()) }
     }

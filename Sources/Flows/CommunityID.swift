@@ -155,19 +155,6 @@ public struct CommunityIDText: Hashable, Sendable, CustomStringConvertible {
         (w0, w1, w2, w3) = room
     }
 
-    public init(_ text: String) {
-        var text = text
-        self.init { out in
-            text.withUTF8 { u in
-                let n = min(u.count, Self.capacity)
-                for i in 0 ..< n { out[i] = u[i] }
-                return n
-            }
-        }
-    }
-
-    public var count: Int { withUnsafeBytes(of: self) { Int($0[Self.capacity]) } }
-
     /// Its bytes, for as long as `body` runs.
     public func withUTF8<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
         withUnsafeBytes(of: self) { body(UnsafeRawBufferPointer(rebasing: $0[0 ..< Int($0[Self.capacity])])) }

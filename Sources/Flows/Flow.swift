@@ -60,7 +60,7 @@ public struct FlowHistory: Sendable {
 /// Fields go widest first (Swift lays them out in declaration order): a million live
 /// flows is most of the memory a run may take, and this order holds one in 192 bytes
 /// where the natural grouping took 224.
-public struct Flow: Sendable {
+public struct Flow: OrientedFlow, Sendable {
     public var key: FlowKey
     public var firstTimestamp: Int64
     public var lastTimestamp: Int64
@@ -109,11 +109,6 @@ public struct Flow: Sendable {
 
     public var originatorISN: UInt32? { originatorISNKnown ? originatorISNValue : nil }
     public var responderISN: UInt32? { responderISNKnown ? responderISNValue : nil }
-
-    public var originatorAddress: IPAddress { originatorIsLow ? key.lowAddress : key.highAddress }
-    public var responderAddress: IPAddress { originatorIsLow ? key.highAddress : key.lowAddress }
-    public var originatorPort: UInt16 { originatorIsLow ? key.lowPort : key.highPort }
-    public var responderPort: UInt16 { originatorIsLow ? key.highPort : key.lowPort }
 
     public var communityID: String {
         CommunityID.compute(source: originatorAddress, destination: responderAddress,
@@ -276,7 +271,7 @@ public struct Flow: Sendable {
 /// A flow's endpoints, orientation and input: the part of a `Flow` that never changes.
 /// Events carry this (56 bytes) rather than the whole flow (192): each event is moved
 /// from stage to stage of the pipeline, and all of it is copied each time.
-public struct FlowIdentity: Sendable {
+public struct FlowIdentity: OrientedFlow, Sendable {
     public var key: FlowKey
     public var originatorIsLow: Bool
     public var input: Int
@@ -286,7 +281,16 @@ public struct FlowIdentity: Sendable {
         self.originatorIsLow = originatorIsLow
         self.input = input
     }
+}
 
+/// A flow key and which of its endpoints opened the flow: the endpoints as originator
+/// and responder, for a whole flow and for the identity its events carry alike.
+public protocol OrientedFlow {
+    var key: FlowKey { get }
+    var originatorIsLow: Bool { get }
+}
+
+extension OrientedFlow {
     public var originatorAddress: IPAddress { originatorIsLow ? key.lowAddress : key.highAddress }
     public var responderAddress: IPAddress { originatorIsLow ? key.highAddress : key.lowAddress }
     public var originatorPort: UInt16 { originatorIsLow ? key.lowPort : key.highPort }

@@ -478,8 +478,6 @@ public struct HTTPParser {
 }
 
 @inline(__always) func asciiLower(_ b: UInt8) -> UInt8 { b >= 0x41 && b <= 0x5A ? b | 0x20 : b }
-public func lowered(_ v: [UInt8]) -> [UInt8] { v.map(asciiLower) }
-
 /// `v` without leading blanks and trailing blanks or CR, as a slice (no copy).
 func trimmed(_ v: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
     var s = v
@@ -498,12 +496,6 @@ public func asciiCaseInsensitiveEquals(_ v: ArraySlice<UInt8>, _ lowercased: Sta
         i += 1
     }
     return true
-}
-func trim(_ v: [UInt8]) -> [UInt8] {
-    var s = v[...]
-    while let f = s.first, f == 0x20 || f == 0x09 { s = s.dropFirst() }
-    while let l = s.last, l == 0x20 || l == 0x09 || l == 0x0D { s = s.dropLast() }
-    return Array(s)
 }
 
 /// The host of a Host header or CONNECT target without its port ("[v6]:443" → "v6").

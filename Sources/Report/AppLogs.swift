@@ -221,7 +221,7 @@ public final class AppLogs: AppEventSink {
         writer.beginObject("phonehome")
         writer.field("frame", t.origin.frame)
         if let f = t.responseFrame { writer.field("response_frame", f) }
-        if let q = t.request, lowered(q.method) == Array("connect".utf8) { writer.bytesField("connect_target", q.uri) }
+        if let q = t.request, asciiCaseInsensitiveEquals(q.method[...], "connect") { writer.bytesField("connect_target", q.uri) }
         for (name, body) in [("request", t.requestBody), ("response", t.responseBody)] {
             guard let body else { continue }
             if body.contentEncoding != nil || body.incomplete || body.issue != nil || body.windowTruncated {

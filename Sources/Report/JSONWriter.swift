@@ -204,26 +204,20 @@ public final class JSONWriter {
     }
 
     /// A string field whose value is known to need no escaping (addresses, identifiers).
-    public func plainField(_ k: StaticString, _ id: CommunityIDText) {
-        key(k)
-        id.withUTF8 { u in
-            reserve(u.count + 2)
-            put(UInt8(ascii: "\""))
-            put(u)
-            put(UInt8(ascii: "\""))
-        }
-        needsComma = true
-    }
+    public func plainField(_ k: StaticString, _ id: CommunityIDText) { id.withUTF8 { plainField(k, utf8: $0) } }
 
     public func plainField(_ k: StaticString, _ value: String) {
-        key(k)
         var value = value
-        value.withUTF8 { u in
-            reserve(u.count + 2)
-            put(UInt8(ascii: "\""))
-            put(UnsafeRawBufferPointer(u))
-            put(UInt8(ascii: "\""))
-        }
+        value.withUTF8 { plainField(k, utf8: UnsafeRawBufferPointer($0)) }
+    }
+
+    /// Quoted as they are: for text known to need no escaping.
+    func plainField(_ k: StaticString, utf8 u: UnsafeRawBufferPointer) {
+        key(k)
+        reserve(u.count + 2)
+        put(UInt8(ascii: "\""))
+        put(u)
+        put(UInt8(ascii: "\""))
         needsComma = true
     }
 
