@@ -451,16 +451,36 @@ public final class RuleEngine {
 
     var hasGatedPatterns: Bool { gatedDB != nil }
 
-    /// The gated patterns over `bytes` (stream offset `offset`), when the gate lets them
-    /// through; hits are added to the collector with stream offsets.
+    /// The gated patterns over `bytes` (stream offset `offset`), only where the gate lets
+    /// them through; hits are added to the collector with stream offsets. Each scanned
+    /// slice is a run of the gate's bytes (nearby runs merged) with the byte on either
+    /// side, outside the set, so `\b` sees what it would over the whole of `bytes` and no
+    /// match can start or end in that byte: the hits are those of one scan of `bytes`.
+    /// Scanning whole 16 KiB batches that held a run cost more than the stream patterns
+    /// over everything.
     func scanGated(_ bytes: UnsafeRawBufferPointer, at offset: Int) {
-        guard let gatedDB, let gate, let base = bytes.baseAddress, gate.admits(bytes) else { return }
-        collector.base = offset
-        defer { collector.base = 0 }
-        let rc = hs_scan(gatedDB, base.assumingMemoryBound(to: CChar.self), UInt32(clamping: bytes.count), 0, scratch,
-                         HitCollector.onMatch, Unmanaged.passUnretained(collector).toOpaque())
-        if rc != HS_SUCCESS && rc != HS_SCAN_TERMINATED { counters.scanErrors += 1 }
+        guard let gatedDB, let gate, let base = bytes.baseAddress else { return }
+        var pending: Range<Int>? = nil
+        func scan(_ run: Range<Int>) {
+            let from = max(0, run.lowerBound - 1), to = min(bytes.count, run.upperBound + 1)
+            collector.base = offset + from
+            let rc = hs_scan(gatedDB, (base + from).assumingMemoryBound(to: CChar.self), UInt32(clamping: to - from), 0, scratch,
+                             HitCollector.onMatch, Unmanaged.passUnretained(collector).toOpaque())
+            if rc != HS_SUCCESS && rc != HS_SCAN_TERMINATED { counters.scanErrors += 1 }
+        }
+        gate.forEachRun(in: bytes) { run in
+            // A call costs about as much as scanning a few hundred bytes.
+            if let p = pending, run.lowerBound - p.upperBound <= Self.gatedRunMerge {
+                pending = p.lowerBound ..< run.upperBound
+            } else {
+                if let p = pending { scan(p) }
+                pending = run
+            }
+        }
+        if let p = pending { scan(p) }
+        collector.base = 0
     }
+    static let gatedRunMerge = 256
 
     func openStream() -> OpaquePointer? {
         guard let streamDB else { return nil }

@@ -32,23 +32,34 @@ struct RunGate {
         minLength = min(minLength, other.minLength)
     }
 
-    /// True when `bytes` holds `minLength` consecutive bytes of the set.
-    func admits(_ bytes: UnsafeRawBufferPointer) -> Bool {
+    /// The maximal runs of bytes of the set at least `minLength` long, in order, as
+    /// ranges of `bytes`: a gated pattern's match lies inside one of them.
+    func forEachRun(in bytes: UnsafeRawBufferPointer, _ body: (Range<Int>) -> Void) {
         let n = bytes.count, length = minLength
-        guard n >= length, length > 0 else { return false }
-        return member.withUnsafeBufferPointer { member in
+        guard n >= length, length > 0 else { return }
+        member.withUnsafeBufferPointer { member in
             // `end` is the last byte of a candidate run: outside the set, no run ending in
-            // the next `length` bytes can include it.
-            var end = length - 1
+            // the next `length` bytes can include it. Bytes before `floor` are decided.
+            var end = length - 1, floor = 0
             while end < n {
                 guard member[Int(bytes[end])] else { end += length; continue }
-                var k = 1
-                while k < length && member[Int(bytes[end - k])] { k += 1 }
-                if k == length { return true }
-                end += length - k   // the run found starts after end - k
+                var start = end
+                while start > floor && member[Int(bytes[start - 1])] { start -= 1 }
+                var after = end + 1
+                while after < n && member[Int(bytes[after])] { after += 1 }
+                if after - start >= length { body(start ..< after) }
+                // `after` is outside the set: the next run starts beyond it.
+                floor = after
+                end = after + length
             }
-            return false
         }
+    }
+
+    /// True when `bytes` holds `minLength` consecutive bytes of the set.
+    func admits(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        var found = false
+        forEachRun(in: bytes) { _ in found = true }
+        return found
     }
 }
 

@@ -2,8 +2,8 @@
 import Testing
 
 /// The run gate in front of class-only patterns: which bytes a pattern consumes (read
-/// from its syntax), which patterns get a gate, and the skipping run test against a
-/// plain count on every position.
+/// from its syntax), which patterns get a gate, and the skipping run search against a
+/// plain scan of every position.
 @Suite struct RunGateTests {
     func members(_ expression: String, caseless: Bool = false) -> String? {
         guard var reader = ConsumedBytes(expression, caseless: caseless), let set = reader.parse() else { return nil }
@@ -35,12 +35,21 @@ import Testing
         #expect(merged?.minLength == 13 && merged?.member[Int(UInt8(ascii: "Q"))] == true)
     }
 
-    @Test func admitsExactlyTheRuns() {
+    @Test func findsExactlyTheRuns() {
         let gate = RunGate.of(#"[0-9A-Z]{9}"#, caseless: false, minWidth: 9)!
-        func plain(_ b: [UInt8]) -> Bool {
-            var run = 0
-            for x in b { run = gate.member[Int(x)] ? run + 1 : 0; if run >= 9 { return true } }
-            return false
+        func plain(_ b: [UInt8]) -> [Range<Int>] {
+            var runs: [Range<Int>] = [], start = 0
+            for i in 0 ... b.count {
+                if i < b.count && gate.member[Int(b[i])] { continue }
+                if i - start >= 9 { runs.append(start ..< i) }
+                start = i + 1
+            }
+            return runs
+        }
+        func runs(_ b: [UInt8]) -> [Range<Int>] {
+            var found: [Range<Int>] = []
+            b.withUnsafeBytes { gate.forEachRun(in: $0) { found.append($0) } }
+            return found
         }
         // Random bytes from a small alphabet (half in the set): runs of every length, at
         // the start, the end and across every position.
@@ -53,10 +62,12 @@ import Testing
                     state = state &* 6364136223846793005 &+ 1442695040888963407
                     b.append(alphabet[Int(state >> 59) % alphabet.count])
                 }
-                #expect(b.withUnsafeBytes { gate.admits($0) } == plain(b), "\(String(decoding: b, as: UTF8.self))")
+                #expect(runs(b) == plain(b), "\(String(decoding: b, as: UTF8.self))")
+                #expect(b.withUnsafeBytes { gate.admits($0) } == !plain(b).isEmpty)
             }
         }
-        #expect(Array("xx123456789".utf8).withUnsafeBytes { gate.admits($0) })
-        #expect(!Array("12345678-12345678".utf8).withUnsafeBytes { gate.admits($0) })
+        #expect(runs(Array("xx123456789".utf8)) == [2 ..< 11])
+        #expect(runs(Array("12345678-12345678".utf8)).isEmpty)
+        #expect(runs(Array("123456789x123456789012".utf8)) == [0 ..< 9, 10 ..< 22])
     }
 }
