@@ -42,9 +42,11 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "CryptoExtras", package: "swift-crypto"),
         ], swiftSettings: hotPath),
+        // The run search in front of class-only patterns, 16 bytes per SSE2 instruction.
+        .target(name: "CRunScan"),
         // Rule packs (YAML), validators, and the Vectorscan + PCRE2 scanning engine.
         .target(name: "Rules", dependencies: [
-            "CHyperscan", "CPCRE2", "Wire",
+            "CHyperscan", "CPCRE2", "CRunScan", "Wire",
             .product(name: "Yams", package: "Yams"),
             .product(name: "Crypto", package: "swift-crypto"),
         ], swiftSettings: hotPath),

@@ -1,3 +1,4 @@
+import CRunScan
 /// A cheap necessary condition for some patterns to match, tested on a stream's bytes
 /// before Vectorscan runs them. Patterns made only of character classes and quantifiers
 /// (card numbers, IBANs, US SSNs) have no literal for Vectorscan to anchor on: it runs a
@@ -10,8 +11,16 @@
 /// 16 KB stream batches have such a run and only those go through the gated patterns.
 struct RunGate {
     /// `member[b]`: byte `b` may be consumed by a gated pattern.
-    private(set) var member: [Bool]
+    private(set) var member: [Bool] { didSet { runSet = RunSet(member) } }
     private(set) var minLength: Int
+    /// The set as the C search takes it.
+    private(set) var runSet: RunSet
+
+    init(member: [Bool], minLength: Int) {
+        self.member = member
+        self.minLength = minLength
+        runSet = RunSet(member)
+    }
 
     /// Gates shorter than this, or with lower-case letters or line ends in their set,
     /// would let most text through: such a pattern stays with the others.
@@ -28,29 +37,29 @@ struct RunGate {
 
     /// One gate for several patterns: the union of their sets and the shortest length.
     mutating func merge(_ other: RunGate) {
-        for b in 0 ..< 256 where other.member[b] { member[b] = true }
+        var union = member
+        for b in 0 ..< 256 where other.member[b] { union[b] = true }
+        member = union
         minLength = min(minLength, other.minLength)
     }
 
     /// The maximal runs of bytes of the set at least `minLength` long, in order, as
-    /// ranges of `bytes`: a gated pattern's match lies inside one of them.
-    func forEachRun(in bytes: UnsafeRawBufferPointer, _ body: (Range<Int>) -> Void) {
-        let n = bytes.count, length = minLength
-        guard n >= length, length > 0 else { return }
-        member.withUnsafeBufferPointer { member in
-            // `end` is the last byte of a candidate run: outside the set, no run ending in
-            // the next `length` bytes can include it. Bytes before `floor` are decided.
-            var end = length - 1, floor = 0
-            while end < n {
-                guard member[Int(bytes[end])] else { end += length; continue }
-                var start = end
-                while start > floor && member[Int(bytes[start - 1])] { start -= 1 }
-                var after = end + 1
-                while after < n && member[Int(bytes[after])] { after += 1 }
-                if after - start >= length { body(start ..< after) }
-                // `after` is outside the set: the next run starts beyond it.
-                floor = after
-                end = after + length
+    /// ranges of `bytes`: a gated pattern's match lies inside one of them. `method`
+    /// forces a way of testing bytes (tests); by default the fastest this CPU has.
+    func forEachRun(in bytes: UnsafeRawBufferPointer, method: phonehome_run_method? = nil, _ body: (Range<Int>) -> Void) {
+        // A run of 64 is necessary for a longer gate: the search takes up to 64.
+        let n = bytes.count, length = min(minLength, 64)
+        guard n >= length, length > 0, let base = bytes.baseAddress else { return }
+        runSet.table.withUnsafeBufferPointer { table in
+            var set = runSet.set
+            set.member = table.baseAddress
+            set.min_length = length
+            var from = 0, end = 0
+            while from < n {
+                let start = phonehome_next_run(base.assumingMemoryBound(to: UInt8.self), n, from, &set, method ?? runSet.method, &end)
+                guard start < n else { return }
+                body(start ..< end)
+                from = end + 1   // the byte at `end` is outside the set
             }
         }
     }
@@ -60,6 +69,60 @@ struct RunGate {
         var found = false
         forEachRun(in: bytes) { _ in found = true }
         return found
+    }
+}
+
+/// A gate's set in the forms the C run search takes (`phonehome_run_set`), and the
+/// fastest method this CPU has for it: nibble tables with AVX2 (32 bytes per
+/// instruction, any set whose bytes have at most 8 distinct high nibbles), ranges with
+/// SSE2, or one byte at a time.
+struct RunSet {
+    let set: phonehome_run_set
+    /// The set as 0/1 bytes, for the bytes the search tests one at a time.
+    let table: [UInt8]
+    let method: phonehome_run_method
+    static let hasAVX2 = phonehome_run_method_available(phonehome_run_avx2) != 0
+
+    init(_ member: [Bool]) {
+        table = member.map { $0 ? 1 : 0 }
+        var set = phonehome_run_set()
+        var ranges: [(lo: Int, hi: Int)] = []
+        var b = 0
+        while b < 256 {
+            guard member[b] else { b += 1; continue }
+            var hi = b
+            while hi + 1 < 256 && member[hi + 1] { hi += 1 }
+            ranges.append((b, hi))
+            b = hi + 1
+        }
+        if ranges.count <= 8 {
+            withUnsafeMutableBytes(of: &set.lo) { lo in
+                withUnsafeMutableBytes(of: &set.width) { width in
+                    for (r, range) in ranges.enumerated() {
+                        lo[r] = UInt8(range.lo)
+                        width[r] = UInt8(range.hi - range.lo)
+                    }
+                }
+            }
+            set.count = Int32(ranges.count)
+        }
+        // One bit per distinct high nibble: byte b is in the set when its low nibble's
+        // entry has the bit of its high nibble.
+        let highs = (0 ..< 16).filter { h in (0 ..< 16).contains { member[h << 4 | $0] } }
+        if highs.count <= 8 {
+            withUnsafeMutableBytes(of: &set.low_nibble) { low in
+                withUnsafeMutableBytes(of: &set.high_nibble) { high in
+                    for (bit, h) in highs.enumerated() {
+                        high[h] = 1 << bit
+                        for l in 0 ..< 16 where member[h << 4 | l] { low[l] |= 1 << bit }
+                    }
+                }
+            }
+            set.nibbles = 1
+        }
+        method = set.nibbles != 0 && Self.hasAVX2 ? phonehome_run_avx2
+            : set.count > 0 && phonehome_run_method_available(phonehome_run_sse2) != 0 ? phonehome_run_sse2 : phonehome_run_bytewise
+        self.set = set
     }
 }
 

@@ -1,3 +1,4 @@
+import CRunScan
 @testable import Rules
 import Testing
 
@@ -24,6 +25,23 @@ import Testing
         }
     }
 
+    /// Sets too scattered for the vector forms are searched byte by byte, with the same
+    /// runs; the rule packs' gate takes the fastest form.
+    @Test func scatteredSetsAreSearchedByteByByte() {
+        // 9 ranges and 9 high nibbles: neither vector form.
+        var member = [Bool](repeating: false, count: 256)
+        for b in [0x10, 0x20, 0x30, 0x40, 0x50, 0x80, 0x90, 0xA0, 0xB0] { member[b] = true }
+        let gate = RunGate(member: member, minLength: 3)
+        #expect(gate.runSet.method == phonehome_run_bytewise)
+        let text: [UInt8] = [0x41, 0x10, 0x20, 0x30, 0x41, 0x90, 0xA0, 0x41, 0xB0, 0x80, 0x50, 0x40]
+        var found: [Range<Int>] = []
+        text.withUnsafeBytes { gate.forEachRun(in: $0) { found.append($0) } }
+        #expect(found == [1 ..< 4, 8 ..< 12])
+        let packs = RunGate.of("[0-9A-Z -]{10}", caseless: false, minWidth: 10)!
+        #expect(packs.runSet.set.count == 4 && packs.runSet.set.nibbles == 1)
+        #expect(packs.runSet.method == (RunSet.hasAVX2 ? phonehome_run_avx2 : phonehome_run_sse2))
+    }
+
     @Test func whichPatternsAreGated() {
         #expect(RunGate.of(#"\d{3}-\d{2}-\d{4}"#, caseless: false, minWidth: 11)?.minLength == 11)
         #expect(RunGate.of(#"\d{3}-\d{2}"#, caseless: false, minWidth: 6) == nil)          // too short to select
@@ -46,16 +64,25 @@ import Testing
             }
             return runs
         }
+        // Every way of testing bytes this CPU has must find the same runs.
+        let methods = [phonehome_run_bytewise, phonehome_run_sse2, phonehome_run_avx2].filter { phonehome_run_method_available($0) != 0 }
+        #expect(!methods.isEmpty)
         func runs(_ b: [UInt8]) -> [Range<Int>] {
             var found: [Range<Int>] = []
             b.withUnsafeBytes { gate.forEachRun(in: $0) { found.append($0) } }
+            for method in methods {
+                var other: [Range<Int>] = []
+                b.withUnsafeBytes { gate.forEachRun(in: $0, method: method) { other.append($0) } }
+                #expect(other == found, "method \(method.rawValue)")
+            }
             return found
         }
         // Random bytes from a small alphabet (half in the set): runs of every length, at
         // the start, the end and across every position.
         var state: UInt64 = 0x9E3779B97F4A7C15
         let alphabet = Array("09AZaz -".utf8)
-        for length in [0, 1, 8, 9, 10, 17, 64, 300] {
+        // Past 64 bytes the search goes a block at a time: runs across block ends.
+        for length in [0, 1, 8, 9, 10, 17, 63, 64, 65, 127, 128, 300, 1000] {
             for _ in 0 ..< 400 {
                 var b: [UInt8] = []
                 for _ in 0 ..< length {
@@ -65,6 +92,12 @@ import Testing
                 #expect(runs(b) == plain(b), "\(String(decoding: b, as: UTF8.self))")
                 #expect(b.withUnsafeBytes { gate.admits($0) } == !plain(b).isEmpty)
             }
+        }
+        // Long runs, and runs longer than a block.
+        for (prefix, run, suffix) in [(0, 200, 0), (3, 70, 5), (61, 9, 60), (55, 64, 1), (64, 64, 64), (1, 8, 200)] {
+            let b = [UInt8](repeating: UInt8(ascii: "x"), count: prefix) + [UInt8](repeating: UInt8(ascii: "7"), count: run)
+                + [UInt8](repeating: UInt8(ascii: "x"), count: suffix)
+            #expect(runs(b) == plain(b), "\(prefix) \(run) \(suffix)")
         }
         #expect(runs(Array("xx123456789".utf8)) == [2 ..< 11])
         #expect(runs(Array("12345678-12345678".utf8)).isEmpty)

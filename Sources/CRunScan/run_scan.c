@@ -1,0 +1,137 @@
+#include "run_scan.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define PHONEHOME_X86 1
+#endif
+
+/// Bit k set when a run of set bytes at least `length` long ends at byte k of the block
+/// (bit k is byte k); runs are not followed into the bytes before the block.
+static inline uint64_t run_ends(uint64_t m, size_t length) {
+    uint64_t x = m;
+    size_t have = 1;
+    while (have * 2 <= length) {
+        x &= x << have;
+        have *= 2;
+    }
+    if (have < length) x &= x << (length - have);
+    return x;
+}
+
+static inline size_t extend(const uint8_t *bytes, size_t n, size_t at, const uint8_t *member) {
+    while (at < n && member[bytes[at]]) at++;
+    return at;
+}
+
+/// Which 64-byte blocks to search: given the block's bits, either a run's start (and *end)
+/// or how far to move on. Shared by the vector methods.
+static inline int block_result(uint64_t m, size_t i, size_t length, const uint8_t *bytes, size_t n,
+                               const uint8_t *member, size_t *start, size_t *end, size_t *next) {
+    uint64_t ends = run_ends(m, length);
+    if (ends == 0) {
+        // A run touching the block's end may go on in the next bytes: the next block
+        // starts where it starts (it is shorter than `length`, so the search moves on).
+        size_t trailing = ~m == 0 ? 64 : (size_t)__builtin_clzll(~m);
+        *next = i + 64 - trailing;
+        return 0;
+    }
+    size_t k = (size_t)__builtin_ctzll(ends);
+    *start = i + k + 1 - length;
+    *end = extend(bytes, n, i + k + 1, member);
+    return 1;
+}
+
+#ifdef PHONEHOME_X86
+/// 16 bytes per instruction, each tested against every range.
+/// Each block search returns 1 with a run (*start, *end), or 0 with *at where fewer than
+/// 64 bytes are left to search.
+static int next_run_sse2(const uint8_t *bytes, size_t n, size_t *at, const phonehome_run_set *set, size_t *start, size_t *end) {
+    size_t i = *at;
+    __m128i lo[8], width[8];
+    const int count = set->count < 8 ? set->count : 8;
+    for (int r = 0; r < count; r++) {
+        lo[r] = _mm_set1_epi8((char)set->lo[r]);
+        width[r] = _mm_set1_epi8((char)set->width[r]);
+    }
+    while (i + 64 <= n) {
+        uint64_t m = 0;
+        for (int c = 0; c < 4; c++) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(bytes + i + 16 * c));
+            __m128i in = _mm_setzero_si128();
+            for (int r = 0; r < count; r++) {
+                __m128i d = _mm_sub_epi8(v, lo[r]);
+                in = _mm_or_si128(in, _mm_cmpeq_epi8(_mm_min_epu8(d, width[r]), d));
+            }
+            m |= (uint64_t)(uint16_t)_mm_movemask_epi8(in) << (16 * c);
+        }
+        if (block_result(m, i, set->min_length, bytes, n, set->member, start, end, &i)) return 1;
+    }
+    *at = i;
+    return 0;
+}
+
+/// 32 bytes per instruction, by their two nibbles (two table lookups whatever the set).
+__attribute__((target("avx2")))
+static int next_run_avx2(const uint8_t *bytes, size_t n, size_t *at, const phonehome_run_set *set, size_t *start, size_t *end) {
+    size_t i = *at;
+    const __m256i low_table = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)set->low_nibble));
+    const __m256i high_table = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)set->high_nibble));
+    const __m256i nibble = _mm256_set1_epi8(0x0F);
+    const __m256i zero = _mm256_setzero_si256();
+    while (i + 64 <= n) {
+        uint64_t m = 0;
+        for (int c = 0; c < 2; c++) {
+            __m256i v = _mm256_loadu_si256((const __m256i *)(bytes + i + 32 * c));
+            __m256i low = _mm256_shuffle_epi8(low_table, _mm256_and_si256(v, nibble));
+            __m256i high = _mm256_shuffle_epi8(high_table, _mm256_and_si256(_mm256_srli_epi16(v, 4), nibble));
+            __m256i out = _mm256_cmpeq_epi8(_mm256_and_si256(low, high), zero);
+            m |= (uint64_t)(uint32_t)~_mm256_movemask_epi8(out) << (32 * c);
+        }
+        if (block_result(m, i, set->min_length, bytes, n, set->member, start, end, &i)) return 1;
+    }
+    *at = i;
+    return 0;
+}
+#endif
+
+int phonehome_run_method_available(phonehome_run_method method) {
+    switch (method) {
+    case phonehome_run_bytewise:
+        return 1;
+#ifdef PHONEHOME_X86
+    case phonehome_run_sse2:
+        return 1;
+    case phonehome_run_avx2:
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx2");
+#endif
+    default:
+        return 0;
+    }
+}
+
+size_t phonehome_next_run(const uint8_t *bytes, size_t n, size_t from, const phonehome_run_set *set,
+                          phonehome_run_method method, size_t *end) {
+    const size_t length = set->min_length;
+    const uint8_t *member = set->member;
+    if (length == 0 || length > 64) return n;
+    size_t i = from;
+#ifdef PHONEHOME_X86
+    size_t start;
+    if (method == phonehome_run_avx2 && set->nibbles) {
+        if (next_run_avx2(bytes, n, &i, set, &start, end)) return start;
+    } else if (method == phonehome_run_sse2 && set->count > 0) {
+        if (next_run_sse2(bytes, n, &i, set, &start, end)) return start;
+    }
+#endif
+    // The bytes left (or all of them): one at a time.
+    size_t run = 0;
+    for (; i < n; i++) {
+        if (!member[bytes[i]]) { run = 0; continue; }
+        if (++run == length) {
+            *end = extend(bytes, n, i + 1, member);
+            return i + 1 - length;
+        }
+    }
+    return n;
+}
