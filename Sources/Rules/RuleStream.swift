@@ -183,7 +183,9 @@ public struct RuleStream {
         bytes.removeFirst(drop)
         windowStart += drop
         // Keep the chunk that contains windowStart, drop those wholly before it.
-        while chunkFrames.count > 1 && chunkFrames[1].offset <= windowStart { chunkFrames.removeFirst() }
+        var gone = 0
+        while gone + 1 < chunkFrames.count && chunkFrames[gone + 1].offset <= windowStart { gone += 1 }
+        chunkFrames.removeFirst(gone)   // at once: one at a time moved the rest each time
         if bytes.capacity > 4 * max(bytes.count, 1024) { bytes = Array(bytes) }   // give back a batch's worth
         account()
     }
