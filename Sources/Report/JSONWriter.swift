@@ -350,20 +350,44 @@ public final class JSONWriter {
     func appendQuoted(utf8 u: UnsafeBufferPointer<UInt8>) {
         reserve(u.count * 6 + 2)
         put(UInt8(ascii: "\""))
-        for c in u {
+        guard let source = u.baseAddress else { put(UInt8(ascii: "\"")); return }
+        // Bytes that need no escape are copied in runs; eight at a time are checked for
+        // one that does (most strings have none).
+        let n = u.count
+        var i = 0, copied = 0
+        while i < n {
+            if i + 8 <= n && !Self.needsEscape(UnsafeRawPointer(source + i).loadUnaligned(as: UInt64.self)) {
+                i += 8
+                continue
+            }
+            let c = source[i]
+            i += 1
+            guard c < 0x20 || c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") else { continue }
+            put(UnsafeRawBufferPointer(start: source + copied, count: i - 1 - copied))
+            copied = i
+            put(UInt8(ascii: "\\"))
             switch c {
-            case UInt8(ascii: "\""): put(UInt8(ascii: "\\")); put(c)
-            case UInt8(ascii: "\\"): put(UInt8(ascii: "\\")); put(c)
-            case 0x0A: put(UInt8(ascii: "\\")); put(UInt8(ascii: "n"))
-            case 0x0D: put(UInt8(ascii: "\\")); put(UInt8(ascii: "r"))
-            case 0x09: put(UInt8(ascii: "\\")); put(UInt8(ascii: "t"))
+            case 0x0A: put(UInt8(ascii: "n"))
+            case 0x0D: put(UInt8(ascii: "r"))
+            case 0x09: put(UInt8(ascii: "t"))
             case 0..<0x20:
-                put(UInt8(ascii: "\\")); put(UInt8(ascii: "u")); put(0x30); put(0x30)
+                put(UInt8(ascii: "u")); put(0x30); put(0x30)
                 put(asciiHexDigit(c >> 4)); put(asciiHexDigit(c & 15))
-            default: put(c)
+            default: put(c)   // the quote or the backslash itself
             }
         }
+        put(UnsafeRawBufferPointer(start: source + copied, count: n - copied))
         put(UInt8(ascii: "\""))
+    }
+
+    /// Whether any of the 8 bytes of `w` is a control character, `"` or `\\` (each test
+    /// is exact for the word as a whole; bytes from 0x80 up never match).
+    @inline(__always) static func needsEscape(_ w: UInt64) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101, high: UInt64 = 0x8080_8080_8080_8080
+        let control = (w &- ones &* 0x20) & ~w & high
+        let quote = w ^ (ones &* 0x22), backslash = w ^ (ones &* 0x5C)
+        let zero = ((quote &- ones) & ~quote | (backslash &- ones) & ~backslash) & high
+        return control | zero != 0
     }
 
     public func newline() {

@@ -44,4 +44,32 @@ import Report
         w.endObject()
         #expect(String(decoding: w.bytes, as: UTF8.self) == #"{"a":"say \"hi\"\t\u0001é","b":"A\\xff\n\\xc3"}"#)
     }
+
+    /// Strings are escaped eight bytes at a time where nothing needs it: the same text as
+    /// escaping each character, for escapes at every position of the word.
+    @Test func escapingAgreesWithOneCharacterAtATime() {
+        func reference(_ s: String) -> String {
+            var out = "\""
+            for u in s.unicodeScalars {
+                switch u {
+                case "\"": out += "\\\""
+                case "\\": out += "\\\\"
+                case "\n": out += "\\n"
+                case "\r": out += "\\r"
+                case "\t": out += "\\t"
+                case "\u{0}" ..< "\u{20}": out += String(format: "\\u%04x", u.value)
+                default: out.unicodeScalars.append(u)
+                }
+            }
+            return out + "\""
+        }
+        var generator = SystemRandomNumberGenerator()
+        let pieces: [String] = ["a", "Z", " ", "\"", "\\", "\n", "\t", "\u{1}", "\u{1F}", "\u{7F}", "é", "€", "😀", "~", "/"]
+        for _ in 0 ..< 20_000 {
+            let s = (0 ..< Int.random(in: 0 ... 40, using: &generator)).map { _ in pieces.randomElement(using: &generator)! }.joined()
+            let w = JSONWriter()
+            w.string(s)
+            #expect(String(decoding: w.bytes, as: UTF8.self) == reference(s), "\(s.debugDescription)")
+        }
+    }
 }
