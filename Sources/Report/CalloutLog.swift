@@ -147,8 +147,13 @@ public final class CalloutLog {
 
     private func noteCalled(_ name: String) {
         guard calledNames.count < Self.maxNames else { namesDropped += 1; return }
+        // Consecutive callouts often go to one name: lowercasing and hashing it again
+        // would change nothing.
+        guard name != lastCalledName else { return }
+        lastCalledName = name
         calledNames.insert(name.lowercased())
     }
+    private var lastCalledName = ""
 
     // MARK: Lookups
 
