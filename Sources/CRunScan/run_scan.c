@@ -23,29 +23,36 @@ static inline size_t extend(const uint8_t *bytes, size_t n, size_t at, const uin
     return at;
 }
 
-/// Which 64-byte blocks to search: given the block's bits, either a run's start (and *end)
-/// or how far to move on. Shared by the vector methods.
-static inline int block_result(uint64_t m, size_t i, size_t length, const uint8_t *bytes, size_t n,
-                               const uint8_t *member, size_t *start, size_t *end, size_t *next) {
-    uint64_t ends = run_ends(m, length);
-    if (ends == 0) {
-        // A run touching the block's end may go on in the next bytes: the next block
-        // starts where it starts (it is shorter than `length`, so the search moves on).
-        size_t trailing = ~m == 0 ? 64 : (size_t)__builtin_clzll(~m);
-        *next = i + 64 - trailing;
-        return 0;
+/// One 64-byte block's bits (bit k is byte i + k): 1 with a run's start and end, or 0 with
+/// *carry, the set bytes at the block's top that a run in the next block would continue.
+/// The next block's loads never wait for this: blocks are tested back to back.
+static inline int block_result(uint64_t m, size_t *carry, size_t i, size_t length, const uint8_t *bytes, size_t n,
+                               const uint8_t *member, size_t *start, size_t *end) {
+    size_t lead = ~m == 0 ? 64 : (size_t)__builtin_ctzll(~m);
+    if (*carry > 0 && *carry + lead >= length) {
+        *start = i - *carry;
+        *end = extend(bytes, n, i + lead, member);
+        return 1;
     }
-    size_t k = (size_t)__builtin_ctzll(ends);
-    *start = i + k + 1 - length;
-    *end = extend(bytes, n, i + k + 1, member);
-    return 1;
+    uint64_t ends = run_ends(m, length);
+    if (ends != 0) {
+        size_t k = (size_t)__builtin_ctzll(ends);
+        *start = i + k + 1 - length;
+        *end = extend(bytes, n, i + k + 1, member);
+        return 1;
+    }
+    // Not every byte is set (that would be a run): fewer than `length` at the top.
+    *carry = (size_t)__builtin_clzll(~m);
+    return 0;
 }
 
 #ifdef PHONEHOME_X86
-/// 16 bytes per instruction, each tested against every range.
 /// Each block search returns 1 with a run (*start, *end), or 0 with *at where fewer than
-/// 64 bytes are left to search.
-static int next_run_sse2(const uint8_t *bytes, size_t n, size_t *at, const phonehome_run_set *set, size_t *start, size_t *end) {
+/// 64 bytes are left to search and *carry the set bytes just before it.
+
+/// 16 bytes per instruction, each tested against every range.
+static int next_run_sse2(const uint8_t *bytes, size_t n, size_t *at, size_t *carry, const phonehome_run_set *set,
+                         size_t *start, size_t *end) {
     size_t i = *at;
     __m128i lo[8], width[8];
     const int count = set->count < 8 ? set->count : 8;
@@ -53,7 +60,7 @@ static int next_run_sse2(const uint8_t *bytes, size_t n, size_t *at, const phone
         lo[r] = _mm_set1_epi8((char)set->lo[r]);
         width[r] = _mm_set1_epi8((char)set->width[r]);
     }
-    while (i + 64 <= n) {
+    for (; i + 64 <= n; i += 64) {
         uint64_t m = 0;
         for (int c = 0; c < 4; c++) {
             __m128i v = _mm_loadu_si128((const __m128i *)(bytes + i + 16 * c));
@@ -64,7 +71,7 @@ static int next_run_sse2(const uint8_t *bytes, size_t n, size_t *at, const phone
             }
             m |= (uint64_t)(uint16_t)_mm_movemask_epi8(in) << (16 * c);
         }
-        if (block_result(m, i, set->min_length, bytes, n, set->member, start, end, &i)) return 1;
+        if (block_result(m, carry, i, set->min_length, bytes, n, set->member, start, end)) return 1;
     }
     *at = i;
     return 0;
@@ -72,13 +79,14 @@ static int next_run_sse2(const uint8_t *bytes, size_t n, size_t *at, const phone
 
 /// 32 bytes per instruction, by their two nibbles (two table lookups whatever the set).
 __attribute__((target("avx2")))
-static int next_run_avx2(const uint8_t *bytes, size_t n, size_t *at, const phonehome_run_set *set, size_t *start, size_t *end) {
+static int next_run_avx2(const uint8_t *bytes, size_t n, size_t *at, size_t *carry, const phonehome_run_set *set,
+                         size_t *start, size_t *end) {
     size_t i = *at;
     const __m256i low_table = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)set->low_nibble));
     const __m256i high_table = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)set->high_nibble));
     const __m256i nibble = _mm256_set1_epi8(0x0F);
     const __m256i zero = _mm256_setzero_si256();
-    while (i + 64 <= n) {
+    for (; i + 64 <= n; i += 64) {
         uint64_t m = 0;
         for (int c = 0; c < 2; c++) {
             __m256i v = _mm256_loadu_si256((const __m256i *)(bytes + i + 32 * c));
@@ -87,7 +95,26 @@ static int next_run_avx2(const uint8_t *bytes, size_t n, size_t *at, const phone
             __m256i out = _mm256_cmpeq_epi8(_mm256_and_si256(low, high), zero);
             m |= (uint64_t)(uint32_t)~_mm256_movemask_epi8(out) << (32 * c);
         }
-        if (block_result(m, i, set->min_length, bytes, n, set->member, start, end, &i)) return 1;
+        if (block_result(m, carry, i, set->min_length, bytes, n, set->member, start, end)) return 1;
+    }
+    *at = i;
+    return 0;
+}
+
+/// 64 bytes per instruction: the block's bits come straight out of one test.
+__attribute__((target("avx512f,avx512bw")))
+static int next_run_avx512(const uint8_t *bytes, size_t n, size_t *at, size_t *carry, const phonehome_run_set *set,
+                           size_t *start, size_t *end) {
+    size_t i = *at;
+    const __m512i low_table = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)set->low_nibble));
+    const __m512i high_table = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)set->high_nibble));
+    const __m512i nibble = _mm512_set1_epi8(0x0F);
+    for (; i + 64 <= n; i += 64) {
+        __m512i v = _mm512_loadu_si512((const void *)(bytes + i));
+        __m512i low = _mm512_shuffle_epi8(low_table, _mm512_and_si512(v, nibble));
+        __m512i high = _mm512_shuffle_epi8(high_table, _mm512_and_si512(_mm512_srli_epi16(v, 4), nibble));
+        uint64_t m = (uint64_t)_mm512_test_epi8_mask(low, high);
+        if (block_result(m, carry, i, set->min_length, bytes, n, set->member, start, end)) return 1;
     }
     *at = i;
     return 0;
@@ -104,6 +131,9 @@ int phonehome_run_method_available(phonehome_run_method method) {
     case phonehome_run_avx2:
         __builtin_cpu_init();
         return __builtin_cpu_supports("avx2");
+    case phonehome_run_avx512:
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
 #endif
     default:
         return 0;
@@ -115,17 +145,18 @@ size_t phonehome_next_run(const uint8_t *bytes, size_t n, size_t from, const pho
     const size_t length = set->min_length;
     const uint8_t *member = set->member;
     if (length == 0 || length > 64) return n;
-    size_t i = from;
+    size_t i = from, run = 0;
 #ifdef PHONEHOME_X86
     size_t start;
-    if (method == phonehome_run_avx2 && set->nibbles) {
-        if (next_run_avx2(bytes, n, &i, set, &start, end)) return start;
+    if (method == phonehome_run_avx512 && set->nibbles) {
+        if (next_run_avx512(bytes, n, &i, &run, set, &start, end)) return start;
+    } else if (method == phonehome_run_avx2 && set->nibbles) {
+        if (next_run_avx2(bytes, n, &i, &run, set, &start, end)) return start;
     } else if (method == phonehome_run_sse2 && set->count > 0) {
-        if (next_run_sse2(bytes, n, &i, set, &start, end)) return start;
+        if (next_run_sse2(bytes, n, &i, &run, set, &start, end)) return start;
     }
 #endif
-    // The bytes left (or all of them): one at a time.
-    size_t run = 0;
+    // The bytes left (or all of them) one at a time; `run` of those just before are set.
     for (; i < n; i++) {
         if (!member[bytes[i]]) { run = 0; continue; }
         if (++run == length) {
