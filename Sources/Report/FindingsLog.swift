@@ -39,11 +39,15 @@ public final class FindingsLog {
     }
 
     func entry(_ rule: Rule) -> RuleEntry {
-        if let e = entries[ObjectIdentifier(rule)] { return e }
-        let e = RuleEntry(rule)
+        // Findings come in runs of one rule (a stream's e-mail addresses): the last entry
+        // is kept at hand.
+        if let last = lastEntry, last.rule == ObjectIdentifier(rule) { return last.entry }
+        let e = entries[ObjectIdentifier(rule)] ?? RuleEntry(rule)
         entries[ObjectIdentifier(rule)] = e
+        lastEntry = (ObjectIdentifier(rule), e)
         return e
     }
+    private var lastEntry: (rule: ObjectIdentifier, entry: RuleEntry)?
 
     struct Key: Hashable {
         var flow: UInt64
@@ -55,13 +59,17 @@ public final class FindingsLog {
     }
 
     var seen = Set<Key>()
+    private var lastPlace: (flow: CommunityIDText, input: Int, fromOriginator: Bool, hasher: Hasher)?
     /// Rule ids found per flow (community id), for the callouts; bounded.
     var rulesByFlow: [CommunityIDText: [String]] = [:]
     public static let maxFlowsWithFindings = 1 << 16
 
     /// Rule ids of the findings on the flow with this community id (repeats included
     /// once), handed over when the flow ends: the map holds only flows still open.
-    public func takeRules(forFlow communityID: CommunityIDText) -> [String] { rulesByFlow.removeValue(forKey: communityID) ?? [] }
+    public func takeRules(forFlow communityID: CommunityIDText) -> [String] {
+        lastNoted = nil
+        return rulesByFlow.removeValue(forKey: communityID) ?? []
+    }
 
     /// Rules found in what a process sent to a destination (strace buffers), for the
     /// callouts of that process and destination. Bounded like the per-flow map.
@@ -94,12 +102,19 @@ public final class FindingsLog {
     }
 
     func noteFlow(_ communityID: CommunityIDText, _ rule: String) {
+        // The same flow and rule as the last finding: noted already (until the flow's
+        // rules are taken).
+        if let last = lastNoted, last.rule == rule, last.flow == communityID { return }
         if let i = rulesByFlow.index(forKey: communityID) {
             if rulesByFlow.values[i].count < 32, !rulesByFlow.values[i].contains(rule) { rulesByFlow.values[i].append(rule) }
         } else if rulesByFlow.count < Self.maxFlowsWithFindings {
             rulesByFlow[communityID] = [rule]
+        } else {
+            return
         }
+        lastNoted = (communityID, rule)
     }
+    private var lastNoted: (flow: CommunityIDText, rule: String)?
 
     public init(directory: String, discard: Bool = false) throws {
         file = try OutputFile(directory: directory, name: "findings.jsonl", discard: discard)
@@ -107,10 +122,19 @@ public final class FindingsLog {
 
     public func add(_ f: Finding) {
         noteFlow(f.origin.communityID, f.rule.id)
-        var h = Hasher()
-        h.combine(f.origin.communityID)
-        h.combine(f.origin.flow.input)
-        h.combine(f.origin.fromOriginator)
+        // The place (flow, input, direction) hashed once per run of findings in it.
+        let h: Hasher
+        if let last = lastPlace, last.flow == f.origin.communityID, last.input == f.origin.flow.input,
+           last.fromOriginator == f.origin.fromOriginator {
+            h = last.hasher
+        } else {
+            var fresh = Hasher()
+            fresh.combine(f.origin.communityID)
+            fresh.combine(f.origin.flow.input)
+            fresh.combine(f.origin.fromOriginator)
+            h = fresh
+            lastPlace = (f.origin.communityID, f.origin.flow.input, f.origin.fromOriginator, fresh)
+        }
         let entry = entry(f.rule)
         guard let digest = firstSighting(f.match.value, rule: f.rule, entry: entry, place: h) else { return }
         write(f, entry: entry, sha256: Masking.hex(digest))
