@@ -112,22 +112,36 @@ extension IPAddress {
     /// Longest text `writeText` produces (a full IPv6 address, eight groups of four).
     public static let maxTextLength = 39
 
+    /// 0...255 as text: digit i in byte i (from the least significant), the length in
+    /// the top byte.
+    static let octetText: [UInt32] = (0 ..< 256).map { v in
+        let digits = Array(String(v).utf8)
+        var word = UInt32(digits.count) << 24
+        for (i, d) in digits.enumerated() { word |= UInt32(d) << (8 * i) }
+        return word
+    }
+
     /// Writes the text form (see `description`) at `out`, which has room for
     /// `maxTextLength` bytes, and returns its length. No allocation.
     @inline(__always)
     public func writeText(to out: UnsafeMutablePointer<UInt8>) -> Int {
         var n = 0
         if isIPv4 {
+            // Each octet's digits stored as one 4-byte word from a table (the length in
+            // its top byte): no division and no branch on the octet's size, which random
+            // addresses mispredict. The word's spare byte lands where the next write goes
+            // (or past the returned length, within `maxTextLength`).
             let v = v4
-            var shift: UInt32 = 24
-            while true {
-                let octet = UInt8(truncatingIfNeeded: v >> shift)
-                if octet >= 100 { out[n] = octet / 100 &+ 0x30; n &+= 1 }
-                if octet >= 10 { out[n] = octet / 10 % 10 &+ 0x30; n &+= 1 }
-                out[n] = octet % 10 &+ 0x30; n &+= 1
-                if shift == 0 { return n }
-                out[n] = UInt8(ascii: "."); n &+= 1
-                shift -= 8
+            return Self.octetText.withUnsafeBufferPointer { table in
+                var shift: UInt32 = 24
+                while true {
+                    let word = table[Int(UInt8(truncatingIfNeeded: v >> shift))]
+                    UnsafeMutableRawPointer(out + n).storeBytes(of: word.littleEndian, as: UInt32.self)
+                    n &+= Int(word >> 24)
+                    if shift == 0 { return n }
+                    out[n] = UInt8(ascii: "."); n &+= 1
+                    shift -= 8
+                }
             }
         }
         @inline(__always) func group(_ i: Int) -> UInt16 {

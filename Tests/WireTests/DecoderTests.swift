@@ -76,6 +76,12 @@ func decoded(_ bytes: [UInt8], link: UInt32 = LinkType.ethernet) -> Packet {
         #expect(IPAddress("fe80:0:0:0:216:cbff:fe9a:4cb9")?.description == "fe80::216:cbff:fe9a:4cb9")
         #expect(IPAddress("10.0.0.255")?.description == "10.0.0.255")
         #expect(IPAddress("1.2.3") == nil && IPAddress("1::2::3") == nil)
+        // Every octet value in every position (octets are written from a table).
+        for v in 0 ... 255 {
+            let a = UInt32(v), b = UInt32((v * 7 + 3) & 255), c = UInt32((v * 13 + 100) & 255), d = UInt32(255 - v)
+            let address = IPAddress(v4: a << 24 | b << 16 | c << 8 | d)
+            #expect(address.description == "\(a).\(b).\(c).\(d)")
+        }
     }
 }
 
