@@ -718,14 +718,17 @@ struct DirectWrites {
         }
     }
 
+    /// Judged once, over the first `judgedAfter` bytes written directly.
     mutating func wrote(_ count: Int, nanoseconds elapsed: UInt64, fd: Int32) {
-        guard mode == .direct else { return }
+        guard mode == .direct, !judged else { return }
         bytes += count
-        nanoseconds += elapsed
-        if bytes >= Self.judgedAfter && UInt64(bytes) * 1_000_000_000 < Self.slowest * nanoseconds {
-            _ = fallBack(fd: fd)
-        }
+        nanoseconds &+= elapsed
+        guard bytes >= Self.judgedAfter else { return }
+        judged = true
+        // In floating point: a stalled device's nanoseconds times the rate would overflow.
+        if Double(bytes) * 1e9 < Double(Self.slowest) * Double(nanoseconds) { _ = fallBack(fd: fd) }
     }
+    private var judged = false
 
     /// Back to writes through the page cache; false if the descriptor would not switch.
     mutating func fallBack(fd: Int32) -> Bool {

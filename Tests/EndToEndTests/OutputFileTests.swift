@@ -60,7 +60,8 @@ import Testing
         #expect(fd >= 0)
         defer { close(fd) }
         let mib = 1 << 20
-        // 200 MB/s: slower than the threshold, judged once enough bytes went.
+        // 200 MB/s: slower than the threshold, judged once enough bytes went; a stalled
+        // device's first write (nanoseconds near the top of 64 bits) must not trap.
         var slow = DirectWrites()
         guard slow.prepare(fd: fd, fullBuffer: true) else { return }   // no O_DIRECT here: nothing to judge
         for _ in 0 ..< DirectWrites.judgedAfter / mib {
@@ -69,6 +70,11 @@ import Testing
         }
         #expect(slow.mode == .buffered)
         #expect(fcntl(fd, F_GETFL) & DirectWrites.oDirect == 0)
+        var stalled = DirectWrites()
+        if stalled.prepare(fd: fd, fullBuffer: true) {
+            stalled.wrote(DirectWrites.judgedAfter, nanoseconds: UInt64.max / 3, fd: fd)
+            #expect(stalled.mode == .buffered)
+        }
         let slowAgain = slow.prepare(fd: fd, fullBuffer: true)
         #expect(!slowAgain)
         // 2 GB/s stays direct; the last, partial buffer goes through the cache.
@@ -78,6 +84,10 @@ import Testing
         for _ in 0 ..< 2 * DirectWrites.judgedAfter / mib { fast.wrote(mib, nanoseconds: 500_000, fd: fd) }
         #expect(fast.mode == .direct)
         #expect(fcntl(fd, F_GETFL) & DirectWrites.oDirect != 0)
+        // Judged once: a later stall (hours, whose nanoseconds times the rate would not
+        // fit 64 bits) changes nothing.
+        fast.wrote(1 << 20, nanoseconds: .max / 2, fd: fd)
+        #expect(fast.mode == .direct)
         let tailDirect = fast.prepare(fd: fd, fullBuffer: false)
         #expect(!tailDirect)
         #expect(fcntl(fd, F_GETFL) & DirectWrites.oDirect == 0)
