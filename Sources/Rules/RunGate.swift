@@ -1,14 +1,12 @@
 import CRunScan
-/// A cheap necessary condition for some patterns to match, tested on a stream's bytes
-/// before Vectorscan runs them. Patterns made only of character classes and quantifiers
-/// (card numbers, IBANs, US SSNs) have no literal for Vectorscan to anchor on: it runs a
-/// small automaton over every byte, and each such pattern costs about as much as all the
-/// others together. But every byte such a match consumes belongs to a small set
-/// (digits, upper-case letters, a few separators) and a match has a minimum length, so
-/// data with no run of that many bytes of the set cannot hold one. The test skips
-/// through the data `minLength` bytes at a time (most probes land on a byte outside
-/// the set), so it reads a fraction of the bytes; on the bench capture a third of the
-/// 16 KB stream batches have such a run and only those go through the gated patterns.
+/// A cheap necessary condition for some patterns to match, and where. Patterns made only
+/// of character classes and quantifiers (card numbers, IBANs, US SSNs) have no literal
+/// for Vectorscan to anchor on: it runs a small automaton over every byte, and each such
+/// pattern costs about as much as all the others together. But every byte such a match
+/// consumes belongs to a small set (digits, upper-case letters, a few separators) and a
+/// match has a minimum length, so a match lies inside a run of at least that many bytes
+/// of the set. The runs are found 64 bytes at a time (`CRunScan`) and only they go
+/// through the gated patterns: on the bench capture they are 3.7% of the plaintext.
 struct RunGate {
     /// `member[b]`: byte `b` may be consumed by a gated pattern.
     private(set) var member: [Bool] { didSet { runSet = RunSet(member) } }
@@ -62,13 +60,6 @@ struct RunGate {
                 from = end + 1   // the byte at `end` is outside the set
             }
         }
-    }
-
-    /// True when `bytes` holds `minLength` consecutive bytes of the set.
-    func admits(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        var found = false
-        forEachRun(in: bytes) { _ in found = true }
-        return found
     }
 }
 
