@@ -78,7 +78,7 @@ public final class RuleEngine {
     private var blockDB: OpaquePointer?
     private var streamDB: OpaquePointer?
     /// Run-gated patterns (see `RunGate`), scanned in streams a batch at a time, in block
-    /// mode, when the gate lets the batch through; the stream database has the others.
+    /// mode, over the runs the gate finds in the batch; the stream database has the others.
     private var gatedDB: OpaquePointer?
     private var gate: RunGate?
     let gatedCount: Int
