@@ -16,15 +16,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
 which=${2:-all}
-# Coverage + ASan on the Swift code, linked against libFuzzer's no-main library: SwiftPM
-# owns the executable's entry point, which calls LLVMFuzzerRunDriver itself.
+# Coverage + ASan on the Swift code (and ASan on the C run search), linked against
+# libFuzzer's no-main library: SwiftPM owns the executable's entry point, which calls
+# LLVMFuzzerRunDriver itself.
 runtime=$(dirname "$(readlink -f "$(command -v swift)")")/../lib/clang
 fuzzer_lib=$(find "$runtime" -name 'libclang_rt.fuzzer_no_main-x86_64.a' | head -1)
 # Optimised (bounds and overflow checks stay on in Swift's release mode): a debug build
 # under ASan ran some hostile inputs 15x slower and libFuzzer took them for hangs.
 swift build -c release --product phonehome-fuzz --scratch-path .build-fuzz \
     -Xswiftc -sanitize=address -Xswiftc -sanitize-coverage=edge,trace-cmp,inline-8bit-counters,pc-table \
-    -Xswiftc -DFUZZING -Xlinker "$fuzzer_lib" -Xlinker -lstdc++
+    -Xswiftc -DFUZZING -Xcc -fsanitize=address -Xlinker "$fuzzer_lib" -Xlinker -lstdc++
 mkdir -p fuzz-crashes
 seed_parsers() { # a few well-formed messages, so the parser targets start past the basics
     local d=fuzz-corpus/$1; mkdir -p "$d"
