@@ -101,24 +101,6 @@ static int next_run_avx2(const uint8_t *bytes, size_t n, size_t *at, size_t *car
     return 0;
 }
 
-/// 64 bytes per instruction: the block's bits come straight out of one test.
-__attribute__((target("avx512f,avx512bw")))
-static int next_run_avx512(const uint8_t *bytes, size_t n, size_t *at, size_t *carry, const phonehome_run_set *set,
-                           size_t *start, size_t *end) {
-    size_t i = *at;
-    const __m512i low_table = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)set->low_nibble));
-    const __m512i high_table = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)set->high_nibble));
-    const __m512i nibble = _mm512_set1_epi8(0x0F);
-    for (; i + 64 <= n; i += 64) {
-        __m512i v = _mm512_loadu_si512((const void *)(bytes + i));
-        __m512i low = _mm512_shuffle_epi8(low_table, _mm512_and_si512(v, nibble));
-        __m512i high = _mm512_shuffle_epi8(high_table, _mm512_and_si512(_mm512_srli_epi16(v, 4), nibble));
-        uint64_t m = (uint64_t)_mm512_test_epi8_mask(low, high);
-        if (block_result(m, carry, i, set->min_length, bytes, n, set->member, start, end)) return 1;
-    }
-    *at = i;
-    return 0;
-}
 #endif
 
 int phonehome_run_method_available(phonehome_run_method method) {
@@ -131,9 +113,6 @@ int phonehome_run_method_available(phonehome_run_method method) {
     case phonehome_run_avx2:
         __builtin_cpu_init();
         return __builtin_cpu_supports("avx2");
-    case phonehome_run_avx512:
-        __builtin_cpu_init();
-        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
 #endif
     default:
         return 0;
@@ -148,9 +127,7 @@ size_t phonehome_next_run(const uint8_t *bytes, size_t n, size_t from, const pho
     size_t i = from, run = 0;
 #ifdef PHONEHOME_X86
     size_t start;
-    if (method == phonehome_run_avx512 && set->nibbles) {
-        if (next_run_avx512(bytes, n, &i, &run, set, &start, end)) return start;
-    } else if (method == phonehome_run_avx2 && set->nibbles) {
+    if (method == phonehome_run_avx2 && set->nibbles) {
         if (next_run_avx2(bytes, n, &i, &run, set, &start, end)) return start;
     } else if (method == phonehome_run_sse2 && set->count > 0) {
         if (next_run_sse2(bytes, n, &i, &run, set, &start, end)) return start;

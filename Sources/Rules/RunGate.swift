@@ -64,16 +64,15 @@ struct RunGate {
 }
 
 /// A gate's set in the forms the C run search takes (`phonehome_run_set`), and the
-/// fastest method this CPU has for it: nibble tables with AVX-512 or AVX2 (64 or 32
-/// bytes per instruction, any set whose bytes have at most 8 distinct high nibbles),
-/// ranges with SSE2, or one byte at a time.
+/// fastest method this CPU has for it: nibble tables with AVX2 (32 bytes per
+/// instruction, any set whose bytes have at most 8 distinct high nibbles), ranges with
+/// SSE2, or one byte at a time.
 struct RunSet {
     let set: phonehome_run_set
     /// The set as 0/1 bytes, for the bytes the search tests one at a time.
     let table: [UInt8]
     let method: phonehome_run_method
     static let hasAVX2 = phonehome_run_method_available(phonehome_run_avx2) != 0
-    static let hasAVX512 = phonehome_run_method_available(phonehome_run_avx512) != 0
 
     init(_ member: [Bool]) {
         table = member.map { $0 ? 1 : 0 }
@@ -112,8 +111,7 @@ struct RunSet {
             }
             set.nibbles = 1
         }
-        method = set.nibbles != 0 && Self.hasAVX512 ? phonehome_run_avx512
-            : set.nibbles != 0 && Self.hasAVX2 ? phonehome_run_avx2
+        method = set.nibbles != 0 && Self.hasAVX2 ? phonehome_run_avx2
             : set.count > 0 && phonehome_run_method_available(phonehome_run_sse2) != 0 ? phonehome_run_sse2 : phonehome_run_bytewise
         self.set = set
     }

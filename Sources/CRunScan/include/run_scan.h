@@ -21,10 +21,10 @@ typedef struct {
 } phonehome_run_set;
 
 /// How the bytes are tested. The vector methods need their form of the set (ranges for
-/// SSE2, nibble tables for AVX2 and AVX-512) and otherwise test one byte at a time.
-typedef enum { phonehome_run_bytewise = 0, phonehome_run_sse2, phonehome_run_avx2, phonehome_run_avx512 } phonehome_run_method;
+/// SSE2, nibble tables for AVX2) and otherwise test one byte at a time.
+typedef enum { phonehome_run_bytewise = 0, phonehome_run_sse2, phonehome_run_avx2 } phonehome_run_method;
 
-/// Whether this CPU and build can test bytes with `method` (AVX2, AVX-512: asked of the CPU).
+/// Whether this CPU and build can test bytes with `method` (AVX2: asked of the CPU).
 int phonehome_run_method_available(phonehome_run_method method);
 
 /// The first maximal run of bytes of the set, at least `min_length` long (1 to 64), that
