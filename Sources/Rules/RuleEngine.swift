@@ -82,6 +82,9 @@ public final class RuleEngine {
     private var gatedDB: OpaquePointer?
     private var gate: RunGate?
     let gatedCount: Int
+    /// The runs a gated scan takes, joined, and where each begins (reused between scans).
+    private var gatedBytes: [UInt8] = []
+    private var gatedPieces: [GatedPiece] = []
     /// Bytes before a batch a gated scan reads too: a gated match ending in the batch
     /// starts no further back.
     let gateOverlap: Int
@@ -452,35 +455,36 @@ public final class RuleEngine {
     var hasGatedPatterns: Bool { gatedDB != nil }
 
     /// The gated patterns over `bytes` (stream offset `offset`), only where the gate lets
-    /// them through; hits are added to the collector with stream offsets. Each scanned
-    /// slice is a run of the gate's bytes (nearby runs merged) with the byte on either
-    /// side, outside the set, so `\b` sees what it would over the whole of `bytes` and no
-    /// match can start or end in that byte: the hits are those of one scan of `bytes`.
-    /// Scanning whole 16 KiB batches that held a run cost more than the stream patterns
-    /// over everything.
+    /// them through; hits are added to the collector with stream offsets. The runs of the
+    /// gate's bytes, each with the byte on either side (outside the set), are copied one
+    /// after another and scanned in one call: `\b` and one-byte lookarounds see what they
+    /// would over the whole of `bytes`, and no match can take a byte outside the set, so
+    /// none spans two runs and the hits are those of one scan of `bytes`. Scanning whole
+    /// batches that held a run cost more than the stream patterns over everything; one
+    /// call per run, or per nearby runs, paid for the call or for the bytes between runs.
     func scanGated(_ bytes: UnsafeRawBufferPointer, at offset: Int) {
-        guard let gatedDB, let gate, let base = bytes.baseAddress else { return }
-        var pending: Range<Int>? = nil
-        func scan(_ run: Range<Int>) {
-            let from = max(0, run.lowerBound - 1), to = min(bytes.count, run.upperBound + 1)
-            collector.base = offset + from
-            let rc = hs_scan(gatedDB, (base + from).assumingMemoryBound(to: CChar.self), UInt32(clamping: to - from), 0, scratch,
-                             HitCollector.onMatch, Unmanaged.passUnretained(collector).toOpaque())
-            if rc != HS_SUCCESS && rc != HS_SCAN_TERMINATED { counters.scanErrors += 1 }
-        }
+        guard let gatedDB, let gate else { return }
+        gatedBytes.removeAll(keepingCapacity: true)
+        gatedPieces.removeAll(keepingCapacity: true)
         gate.forEachRun(in: bytes) { run in
-            // A call costs about as much as scanning a few hundred bytes.
-            if let p = pending, run.lowerBound - p.upperBound <= Self.gatedRunMerge {
-                pending = p.lowerBound ..< run.upperBound
-            } else {
-                if let p = pending { scan(p) }
-                pending = run
-            }
+            let from = max(0, run.lowerBound - 1), to = min(bytes.count, run.upperBound + 1)
+            gatedPieces.append(GatedPiece(start: gatedBytes.count, offset: offset + from))
+            gatedBytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[from ..< to]))
         }
-        if let p = pending { scan(p) }
-        collector.base = 0
+        guard !gatedPieces.isEmpty else { return }
+        let first = collector.hits.count
+        let rc = gatedBytes.withUnsafeBytes { joined in
+            hs_scan(gatedDB, joined.baseAddress?.assumingMemoryBound(to: CChar.self), UInt32(clamping: joined.count), 0, scratch,
+                    HitCollector.onMatch, Unmanaged.passUnretained(collector).toOpaque())
+        }
+        if rc != HS_SUCCESS && rc != HS_SCAN_TERMINATED { counters.scanErrors += 1 }
+        // Back to stream offsets, through the piece that holds each hit's last byte.
+        for i in first ..< collector.hits.count {
+            let end = collector.hits[i].to
+            let piece = gatedPieces[GatedPiece.index(holding: end - 1, in: gatedPieces)]
+            collector.hits[i].to = piece.offset + (end - piece.start)
+        }
     }
-    static let gatedRunMerge = 256
 
     func openStream() -> OpaquePointer? {
         guard let streamDB else { return nil }
@@ -505,6 +509,22 @@ struct PatternProgress {
     var lastMatchEnd = Int.min
 }
 
+/// Where one run of a gated scan begins in the joined bytes and in the stream.
+struct GatedPiece {
+    var start: Int
+    var offset: Int
+
+    /// The last piece starting at or before `position` (the first piece if none does).
+    static func index(holding position: Int, in pieces: [GatedPiece]) -> Int {
+        var low = 0, high = pieces.count - 1
+        while low < high {
+            let mid = (low + high + 1) / 2
+            if pieces[mid].start <= position { low = mid } else { high = mid - 1 }
+        }
+        return low
+    }
+}
+
 /// A raw Vectorscan report: pattern index and stream offsets (`from` is not tracked).
 struct Hit {
     var pattern: UInt32
@@ -515,8 +535,6 @@ struct Hit {
 final class HitCollector {
     var hits: [Hit] = []
     var capped = false
-    /// Added to reported ends (a block scan of part of a stream).
-    var base = 0
 
     func reset() {
         hits.removeAll(keepingCapacity: true)
@@ -527,7 +545,7 @@ final class HitCollector {
         guard let context else { return 1 }
         let c = Unmanaged<HitCollector>.fromOpaque(context).takeUnretainedValue()
         guard c.hits.count < RuleLimits.maxHitsPerScan else { c.capped = true; return 1 }
-        c.hits.append(Hit(pattern: id, to: c.base &+ Int(clamping: to)))
+        c.hits.append(Hit(pattern: id, to: Int(clamping: to)))
         return 0
     }
 }

@@ -1,6 +1,8 @@
+import Foundation
 import CRunScan
 @testable import Rules
 import Testing
+import TestSupport
 
 /// The run gate in front of class-only patterns: which bytes a pattern consumes (read
 /// from its syntax), which patterns get a gate, and every method of the run search against a
@@ -101,5 +103,43 @@ import Testing
         #expect(runs(Array("xx123456789".utf8)) == [2 ..< 11])
         #expect(runs(Array("12345678-12345678".utf8)).isEmpty)
         #expect(runs(Array("123456789x123456789012".utf8)) == [0 ..< 9, 10 ..< 22])
+    }
+
+    /// The gated patterns scan the runs joined end to end: runs one byte apart, at the
+    /// ends of a batch and of the data, find in a stream what one scan of the whole
+    /// buffer finds, at the same offsets.
+    @Test func joinedRunsFindWhatOneScanFinds() throws {
+        let engine = try RuleEngine(rules: RulePack.load(Corpus.repositoryRoot.appendingPathComponent("rules").path))
+        let values = ["4111 1111 1111 1111", "378282246310005", "472-96-1691", "166+76+4432", "DE89370400440532013000",
+                      "GB82 WEST 1234 5698 7654 32", "AKIAIOSFODNN7EXAMPLE", "5466-2885-9116-1770", "4111111111111111"]
+        let separators = [" ", "-", "x", ",", "\n", "", "%20", "a", "Q"]
+        var state: UInt64 = 0x2545F4914F6CDD1D
+        func next(_ n: Int) -> Int {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Int(state >> 33) % n
+        }
+        for round in 0 ..< 6 {
+            var text: [UInt8] = []
+            while text.count < 40_000 {
+                text += Array(separators[next(separators.count)].utf8)
+                text += next(4) == 0 ? Array(String(next(1_000_000_000)).utf8) : Array(values[next(values.count)].utf8)
+            }
+            var whole: [String] = []
+            engine.scan(text, scope: .tcp) { whole.append("\($0.rule) \($0.range)") }
+            let batch = round % 2 == 0 ? RuleLimits.scanBatch : 0
+            var stream = RuleStream(scope: .tcp, depth: 0, batch: batch)
+            var got: [String] = []
+            var at = 0, frame = 0
+            while at < text.count {
+                let n = min(1 + next(3000), text.count - at)
+                stream.feed(Array(text[at ..< at + n]), frame: frame, engine: engine) { got.append("\($0.match.rule) \($0.match.range)") }
+                at += n; frame += 1
+            }
+            stream.close(engine: engine) { got.append("\($0.match.rule) \($0.match.range)") }
+            #expect(whole.count > 250)
+            let onlyStream = Array(Set(got).subtracting(whole).prefix(3)), onlyWhole = Array(Set(whole).subtracting(got).prefix(3))
+            #expect(got.count == whole.count && onlyStream.isEmpty && onlyWhole.isEmpty,
+                    "round \(round): \(got.count) vs \(whole.count); only stream \(onlyStream), only whole \(onlyWhole)")
+        }
     }
 }
