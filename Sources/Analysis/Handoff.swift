@@ -91,11 +91,4 @@ extension Array {
         }
         removeAll(keepingCapacity: true)
     }
-
-    /// The element at `index`, moved out and replaced by `filler` (see `drain`).
-    mutating func take(_ index: Int, filling filler: Element) -> Element {
-        var taken = filler
-        swap(&self[index], &taken)   // exchanged in place: neither value is copied
-        return taken
-    }
 }

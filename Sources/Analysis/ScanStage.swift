@@ -173,14 +173,14 @@ final class ScanPipeline: ScanRequests, AppEventSink, @unchecked Sendable {
         /// Its origin is the batch's next `origins` entry.
         case dnsQuery([UInt8], client: IPAddress, domain: Range<Int>?)
         case finishInput
-        /// The batch's next `events` entry.
-        case event
+        /// The batch's next event, of this kind.
+        case event(EventBatch.Kind)
     }
 
     struct Batch {
         var requests: [Request] = []
         var origins: [EventOrigin] = []
-        var events: [SinkPipeline.Event] = []
+        let events = EventBatch()
         /// Stream and field bytes, copied for the other thread (the reassembler reuses its
         /// buffers); requests name their ranges.
         var arena: [UInt8] = []
@@ -202,19 +202,18 @@ final class ScanPipeline: ScanRequests, AppEventSink, @unchecked Sendable {
         handoff = Handoff(name: "phonehome.scan", maxQueued: 8) { [stage, next] batch in
             // The side arrays are taken out while the requests drain, and given back
             // emptied with their storage (the batch goes back to the producer).
-            var origins: [EventOrigin] = [], events: [SinkPipeline.Event] = [], bytes: [UInt8] = []
+            var origins: [EventOrigin] = [], bytes: [UInt8] = []
+            let events = batch.events
             swap(&origins, &batch.origins)
-            swap(&events, &batch.events)
             swap(&bytes, &batch.arena)
             defer {
                 origins.removeAll(keepingCapacity: true)
-                events.removeAll(keepingCapacity: true)
+                events.reset()
                 bytes.removeAll(keepingCapacity: true)
                 swap(&origins, &batch.origins)
-                swap(&events, &batch.events)
                 swap(&bytes, &batch.arena)
             }
-            var nextOrigin = 0, nextEvent = 0
+            var nextOrigin = 0
             bytes.withUnsafeBytes { arena in
                 // A name is made into an array only for a finding that takes it.
                 func named(_ range: Range<Int>?) -> [UInt8]? { range.map { Array(UnsafeRawBufferPointer(rebasing: arena[$0])) } }
@@ -238,9 +237,8 @@ final class ScanPipeline: ScanRequests, AppEventSink, @unchecked Sendable {
                         nextOrigin += 1
                     case .finishInput:
                         stage.finishInput()
-                    case .event:
-                        next.send(events.take(nextEvent, filling: .drained))
-                        nextEvent += 1
+                    case .event(let kind):
+                        next.forward(kind, from: events)
                     }
                 }
             }
@@ -312,16 +310,14 @@ final class ScanPipeline: ScanRequests, AppEventSink, @unchecked Sendable {
 
     // MARK: Events passed through in order
 
-    func flow(_ flow: Flow, _ reason: EvictionReason, _ app: FlowApplication?) { event(.flow(flow, reason, app)) }
-    func dns(_ t: DNSTransaction) { event(.dns(t)) }
-    func http(_ t: HTTPTransaction) { event(.http(t)) }
-    func tls(_ t: TLSHandshake) { event(.tls(t)) }
-    func finding(_ f: Finding) { event(.finding(f)) }
-
-    @inline(__always) private func event(_ e: SinkPipeline.Event) {
-        batch.events.append(e)
-        add(.event)
+    func flow(_ flow: Flow, _ reason: EvictionReason, _ app: FlowApplication?) {
+        batch.events.append(FlowEnd(flow: flow, reason: reason, app: app))
+        add(.event(.flow))
     }
+    func dns(_ t: DNSTransaction) { batch.events.append(t); add(.event(.dns)) }
+    func http(_ t: HTTPTransaction) { batch.events.append(t); add(.event(.http)) }
+    func tls(_ t: TLSHandshake) { batch.events.append(t); add(.event(.tls)) }
+    func finding(_ f: Finding) { batch.events.append(f); add(.event(.finding)) }
 }
 
 extension AppLayer {

@@ -7,65 +7,63 @@ import Foundation
 /// thread goes on. One consumer and one order: the outputs are byte-identical to a run
 /// without it.
 final class SinkPipeline: AppEventSink, @unchecked Sendable {
-    enum Event: Sendable {
-        case flow(Flow, EvictionReason, FlowApplication?)
-        case dns(DNSTransaction)
-        case http(HTTPTransaction)
-        case tls(TLSHandshake)
-        case finding(Finding)
-        /// What a slot holds once its event was moved out (never delivered).
-        case drained
-    }
-
     let target: AppEventSink?
     let flowSink: (Flow, EvictionReason, FlowApplication?) -> Void
     /// Events gathered on the producing thread until a batch is full.
-    private var batch: [Event] = []
+    private var batch = EventBatch()
     static let batchSize = 256
-    private var handoff: Handoff<[Event]>?
+    private var handoff: Handoff<EventBatch>?
 
     init(target: AppEventSink?, flowSink: @escaping (Flow, EvictionReason, FlowApplication?) -> Void) {
         self.target = target
         self.flowSink = flowSink
-        batch.reserveCapacity(Self.batchSize)
     }
 
     func start() {
-        handoff = Handoff(name: "phonehome.sinks", maxQueued: 64) { [self] events in
-            // Moved out, not copied: no retain and release per field of each event.
-            events.drain(filling: .drained) { deliver($0) }
+        handoff = Handoff(name: "phonehome.sinks", maxQueued: 64) { [self] (events: inout EventBatch) in
+            while let kind = events.nextKind() { deliver(kind, from: events) }
+            events.reset()
         }
     }
 
-    func deliver(_ e: consuming Event) {
-        switch consume e {
-        case .flow(let f, let r, let a): flowSink(f, r, a)
-        case .dns(let t): target?.dns(t)
-        case .http(let t): target?.http(t)
-        case .tls(let t): target?.tls(t)
-        case .finding(let f): target?.finding(f)
-        case .drained: break
+    /// Runs the sink of the batch's next event, which is of `kind`.
+    func deliver(_ kind: EventBatch.Kind, from events: EventBatch) {
+        switch kind {
+        case .flow:
+            let end = events.flows.takeNext()
+            flowSink(end.flow, end.reason, end.app)
+        case .dns: target?.dns(events.dns.takeNext())
+        case .http: target?.http(events.http.takeNext())
+        case .tls: target?.tls(events.tls.takeNext())
+        case .finding: target?.finding(events.findings.takeNext())
         }
     }
 
     // MARK: Producer side
 
-    func flow(_ flow: Flow, _ reason: EvictionReason, _ app: FlowApplication?) { send(.flow(flow, reason, app)) }
-    func dns(_ t: DNSTransaction) { send(.dns(t)) }
-    func http(_ t: HTTPTransaction) { send(.http(t)) }
-    func tls(_ t: TLSHandshake) { send(.tls(t)) }
-    func finding(_ f: Finding) { send(.finding(f)) }
+    func flow(_ flow: Flow, _ reason: EvictionReason, _ app: FlowApplication?) {
+        batch.append(FlowEnd(flow: flow, reason: reason, app: app))
+        sent()
+    }
+    func dns(_ t: DNSTransaction) { batch.append(t); sent() }
+    func http(_ t: HTTPTransaction) { batch.append(t); sent() }
+    func tls(_ t: TLSHandshake) { batch.append(t); sent() }
+    func finding(_ f: Finding) { batch.append(f); sent() }
 
-    @inline(__always) func send(_ e: Event) {
-        batch.append(e)
+    /// Takes over the next event of `events` (another stage's batch), in its place.
+    func forward(_ kind: EventBatch.Kind, from events: EventBatch) {
+        batch.move(kind, from: events)
+        sent()
+    }
+
+    @inline(__always) private func sent() {
         if batch.count >= Self.batchSize { push() }
     }
 
     private func push() {
-        guard !batch.isEmpty else { return }
+        guard batch.count > 0 else { return }
         handoff?.push(batch)
-        batch = handoff?.takeSpare() ?? []
-        batch.reserveCapacity(Self.batchSize)
+        batch = handoff?.takeSpare() ?? EventBatch()
     }
 
     /// Hands over what is pending and waits until the consumer has run every event.
@@ -73,5 +71,114 @@ final class SinkPipeline: AppEventSink, @unchecked Sendable {
         push()
         handoff?.finish()
         handoff = nil
+    }
+}
+
+/// A finished flow as the flow sink takes it.
+struct FlowEnd {
+    var flow: Flow
+    var reason: EvictionReason
+    var app: FlowApplication?
+}
+
+/// Events in the order they were made, each kind in a queue of its own. An event leaves
+/// its queue by a move of its bytes: taken out of an enum case, every field of it was
+/// copied (a retain each) and the case then destroyed (a release each), on the output
+/// thread for every event. One owner at a time: a batch passes between threads whole.
+final class EventBatch: @unchecked Sendable {
+    enum Kind: UInt8 { case flow, dns, http, tls, finding }
+    private(set) var order: [Kind] = []
+    private var position = 0
+    let flows = MoveQueue<FlowEnd>()
+    let dns = MoveQueue<DNSTransaction>()
+    let http = MoveQueue<HTTPTransaction>()
+    let tls = MoveQueue<TLSHandshake>()
+    let findings = MoveQueue<Finding>()
+
+    var count: Int { order.count }
+
+    init() {}
+
+    func append(_ e: FlowEnd) { flows.append(e); order.append(.flow) }
+    func append(_ t: DNSTransaction) { dns.append(t); order.append(.dns) }
+    func append(_ t: HTTPTransaction) { http.append(t); order.append(.http) }
+    func append(_ t: TLSHandshake) { tls.append(t); order.append(.tls) }
+    func append(_ f: Finding) { findings.append(f); order.append(.finding) }
+
+    /// The kind of the next event not yet taken; the caller then takes it from its queue.
+    func nextKind() -> Kind? {
+        guard position < order.count else { return nil }
+        defer { position += 1 }
+        return order[position]
+    }
+
+    /// Moves `other`'s next event, of `kind`, to the end of this batch.
+    func move(_ kind: Kind, from other: EventBatch) {
+        switch kind {
+        case .flow: flows.append(other.flows.takeNext())
+        case .dns: dns.append(other.dns.takeNext())
+        case .http: http.append(other.http.takeNext())
+        case .tls: tls.append(other.tls.takeNext())
+        case .finding: findings.append(other.findings.takeNext())
+        }
+        order.append(kind)
+    }
+
+    /// Empty again, storage kept (events not taken are dropped).
+    func reset() {
+        order.removeAll(keepingCapacity: true)
+        position = 0
+        flows.reset()
+        dns.reset()
+        http.reset()
+        tls.reset()
+        findings.reset()
+    }
+}
+
+/// A first-in first-out store whose values leave by move: `takeNext` hands over the
+/// value's bytes and leaves nothing behind to destroy. One owner at a time (a batch
+/// passes between threads whole, through a lock).
+final class MoveQueue<Element>: @unchecked Sendable {
+    private var storage: UnsafeMutablePointer<Element>
+    private var capacity: Int
+    private var count = 0
+    private var taken = 0
+
+    init(capacity: Int = 16) {
+        self.capacity = capacity
+        storage = .allocate(capacity: capacity)
+    }
+
+    deinit {
+        reset()
+        storage.deallocate()
+    }
+
+    func append(_ value: consuming Element) {
+        if count == capacity {
+            let larger = UnsafeMutablePointer<Element>.allocate(capacity: capacity * 2)
+            (larger + taken).moveInitialize(from: storage + taken, count: count - taken)
+            storage.deallocate()
+            storage = larger
+            capacity *= 2
+        }
+        (storage + count).initialize(to: value)
+        count += 1
+    }
+
+    /// The oldest value not yet taken. The batch's order says which queue holds the next
+    /// event, so a queue is never asked for more than it was given.
+    func takeNext() -> Element {
+        assert(taken < count, "more taken than appended")
+        defer { taken += 1 }
+        return (storage + taken).move()
+    }
+
+    /// Empty, capacity kept; values not taken are destroyed.
+    func reset() {
+        (storage + taken).deinitialize(count: count - taken)
+        count = 0
+        taken = 0
     }
 }
