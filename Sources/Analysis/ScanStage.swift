@@ -173,8 +173,8 @@ final class ScanPipeline: ScanRequests, AppEventSink, @unchecked Sendable {
         /// Its origin is the batch's next `origins` entry.
         case dnsQuery([UInt8], client: IPAddress, domain: Range<Int>?)
         case finishInput
-        /// The batch's next event, of this kind.
-        case event(EventBatch.Kind)
+        /// The batch's next event.
+        case event
     }
 
     struct Batch {
@@ -237,8 +237,8 @@ final class ScanPipeline: ScanRequests, AppEventSink, @unchecked Sendable {
                         nextOrigin += 1
                     case .finishInput:
                         stage.finishInput()
-                    case .event(let kind):
-                        next.forward(kind, from: events)
+                    case .event:
+                        next.forwardNext(of: events)
                     }
                 }
             }
@@ -312,12 +312,12 @@ final class ScanPipeline: ScanRequests, AppEventSink, @unchecked Sendable {
 
     func flow(_ flow: Flow, _ reason: EvictionReason, _ app: FlowApplication?) {
         batch.events.append(FlowEnd(flow: flow, reason: reason, app: app))
-        add(.event(.flow))
+        add(.event)
     }
-    func dns(_ t: DNSTransaction) { batch.events.append(t); add(.event(.dns)) }
-    func http(_ t: HTTPTransaction) { batch.events.append(t); add(.event(.http)) }
-    func tls(_ t: TLSHandshake) { batch.events.append(t); add(.event(.tls)) }
-    func finding(_ f: Finding) { batch.events.append(f); add(.event(.finding)) }
+    func dns(_ t: DNSTransaction) { batch.events.append(t); add(.event) }
+    func http(_ t: HTTPTransaction) { batch.events.append(t); add(.event) }
+    func tls(_ t: TLSHandshake) { batch.events.append(t); add(.event) }
+    func finding(_ f: Finding) { batch.events.append(f); add(.event) }
 }
 
 extension AppLayer {

@@ -51,7 +51,8 @@ final class SinkPipeline: AppEventSink, @unchecked Sendable {
     func finding(_ f: Finding) { batch.append(f); sent() }
 
     /// Takes over the next event of `events` (another stage's batch), in its place.
-    func forward(_ kind: EventBatch.Kind, from events: EventBatch) {
+    func forwardNext(of events: EventBatch) {
+        guard let kind = events.nextKind() else { return }
         batch.move(kind, from: events)
         sent()
     }
