@@ -76,22 +76,22 @@ final class RuleScanner {
     }
 
     /// Whole-buffer scan of one field; domain rules too when the field is a name.
-    func scanField(_ bytes: UnsafeRawBufferPointer, scope: Scope, field: String, origin: EventOrigin, lastFrame: Int,
+    func scanField(_ bytes: UnsafeRawBufferPointer, scope: Scope, field: StaticString, origin: EventOrigin, lastFrame: Int,
                    _ emit: (Finding) -> Void) {
         counts.bytesScanned += bytes.count
         engine.scan(bytes, scope: scope) { m in
-            emit(Finding(origin: origin, rule: engine.rules[m.rule], match: m, scope: scope, lastFrame: lastFrame, field: field))
+            emit(Finding(origin: origin, rule: engine.rules[m.rule], match: m, scope: scope, lastFrame: lastFrame, field: "\(field)"))
         }
         if !engine.domainRuleIndices.isEmpty, scope == .dnsQueryName || scope == .tlsSNI || scope == .httpHeader {
             let name = Array(bytes)
             for index in engine.domainRules(for: name, scope: scope) {
                 let m = RuleMatch(rule: index, range: 0 ..< name.count, encoding: .plain, contextSeen: false, value: name)
-                emit(Finding(origin: origin, rule: engine.rules[index], match: m, scope: scope, lastFrame: lastFrame, field: field))
+                emit(Finding(origin: origin, rule: engine.rules[index], match: m, scope: scope, lastFrame: lastFrame, field: "\(field)"))
             }
         }
     }
 
-    func scanField(_ bytes: [UInt8], scope: Scope, field: String, origin: EventOrigin, lastFrame: Int, _ emit: (Finding) -> Void) {
+    func scanField(_ bytes: [UInt8], scope: Scope, field: StaticString, origin: EventOrigin, lastFrame: Int, _ emit: (Finding) -> Void) {
         bytes.withUnsafeBytes { scanField($0, scope: scope, field: field, origin: origin, lastFrame: lastFrame, emit) }
     }
 

@@ -18,7 +18,7 @@ protocol ScanRequests: AnyObject {
     /// The session is no longer plaintext, or it ended: both directions are decided.
     func close(_ scan: StreamScan, domain: @autoclosure () -> [UInt8]?)
     /// One field (a name, a decoded body, a datagram) scanned as one buffer.
-    func field(_ bytes: UnsafeRawBufferPointer, scope: Scope, field: String, origin: EventOrigin, lastFrame: Int,
+    func field(_ bytes: UnsafeRawBufferPointer, scope: Scope, field: StaticString, origin: EventOrigin, lastFrame: Int,
                domain: @autoclosure () -> [UInt8]?)
     /// A DNS query name, also as data labels of a possible tunnel.
     func dnsQuery(_ name: [UInt8], client: IPAddress, origin: EventOrigin, domain: @autoclosure () -> [UInt8]?)
@@ -119,7 +119,7 @@ final class ScanStage: ScanRequests {
                      lastFrame: located.lastFrame, field: "tcp.stream"), domain: domain())
     }
 
-    func field(_ bytes: UnsafeRawBufferPointer, scope: Scope, field: String, origin: EventOrigin, lastFrame: Int,
+    func field(_ bytes: UnsafeRawBufferPointer, scope: Scope, field: StaticString, origin: EventOrigin, lastFrame: Int,
                domain: @autoclosure () -> [UInt8]?) {
         scanner.scanField(bytes, scope: scope, field: field, origin: origin, lastFrame: lastFrame) { emit($0, domain: domain()) }
     }
@@ -162,16 +162,19 @@ final class ScanPipeline: ScanRequests, AppEventSink, @unchecked Sendable {
     /// by both cores moves its cache line between them on every retain and release (with
     /// 2 jobs, retain and release took twice the time of a 1-job run). Names travel as
     /// bytes in the arena; a stream's scan state travels unretained, kept alive by the
-    /// session until its `close`, which holds it strongly and comes after every other
-    /// request for it (one consumer, in order).
+    /// session until its `close`, which carries the one reference the queue holds and
+    /// comes after every other request for it (one consumer, in order). A request holds
+    /// no reference-counted value at all, so moving and dropping one is a plain copy of
+    /// its bytes (an enum with a class or array case went through outlined copies).
     enum Request {
         case stream(Unmanaged<StreamScan>, direction: Int, bytes: Range<Int>, frame: Int, domain: Range<Int>?)
         case gap(Unmanaged<StreamScan>, direction: Int, length: Int, domain: Range<Int>?)
-        case close(StreamScan, domain: Range<Int>?)
+        /// Retained when queued, released when run.
+        case close(Unmanaged<StreamScan>, domain: Range<Int>?)
         /// Its origin is the batch's next `origins` entry.
-        case field(bytes: Range<Int>, scope: Scope, field: String, lastFrame: Int, domain: Range<Int>?)
-        /// Its origin is the batch's next `origins` entry.
-        case dnsQuery([UInt8], client: IPAddress, domain: Range<Int>?)
+        case field(bytes: Range<Int>, scope: Scope, field: StaticString, lastFrame: Int, domain: Range<Int>?)
+        /// Its origin is the batch's next `origins` entry; the name is in the arena.
+        case dnsQuery(name: Range<Int>, client: IPAddress, domain: Range<Int>?)
         case finishInput
         /// The batch's next event.
         case event
@@ -227,13 +230,14 @@ final class ScanPipeline: ScanRequests, AppEventSink, @unchecked Sendable {
                     case .gap(let scan, let d, let length, let domain):
                         scan._withUnsafeGuaranteedRef { stage.gap($0, direction: d, length: length, domain: named(domain)) }
                     case .close(let scan, let domain):
-                        stage.close(scan, domain: named(domain))
+                        stage.close(scan.takeRetainedValue(), domain: named(domain))
                     case .field(let range, let scope, let field, let lastFrame, let domain):
                         stage.field(UnsafeRawBufferPointer(rebasing: arena[range]), scope: scope, field: field,
                                     origin: origins[nextOrigin], lastFrame: lastFrame, domain: named(domain))
                         nextOrigin += 1
                     case .dnsQuery(let name, let client, let domain):
-                        stage.dnsQuery(name, client: client, origin: origins[nextOrigin], domain: named(domain))
+                        stage.dnsQuery(Array(UnsafeRawBufferPointer(rebasing: arena[name])), client: client,
+                                       origin: origins[nextOrigin], domain: named(domain))
                         nextOrigin += 1
                     case .finishInput:
                         stage.finishInput()
@@ -292,9 +296,11 @@ final class ScanPipeline: ScanRequests, AppEventSink, @unchecked Sendable {
         add(.gap(Unmanaged.passUnretained(scan), direction: direction, length: length, domain: copy(domain())))
     }
 
-    func close(_ scan: StreamScan, domain: @autoclosure () -> [UInt8]?) { add(.close(scan, domain: copy(domain()))) }
+    func close(_ scan: StreamScan, domain: @autoclosure () -> [UInt8]?) {
+        add(.close(Unmanaged.passRetained(scan), domain: copy(domain())))
+    }
 
-    func field(_ bytes: UnsafeRawBufferPointer, scope: Scope, field: String, origin: EventOrigin, lastFrame: Int,
+    func field(_ bytes: UnsafeRawBufferPointer, scope: Scope, field: StaticString, origin: EventOrigin, lastFrame: Int,
                domain: @autoclosure () -> [UInt8]?) {
         batch.origins.append(origin)
         let range = copy(bytes)
@@ -303,7 +309,7 @@ final class ScanPipeline: ScanRequests, AppEventSink, @unchecked Sendable {
 
     func dnsQuery(_ name: [UInt8], client: IPAddress, origin: EventOrigin, domain: @autoclosure () -> [UInt8]?) {
         batch.origins.append(origin)
-        add(.dnsQuery(name, client: client, domain: copy(domain())))
+        add(.dnsQuery(name: name.withUnsafeBytes { copy($0) }, client: client, domain: copy(domain())))
     }
 
     func finishInput() { add(.finishInput) }
@@ -348,7 +354,7 @@ extension AppLayer {
     }
 
     /// A field of an application event (name, body) scanned as one buffer.
-    func scanField(_ bytes: [UInt8], scope: Scope, field: String, _ s: Session, fromOriginator: Bool,
+    func scanField(_ bytes: [UInt8], scope: Scope, field: StaticString, _ s: Session, fromOriginator: Bool,
                    firstFrame: Int, lastFrame: Int, timestamp: Int64) {
         guard let scans, !bytes.isEmpty else { return }
         var origin = s.origin
