@@ -72,6 +72,9 @@ enum FuzzTarget: String, CaseIterable {
     static func engine(_ bytes: [UInt8]) {
         var options = AnalysisOptions()
         options.flowLimits.maxFlows = 1024
+        // Half the inputs go through the threaded pipeline (events and scan requests
+        // moved between threads by pointer).
+        options.jobs = 1 + Int((bytes.last ?? 0) & 1)
         // With the default packs when `rules/` is at hand (the script runs from the repo):
         // raw sessions, rule streams, DNS tunnels and decoded bodies are exercised too.
         guard let analyzer = try? Analyzer(options: options, rules: defaultRules, flowSink: { _, _, _ in }) else { return }
