@@ -4,30 +4,45 @@ import Rules
 /// which rule, where (byte offsets), what (masked, with the SHA-256 of the raw bytes),
 /// and under which encoding it was found. The raw value is never written.
 public enum FindingFields {
-    /// `ruleObject`: the rule's `ruleObject(_:)`, when the caller keeps it per rule.
-    public static func write(_ w: JSONWriter, rule: Rule, match: RuleMatch, sha256: String? = nil, ruleObject: [UInt8]? = nil) {
-        w.preparedField("rule", ruleObject ?? Self.ruleObject(rule))
+    /// What is the same on every line of one rule, rendered once per rule.
+    public struct Prepared {
+        /// The `rule` object.
+        public let ruleObject: [UInt8]
+        let kind: [UInt8]
+        let severity: [UInt8]
+
+        public init(_ rule: Rule) {
+            let w = JSONWriter()
+            w.beginObject()
+            w.field("id", rule.id)
+            w.field("name", rule.title)
+            w.field("category", rule.family)
+            w.endObject()
+            ruleObject = w.bytes
+            kind = JSONWriter.quoted(rule.kind)
+            severity = JSONWriter.quoted(rule.severity.rawValue)
+        }
+    }
+
+    /// `digest`: the raw value's, when the caller has it already; `prepared`: the rule's,
+    /// when the caller keeps it per rule.
+    public static func write(_ w: JSONWriter, rule: Rule, match: RuleMatch, digest: Masking.Digest? = nil, prepared: Prepared? = nil) {
+        let prepared = prepared ?? Prepared(rule)
+        w.preparedField("rule", prepared.ruleObject)
         w.beginObject("finding")
-        w.field("kind", rule.kind)
-        w.field("severity", rule.severity.rawValue)
+        w.preparedField("kind", prepared.kind)
+        w.preparedField("severity", prepared.severity)
         w.field("start", match.range.lowerBound)
         w.field("end", match.range.upperBound)
-        w.field("masked", Masking.mask(match.value, kind: rule.kind))
-        w.field("sha256", sha256 ?? Masking.sha256Hex(match.value))
+        w.bytesField("masked", Masking.maskedBytes(match.value, kind: rule.kind))
+        let digest = digest ?? Masking.Digest(of: match.value)
+        w.plainField("sha256", maximum: 64) { p in
+            digest.writeHex(to: p)
+            return 64
+        }
         w.field("encoding", match.encoding.rawValue)
         if !rule.context.isEmpty { w.field("context_seen", match.contextSeen) }
         if rule.validator == .awsKey, let account = AWSAccessKey.accountID(match.value) { w.field("aws_account_id", account) }
         w.endObject()
-    }
-
-    /// The `rule` object, the same on every line of a rule: rendered once per rule.
-    public static func ruleObject(_ rule: Rule) -> [UInt8] {
-        let w = JSONWriter()
-        w.beginObject()
-        w.field("id", rule.id)
-        w.field("name", rule.title)
-        w.field("category", rule.family)
-        w.endObject()
-        return w.bytes
     }
 }

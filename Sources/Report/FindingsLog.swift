@@ -19,12 +19,12 @@ public final class FindingsLog {
     /// Per rule: its rendered `rule` object and its counts.
     final class RuleEntry {
         let id: String
-        let ruleObject: [UInt8]
+        let prepared: FindingFields.Prepared
         var lines = 0
         var repeats = 0
         init(_ rule: Rule) {
             id = rule.id
-            ruleObject = FindingFields.ruleObject(rule)
+            prepared = FindingFields.Prepared(rule)
         }
     }
     var entries: [ObjectIdentifier: RuleEntry] = [:]
@@ -49,16 +49,7 @@ public final class FindingsLog {
     }
     private var lastEntry: (rule: ObjectIdentifier, entry: RuleEntry)?
 
-    struct Key: Hashable {
-        var flow: UInt64
-        var value0: UInt64
-        var value1: UInt64
-        /// `flow` is already a keyed hash and the values are SHA-256 bits: one word feeds
-        /// the set's hasher (a third of the hashing of all three).
-        func hash(into hasher: inout Hasher) { hasher.combine(flow ^ value0) }
-    }
-
-    var seen = Set<Key>()
+    let seen = SeenKeys(maxKeys: FindingsLog.maxKeys)
     private var lastPlace: (flow: CommunityIDText, input: Int, fromOriginator: Bool, hasher: Hasher)?
     /// Rule ids found per flow (community id), for the callouts; bounded.
     var rulesByFlow: [CommunityIDText: [String]] = [:]
@@ -87,14 +78,14 @@ public final class FindingsLog {
 
     /// `place` and `evidence` are built only for the findings the report lists (it lists
     /// the first `maxFindings`; the rest are counted).
-    func report(rule: Rule, match: RuleMatch, sha256: String, place: @autoclosure () -> String, evidence: @autoclosure () -> String) {
+    func report(rule: Rule, match: RuleMatch, digest: Masking.Digest, place: @autoclosure () -> String, evidence: @autoclosure () -> String) {
         guard let report, report.report.wantsFinding() else { return }
         var x = EvidenceReport.Finding()
         x.rule = rule.id
         x.category = rule.family
         x.severity = rule.severity.rawValue
         x.masked = Masking.mask(match.value, kind: rule.kind)
-        x.sha256 = sha256
+        x.sha256 = digest.hex
         x.encoding = match.encoding.rawValue
         x.whereText = place()
         x.evidence = evidence()
@@ -137,7 +128,7 @@ public final class FindingsLog {
         }
         let entry = entry(f.rule)
         guard let digest = firstSighting(f.match.value, rule: f.rule, entry: entry, place: h) else { return }
-        write(f, entry: entry, sha256: Masking.hex(digest))
+        write(f, entry: entry, digest: digest)
     }
 
     /// Closes the `phonehome` object and the line, writes it and counts it.
@@ -152,17 +143,15 @@ public final class FindingsLog {
 
     /// The SHA-256 of `value` when this is the first time `rule` found it in `place` (a
     /// flow and direction, or a process); nil when it folds into an earlier line.
-    func firstSighting(_ value: [UInt8], rule: Rule, entry: RuleEntry, place: Hasher) -> [UInt8]? {
-        let digest = Masking.digest(value)
+    func firstSighting(_ value: [UInt8], rule: Rule, entry: RuleEntry, place: Hasher) -> Masking.Digest? {
+        let digest = Masking.Digest(of: value)
         var h = place
         h.combine(ObjectIdentifier(rule))
-        // Hasher is seeded per process: fine, the set lives for one run.
-        var value0: UInt64 = 0, value1: UInt64 = 0
-        for i in 0..<8 { value0 = value0 << 8 | UInt64(digest[i]); value1 = value1 << 8 | UInt64(digest[8 + i]) }
-        let key = Key(flow: UInt64(bitPattern: Int64(h.finalize())), value0: value0, value1: value1)
-        // One hash per finding: insert answers whether the key was there.
+        // Hasher is seeded per process: fine, the keys live for one run.
+        let key = SeenKeys.Key(place: UInt64(bitPattern: Int64(h.finalize())), value0: digest.w0, value1: digest.w1)
+        // One probe per finding: insert answers whether the key was there.
         if seen.count < Self.maxKeys {
-            if !seen.insert(key).inserted {
+            if !seen.insert(key) {
                 entry.repeats += 1
                 return nil
             }
@@ -179,7 +168,7 @@ public final class FindingsLog {
         try file.commit()
     }
 
-    func write(_ f: Finding, entry: RuleEntry, sha256: String) {
+    func write(_ f: Finding, entry: RuleEntry, digest: Masking.Digest) {
         let flow = f.origin.flow
         writer.reset()
         writer.beginObject()
@@ -194,15 +183,15 @@ public final class FindingsLog {
         writer.plainField("community_id", f.origin.communityID)
         writer.endObject()
         writer.logFile(inputPaths, input: flow.input)
-        FindingFields.write(writer, rule: f.rule, match: f.match, sha256: sha256, ruleObject: entry.ruleObject)
+        FindingFields.write(writer, rule: f.rule, match: f.match, digest: digest, prepared: entry.prepared)
         writer.beginObject("phonehome")
         writer.field("field", f.field)
-        writer.field("sender", f.origin.fromOriginator ? "originator" : "responder")
+        writer.field("sender", literal: f.origin.fromOriginator ? "originator" : "responder")
         if f.scope == .tcp { writer.field("stream_offset", f.match.range.lowerBound) }
         writer.field("first_frame", f.origin.frame)
         writer.field("last_frame", f.lastFrame)
         if report != nil {
-            report(rule: f.rule, match: f.match, sha256: sha256,
+            report(rule: f.rule, match: f.match, digest: digest,
                    place: "\(f.domain.map { String(decoding: $0, as: UTF8.self) } ?? "\(flow.responderAddress)"):\(flow.responderPort) (\(f.field))",
                    evidence: "\(inputPaths.name(flow.input)) frame \(f.origin.frame)")
         }
@@ -254,7 +243,7 @@ extension FindingsLog {
         writer.field("path", logPath)
         writer.endObject()
         writer.endObject()
-        FindingFields.write(writer, rule: rule, match: match, sha256: Masking.hex(digest), ruleObject: entry.ruleObject)
+        FindingFields.write(writer, rule: rule, match: match, digest: digest, prepared: entry.prepared)
         writer.beginObject("phonehome")
         writer.field("field", field)
         writer.field("sender", "process")
@@ -263,10 +252,82 @@ extension FindingsLog {
         writer.field("last_line", lastLine)
         if report != nil {
             let to = destination.map { "\($0.address):\($0.port) " } ?? ""
-            report(rule: rule, match: match, sha256: Masking.hex(digest), place: "\(to)by \(processName ?? "pid \(pid)") (\(field))",
+            report(rule: rule, match: match, digest: digest, place: "\(to)by \(processName ?? "pid \(pid)") (\(field))",
                    evidence: "\(logPath):\(firstLine)")
         }
         finishLine(entry)
+    }
+}
+
+/// The distinct findings seen in a run, as 24-byte keys in an open-addressing table with
+/// linear probing. The keys are hash bits already (a keyed hash of the place, SHA-256
+/// bits of the value), so a slot is taken from them directly: no hashing per finding.
+final class SeenKeys {
+    struct Key: Equatable {
+        var place: UInt64
+        var value0: UInt64
+        var value1: UInt64
+        init(place: UInt64, value0: UInt64, value1: UInt64) {
+            self.place = place
+            self.value0 = value0
+            self.value1 = value1 | 1   // never all zero: that marks an empty slot
+        }
+    }
+    private var slots: UnsafeMutablePointer<Key>
+    private var mask: Int
+    private(set) var count = 0
+    /// Slots the table grows to at most: twice the keys it is meant for (48 MB for 1M).
+    let maxSlots: Int
+
+    init(maxKeys: Int) {
+        maxSlots = max(1 << 12, 2 * maxKeys)
+        mask = (1 << 12) - 1
+        slots = Self.emptySlots(mask + 1)
+    }
+
+    deinit { slots.deallocate() }
+
+    private static func emptySlots(_ n: Int) -> UnsafeMutablePointer<Key> {
+        let p = UnsafeMutablePointer<Key>.allocate(capacity: n)
+        UnsafeMutableRawPointer(p).initializeMemory(as: UInt8.self, repeating: 0, count: n * MemoryLayout<Key>.stride)
+        return p
+    }
+
+    @inline(__always) private func home(_ k: Key) -> Int { Int(truncatingIfNeeded: k.place ^ k.value0) & mask }
+
+    /// True when `k` was not there (it is added, while the table has room).
+    func insert(_ k: Key) -> Bool {
+        if count >= mask { return !contains(k) }   // full at its largest: one empty slot ends probes
+        var s = home(k)
+        while slots[s].value1 != 0 {
+            if slots[s] == k { return false }
+            s = (s &+ 1) & mask
+        }
+        slots[s] = k
+        count += 1
+        if count * 2 > mask && mask + 1 < maxSlots { grow() }
+        return true
+    }
+
+    func contains(_ k: Key) -> Bool {
+        var s = home(k)
+        while slots[s].value1 != 0 {
+            if slots[s] == k { return true }
+            s = (s &+ 1) & mask
+        }
+        return false
+    }
+
+    private func grow() {
+        let old = slots, oldCount = mask + 1
+        mask = oldCount * 2 - 1
+        slots = Self.emptySlots(oldCount * 2)
+        for i in 0..<oldCount where old[i].value1 != 0 {
+            var s = home(old[i])
+            while slots[s].value1 != 0 { s = (s &+ 1) & mask }
+            slots[s] = old[i]
+        }
+        old.deallocate()
     }
 }
 

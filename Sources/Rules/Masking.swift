@@ -6,23 +6,45 @@ import Wire
 /// `4111 **** **** 1111`), never enough to reuse it; the SHA-256 of the raw bytes lets an
 /// auditor confirm a value they hold without the report holding it.
 public enum Masking {
-    public static func sha256Hex(_ bytes: [UInt8]) -> String { hex(digest(bytes)) }
+    public static func sha256Hex(_ bytes: [UInt8]) -> String { Digest(of: bytes).hex }
 
-    public static func digest(_ bytes: [UInt8]) -> [UInt8] { SHA256.hash(data: bytes).withUnsafeBytes { Array($0) } }
+    /// A SHA-256 value as four words in the digest's byte order: one per finding, with no
+    /// array, and its bits serve as a hash key as they are.
+    public struct Digest: Hashable, Sendable {
+        public var w0: UInt64, w1: UInt64, w2: UInt64, w3: UInt64
 
-    public static func hex(_ digest: [UInt8]) -> String {
-        // Written into the string's own storage: one per finding line.
-        String(unsafeUninitializedCapacity: digest.count * 2) { out in
-            for (i, byte) in digest.enumerated() {
-                out[2 * i] = asciiHexDigit(byte >> 4)
-                out[2 * i + 1] = asciiHexDigit(byte & 0xF)
+        public init(of bytes: [UInt8]) {
+            (w0, w1, w2, w3) = SHA256.hash(data: bytes).withUnsafeBytes { d in
+                (d.loadUnaligned(as: UInt64.self), d.loadUnaligned(fromByteOffset: 8, as: UInt64.self),
+                 d.loadUnaligned(fromByteOffset: 16, as: UInt64.self), d.loadUnaligned(fromByteOffset: 24, as: UInt64.self))
             }
-            return digest.count * 2
+        }
+
+        /// Writes the 64 lowercase hex digits at `out`.
+        public func writeHex(to out: UnsafeMutablePointer<UInt8>) {
+            withUnsafeBytes(of: self) { d in
+                for i in 0..<32 {
+                    out[2 * i] = asciiHexDigit(d[i] >> 4)
+                    out[2 * i + 1] = asciiHexDigit(d[i] & 0xF)
+                }
+            }
+        }
+
+        public var hex: String {
+            String(unsafeUninitializedCapacity: 64) { out in
+                writeHex(to: out.baseAddress!)
+                return 64
+            }
         }
     }
 
     /// The masked text of `raw` for a finding of `kind`. Always ASCII: other bytes are `*`.
     public static func mask(_ raw: [UInt8], kind: String) -> String {
+        String(decoding: maskedBytes(raw, kind: kind), as: UTF8.self)
+    }
+
+    /// `mask` as bytes, for writers that copy them out (findings lines).
+    public static func maskedBytes(_ raw: [UInt8], kind: String) -> [UInt8] {
         let printable = raw.allSatisfy { $0 >= 0x20 && $0 < 0x7F }
         let b = printable ? raw : raw.map { $0 >= 0x20 && $0 < 0x7F ? $0 : UInt8(ascii: "*") }
         let masked: [UInt8]
@@ -34,7 +56,7 @@ public enum Masking {
         case "private_ip": masked = keepEnds(b, head: 0, tail: 0, digitsOnly: true, keepFirstGroup: true)
         default: masked = token(b)
         }
-        return String(decoding: masked, as: UTF8.self)
+        return masked
     }
 
     static let star = UInt8(ascii: "*")
