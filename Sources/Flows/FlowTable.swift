@@ -9,6 +9,16 @@ public enum EvictionReason: String, Sendable {
     case capacity      // the table was full: least recently seen flows made room
     case reused        // a new SYN on a finished TCP connection started a new one
     case end           // the input ended
+
+    /// Its slot in the table's counts (counted per flow: no hashing of the raw string).
+    var index: Int {
+        switch self {
+        case .idle: 0
+        case .capacity: 1
+        case .reused: 2
+        case .end: 3
+        }
+    }
 }
 
 /// Limits of the flow table, each with the reason for its default.
@@ -47,7 +57,15 @@ public final class FlowTable {
     private var live: UnsafeMutablePointer<Bool>
     public private(set) var count = 0
     public private(set) var created = 0
-    public private(set) var evictions: [EvictionReason: Int] = [:]
+    /// Flows that left the table, by reason.
+    public var evictions: [EvictionReason: Int] {
+        var byReason: [EvictionReason: Int] = [:]
+        for reason in [EvictionReason.idle, .capacity, .reused, .end] where evictionCounts[reason.index] > 0 {
+            byReason[reason] = evictionCounts[reason.index]
+        }
+        return byReason
+    }
+    private var evictionCounts = [0, 0, 0, 0]
     public private(set) var peakCount = 0
     private var now: Int64 = Int64.min
     private var nextSweep: Int64 = Int64.min
@@ -130,7 +148,7 @@ public final class FlowTable {
     /// Removes a flow, handing it to the sink first.
     public func remove(at index: Int, reason: EvictionReason) {
         sink(flows[index], reason)
-        evictions[reason, default: 0] += 1
+        evictionCounts[reason.index] += 1
         unlink(index)
     }
 

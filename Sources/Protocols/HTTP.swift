@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Limits of the HTTP/1.x parser, each reported when hit.
 public struct HTTPLimits: Sendable {
     /// A request/response head (start line + headers) larger than this ends parsing of
@@ -267,14 +271,20 @@ public struct HTTPParser {
     /// Offset just past the CRLFCRLF (or LFLF) ending the head, counting bytes already
     /// buffered in `line`, if it is within `rest`.
     func headEnd(_ rest: UnsafeRawBufferPointer) -> Int? {
-        // Look at the last bytes of `line` plus `rest` for "\n\r\n" or "\n\n".
-        var prev2: UInt8 = line.count >= 2 ? line[line.count - 2] : 0
-        var prev1: UInt8 = line.last ?? 0
-        for i in 0 ..< rest.count {
-            let b = rest[i]
-            if b == 0x0A && (prev1 == 0x0A || (prev1 == 0x0D && prev2 == 0x0A)) { return i + 1 }
-            prev2 = prev1
-            prev1 = b
+        // Look at the last bytes of `line` plus `rest` for "\n\r\n" or "\n\n", from one
+        // line feed to the next (memchr).
+        guard let base = rest.baseAddress else { return nil }
+        func byte(_ k: Int) -> UInt8 {   // k < 0: the bytes already in `line`
+            if k >= 0 { return rest[k] }
+            let j = line.count + k
+            return j >= 0 ? line[j] : 0
+        }
+        var i = 0
+        while i < rest.count, let found = memchr(base + i, 0x0A, rest.count - i) {
+            let j = UnsafeRawPointer(found) - base
+            let before = byte(j - 1)
+            if before == 0x0A || (before == 0x0D && byte(j - 2) == 0x0A) { return j + 1 }
+            i = j + 1
         }
         return nil
     }
@@ -366,13 +376,13 @@ public struct HTTPParser {
     /// the fields kept (no per-line arrays).
     func parseHead(_ bytes: [UInt8]) -> HTTPHead? {
         bytes.withUnsafeBufferPointer { b -> HTTPHead? in
-            // Line i is b[lineStart ..< lineEnd], without its CR LF.
+            guard let base = b.baseAddress else { return nil }
+            // Line i is b[lineStart ..< lineEnd], without its CR LF; line ends found by memchr.
             var position = 0
             func nextLine() -> Range<Int>? {
                 guard position < b.count else { return nil }
                 let start = position
-                var end = start
-                while end < b.count && b[end] != 0x0A { end += 1 }
+                let end = memchr(base + start, 0x0A, b.count - start).map { UnsafeRawPointer($0) - UnsafeRawPointer(base) } ?? b.count
                 position = end + 1
                 var trimmed = end
                 if trimmed > start && b[trimmed - 1] == 0x0D { trimmed -= 1 }
@@ -380,18 +390,22 @@ public struct HTTPParser {
             }
             guard let startLine = nextLine() else { return nil }
             var head = HTTPHead(isRequest: isRequest)
-            var lineCount = 0
-            for byte in b where byte == 0x0A { lineCount += 1 }
-            head.fields.reserveCapacity(lineCount)   // one array for all the fields
+            head.fields.reserveCapacity(16)
             // Start line: up to three space-separated parts (the last keeps its spaces).
-            var parts: [Range<Int>] = []
+            var parts = (0 ..< 0, 0 ..< 0, 0 ..< 0)
+            var partCount = 0
             var i = startLine.lowerBound
-            while i < startLine.upperBound && parts.count < 3 {
+            while i < startLine.upperBound && partCount < 3 {
                 while i < startLine.upperBound && b[i] == 0x20 { i += 1 }
                 guard i < startLine.upperBound else { break }
                 let partStart = i
-                if parts.count < 2 { while i < startLine.upperBound && b[i] != 0x20 { i += 1 } } else { i = startLine.upperBound }
-                parts.append(partStart ..< i)
+                if partCount < 2 { while i < startLine.upperBound && b[i] != 0x20 { i += 1 } } else { i = startLine.upperBound }
+                switch partCount {
+                case 0: parts.0 = partStart ..< i
+                case 1: parts.1 = partStart ..< i
+                default: parts.2 = partStart ..< i
+                }
+                partCount += 1
             }
             func bytesOf(_ r: Range<Int>) -> [UInt8] { Array(b[r]) }
             func starts(_ r: Range<Int>, with prefix: StaticString) -> Bool {
@@ -401,21 +415,21 @@ public struct HTTPParser {
             if isRequest {
                 // Methods are upper-case tokens in practice; a lone letter or lower-case word
                 // is cruft between messages, not a request.
-                guard parts.count >= 2, parts[0].count >= 3, parts[0].count <= 24,
-                      parts[0].allSatisfy({ Self.isMethodChar(b[$0]) }) else { return nil }
-                head.method = bytesOf(parts[0])
-                if parts.count == 2 && starts(parts[1], with: "HTTP/1.") {
-                    head.version = bytesOf(parts[1])    // "GET HTTP/1.1": an empty target, as Zeek logs it
+                guard partCount >= 2, parts.0.count >= 3, parts.0.count <= 24,
+                      parts.0.allSatisfy({ Self.isMethodChar(b[$0]) }) else { return nil }
+                head.method = bytesOf(parts.0)
+                if partCount == 2 && starts(parts.1, with: "HTTP/1.") {
+                    head.version = bytesOf(parts.1)    // "GET HTTP/1.1": an empty target, as Zeek logs it
                 } else {
-                    head.uri = bytesOf(parts[1])
-                    head.version = parts.count > 2 ? bytesOf(parts[2]) : Array("HTTP/0.9".utf8)
+                    head.uri = bytesOf(parts.1)
+                    head.version = partCount > 2 ? bytesOf(parts.2) : Array("HTTP/0.9".utf8)
                 }
             } else {
-                guard parts.count >= 2, starts(parts[0], with: "HTTP/"), parts[1].count == 3,
-                      parts[1].allSatisfy({ b[$0] >= 0x30 && b[$0] <= 0x39 }) else { return nil }
-                head.version = bytesOf(parts[0])
-                head.status = parts[1].reduce(0) { $0 * 10 + Int(b[$1] - 0x30) }
-                head.reason = parts.count > 2 ? bytesOf(parts[2]) : []
+                guard partCount >= 2, starts(parts.0, with: "HTTP/"), parts.1.count == 3,
+                      parts.1.allSatisfy({ b[$0] >= 0x30 && b[$0] <= 0x39 }) else { return nil }
+                head.version = bytesOf(parts.0)
+                head.status = parts.1.reduce(0) { $0 * 10 + Int(b[$1] - 0x30) }
+                head.reason = partCount > 2 ? bytesOf(parts.2) : []
             }
             func trimmed(_ r: Range<Int>) -> Range<Int> {
                 var lo = r.lowerBound, hi = r.upperBound
@@ -430,9 +444,8 @@ public struct HTTPParser {
                     head.foldedValues[last] = (head.foldedValues[last] ?? bytesOf(head.fields[last].value)) + [0x20] + bytesOf(trimmed(l))
                     continue
                 }
-                var colon = l.lowerBound
-                while colon < l.upperBound && b[colon] != 0x3A { colon += 1 }
-                guard colon < l.upperBound else { continue }
+                guard let c = memchr(base + l.lowerBound, 0x3A, l.count) else { continue }
+                let colon = UnsafeRawPointer(c) - UnsafeRawPointer(base)
                 head.fields.append((l.lowerBound ..< colon, trimmed(colon + 1 ..< l.upperBound)))
             }
             head.raw = bytes

@@ -39,6 +39,22 @@ public enum Scope: String, CaseIterable, Sendable {
     case strace
     /// Bytes given to `phonehome rules scan`.
     case file
+
+    /// One bit per scope, for the test made on every hit (a `Set<Scope>` hashed the raw
+    /// string each time).
+    var bit: UInt16 {
+        switch self {
+        case .tcp: 1
+        case .udp: 1 << 1
+        case .dnsQueryName: 1 << 2
+        case .httpURI: 1 << 3
+        case .httpHeader: 1 << 4
+        case .httpBody: 1 << 5
+        case .tlsSNI: 1 << 6
+        case .strace: 1 << 7
+        case .file: 1 << 8
+        }
+    }
 }
 
 public enum Severity: String, CaseIterable, Sendable, Comparable {
@@ -86,7 +102,12 @@ public final class Rule: @unchecked Sendable {
     public var context: [String] = []
     public var contextWindow = 64
     public var requireContext = false
-    public var scopes: Set<Scope> = Set(Scope.allCases)
+    public var scopes: Set<Scope> = Set(Scope.allCases) {
+        didSet { scopeBits = scopes.reduce(0) { $0 | $1.bit } }
+    }
+    private(set) var scopeBits: UInt16 = Scope.allCases.reduce(0) { $0 | $1.bit }
+    /// Whether the rule looks in `scope`.
+    @inline(__always) public func applies(to scope: Scope) -> Bool { scopeBits & scope.bit != 0 }
     /// For literal canaries: the encodings also searched.
     public var encodings: [CanaryEncoding] = [.plain]
     /// For canary domains: query names or server names under these suffixes.

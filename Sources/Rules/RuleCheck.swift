@@ -43,7 +43,7 @@ extension RuleEngine {
             return true
         }
         var out: [Int] = []
-        for i in domainRuleIndices where rules[i].scopes.contains(scope) {
+        for i in domainRuleIndices where rules[i].applies(to: scope) {
             if domainBytes[i].contains(where: under) { out.append(i) }
         }
         return out
@@ -53,7 +53,7 @@ extension RuleEngine {
         var n = String(decoding: name, as: UTF8.self).lowercased()
         if n.hasSuffix(".") { n.removeLast() }
         var out: [Int] = []
-        for i in domainRuleIndices where rules[i].scopes.contains(scope) {
+        for i in domainRuleIndices where rules[i].applies(to: scope) {
             if rules[i].domains.contains(where: { n == $0 || n.hasSuffix("." + $0) }) { out.append(i) }
         }
         return out

@@ -338,7 +338,7 @@ public final class RuleEngine {
     /// end of `bytes` may still grow: unless `final`, it waits for more data.
     func confirm(_ hits: [Hit], in bytes: UnsafeRawBufferPointer, offset: Int, scope: Scope, final: Bool,
                  progress: inout [PatternProgress], _ emit: (RuleMatch) -> Void) {
-        var hits = hits.filter { rules[patterns[Int($0.pattern)].rule].scopes.contains(scope) }
+        var hits = hits.filter { rules[patterns[Int($0.pattern)].rule].applies(to: scope) }
         // A match that waited for more data is searched again even without a new hit.
         for p in progress where p.deferredFrom != nil && !hits.contains(where: { Int($0.pattern) == p.pattern }) {
             hits.append(Hit(pattern: UInt32(p.pattern), to: p.checkedUpTo))

@@ -66,12 +66,22 @@ public enum Validator: String, CaseIterable, Sendable {
         // special-use TLD that can never deliver mail (RFC 6761: .example, .test, .invalid,
         // .localhost; generators fill synthetic traffic with them). Documentation domains
         // (example.com/org/net) are kept: answer keys plant them as stand-ins for people.
-        let tldText = String(unsafeUninitializedCapacity: tld.count) { text in
-            for (i, byte) in b[tld].enumerated() { text[i] = byte | 0x20 }
-            return tld.count
-        }
-        return !fileExtensions.contains(tldText) && !specialUseTLDs.contains(tldText)
+        // Compared as packed lower-case words: no String and no hashing per candidate.
+        guard tld.count <= 16 else { return true }
+        let packed = packedLowercase(b[tld])
+        return !excludedTLDs.contains { $0 == packed }
     }
+
+    /// Up to 16 bytes, lower-cased, in two words (zero-padded).
+    static func packedLowercase<C: Collection<UInt8>>(_ bytes: C) -> (UInt64, UInt64) {
+        var words: (UInt64, UInt64) = (0, 0)
+        for (i, byte) in bytes.prefix(16).enumerated() {
+            let shifted = UInt64(byte | 0x20) << UInt64(8 * (i % 8))
+            if i < 8 { words.0 |= shifted } else { words.1 |= shifted }
+        }
+        return words
+    }
+    static let excludedTLDs: [(UInt64, UInt64)] = (specialUseTLDs.union(fileExtensions)).sorted().map { packedLowercase(Array($0.utf8)) }
 
     // MARK: Payment cards
 
