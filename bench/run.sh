@@ -16,7 +16,10 @@ out=$(mktemp -d); trap 'rm -rf "$out"' EXIT
 mb=$(( $(stat -c %s "$cap") / 1000000 ))
 frames=$(capinfos -c -M "$cap" 2>/dev/null | awk -F: '/Number of packets/{gsub(/ /,"",$2); print $2}')
 cat "$cap" > /dev/null
-best() { # name, command... : best of 3 wall times, peak RSS of the best run
+# Each tool runs once per round, the rounds one after another, and the best of 3 rounds
+# counts: this host's speed drifts by 10-20% within minutes, and interleaving exposes
+# every tool to the same drift (running one tool 3 times, then the next, did not).
+best() { # name, command... : best of 3 wall times, peak RSS of the best run (the xz pair)
     local name=$1; shift
     local bs="" brss=""
     for _ in 1 2 3; do
@@ -27,18 +30,30 @@ best() { # name, command... : best of 3 wall times, peak RSS of the best run
     done
     echo "$name	$bs	$brss"
 }
-{
-best "cat (read floor)" cat "$cap"
-best "tcpdump -r X -w /dev/null" tcpdump -r "$cap" -w /dev/null
-best "phonehome read (own read loop: records, no decoding)" $bin read "$cap"
-best "phonehome analyze (flows, community_id; no app layer, no hash)" $bin analyze -q --no-input-hash --no-app-layer "$cap" -o "$out/a"
-best "phonehome -j 1 (+ DNS/HTTP/TLS/QUIC, rules off, no hash)" $bin analyze -q -j 1 --no-input-hash --no-rules "$cap" -o "$out/b1"
-best "phonehome -j $(nproc) (+ DNS/HTTP/TLS/QUIC, rules off, no hash)" $bin analyze -q --no-input-hash --no-rules "$cap" -o "$out/b"
-best "phonehome -j 1 (+ default rule packs, no hash)" $bin analyze -q -j 1 --no-input-hash "$cap" -o "$out/r1"
-best "phonehome -j $(nproc) (+ default rule packs, no hash)" $bin analyze -q --no-input-hash "$cap" -o "$out/r"
-best "phonehome -j $(nproc) (default: rules + SHA-256 of input + reports)" $bin analyze -q "$cap" -o "$out/c"
+names=(); cmds=()
+add() { names+=("$1"); shift; cmds+=("$(printf '%q ' "$@")"); }
+add "cat (read floor)" cat "$cap"
+add "tcpdump -r X -w /dev/null" tcpdump -r "$cap" -w /dev/null
+add "phonehome read (own read loop: records, no decoding)" $bin read "$cap"
+add "phonehome analyze (flows, community_id; no app layer, no hash)" $bin analyze -q --no-input-hash --no-app-layer "$cap" -o "$out/a"
+add "phonehome -j 1 (+ DNS/HTTP/TLS/QUIC, rules off, no hash)" $bin analyze -q -j 1 --no-input-hash --no-rules "$cap" -o "$out/b1"
+add "phonehome -j $(nproc) (+ DNS/HTTP/TLS/QUIC, rules off, no hash)" $bin analyze -q --no-input-hash --no-rules "$cap" -o "$out/b"
+add "phonehome -j 1 (+ default rule packs, no hash)" $bin analyze -q -j 1 --no-input-hash "$cap" -o "$out/r1"
+add "phonehome -j $(nproc) (+ default rule packs, no hash)" $bin analyze -q --no-input-hash "$cap" -o "$out/r"
+add "phonehome -j $(nproc) (default: rules + SHA-256 of input + reports)" $bin analyze -q "$cap" -o "$out/c"
 # ngrep with one email regex over each packet (no reassembly, no other rule).
-best "ngrep -q -I X -W none EMAIL-REGEX" ngrep -q -I "$cap" -W none '[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}'
+add "ngrep -q -I X -W none EMAIL-REGEX" ngrep -q -I "$cap" -W none '[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}'
+declare -a bestS bestK
+for _ in 1 2 3; do
+    for i in "${!cmds[@]}"; do
+        tf=$(mktemp)
+        eval "/usr/bin/time -o $tf -f '%e %M' ${cmds[$i]}" > /dev/null 2>&1 || true
+        read -r s k < <(tail -1 "$tf"); rm -f "$tf"
+        if [ -z "${bestS[$i]:-}" ] || awk -v a="$s" -v b="${bestS[$i]}" 'BEGIN{exit !(a<b)}'; then bestS[$i]=$s; bestK[$i]=$k; fi
+    done
+done
+{
+for i in "${!cmds[@]}"; do echo "${names[$i]}	${bestS[$i]}	${bestK[$i]}"; done
 # tshark name extraction takes minutes on 2 GB: once, only when asked; then the ratio of
 # the app-layer run to it and how far the extracted names agree.
 if [ "${PHONEHOME_BENCH_TSHARK:-0}" = 1 ]; then
