@@ -43,35 +43,37 @@ add "phonehome -j $(nproc) (+ default rule packs, no hash)" $bin analyze -q --no
 add "phonehome -j $(nproc) (default: rules + SHA-256 of input + reports)" $bin analyze -q "$cap" -o "$out/c"
 # ngrep with one email regex over each packet (no reassembly, no other rule).
 add "ngrep -q -I X -W none EMAIL-REGEX" ngrep -q -I "$cap" -W none '[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}'
-declare -a bestS bestK
+declare -a bestS bestK bestC
 for _ in 1 2 3; do
     for i in "${!cmds[@]}"; do
         tf=$(mktemp)
-        eval "/usr/bin/time -o $tf -f '%e %M' ${cmds[$i]}" > /dev/null 2>&1 || true
-        read -r s k < <(tail -1 "$tf"); rm -f "$tf"
-        if [ -z "${bestS[$i]:-}" ] || awk -v a="$s" -v b="${bestS[$i]}" 'BEGIN{exit !(a<b)}'; then bestS[$i]=$s; bestK[$i]=$k; fi
+        eval "/usr/bin/time -o $tf -f '%e %M %U %S' ${cmds[$i]}" > /dev/null 2>&1 || true
+        read -r s k u y < <(tail -1 "$tf"); rm -f "$tf"
+        if [ -z "${bestS[$i]:-}" ] || awk -v a="$s" -v b="${bestS[$i]}" 'BEGIN{exit !(a<b)}'; then
+            bestS[$i]=$s; bestK[$i]=$k; bestC[$i]=$(awk -v u="$u" -v y="$y" 'BEGIN{printf "%.2f", u + y}')
+        fi
     done
 done
 {
-for i in "${!cmds[@]}"; do echo "${names[$i]}	${bestS[$i]}	${bestK[$i]}"; done
+for i in "${!cmds[@]}"; do echo "${names[$i]}	${bestS[$i]}	${bestK[$i]}	${bestC[$i]}"; done
 # tshark name extraction takes minutes on 2 GB: once, only when asked; then the ratio of
 # the app-layer run to it and how far the extracted names agree.
 if [ "${PHONEHOME_BENCH_TSHARK:-0}" = 1 ]; then
     tf=$(mktemp)
-    /usr/bin/time -o "$tf" -f '%e %M' tshark -r "$cap" -T fields -e dns.qry.name -e http.host -e http.request.uri \
+    /usr/bin/time -o "$tf" -f '%e %M %U %S' tshark -r "$cap" -T fields -e dns.qry.name -e http.host -e http.request.uri \
         -e tls.handshake.extensions_server_name > "$out/tshark-names.tsv" 2>/dev/null || true
-    read -r s k < <(tail -1 "$tf"); rm -f "$tf"
-    echo "tshark -T fields (names, 1 run)	$s	$k"
+    read -r s k u y < <(tail -1 "$tf"); rm -f "$tf"
+    echo "tshark -T fields (names, 1 run)	$s	$k	$(awk -v u="$u" -v y="$y" 'BEGIN{printf "%.2f", u + y}')"
 fi
 } > "$out/times.tsv"
 echo "capture: $cap, $mb MB, ${frames:-?} packets; $(nproc) cores; $(date -u +%Y-%m-%d)"
 awk -F'\t' -v mb="$mb" -v frames="${frames:-0}" '
     NR==1 { floor=$2 } NR==2 { tcpdump=$2 }
-    { rows[NR]=$0; name[NR]=$1; s[NR]=$2; rss[NR]=$3 }
+    { rows[NR]=$0; name[NR]=$1; s[NR]=$2; rss[NR]=$3; cpu[NR]=$4 }
     END {
-        printf "%-58s %8s %9s %9s %10s %12s %12s\n", "tool", "seconds", "MB/s", "Mpkt/s", "peak MB", "vs floor", "vs tcpdump"
+        printf "%-58s %8s %7s %9s %9s %10s %12s %12s\n", "tool", "seconds", "CPU s", "MB/s", "Mpkt/s", "peak MB", "vs floor", "vs tcpdump"
         for (i = 1; i <= NR; i++)
-            printf "%-58s %8.2f %9.0f %9.2f %10.0f %11.2fx %11.2fx\n", name[i], s[i], mb/s[i], frames/s[i]/1e6, rss[i]/1024, floor/s[i], tcpdump/s[i]
+            printf "%-58s %8.2f %7.2f %9.0f %9.2f %10.0f %11.2fx %11.2fx\n", name[i], s[i], cpu[i], mb/s[i], frames/s[i]/1e6, rss[i]/1024, floor/s[i], tcpdump/s[i]
     }' "$out/times.tsv"
 awk -F'\t' -v mb="$mb" -v n="$(nproc)" '
     /-j 1 .*rules off/ { off1=$2 } /-j [2-9].*rules off/ { off=$2 } /-j 1 .*default rule packs, no hash/ { on1=$2 }
