@@ -32,7 +32,8 @@ public enum Masking {
 
         public var hex: String {
             String(unsafeUninitializedCapacity: 64) { out in
-                writeHex(to: out.baseAddress!)
+                guard let p = out.baseAddress, out.count >= 64 else { return 0 }
+                writeHex(to: p)
                 return 64
             }
         }
