@@ -28,7 +28,9 @@ final class Session {
     var responder = TCPStream()
 
     // DNS
-    var dnsPending: [UInt16: (DNSMessage, Int, Int64)] = [:]
+    /// Queries waiting for their answer, in the order asked: a flow holds one or a few
+    /// (a search of a short array beat hashing the id, and no table is made per flow).
+    var dnsPending: [(id: UInt16, query: (DNSMessage, Int, Int64))] = []
     var dnsStream = PerDirection<[UInt8]>([])   // DNS over TCP: unparsed bytes per direction
     var dnsStreamBroken = PerDirection(false)
     var flavour = "dns"
@@ -279,7 +281,8 @@ final class AppLayer {
                 }
             }
             var t: DNSTransaction
-            if let pending = s.dnsPending.removeValue(forKey: m.id) {
+            if let i = s.dnsPending.firstIndex(where: { $0.id == m.id }) {
+                let pending = s.dnsPending.remove(at: i).query
                 var origin = s.origin
                 origin.frame = pending.1
                 origin.timestamp = pending.2
@@ -296,15 +299,18 @@ final class AppLayer {
             t.responseTimestamp = timestamp
             sink?.dns(t)
         } else {
-            if let old = s.dnsPending[m.id] {
+            if let i = s.dnsPending.firstIndex(where: { $0.id == m.id }) {
                 // Same id asked again before an answer (a retry): the first stands alone.
-                emitUnanswered(old, s)
-            } else if s.dnsPending.count >= limits.dnsPendingPerFlow, let oldest = s.dnsPending.min(by: { $0.value.1 < $1.value.1 }) {
-                s.dnsPending.removeValue(forKey: oldest.key)
-                emitUnanswered(oldest.value, s)
-                counts.dnsPendingDropped += 1
+                emitUnanswered(s.dnsPending[i].query, s)
+                s.dnsPending[i].query = (m, frame, timestamp)
+            } else {
+                if s.dnsPending.count >= limits.dnsPendingPerFlow,
+                   let oldest = s.dnsPending.indices.min(by: { s.dnsPending[$0].query.1 < s.dnsPending[$1].query.1 }) {
+                    emitUnanswered(s.dnsPending.remove(at: oldest).query, s)
+                    counts.dnsPendingDropped += 1
+                }
+                s.dnsPending.append((m.id, (m, frame, timestamp)))
             }
-            s.dnsPending[m.id] = (m, frame, timestamp)
             if scans != nil { scanDNSQuery(m, s, fromOriginator: fromOriginator, frame: frame, timestamp: timestamp) }
         }
     }
@@ -553,7 +559,7 @@ final class AppLayer {
             for t in s.httpOpen { emitHTTP(t) }
         }
         if s.tls != nil { emitTLS(s) }
-        for q in s.dnsPending.values.sorted(by: { $0.1 < $1.1 }) { emitUnanswered(q, s) }
+        for q in s.dnsPending.map(\.query).sorted(by: { $0.1 < $1.1 }) { emitUnanswered(q, s) }
         counts.missedBytes += s.originator.missedBytes + s.responder.missedBytes
 
         var app = FlowApplication()
