@@ -57,9 +57,9 @@ import TestSupport
         let collector = Collector()
         var flows = 0
         let analyzer = try Analyzer(options: AnalysisOptions(), events: collector) { _, _, _ in flows += 1 }
-        let before = residentMegabytes()
-        let summary = analyzer.analyze(name: "generated-1GiB-body", source: source)
-        let after = residentMegabytes()
+        let (before, summary, after) = ResidentMemoryTurn.take {
+            (residentMegabytes(), analyzer.analyze(name: "generated-1GiB-body", source: source), residentMegabytes())
+        }
         #expect(summary.error == nil)
         #expect(source.bytesProduced > bodyLength)
         #expect(flows == 1)

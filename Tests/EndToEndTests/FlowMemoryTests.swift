@@ -62,13 +62,17 @@ import TestSupport
     /// of the process and whatever spawned it (here a test runner made 300 MB larger).
     @Test func peakMemoryIsTheRunsOwnNotItsSpawners() throws {
         try #require(FileManager.default.isExecutableFile(atPath: BuiltCommand.url.path), "phonehome not built beside the tests")
-        let ballast = UnsafeMutableRawPointer.allocate(byteCount: 300 << 20, alignment: 4096)
-        defer { ballast.deallocate() }
-        ballast.initializeMemory(as: UInt8.self, repeating: 1, count: 300 << 20)   // resident, not just reserved
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("phonehome-rss-\(getpid())")
         defer { try? FileManager.default.removeItem(at: out) }
         let sample = Corpus.repositoryRoot.appendingPathComponent("samples/workstation.pcap")
-        let r = try BuiltCommand.run(["analyze", sample.path, "--out", out.path, "-q"])
+        // The ballast lives only during the run, in turn with the tests that measure
+        // this process's memory.
+        let r = try ResidentMemoryTurn.take {
+            let ballast = UnsafeMutableRawPointer.allocate(byteCount: 300 << 20, alignment: 4096)
+            defer { ballast.deallocate() }
+            ballast.initializeMemory(as: UInt8.self, repeating: 1, count: 300 << 20)   // resident, not just reserved
+            return try BuiltCommand.run(["analyze", sample.path, "--out", out.path, "-q"])
+        }
         #expect(r.status == 0)
         let manifest = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("manifest.json"))) as? [String: Any])
         let peak = try #require(manifest["peak_rss_bytes"] as? Int)

@@ -52,13 +52,15 @@ import TestSupport
     }
 
     @Test func longLogStreamsWithFlatMemory() {
-        let before = residentMegabytes().current
         let lineCount = 240_000
         let reader = StraceReader()
         let lines = LineReader(source: GeneratedStrace(lines: lineCount))
         var summary = StraceFileSummary(path: "generated")
-        reader.read(lines, path: "generated", pid: nil, into: &summary)
-        let after = residentMegabytes().current
+        let (before, after) = ResidentMemoryTurn.take {
+            let before = residentMegabytes().current
+            reader.read(lines, path: "generated", pid: nil, into: &summary)
+            return (before, residentMegabytes().current)
+        }
         #expect(summary.lines == lineCount && summary.unparsedTotal == 0)
         #expect(lines.heldBytes <= 4 << 20)
         #expect(reader.model.processes.count == 1000)

@@ -43,6 +43,19 @@ public final class GeneratedCapture: ByteSource {
     }
 }
 
+/// Tests that measure this process's resident memory, and the one that inflates it on
+/// purpose (a 300 MB ballast), take turns: Swift Testing runs suites in parallel in one
+/// process, and a strace read once saw the ballast as 218 MB of its own growth.
+public enum ResidentMemoryTurn {
+    static let lock = NSLock()
+
+    public static func take<T>(_ body: () throws -> T) rethrows -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body()
+    }
+}
+
 /// Peak and current resident memory of this process, from /proc (Linux).
 public func residentMegabytes() -> (current: Int, peak: Int) {
     guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return (0, 0) }
