@@ -138,10 +138,10 @@ public final class JSONWriter {
     /// is cached: consecutive flows mostly share it.
     public func timeField(_ k: StaticString, _ nanoseconds: Int64) {
         key(k)
-        let seconds = nanoseconds >= 0 ? nanoseconds / 1_000_000_000 : (nanoseconds - 999_999_999) / 1_000_000_000
+        let (seconds, micros0) = splitNanoseconds(nanoseconds)
         if seconds != cachedSecond || cachedPrefix.isEmpty {
             cachedPrefix.removeAll(keepingCapacity: true)
-            appendRFC3339(seconds * 1_000_000_000, to: &cachedPrefix)
+            appendRFC3339(seconds: seconds, micros: 0, to: &cachedPrefix)
             cachedPrefix.removeLast(8)   // ".000000Z"
             cachedSecond = seconds
         }
@@ -149,7 +149,7 @@ public final class JSONWriter {
         put(UInt8(ascii: "\""))
         cachedPrefix.withUnsafeBytes { put($0) }
         put(UInt8(ascii: "."))
-        var micros = (nanoseconds - seconds * 1_000_000_000) / 1000
+        var micros = micros0
         var divisor: Int64 = 100_000
         while divisor > 0 {
             put(UInt8(truncatingIfNeeded: micros / divisor) &+ 0x30)
@@ -446,8 +446,24 @@ public func rfc3339(_ nanoseconds: Int64) -> String {
 /// Appends the RFC 3339 text of a nanosecond timestamp without going through String
 /// formatting (one conn line carries three of these).
 public func appendRFC3339(_ nanoseconds: Int64, to out: inout [UInt8]) {
-    let seconds = nanoseconds >= 0 ? nanoseconds / 1_000_000_000 : (nanoseconds - 999_999_999) / 1_000_000_000
-    let micros = (nanoseconds - seconds * 1_000_000_000) / 1000
+    let (seconds, micros) = splitNanoseconds(nanoseconds)
+    appendRFC3339(seconds: seconds, micros: micros, to: &out)
+}
+
+/// `a - b`, held at Int64's bounds: durations between hostile timestamps.
+func saturatingDifference(_ a: Int64, _ b: Int64) -> Int64 {
+    let (d, overflow) = a.subtractingReportingOverflow(b)
+    return overflow ? (a > b ? .max : .min) : d
+}
+
+/// Whole seconds (rounded down) and the microseconds past them, for every Int64: the
+/// extremes come from hostile pcapng timestamps, where `seconds * 10^9` would overflow.
+func splitNanoseconds(_ nanoseconds: Int64) -> (seconds: Int64, micros: Int64) {
+    let (q, r) = nanoseconds.quotientAndRemainder(dividingBy: 1_000_000_000)
+    return r < 0 ? (q - 1, (r + 1_000_000_000) / 1000) : (q, r / 1000)
+}
+
+func appendRFC3339(seconds: Int64, micros: Int64, to out: inout [UInt8]) {
     var days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
     let secondOfDay = seconds - days * 86_400
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
