@@ -67,7 +67,7 @@ let package = Package(
 
         // libFuzzer target over reader + decoders + flows (scripts/fuzz.sh); a plain build
         // replays inputs given on the command line.
-        .executableTarget(name: "phonehome-fuzz", dependencies: ["Analysis", "Capture", "Flows", "Wire", "Protocols", "Rules", "HostLogs", "Packages"], path: "Sources/phonehome-fuzz"),
+        .executableTarget(name: "phonehome-fuzz", dependencies: ["Analysis", "Capture", "Flows", "Wire", "Protocols", "Rules", "HostLogs", "Packages", "Report"], path: "Sources/phonehome-fuzz"),
 
         .testTarget(name: "WireTests", dependencies: ["Wire", "TestSupport"]),
         .testTarget(name: "CaptureTests", dependencies: ["Capture", "CPcap", "Wire", "Flows", "Analysis", "TestSupport"]),

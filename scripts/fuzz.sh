@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the libFuzzer targets for a given time each (default 60 s). Targets: engine (the
-# whole capture engine, seeded from ../shared/corpora/pcap and samples/), dns, http, tls,
+# whole capture engine, seeded from ../shared/corpora/pcap and samples/), report (a whole
+# analyze run to every output file, same seeds), dns, http, tls,
 # quic (the parsers alone), rulepack (the YAML rule loader, seeded with rules/), rules
 # (the default packs over the input, whole and streamed), strace (host-log parser and model,
 # seeded from ../shared/corpora/logs/strace), hostlogs (netfilter, ss/lsof, Sysmon XML,
@@ -48,12 +49,12 @@ run() {
         -max_total_time="$seconds" -max_len="${max_len:-65536}" -rss_limit_mb=2048 -timeout=30 \
         -artifact_prefix="fuzz-crashes/$target-" -print_final_stats=1
 }
-for target in engine capture decode reassembly dns http tls quic rulepack rules strace hostlogs sbom knowledge; do
+for target in engine report capture decode reassembly dns http tls quic rulepack rules strace hostlogs sbom knowledge; do
     [ "$which" = all ] || [ "$which" = "$target" ] || continue
-    if [ "$target" = engine ]; then
+    if [ "$target" = engine ] || [ "$target" = report ]; then
         seeds=(samples)
         [ -d ../shared/corpora/pcap ] && seeds+=(../shared/corpora/pcap)
-        run engine "${seeds[@]}"
+        run "$target" "${seeds[@]}"
     elif [ "$target" = decode ] || [ "$target" = reassembly ]; then
         run "$target" samples
     elif [ "$target" = capture ]; then

@@ -5,6 +5,7 @@ import Wire
 import HostLogs
 import Packages
 import Protocols
+import Report
 import Rules
 import Foundation
 
@@ -40,6 +41,10 @@ enum FuzzTarget: String, CaseIterable {
     case sbom
     /// The YAML loaders of the endpoint knowledge base, the executables table and baselines.
     case knowledge
+    /// A whole `analyze` run over the input as a file, to every output (the logs,
+    /// report.md, report.html, eve.json, the manifest): hostile timestamps, names and
+    /// values reach the writers, which `engine` does not run.
+    case report
 
     static let selected: FuzzTarget = {
         let name = ProcessInfo.processInfo.environment["PHONEHOME_FUZZ_TARGET"] ?? "engine"
@@ -66,6 +71,7 @@ enum FuzzTarget: String, CaseIterable {
         case .reassembly: Self.reassembly(bytes)
         case .sbom: Self.sbom(bytes)
         case .knowledge: Self.knowledge(bytes)
+        case .report: Self.report(bytes)
         }
     }
 
@@ -79,6 +85,24 @@ enum FuzzTarget: String, CaseIterable {
         // raw sessions, rule streams, DNS tunnels and decoded bodies are exercised too.
         guard let analyzer = try? Analyzer(options: options, rules: defaultRules, flowSink: { _, _, _ in }) else { return }
         _ = analyzer.analyze(name: "fuzz", bytes: bytes)
+    }
+
+    /// The input is written to a file in a directory of this process (tmpfs when there
+    /// is one), analysed with every output format and the default packs, and removed.
+    static func report(_ bytes: [UInt8]) {
+        let base = FileManager.default.fileExists(atPath: "/dev/shm") ? "/dev/shm" : NSTemporaryDirectory()
+        let dir = (base as NSString).appendingPathComponent("phonehome-fuzz-\(getpid())")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let input = (dir as NSString).appendingPathComponent("input")
+        guard FileManager.default.createFile(atPath: input, contents: Data(bytes)) else { return }
+        var run = AnalysisRun(inputs: [input], out: (dir as NSString).appendingPathComponent("out"))
+        run.engine = defaultRules
+        run.formats = AnalysisRun.allFormats
+        run.options.flowLimits.maxFlows = 1024
+        run.options.jobs = 1 + Int((bytes.last ?? 0) & 1)
+        run.warn = { _ in }
+        _ = try? run.run()
     }
 
     static func strace(_ bytes: [UInt8]) {
