@@ -113,16 +113,9 @@ public final class Defragmenter {
     /// every fragment walk the whole pending table.
     func expire(now: Int64) {
         guard !pending.isEmpty, now >= nextExpiry else { return }
-        // Saturating: a hostile pcapng puts timestamps at both ends of Int64's range.
-        let (next, late) = now.addingReportingOverflow(1_000_000_000)
-        nextExpiry = late ? .max : next
-        let (product, huge) = limits.timeoutSeconds.multipliedReportingOverflow(by: 1_000_000_000)
-        let limit = huge ? Int64.max : product
-        func expired(_ first: Int64) -> Bool {
-            let (age, overflow) = now.subtractingReportingOverflow(first)
-            return overflow ? now > first : age > limit
-        }
-        for (key, d) in pending where expired(d.firstTimestamp) {
+        nextExpiry = now.saturatingAdding(1_000_000_000)
+        let limit = limits.timeoutSeconds.saturatingMultiplied(by: 1_000_000_000)
+        for (key, d) in pending where now.saturatingSubtracting(d.firstTimestamp) > limit {
             heldBytes -= d.held
             pending.removeValue(forKey: key)
             timeouts += 1

@@ -4,7 +4,7 @@ import Glibc
 import Wire
 
 /// Why a flow left the table.
-public enum EvictionReason: String, Sendable {
+public enum EvictionReason: String, CaseIterable, Sendable {
     case idle          // no packet for the protocol's inactivity timeout (Zeek's defaults)
     case capacity      // the table was full: least recently seen flows made room
     case reused        // a new SYN on a finished TCP connection started a new one
@@ -60,12 +60,12 @@ public final class FlowTable {
     /// Flows that left the table, by reason.
     public var evictions: [EvictionReason: Int] {
         var byReason: [EvictionReason: Int] = [:]
-        for reason in [EvictionReason.idle, .capacity, .reused, .end] where evictionCounts[reason.index] > 0 {
+        for reason in EvictionReason.allCases where evictionCounts[reason.index] > 0 {
             byReason[reason] = evictionCounts[reason.index]
         }
         return byReason
     }
-    private var evictionCounts = [0, 0, 0, 0]
+    private var evictionCounts = [Int](repeating: 0, count: EvictionReason.allCases.count)
     public private(set) var peakCount = 0
     private var now: Int64 = Int64.min
     private var nextSweep: Int64 = Int64.min

@@ -147,7 +147,7 @@ public final class AppLogs: AppEventSink {
         }
         if let f = t.responseFrame { writer.field("response_frame", f) }
         if t.query != nil, let r = t.responseTimestamp {
-            writer.field("rtt_us", Int(saturatingDifference(r, t.origin.timestamp) / 1000))
+            writer.field("rtt_us", Int(r.saturatingSubtracting(t.origin.timestamp) / 1000))
         }
         if t.query == nil { writer.field("unsolicited", true) }
         if let issue = t.query?.issue ?? t.response?.issue { writer.field("issue", issue) }

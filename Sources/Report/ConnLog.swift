@@ -39,7 +39,7 @@ public final class ConnLog {
         writer.field("dataset", literal: "phonehome.conn")
         writer.timeField("start", flow.firstTimestamp)
         writer.timeField("end", flow.lastTimestamp)
-        writer.field("duration", saturatingDifference(flow.lastTimestamp, flow.firstTimestamp))
+        writer.field("duration", flow.lastTimestamp.saturatingSubtracting(flow.firstTimestamp))
         writer.endObject()
         writer.beginObject("source")
         writer.ipField("ip", flow.originatorAddress)

@@ -450,12 +450,6 @@ public func appendRFC3339(_ nanoseconds: Int64, to out: inout [UInt8]) {
     appendRFC3339(seconds: seconds, micros: micros, to: &out)
 }
 
-/// `a - b`, held at Int64's bounds: durations between hostile timestamps.
-func saturatingDifference(_ a: Int64, _ b: Int64) -> Int64 {
-    let (d, overflow) = a.subtractingReportingOverflow(b)
-    return overflow ? (a > b ? .max : .min) : d
-}
-
 /// Whole seconds (rounded down) and the microseconds past them, for every Int64: the
 /// extremes come from hostile pcapng timestamps, where `seconds * 10^9` would overflow.
 func splitNanoseconds(_ nanoseconds: Int64) -> (seconds: Int64, micros: Int64) {
