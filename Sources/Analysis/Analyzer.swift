@@ -104,8 +104,8 @@ public final class Analyzer {
     }
 
     /// Analyzes one input (a file path or "-" for stdin). Never throws: an unreadable
-    /// input is returned with `error` set.
-    public func analyze(path: String, inputIndex: Int) -> InputSummary {
+    /// input is returned with `error` set. `prepared`: the same input opened ahead.
+    public func analyze(path: String, inputIndex: Int, prepared: PreparedInput? = nil) -> InputSummary {
         var summary = InputSummary(name: path)
         let started = Date()
         defer { summary.seconds = Date().timeIntervalSince(started) }
@@ -119,6 +119,9 @@ public final class Analyzer {
                 let h = HashingSource(upstream: fileSource)
                 hashing = h
                 reader = try CaptureReader(name: path, source: h, xzThreads: options.xzThreads)
+            } else if let prepared {
+                fileSource = try prepared.opened.get().file
+                reader = try CaptureReader(prepared)
             } else {
                 fileSource = try FileSource(path: path)
                 reader = try CaptureReader(name: path, source: fileSource, xzThreads: options.xzThreads)

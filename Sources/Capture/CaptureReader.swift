@@ -80,9 +80,21 @@ public final class CaptureReader {
         try self.init(name: path, source: source, xzThreads: xzThreads)
     }
 
-    public init(name: String, source: ByteSource, xzThreads: Int = 1) throws(CaptureError) {
-        self.name = name
+    public convenience init(name: String, source: ByteSource, xzThreads: Int = 1) throws(CaptureError) {
         let (plain, compression) = try Self.decompressed(source, name: name, xzThreads: xzThreads)
+        try self.init(name: name, plain: plain, compression: compression)
+    }
+
+    /// Reads an input opened (and perhaps decompressing) ahead of its turn.
+    public convenience init(_ input: PreparedInput) throws(CaptureError) {
+        let opened = try input.opened.get()
+        input.startReading()
+        try self.init(name: input.path, plain: opened.plain, compression: opened.compression)
+    }
+
+    /// `plain`: the capture's bytes, already out of any compression.
+    init(name: String, plain: ByteSource, compression: Compression) throws(CaptureError) {
+        self.name = name
         self.compression = compression
         buffer = RecordBuffer(source: plain)
         guard buffer.ensure(4) else {

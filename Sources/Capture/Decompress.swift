@@ -145,15 +145,26 @@ final class GzipSource: ByteSource {
 /// Runs a decompressor on a thread of its own, a few chunks ahead of the reader, so that
 /// decompression overlaps the analysis instead of adding to it. The bytes, their order and
 /// an error (after every byte before it) are exactly the upstream's.
+///
+/// An input opened ahead of its turn may also park what it decodes in a spill file once
+/// its few chunks in memory are full: several inputs then decompress at once, on as many
+/// cores, while the analysis still takes them one after the other.
 final class BackgroundSource: ByteSource {
     /// State shared with the producing thread (which must not keep the source alive: when
     /// the reader gives up early, the source's end stops the thread).
     final class Shared: @unchecked Sendable {
         let condition = NSCondition()
+        /// Chunks in memory; all older than the spilled bytes (the producer parks in memory
+        /// only while the spill is empty, and the reader takes memory first).
         var chunks: [[UInt8]] = []
         var finished = false
         var failure: CaptureError?
         var cancelled = false
+        var spill: SpillFile?
+        var spillAllowed = false
+        /// The spilled bytes not read yet are [spillRead, spillWritten) of the spill file.
+        var spillRead: Int64 = 0
+        var spillWritten: Int64 = 0
     }
 
     static let chunkSize = 1 << 20
@@ -186,9 +197,7 @@ final class BackgroundSource: ByteSource {
                 }
                 chunk.removeSubrange(filled...)
                 shared.condition.lock()
-                while shared.chunks.count >= Self.maxChunks && !shared.cancelled { shared.condition.wait() }
-                if shared.cancelled { shared.condition.unlock(); return }
-                if !chunk.isEmpty { shared.chunks.append(chunk) }
+                if !Self.park(chunk, shared) { shared.condition.unlock(); return }
                 if failure != nil || ended {
                     shared.failure = failure
                     shared.finished = true
@@ -203,9 +212,61 @@ final class BackgroundSource: ByteSource {
         thread.start()
     }
 
+    /// Queues a decoded chunk (lock held): in memory while there is room and nothing is
+    /// spilled, else at the spill's end while the budget lasts, else once the reader made
+    /// room. False when the reader went away.
+    private static func park(_ chunk: [UInt8], _ shared: Shared) -> Bool {
+        guard !chunk.isEmpty else { return !shared.cancelled }
+        while !shared.cancelled {
+            if shared.spillRead == shared.spillWritten && shared.chunks.count < maxChunks {
+                shared.chunks.append(chunk)
+                return true
+            }
+            guard shared.spillAllowed, let spill = shared.spill else {
+                shared.condition.wait()
+                continue
+            }
+            if spill.budget.reserve(chunk.count) {
+                if spill.write(chunk, at: shared.spillWritten) {
+                    shared.spillWritten += Int64(chunk.count)
+                    return true
+                }
+                // A full disk: nothing is lost, the chunk waits for the reader instead.
+                spill.budget.release(Int64(chunk.count))
+                shared.spillAllowed = false
+            } else {
+                // Other inputs' readers free the budget: look again shortly.
+                _ = shared.condition.wait(until: Date(timeIntervalSinceNow: 0.05))
+            }
+        }
+        return false
+    }
+
+    /// Lets the producer run on into `spill` (an input waiting for its turn).
+    func allowSpill(_ spill: SpillFile) {
+        shared.condition.lock()
+        shared.spill = spill
+        shared.spillAllowed = true
+        shared.condition.broadcast()
+        shared.condition.unlock()
+    }
+
+    /// The reader is here: from now on the producer keeps pace with it in memory only
+    /// (what was spilled is still read first).
+    func stopSpilling() {
+        shared.condition.lock()
+        shared.spillAllowed = false
+        shared.condition.unlock()
+    }
+
     deinit {
         shared.condition.lock()
         shared.cancelled = true
+        if let spill = shared.spill, shared.spillWritten > 0 {
+            spill.budget.release(shared.spillWritten)
+            shared.spillRead = 0
+            shared.spillWritten = 0
+        }
         shared.condition.broadcast()
         shared.condition.unlock()
     }
@@ -214,14 +275,29 @@ final class BackgroundSource: ByteSource {
         guard buffer.count > 0 else { return 0 }
         if position == current.count {
             shared.condition.lock()
-            while shared.chunks.isEmpty && !shared.finished { shared.condition.wait() }
-            if shared.chunks.isEmpty {
+            while shared.chunks.isEmpty && shared.spillRead == shared.spillWritten && !shared.finished { shared.condition.wait() }
+            if !shared.chunks.isEmpty {
+                current = shared.chunks.removeFirst()
+            } else if shared.spillRead < shared.spillWritten, let spill = shared.spill {
+                let n = Int(min(Int64(Self.chunkSize), shared.spillWritten - shared.spillRead))
+                guard let bytes = spill.read(count: n, at: shared.spillRead) else {
+                    shared.condition.unlock()
+                    throw .unreadable(path: "decompression spill file", reason: String(cString: strerror(errno)))
+                }
+                current = bytes
+                shared.spillRead += Int64(n)
+                if shared.spillRead == shared.spillWritten {
+                    spill.budget.release(shared.spillWritten)
+                    spill.reset()
+                    shared.spillRead = 0
+                    shared.spillWritten = 0
+                }
+            } else {
                 let failure = shared.failure
                 shared.condition.unlock()
                 if let failure { throw failure }
                 return 0
             }
-            current = shared.chunks.removeFirst()
             position = 0
             shared.condition.broadcast()
             shared.condition.unlock()

@@ -173,15 +173,20 @@ public struct AnalysisRun {
         var verdict = ""
         let analyzer = try output { try Analyzer(options: options, events: appLogs, rules: engine) { flow, reason, app in conn.write(flow, reason, app) } }
 
+        // With more than one job, the inputs after the current one are opened ahead: the
+        // compressed ones decompress on the other cores meanwhile.
+        let prefetcher = options.jobs > 1 && captures.count > 1
+            ? InputPrefetcher(paths: captures.map(\.path), ahead: options.jobs - 1, spillDirectory: out) : nil
         var summaries: [InputSummary] = []
         for (index, item) in captures.enumerated() {
             guard !Interruption.requested else {
+                prefetcher?.cancel()
                 var summary = InputSummary(name: names(item.path))
                 summary.skipped = "not analysed: the run was interrupted (\(Interruption.signalName))"
                 summaries.append(summary)
                 continue
             }
-            var summary = analyzer.analyze(path: item.path, inputIndex: index)
+            var summary = analyzer.analyze(path: item.path, inputIndex: index, prepared: prefetcher?.take(index))
             summary.name = names(item.path)
             // A file met inside a directory that is no capture (a README, a log for a later
             // stage) is listed as skipped; a file named on the command line must be one.

@@ -1,0 +1,96 @@
+import Foundation
+
+/// Disk space that decompressed bytes may take while they wait for their turn, shared by
+/// every input of a run. Memory stays bounded whatever the inputs' sizes: what runs ahead
+/// of the analysis is parked on disk, and only up to this limit.
+public final class SpillBudget: @unchecked Sendable {
+    private let lock = NSLock()
+    public let limit: Int64
+    private var used: Int64 = 0
+    public private(set) var peak: Int64 = 0
+    public private(set) var total: Int64 = 0
+
+    public init(limit: Int64) { self.limit = max(0, limit) }
+
+    /// A quarter of the free space of `directory`'s file system, and at most 8 GiB.
+    public static func forDirectory(_ directory: String) -> SpillBudget {
+        var fs = statvfs()
+        let free = statvfs(directory, &fs) == 0 ? Int64(clamping: UInt64(fs.f_bavail).multipliedReportingOverflow(by: UInt64(fs.f_frsize)).partialValue) : 0
+        return SpillBudget(limit: min(8 << 30, free / 4))
+    }
+
+    func reserve(_ n: Int) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        guard used + Int64(n) <= limit else { return false }
+        used += Int64(n)
+        total += Int64(n)
+        peak = max(peak, used)
+        return true
+    }
+
+    func release(_ n: Int64) {
+        lock.lock()
+        used -= n
+        lock.unlock()
+    }
+
+    public var inUse: Int64 {
+        lock.lock()
+        defer { lock.unlock() }
+        return used
+    }
+}
+
+/// An unlinked temporary file: nothing is left behind, whatever way the run ends.
+final class SpillFile: @unchecked Sendable {
+    let fd: Int32
+    let budget: SpillBudget
+
+    init?(directory: String, budget: SpillBudget) {
+        var template = Array((directory as NSString).appendingPathComponent(".phonehome-spill-XXXXXX").utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { t in t.baseAddress.map { mkstemp($0) } ?? -1 }
+        guard fd >= 0 else { return nil }
+        template.withUnsafeBufferPointer { t in if let path = t.baseAddress { _ = unlink(path) } }
+        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        self.fd = fd
+        self.budget = budget
+    }
+
+    deinit { close(fd) }
+
+    /// All of `bytes` at `offset`, or false (disk full, I/O error).
+    func write(_ bytes: [UInt8], at offset: Int64) -> Bool {
+        bytes.withUnsafeBytes { b in
+            guard let base = b.baseAddress else { return true }
+            var done = 0
+            while done < b.count {
+                let n = pwrite(fd, base + done, b.count - done, off_t(offset + Int64(done)))
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { return false }
+                done += n
+            }
+            return true
+        }
+    }
+
+    /// `count` bytes from `offset`, or nil when the file does not give them back.
+    func read(count: Int, at offset: Int64) -> [UInt8]? {
+        var bytes = [UInt8](repeating: 0, count: count)
+        let ok = bytes.withUnsafeMutableBytes { b in
+            guard let base = b.baseAddress else { return true }
+            var done = 0
+            while done < b.count {
+                let n = pread(fd, base + done, b.count - done, off_t(offset + Int64(done)))
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { return false }
+                done += n
+            }
+            return true
+        }
+        return ok ? bytes : nil
+    }
+
+    /// Empties the file (its blocks go back to the file system).
+    func reset() { _ = ftruncate(fd, 0) }
+}
