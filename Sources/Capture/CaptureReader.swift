@@ -125,6 +125,13 @@ public final class CaptureReader {
     /// `source` with up to two layers of xz or gzip compression removed (a .pcap.gz.xz
     /// exists in the wild), recognised by their magic bytes; host logs use it too.
     public static func decompressed(_ source: ByteSource, name: String, xzThreads: Int = 1) throws(CaptureError) -> (ByteSource, Compression) {
+        try decompressed(source, name: name, xzThreads: xzThreads, spill: nil, onSpillStop: nil)
+    }
+
+    /// `spill`: an xz layer decodes on into it, ahead of the reader (`onSpillStop` runs
+    /// when that decoder ends).
+    static func decompressed(_ source: ByteSource, name: String, xzThreads: Int, spill: SpillFile?,
+                             onSpillStop: (@Sendable () -> Void)?) throws(CaptureError) -> (ByteSource, Compression) {
         var current = source
         var compression = Compression.none
         for _ in 0..<2 {
@@ -135,7 +142,7 @@ public final class CaptureReader {
             let prefixed = PrefixedSource(prefix: Array(probe.window), upstream: probe.source)
             if head.count >= 6 && head == [0xFD, 0x37, 0x7A, 0x58, 0x5A, 0x00] {
                 compression = .xz
-                current = BackgroundSource(try XZSource(upstream: prefixed, threads: xzThreads))
+                current = BackgroundSource(try XZSource(upstream: prefixed, threads: xzThreads), spill: spill, onStop: onSpillStop)
             } else if head.count >= 2 && head[0] == 0x1F && head[1] == 0x8B {
                 compression = .gzip
                 current = BackgroundSource(try GzipSource(upstream: prefixed))

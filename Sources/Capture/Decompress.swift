@@ -165,6 +165,12 @@ final class BackgroundSource: ByteSource {
         /// The spilled bytes not read yet are [spillRead, spillWritten) of the spill file.
         var spillRead: Int64 = 0
         var spillWritten: Int64 = 0
+        /// Called on the producing thread once it stops, whatever the reason.
+        var onStop: (@Sendable () -> Void)?
+
+        /// Chunks kept in memory: one while spilling (inputs waiting for their turn hold
+        /// little memory, however many there are), a few once the reader is here.
+        var memoryChunks: Int { spillAllowed ? 1 : BackgroundSource.maxChunks }
     }
 
     static let chunkSize = 1 << 20
@@ -173,11 +179,24 @@ final class BackgroundSource: ByteSource {
     private var current: [UInt8] = []
     private var position = 0
 
-    init(_ upstream: ByteSource) {
+    /// `spill`: decode on ahead of the reader into it (an input waiting for its turn);
+    /// `onStop` then runs on the producing thread when it ends.
+    init(_ upstream: ByteSource, spill: SpillFile? = nil, onStop: (@Sendable () -> Void)? = nil) {
         let shared = self.shared
+        shared.spill = spill
+        shared.spillAllowed = spill != nil
+        shared.onStop = onStop
+        spill?.writer = self
         let box = UncheckedBox(upstream)
         let thread = Thread {
             let upstream = box.value
+            defer {
+                shared.condition.lock()
+                let onStop = shared.onStop
+                shared.onStop = nil
+                shared.condition.unlock()
+                onStop?()
+            }
             while true {
                 var chunk = [UInt8](repeating: 0, count: Self.chunkSize)
                 var filled = 0
@@ -218,7 +237,7 @@ final class BackgroundSource: ByteSource {
     private static func park(_ chunk: [UInt8], _ shared: Shared) -> Bool {
         guard !chunk.isEmpty else { return !shared.cancelled }
         while !shared.cancelled {
-            if shared.spillRead == shared.spillWritten && shared.chunks.count < maxChunks {
+            if shared.spillRead == shared.spillWritten && shared.chunks.count < shared.memoryChunks {
                 shared.chunks.append(chunk)
                 return true
             }
@@ -242,20 +261,12 @@ final class BackgroundSource: ByteSource {
         return false
     }
 
-    /// Lets the producer run on into `spill` (an input waiting for its turn).
-    func allowSpill(_ spill: SpillFile) {
-        shared.condition.lock()
-        shared.spill = spill
-        shared.spillAllowed = true
-        shared.condition.broadcast()
-        shared.condition.unlock()
-    }
-
     /// The reader is here: from now on the producer keeps pace with it in memory only
     /// (what was spilled is still read first).
     func stopSpilling() {
         shared.condition.lock()
         shared.spillAllowed = false
+        shared.condition.broadcast()
         shared.condition.unlock()
     }
 

@@ -1,9 +1,9 @@
 import Foundation
 
-/// An input opened before its turn. A compressed one starts decompressing at once, and
-/// parks what it decodes in a spill file until the analysis reaches it: the slowest part
-/// of reading a compressed capture then runs on another core, while the analysis still
-/// takes the inputs in order (so the outputs are the same bytes).
+/// An input opened before its turn. A compressed one starts decompressing at once; an
+/// xz one parks what it decodes in a spill file until the analysis reaches it: the slowest
+/// part of reading a compressed capture then runs on another core, while the analysis
+/// still takes the inputs in order (so the outputs are the same bytes).
 public final class PreparedInput {
     public struct Opened {
         public let file: FileSource
@@ -13,43 +13,73 @@ public final class PreparedInput {
 
     public let path: String
     public let opened: Result<Opened, CaptureError>
+    /// Decoding ahead into a spill file (until it ends or the analysis reaches it).
+    let decodesAhead: Bool
+    let aheadDone: Once
+    private let spill: SpillFile?
 
     /// `xzThreads`: decoder threads (one is the usual choice ahead: several inputs then
     /// share the cores, and a multi-threaded decoder's buffers would weigh on memory).
-    init(path: String, xzThreads: Int, spillDirectory: String, budget: SpillBudget) {
+    /// `onAheadDone`: called once, from any thread, when it no longer decodes ahead.
+    init(path: String, xzThreads: Int, spillDirectory: String, budget: SpillBudget,
+         onAheadDone: @escaping @Sendable () -> Void = {}) {
         self.path = path
+        let once = Once(onAheadDone)
+        aheadDone = once
+        // Only xz is worth a spill: it decodes at some 35 MB/s a core, against 500 MB/s and
+        // more for the analysis. gzip decodes at some 200 MB/s: measured, its spill's writes
+        // and reads cost more than the overlap saved (two cores already busy).
+        let spill = SpillFile(directory: spillDirectory, budget: budget)
         opened = Result { () throws(CaptureError) -> Opened in
             let file = try FileSource(path: path)
-            let (plain, compression) = try CaptureReader.decompressed(file, name: path, xzThreads: xzThreads)
-            if let background = Self.decompressor(plain), let spill = SpillFile(directory: spillDirectory, budget: budget) {
-                background.allowSpill(spill)
-            }
+            let (plain, compression) = try CaptureReader.decompressed(file, name: path, xzThreads: xzThreads, spill: spill,
+                                                                      onSpillStop: { once.run() })
             return Opened(file: file, plain: plain, compression: compression)
         }
+        // The spill went to an xz layer, whose end (or the reader's arrival) will say so.
+        decodesAhead = spill?.writer != nil
+        self.spill = decodesAhead ? spill : nil
     }
 
     /// The analysis starts on this input: the decompressor keeps pace with it from now on.
     func startReading() {
-        if case .success(let opened) = opened { Self.decompressor(opened.plain)?.stopSpilling() }
+        spill?.writer?.stopSpilling()
+        aheadDone.run()
     }
 
-    /// The outer decompressor of a source from `CaptureReader.decompressed` (which hands
-    /// it back behind the bytes read while looking for a second layer).
-    static func decompressor(_ plain: ByteSource) -> BackgroundSource? {
-        plain as? BackgroundSource ?? (plain as? PrefixedSource)?.upstream as? BackgroundSource
+    /// A callback run at most once, whichever thread asks first.
+    final class Once: @unchecked Sendable {
+        private let lock = NSLock()
+        private var action: (@Sendable () -> Void)?
+        init(_ action: @escaping @Sendable () -> Void) { self.action = action }
+        func run() {
+            lock.lock()
+            let action = self.action
+            self.action = nil
+            lock.unlock()
+            action?()
+        }
     }
 }
 
-/// Opens the `ahead` inputs that follow the one being analysed, so that compressed ones
-/// decompress meanwhile. Spill files go in `spillDirectory` (the run's output directory:
-/// chosen by the user, so on a disk with room, unlike a `/tmp` that may be memory).
-public final class InputPrefetcher {
+/// Opens the inputs after the one being analysed, so that xz ones decompress meanwhile:
+/// `ahead` decoders at a time, the next input opened as soon as one of them is done, and
+/// at most `maxOpened` inputs waiting. Spill files go in `spillDirectory` (the run's
+/// output directory: chosen by the user, so on a disk with room, unlike a `/tmp` that may
+/// be memory).
+public final class InputPrefetcher: @unchecked Sendable {
+    static let maxOpened = 16
     let paths: [String]
     let ahead: Int
     let xzThreads: Int
     let spillDirectory: String
     public let budget: SpillBudget
+    private let lock = NSLock()
     private var prepared: [Int: PreparedInput] = [:]
+    private var current = -1
+    private var nextToOpen = 0
+    private var decoding = 0
+    private var cancelled = false
 
     public init(paths: [String], ahead: Int, xzThreads: Int = 1, spillDirectory: String, budget: SpillBudget? = nil) {
         self.paths = paths
@@ -62,17 +92,54 @@ public final class InputPrefetcher {
     /// The input at `index` if it was opened ahead (nil: open it as usual); the inputs
     /// after it are opened first, so they decompress while this one is analysed.
     public func take(_ index: Int) -> PreparedInput? {
+        lock.lock()
+        current = index
+        nextToOpen = max(nextToOpen, index + 1)
         prepared = prepared.filter { $0.key >= index }
-        var next = index + 1
-        while next < paths.count && next <= index + ahead {
-            if prepared[next] == nil && paths[next] != "-" {
-                prepared[next] = PreparedInput(path: paths[next], xzThreads: xzThreads, spillDirectory: spillDirectory, budget: budget)
+        let input = prepared.removeValue(forKey: index)
+        lock.unlock()
+        openMore()
+        return input
+    }
+
+    /// Opens the next inputs while fewer than `ahead` decode and fewer than `maxOpened` wait.
+    private func openMore() {
+        while true {
+            lock.lock()
+            guard !cancelled, nextToOpen < paths.count, decoding < ahead,
+                  prepared.count < Self.maxOpened, nextToOpen <= current + Self.maxOpened else {
+                lock.unlock()
+                return
             }
-            next += 1
+            let index = nextToOpen
+            nextToOpen += 1
+            decoding += 1
+            lock.unlock()
+            guard paths[index] != "-" else { decoderDone(); continue }
+            let input = PreparedInput(path: paths[index], xzThreads: xzThreads, spillDirectory: spillDirectory,
+                                      budget: budget) { [weak self] in self?.decoderDone() }
+            lock.lock()
+            let wanted = !cancelled && index > current
+            if wanted { prepared[index] = input }
+            lock.unlock()
+            if !input.decodesAhead { input.aheadDone.run() }
         }
-        return prepared.removeValue(forKey: index)
+    }
+
+    private func decoderDone() {
+        lock.lock()
+        decoding -= 1
+        lock.unlock()
+        openMore()
     }
 
     /// Stops every input decompressing ahead (the run was interrupted).
-    public func cancel() { prepared = [:] }
+    public func cancel() {
+        lock.lock()
+        cancelled = true
+        let dropped = prepared
+        prepared = [:]
+        lock.unlock()
+        _ = dropped
+    }
 }

@@ -46,6 +46,8 @@ public final class SpillBudget: @unchecked Sendable {
 final class SpillFile: @unchecked Sendable {
     let fd: Int32
     let budget: SpillBudget
+    /// The decoder that writes into it (set once, before its thread starts).
+    weak var writer: BackgroundSource?
 
     init?(directory: String, budget: SpillBudget) {
         var template = Array((directory as NSString).appendingPathComponent(".phonehome-spill-XXXXXX").utf8CString)

@@ -34,7 +34,8 @@ import Testing
     }
 
     static let chunk = BackgroundSource.chunkSize
-    static let inMemory = BackgroundSource.chunkSize * BackgroundSource.maxChunks
+    /// What a source decoding ahead keeps in memory before it spills.
+    static let inMemory = BackgroundSource.chunkSize
 
     static func directory() throws -> String {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("phonehome-spill-\(getpid())-\(UInt32.random(in: 0 ... .max))")
@@ -79,9 +80,8 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let total = 7 * Self.chunk + 12_345
         let budget = SpillBudget(limit: 64 << 20)
-        let source = BackgroundSource(PatternSource(total: total))
         let spill = try #require(SpillFile(directory: dir, budget: budget))
-        source.allowSpill(spill)
+        let source = BackgroundSource(PatternSource(total: total), spill: spill)
         // Everything the memory chunks cannot hold goes to disk before the first read.
         Self.wait { budget.inUse == Int64(total - Self.inMemory) }
         #expect(budget.inUse == Int64(total - Self.inMemory))
@@ -99,9 +99,8 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let total = 11 * Self.chunk + 777
         let budget = SpillBudget(limit: Int64(2 * Self.chunk + 10))
-        let source = BackgroundSource(PatternSource(total: total))
         let spill = try #require(SpillFile(directory: dir, budget: budget))
-        source.allowSpill(spill)
+        let source = BackgroundSource(PatternSource(total: total), spill: spill)
         Self.wait { budget.inUse == Int64(2 * Self.chunk) }
         usleep(100_000)
         #expect(budget.inUse == Int64(2 * Self.chunk))
@@ -119,9 +118,8 @@ import Testing
         let total = 6 * Self.chunk + 99
         let budget = SpillBudget(limit: 64 << 20)
         let failure = CaptureError.decompression(reason: "xz data error at compressed byte 12")
-        let source = BackgroundSource(PatternSource(total: total, failure: failure))
         let spill = try #require(SpillFile(directory: dir, budget: budget))
-        source.allowSpill(spill)
+        let source = BackgroundSource(PatternSource(total: total, failure: failure), spill: spill)
         Self.wait { budget.inUse == Int64(total - Self.inMemory) }
         let (bytes, error) = Self.drain(source)
         #expect(Self.firstDifference(bytes, total) == nil)
@@ -134,9 +132,8 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let total = 9 * Self.chunk + 5
         let budget = SpillBudget(limit: Int64(3 * Self.chunk))
-        let source = BackgroundSource(PatternSource(total: total))
         let spill = try #require(SpillFile(directory: dir, budget: budget))
-        source.allowSpill(spill)
+        let source = BackgroundSource(PatternSource(total: total), spill: spill)
         Self.wait { budget.inUse == Int64(3 * Self.chunk) }
         source.stopSpilling()
         let (bytes, error) = Self.drain(source)
@@ -152,11 +149,12 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let budget = SpillBudget(limit: 64 << 20)
         do {
-            let source = BackgroundSource(PatternSource(total: 8 * Self.chunk))
             let spill = try #require(SpillFile(directory: dir, budget: budget))
-            source.allowSpill(spill)
-            Self.wait { budget.inUse == Int64(4 * Self.chunk) }
-            #expect(budget.inUse == Int64(4 * Self.chunk))
+            let source = BackgroundSource(PatternSource(total: 8 * Self.chunk), spill: spill)
+            withExtendedLifetime(source) {
+                Self.wait { budget.inUse == Int64(7 * Self.chunk) }
+                #expect(budget.inUse == Int64(7 * Self.chunk))
+            }
         }
         #expect(budget.inUse == 0)
     }

@@ -17,17 +17,26 @@ import TestSupport
         let plain = dir.appendingPathComponent("workstation.pcap")
         try Data(workstation).write(to: plain)
         let derived = Corpus.pcapRoot.appendingPathComponent("derived")
-        let inputs = [gzipped.path, derived.appendingPathComponent("wikipedia.pcap.xz").path, plain.path,
+        let wikipedia = derived.appendingPathComponent("wikipedia.pcap.xz")
+        let xzBytes = try Data(contentsOf: wikipedia)
+        let truncated = dir.appendingPathComponent("cut.pcap.xz")
+        try xzBytes.prefix(xzBytes.count * 2 / 3).write(to: truncated)
+        let inputs = [gzipped.path, wikipedia.path, plain.path, dir.appendingPathComponent("missing.pcap.xz").path,
                       derived.appendingPathComponent("quic__firefox-102.13.0esr-blog-cloudflare-com.pcap.xz").path,
-                      derived.appendingPathComponent("merged-ether-sll2-rawip4-nflog.pcapng.xz").path, gzipped.path]
+                      truncated.path, derived.appendingPathComponent("merged-ether-sll2-rawip4-nflog.pcapng.xz").path, gzipped.path]
         var outputs: [[String: Data]] = []
         for jobs in [1, 2, 4] {
             let out = try EvidenceReportTests.temporary("prefetch-\(jobs)")
             defer { try? FileManager.default.removeItem(at: out) }
             let result = try EvidenceReportTests.analyzeSamples(out, inputs: inputs, jobs: jobs)
-            #expect(result.inputs.count == 6)
-            #expect(result.inputs.allSatisfy { $0.error == nil && $0.counts.frames > 0 })
-            #expect(result.inputs.map(\.compression) == ["gzip", "xz", "none", "xz", "xz", "gzip"])
+            #expect(result.inputs.count == 8)
+            #expect(result.inputs.map { $0.error == nil } == [true, true, true, false, true, true, true, true])
+            #expect(result.inputs[3].error?.hasSuffix("missing.pcap.xz: cannot read: No such file or directory") == true)
+            #expect(result.inputs.map(\.compression) == ["gzip", "xz", "none", "-", "xz", "xz", "xz", "gzip"])
+            // The cut xz gives the packets before the cut, then a read error at that offset.
+            let cut = result.inputs[5]
+            #expect(cut.counts.frames > 0 && cut.counts.frames < result.inputs[1].counts.frames)
+            #expect(cut.anomalies.counts["read_error"] == 1)
             let names = try FileManager.default.contentsOfDirectory(atPath: out.path)
             #expect(!names.contains { $0.hasPrefix(".phonehome-spill") })
             var files: [String: Data] = [:]
