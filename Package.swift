@@ -70,7 +70,7 @@ let package = Package(
         .executableTarget(name: "phonehome-fuzz", dependencies: ["Analysis", "Capture", "Flows", "Wire", "Protocols", "Rules", "HostLogs", "Packages", "Report"], path: "Sources/phonehome-fuzz"),
 
         .testTarget(name: "WireTests", dependencies: ["Wire", "TestSupport"]),
-        .testTarget(name: "CaptureTests", dependencies: ["Capture", "CPcap", "Wire", "Flows", "Analysis", "TestSupport"]),
+        .testTarget(name: "CaptureTests", dependencies: ["Capture", "CPcap", "CLZMA", "Wire", "Flows", "Analysis", "TestSupport"]),
         .testTarget(name: "FlowsTests", dependencies: ["Flows", "Wire", "Analysis", "Capture", "TestSupport"]),
         .testTarget(name: "AppLayerTests", dependencies: ["Analysis", "Protocols", "Flows", "Wire", "Rules", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "RulesTests", dependencies: ["Rules", "TestSupport"]),

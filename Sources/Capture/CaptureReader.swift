@@ -1,3 +1,4 @@
+import CLZMA
 import Foundation
 
 /// The container the packets are in, found from magic bytes (never from a file name).
@@ -125,13 +126,14 @@ public final class CaptureReader {
     /// `source` with up to two layers of xz or gzip compression removed (a .pcap.gz.xz
     /// exists in the wild), recognised by their magic bytes; host logs use it too.
     public static func decompressed(_ source: ByteSource, name: String, xzThreads: Int = 1) throws(CaptureError) -> (ByteSource, Compression) {
-        try decompressed(source, name: name, xzThreads: xzThreads, spill: nil, onSpillStop: nil)
+        try decompressed(source, name: name, xzThreads: xzThreads, ahead: nil)
     }
 
-    /// `spill`: an xz layer decodes on into it, ahead of the reader (`onSpillStop` runs
-    /// when that decoder ends).
-    static func decompressed(_ source: ByteSource, name: String, xzThreads: Int, spill: SpillFile?,
-                             onSpillStop: (@Sendable () -> Void)?) throws(CaptureError) -> (ByteSource, Compression) {
+    /// `ahead`: an xz layer decodes on into its spill file, ahead of the reader, if its
+    /// decoder's memory is admitted.
+    static func decompressed(_ source: ByteSource, name: String, xzThreads: Int,
+                             ahead: AheadDecoding?) throws(CaptureError) -> (ByteSource, Compression) {
+        var ahead = ahead
         var current = source
         var compression = Compression.none
         for _ in 0..<2 {
@@ -142,7 +144,13 @@ public final class CaptureReader {
             let prefixed = PrefixedSource(prefix: Array(probe.window), upstream: probe.source)
             if head.count >= 6 && head == [0xFD, 0x37, 0x7A, 0x58, 0x5A, 0x00] {
                 compression = .xz
-                current = BackgroundSource(try XZSource(upstream: prefixed, threads: xzThreads), spill: spill, onStop: onSpillStop)
+                let memory = probe.window.withMemoryRebound(to: UInt8.self) { w in
+                    w.baseAddress.map { phonehome_xz_first_block_memory($0, w.count) } ?? .max
+                }
+                let admitted = ahead.flatMap { $0.admit(memory) ? $0 : nil }
+                ahead = nil   // one layer decodes ahead (the file's own, the slow one)
+                current = BackgroundSource(try XZSource(upstream: prefixed, threads: xzThreads),
+                                           spill: admitted?.spill, onStop: admitted?.onStop)
             } else if head.count >= 2 && head[0] == 0x1F && head[1] == 0x8B {
                 compression = .gzip
                 current = BackgroundSource(try GzipSource(upstream: prefixed))

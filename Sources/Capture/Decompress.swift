@@ -245,7 +245,7 @@ final class BackgroundSource: ByteSource {
                 shared.condition.wait()
                 continue
             }
-            if spill.budget.reserve(chunk.count) {
+            if spill.budget.reserve(Int64(chunk.count)) {
                 if spill.write(chunk, at: shared.spillWritten) {
                     shared.spillWritten += Int64(chunk.count)
                     return true

@@ -20,20 +20,25 @@ public final class PreparedInput {
 
     /// `xzThreads`: decoder threads (one is the usual choice ahead: several inputs then
     /// share the cores, and a multi-threaded decoder's buffers would weigh on memory).
-    /// `onAheadDone`: called once, from any thread, when it no longer decodes ahead.
-    init(path: String, xzThreads: Int, spillDirectory: String, budget: SpillBudget,
+    /// An xz input decodes ahead when its decoder's memory fits in `memory`, which it holds
+    /// until `onAheadDone`: called once, from any thread, when it no longer decodes ahead.
+    init(path: String, xzThreads: Int, spillDirectory: String, spillBudget: ByteBudget, memory: ByteBudget,
          onAheadDone: @escaping @Sendable () -> Void = {}) {
         self.path = path
-        let once = Once(onAheadDone)
+        let held = Held(memory)
+        let once = Once {
+            held.release()
+            onAheadDone()
+        }
         aheadDone = once
         // Only xz is worth a spill: it decodes at some 35 MB/s a core, against 500 MB/s and
         // more for the analysis. gzip decodes at some 200 MB/s: measured, its spill's writes
         // and reads cost more than the overlap saved (two cores already busy).
-        let spill = SpillFile(directory: spillDirectory, budget: budget)
+        let spill = SpillFile(directory: spillDirectory, budget: spillBudget)
+        let ahead = spill.map { AheadDecoding(spill: $0, admit: { held.take($0) }, onStop: { once.run() }) }
         opened = Result { () throws(CaptureError) -> Opened in
             let file = try FileSource(path: path)
-            let (plain, compression) = try CaptureReader.decompressed(file, name: path, xzThreads: xzThreads, spill: spill,
-                                                                      onSpillStop: { once.run() })
+            let (plain, compression) = try CaptureReader.decompressed(file, name: path, xzThreads: xzThreads, ahead: ahead)
             return Opened(file: file, plain: plain, compression: compression)
         }
         // The spill went to an xz layer, whose end (or the reader's arrival) will say so.
@@ -45,6 +50,31 @@ public final class PreparedInput {
     func startReading() {
         spill?.writer?.stopSpilling()
         aheadDone.run()
+    }
+
+    /// Memory taken from a budget for a decoder, given back once.
+    final class Held: @unchecked Sendable {
+        private let lock = NSLock()
+        private let budget: ByteBudget
+        private var bytes: Int64 = 0
+
+        init(_ budget: ByteBudget) { self.budget = budget }
+
+        func take(_ n: UInt64) -> Bool {
+            guard n < UInt64(Int64.max), budget.reserve(Int64(n)) else { return false }
+            lock.lock()
+            bytes += Int64(n)
+            lock.unlock()
+            return true
+        }
+
+        func release() {
+            lock.lock()
+            let n = bytes
+            bytes = 0
+            lock.unlock()
+            if n > 0 { budget.release(n) }
+        }
     }
 
     /// A callback run at most once, whichever thread asks first.
@@ -66,14 +96,17 @@ public final class PreparedInput {
 /// `ahead` decoders at a time, the next input opened as soon as one of them is done, and
 /// at most `maxOpened` inputs waiting. Spill files go in `spillDirectory` (the run's
 /// output directory: chosen by the user, so on a disk with room, unlike a `/tmp` that may
-/// be memory).
+/// be memory). The decoders running ahead share `decoderMemory` (xz -6 needs 9 MiB, -9
+/// 65 MiB): an input whose decoder does not fit is decoded in its turn, as with one job.
 public final class InputPrefetcher: @unchecked Sendable {
     static let maxOpened = 16
+    public static let defaultDecoderMemory: Int64 = 96 << 20
     let paths: [String]
     let ahead: Int
     let xzThreads: Int
     let spillDirectory: String
-    public let budget: SpillBudget
+    public let spillBudget: ByteBudget
+    public let decoderMemory: ByteBudget
     private let lock = NSLock()
     private var prepared: [Int: PreparedInput] = [:]
     private var current = -1
@@ -81,12 +114,14 @@ public final class InputPrefetcher: @unchecked Sendable {
     private var decoding = 0
     private var cancelled = false
 
-    public init(paths: [String], ahead: Int, xzThreads: Int = 1, spillDirectory: String, budget: SpillBudget? = nil) {
+    public init(paths: [String], ahead: Int, xzThreads: Int = 1, spillDirectory: String, spillBudget: ByteBudget? = nil,
+                decoderMemory: ByteBudget = ByteBudget(limit: InputPrefetcher.defaultDecoderMemory)) {
         self.paths = paths
         self.ahead = max(0, ahead)
         self.xzThreads = xzThreads
         self.spillDirectory = spillDirectory
-        self.budget = budget ?? SpillBudget.forDirectory(spillDirectory)
+        self.spillBudget = spillBudget ?? ByteBudget.spill(in: spillDirectory)
+        self.decoderMemory = decoderMemory
     }
 
     /// The input at `index` if it was opened ahead (nil: open it as usual); the inputs
@@ -117,7 +152,7 @@ public final class InputPrefetcher: @unchecked Sendable {
             lock.unlock()
             guard paths[index] != "-" else { decoderDone(); continue }
             let input = PreparedInput(path: paths[index], xzThreads: xzThreads, spillDirectory: spillDirectory,
-                                      budget: budget) { [weak self] in self?.decoderDone() }
+                                      spillBudget: spillBudget, memory: decoderMemory) { [weak self] in self?.decoderDone() }
             lock.lock()
             let wanted = !cancelled && index > current
             if wanted { prepared[index] = input }

@@ -1,9 +1,10 @@
 import Foundation
 
-/// Disk space that decompressed bytes may take while they wait for their turn, shared by
-/// every input of a run. Memory stays bounded whatever the inputs' sizes: what runs ahead
-/// of the analysis is parked on disk, and only up to this limit.
-public final class SpillBudget: @unchecked Sendable {
+/// Bytes that inputs decoding ahead of their turn may hold, shared by every input of a
+/// run: the disk their spill files take, or the memory their decoders take. Memory stays
+/// bounded whatever the inputs' sizes: what runs ahead of the analysis is parked on disk,
+/// and only up to a limit.
+public final class ByteBudget: @unchecked Sendable {
     private let lock = NSLock()
     public let limit: Int64
     private var used: Int64 = 0
@@ -12,19 +13,20 @@ public final class SpillBudget: @unchecked Sendable {
 
     public init(limit: Int64) { self.limit = max(0, limit) }
 
-    /// A quarter of the free space of `directory`'s file system, and at most 8 GiB.
-    public static func forDirectory(_ directory: String) -> SpillBudget {
+    /// For spill files: a quarter of the free space of `directory`'s file system, and at
+    /// most 8 GiB.
+    public static func spill(in directory: String) -> ByteBudget {
         var fs = statvfs()
         let free = statvfs(directory, &fs) == 0 ? Int64(clamping: UInt64(fs.f_bavail).multipliedReportingOverflow(by: UInt64(fs.f_frsize)).partialValue) : 0
-        return SpillBudget(limit: min(8 << 30, free / 4))
+        return ByteBudget(limit: min(8 << 30, free / 4))
     }
 
-    func reserve(_ n: Int) -> Bool {
+    func reserve(_ n: Int64) -> Bool {
         lock.lock()
         defer { lock.unlock() }
-        guard used + Int64(n) <= limit else { return false }
-        used += Int64(n)
-        total += Int64(n)
+        guard n >= 0, n <= limit - used else { return false }
+        used += n
+        total += n
         peak = max(peak, used)
         return true
     }
@@ -45,11 +47,11 @@ public final class SpillBudget: @unchecked Sendable {
 /// An unlinked temporary file: nothing is left behind, whatever way the run ends.
 final class SpillFile: @unchecked Sendable {
     let fd: Int32
-    let budget: SpillBudget
+    let budget: ByteBudget
     /// The decoder that writes into it (set once, before its thread starts).
     weak var writer: BackgroundSource?
 
-    init?(directory: String, budget: SpillBudget) {
+    init?(directory: String, budget: ByteBudget) {
         var template = Array((directory as NSString).appendingPathComponent(".phonehome-spill-XXXXXX").utf8CString)
         let fd = template.withUnsafeMutableBufferPointer { t in t.baseAddress.map { mkstemp($0) } ?? -1 }
         guard fd >= 0 else { return nil }
@@ -95,4 +97,12 @@ final class SpillFile: @unchecked Sendable {
 
     /// Empties the file (its blocks go back to the file system).
     func reset() { _ = ftruncate(fd, 0) }
+}
+
+/// What an input decoding ahead of its turn is given: a spill file, a say on whether its
+/// decoder's memory fits (asked once the headers tell it), and who to tell when it ends.
+struct AheadDecoding {
+    let spill: SpillFile
+    let admit: (_ decoderMemory: UInt64) -> Bool
+    let onStop: @Sendable () -> Void
 }

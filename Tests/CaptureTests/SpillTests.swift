@@ -79,7 +79,7 @@ import Testing
         let dir = try Self.directory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let total = 7 * Self.chunk + 12_345
-        let budget = SpillBudget(limit: 64 << 20)
+        let budget = ByteBudget(limit: 64 << 20)
         let spill = try #require(SpillFile(directory: dir, budget: budget))
         let source = BackgroundSource(PatternSource(total: total), spill: spill)
         // Everything the memory chunks cannot hold goes to disk before the first read.
@@ -98,7 +98,7 @@ import Testing
         let dir = try Self.directory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let total = 11 * Self.chunk + 777
-        let budget = SpillBudget(limit: Int64(2 * Self.chunk + 10))
+        let budget = ByteBudget(limit: Int64(2 * Self.chunk + 10))
         let spill = try #require(SpillFile(directory: dir, budget: budget))
         let source = BackgroundSource(PatternSource(total: total), spill: spill)
         Self.wait { budget.inUse == Int64(2 * Self.chunk) }
@@ -116,7 +116,7 @@ import Testing
         let dir = try Self.directory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let total = 6 * Self.chunk + 99
-        let budget = SpillBudget(limit: 64 << 20)
+        let budget = ByteBudget(limit: 64 << 20)
         let failure = CaptureError.decompression(reason: "xz data error at compressed byte 12")
         let spill = try #require(SpillFile(directory: dir, budget: budget))
         let source = BackgroundSource(PatternSource(total: total, failure: failure), spill: spill)
@@ -131,7 +131,7 @@ import Testing
         let dir = try Self.directory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let total = 9 * Self.chunk + 5
-        let budget = SpillBudget(limit: Int64(3 * Self.chunk))
+        let budget = ByteBudget(limit: Int64(3 * Self.chunk))
         let spill = try #require(SpillFile(directory: dir, budget: budget))
         let source = BackgroundSource(PatternSource(total: total), spill: spill)
         Self.wait { budget.inUse == Int64(3 * Self.chunk) }
@@ -147,7 +147,7 @@ import Testing
     @Test func anAbandonedInputFreesItsBudget() throws {
         let dir = try Self.directory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let budget = SpillBudget(limit: 64 << 20)
+        let budget = ByteBudget(limit: 64 << 20)
         do {
             let spill = try #require(SpillFile(directory: dir, budget: budget))
             let source = BackgroundSource(PatternSource(total: 8 * Self.chunk), spill: spill)
