@@ -98,6 +98,32 @@ if [ -f "$xzcap" ]; then
     awk -F'\t' '{ printf "%-58s %8.2f s %10.0f peak MB\n", $1, $2, $3/1024; s[NR]=$2 }
         END { printf "xz input: phonehome %.2fx the time of xz -dc alone (1.2x at most wanted)\n", s[2]/s[1] }' "$out/xz.tsv"
 fi
+# Several xz inputs: with N jobs the inputs after the current one decompress ahead on the
+# other cores. The capture cut in 4 (editcap -c), each part xz -1, is made once beside the
+# capture when PHONEHOME_BENCH_XZ=1 or already there; each tool runs once (minutes each).
+parts="$cap.xz-parts"
+if [ "${PHONEHOME_BENCH_XZ:-0}" = 1 ] && [ ! -d "$parts" ]; then
+    mkdir -p "$parts.tmp"
+    editcap -c $(( (${frames:-4000000} + 3) / 4 )) "$cap" "$parts.tmp/part.pcap"
+    for f in "$parts.tmp"/part*.pcap; do xz -1 -T1 "$f" & done; wait
+    mv "$parts.tmp" "$parts"
+fi
+if [ -d "$parts" ]; then
+    cat "$parts"/*.xz > /dev/null
+    once() { local tf; tf=$(mktemp); /usr/bin/time -o "$tf" -f '%e %M' "${@:2}" > /dev/null 2>&1 || true
+             read -r s k < <(tail -1 "$tf"); rm -f "$tf"; echo "$1	$s	$k"; }
+    {
+    once "xz -dc PARTS > /dev/null (one after the other)" xz -dc "$parts"/*.xz
+    once "phonehome -j 1 PARTS (default: rules + SHA-256 + reports)" $bin analyze -q -j 1 "$parts" -o "$out/p1"
+    once "phonehome -j $(nproc) PARTS (default: rules + SHA-256 + reports)" $bin analyze -q "$parts" -o "$out/p"
+    } > "$out/parts.tsv"
+    echo
+    echo "$(ls "$parts"/*.xz | wc -l) xz inputs ($(du -m -c "$parts"/*.xz | tail -1 | cut -f1) MB compressed):"
+    awk -F'\t' '{ printf "%-58s %8.2f s %10.0f peak MB\n", $1, $2, $3/1024; s[NR]=$2 }
+        END { printf "several xz inputs: %d jobs %.2fx faster than 1; %.2fx the time of xz -dc alone\n", '"$(nproc)"', s[2]/s[3], s[3]/s[1] }' "$out/parts.tsv"
+    cmp -s "$out/p1/findings.jsonl" "$out/p/findings.jsonl" && cmp -s "$out/p1/conn.jsonl" "$out/p/conn.jsonl" \
+        && echo "outputs with 1 and $(nproc) jobs: the same bytes" || echo "outputs with 1 and $(nproc) jobs DIFFER"
+fi
 if [ -f "$out/tshark-names.tsv" ]; then
     awk -F'\t' '/DNS\/HTTP\/TLS/ { app=$2; appk=$3 } /^tshark/ { t=$2; tk=$3 }
         END { printf "\napp layer vs tshark: %.1fx faster, %.1fx less peak memory\n\n", t/app, tk/appk }' "$out/times.tsv"

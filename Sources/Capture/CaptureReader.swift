@@ -1,4 +1,3 @@
-import CLZMA
 import Foundation
 
 /// The container the packets are in, found from magic bytes (never from a file name).
@@ -144,10 +143,7 @@ public final class CaptureReader {
             let prefixed = PrefixedSource(prefix: Array(probe.window), upstream: probe.source)
             if head.count >= 6 && head == [0xFD, 0x37, 0x7A, 0x58, 0x5A, 0x00] {
                 compression = .xz
-                let memory = probe.window.withMemoryRebound(to: UInt8.self) { w in
-                    w.baseAddress.map { phonehome_xz_first_block_memory($0, w.count) } ?? .max
-                }
-                let admitted = ahead.flatMap { $0.admit(memory) ? $0 : nil }
+                let admitted = ahead.flatMap { $0.admit(XZHeaders.decoderMemory(head: probe.window)) ? $0 : nil }
                 ahead = nil   // one layer decodes ahead (the file's own, the slow one)
                 current = BackgroundSource(try XZSource(upstream: prefixed, threads: xzThreads),
                                            spill: admitted?.spill, onStop: admitted?.onStop)

@@ -70,6 +70,18 @@ final class XZSource: ByteSource {
     var pendingFailure: CaptureError?
 }
 
+/// What the headers at the start of an xz file tell before any decoding.
+public enum XZHeaders {
+    /// Memory a one-thread decoder needs for the first block, read from the stream and
+    /// block headers at the start of `head` (the file's first bytes); `.max` when they are
+    /// not there or not valid. Known before any decoding, so a caller can decline it.
+    public static func decoderMemory(head: UnsafeRawBufferPointer) -> UInt64 {
+        head.withMemoryRebound(to: UInt8.self) { h in
+            h.baseAddress.map { phonehome_xz_first_block_memory($0, h.count) } ?? .max
+        }
+    }
+}
+
 /// gzip (and zlib) via zlib, with multi-member files read as one stream like `gzip -dc`.
 final class GzipSource: ByteSource {
     let upstream: ByteSource

@@ -94,7 +94,7 @@ public final class PreparedInput {
 
 /// Opens the inputs after the one being analysed, so that xz ones decompress meanwhile:
 /// `ahead` decoders at a time, the next input opened as soon as one of them is done, and
-/// at most `maxOpened` inputs waiting. Spill files go in `spillDirectory` (the run's
+/// at most `maxOpened` inputs decoded and waiting. Spill files go in `spillDirectory` (the run's
 /// output directory: chosen by the user, so on a disk with room, unlike a `/tmp` that may
 /// be memory). The decoders running ahead share `decoderMemory` (xz -6 needs 9 MiB, -9
 /// 65 MiB): an input whose decoder does not fit is decoded in its turn, as with one job.
@@ -153,9 +153,10 @@ public final class InputPrefetcher: @unchecked Sendable {
             guard paths[index] != "-" else { decoderDone(); continue }
             let input = PreparedInput(path: paths[index], xzThreads: xzThreads, spillDirectory: spillDirectory,
                                       spillBudget: spillBudget, memory: decoderMemory) { [weak self] in self?.decoderDone() }
+            // Only a decoder running ahead is worth keeping: any other input (plain, gzip, an
+            // xz one whose decoder does not fit) opens in its turn, holding nothing till then.
             lock.lock()
-            let wanted = !cancelled && index > current
-            if wanted { prepared[index] = input }
+            if input.decodesAhead && !cancelled && index > current { prepared[index] = input }
             lock.unlock()
             if !input.decodesAhead { input.aheadDone.run() }
         }

@@ -87,6 +87,7 @@ final class SpillFile: @unchecked Sendable {
             while done < b.count {
                 let n = pread(fd, base + done, b.count - done, off_t(offset + Int64(done)))
                 if n < 0 && errno == EINTR { continue }
+                if n == 0 { errno = EIO }   // the file is shorter than what was written to it
                 if n <= 0 { return false }
                 done += n
             }

@@ -96,11 +96,14 @@ enum FuzzTarget: String, CaseIterable {
         try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let input = (dir as NSString).appendingPathComponent("input")
         guard FileManager.default.createFile(atPath: input, contents: Data(bytes)) else { return }
-        var run = AnalysisRun(inputs: [input], out: (dir as NSString).appendingPathComponent("out"))
+        let jobs = 1 + Int((bytes.last ?? 0) & 1)
+        // With 2 jobs the input is given twice: the second is opened (an xz one decoded)
+        // ahead, through a spill file.
+        var run = AnalysisRun(inputs: jobs == 2 ? [input, input] : [input], out: (dir as NSString).appendingPathComponent("out"))
         run.engine = defaultRules
         run.formats = AnalysisRun.allFormats
         run.options.flowLimits.maxFlows = 1024
-        run.options.jobs = 1 + Int((bytes.last ?? 0) & 1)
+        run.options.jobs = jobs
         run.warn = { _ in }
         _ = try? run.run()
     }
@@ -272,6 +275,7 @@ import Foundation
 
 extension FuzzTarget {
     static func capture(_ bytes: [UInt8]) {
+        _ = bytes.withUnsafeBytes { XZHeaders.decoderMemory(head: $0) }
         guard let reader = try? CaptureReader(name: "fuzz", source: MemorySource(bytes)) else { return }
         var n = 0
         while let record = reader.next(), n < 100_000 {
