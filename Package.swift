@@ -29,7 +29,7 @@ let package = Package(
         // Pure decoders: no Foundation, no C.
         .target(name: "Wire", swiftSettings: hotPath),
         .target(name: "Capture", dependencies: [
-            "CPcap", "CLZMA", "CZlib",
+            "CPcap", "CLZMA", "CZlib", "CFileSystem",
             .product(name: "Crypto", package: "swift-crypto"),
         ], swiftSettings: hotPath),
         .target(name: "Flows", dependencies: [
@@ -44,6 +44,7 @@ let package = Package(
         ], swiftSettings: hotPath),
         // The run search in front of class-only patterns, 16 bytes per SSE2 instruction.
         .target(name: "CRunScan"),
+        .target(name: "CFileSystem"),
         // Rule packs (YAML), validators, and the Vectorscan + PCRE2 scanning engine.
         .target(name: "Rules", dependencies: [
             "CHyperscan", "CPCRE2", "CRunScan", "Wire",

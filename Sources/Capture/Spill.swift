@@ -1,3 +1,4 @@
+import CFileSystem
 import Foundation
 
 /// Bytes that inputs decoding ahead of their turn may hold, shared by every input of a
@@ -14,11 +15,14 @@ public final class ByteBudget: @unchecked Sendable {
     public init(limit: Int64) { self.limit = max(0, limit) }
 
     /// For spill files: a quarter of the free space of `directory`'s file system, and at
-    /// most 8 GiB.
+    /// most 8 GiB; 256 MiB at most when that file system is memory (tmpfs, ramfs), where a
+    /// spill would be resident memory by another name.
     public static func spill(in directory: String) -> ByteBudget {
-        var fs = statvfs()
-        let free = statvfs(directory, &fs) == 0 ? Int64(clamping: UInt64(fs.f_bavail).multipliedReportingOverflow(by: UInt64(fs.f_frsize)).partialValue) : 0
-        return ByteBudget(limit: min(8 << 30, free / 4))
+        var vfs = statvfs()
+        let free = statvfs(directory, &vfs) == 0
+            ? Int64(clamping: UInt64(vfs.f_bavail).multipliedReportingOverflow(by: UInt64(vfs.f_frsize)).partialValue) : 0
+        let inMemory = phonehome_is_memory_file_system(directory) != 0
+        return ByteBudget(limit: min(inMemory ? 256 << 20 : 8 << 30, free / 4))
     }
 
     func reserve(_ n: Int64) -> Bool {

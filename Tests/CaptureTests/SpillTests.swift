@@ -143,6 +143,13 @@ import Testing
         #expect(budget.inUse == 0)
     }
 
+    /// A spill on a file system in memory would be memory by another name: capped low.
+    @Test func spillInMemoryIsCappedLow() {
+        // /dev/shm is a tmpfs on Linux.
+        guard FileManager.default.fileExists(atPath: "/dev/shm") else { return }
+        #expect(ByteBudget.spill(in: "/dev/shm").limit <= 256 << 20)
+    }
+
     /// A reader that gives up early hands the budget back.
     @Test func anAbandonedInputFreesItsBudget() throws {
         let dir = try Self.directory()
