@@ -85,9 +85,11 @@ awk -F'\t' -v mb="$mb" -v n="$(nproc)" '
 echo "findings (default packs): $(wc -l < "$out/r/findings.jsonl") lines"
 # xz input: decompression runs on its own thread, so the analysis should cost little on
 # top of `xz -dc` alone. The compressed copy (xz -1, one block) is made once, beside the
-# capture, when PHONEHOME_BENCH_XZ=1 or when it is already there.
+# capture, when PHONEHOME_BENCH_XZ=1 or when it is already there (PHONEHOME_BENCH_XZ=no
+# skips the xz rows: they take some ten minutes).
 xzcap="$cap.xz"
 if [ "${PHONEHOME_BENCH_XZ:-0}" = 1 ] && [ ! -f "$xzcap" ]; then xz -1 -T1 -k -c "$cap" > "$xzcap"; fi
+if [ "${PHONEHOME_BENCH_XZ:-0}" = no ]; then xzcap=/nonexistent; fi
 if [ -f "$xzcap" ]; then
     cat "$xzcap" > /dev/null
     {
@@ -108,7 +110,7 @@ if [ "${PHONEHOME_BENCH_XZ:-0}" = 1 ] && [ ! -d "$parts" ]; then
     for f in "$parts.tmp"/part*.pcap; do xz -1 -T1 "$f" & done; wait
     mv "$parts.tmp" "$parts"
 fi
-if [ -d "$parts" ]; then
+if [ -d "$parts" ] && [ "${PHONEHOME_BENCH_XZ:-0}" != no ]; then
     cat "$parts"/*.xz > /dev/null
     once() { local tf; tf=$(mktemp); /usr/bin/time -o "$tf" -f '%e %M' "${@:2}" > /dev/null 2>&1 || true
              read -r s k < <(tail -1 "$tf"); rm -f "$tf"; echo "$1	$s	$k"; }

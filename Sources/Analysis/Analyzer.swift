@@ -135,7 +135,7 @@ public final class Analyzer {
         let progress = options.progress && isatty(2) != 0 ? Progress(name: path, total: totalSize) : nil
         run(reader, &summary, inputIndex: inputIndex) { progress?.update(fileSource.bytesRead) }
         progress?.finish()
-        if let digest { fill(&summary, digest) }
+        if let digest { fill(&summary, digest) } else if path != "-" { summary.size = totalSize }
         if let hashing {
             summary.sha256 = hashing.hexDigest
             summary.size = hashing.size
