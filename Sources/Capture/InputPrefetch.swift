@@ -94,9 +94,9 @@ public final class PreparedInput {
 
 /// Opens the inputs after the one being analysed, so that xz ones decompress meanwhile:
 /// `ahead` decoders at a time, the next input opened as soon as one of them is done, and
-/// at most `maxOpened` inputs decoded and waiting. Spill files go in `spillDirectory` (the run's
-/// output directory: chosen by the user, so on a disk with room, unlike a `/tmp` that may
-/// be memory). The decoders running ahead share `decoderMemory` (xz -6 needs 9 MiB, -9
+/// at most `maxOpened` inputs decoded and waiting. Spill files go in `spillDirectory` (the
+/// run's output directory: chosen by the user, so on a disk with room, unlike a `/tmp`
+/// that may be memory). The decoders running ahead share `decoderMemory` (xz -6 needs 9 MiB, -9
 /// 65 MiB): an input whose decoder does not fit is decoded in its turn, as with one job.
 public final class InputPrefetcher: @unchecked Sendable {
     static let maxOpened = 16
@@ -150,7 +150,12 @@ public final class InputPrefetcher: @unchecked Sendable {
             nextToOpen += 1
             decoding += 1
             lock.unlock()
-            guard paths[index] != "-" else { decoderDone(); continue }
+            guard paths[index] != "-" else {   // standard input is read in its turn only
+                lock.lock()
+                decoding -= 1
+                lock.unlock()
+                continue
+            }
             let input = PreparedInput(path: paths[index], xzThreads: xzThreads, spillDirectory: spillDirectory,
                                       spillBudget: spillBudget, memory: decoderMemory) { [weak self] in self?.decoderDone() }
             // Only a decoder running ahead is worth keeping: any other input (plain, gzip, an

@@ -9,8 +9,8 @@ public final class ByteBudget: @unchecked Sendable {
     private let lock = NSLock()
     public let limit: Int64
     private var used: Int64 = 0
-    public private(set) var peak: Int64 = 0
-    public private(set) var total: Int64 = 0
+    private var highest: Int64 = 0
+    private var reserved: Int64 = 0
 
     public init(limit: Int64) { self.limit = max(0, limit) }
 
@@ -19,8 +19,11 @@ public final class ByteBudget: @unchecked Sendable {
     /// spill would be resident memory by another name.
     public static func spill(in directory: String) -> ByteBudget {
         var vfs = statvfs()
-        let free = statvfs(directory, &vfs) == 0
-            ? Int64(clamping: UInt64(vfs.f_bavail).multipliedReportingOverflow(by: UInt64(vfs.f_frsize)).partialValue) : 0
+        var free: Int64 = 0
+        if statvfs(directory, &vfs) == 0 {
+            let (bytes, overflow) = UInt64(vfs.f_bavail).multipliedReportingOverflow(by: UInt64(vfs.f_frsize))
+            free = overflow ? .max : Int64(clamping: bytes)
+        }
         let inMemory = phonehome_is_memory_file_system(directory) != 0
         return ByteBudget(limit: min(inMemory ? 256 << 20 : 8 << 30, free / 4))
     }
@@ -30,8 +33,8 @@ public final class ByteBudget: @unchecked Sendable {
         defer { lock.unlock() }
         guard n >= 0, n <= limit - used else { return false }
         used += n
-        total += n
-        peak = max(peak, used)
+        reserved += n
+        highest = max(highest, used)
         return true
     }
 
@@ -41,10 +44,17 @@ public final class ByteBudget: @unchecked Sendable {
         lock.unlock()
     }
 
-    public var inUse: Int64 {
+    /// Held now.
+    public var inUse: Int64 { locked { used } }
+    /// The most held at once.
+    public var peak: Int64 { locked { highest } }
+    /// Every reservation added up.
+    public var total: Int64 { locked { reserved } }
+
+    private func locked(_ read: () -> Int64) -> Int64 {
         lock.lock()
         defer { lock.unlock() }
-        return used
+        return read()
     }
 }
 
