@@ -150,7 +150,9 @@ public final class InputPrefetcher: @unchecked Sendable {
             nextToOpen += 1
             decoding += 1
             lock.unlock()
-            guard paths[index] != "-" else {   // standard input is read in its turn only
+            // Standard input is read in its turn only; so is anything not xz (six bytes tell,
+            // without a file opened for nothing or a probe's read).
+            guard paths[index] != "-", Self.startsLikeXZ(paths[index]) else {
                 lock.lock()
                 decoding -= 1
                 lock.unlock()
@@ -165,6 +167,15 @@ public final class InputPrefetcher: @unchecked Sendable {
             lock.unlock()
             if !input.decodesAhead { input.aheadDone.run() }
         }
+    }
+
+    static func startsLikeXZ(_ path: String) -> Bool {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var magic = [UInt8](repeating: 0, count: 6)
+        let n = magic.withUnsafeMutableBytes { b in b.baseAddress.map { pread(fd, $0, 6, 0) } ?? -1 }
+        return n == 6 && magic == [0xFD, 0x37, 0x7A, 0x58, 0x5A, 0x00]
     }
 
     private func decoderDone() {
