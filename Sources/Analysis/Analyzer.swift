@@ -181,7 +181,11 @@ public final class Analyzer {
         // With 2 jobs or more the run is a pipeline of up to four threads, each taking the
         // previous one's output in order: decoding (this thread) → rule scanning → sinks →
         // the output files' writer. One order throughout: outputs are byte-identical.
-        let pipeline = options.jobs > 1 ? SinkPipeline(target: events, flowSink: flowSink) : nil
+        // A compressed input's decompression already has a thread (and a core) of its own:
+        // with 2 jobs the pipeline's threads only contended with it (the 2 GB capture
+        // gzipped: 6.3 s pipelined, 5.7 s not; inflate bounds both).
+        let threads = options.jobs - (reader.compression == .none ? 0 : 1)
+        let pipeline = threads > 1 ? SinkPipeline(target: events, flowSink: flowSink) : nil
         pipeline?.start()
         let stage = scanner.map { ScanStage(scanner: $0, sink: pipeline ?? events) }
         let scanThread = pipeline.flatMap { p in stage.map { ScanPipeline(stage: $0, next: p) } }

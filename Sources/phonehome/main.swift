@@ -62,7 +62,7 @@ struct Analyze: ParsableCommand {
     @Option(help: "Threads for xz decompression of multi-block files.")
     var xzThreads: Int = 2
 
-    @Option(name: [.short, .long], help: "Threads (default: the cores): from 2, the outputs are written on a thread of their own, and the inputs after the current one are opened ahead: up to N-1 xz inputs decompress meanwhile, parked in an unnamed spill file in the output directory (at most a quarter of its free space, 8 GiB). The outputs are the same bytes for any value.")
+    @Option(name: [.short, .long], help: "Threads (default: the cores): from 2 (3 for a compressed input, whose decompression has a thread of its own), an input runs as a pipeline of threads; from 2, up to N-1 xz inputs after the current one decompress meanwhile, parked in an unnamed spill file in the output directory (at most a quarter of its free space, 8 GiB). The outputs are the same bytes for any value.")
     var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
 
     @Flag(help: ArgumentHelp("Skip the SHA-256 of inputs (for measurements only).", visibility: .hidden))
