@@ -141,7 +141,7 @@ public final class CaptureReader {
             if let failure = probe.sourceError { throw Self.reword(failure, name) }
             let head = Array(probe.window.prefix(6))
             let prefixed = PrefixedSource(prefix: Array(probe.window), upstream: probe.source)
-            if head.count >= 6 && head == [0xFD, 0x37, 0x7A, 0x58, 0x5A, 0x00] {
+            if head == XZHeaders.magic {
                 compression = .xz
                 let admitted = ahead.flatMap { $0.admit(XZHeaders.decoderMemory(head: probe.window)) ? $0 : nil }
                 ahead = nil   // one layer decodes ahead (the file's own, the slow one)

@@ -72,6 +72,9 @@ final class XZSource: ByteSource {
 
 /// What the headers at the start of an xz file tell before any decoding.
 public enum XZHeaders {
+    /// The stream header's first six bytes.
+    static let magic: [UInt8] = [0xFD, 0x37, 0x7A, 0x58, 0x5A, 0x00]
+
     /// Memory a one-thread decoder needs for the first block, read from the stream and
     /// block headers at the start of `head` (the file's first bytes); `.max` when they are
     /// not there or not valid. Known before any decoding, so a caller can decline it.

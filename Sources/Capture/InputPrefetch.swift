@@ -175,7 +175,7 @@ public final class InputPrefetcher: @unchecked Sendable {
         defer { close(fd) }
         var magic = [UInt8](repeating: 0, count: 6)
         let n = magic.withUnsafeMutableBytes { b in b.baseAddress.map { pread(fd, $0, 6, 0) } ?? -1 }
-        return n == 6 && magic == [0xFD, 0x37, 0x7A, 0x58, 0x5A, 0x00]
+        return n == 6 && magic == XZHeaders.magic
     }
 
     private func decoderDone() {
