@@ -1,9 +1,9 @@
 import Foundation
 
-/// An input opened before its turn. A compressed one starts decompressing at once; an
-/// xz one parks what it decodes in a spill file until the analysis reaches it: the slowest
-/// part of reading a compressed capture then runs on another core, while the analysis
-/// still takes the inputs in order (so the outputs are the same bytes).
+/// An input opened before its turn. Its xz layer starts decoding at once and parks what
+/// it decodes in a spill file until the analysis reaches it: the slowest part of reading
+/// a compressed capture then runs on another core, while the analysis still takes the
+/// inputs in order (so the outputs are the same bytes).
 public final class PreparedInput {
     public struct Opened {
         public let file: FileSource
@@ -31,9 +31,9 @@ public final class PreparedInput {
             onAheadDone()
         }
         aheadDone = once
-        // Only xz is worth a spill: it decodes at some 35 MB/s a core, against 500 MB/s and
-        // more for the analysis. gzip decodes at some 200 MB/s: measured, its spill's writes
-        // and reads cost more than the overlap saved (two cores already busy).
+        // Only an xz layer is given the spill: xz decodes at some 35 MB/s a core, against
+        // 500 MB/s and more for the analysis. gzip decodes at some 200 MB/s: measured, its
+        // spill's writes and reads cost more than the overlap saved (two cores already busy).
         let spill = SpillFile(directory: spillDirectory, budget: spillBudget)
         let ahead = spill.map { AheadDecoding(spill: $0, admit: { held.take($0) }, onStop: { once.run() }) }
         opened = Result { () throws(CaptureError) -> Opened in
