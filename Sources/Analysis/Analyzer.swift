@@ -9,7 +9,7 @@ public struct AnalysisOptions: Sendable {
     public var filter: String?
     public var flowLimits = FlowLimits()
     public var fragmentLimits = FragmentLimits()
-    public var xzThreads = 1
+    public var xz = XZDecoding()
     /// Print a progress line on stderr (only when it is a terminal).
     public var progress = false
     /// Hash every input (SHA-256, for the chain of custody). Off only for measurements.
@@ -118,13 +118,13 @@ public final class Analyzer {
                 fileSource = FileSource(descriptor: 0)
                 let h = HashingSource(upstream: fileSource)
                 hashing = h
-                reader = try CaptureReader(name: path, source: h, xzThreads: options.xzThreads)
+                reader = try CaptureReader(name: path, source: h, xz: options.xz)
             } else if let prepared {
                 fileSource = try prepared.opened.get().file
                 reader = try CaptureReader(prepared)
             } else {
                 fileSource = try FileSource(path: path)
-                reader = try CaptureReader(name: path, source: fileSource, xzThreads: options.xzThreads)
+                reader = try CaptureReader(name: path, source: fileSource, xz: options.xz)
             }
         } catch {
             summary.error = error.description
@@ -149,7 +149,7 @@ public final class Analyzer {
         summary.size = Int64(bytes.count)
         let reader: CaptureReader
         do {
-            reader = try CaptureReader(name: name, source: MemorySource(bytes), xzThreads: options.xzThreads)
+            reader = try CaptureReader(name: name, source: MemorySource(bytes), xz: options.xz)
         } catch {
             summary.error = error.description
             return summary
@@ -163,7 +163,7 @@ public final class Analyzer {
         var summary = InputSummary(name: name)
         let reader: CaptureReader
         do {
-            reader = try CaptureReader(name: name, source: source, xzThreads: options.xzThreads)
+            reader = try CaptureReader(name: name, source: source, xz: options.xz)
         } catch {
             summary.error = error.description
             return summary

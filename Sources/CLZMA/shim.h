@@ -3,7 +3,6 @@
 // Flag macros built with UINT32_C/UINT64_C do not import into Swift; re-export them.
 static const uint32_t phonehome_lzma_concatenated = LZMA_CONCATENATED;
 static const uint32_t phonehome_lzma_tell_no_check = LZMA_TELL_NO_CHECK;
-static const uint64_t phonehome_lzma_memlimit = UINT64_MAX;
 
 // Memory a single-threaded decoder needs for the first block of an xz stream, read from
 // the stream and block headers at the start of `in`; UINT64_MAX when they are not there

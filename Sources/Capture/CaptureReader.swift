@@ -75,13 +75,13 @@ public final class CaptureReader {
     var finished = false
 
     /// Opens `path` (or stdin for "-") and identifies its format.
-    public convenience init(path: String, xzThreads: Int = 1) throws(CaptureError) {
+    public convenience init(path: String, xz: XZDecoding = XZDecoding()) throws(CaptureError) {
         let source: ByteSource = path == "-" ? FileSource(descriptor: 0) : try FileSource(path: path)
-        try self.init(name: path, source: source, xzThreads: xzThreads)
+        try self.init(name: path, source: source, xz: xz)
     }
 
-    public convenience init(name: String, source: ByteSource, xzThreads: Int = 1) throws(CaptureError) {
-        let (plain, compression) = try Self.decompressed(source, name: name, xzThreads: xzThreads)
+    public convenience init(name: String, source: ByteSource, xz: XZDecoding = XZDecoding()) throws(CaptureError) {
+        let (plain, compression) = try Self.decompressed(source, name: name, xz: xz)
         try self.init(name: name, plain: plain, compression: compression)
     }
 
@@ -124,13 +124,13 @@ public final class CaptureReader {
 
     /// `source` with up to two layers of xz or gzip compression removed (a .pcap.gz.xz
     /// exists in the wild), recognised by their magic bytes; host logs use it too.
-    public static func decompressed(_ source: ByteSource, name: String, xzThreads: Int = 1) throws(CaptureError) -> (ByteSource, Compression) {
-        try decompressed(source, name: name, xzThreads: xzThreads, ahead: nil)
+    public static func decompressed(_ source: ByteSource, name: String, xz: XZDecoding = XZDecoding()) throws(CaptureError) -> (ByteSource, Compression) {
+        try decompressed(source, name: name, xz: xz, ahead: nil)
     }
 
     /// `ahead`: an xz layer decodes on into its spill file, ahead of the reader, if its
     /// decoder's memory is admitted.
-    static func decompressed(_ source: ByteSource, name: String, xzThreads: Int,
+    static func decompressed(_ source: ByteSource, name: String, xz: XZDecoding,
                              ahead: AheadDecoding?) throws(CaptureError) -> (ByteSource, Compression) {
         var ahead = ahead
         var current = source
@@ -145,7 +145,7 @@ public final class CaptureReader {
                 compression = .xz
                 let admitted = ahead.flatMap { $0.admit(XZHeaders.decoderMemory(head: probe.window)) ? $0 : nil }
                 ahead = nil   // one layer decodes ahead (the file's own, the slow one)
-                current = BackgroundSource(try XZSource(upstream: prefixed, threads: xzThreads),
+                current = BackgroundSource(try XZSource(upstream: prefixed, decoding: xz),
                                            spill: admitted?.spill, onStop: admitted?.onStop)
             } else if head.count >= 2 && head[0] == 0x1F && head[1] == 0x8B {
                 compression = .gzip
@@ -157,9 +157,11 @@ public final class CaptureReader {
         return (current, compression)
     }
 
+    /// A compressed layer that fails before the first byte: the input could not be read
+    /// (an error, even for a file met in a directory, where what is no capture is skipped).
     static func reword(_ error: CaptureError, _ name: String) -> CaptureError {
         switch error {
-        case .decompression(let reason): return .notACapture(path: name, reason: reason)
+        case .decompression(let reason): return .unreadable(path: name, reason: reason)
         default: return error
         }
     }

@@ -5,6 +5,23 @@ import CZlib
 /// Size of the compressed-input buffer of each decompressor.
 let compressedChunk = 1 << 20
 
+/// How xz layers are decoded: threads, and the memory one decoder may take.
+public struct XZDecoding: Sendable, Equatable {
+    /// Decoder threads for multi-block files (`xz -T`); single-block files use one.
+    public var threads: Int
+    /// Bytes a decoder may take. A stream needs about its dictionary, which its header
+    /// declares: 9 MiB for `xz -6`, 65 MiB for `-9`, but a hostile 150 KB file can declare
+    /// 3 GiB and fill it with its output. A stream over the limit is refused with an
+    /// error, as zstd refuses windows over 128 MiB unless told otherwise.
+    public var memoryLimit: UInt64
+    public static let defaultMemoryLimit: UInt64 = 128 << 20
+
+    public init(threads: Int = 1, memoryLimit: UInt64 = XZDecoding.defaultMemoryLimit) {
+        self.threads = max(1, threads)
+        self.memoryLimit = memoryLimit
+    }
+}
+
 /// xz via liblzma. The multi-threaded decoder decodes independent blocks in parallel
 /// (files written with `xz -T`); single-block files decode on one thread as usual.
 /// Concatenated streams are read as one, as `xz -dc` does.
@@ -15,15 +32,19 @@ final class XZSource: ByteSource {
     var inputEnd = false
     var finished = false
 
-    init(upstream: ByteSource, threads: Int) throws(CaptureError) {
+    let memoryLimit: UInt64
+
+    init(upstream: ByteSource, decoding: XZDecoding) throws(CaptureError) {
         self.upstream = upstream
+        memoryLimit = decoding.memoryLimit
         input = UnsafeMutableRawPointer.allocate(byteCount: compressedChunk, alignment: 64)
         var options = lzma_mt()
         options.flags = phonehome_lzma_concatenated
-        options.threads = UInt32(max(1, threads))
-        // Bounded memory: beyond this budget liblzma falls back to single-threaded decoding.
-        options.memlimit_threading = 256 << 20
-        options.memlimit_stop = phonehome_lzma_memlimit
+        options.threads = UInt32(clamping: decoding.threads)
+        // Bounded memory: beyond the first liblzma falls back to single-threaded decoding;
+        // beyond the second (the dictionary a stream declares) it stops with an error.
+        options.memlimit_threading = min(256 << 20, decoding.memoryLimit)
+        options.memlimit_stop = decoding.memoryLimit
         let rc = lzma_stream_decoder_mt(&stream, &options)
         guard rc == LZMA_OK else {
             input.deallocate()
@@ -54,11 +75,20 @@ final class XZSource: ByteSource {
                 // LZMA_BUF_ERROR with all input consumed means the file ends mid-stream.
                 let reason = rc == LZMA_BUF_ERROR && inputEnd
                     ? "xz stream truncated at compressed byte \(stream.total_in)"
+                    : rc == LZMA_MEMLIMIT_ERROR ? memoryLimitReason()
                     : "xz data error (lzma \(rc.rawValue)) at compressed byte \(stream.total_in)"
                 return try fail(.decompression(reason: reason), produced: buffer.count - stream.avail_out)
             }
         }
         return buffer.count - stream.avail_out
+    }
+
+    func memoryLimitReason() -> String {
+        let mib = { (bytes: UInt64) in (bytes + (1 << 20) - 1) >> 20 }
+        let needed = lzma_memusage(&stream)   // what liblzma tells of it (the threaded decoder: not always)
+        let needs = needed > memoryLimit ? "needs \(mib(needed)) MiB" : "needs more"
+        return "xz stream at compressed byte \(stream.total_in) \(needs) than the \(mib(memoryLimit)) MiB memory limit "
+            + "to decode (--xz-memory-limit raises it)"
     }
 
     /// Hands out what was decoded before a failure first, then the failure.

@@ -18,11 +18,11 @@ public final class PreparedInput {
     let aheadDone: Once
     private let spill: SpillFile?
 
-    /// `xzThreads`: decoder threads (one is the usual choice ahead: several inputs then
-    /// share the cores, and a multi-threaded decoder's buffers would weigh on memory).
+    /// `xz`: one decoder thread is the usual choice ahead (several inputs then share the
+    /// cores, and a multi-threaded decoder's buffers would weigh on memory).
     /// An xz input decodes ahead when its decoder's memory fits in `memory`, which it holds
     /// until `onAheadDone`: called once, from any thread, when it no longer decodes ahead.
-    init(path: String, xzThreads: Int, spillDirectory: String, spillBudget: ByteBudget, memory: ByteBudget,
+    init(path: String, xz: XZDecoding, spillDirectory: String, spillBudget: ByteBudget, memory: ByteBudget,
          onAheadDone: @escaping @Sendable () -> Void = {}) {
         self.path = path
         let held = Held(memory)
@@ -38,7 +38,7 @@ public final class PreparedInput {
         let ahead = spill.map { AheadDecoding(spill: $0, admit: { held.take($0) }, onStop: { once.run() }) }
         opened = Result { () throws(CaptureError) -> Opened in
             let file = try FileSource(path: path)
-            let (plain, compression) = try CaptureReader.decompressed(file, name: path, xzThreads: xzThreads, ahead: ahead)
+            let (plain, compression) = try CaptureReader.decompressed(file, name: path, xz: xz, ahead: ahead)
             return Opened(file: file, plain: plain, compression: compression)
         }
         // The spill went to an xz layer, whose end (or the reader's arrival) will say so.
@@ -103,7 +103,7 @@ public final class InputPrefetcher: @unchecked Sendable {
     public static let defaultDecoderMemory: Int64 = 96 << 20
     let paths: [String]
     let ahead: Int
-    let xzThreads: Int
+    let xz: XZDecoding
     let spillDirectory: String
     public let spillBudget: ByteBudget
     public let decoderMemory: ByteBudget
@@ -114,11 +114,11 @@ public final class InputPrefetcher: @unchecked Sendable {
     private var decoding = 0
     private var cancelled = false
 
-    public init(paths: [String], ahead: Int, xzThreads: Int = 1, spillDirectory: String, spillBudget: ByteBudget? = nil,
+    public init(paths: [String], ahead: Int, xz: XZDecoding = XZDecoding(), spillDirectory: String, spillBudget: ByteBudget? = nil,
                 decoderMemory: ByteBudget = ByteBudget(limit: InputPrefetcher.defaultDecoderMemory)) {
         self.paths = paths
         self.ahead = max(0, ahead)
-        self.xzThreads = xzThreads
+        self.xz = xz
         self.spillDirectory = spillDirectory
         self.spillBudget = spillBudget ?? ByteBudget.spill(in: spillDirectory)
         self.decoderMemory = decoderMemory
@@ -158,7 +158,7 @@ public final class InputPrefetcher: @unchecked Sendable {
                 lock.unlock()
                 continue
             }
-            let input = PreparedInput(path: paths[index], xzThreads: xzThreads, spillDirectory: spillDirectory,
+            let input = PreparedInput(path: paths[index], xz: xz, spillDirectory: spillDirectory,
                                       spillBudget: spillBudget, memory: decoderMemory) { [weak self] in self?.decoderDone() }
             // Only a decoder running ahead is worth keeping: any other input (plain, gzip, an
             // xz one whose decoder does not fit) opens in its turn, holding nothing till then.

@@ -176,7 +176,8 @@ public struct AnalysisRun {
         // With more than one job, the inputs after the current one are opened ahead: the
         // compressed ones decompress on the other cores meanwhile.
         let prefetcher = options.jobs > 1 && captures.count > 1
-            ? InputPrefetcher(paths: captures.map(\.path), ahead: options.jobs - 1, spillDirectory: out) : nil
+            ? InputPrefetcher(paths: captures.map(\.path), ahead: options.jobs - 1,
+                              xz: XZDecoding(threads: 1, memoryLimit: options.xz.memoryLimit), spillDirectory: out) : nil
         var summaries: [InputSummary] = []
         for (index, item) in captures.enumerated() {
             guard !Interruption.requested else {

@@ -19,6 +19,9 @@ struct ReadCommand: ParsableCommand {
     @Option(name: .customLong("xz-threads"), help: "Threads decompressing a multi-block .xz input.")
     var xzThreads: Int = 1
 
+    @Option(name: .customLong("xz-memory-limit"), help: xzMemoryLimitHelp)
+    var xzMemoryLimit: Int = Int(XZDecoding.defaultMemoryLimit >> 20)
+
     func run() throws {
         var unreadable = false
         for path in inputs {
@@ -26,7 +29,8 @@ struct ReadCommand: ParsableCommand {
             let reader: CaptureReader
             do {
                 let source = path == "-" ? FileSource(descriptor: 0) : try FileSource(path: path)
-                reader = try CaptureReader(name: path, source: source, xzThreads: max(1, xzThreads))
+                reader = try CaptureReader(name: path, source: source,
+                                       xz: XZDecoding(threads: xzThreads, memoryLimit: UInt64(max(1, xzMemoryLimit)) << 20))
             } catch {
                 FileHandle.standardError.write(Data("phonehome: \(error.description)\n".utf8))
                 unreadable = true

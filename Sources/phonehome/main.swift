@@ -10,6 +10,10 @@ import Report
 import Rules
 
 /// Exit statuses, documented in the README.
+/// Shared by `analyze` and `read`.
+let xzMemoryLimitHelp = ArgumentHelp(
+    "MiB an xz decoder may take (its dictionary; xz -9 needs 65). An input whose stream declares more is refused with an error.")
+
 enum ExitStatus {
     static let ok: Int32 = 0
     /// At least one input could not be read at all (the others were still analysed).
@@ -61,6 +65,9 @@ struct Analyze: ParsableCommand {
 
     @Option(help: "Threads for xz decompression of multi-block files.")
     var xzThreads: Int = 2
+
+    @Option(name: .customLong("xz-memory-limit"), help: xzMemoryLimitHelp)
+    var xzMemoryLimit: Int = Int(XZDecoding.defaultMemoryLimit >> 20)
 
     @Option(name: [.short, .long], help: "Threads (default: the cores): from 2 (3 for a compressed input, whose decompression has a thread of its own), an input runs as a pipeline of threads; from 2, up to N-1 xz inputs after the current one decompress meanwhile, parked in an unnamed spill file in the output directory (at most a quarter of its free space, 8 GiB). The outputs are the same bytes for any value.")
     var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
@@ -124,7 +131,7 @@ struct Analyze: ParsableCommand {
         var options = AnalysisOptions()
         options.filter = filter
         options.flowLimits.maxFlows = maxFlows
-        options.xzThreads = max(1, xzThreads)
+        options.xz = XZDecoding(threads: xzThreads, memoryLimit: UInt64(max(1, xzMemoryLimit)) << 20)
         options.progress = !quiet
         options.hashInputs = !noInputHash
         options.appLayer = !noAppLayer
