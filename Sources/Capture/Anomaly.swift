@@ -34,8 +34,12 @@ public struct AnomalyLog: Sendable {
         if details.count < Self.maxDetails { details.append(anomaly) }
     }
 
-    public mutating func record(kind: String, frame: Int, offset: Int64, detail: String = "") {
-        record(Anomaly(kind: kind, frame: frame, offset: offset, detail: detail))
+    /// `detail` is built only for the anomalies kept in full (a hostile file can hold
+    /// millions of one kind).
+    public mutating func record(kind: String, frame: Int, offset: Int64, detail: @autoclosure () -> String = "") {
+        counts[kind, default: 0] += 1
+        total += 1
+        if details.count < Self.maxDetails { details.append(Anomaly(kind: kind, frame: frame, offset: offset, detail: detail())) }
     }
 
     /// Adds another log's counts and as many of its details as still fit.

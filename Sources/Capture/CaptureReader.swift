@@ -50,6 +50,10 @@ public enum CaptureLimits {
     public static let maxResyncScan = 64 << 20
     /// A resynchronised record's timestamp must lie within this of the last good one.
     public static let resyncTimeWindowSeconds: Int64 = 86_400 * 7
+    /// Interfaces kept per pcapng section. The format sets no bound, and each 20-byte
+    /// block was kept: 200 MB of them took 588 MB of RSS (an xz of them, far more).
+    /// Real captures have a few; blocks past the limit are counted, their packets too.
+    public static let maxInterfacesPerSection = 65_536
 }
 
 /// Streaming reader for pcap (both byte orders, µs and ns, Kuznetzov's modified format)
@@ -436,6 +440,11 @@ public final class CaptureReader {
                 interface.offsetSeconds = Int64(bitPattern: bigEndian ? (hi << 32 | lo) : (lo << 32 | hi))
             }
             i += 4 + ((length + 3) & ~3)
+        }
+        guard interfaces.count < CaptureLimits.maxInterfacesPerSection else {
+            anomalies.record(kind: "too_many_interfaces", frame: framesRead, offset: offset,
+                             detail: "interface block past the \(CaptureLimits.maxInterfacesPerSection) kept per section")
+            return
         }
         interfaces.append(interface)
         noteLinkType(interface.linkType)

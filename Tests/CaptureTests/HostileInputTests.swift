@@ -60,6 +60,33 @@ import TestSupport
         }
     }
 
+    /// A section declaring interface after interface (20 bytes each; 200 MB of them took
+    /// 588 MB of RSS): past 65,536 the blocks are counted, not kept, and a packet naming
+    /// one of them is an unknown interface; a packet on a kept one still reads.
+    @Test func pcapngInterfacesPastTheLimitAreCountedNotKept() throws {
+        typealias B = PacketBuilder
+        let shb = B.le32(0x0A0D_0D0A) + B.le32(28) + B.le32(0x1A2B_3C4D) + [1, 0, 0, 0] + [UInt8](repeating: 0xFF, count: 8) + B.le32(28)
+        let idb = B.le32(1) + B.le32(20) + [1, 0, 0, 0] + B.le32(0) + B.le32(20)
+        let frame = B.ethernet(B.ipv4(src: "10.0.0.1", dst: "10.0.0.2", proto: 17, payload: B.udp(1, 2, [1, 2, 3])))
+        func epb(interface: UInt32) -> [UInt8] {
+            let padded = frame + [UInt8](repeating: 0, count: (4 - frame.count % 4) % 4)
+            let length = UInt32(32 + padded.count)
+            return B.le32(6) + B.le32(length) + B.le32(interface) + B.le32(0) + B.le32(0)
+                + B.le32(UInt32(frame.count)) + B.le32(UInt32(frame.count)) + padded + B.le32(length)
+        }
+        let declared = CaptureLimits.maxInterfacesPerSection + 100
+        var bytes = shb
+        bytes.reserveCapacity(shb.count + declared * idb.count + 256)
+        for _ in 0 ..< declared { bytes += idb }
+        bytes += epb(interface: 0) + epb(interface: UInt32(declared - 1)) + epb(interface: 7)
+        let reader = try CaptureReader(name: "interfaces", source: MemorySource(bytes))
+        var frames = 0
+        while reader.next() != nil { frames += 1 }
+        #expect(frames == 2)
+        #expect(reader.anomalies.counts["too_many_interfaces"] == 100)
+        #expect(reader.anomalies.counts["unknown_interface"] == 1)
+    }
+
     /// Empty files and non-captures are one-line errors naming the input.
     @Test func notACapture() {
         for bytes: [UInt8] in [[], [0x0A], Array("hello, world\n".utf8), [0x1F, 0x8B, 0, 0]] {
