@@ -172,6 +172,9 @@ public struct CryptoStream {
     public static let maxBytes = 1 << 16
     var buffer: [UInt8] = []
     var have: [Bool] = []
+    /// Leading bytes all held. Kept as frames arrive: searching `have` for a hole after
+    /// each frame made 65,000 one-byte frames cost 2 billion steps.
+    var contiguous = 0
     public private(set) var overflow = false
 
     public init() {}
@@ -190,9 +193,10 @@ public struct CryptoStream {
             buffer[offset + i] = b
             have[offset + i] = true
         }
-        guard have.count >= 4, have[0], have[1], have[2], have[3] else { return nil }
+        while contiguous < have.count && have[contiguous] { contiguous += 1 }
+        guard contiguous >= 4 else { return nil }
         let length = Int(buffer[1]) << 16 | Int(buffer[2]) << 8 | Int(buffer[3])
-        guard 4 + length <= have.count, !have[..<(4 + length)].contains(false) else { return nil }
+        guard contiguous >= 4 + length else { return nil }
         return (buffer[0], Array(buffer[4 ..< 4 + length]))
     }
 }

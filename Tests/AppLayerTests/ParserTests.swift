@@ -204,6 +204,28 @@ func dnsResponseFixture() -> [UInt8] {
         #expect(keys.iv == hexBytes("fa044b2f42a3fd3b46fb255c"))
         #expect(keys.hp.withUnsafeBytes { Array($0) } == hexBytes("9f50449e04a0e810283a1e9933adedd2"))
     }
+
+    /// CRYPTO frames in any order and size give the first handshake message once it is
+    /// whole, and not before. One-byte frames of a 65,000-byte message, in order: each
+    /// frame used to search the held map from the start (2 billion steps in all).
+    @Test func cryptoStreamCompletesOnceWhole() {
+        let body = (0 ..< 64_996).map { UInt8(truncatingIfNeeded: $0 &* 13) }
+        let message: [UInt8] = [1, 0, 0xFD, 0xE4] + body   // ClientHello, 24-bit length 64,996
+        var inOrder = CryptoStream()
+        for i in 0 ..< message.count - 1 { #expect(inOrder.add(offset: i, data: [message[i]]) == nil) }
+        let last = inOrder.add(offset: message.count - 1, data: [message[message.count - 1]])
+        #expect(last?.type == 1 && last?.body == body)
+        // Back to front, overlapping: complete with the frame that fills the first bytes.
+        var backwards = CryptoStream()
+        var end = message.count
+        while end > 0 {
+            let start = max(0, end - 1000)
+            let piece = backwards.add(offset: start, data: Array(message[start ..< min(message.count, end + 10)]))
+            #expect((piece != nil) == (start == 0))
+            if start == 0 { #expect(piece?.body == body) }
+            end = start
+        }
+    }
 }
 
 @Suite struct ReassemblyTests {
