@@ -123,6 +123,9 @@ public struct HostModel: Sendable {
     public static let maxExecs = 1 << 20
     public static let maxSymlinks = 1 << 16
     public static let maxFileOpens = 1 << 20
+    /// Threads whose group is kept: an strace line names its thread, and a log of distinct
+    /// ids (2 million lines, 253 MB) grew the map with each.
+    public static let maxThreads = 1 << 21
 
     public var files: [String] = []
     /// How each file's timestamps read (nil: none).
@@ -152,6 +155,16 @@ public struct HostModel: Sendable {
 
     /// The thread group of `tid` (itself when unknown).
     public func process(ofThread tid: Int) -> Int { threadGroup[tid] ?? tid }
+
+    /// Records `tid`'s thread group. Past `maxThreads` a new thread is counted, not kept:
+    /// its calls are then taken as those of a process of its own id.
+    mutating func setThreadGroup(_ tid: Int, _ group: Int) {
+        if threadGroup.count >= Self.maxThreads && threadGroup[tid] == nil {
+            noteLimit("host_threads")
+            return
+        }
+        threadGroup[tid] = group
+    }
 
     /// `path` with the symbolic links seen in the log followed (at most 16 steps).
     public func resolved(_ path: String) -> String {

@@ -126,6 +126,9 @@ public final class StraceReader {
     /// Lines without a pid in a file: the traced root (its pid learnt from getpid/clone).
     private var placeholders: [Int: Int] = [:]
     public static let maxPendingArguments = 1 << 16
+    /// Threads with a call waiting for its `resumed` half: a log of unfinished calls on
+    /// distinct threads (2 million lines) kept each, 1.1 GB in all.
+    public static let maxPendingCalls = 1 << 16
 
     public init() {}
 
@@ -271,6 +274,10 @@ public final class StraceReader {
         case .unfinished(let name, let arguments):
             // The first half of a call the model ignores is kept only for its socket tuple.
             let keep = Syscall(name) != .other || hasSocketAnnotation(arguments.prefix(256))
+            guard pending.count < Self.maxPendingCalls || pending[tid] != nil else {
+                model.noteLimit("strace_pending_calls")
+                return
+            }
             pending[tid] = (name, keep ? Array(arguments.prefix(Self.maxPendingArguments)) : [], time, reference)
         case .resumed(let name, let arguments, let result):
             guard let first = pending.removeValue(forKey: tid), first.name == name else { return }
@@ -290,7 +297,7 @@ public final class StraceReader {
     func noteThread(_ tid: Int, time: Int64?, reference: LogReference) {
         guard model.threadGroup[tid] == nil else { return }
         // A thread first seen without a clone line: the traced root, or one attached to.
-        model.threadGroup[tid] = tid
+        model.setThreadGroup(tid, tid)
         if model.processes[tid] == nil {
             guard model.processes.count < HostModel.maxProcesses else { model.noteLimit("host_processes"); return }
             model.processes[tid] = HostProcess(pid: tid, ppid: nil, firstSeen: time, threads: [tid], evidence: reference)
@@ -344,10 +351,10 @@ public final class StraceReader {
                     for i in model.network.indices where model.network[i].pid == child { model.network[i].pid = pid }
                     for i in model.execs.indices where model.execs[i].pid == child { model.execs[i].pid = pid }
                 }
-                model.threadGroup[child] = pid
+                model.setThreadGroup(child, pid)
                 model.processes[pid]?.threads.insert(child)
             } else {
-                model.threadGroup[child] = child
+                model.setThreadGroup(child, child)
                 if model.processes[child] != nil {
                     model.processes[child]?.ppid = pid
                     return

@@ -69,4 +69,21 @@ import TestSupport
               + "RSS \(before) → \(after) MB")
         #expect(after - before < 120, "resident memory grew by \(after - before) MB")
     }
+
+    /// Unfinished calls on ever new threads (2 million such lines took 1.1 GB): past
+    /// 65,536 threads waiting at once, a first half is counted, not kept.
+    @Test func unfinishedCallsOnDistinctThreadsAreBounded() {
+        let extra = 1000
+        var text = ""
+        for tid in 0 ..< StraceReader.maxPendingCalls + extra {
+            text += "\(100_000 + tid) 1700000000.000001 connect(3, {sa_family=AF_INET, sin_port=htons(80), "
+                + "sin_addr=inet_addr(\"192.0.2.1\")}, 16 <unfinished ...>\n"
+        }
+        let reader = StraceReader()
+        var summary = StraceFileSummary(path: "unfinished")
+        reader.read(LineReader(source: MemorySource(Array(text.utf8))), path: "unfinished", pid: nil, into: &summary)
+        #expect(summary.lines == StraceReader.maxPendingCalls + extra && summary.unparsedTotal == 0)
+        #expect(reader.model.limitsHit["strace_pending_calls"] == extra)
+        #expect(summary.neverResumed == StraceReader.maxPendingCalls)
+    }
 }
