@@ -203,6 +203,10 @@ public struct AuditFileSummary: HostLogFileSummary {
 
 extension HostModel {
     public static let maxAuditPending = 4096
+    /// Records kept per event (SYSCALL, EXECVE, CWD, PATH..., PROCTITLE, SOCKADDR: a
+    /// dozen or two). A log repeating one serial had every record kept until the event
+    /// closed: 148 MB of them took 782 MB.
+    public static let maxRecordsPerEvent = 256
 
     /// Reads an audit log: records grouped by event serial; a SYSCALL with a SOCKADDR
     /// (connect, sendto, bind, accept) becomes a network event of its process, an
@@ -228,7 +232,11 @@ extension HostModel {
             case .success(let record):
                 summary.records += 1
                 if open[record.serial] == nil { order.append(record.serial) }
-                open[record.serial, default: []].append(record)
+                if open[record.serial, default: []].count < Self.maxRecordsPerEvent {
+                    open[record.serial, default: []].append(record)
+                } else {
+                    noteLimit("audit_records_per_event")
+                }
                 if record.type == "EOE" { flush(record.serial) }
                 while order.count > 8 {
                     let oldest = order.removeFirst()

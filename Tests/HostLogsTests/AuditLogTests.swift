@@ -105,6 +105,26 @@ import Yams
         #expect(b?.pid == 4242 && shifted.clockOffset == 3600 * 1_000_000_000)
     }
 
+    /// One serial repeated without end (148 MB of PATH records took 782 MB): an event
+    /// keeps its first 256 records, the rest are counted; its connect is still made.
+    @Test func recordsOfOneEventAreBounded() throws {
+        var log = "type=SYSCALL msg=audit(1700000000.123:42): arch=c000003e syscall=42 success=yes exit=0 a0=3 a1=7ffd0 a2=10 a3=0 items=0 "
+            + "ppid=1 pid=4242 auid=1000 uid=1000 gid=1000 euid=1000 suid=1000 fsuid=1000 egid=1000 sgid=1000 fsgid=1000 tty=(none) "
+            + "ses=3 comm=\"python3\" exe=\"/usr/bin/python3.11\" key=\"egress\"\n"
+            + "type=SOCKADDR msg=audit(1700000000.123:42): saddr=02000050A9FEA9FE0000000000000000\n"
+        for i in 0 ..< 1000 {
+            log += "type=PATH msg=audit(1700000000.123:42): item=\(i) name=\"/usr/lib/x\(i)\" inode=1 dev=08:01 mode=0100644 ouid=0 ogid=0\n"
+        }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("phonehome-audit-one-\(getpid()).log").path
+        try log.write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var model = HostModel()
+        let s = model.readAuditLog(path: path)
+        #expect(s.records == 1002 && s.events == 1)
+        #expect(model.limitsHit["audit_records_per_event"] == 1002 - HostModel.maxRecordsPerEvent)
+        #expect(model.network.first?.pid == 4242 && "\(model.network.first!.remote!)" == "169.254.169.254:80")
+    }
+
     /// Hostile stamps (found by the hostlogs fuzz target: an epoch of 17 digits overflowed)
     /// are bad headers, never traps.
     @Test func hostileTimestampsAreRejected() {
