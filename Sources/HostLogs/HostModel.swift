@@ -126,6 +126,9 @@ public struct HostModel: Sendable {
     /// Threads whose group is kept: an strace line names its thread, and a log of distinct
     /// ids (2 million lines, 253 MB) grew the map with each.
     public static let maxThreads = 1 << 21
+    /// Procmon rows kept whole (their network events are counted apart, up to
+    /// `maxNetworkEvents`).
+    public static let maxProcmonRows = 1 << 16
 
     public var files: [String] = []
     /// How each file's timestamps read (nil: none).

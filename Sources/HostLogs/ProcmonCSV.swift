@@ -111,7 +111,9 @@ extension HostModel {
 
     /// Adds a network row; true when it became a joinable network event.
     mutating func add(_ row: ProcmonRow) -> Bool {
-        procmon.append(row)
+        // Rows are kept with all their fields (about 1.5 KB each) for inspection only: the
+        // joins use the network events. Exports of network activity run to millions of rows.
+        if procmon.count < Self.maxProcmonRows { procmon.append(row) } else { noteLimit("host_procmon_rows") }
         guard let pid = row.pid else { return false }
         let f = row.fields
         if processes[pid] == nil, processes.count < Self.maxProcesses {

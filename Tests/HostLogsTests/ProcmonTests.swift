@@ -52,4 +52,23 @@ import TestSupport
         let a = ProcessAttributor(model: model).attribute(proto: .tcp, client: e.local!, server: e.remote!, start: 0)
         #expect(a?.pid == 2116 && a?.method == .localTuple && a?.name == "ollama.exe")
     }
+
+    /// Rows are kept whole up to a limit (300,000 of them, 55 MB of CSV, took 500 MB);
+    /// their network events go on, counted apart.
+    @Test func rowsKeptWholeAreBounded() throws {
+        let extra = 10
+        var csv = "\"Time of Day\",\"Process Name\",\"PID\",\"Operation\",\"Path\",\"Result\",\"Detail\",\"Date & Time\"\n"
+        for i in 0 ..< HostModel.maxProcmonRows + extra {
+            csv += "\"4:33:23.7441414 PM\",\"a.exe\",\"\(1000 + i % 7)\",\"TCP Send\",\"10.0.0.5:\(40000 + i % 9000) -> 93.184.216.34:443\",\"SUCCESS\",\"Length: 1\",\"7/11/2020 4:33:23 PM\"\n"
+        }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("phonehome-procmon-many-\(getpid()).csv").path
+        try csv.write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var model = HostModel()
+        let s = model.readProcmonCSV(path: path)
+        #expect(s.networkRows == HostModel.maxProcmonRows + extra)
+        #expect(model.procmon.count == HostModel.maxProcmonRows)
+        #expect(model.limitsHit["host_procmon_rows"] == extra)
+        #expect(model.network.count == HostModel.maxProcmonRows + extra)
+    }
 }
