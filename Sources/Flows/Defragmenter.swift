@@ -103,6 +103,7 @@ public final class Defragmenter {
         var fresh = 0
         if let source = data.baseAddress {
             d.bytes.withUnsafeMutableBufferPointer { bytes in
+                guard let target = bytes.baseAddress else { return }   // never empty here: it reaches `end`
                 d.heldBits.withUnsafeMutableBufferPointer { bits in
                     var i = start
                     while i < end {
@@ -111,7 +112,7 @@ public final class Defragmenter {
                         let mask: UInt64 = (n == 64 ? ~0 : (1 << UInt64(n)) - 1) << UInt64(bit)
                         let free = ~bits[w] & mask
                         if free == mask {
-                            UnsafeMutableRawPointer(bytes.baseAddress! + i).copyMemory(from: source + (i - start), byteCount: n)
+                            UnsafeMutableRawPointer(target + i).copyMemory(from: source + (i - start), byteCount: n)
                         } else {
                             var rest = free
                             while rest != 0 {
