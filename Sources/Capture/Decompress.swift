@@ -20,6 +20,11 @@ public struct XZDecoding: Sendable, Equatable {
         self.threads = max(1, threads)
         self.memoryLimit = memoryLimit
     }
+
+    /// The limit given in MiB on the command line (1 MiB at least, no overflow).
+    public init(threads: Int, memoryLimitMiB: Int) {
+        self.init(threads: threads, memoryLimit: min(UInt64(clamping: max(1, memoryLimitMiB)), UInt64.max >> 20) << 20)
+    }
 }
 
 /// xz via liblzma. The multi-threaded decoder decodes independent blocks in parallel

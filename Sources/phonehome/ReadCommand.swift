@@ -30,7 +30,7 @@ struct ReadCommand: ParsableCommand {
             do {
                 let source = path == "-" ? FileSource(descriptor: 0) : try FileSource(path: path)
                 reader = try CaptureReader(name: path, source: source,
-                                       xz: XZDecoding(threads: xzThreads, memoryLimit: UInt64(max(1, xzMemoryLimit)) << 20))
+                                       xz: XZDecoding(threads: xzThreads, memoryLimitMiB: xzMemoryLimit))
             } catch {
                 FileHandle.standardError.write(Data("phonehome: \(error.description)\n".utf8))
                 unreadable = true

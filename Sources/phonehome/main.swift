@@ -131,7 +131,7 @@ struct Analyze: ParsableCommand {
         var options = AnalysisOptions()
         options.filter = filter
         options.flowLimits.maxFlows = maxFlows
-        options.xz = XZDecoding(threads: xzThreads, memoryLimit: UInt64(max(1, xzMemoryLimit)) << 20)
+        options.xz = XZDecoding(threads: xzThreads, memoryLimitMiB: xzMemoryLimit)
         options.progress = !quiet
         options.hashInputs = !noInputHash
         options.appLayer = !noAppLayer
