@@ -64,6 +64,9 @@ public struct InputSummary: Sendable {
     public var fragmentsIncomplete = 0
     public var fragmentOverlaps = 0
     public var fragmentLimitDrops = 0
+    /// Times the passive-DNS table (kept across inputs) was full during this input and
+    /// dropped its older half.
+    public var passiveDNSEvictions = 0
     public var app = AppCounts()
     public var reassemblyPeakBytes = 0
     public var reassemblyCapGaps = 0
@@ -176,6 +179,7 @@ public final class Analyzer {
     func run(_ reader: CaptureReader, _ summary: inout InputSummary, inputIndex: Int, tick: () -> Void) {
         summary.container = reader.format.rawValue
         summary.compression = reader.compression.rawValue
+        let passiveDNSEvictionsBefore = passiveDNS.evictions
 
         scanner?.counts = ScanCounts()
         // With 2 jobs or more the run is a pipeline of up to four threads, each taking the
@@ -254,6 +258,7 @@ public final class Analyzer {
         summary.peakFlows = tracker.table.peakCount
         for (reason, n) in tracker.table.evictions { summary.evictions[reason.rawValue] = n }
         summary.fragmentsIncomplete = defragmenter.incompleteCount
+        summary.passiveDNSEvictions = passiveDNS.evictions - passiveDNSEvictionsBefore
         summary.fragmentOverlaps = defragmenter.overlaps
         summary.fragmentLimitDrops = defragmenter.limitDrops
     }

@@ -110,6 +110,9 @@ public struct EvidenceReport: Sendable {
             if s.scan.depthReached > 0 { hits.append("\(s.scan.depthReached) streams scanned only to the scan depth") }
             if s.fragmentLimitDrops > 0 { hits.append("\(s.fragmentLimitDrops) fragments dropped at the reassembly limit") }
             if s.scan.pressureTrims > 0 { hits.append("\(s.scan.pressureTrims) rule-stream trims under the memory cap") }
+            if s.passiveDNSEvictions > 0 {
+                hits.append("the passive-DNS table was full \(s.passiveDNSEvictions) time\(s.passiveDNSEvictions == 1 ? "" : "s") (its older half of names dropped)")
+            }
             if !hits.isEmpty { limits.append("\(s.name): " + hits.joined(separator: "; ")) }
         }
     }

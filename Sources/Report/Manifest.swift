@@ -243,6 +243,7 @@ public struct Manifest {
         w.field("dns_tunnel_table_evictions", input.scan.dnsTunnelEvictions)
         w.field("rules_memory_cap_trims", input.scan.pressureTrims)
         w.field("reassembly_cap_gaps", input.reassemblyCapGaps)
+        w.field("passive_dns_evictions", input.passiveDNSEvictions)
         // Decoding limits hit, as their anomalies count them (each limit is in the README).
         for kind in Self.limitAnomalies { w.field(dynamicKey: kind, input.anomalies.counts[kind] ?? 0) }
         w.endObject()
