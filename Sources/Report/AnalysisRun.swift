@@ -254,7 +254,7 @@ public struct AnalysisRun {
                 manifest.baseline = (baseline.approvedCallouts, baseline.newCallouts,
                                      baseline.gone.map { "\($0.destination):\($0.port)/\($0.transport)\($0.process.map { " " + $0 } ?? "")" })
             }
-            manifest.callouts = (callouts.lines, callouts.withData, callouts.byKind, callouts.namesDropped,
+            manifest.callouts = (callouts.lines, callouts.withData, callouts.byKind, callouts.namesDropped + appLogs.questionsDropped,
                                  zip(sboms, sbomPaths).map { "\(names($1)) (\($0.format.rawValue) \($0.specVersion ?? "?"), \($0.packages.count) packages"
                                      + ($0.nestingCut > 0 ? ", \($0.nestingCut) entries nested deeper than \(SBOMDocument.maxNesting) left out" : "") + ")" },
                                  knowledge.entries.count)

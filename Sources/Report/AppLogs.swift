@@ -60,13 +60,23 @@ public final class AppLogs: AppEventSink {
 
     // MARK: DNS
 
-    /// Names asked per flow (community id), for the callouts; bounded.
+    /// Names asked per flow (community id), for the callouts; bounded by flows, names
+    /// per flow and bytes (262,144 open flows of 16 long names each would hold 1 GB).
     var questionsByFlow: [CommunityIDText: [String]] = [:]
     public static let maxFlowsWithQuestions = 1 << 18
+    public static let maxQuestionBytes = 32 << 20
+    static func cost(_ name: String) -> Int { name.utf8.count + 32 }
+    private var questionBytes = 0
+    /// Question names not kept for their flow's callout (a bound was reached).
+    public private(set) var questionsDropped = 0
 
     /// The DNS question names seen on the flow with this community id (first 16,
     /// distinct), handed over when the flow ends: the map holds only flows still open.
-    public func takeQuestions(forFlow communityID: CommunityIDText) -> [String] { questionsByFlow.removeValue(forKey: communityID) ?? [] }
+    public func takeQuestions(forFlow communityID: CommunityIDText) -> [String] {
+        guard let names = questionsByFlow.removeValue(forKey: communityID) else { return [] }
+        for name in names { questionBytes -= Self.cost(name) }
+        return names
+    }
 
     /// Told of every DNS question, for lookups that are callouts themselves.
     public var callouts: CalloutLog?
@@ -75,11 +85,20 @@ public final class AppLogs: AppEventSink {
         guard let m = t.message else { return }
         callouts?.noteLookup(t)
         if let q = m.questions.first {
-            if let i = questionsByFlow.index(forKey: t.origin.communityID) {
+            if questionBytes + q.name.count + 32 > Self.maxQuestionBytes {
+                questionsDropped += 1
+            } else if let i = questionsByFlow.index(forKey: t.origin.communityID) {
                 let name = DNSName.text(q.name)
-                if questionsByFlow.values[i].count < 16, !questionsByFlow.values[i].contains(name) { questionsByFlow.values[i].append(name) }
+                if questionsByFlow.values[i].count < 16, !questionsByFlow.values[i].contains(name) {
+                    questionsByFlow.values[i].append(name)
+                    questionBytes += Self.cost(name)
+                }
             } else if questionsByFlow.count < Self.maxFlowsWithQuestions {
-                questionsByFlow[t.origin.communityID] = [DNSName.text(q.name)]
+                let name = DNSName.text(q.name)
+                questionsByFlow[t.origin.communityID] = [name]
+                questionBytes += Self.cost(name)
+            } else {
+                questionsDropped += 1
             }
         }
         let protocolName: StaticString = t.flavour == "mdns" ? "mdns" : t.flavour == "llmnr" ? "llmnr" : "dns"

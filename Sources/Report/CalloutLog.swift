@@ -44,6 +44,12 @@ public final class CalloutLog {
     private var lookups: [String: Lookup] = [:]
     private var lookupOrder: [String] = []
     public static let maxNames = 1 << 18
+    /// Bytes the two name stores may hold (names counted with 128 bytes of entry each):
+    /// 262,144 names of 250 bytes would hold some 200 MB.
+    public static let maxNameBytes = 32 << 20
+    static func cost(_ name: String) -> Int { name.utf8.count + 128 }
+    private var calledBytes = 0
+    private var lookupBytes = 0
     public private(set) var namesDropped = 0
 
     struct Lookup {
@@ -146,12 +152,12 @@ public final class CalloutLog {
     }
 
     private func noteCalled(_ name: String) {
-        guard calledNames.count < Self.maxNames else { namesDropped += 1; return }
+        guard calledNames.count < Self.maxNames, calledBytes + Self.cost(name) <= Self.maxNameBytes else { namesDropped += 1; return }
         // Consecutive callouts often go to one name: lowercasing and hashing it again
         // would change nothing.
         guard name != lastCalledName else { return }
         lastCalledName = name
-        calledNames.insert(name.lowercased())
+        if calledNames.insert(name.lowercased()).inserted { calledBytes += Self.cost(name) }
     }
     private var lastCalledName = ""
 
@@ -186,7 +192,9 @@ public final class CalloutLog {
             }
             return
         }
-        guard lookups.count < Self.maxNames else { namesDropped += 1; return }
+        // The name is kept twice (as asked, and lowercased as the key) with its order entry.
+        guard lookups.count < Self.maxNames, lookupBytes + 2 * Self.cost(name) <= Self.maxNameBytes else { namesDropped += 1; return }
+        lookupBytes += 2 * Self.cost(name)
         lookups[key] = Lookup(name: name, time: t.origin.timestamp, frame: t.origin.frame, input: flow.input,
                               transport: IPProtocol.name(flow.key.proto), responseCode: t.response.map { DNSType.rcodeName($0.rcode) },
                               resolved: resolved, client: flow.originatorAddress, clientPort: flow.originatorPort, resolver: flow.responderAddress)
