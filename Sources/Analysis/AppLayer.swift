@@ -12,6 +12,12 @@ public struct AppLimits: Sendable {
     public var dnsPendingPerFlow = 256
     /// Payload packets looked at before a flow of unknown protocol is left alone.
     public var classifyPackets = 16
+    /// Bytes all sessions' parsers may hold between packets: partial TLS hellos (up to
+    /// 146 KiB a direction), HTTP heads and body windows (128 KiB), DNS over TCP, QUIC
+    /// CRYPTO. Each is bounded per session, but not the sum: 4,000 flows of unfinished
+    /// 110 KB hellos (a 462 MB capture) held 547 MB. Over it, the session whose parser
+    /// grew stops parsing (`app_buffer_cap`).
+    public var parserBytes = 64 << 20
     public init() {}
 }
 
@@ -58,6 +64,9 @@ final class Session {
     var rawChunks = 0
     var bodyFirstFrame = PerDirection(0)
 
+    /// Bytes its parsers held after the last packet (counted in `AppLayer.parserHeld`).
+    var parserHeld = 0
+
     // Summary for the conn line
     var service: String?
     var serverName: [UInt8]?
@@ -89,6 +98,8 @@ final class AppLayer {
     var counts = AppCounts()
     var currentFrame = 0
     var currentOffset: Int64 = 0
+    /// Bytes all sessions' parsers hold (see `AppLimits.parserBytes`).
+    var parserHeld = 0
 
     init(limits: AppLimits, sink: AppEventSink?, passiveDNS: PassiveDNS, scans: ScanRequests? = nil) {
         self.limits = limits
@@ -234,8 +245,39 @@ final class AppLayer {
         case .dns:
             dnsStreamChunk(chunk, s, fromOriginator: fromOriginator, timestamp, frame)
         case .quic, .raw, .ssh:
-            break
+            return
         }
+        accountParsers(s, timestamp, frame)
+    }
+
+    /// What the session's parsers hold now.
+    func parserBytes(_ s: Session) -> Int {
+        s.tlsClient.heldBytes + s.tlsServer.heldBytes + (s.httpRequests?.heldBytes ?? 0) + (s.httpResponses?.heldBytes ?? 0)
+            + s.dnsStream.originator.capacity + s.dnsStream.responder.capacity + s.quicCrypto.heldBytes
+    }
+
+    /// Brings the run's count in line with the session's parsers; over the cap, the
+    /// session's parsers stop and let their buffers go.
+    func accountParsers(_ s: Session, _ timestamp: Int64, _ frame: Int) {
+        var now = parserBytes(s)
+        parserHeld += now - s.parserHeld
+        s.parserHeld = now
+        guard parserHeld > limits.parserBytes, now > 0 else { return }
+        anomaly("app_buffer_cap")
+        s.tlsClient.giveUp("buffer_cap")
+        s.tlsServer.giveUp("buffer_cap")
+        for fromOriginator in [true, false] {
+            events.removeAll(keepingCapacity: true)
+            if fromOriginator { s.httpRequests?.giveUp("buffer_cap", &events) } else { s.httpResponses?.giveUp("buffer_cap", &events) }
+            handleHTTPEvents(s, fromOriginator: fromOriginator, timestamp, frame)
+        }
+        s.dnsStreamBroken = PerDirection(true)
+        s.dnsStream = PerDirection([])
+        s.quicDone = true
+        s.quicCrypto = CryptoStream()
+        now = parserBytes(s)
+        parserHeld += now - s.parserHeld
+        s.parserHeld = now
     }
 
     /// The SSH identification string (RFC 4253 §4.2) opens both directions.
@@ -523,6 +565,10 @@ final class AppLayer {
             s.quicKeys = keys
             return keys
         }
+        defer {
+            if s.quicDone { s.quicCrypto = CryptoStream() }   // nothing more is read from it
+            accountParsers(s, timestamp, frame)
+        }
         for packet in packets {
             for f in packet.cryptoFrames {
                 if let hello = s.quicCrypto.add(offset: f.offset, data: f.data) {
@@ -561,6 +607,8 @@ final class AppLayer {
         if s.tls != nil { emitTLS(s) }
         for q in s.dnsPending.map(\.query).sorted(by: { $0.1 < $1.1 }) { emitUnanswered(q, s) }
         counts.missedBytes += s.originator.missedBytes + s.responder.missedBytes
+        parserHeld -= s.parserHeld
+        s.parserHeld = 0
 
         var app = FlowApplication()
         app.service = s.service

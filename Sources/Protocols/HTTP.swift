@@ -261,6 +261,17 @@ public struct HTTPParser {
         state = .failed
     }
 
+    /// Bytes held between feeds: a partial head and the body window.
+    public var heldBytes: Int { line.capacity + body.window.capacity }
+
+    /// Stops parsing this direction (a run-wide memory cap was reached); the message in
+    /// progress is handed out as incomplete.
+    public mutating func giveUp(_ why: String, _ events: inout [HTTPEvent]) {
+        fail(why, &events)
+        body = HTTPBody()
+        inflater = nil
+    }
+
     mutating func fail(_ why: String, _ events: inout [HTTPEvent]) {
         if messageHasBody { body.issue = why; body.incomplete = true; events.append(.body(body)); messageHasBody = false }
         state = .failed

@@ -180,6 +180,8 @@ public struct CryptoStream {
     public init() {}
 
     public var isEmpty: Bool { buffer.isEmpty }
+    /// Bytes held between frames.
+    public var heldBytes: Int { buffer.capacity + have.capacity }
 
     /// Adds a frame; returns the complete first handshake message (type, body) once it is.
     public mutating func add(offset: Int, data: [UInt8]) -> (type: UInt8, body: [UInt8])? {

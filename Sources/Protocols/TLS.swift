@@ -204,6 +204,15 @@ public struct TLSHelloCollector {
     /// Nothing collected yet: no whole record and no partial one (a stream that does not
     /// start with TLS, as before STARTTLS, may still begin it later).
     public var isIdle: Bool { records == 0 && pending.isEmpty }
+    /// Bytes held between feeds (its buffers' capacity).
+    public var heldBytes: Int { pending.capacity + handshake.capacity }
+
+    /// Stops collecting and lets the buffers go (a run-wide memory cap was reached).
+    public mutating func giveUp(_ why: String) {
+        state = .notTLS(why)
+        pending = []
+        handshake = []
+    }
 
     public init() {}
 
@@ -213,7 +222,14 @@ public struct TLSHelloCollector {
         guard state == .collecting else { return nil }
         pending.append(contentsOf: bytes)
         var consumed = 0
-        defer { if consumed > 0 { pending.removeFirst(min(consumed, pending.count)) } }
+        defer {
+            if state != .collecting {
+                pending = []   // done or given up: nothing more is read
+                handshake = []
+            } else if consumed > 0 {
+                pending.removeFirst(min(consumed, pending.count))
+            }
+        }
         while pending.count - consumed >= 5 {
             let type = pending[consumed], major = pending[consumed + 1]
             let length = Int(pending[consumed + 3]) << 8 | Int(pending[consumed + 4])
