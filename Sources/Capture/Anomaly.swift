@@ -28,12 +28,6 @@ public struct AnomalyLog: Sendable {
 
     public init() {}
 
-    public mutating func record(_ anomaly: Anomaly) {
-        counts[anomaly.kind, default: 0] += 1
-        total += 1
-        if details.count < Self.maxDetails { details.append(anomaly) }
-    }
-
     /// `detail` is built only for the anomalies kept in full (a hostile file can hold
     /// millions of one kind).
     public mutating func record(kind: String, frame: Int, offset: Int64, detail: @autoclosure () -> String = "") {
