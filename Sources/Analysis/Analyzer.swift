@@ -347,7 +347,7 @@ struct PacketRun {
         // A transport header that failed to decode leaves no ports: no flow to key.
         if (p.proto == IPProtocol.tcp || p.proto == IPProtocol.udp) && !p.hasTransport { return }
         if (p.proto == IPProtocol.icmp || p.proto == IPProtocol.icmpv6) && !p.hasTransport { return }
-        let index = account(p, record)
+        let index = account(p, record, depth: depth)
         guard p.tunnel != .none else { return }
         tracker._withUnsafeGuaranteedRef { $0.table.flow(at: index).pointee.tunnel = p.tunnel }
         guard depth + 1 <= DecodeLimits.maxTunnelDepth else {
@@ -365,7 +365,7 @@ struct PacketRun {
     }
 
     @discardableResult @inline(__always)
-    mutating func account(_ p: Packet, _ record: Record) -> Int {
+    mutating func account(_ p: Packet, _ record: Record, depth: Int) -> Int {
         switch p.proto {
         case IPProtocol.tcp: counts.tcp &+= 1
         case IPProtocol.udp: counts.udp &+= 1
@@ -373,7 +373,7 @@ struct PacketRun {
         default: counts.otherTransport &+= 1
         }
         return tracker._withUnsafeGuaranteedRef { tracker in
-            let index = tracker.track(p, timestamp: record.timestamp, frame: record.frame, ipBytes: p.ipTotalLength)
+            let index = tracker.track(p, timestamp: record.timestamp, frame: record.frame, ipBytes: p.ipTotalLength, layer: depth)
             app?._withUnsafeGuaranteedRef { app in
                 app.packet(p, flow: tracker.table.flow(at: index), timestamp: record.timestamp, frame: record.frame,
                            offset: record.offset)

@@ -97,6 +97,9 @@ public struct Flow: OrientedFlow, Sendable {
     public var tunnel: TunnelKind = .none
     /// The flow's originator was decided against the first packet's direction.
     public var flipped = false
+    /// Tunnel depth of the packets that make it (0: the outermost). With `firstFrame` it
+    /// orders flows canonically: a frame starts at most one flow per depth.
+    public var layer: UInt8 = 0
 
     public init(key: FlowKey, originatorIsLow: Bool, firstTimestamp: Int64, lastTimestamp: Int64, firstFrame: Int, lastFrame: Int) {
         self.key = key

@@ -247,12 +247,25 @@ public final class FlowTable {
         return seconds &* 1_000_000_000
     }
 
-    /// Evicts every flow idle for longer than its limit, in index order (deterministic).
+    /// Evicts every flow idle for longer than its limit, in canonical order (first frame,
+    /// then tunnel depth): not the table's, which depends on every flow it ever held, so
+    /// that a table holding a share of the flows evicts them in the order the whole table
+    /// would (see `FlowSplit`).
     public func sweep(reason: EvictionReason) {
+        var idle: [Int] = []
         for index in 0..<used where live[index] {
-            if now &- flows[index].lastTimestamp > idleLimit(flows[index]) {
-                remove(at: index, reason: reason)
-            }
+            if now &- flows[index].lastTimestamp > idleLimit(flows[index]) { idle.append(index) }
+        }
+        guard !idle.isEmpty else { return }
+        sortCanonically(&idle)
+        for index in idle { remove(at: index, reason: reason) }
+    }
+
+    /// Input, first frame, tunnel depth: a frame starts at most one flow per depth.
+    private func sortCanonically(_ indices: inout [Int]) {
+        indices.sort {
+            let a = flows[$0], b = flows[$1]
+            return (a.input, a.firstFrame, a.layer) < (b.input, b.firstFrame, b.layer)
         }
     }
 
@@ -279,12 +292,12 @@ public final class FlowTable {
         }
     }
 
-    /// Hands every remaining flow to the sink, in order of first frame.
+    /// Hands every remaining flow to the sink, in canonical order.
     public func drain(reason: EvictionReason = .end) {
         var order: [Int] = []
         order.reserveCapacity(count)
         for index in 0..<used where live[index] { order.append(index) }
-        order.sort { (flows[$0].input, flows[$0].firstFrame) < (flows[$1].input, flows[$1].firstFrame) }
+        sortCanonically(&order)
         for index in order { remove(at: index, reason: reason) }
     }
 }

@@ -29,7 +29,7 @@ public final class FlowTracker {
 
     /// Accounts one decoded IP packet (with its transport header, if any).
     @inline(__always)
-    public func track(_ p: Packet, timestamp: Int64, frame: Int, ipBytes: Int) -> Int {
+    public func track(_ p: Packet, timestamp: Int64, frame: Int, ipBytes: Int, layer: Int = 0) -> Int {
         table.advance(to: timestamp)
         var sport = p.srcPort, dport = p.dstPort
         let isICMP = p.proto == IPProtocol.icmp || p.proto == IPProtocol.icmpv6
@@ -72,6 +72,7 @@ public final class FlowTracker {
                         lastTimestamp: timestamp, firstFrame: frame, lastFrame: frame)
         flow.flipped = flip
         flow.input = input
+        flow.layer = UInt8(truncatingIfNeeded: layer)
         flow.observe(p, fromOriginator: !flip, timestamp: timestamp, frame: frame, ipBytes: ipBytes)
         if flip { flow.history.add(UInt8(ascii: "^"), fromOriginator: true) }
         return table.insert(flow)
