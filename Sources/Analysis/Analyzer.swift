@@ -22,6 +22,11 @@ public struct AnalysisOptions: Sendable {
     /// Threads for one input: 2 or more runs the output side (sinks) on a thread of its
     /// own; the outputs are the same bytes either way.
     public var jobs = 1
+    /// Workers one uncompressed input is split across by flow hash (1: no split). Each
+    /// worker reads the whole input and decodes every packet, but tracks, reassembles,
+    /// parses and scans only its own flows; an ordered merge puts their events back in
+    /// the order one worker makes them (see `FlowSplit.swift`).
+    public var workers = 1
     public init() {}
 }
 
@@ -93,6 +98,12 @@ public final class Analyzer {
     /// Names learned from DNS answers, kept across inputs (captures of one network).
     public let passiveDNS = PassiveDNS()
     let scanner: RuleScanner?
+    /// The packs and the streams' budget, for the engines of a split run's workers (an
+    /// engine's scratch space is one thread's).
+    let rules: RuleEngine?
+    let scanBudget: Int
+    /// The workers' engines, kept for the next input.
+    var splitEngines: [RuleEngine] = []
 
     /// `rules`: the compiled packs; nil runs no rules (findings need the app layer).
     /// `scanBudget`: bytes the rule streams may hold at once (tests lower it).
@@ -102,6 +113,8 @@ public final class Analyzer {
         self.options = options
         self.flowSink = flowSink
         self.events = events
+        self.rules = rules
+        self.scanBudget = scanBudget
         scanner = options.appLayer ? rules.map { RuleScanner(engine: $0, depth: options.scanDepth, budget: ScanBudget(limit: scanBudget)) } : nil
         filter = try options.filter.map { expression throws(FilterError) in try BPFFilter(expression) }
     }
@@ -136,7 +149,10 @@ public final class Analyzer {
         }
         let totalSize = path == "-" ? 0 : (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int64) ?? 0
         let progress = options.progress && isatty(2) != 0 ? Progress(name: path, total: totalSize) : nil
-        run(reader, &summary, inputIndex: inputIndex) { progress?.update(fileSource.bytesRead) }
+        let another: (() -> CaptureReader?)? = path == "-" || prepared != nil ? nil : { [options] in
+            (try? FileSource(path: path)).flatMap { try? CaptureReader(name: path, source: $0, xz: options.xz) }
+        }
+        run(reader, &summary, inputIndex: inputIndex, another: another) { progress?.update(fileSource.bytesRead) }
         progress?.finish()
         if let digest { fill(&summary, digest) } else if path != "-" { summary.size = totalSize }
         if let hashing {
@@ -157,7 +173,9 @@ public final class Analyzer {
             summary.error = error.description
             return summary
         }
-        run(reader, &summary, inputIndex: inputIndex) {}
+        run(reader, &summary, inputIndex: inputIndex, another: { [options] in
+            try? CaptureReader(name: name, source: MemorySource(bytes), xz: options.xz)
+        }) {}
         return summary
     }
 
@@ -175,11 +193,18 @@ public final class Analyzer {
         return summary
     }
 
-    /// The per-record loop shared by every kind of input.
-    func run(_ reader: CaptureReader, _ summary: inout InputSummary, inputIndex: Int, tick: () -> Void) {
+    /// The per-record loop shared by every kind of input. `another` opens the same input
+    /// again, for the workers of a split run.
+    func run(_ reader: CaptureReader, _ summary: inout InputSummary, inputIndex: Int,
+             another: (() -> CaptureReader?)? = nil, tick: @escaping () -> Void) {
         summary.container = reader.format.rawValue
         summary.compression = reader.compression.rawValue
         let passiveDNSEvictionsBefore = passiveDNS.evictions
+        if options.workers > 1, reader.compression == .none, let another,
+           runSplit(reader, another: another, &summary, inputIndex: inputIndex, tick: tick) {
+            summary.passiveDNSEvictions = passiveDNS.evictions - passiveDNSEvictionsBefore
+            return
+        }
 
         scanner?.counts = ScanCounts()
         // With 2 jobs or more the run is a pipeline of up to four threads, each taking the
@@ -204,26 +229,7 @@ public final class Analyzer {
         tracker.input = inputIndex
         let defragmenter = Defragmenter(limits: options.fragmentLimits)
         var run = PacketRun(summary: summary, tracker: tracker, defragmenter: defragmenter, app: app)
-
-        var packet = Packet()
-        while let record = reader.next() {
-            if Interruption.requested {
-                summary.interruptedAtFrame = record.frame - 1
-                break
-            }
-            run.counts.frames += 1
-            if record.linkType == LinkTypeSentinel.nonPacket {
-                run.counts.nonPacketRecords += 1
-                continue
-            }
-            if let filter, !filter.matches(linkType: record.linkType, capturedLength: record.capturedLength,
-                                           originalLength: record.originalLength, data: record.data) {
-                run.counts.filteredOut += 1
-                continue
-            }
-            run.handle(&packet, record)
-            if record.frame & 0xFFFF == 0 { tick() }
-        }
+        readRecords(reader, &run, &summary, filter: filter, tick: tick)
         tracker.table.drain()
         app?.finishScanning()
         scanThread?.finish()
@@ -263,6 +269,31 @@ public final class Analyzer {
         summary.fragmentLimitDrops = defragmenter.limitDrops
     }
 
+    /// Reads every record (until a stop is asked) into `run`.
+    /// `filter`: this thread's (a filter compiles per link type as they come).
+    func readRecords(_ reader: CaptureReader, _ run: inout PacketRun, _ summary: inout InputSummary, filter: BPFFilter?,
+                     tick: () -> Void) {
+        var packet = Packet()
+        while let record = reader.next() {
+            if Interruption.requested {
+                summary.interruptedAtFrame = record.frame - 1
+                break
+            }
+            run.counts.frames += 1
+            if record.linkType == LinkTypeSentinel.nonPacket {
+                run.counts.nonPacketRecords += 1
+                continue
+            }
+            if let filter, !filter.matches(linkType: record.linkType, capturedLength: record.capturedLength,
+                                           originalLength: record.originalLength, data: record.data) {
+                run.counts.filteredOut += 1
+                continue
+            }
+            run.handle(&packet, record)
+            if record.frame & 0xFFFF == 0 { tick() }
+        }
+    }
+
     func fill(_ summary: inout InputSummary, _ digest: FileDigest) {
         let r = digest.result()
         summary.sha256 = r.sha256
@@ -281,6 +312,8 @@ struct PacketRun {
     /// every call, several times per packet.
     let tracker: Unmanaged<FlowTracker>
     let app: Unmanaged<AppLayer>?
+    /// Set in a split run's worker: which flows are its own, and where its events go.
+    var split: SplitRole?
     var counts = PacketCounts()
     var decodeAnomalies = AnomalyLog()
     var firstTimestamp = Int64.max
@@ -298,6 +331,13 @@ struct PacketRun {
     @inline(__always)
     mutating func handle(_ p: inout Packet, _ record: Record) {
         counts.capturedBytes &+= record.capturedLength
+        // An anomaly found while flows are swept or closed is placed at the record that
+        // made it happen (the same in a split run's every worker).
+        app?._withUnsafeGuaranteedRef {
+            $0.currentFrame = record.frame
+            $0.currentOffset = record.offset
+        }
+        if let split { split.output._withUnsafeGuaranteedRef { $0.recordStarts(record.frame) } }
         if record.timestamp < firstTimestamp { firstTimestamp = record.timestamp }
         if record.timestamp > lastTimestamp { lastTimestamp = record.timestamp }
         p.decode(linkType: record.linkType, frame: record.data)
@@ -349,7 +389,7 @@ struct PacketRun {
         if (p.proto == IPProtocol.icmp || p.proto == IPProtocol.icmpv6) && !p.hasTransport { return }
         let index = account(p, record, depth: depth)
         guard p.tunnel != .none else { return }
-        tracker._withUnsafeGuaranteedRef { $0.table.flow(at: index).pointee.tunnel = p.tunnel }
+        if index >= 0 { tracker._withUnsafeGuaranteedRef { $0.table.flow(at: index).pointee.tunnel = p.tunnel } }
         guard depth + 1 <= DecodeLimits.maxTunnelDepth else {
             noteIssue(.tunnelDepthExceeded, record)
             return
@@ -373,7 +413,21 @@ struct PacketRun {
         default: counts.otherTransport &+= 1
         }
         return tracker._withUnsafeGuaranteedRef { tracker in
-            let index = tracker.track(p, timestamp: record.timestamp, frame: record.frame, ipBytes: p.ipTotalLength, layer: depth)
+            let index: Int
+            if let split {
+                // Every worker sees every packet's time (its sweeps happen where one
+                // worker's would) but keeps only its own flows. -1: not this worker's.
+                let keyed = FlowTracker.key(of: p)
+                split.output._withUnsafeGuaranteedRef { $0.packetStarts(frame: record.frame, layer: depth) }
+                guard split.owns(keyed.key) else {
+                    tracker.table.advance(to: record.timestamp)
+                    return -1
+                }
+                index = tracker.track(p, keyed, timestamp: record.timestamp, frame: record.frame, ipBytes: p.ipTotalLength,
+                                      layer: depth)
+            } else {
+                index = tracker.track(p, timestamp: record.timestamp, frame: record.frame, ipBytes: p.ipTotalLength, layer: depth)
+            }
             app?._withUnsafeGuaranteedRef { app in
                 app.packet(p, flow: tracker.table.flow(at: index), timestamp: record.timestamp, frame: record.frame,
                            offset: record.offset)

@@ -57,6 +57,9 @@ public struct FlowApplication: Sendable {
     public var communityID: CommunityIDText?
     public var originatorMissedBytes = 0
     public var responderMissedBytes = 0
+    /// No name of its own: passive DNS names the responder when the flow reaches the
+    /// ordered merge of a split run (a worker sees only its share of the answers).
+    public var bindsPassiveName = false
     public init() {}
 }
 
@@ -70,6 +73,16 @@ public protocol AppEventSink: AnyObject {
 
 extension AppEventSink {
     public func finding(_ f: Finding) {}
+}
+
+/// Where a split run's worker sends what only the ordered merge may act on: names
+/// learned from DNS answers and DNS query names (tunnels span flows), each in its place
+/// among the worker's events.
+protocol SplitForwarding: AnyObject {
+    func learned(_ address: IPAddress, name: [UInt8], at time: Int64)
+    func dnsQuery(_ name: [UInt8], client: IPAddress, origin: EventOrigin)
+    /// Records an app-layer anomaly's place (the worker keeps the anomaly itself).
+    func anomalyRecorded()
 }
 
 /// IP → names learned from DNS answers, with the time each was last seen. Bounded by

@@ -100,6 +100,9 @@ final class AppLayer {
     var currentOffset: Int64 = 0
     /// Bytes all sessions' parsers hold (see `AppLimits.parserBytes`).
     var parserHeld = 0
+    /// Set in a split run's worker: passive DNS is the ordered merge's, so answers are
+    /// forwarded and names left for it to bind.
+    var forward: (any SplitForwarding)?
 
     init(limits: AppLimits, sink: AppEventSink?, passiveDNS: PassiveDNS, scans: ScanRequests? = nil) {
         self.limits = limits
@@ -319,7 +322,11 @@ final class AppLayer {
         if m.isResponse {
             for r in m.answers {
                 if case .address(let a) = r.data {
-                    passiveDNS.learn(a, name: m.questions.first?.name ?? r.name, at: timestamp)
+                    if let forward {
+                        forward.learned(a, name: m.questions.first?.name ?? r.name, at: timestamp)
+                    } else {
+                        passiveDNS.learn(a, name: m.questions.first?.name ?? r.name, at: timestamp)
+                    }
                 }
             }
             var t: DNSTransaction
@@ -621,6 +628,8 @@ final class AppLayer {
         } else if let host = s.httpHost {
             app.domain = DNSName.text(hostWithoutPort(host))
             app.domainSource = "http_host"
+        } else if forward != nil {
+            app.bindsPassiveName = true
         } else if let name = passiveDNS.name(for: flow.responderAddress) {
             app.domain = DNSName.text(name)
             app.domainSource = "dns"
@@ -630,6 +639,7 @@ final class AppLayer {
 
     func anomaly(_ kind: String) {
         anomalies.record(kind: kind, frame: currentFrame, offset: currentOffset)
+        forward?.anomalyRecorded()
     }
 }
 
@@ -642,5 +652,14 @@ public struct AppCounts: Sendable {
     public var tlsHandshakes = 0
     public var missedBytes = 0
     public init() {}
+
+    mutating func add(_ o: AppCounts) {
+        sessions += o.sessions
+        dnsMessages += o.dnsMessages
+        dnsPendingDropped += o.dnsPendingDropped
+        httpTransactions += o.httpTransactions
+        tlsHandshakes += o.tlsHandshakes
+        missedBytes += o.missedBytes
+    }
 }
 

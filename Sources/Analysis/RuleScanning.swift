@@ -20,6 +20,9 @@ public struct Finding: Sendable {
     /// The name the destination was asked by: TLS SNI, HTTP Host, passive DNS, or the
     /// parent domain of a DNS tunnel.
     public var domain: [UInt8]?
+    /// No name of its own: passive DNS names the flow's responder at the ordered merge of
+    /// a split run.
+    public var bindsPassiveName = false
 }
 
 /// Scanning counts for one run, reported in the manifest.
@@ -34,6 +37,15 @@ public struct ScanCounts: Sendable {
     public var peakHeldBytes = 0
     public var pressureTrims = 0
     public init() {}
+
+    /// Adds another scanner's counts, except the peak and trims of its budget.
+    mutating func add(_ o: ScanCounts) {
+        streams += o.streams
+        bytesScanned += o.bytesScanned
+        depthReached += o.depthReached
+        findings += o.findings
+        dnsTunnelEvictions += o.dnsTunnelEvictions
+    }
 }
 
 /// The rule engine as the application layer uses it: one stream per TCP direction,

@@ -52,6 +52,9 @@ final class StreamScan {
 final class ScanStage: ScanRequests {
     let scanner: RuleScanner
     let sink: AppEventSink?
+    /// A split run's worker: a finding left without a name takes passive DNS's at the
+    /// ordered merge.
+    var namesBoundLater = false
 
     init(scanner: RuleScanner, sink: AppEventSink?) {
         self.scanner = scanner
@@ -142,7 +145,10 @@ final class ScanStage: ScanRequests {
     func emit(_ f: Finding, domain: @autoclosure () -> [UInt8]?) {
         scanner.counts.findings += 1
         var f = f
-        if f.domain == nil { f.domain = domain() }
+        if f.domain == nil {
+            f.domain = domain()
+            f.bindsPassiveName = f.domain == nil && namesBoundLater
+        }
         sink?.finding(f)
     }
 }
@@ -332,7 +338,13 @@ final class ScanPipeline: ScanRequests, AppEventSink, @unchecked Sendable {
 extension AppLayer {
     /// The name a finding in this session's bytes is given when it has none of its own.
     func destinationName(_ s: Session) -> [UInt8]? {
-        s.serverName ?? s.httpHostName ?? passiveDNS.name(for: s.origin.flow.responderAddress)
+        s.serverName ?? s.httpHostName ?? passiveName(for: s.origin.flow.responderAddress)
+    }
+
+    /// Passive DNS's name for an address; nil in a split run's worker, where the ordered
+    /// merge binds it (a finding left without a name is marked for it).
+    func passiveName(for address: IPAddress) -> [UInt8]? {
+        forward == nil ? passiveDNS.name(for: address) : nil
     }
 
     /// In-order bytes of a TCP direction for the raw-stream rules.
@@ -378,7 +390,12 @@ extension AppLayer {
         origin.fromOriginator = fromOriginator
         let client = fromOriginator ? s.origin.flow.originatorAddress : s.origin.flow.responderAddress
         for q in m.questions {
-            scans.dnsQuery(q.name, client: client, origin: origin, domain: passiveDNS.name(for: s.origin.flow.responderAddress))
+            // Tunnels span flows, and flows span a split run's workers: the merge scans them.
+            if let forward {
+                forward.dnsQuery(q.name, client: client, origin: origin)
+            } else {
+                scans.dnsQuery(q.name, client: client, origin: origin, domain: passiveDNS.name(for: s.origin.flow.responderAddress))
+            }
         }
     }
 
@@ -388,7 +405,7 @@ extension AppLayer {
         var origin = EventOrigin(flow: flow.pointee.identity, communityID: flow.pointee.communityIDText, frame: frame, timestamp: timestamp)
         origin.fromOriginator = p.src == flow.pointee.originatorAddress && p.srcPort == flow.pointee.originatorPort
         scans.field(p.payload, scope: .udp, field: "udp.payload", origin: origin, lastFrame: frame,
-                    domain: passiveDNS.name(for: flow.pointee.responderAddress))
+                    domain: passiveName(for: flow.pointee.responderAddress))
     }
 
     /// End of input: DNS tunnel streams are decided.

@@ -44,4 +44,15 @@ public struct AnomalyLog: Sendable {
     }
 
     public var detailsTruncated: Bool { total > details.count }
+
+    /// Adds another log's counts only (its details are placed by the caller).
+    public mutating func mergeCounts(_ other: AnomalyLog) {
+        for (kind, n) in other.counts { counts[kind, default: 0] += n }
+        total += other.total
+    }
+
+    /// Keeps one more anomaly in full, if there is room; already counted.
+    public mutating func appendDetail(_ anomaly: Anomaly) {
+        if details.count < Self.maxDetails { details.append(anomaly) }
+    }
 }

@@ -26,7 +26,7 @@ public struct FlowKey: Hashable, Sendable {
     /// A fast 64-bit mix of the key (multiply-xorshift); the table needs speed, not
     /// cryptographic strength, and the seed keeps crafted collisions per-run.
     @inline(__always)
-    func hash64(seed: UInt64) -> UInt64 {
+    public func hash64(seed: UInt64) -> UInt64 {
         @inline(__always) func mix(_ a: UInt64, _ b: UInt64) -> UInt64 {
             let m = a.multipliedFullWidth(by: b)
             return m.high ^ m.low

@@ -27,10 +27,17 @@ public final class FlowTracker {
         }
     }
 
-    /// Accounts one decoded IP packet (with its transport header, if any).
+    /// A packet's flow key, whether its source is the key's low endpoint, and the ports
+    /// the key holds (ICMP type pairs stand in for them).
+    public struct Keyed {
+        public var key: FlowKey
+        var sourceIsLow: Bool
+        var sourcePort: UInt16
+        var destinationPort: UInt16
+    }
+
     @inline(__always)
-    public func track(_ p: Packet, timestamp: Int64, frame: Int, ipBytes: Int, layer: Int = 0) -> Int {
-        table.advance(to: timestamp)
+    public static func key(of p: Packet) -> Keyed {
         var sport = p.srcPort, dport = p.dstPort
         let isICMP = p.proto == IPProtocol.icmp || p.proto == IPProtocol.icmpv6
         if isICMP {
@@ -43,6 +50,21 @@ public final class FlowTracker {
         }
         let (key, sourceIsLow) = FlowKey.make(source: p.src, destination: p.dst, sourcePort: sport,
                                               destinationPort: dport, proto: p.proto, vlan: p.vlan)
+        return Keyed(key: key, sourceIsLow: sourceIsLow, sourcePort: sport, destinationPort: dport)
+    }
+
+    /// Accounts one decoded IP packet (with its transport header, if any).
+    @inline(__always)
+    public func track(_ p: Packet, timestamp: Int64, frame: Int, ipBytes: Int, layer: Int = 0) -> Int {
+        track(p, Self.key(of: p), timestamp: timestamp, frame: frame, ipBytes: ipBytes, layer: layer)
+    }
+
+    /// `track` with the key already made (a split run's worker makes it to see whose it is).
+    @inline(__always)
+    public func track(_ p: Packet, _ keyed: Keyed, timestamp: Int64, frame: Int, ipBytes: Int, layer: Int) -> Int {
+        table.advance(to: timestamp)
+        let key = keyed.key, sourceIsLow = keyed.sourceIsLow
+        let sport = keyed.sourcePort, dport = keyed.destinationPort
         if let index = table.find(key) {
             let flow = table.flow(at: index)
             // A fresh SYN on a TCP connection that already finished starts a new connection.

@@ -212,7 +212,19 @@ public final class RuleEngine {
     public var pcreOnlyCount: Int { pcreOnly.count }
 
     /// PCRE2 searches that stopped on a resource limit (counted as no match).
-    public var pcre2Errors: Int { patterns.reduce(0) { $0 + $1.regex.errors } }
+    public var pcre2Errors: Int { patterns.reduce(absorbedPCRE2Errors) { $0 + $1.regex.errors } }
+    private var absorbedPCRE2Errors = 0
+
+    /// Takes over the counters of another engine of the same rules (a worker's, whose
+    /// scans belong to this run).
+    public func absorb(_ other: RuleEngine) {
+        counters.hitsCapped += other.counters.hitsCapped
+        counters.matchesBeyondWindow += other.counters.matchesBeyondWindow
+        counters.validatorRejects += other.counters.validatorRejects
+        counters.scanErrors += other.counters.scanErrors
+        absorbedPCRE2Errors += other.pcre2Errors
+        other.counters = RuleCounters()
+    }
 
     /// Stream state bytes per open stream (0 without a stream database).
     public var streamStateSize: Int {
