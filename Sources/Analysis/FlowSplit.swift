@@ -329,7 +329,13 @@ extension Analyzer {
     /// Puts the workers' events in one worker's order and runs them through the sinks,
     /// binding passive-DNS names and scanning DNS query names on the way.
     private func merge(_ queues: [BatchQueue]) {
-        let stage = scanner.map { ScanStage(scanner: $0, sink: events) }
+        // With jobs to spare, the sinks run on a thread of their own, as in a run whole.
+        let pipeline = options.jobs > 1 ? SinkPipeline(target: events, flowSink: flowSink) : nil
+        pipeline?.start()
+        defer { pipeline?.finish() }
+        let target: AppEventSink? = pipeline ?? events
+        let flowSink = pipeline.map { p in { p.flow($0, $1, $2) } } ?? self.flowSink
+        let stage = scanner.map { ScanStage(scanner: $0, sink: target) }
         // Each worker's current batch; nil once the worker is done.
         var heads: [SplitBatch?] = queues.map { $0.pop() }
         while true {
@@ -353,13 +359,14 @@ extension Analyzer {
                 continue
             }
             guard let best else { break }
-            deliver(best.batch, stage: stage)
+            deliver(best.batch, stage: stage, target: target, flowSink: flowSink)
         }
         stage?.finishInput()
     }
 
     /// Runs the batch's next item.
-    private func deliver(_ batch: SplitBatch, stage: ScanStage?) {
+    private func deliver(_ batch: SplitBatch, stage: ScanStage?, target: AppEventSink?,
+                         flowSink: (Flow, EvictionReason, FlowApplication?) -> Void) {
         let item = batch.items[batch.next]
         batch.next += 1
         switch item {
@@ -386,16 +393,16 @@ extension Analyzer {
                     }
                 }
                 flowSink(end.flow, end.reason, end.app)
-            case .dns: self.events?.dns(events.dns.takeNext())
-            case .http: self.events?.http(events.http.takeNext())
-            case .tls: self.events?.tls(events.tls.takeNext())
+            case .dns: target?.dns(events.dns.takeNext())
+            case .http: target?.http(events.http.takeNext())
+            case .tls: target?.tls(events.tls.takeNext())
             case .finding:
                 var f = events.findings.takeNext()
                 if f.bindsPassiveName {
                     f.bindsPassiveName = false
                     f.domain = passiveDNS.name(for: f.origin.flow.responderAddress)
                 }
-                self.events?.finding(f)
+                target?.finding(f)
             }
         }
     }

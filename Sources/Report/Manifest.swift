@@ -84,6 +84,9 @@ public struct Manifest {
         if let interruption { w.field("interrupted", interruption) }
         if let filter { w.field("filter", filter) } else { w.nullField("filter") }
         w.field("jobs", options.jobs)
+        // With several, the peaks below (flows, reassembly, rule streams) add up each
+        // worker's own: an upper bound of the run's.
+        w.field("flow_workers", options.workers)
         w.beginObject("limits")
         w.field("max_flows", options.flowLimits.maxFlows)
         w.field("tcp_idle_seconds", Int(options.flowLimits.tcpIdleSeconds))

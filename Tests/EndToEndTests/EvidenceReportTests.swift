@@ -13,10 +13,11 @@ import TestSupport
     static let goldens = Corpus.repositoryRoot.appendingPathComponent("Tests/Goldens")
 
     /// The README's first command, as the library runs it, into `out`.
-    static func analyzeSamples(_ out: URL, inputs: [String] = [samples.path], jobs: Int = 1) throws -> AnalysisRun.Result {
+    static func analyzeSamples(_ out: URL, inputs: [String] = [samples.path], jobs: Int = 1, workers: Int = 1) throws -> AnalysisRun.Result {
         var run = AnalysisRun(inputs: inputs, out: out.path)
         run.options.progress = false
         run.options.jobs = jobs
+        run.options.workers = workers
         var sources = RuleSources()
         sources.canaries = [SampleCapture.canary]
         run.engine = try sources.engine()
