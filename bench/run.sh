@@ -41,6 +41,9 @@ add "phonehome -j $(nproc) (+ DNS/HTTP/TLS/QUIC, rules off, no hash)" $bin analy
 add "phonehome -j 1 (+ default rule packs, no hash)" $bin analyze -q -j 1 --no-input-hash "$cap" -o "$out/r1"
 add "phonehome -j $(nproc) (+ default rule packs, no hash)" $bin analyze -q --no-input-hash "$cap" -o "$out/r"
 add "phonehome -j $(nproc) (default: rules + SHA-256 of input + reports)" $bin analyze -q "$cap" -o "$out/c"
+# One file split by flow hash: each worker reads and decodes the whole file, and keeps
+# its own flows; on N cores the sinks and the writer share them with the workers.
+add "phonehome --workers $(nproc) (split by flow hash; rules on, no hash)" $bin analyze -q --no-input-hash --workers "$(nproc)" "$cap" -o "$out/w"
 # ngrep with one email regex over each packet (no reassembly, no other rule).
 add "ngrep -q -I X -W none EMAIL-REGEX" ngrep -q -I "$cap" -W none '[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}'
 declare -a bestS bestK bestC
@@ -83,6 +86,12 @@ awk -F'\t' -v mb="$mb" -v n="$(nproc)" '
         printf "targets: rules off 1 job vs cat %.2fx (0.5x wanted); rules on 1 job %.2fx tcpdump time (2x at most wanted); rules on vs ngrep (one regex): %.2fx\n", floor/off1, on1/td, ng/on
     }' "$out/times.tsv"
 echo "findings (default packs): $(wc -l < "$out/r/findings.jsonl") lines"
+awk -F'\t' -v mb="$mb" -v n="$(nproc)" '
+    /-j 1 .*default rule packs, no hash/ { on1=$2 } /-j [2-9].*default rule packs, no hash/ { on=$2 } /^phonehome --workers/ { w=$2 }
+    END { printf "split by flow hash, %d workers: %.0f MB/s, %.2fx the speed of 1 job, %.2fx that of the %d-job pipeline\n", n, mb/w, on1/w, on/w, n }' "$out/times.tsv"
+same=yes
+for f in conn dns http tls findings callouts anomalies; do cmp -s "$out/r1/$f.jsonl" "$out/w/$f.jsonl" || same=no; done
+echo "outputs of the split run and the 1-job run the same bytes: $same"
 # xz input: decompression runs on its own thread, so the analysis should cost little on
 # top of `xz -dc` alone. The compressed copy (xz -1, one block) is made once, beside the
 # capture, when PHONEHOME_BENCH_XZ=1 or when it is already there (PHONEHOME_BENCH_XZ=no

@@ -49,9 +49,9 @@ run() {
         -max_total_time="$seconds" -max_len="${max_len:-65536}" -rss_limit_mb=2048 -timeout=30 \
         -artifact_prefix="fuzz-crashes/$target-" -print_final_stats=1
 }
-for target in engine report capture decode reassembly dns http tls quic rulepack rules strace hostlogs sbom knowledge; do
+for target in engine split report capture decode reassembly dns http tls quic rulepack rules strace hostlogs sbom knowledge; do
     [ "$which" = all ] || [ "$which" = "$target" ] || continue
-    if [ "$target" = engine ] || [ "$target" = report ]; then
+    if [ "$target" = engine ] || [ "$target" = split ] || [ "$target" = report ]; then
         seeds=(samples)
         [ -d ../shared/corpora/pcap ] && seeds+=(../shared/corpora/pcap)
         run "$target" "${seeds[@]}"

@@ -4,7 +4,9 @@
 #    and of samples/ (capture, strace log and SBOM);
 #  - many inputs with 3 jobs: xz inputs decoding ahead into spill files, gzip and plain
 #    ones in their turn, an xz cut short, a missing file;
-#  - the same run interrupted (SIGINT) while inputs decode ahead, at several moments.
+#  - the same run interrupted (SIGINT) while inputs decode ahead, at several moments;
+#  - one input and the many split by flow hash (--workers 3, sinks on their own thread),
+#    and that run interrupted too.
 # Inputs are the public captures of ../shared/corpora/pcap (PHONEHOME_CORPORA to move it),
 # compressed here into a temporary directory. The build goes to .build-tsan.
 # Usage: scripts/tsan.sh
@@ -67,6 +69,19 @@ for delay in 0.1 0.3 0.6 1 1.5 2.5; do
     wait "$pid" || status=$?
     # 130: stopped by the signal; otherwise the run ended before it came.
     check "SIGINT after ${delay} s (exit $status)" "$work/int-$delay.log"
+done
+"$bin" analyze -q -j 2 --workers 3 "$work/in/50-big.pcapng" -o "$work/split" > "$work/split.log" 2>&1 || true
+check "one input split across 3 workers" "$work/split.log"
+"$bin" analyze -q -j 3 --workers 3 "${inputs[@]}" -o "$work/split-many" > "$work/split-many.log" 2>&1 || true
+check "${#inputs[@]} inputs, 3 workers each" "$work/split-many.log"
+for delay in 0.3 1.5; do
+    "$bin" analyze -q -j 2 --workers 3 "${inputs[@]}" -o "$work/split-int-$delay" > "$work/split-int-$delay.log" 2>&1 &
+    pid=$!
+    sleep "$delay"
+    kill -INT "$pid" 2> /dev/null || true
+    status=0
+    wait "$pid" || status=$?
+    check "split run, SIGINT after ${delay} s (exit $status)" "$work/split-int-$delay.log"
 done
 [ "$races" = 0 ] || { echo "tsan.sh: $races race reports" >&2; exit 1; }
 echo "tsan.sh: no race reported"

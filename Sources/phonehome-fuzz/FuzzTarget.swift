@@ -14,6 +14,9 @@ import Foundation
 enum FuzzTarget: String, CaseIterable {
     /// Container detection, reader, every decoder, defragmentation, flows, app layer.
     case engine
+    /// The engine's run split by flow hash (2 or 3 workers) against the run whole: any
+    /// difference in the events, their order or the input's counts aborts.
+    case split
     /// One DNS message (also as the TCP length-prefixed stream and the query heuristic).
     case dns
     /// Request and response parsers, fed in pieces whose sizes come from the input.
@@ -58,6 +61,7 @@ enum FuzzTarget: String, CaseIterable {
     func run(_ bytes: [UInt8]) {
         switch self {
         case .engine: Self.engine(bytes)
+        case .split: Self.split(bytes)
         case .dns: Self.dns(bytes)
         case .http: Self.http(bytes)
         case .tls: Self.tls(bytes)
@@ -85,6 +89,28 @@ enum FuzzTarget: String, CaseIterable {
         // raw sessions, rule streams, DNS tunnels and decoded bodies are exercised too.
         guard let analyzer = try? Analyzer(options: options, rules: defaultRules, flowSink: { _, _, _ in }) else { return }
         _ = analyzer.analyze(name: "fuzz", bytes: bytes)
+    }
+
+    static func split(_ bytes: [UInt8]) {
+        // Default limits: the workers share them out, so a run that hits one may differ.
+        func run(_ workers: Int) -> (EventTranscript, InputSummary)? {
+            var options = AnalysisOptions()
+            options.workers = workers
+            let transcript = EventTranscript()
+            guard let analyzer = try? Analyzer(options: options, events: transcript, rules: defaultRules,
+                                               flowSink: { transcript.flow($0, $1, $2) }) else { return nil }
+            return (transcript, analyzer.analyze(name: "fuzz", bytes: bytes))
+        }
+        guard let whole = run(1), let split = run(2 + Int((bytes.last ?? 0) & 1)) else { return }
+        let a = whole.1, b = split.1
+        let same = whole.0.lines == split.0.lines && a.flows == b.flows && a.evictions == b.evictions
+            && a.counts.frames == b.counts.frames && a.scan.findings == b.scan.findings
+            && a.anomalies.counts == b.anomalies.counts && a.anomalies.details == b.anomalies.details
+        if !same {
+            let differs = split.0.lines.indices.first { $0 >= whole.0.lines.count || split.0.lines[$0] != whole.0.lines[$0] }
+            FileHandle.standardError.write(Data("split run differs (first at event \(differs ?? split.0.lines.count)): \(whole.0.lines.count) events whole, \(split.0.lines.count) split\n".utf8))
+            abort()
+        }
     }
 
     /// The input is written to a file in a directory of this process (tmpfs when there

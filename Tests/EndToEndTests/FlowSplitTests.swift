@@ -5,22 +5,6 @@ import Rules
 import Testing
 import TestSupport
 
-/// Every event of a run as a line, in the order the sinks got them.
-final class EventTranscript: AppEventSink {
-    var lines: [String] = []
-    func dns(_ t: DNSTransaction) { lines.append("dns \(t.origin.frame) \(t.responseFrame ?? 0) \(t.flavour)") }
-    func http(_ t: HTTPTransaction) { lines.append("http \(t.origin.frame) \(t.responseFrame ?? 0)") }
-    func tls(_ t: TLSHandshake) { lines.append("tls \(t.origin.frame) \(t.serverFrame ?? 0)") }
-    func finding(_ f: Finding) {
-        let domain = String(decoding: f.domain ?? [], as: UTF8.self)
-        lines.append("finding \(f.rule.id) \(f.field) \(f.origin.frame)-\(f.lastFrame) \(f.match.range) domain=\(domain)")
-    }
-    func flow(_ flow: Flow, _ reason: EvictionReason, _ app: FlowApplication?) {
-        lines.append("flow \(flow.firstFrame).\(flow.layer)-\(flow.lastFrame) \(reason) \(app?.service ?? "-") "
-                     + "\(app?.domain ?? "-") \(app?.domainSource ?? "-")")
-    }
-}
-
 /// One input split by flow hash across workers gives the events of one worker, in the
 /// same order, with the same names: what spans flows (passive DNS, DNS tunnels over
 /// queries from many ports, idle sweeps) is decided where one worker would decide it.
