@@ -282,8 +282,7 @@ extension HostModel {
         var event = NetworkEvent(kind: kind, tid: pid, pid: pid, time: syscall.time, proto: nil,
                                  result: AuditLog.exitText(f["exit"] ?? "?"), reference: syscall.reference)
         if let endpoint = decoded.endpoint { event.remote = endpoint } else if let path = decoded.path { event.unixPath = path } else { return }
-        guard network.count < Self.maxNetworkEvents else { noteLimit("host_network_events"); return }
-        network.append(event)
+        appendNetwork(event)
     }
 }
 

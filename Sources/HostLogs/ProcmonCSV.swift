@@ -138,8 +138,7 @@ extension HostModel {
                                  proto: op.hasPrefix("UDP") ? .udp : .tcp, result: f["Result"] ?? "", reference: row.reference)
         event.local = Endpoint(address: la, port: lp)
         event.remote = Endpoint(address: ra, port: rp)
-        guard network.count < Self.maxNetworkEvents else { noteLimit("host_network_events"); return false }
-        network.append(event)
+        guard appendNetwork(event) else { return false }
         return true
     }
 }

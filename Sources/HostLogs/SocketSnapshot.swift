@@ -231,7 +231,6 @@ extension HostModel {
                                  result: row.state ?? "", reference: row.reference)
         event.local = local
         if kind == .snapshot { event.remote = row.peer }
-        guard network.count < Self.maxNetworkEvents else { noteLimit("host_network_events"); return }
-        network.append(event)
+        appendNetwork(event)
     }
 }

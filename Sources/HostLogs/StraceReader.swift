@@ -313,10 +313,9 @@ public final class StraceReader {
         model.processes[new] = p
         model.threadGroup.removeValue(forKey: old)
         model.threadGroup[new] = new
-        for (tid, group) in model.threadGroup where group == old { model.threadGroup[tid] = new }
+        for tid in p.threads where model.threadGroup[tid] == old { model.threadGroup[tid] = new }
         for i in model.processes.keys where model.processes[i]?.ppid == old { model.processes[i]?.ppid = new }
-        for i in model.network.indices where model.network[i].tid == old { model.network[i].tid = new; model.network[i].pid = new }
-        for i in model.execs.indices where model.execs[i].pid == old { model.execs[i].pid = new }
+        model.moveEvents(from: old, to: new, thread: true)
     }
 
     func call(_ name: String, _ arguments: ArraySlice<UInt8>, _ result: StraceResult, tid: Int, time: Int64?, reference: LogReference) {
@@ -330,12 +329,8 @@ public final class StraceReader {
             guard args.count > pathIndex + 1, let path = StraceSyntax.string(args[pathIndex]) else { return }
             let argv = StraceSyntax.stringArray(args[pathIndex + 1]) ?? []
             let text = String(decoding: path.bytes, as: UTF8.self)
-            if model.execs.count < HostModel.maxExecs {
-                model.execs.append(ExecEvent(pid: pid, path: text, arguments: argv, failed: result.failed ? (result.errno ?? "error") : nil,
-                                             time: time, reference: reference))
-            } else {
-                model.noteLimit("host_execs")
-            }
+            model.appendExec(ExecEvent(pid: pid, path: text, arguments: argv, failed: result.failed ? (result.errno ?? "error") : nil,
+                                       time: time, reference: reference))
             if !result.failed {
                 model.processes[pid]?.executable = text
                 model.processes[pid]?.arguments = argv
@@ -348,8 +343,7 @@ public final class StraceReader {
                 // In -ff output the thread's own file may have been read first.
                 if child != pid, let early = model.processes.removeValue(forKey: child) {
                     model.processes[pid]?.threads.formUnion(early.threads)
-                    for i in model.network.indices where model.network[i].pid == child { model.network[i].pid = pid }
-                    for i in model.execs.indices where model.execs[i].pid == child { model.execs[i].pid = pid }
+                    model.moveEvents(from: child, to: pid, thread: false)
                 }
                 model.setThreadGroup(child, pid)
                 model.processes[pid]?.threads.insert(child)
@@ -447,8 +441,7 @@ public final class StraceReader {
     }
 
     func record(_ event: NetworkEvent, key: SocketKey) {
-        guard model.network.count < HostModel.maxNetworkEvents else { model.noteLimit("host_network_events"); return }
-        model.network.append(event)
+        guard model.appendNetwork(event) else { return }
         socketEvents[key] = model.network.count - 1
     }
 
@@ -457,12 +450,11 @@ public final class StraceReader {
     func fillTuple(_ key: SocketKey, _ target: StraceSyntax.FDTarget) {
         guard case .socket(let proto, let local?, let remote, _) = target, let index = socketEvents[key],
               index < model.network.count else { return }
-        if model.network[index].local == nil || model.network[index].local?.address == .zero
-            || model.network[index].local?.address == IPAddress(v4: 0) {
-            model.network[index].local = local
+        model.updateNetwork(index) { e in
+            if e.local == nil || e.local?.address == .zero || e.local?.address == IPAddress(v4: 0) { e.local = local }
+            if e.remote == nil { e.remote = remote }
+            if e.proto == nil { e.proto = proto }
         }
-        if model.network[index].remote == nil { model.network[index].remote = remote }
-        if model.network[index].proto == nil { model.network[index].proto = proto }
     }
 
     /// Data sent on a socket: fills the tuple, records unconnected UDP destinations, and

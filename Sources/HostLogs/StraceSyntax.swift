@@ -235,21 +235,47 @@ public enum StraceSyntax {
     /// AF_INET6 form with `inet_pton(AF_INET6, "…", &sin6_addr)`, and AF_UNIX `sun_path`.
     public static func socketAddress(_ arg: ArraySlice<UInt8>) -> SocketAddress? {
         guard arg.first == UInt8(ascii: "{") else { return nil }
-        let text = String(decoding: arg, as: UTF8.self)
-        if text.contains("sa_family=AF_UNIX") {
+        // Searched as bytes: Foundation's String search took a quarter of the time of a
+        // log of a million connects.
+        if end(of: "sa_family=AF_UNIX", in: arg) != nil {
             if let path = quotedValue(after: "sun_path=", in: arg) { return .unix(path) }
             return .unix("")
         }
-        if text.contains("sa_family=AF_INET") {
-            guard let port = number(after: "_port=htons(", in: text) else { return .other(text) }
+        if end(of: "sa_family=AF_INET", in: arg) != nil {
+            guard let port = number(after: "_port=htons(", in: arg) else { return .other(String(decoding: arg, as: UTF8.self)) }
             var address: IPAddress?
             if let a = quotedValue(after: "inet_addr(", in: arg) { address = IPAddress(a) }
             else if let a = quotedValue(after: "inet_pton(AF_INET6, ", in: arg) { address = IPAddress(a) }
             else if let a = quotedValue(after: "inet_pton(AF_INET, ", in: arg) { address = IPAddress(a) }
-            guard let address, let p = UInt16(exactly: port) else { return .other(text) }
+            guard let address, let p = UInt16(exactly: port) else { return .other(String(decoding: arg, as: UTF8.self)) }
             return .inet(Endpoint(address: address, port: p))
         }
-        return .other(text)
+        return .other(String(decoding: arg, as: UTF8.self))
+    }
+
+    /// The index just past the first `key` in `arg`.
+    static func end(of key: StaticString, in arg: ArraySlice<UInt8>) -> Int? {
+        key.withUTF8Buffer { k in
+            guard k.count <= arg.count, let first = k.first else { return nil }
+            var i = arg.startIndex
+            while i + k.count <= arg.endIndex {
+                if arg[i] == first && arg[i ..< i + k.count].elementsEqual(k) { return i + k.count }
+                i += 1
+            }
+            return nil
+        }
+    }
+
+    /// The decimal number right after `key` in `arg` (at most 18 digits).
+    static func number(after key: StaticString, in arg: ArraySlice<UInt8>) -> Int? {
+        guard var i = end(of: key, in: arg) else { return nil }
+        var value = 0, digits = 0
+        while i < arg.endIndex, arg[i] >= UInt8(ascii: "0"), arg[i] <= UInt8(ascii: "9"), digits < 18 {
+            value = value * 10 + Int(arg[i] - UInt8(ascii: "0"))
+            digits += 1
+            i += 1
+        }
+        return digits > 0 ? value : nil
     }
 
     /// The quoted string right after `key` in `arg`.
@@ -269,11 +295,6 @@ public enum StraceSyntax {
         return nil
     }
 
-    static func number(after key: String, in text: String) -> Int? {
-        guard let r = text.range(of: key) else { return nil }
-        let digits = text[r.upperBound...].prefix { $0.isNumber }
-        return Int(digits)
-    }
 
     /// Every `"..."` string inside `arg` (iovec bases of sendmsg/sendmmsg/writev).
     public static func allStrings(in arg: ArraySlice<UInt8>, key: String) -> [QuotedString] {

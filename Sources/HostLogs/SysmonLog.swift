@@ -153,8 +153,7 @@ extension HostModel {
                                      result: "0", reference: e.reference)
             event.local = initiated ? Endpoint(address: src, port: sp) : Endpoint(address: dst, port: dp)
             event.remote = initiated ? Endpoint(address: dst, port: dp) : Endpoint(address: src, port: sp)
-            guard network.count < Self.maxNetworkEvents else { noteLimit("host_network_events"); return }
-            network.append(event)
+            appendNetwork(event)
         case 22:
             guard let name = e.data["QueryName"], dnsQueries.count < Self.maxNetworkEvents else { return }
             dnsQueries.append(HostDNSQuery(pid: pid, tid: pid, name: name, time: e.time, server: nil, reference: e.reference))

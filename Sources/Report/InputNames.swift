@@ -8,18 +8,25 @@ public struct InputNames: Sendable {
 
     public init(_ paths: [String], keepAbsolute: Bool = false) {
         self.keepAbsolute = keepAbsolute
-        let absolute = paths.filter { $0.hasPrefix("/") }
-        let parts = Dictionary(absolute.map { ($0, $0.split(separator: "/").map(String.init)) }, uniquingKeysWith: { a, _ in a })
-        for path in paths {
-            guard path.hasPrefix("/"), !keepAbsolute, let mine = parts[path], !mine.isEmpty else { names[path] = path; continue }
-            var take = 1
-            while take < mine.count {
-                let suffix = mine.suffix(take)
-                let clash = parts.contains { other, theirs in other != path && theirs.count >= take && theirs.suffix(take) == suffix }
-                if !clash { break }
-                take += 1
+        for path in paths { names[path] = path }
+        guard !keepAbsolute else { return }
+        let parts = Dictionary(paths.filter { $0.hasPrefix("/") }.map { ($0, $0.split(separator: "/").map(String.init)) },
+                               uniquingKeysWith: { a, _ in a })
+        // Ending by ending, longer each round, for the paths still unnamed: a path takes
+        // the first ending no other path has. Endings are counted in one table a round
+        // (comparing each path with every other took 4.6 s for 20,000 strace -ff files).
+        var unnamed = parts.filter { !$0.value.isEmpty }.map(\.key)
+        var take = 1
+        while !unnamed.isEmpty {
+            var counts: [ArraySlice<String>: Int] = [:]
+            for components in parts.values where components.count >= take { counts[components.suffix(take), default: 0] += 1 }
+            unnamed = unnamed.filter { path in
+                guard let mine = parts[path] else { return false }
+                guard take >= mine.count || counts[mine.suffix(take)] == 1 else { return true }
+                names[path] = mine.suffix(take).joined(separator: "/")
+                return false
             }
-            names[path] = mine.suffix(take).joined(separator: "/")
+            take += 1
         }
     }
 

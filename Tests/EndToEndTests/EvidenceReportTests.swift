@@ -203,3 +203,31 @@ import TestSupport
         #expect(names("/cases/host1/ws.pcap") == "host1/ws.pcap" && names("/cases/host1/app.strace") == "app.strace" && names("rel/x.pcap") == "rel/x.pcap")
     }
 }
+
+extension EvidenceReportTests {
+    /// Absolute paths are named by their shortest ending no other input shares: the names
+    /// of 3,000 paths drawn from few directory names (many shared endings) are those a
+    /// comparison of every pair gives.
+    @Test func inputNamesAreTheShortestUnsharedEndings() {
+        var generator = SystemRandomNumberGenerator()
+        let parts = ["a", "b", "c", "host1", "host2"]
+        var paths: [String] = []
+        for _ in 0 ..< 3_000 {
+            let depth = Int.random(in: 1 ... 5, using: &generator)
+            paths.append("/" + (0 ..< depth).map { _ in parts.randomElement(using: &generator) ?? "a" }.joined(separator: "/") + ".pcap")
+        }
+        paths += ["rel/x.pcap", paths[0]]
+        let names = InputNames(paths)
+        // Every pair compared, as the names were computed before.
+        let split = Dictionary(paths.map { ($0, $0.split(separator: "/").map(String.init)) }, uniquingKeysWith: { a, _ in a })
+        for path in Set(paths) {
+            guard path.hasPrefix("/"), let mine = split[path] else { #expect(names(path) == path); continue }
+            var take = 1
+            while take < mine.count,
+                  split.contains(where: { $0.key != path && $0.value.count >= take && $0.value.suffix(take) == mine.suffix(take) }) {
+                take += 1
+            }
+            #expect(names(path) == mine.suffix(take).joined(separator: "/"), "\(path)")
+        }
+    }
+}
