@@ -37,4 +37,25 @@ import Testing
         #expect(model.processes.count == 1 && model.processes[99_999]?.threads.count == threads.count + 1)
         #expect(threads.allSatisfy { model.process(ofThread: $0) == 99_999 })
     }
+
+    /// A trace without pids (strace without -f): the root is known by a placeholder until
+    /// a getpid shows its pid. What it forked and connected before then is moved to that
+    /// pid, file by file, for 3,000 such traces.
+    @Test func placeholderRootsTakeTheirPids() {
+        let reader = StraceReader()
+        for i in 0 ..< 3_000 {
+            let pid = 20_000 + 2 * i, child = pid + 1
+            let lines = [
+                "12:00:00.000001 clone(child_stack=NULL, flags=CLONE_CHILD_CLEARTID|CLONE_CHILD_SETTID|SIGCHLD, child_tidptr=0x7f) = \(child)",
+                Self.connect(2, port: 40_000 + i % 20_000),
+                "12:00:00.000003 getpid() = \(pid)",
+            ]
+            var s = StraceFileSummary(path: "t\(i).log")
+            reader.read(LineReader(bytes: Array(lines.joined(separator: "\n").utf8)), path: "t\(i).log", pid: nil, into: &s)
+        }
+        let model = reader.model
+        #expect(model.processes.count == 6_000 && model.processes.keys.allSatisfy { $0 > 0 })
+        #expect((0 ..< 3_000).allSatisfy { model.processes[20_001 + 2 * $0]?.ppid == 20_000 + 2 * $0 })
+        #expect(model.network.count == 3_000 && model.network.allSatisfy { $0.pid == $0.tid && $0.pid >= 20_000 && $0.pid % 2 == 0 })
+    }
 }
