@@ -202,7 +202,6 @@ public struct AuditFileSummary: HostLogFileSummary {
 }
 
 extension HostModel {
-    public static let maxAuditPending = 4096
     /// Records kept per event (SYSCALL, EXECVE, CWD, PATH..., PROCTITLE, SOCKADDR: a
     /// dozen or two). A log repeating one serial had every record kept until the event
     /// closed: 148 MB of them took 782 MB.
