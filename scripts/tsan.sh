@@ -60,28 +60,21 @@ check "one input, 2 jobs" "$work/one.log"
 check "samples (capture, strace, SBOM), 2 jobs" "$work/samples.log"
 "$bin" analyze -q -j 3 "${inputs[@]}" -o "$work/many" > "$work/many.log" 2>&1 || true
 check "${#inputs[@]} inputs, 3 jobs" "$work/many.log"
-for delay in 0.1 0.3 0.6 1 1.5 2.5; do
-    "$bin" analyze -q -j 3 "${inputs[@]}" -o "$work/int-$delay" > "$work/int-$delay.log" 2>&1 &
-    pid=$!
+interrupted() {   # interrupted NAME DELAY ARGS...: the run stopped by SIGINT after DELAY s
+    local name=$1 delay=$2; shift 2
+    "$bin" analyze -q "$@" -o "$work/$name-$delay" > "$work/$name-$delay.log" 2>&1 &
+    local pid=$! status=0
     sleep "$delay"
     kill -INT "$pid" 2> /dev/null || true
-    status=0
     wait "$pid" || status=$?
     # 130: stopped by the signal; otherwise the run ended before it came.
-    check "SIGINT after ${delay} s (exit $status)" "$work/int-$delay.log"
-done
+    check "$name: SIGINT after ${delay} s (exit $status)" "$work/$name-$delay.log"
+}
+for delay in 0.1 0.3 0.6 1 1.5 2.5; do interrupted int "$delay" -j 3 "${inputs[@]}"; done
 "$bin" analyze -q -j 2 --workers 3 "$work/in/50-big.pcapng" -o "$work/split" > "$work/split.log" 2>&1 || true
 check "one input split across 3 workers" "$work/split.log"
 "$bin" analyze -q -j 3 --workers 3 "${inputs[@]}" -o "$work/split-many" > "$work/split-many.log" 2>&1 || true
 check "${#inputs[@]} inputs, 3 workers each" "$work/split-many.log"
-for delay in 0.3 1.5; do
-    "$bin" analyze -q -j 2 --workers 3 "${inputs[@]}" -o "$work/split-int-$delay" > "$work/split-int-$delay.log" 2>&1 &
-    pid=$!
-    sleep "$delay"
-    kill -INT "$pid" 2> /dev/null || true
-    status=0
-    wait "$pid" || status=$?
-    check "split run, SIGINT after ${delay} s (exit $status)" "$work/split-int-$delay.log"
-done
+for delay in 0.3 1.5; do interrupted split-int "$delay" -j 2 --workers 3 "${inputs[@]}"; done
 [ "$races" = 0 ] || { echo "tsan.sh: $races race reports" >&2; exit 1; }
 echo "tsan.sh: no race reported"

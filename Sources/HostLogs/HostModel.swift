@@ -165,24 +165,27 @@ public struct HostModel: Sendable {
     /// Adds a network event; false (and counted) past `maxNetworkEvents`.
     @discardableResult
     mutating func appendNetwork(_ event: NetworkEvent) -> Bool {
-        guard network.count < Self.maxNetworkEvents else {
-            noteLimit("host_network_events")
-            return false
-        }
-        network.append(event)
-        Self.extend(&networkSpans, event.pid, network.count - 1)
-        return true
+        Self.append(event, of: event.pid, to: &network, spans: &networkSpans, limit: Self.maxNetworkEvents)
+            || limitHit("host_network_events")
     }
 
     /// Adds an exec; false (and counted) past `maxExecs`.
     @discardableResult
     mutating func appendExec(_ exec: ExecEvent) -> Bool {
-        guard execs.count < Self.maxExecs else {
-            noteLimit("host_execs")
-            return false
-        }
-        execs.append(exec)
-        Self.extend(&execSpans, exec.pid, execs.count - 1)
+        Self.append(exec, of: exec.pid, to: &execs, spans: &execSpans, limit: Self.maxExecs) || limitHit("host_execs")
+    }
+
+    /// Counts a limit hit; false, for the adder that hit it.
+    private mutating func limitHit(_ name: String) -> Bool {
+        noteLimit(name)
+        return false
+    }
+
+    private static func append<Event>(_ event: Event, of pid: Int, to list: inout [Event], spans: inout [Int: ClosedRange<Int>],
+                                      limit: Int) -> Bool {
+        guard list.count < limit else { return false }
+        list.append(event)
+        extend(&spans, pid, list.count - 1)
         return true
     }
 
