@@ -423,9 +423,11 @@ struct PacketRun {
                     tracker.table.advance(to: record.timestamp)
                     return -1
                 }
+                makeRoomForSessions(tracker)
                 index = tracker.track(p, keyed, timestamp: record.timestamp, frame: record.frame, ipBytes: p.ipTotalLength,
                                       layer: depth)
             } else {
+                makeRoomForSessions(tracker)
                 index = tracker.track(p, timestamp: record.timestamp, frame: record.frame, ipBytes: p.ipTotalLength, layer: depth)
             }
             app?._withUnsafeGuaranteedRef { app in
@@ -434,6 +436,15 @@ struct PacketRun {
             }
             return index
         }
+    }
+
+    /// At `AppLimits.maxSessions`, flows holding sessions leave before the packet is
+    /// tracked (never while a flow of it is in hand).
+    @inline(__always)
+    func makeRoomForSessions(_ tracker: FlowTracker) {
+        guard let app, app._withUnsafeGuaranteedRef({ $0.sessionsFull }) else { return }
+        let evicted = tracker.table.evictOldest { $0.session >= 0 }
+        app._withUnsafeGuaranteedRef { $0.counts.sessionCapEvictions += evicted }
     }
 
     mutating func noteIssue(_ issue: DecodeIssue, _ record: Record) {

@@ -18,6 +18,11 @@ public struct AppLimits: Sendable {
     /// 110 KB hellos (a 462 MB capture) held 547 MB. Over it, the session whose parser
     /// grew stops parsing (`app_buffer_cap`).
     public var parserBytes = 64 << 20
+    /// Flows with application-layer state at once. A session holds its streams, parsers
+    /// and rule streams: about 2 KB even for one small payload, so a million flows of one
+    /// packet each took 2.4 GB. At the limit the flows with sessions seen longest ago
+    /// leave the table (`capacity`), as Suricata's flow memcap makes flows leave.
+    public var maxSessions = 1 << 15
     public init() {}
 }
 
@@ -100,6 +105,9 @@ final class AppLayer {
     var currentOffset: Int64 = 0
     /// Bytes all sessions' parsers hold (see `AppLimits.parserBytes`).
     var parserHeld = 0
+    /// Whether `AppLimits.maxSessions` sessions are live (a session of a flow that left
+    /// the table is freed with it).
+    var sessionsFull: Bool { sessions.count - free.count >= limits.maxSessions }
     /// Set in a split run's worker: passive DNS is the ordered merge's, so answers are
     /// forwarded and names left for it to bind.
     var forward: (any SplitForwarding)?
@@ -651,9 +659,12 @@ public struct AppCounts: Sendable {
     public var httpTransactions = 0
     public var tlsHandshakes = 0
     public var missedBytes = 0
+    /// Flows that left the table to keep sessions under `AppLimits.maxSessions`.
+    public var sessionCapEvictions = 0
     public init() {}
 
     mutating func add(_ o: AppCounts) {
+        sessionCapEvictions += o.sessionCapEvictions
         sessions += o.sessions
         dnsMessages += o.dnsMessages
         dnsPendingDropped += o.dnsPendingDropped

@@ -285,6 +285,7 @@ extension Analyzer {
         var appLimits = options.appLimits
         appLimits.reassembly.totalBytes /= n
         appLimits.parserBytes /= n
+        appLimits.maxSessions = max(16, appLimits.maxSessions / n)
         let output = w.output
         let scanner = w.engine.map { RuleScanner(engine: $0, depth: options.scanDepth, budget: ScanBudget(limit: scanBudget / n)) }
         let stage = scanner.map { ScanStage(scanner: $0, sink: output) }

@@ -292,6 +292,24 @@ public final class FlowTable {
         }
     }
 
+    /// Makes room among the flows that `match` (those holding more than their record, such
+    /// as application state): evicts the sixteenth of them last seen longest ago (and every
+    /// one seen at that same time), at least one, as `capacity`. Returns how many left.
+    @discardableResult
+    public func evictOldest(matching match: (Flow) -> Bool) -> Int {
+        var seen: [Int64] = []
+        for index in 0..<used where live[index] && match(flows[index]) { seen.append(flows[index].lastTimestamp) }
+        guard !seen.isEmpty else { return 0 }
+        seen.sort()
+        let threshold = seen[seen.count / 16]
+        var evicted = 0
+        for index in 0..<used where live[index] && flows[index].lastTimestamp <= threshold && match(flows[index]) {
+            remove(at: index, reason: .capacity)
+            evicted += 1
+        }
+        return evicted
+    }
+
     /// Hands every remaining flow to the sink, in canonical order.
     public func drain(reason: EvictionReason = .end) {
         var order: [Int] = []

@@ -106,7 +106,11 @@ public struct EvidenceReport: Sendable {
                                     first: s.firstTimestamp, last: s.lastTimestamp, error: s.error,
                                     anomalies: s.anomalies.counts.sorted { ($1.value, $0.key) < ($0.value, $1.key) }.map { ($0.key, $0.value) }))
             var hits: [String] = []
-            if let n = s.evictions["capacity"], n > 0 { hits.append("\(n) flows evicted because the flow table was full") }
+            if let n = s.evictions["capacity"], n > 0 {
+                let sessions = s.app.sessionCapEvictions
+                hits.append(sessions == 0 ? "\(n) flows evicted because the flow table was full"
+                            : "\(n) flows evicted because the flow table was full (\(sessions) of them to keep application sessions under their limit)")
+            }
             if s.scan.depthReached > 0 { hits.append("\(s.scan.depthReached) streams scanned only to the scan depth") }
             if s.fragmentLimitDrops > 0 { hits.append("\(s.fragmentLimitDrops) fragments dropped at the reassembly limit") }
             if s.scan.pressureTrims > 0 { hits.append("\(s.scan.pressureTrims) rule-stream trims under the memory cap") }

@@ -239,6 +239,8 @@ public struct Manifest {
         w.endObject()
         w.beginObject("limits_hit")
         w.field("flow_table_full", input.evictions["capacity"] ?? 0)
+        // Of those, the flows that left to keep application sessions under their limit.
+        w.field("session_table_full", input.app.sessionCapEvictions)
         w.field("fragment_limit_drops", input.fragmentLimitDrops)
         w.field("fragments_incomplete", input.fragmentsIncomplete)
         w.field("anomaly_details_truncated", input.anomalies.detailsTruncated)

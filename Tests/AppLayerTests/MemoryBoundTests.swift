@@ -227,4 +227,28 @@ import TestSupport
         table.learn(IPAddress(v4: 0x0A00_0000 + 1999), name: [UInt8](repeating: 0x62, count: 250), at: 3000)
         #expect(table.heldBytes <= table.maxBytes && table.heldBytes <= before + 10)
     }
+
+    /// Sessions are bounded: a million flows of one small request each held 2.4 GB of
+    /// sessions. 20,000 single-packet HTTP requests under a limit of 1,000 sessions: flows
+    /// holding sessions leave the table oldest first (counted), and every request is still
+    /// logged, by the flow that carried it.
+    @Test func sessionsKeepToTheirLimit() throws {
+        var frames: [[UInt8]] = []
+        for f in 0 ..< 20_000 {
+            let client = "10.\(f / 40_000).\(f / 200 % 200).\(f % 200 + 1)"
+            frames.append(MemoryBoundTests.segment(client, "93.184.216.34", 1024 + f % 60_000, 80, toServer: true, seq: 7, ack: 0,
+                                                   flags: TCPFlag.ack, payload: Array("GET /\(f) HTTP/1.1\r\nHost: a\r\n\r\n".utf8)))
+        }
+        let collector = MemoryBoundTests.Collector()
+        var options = AnalysisOptions()
+        options.appLimits.maxSessions = 1_000
+        let analyzer = try Analyzer(options: options, events: collector) { _, _, _ in }
+        // A millisecond apart: every flow is still open when the last one starts.
+        let timed = frames.enumerated().map { (seconds: UInt32(1_767_225_600 + $0.offset / 1000), micros: UInt32($0.offset % 1000 * 1000), bytes: $0.element) }
+        let summary = analyzer.analyze(name: "one-request-flows", bytes: PacketBuilder.pcap(timed))
+        #expect(summary.flows == 20_000)
+        #expect(summary.app.sessionCapEvictions >= 18_000 && summary.app.sessionCapEvictions == summary.evictions["capacity"])
+        #expect(collector.http.count == 20_000)
+        #expect(Set(collector.http.compactMap { $0.request.map { String(decoding: $0.uri, as: UTF8.self) } }).count == 20_000)
+    }
 }
