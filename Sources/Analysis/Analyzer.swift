@@ -438,13 +438,23 @@ struct PacketRun {
         }
     }
 
-    /// At `AppLimits.maxSessions`, flows holding sessions leave before the packet is
-    /// tracked (never while a flow of it is in hand).
+    /// At `AppLimits.maxSessions`, flows holding sessions leave; over
+    /// `AppLimits.tableBytes`, the flows seen longest ago leave until an eighth of it is
+    /// free. Before the packet is tracked: never while a flow of it is in hand.
     @inline(__always)
     func makeRoomForSessions(_ tracker: FlowTracker) {
-        guard let app, app._withUnsafeGuaranteedRef({ $0.sessionsFull }) else { return }
-        let evicted = tracker.table.evictOldest { $0.session >= 0 }
-        app._withUnsafeGuaranteedRef { $0.counts.sessionCapEvictions += evicted }
+        guard let app else { return }
+        app._withUnsafeGuaranteedRef { app in
+            if app.sessionsFull {
+                app.counts.sessionCapEvictions += tracker.table.evictOldest { $0.session >= 0 }
+            }
+            let limit = app.limits.tableBytes
+            guard app.tableBytes(flows: tracker.table.count, fragments: defragmenter.heldBytes) > limit else { return }
+            let target = limit - limit / 8
+            app.counts.memoryEvictions += tracker.table.evictOldest {
+                app.tableBytes(flows: tracker.table.count, fragments: defragmenter.heldBytes) <= target
+            }
+        }
     }
 
     mutating func noteIssue(_ issue: DecodeIssue, _ record: Record) {

@@ -23,6 +23,13 @@ public struct AppLimits: Sendable {
     /// packet each took 2.4 GB. At the limit the flows with sessions seen longest ago
     /// leave the table (`capacity`), as Suricata's flow memcap makes flows leave.
     public var maxSessions = 1 << 15
+    /// What one decoding thread's tables may hold together: flows (220 bytes each),
+    /// sessions (2,400), out-of-order TCP bytes, parser buffers, fragments and passive
+    /// DNS. Each has its own limit as well, but their sum was over 500 MB (a capture built
+    /// to fill them peaked at 571 MB). Over it, the flows seen longest ago leave the
+    /// table (`capacity`, counted as `memory_budget`), with what they held, until an
+    /// eighth of it is free.
+    public var tableBytes = 144 << 20
     public init() {}
 }
 
@@ -108,6 +115,14 @@ final class AppLayer {
     /// Whether `AppLimits.maxSessions` sessions are live (a session of a flow that left
     /// the table is freed with it).
     var sessionsFull: Bool { sessions.count - free.count >= limits.maxSessions }
+
+    /// What the budget of `AppLimits.tableBytes` counts for this layer, and for `flows`
+    /// flows and the fragments held.
+    @inline(__always)
+    func tableBytes(flows: Int, fragments: Int) -> Int {
+        flows &* 220 &+ (sessions.count &- free.count) &* 2_400 &+ budget.bufferedBytes &+ parserHeld
+            &+ fragments &+ passiveDNS.heldBytes
+    }
     /// Set in a split run's worker: passive DNS is the ordered merge's, so answers are
     /// forwarded and names left for it to bind.
     var forward: (any SplitForwarding)?
@@ -661,10 +676,13 @@ public struct AppCounts: Sendable {
     public var missedBytes = 0
     /// Flows that left the table to keep sessions under `AppLimits.maxSessions`.
     public var sessionCapEvictions = 0
+    /// Flows that left the table to keep its tables under `AppLimits.tableBytes`.
+    public var memoryEvictions = 0
     public init() {}
 
     mutating func add(_ o: AppCounts) {
         sessionCapEvictions += o.sessionCapEvictions
+        memoryEvictions += o.memoryEvictions
         sessions += o.sessions
         dnsMessages += o.dnsMessages
         dnsPendingDropped += o.dnsPendingDropped

@@ -286,6 +286,7 @@ extension Analyzer {
         appLimits.reassembly.totalBytes /= n
         appLimits.parserBytes /= n
         appLimits.maxSessions = max(16, appLimits.maxSessions / n)
+        appLimits.tableBytes /= n
         let output = w.output
         let scanner = w.engine.map { RuleScanner(engine: $0, depth: options.scanDepth, budget: ScanBudget(limit: scanBudget / n)) }
         let stage = scanner.map { ScanStage(scanner: $0, sink: output) }

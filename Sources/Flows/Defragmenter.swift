@@ -64,7 +64,7 @@ public final class Defragmenter {
     public let limits: FragmentLimits
     var pending: [DatagramKey: Datagram] = [:]
     /// Bytes allocated by the pending datagrams (their bytes and bits).
-    var heldBytes = 0
+    public private(set) var heldBytes = 0
     var nextExpiry = Int64.min
     public private(set) var overlaps = 0
     public private(set) var timeouts = 0

@@ -310,6 +310,24 @@ public final class FlowTable {
         return evicted
     }
 
+    /// Evicts flows, least recently seen first, until `enough` says so; returns how many
+    /// left (as `capacity`). Sorting the live flows costs O(n log n), so a caller asks only
+    /// when a budget is over by a margin.
+    @discardableResult
+    public func evictOldest(until enough: () -> Bool) -> Int {
+        var order: [Int] = []
+        order.reserveCapacity(count)
+        for index in 0..<used where live[index] { order.append(index) }
+        order.sort { (flows[$0].lastTimestamp, $0) < (flows[$1].lastTimestamp, $1) }
+        var evicted = 0
+        for index in order {
+            if enough() { break }
+            remove(at: index, reason: .capacity)
+            evicted += 1
+        }
+        return evicted
+    }
+
     /// Hands every remaining flow to the sink, in canonical order.
     public func drain(reason: EvictionReason = .end) {
         var order: [Int] = []

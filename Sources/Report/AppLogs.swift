@@ -64,7 +64,7 @@ public final class AppLogs: AppEventSink {
     /// per flow and bytes (262,144 open flows of 16 long names each would hold 1 GB).
     var questionsByFlow: [CommunityIDText: [String]] = [:]
     public static let maxFlowsWithQuestions = 1 << 18
-    public static let maxQuestionBytes = 32 << 20
+    public static let maxQuestionBytes = 16 << 20
     static func cost(_ name: String) -> Int { name.utf8.count + 32 }
     private var questionBytes = 0
     /// Question names not kept for their flow's callout (a bound was reached).

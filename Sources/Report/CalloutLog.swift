@@ -44,9 +44,10 @@ public final class CalloutLog {
     private var lookups: [String: Lookup] = [:]
     private var lookupOrder: [String] = []
     public static let maxNames = 1 << 18
-    /// Bytes the two name stores may hold (names counted with 128 bytes of entry each):
-    /// 262,144 names of 250 bytes would hold some 200 MB.
-    public static let maxNameBytes = 32 << 20
+    /// Bytes each of the two name stores may hold (names counted with 128 bytes of entry
+    /// each): 262,144 names of 250 bytes would hold some 200 MB. 16 MiB each keeps a
+    /// capture built to fill every limit at once under 300 MB.
+    public static let maxNameBytes = 16 << 20
     static func cost(_ name: String) -> Int { name.utf8.count + 128 }
     private var calledBytes = 0
     private var lookupBytes = 0

@@ -89,6 +89,8 @@ public struct Manifest {
         w.field("flow_workers", options.workers)
         w.beginObject("limits")
         w.field("max_flows", options.flowLimits.maxFlows)
+        w.field("max_sessions", options.appLimits.maxSessions)
+        w.field("table_memory_bytes", options.appLimits.tableBytes)
         w.field("tcp_idle_seconds", Int(options.flowLimits.tcpIdleSeconds))
         w.field("udp_idle_seconds", Int(options.flowLimits.udpIdleSeconds))
         w.field("max_fragment_datagrams", options.fragmentLimits.maxDatagrams)
@@ -241,6 +243,7 @@ public struct Manifest {
         w.field("flow_table_full", input.evictions["capacity"] ?? 0)
         // Of those, the flows that left to keep application sessions under their limit.
         w.field("session_table_full", input.app.sessionCapEvictions)
+        w.field("memory_budget", input.app.memoryEvictions)
         w.field("fragment_limit_drops", input.fragmentLimitDrops)
         w.field("fragments_incomplete", input.fragmentsIncomplete)
         w.field("anomaly_details_truncated", input.anomalies.detailsTruncated)
