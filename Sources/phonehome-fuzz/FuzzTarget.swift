@@ -82,6 +82,9 @@ enum FuzzTarget: String, CaseIterable {
     static func engine(_ bytes: [UInt8]) {
         var options = AnalysisOptions()
         options.flowLimits.maxFlows = 1024
+        // Small enough that inputs reach them: flows leave for sessions and for the budget.
+        options.appLimits.maxSessions = 64
+        options.appLimits.tableBytes = 1 << 20
         // Half the inputs go through the threaded pipeline (events and scan requests
         // moved between threads by pointer).
         options.jobs = 1 + Int((bytes.last ?? 0) & 1)
