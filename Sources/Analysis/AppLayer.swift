@@ -29,7 +29,7 @@ public struct AppLimits: Sendable {
     /// to fill them peaked at 571 MB). Over it, the flows seen longest ago leave the
     /// table (`capacity`, counted as `memory_budget`), with what they held, until an
     /// eighth of it is free.
-    public var tableBytes = 144 << 20
+    public var tableBytes = 128 << 20
     public init() {}
 }
 

@@ -16,8 +16,10 @@ public enum RuleLimits {
     /// ~1.4 KB; each call has a fixed cost), or at the stream's end.
     public static let scanBatch = 16 << 10
     /// Bytes all streams of a run may hold (windows and pending batches) before they scan
-    /// at once and shrink their look-back to `pressureWindow`.
-    public static let maxHeldBytes = 64 << 20
+    /// at once and shrink their look-back to `pressureWindow`. Real captures hold about a
+    /// megabyte (the 2 GB bench capture: 0.8 MB at most); 32 MiB, with every other table
+    /// full, keeps a run under 300 MB.
+    public static let maxHeldBytes = 32 << 20
     public static let pressureWindow = 512
     /// Widest pattern a run gate may take: a gated scan re-reads this much before each
     /// batch, so it must fit in the look-back kept even under pressure.
