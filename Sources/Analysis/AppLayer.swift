@@ -18,6 +18,10 @@ public struct AppLimits: Sendable {
     /// 110 KB hellos (a 462 MB capture) held 547 MB. Over it, the session whose parser
     /// grew stops parsing (`app_buffer_cap`).
     public var parserBytes = 64 << 20
+    /// Bytes all sessions' DNS queries and HTTP requests waiting for their answers may
+    /// hold. Over it, the waiting ones of the session that grew are logged unanswered
+    /// (`app_pending_cap`).
+    public var pendingBytes = 32 << 20
     /// Flows with application-layer state at once. A session holds its streams, parsers
     /// and rule streams: about 2 KB even for one small payload, so a million flows of one
     /// packet each took 2.4 GB. At the limit the flows with sessions seen longest ago
@@ -78,6 +82,8 @@ final class Session {
 
     /// Bytes its parsers held after the last packet (counted in `AppLayer.parserHeld`).
     var parserHeld = 0
+    /// Bytes its waiting queries and requests held (counted in `AppLayer.pendingHeld`).
+    var pendingHeld = 0
 
     // Summary for the conn line
     var service: String?
@@ -112,6 +118,9 @@ final class AppLayer {
     var currentOffset: Int64 = 0
     /// Bytes all sessions' parsers hold (see `AppLimits.parserBytes`).
     var parserHeld = 0
+    /// Bytes all sessions' queries and requests waiting for answers hold (see
+    /// `AppLimits.pendingBytes`).
+    var pendingHeld = 0
     /// Whether `AppLimits.maxSessions` sessions are live (a session of a flow that left
     /// the table is freed with it).
     var sessionsFull: Bool { sessions.count - free.count >= limits.maxSessions }
@@ -120,7 +129,7 @@ final class AppLayer {
     /// flows and the fragments held.
     @inline(__always)
     func tableBytes(flows: Int, fragments: Int) -> Int {
-        flows &* 220 &+ (sessions.count &- free.count) &* 2_400 &+ budget.bufferedBytes &+ parserHeld
+        flows &* 220 &+ (sessions.count &- free.count) &* 2_400 &+ budget.bufferedBytes &+ parserHeld &+ pendingHeld
             &+ fragments &+ passiveDNS.heldBytes
     }
     /// Set in a split run's worker: passive DNS is the ordered merge's, so answers are
@@ -195,6 +204,7 @@ final class AppLayer {
             tcp(p, session, fromOriginator: fromOriginator, timestamp: timestamp, frame: frame)
         } else if session.kind == .dns {
             dnsMessage(p.payload, session, fromOriginator: fromOriginator, timestamp: timestamp, frame: frame)
+            if !session.dnsPending.isEmpty || session.pendingHeld > 0 { accountParsers(session, timestamp, frame) }
         } else if session.kind == .quic {
             quic(p.payload, session, fromOriginator: fromOriginator, timestamp: timestamp, frame: frame)
         }
@@ -282,9 +292,45 @@ final class AppLayer {
             + s.dnsStream.originator.capacity + s.dnsStream.responder.capacity + s.quicCrypto.heldBytes
     }
 
-    /// Brings the run's count in line with the session's parsers; over the cap, the
-    /// session's parsers stop and let their buffers go.
+    /// What the session's queries and requests waiting for their answers hold (8,000
+    /// ports of 256 unanswered queries each held a gigabyte; 300 connections of 64
+    /// pipelined 16 KB requests, 391 MB).
+    func pendingBytes(_ s: Session) -> Int {
+        var held = 0
+        for q in s.dnsPending { held += Self.heldBytes(q.query.0) }
+        for t in s.httpOpen { held += 256 + (t.request?.headBytes ?? 0) + (t.requestBody?.window.count ?? 0) }
+        return held
+    }
+
+    /// What a decoded DNS message waiting for its answer holds, about.
+    static func heldBytes(_ m: DNSMessage) -> Int {
+        m.questions.reduce(160) { $0 + 48 + $1.name.count } + m.answers.count * 96
+    }
+
+    /// Logs the session's queries and requests still waiting as unanswered, oldest first,
+    /// and lets them go; false when none waited.
+    func flushPending(_ s: Session) -> Bool {
+        guard !s.dnsPending.isEmpty || !s.httpOpen.isEmpty else { return false }
+        for q in s.dnsPending.map(\.query).sorted(by: { $0.1 < $1.1 }) { emitUnanswered(q, s) }
+        s.dnsPending.removeAll()
+        for t in s.httpOpen { emitHTTP(t) }
+        s.httpOpen.removeAll()
+        return true
+    }
+
+    /// Brings the run's counts in line with the session's parsers and what waits for an
+    /// answer. Over the waiting cap, the session's waiting queries and requests are logged
+    /// unanswered and let go (the parsing goes on); over the parsers' cap, the session's
+    /// parsers stop and let their buffers go.
     func accountParsers(_ s: Session, _ timestamp: Int64, _ frame: Int) {
+        let waiting = pendingBytes(s)
+        pendingHeld += waiting - s.pendingHeld
+        s.pendingHeld = waiting
+        if pendingHeld > limits.pendingBytes, flushPending(s) {
+            anomaly("app_pending_cap")
+            pendingHeld -= s.pendingHeld
+            s.pendingHeld = 0
+        }
         var now = parserBytes(s)
         parserHeld += now - s.parserHeld
         s.parserHeld = now
@@ -639,6 +685,8 @@ final class AppLayer {
         counts.missedBytes += s.originator.missedBytes + s.responder.missedBytes
         parserHeld -= s.parserHeld
         s.parserHeld = 0
+        pendingHeld -= s.pendingHeld
+        s.pendingHeld = 0
 
         var app = FlowApplication()
         app.service = s.service

@@ -285,6 +285,7 @@ extension Analyzer {
         var appLimits = options.appLimits
         appLimits.reassembly.totalBytes /= n
         appLimits.parserBytes /= n
+        appLimits.pendingBytes /= n
         appLimits.maxSessions = max(16, appLimits.maxSessions / n)
         appLimits.tableBytes /= n
         let output = w.output

@@ -186,7 +186,7 @@ public struct Manifest {
     static let limitAnomalies = ["too_many_vlan_tags", "too_many_mpls_labels", "too_many_ipv6_extension_headers", "tunnel_depth_exceeded",
                                  "dns_name_too_long", "dns_too_many_records", "dns_too_many_questions", "http_head_too_long",
                                  "http_chunk_line_too_long", "tls_record_too_long", "tls_hello_too_long", "quic_crypto_too_long",
-                                 "too_many_interfaces", "app_buffer_cap"]
+                                 "too_many_interfaces", "app_buffer_cap", "app_pending_cap"]
 
     func record(_ f: Custody.FileRecord, _ w: JSONWriter) {
         w.beginObject()

@@ -251,4 +251,42 @@ import TestSupport
         #expect(collector.http.count == 20_000)
         #expect(Set(collector.http.compactMap { $0.request.map { String(decoding: $0.uri, as: UTF8.self) } }).count == 20_000)
     }
+
+    /// Queries and requests waiting for answers are bounded together: 8,000 ports of 256
+    /// unanswered queries each held a gigabyte. Under a 64 KiB cap, 40 ports of 64 queries
+    /// and 20 connections of 16 pipelined requests with no answer: the waiting ones of
+    /// the session that grew are logged unanswered, and every one of them is logged.
+    @Test func waitingQueriesAndRequestsKeepToTheirCap() throws {
+        final class Counter: AppEventSink {
+            var dns = 0, http = 0
+            func dns(_ t: DNSTransaction) { dns += 1 }
+            func http(_ t: HTTPTransaction) { http += 1 }
+            func tls(_ t: TLSHandshake) {}
+        }
+        typealias B = PacketBuilder
+        var frames: [[UInt8]] = []
+        for port in 0 ..< 40 {
+            for q in 0 ..< 64 {
+                let name = "q\(port)-\(q)." + String(repeating: "a", count: 60) + ".example.com"
+                frames.append(B.ethernet(B.ipv4(src: "10.0.0.5", dst: "10.0.0.1", proto: 17,
+                                                payload: B.udp(30_000 + port, 53, B.dnsQuery(id: q, name: name)))))
+            }
+        }
+        let request = Array("GET /x HTTP/1.1\r\nHost: a.example\r\nX-Pad: \(String(repeating: "p", count: 900))\r\n\r\n".utf8)
+        for c in 0 ..< 20 {
+            var seq: UInt32 = 1001
+            for _ in 0 ..< 16 {
+                frames.append(MemoryBoundTests.segment("10.0.0.5", "198.51.100.7", 40_000 + c, 80, toServer: true, seq: seq, ack: 1,
+                                                       flags: TCPFlag.ack, payload: request))
+                seq += UInt32(request.count)
+            }
+        }
+        let counter = Counter()
+        var options = AnalysisOptions()
+        options.appLimits.pendingBytes = 64 << 10
+        let analyzer = try Analyzer(options: options, events: counter) { _, _, _ in }
+        let summary = analyzer.analyze(name: "waiting", bytes: B.pcap(frames: frames))
+        #expect(counter.dns == 40 * 64 && counter.http == 20 * 16)
+        #expect((summary.anomalies.counts["app_pending_cap"] ?? 0) > 10)
+    }
 }
