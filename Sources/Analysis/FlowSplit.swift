@@ -287,7 +287,8 @@ extension Analyzer {
         appLimits.parserBytes /= n
         appLimits.pendingBytes /= n
         appLimits.maxSessions = max(16, appLimits.maxSessions / n)
-        appLimits.tableBytes /= n
+        // Passive DNS is the merge's, outside the workers' tables: its bytes come off theirs.
+        appLimits.tableBytes = max(1 << 20, (appLimits.tableBytes - passiveDNS.maxBytes) / n)
         let output = w.output
         let scanner = w.engine.map { RuleScanner(engine: $0, depth: options.scanDepth, budget: ScanBudget(limit: scanBudget / n)) }
         let stage = scanner.map { ScanStage(scanner: $0, sink: output) }
