@@ -15,8 +15,9 @@ import Wire
 // by that place before the sinks. What spans flows is left to the merge, which sees
 // everything in order: passive DNS (answers are forwarded, names bound there) and DNS
 // query names (tunnels span flows). The outputs are the bytes of a one-worker run unless
-// a limit is hit: the flow table, reassembly, parser and rule-stream budgets are shared
-// out between the workers.
+// a limit is hit: the flow table, the tables' budget and the limits of sessions,
+// reassembly, parser buffers, waiting queries and rule streams are shared out between
+// the workers.
 
 /// Where an event falls in the order one worker makes them: the record being read, then
 /// what happens at it. A record first sweeps idle flows (in canonical order: first frame,
