@@ -28,6 +28,13 @@ public struct AnalysisOptions: Sendable {
     /// the order one worker makes them (see `FlowSplit.swift`).
     public var workers = 1
     public init() {}
+
+    /// The fragment limits, the bytes within a quarter of the tables' budget.
+    var boundedFragmentLimits: FragmentLimits {
+        var limits = fragmentLimits
+        limits.maxBytes = min(limits.maxBytes, appLimits.tableBytes / 4)
+        return limits
+    }
 }
 
 /// Counts by layer for one input.
@@ -96,7 +103,7 @@ public final class Analyzer {
     let flowSink: (Flow, EvictionReason, FlowApplication?) -> Void
     let events: AppEventSink?
     /// Names learned from DNS answers, kept across inputs (captures of one network).
-    public let passiveDNS = PassiveDNS()
+    public let passiveDNS: PassiveDNS
     let scanner: RuleScanner?
     /// The packs and the streams' budget, for the engines of a split run's workers (an
     /// engine's scratch space is one thread's).
@@ -115,6 +122,9 @@ public final class Analyzer {
         self.events = events
         self.rules = rules
         self.scanBudget = scanBudget
+        // Tables that outlive the flows (passive DNS, fragments) keep within a part of
+        // the tables' budget: evicting flows could not bring a budget back that they fill.
+        passiveDNS = PassiveDNS(maxBytes: min(PassiveDNS.defaultMaxBytes, options.appLimits.tableBytes / 2))
         scanner = options.appLayer ? rules.map { RuleScanner(engine: $0, depth: options.scanDepth, budget: ScanBudget(limit: scanBudget)) } : nil
         filter = try options.filter.map { expression throws(FilterError) in try BPFFilter(expression) }
     }
@@ -227,7 +237,7 @@ public final class Analyzer {
             sink(flow, reason, app?.close(flow))
         }
         tracker.input = inputIndex
-        let defragmenter = Defragmenter(limits: options.fragmentLimits)
+        let defragmenter = Defragmenter(limits: options.boundedFragmentLimits)
         var run = PacketRun(summary: summary, tracker: tracker, defragmenter: defragmenter, app: app)
         readRecords(reader, &run, &summary, filter: filter, tick: tick)
         tracker.table.drain()

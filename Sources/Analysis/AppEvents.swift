@@ -99,7 +99,9 @@ public final class PassiveDNS {
     public private(set) var heldBytes = 0
     public private(set) var evictions = 0
 
-    public init(capacity: Int = 1 << 20, maxBytes: Int = 48 << 20) {
+    public static let defaultMaxBytes = 48 << 20
+
+    public init(capacity: Int = 1 << 20, maxBytes: Int = PassiveDNS.defaultMaxBytes) {
         self.capacity = capacity
         self.maxBytes = maxBytes
     }

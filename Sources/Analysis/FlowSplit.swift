@@ -300,7 +300,7 @@ extension Analyzer {
             output.evicting(flow, reason) { output.flow(flow, reason, app?.close(flow)) }
         }
         tracker.input = inputIndex
-        let defragmenter = Defragmenter(limits: options.fragmentLimits)
+        let defragmenter = Defragmenter(limits: options.boundedFragmentLimits)
         var run = PacketRun(summary: InputSummary(name: ""), tracker: tracker, defragmenter: defragmenter, app: app)
         run.split = SplitRole(workers: UInt64(n), index: UInt64(w.index), output: Unmanaged.passUnretained(output))
         var summary = InputSummary(name: "")
