@@ -28,8 +28,8 @@ public struct AppLimits: Sendable {
     /// leave the table (`capacity`), as Suricata's flow memcap makes flows leave.
     public var maxSessions = 1 << 15
     /// What one decoding thread's tables may hold together: flows (220 bytes each),
-    /// sessions (2,400), out-of-order TCP bytes, parser buffers, fragments and passive
-    /// DNS. Each has its own limit as well, but their sum was over 500 MB (a capture built
+    /// sessions (2,400), out-of-order TCP bytes, parser buffers, waiting queries and
+    /// requests, fragments and passive DNS. Each has its own limit as well, but their sum was over 500 MB (a capture built
     /// to fill them peaked at 571 MB). Over it, the flows seen longest ago leave the
     /// table (`capacity`, counted as `memory_budget`), with what they held, until an
     /// eighth of it is free.
