@@ -433,11 +433,11 @@ struct PacketRun {
                     tracker.table.advance(to: record.timestamp)
                     return -1
                 }
-                makeRoomForSessions(tracker)
+                makeRoom(tracker)
                 index = tracker.track(p, keyed, timestamp: record.timestamp, frame: record.frame, ipBytes: p.ipTotalLength,
                                       layer: depth)
             } else {
-                makeRoomForSessions(tracker)
+                makeRoom(tracker)
                 index = tracker.track(p, timestamp: record.timestamp, frame: record.frame, ipBytes: p.ipTotalLength, layer: depth)
             }
             app?._withUnsafeGuaranteedRef { app in
@@ -452,18 +452,21 @@ struct PacketRun {
     /// `AppLimits.tableBytes`, the flows seen longest ago leave until an eighth of it is
     /// free. Before the packet is tracked: never while a flow of it is in hand.
     @inline(__always)
-    func makeRoomForSessions(_ tracker: FlowTracker) {
+    func makeRoom(_ tracker: FlowTracker) {
         guard let app else { return }
         app._withUnsafeGuaranteedRef { app in
             if app.sessionsFull {
-                app.counts.sessionCapEvictions += tracker.table.evictOldest { $0.session >= 0 }
+                let target = app.limits.maxSessions - app.limits.maxSessions / 16
+                app.counts.sessionCapEvictions += tracker.table.evictOldest(matching: { $0.session >= 0 }) {
+                    app.liveSessions <= target
+                }
             }
             let limit = app.limits.tableBytes
             guard app.tableBytes(flows: tracker.table.count, fragments: defragmenter.heldBytes) > limit else { return }
             let target = limit - limit / 8
-            app.counts.memoryEvictions += tracker.table.evictOldest {
+            app.counts.memoryEvictions += tracker.table.evictOldest(until: {
                 app.tableBytes(flows: tracker.table.count, fragments: defragmenter.heldBytes) <= target
-            }
+            })
         }
     }
 

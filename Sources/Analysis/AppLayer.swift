@@ -123,13 +123,14 @@ final class AppLayer {
     var pendingHeld = 0
     /// Whether `AppLimits.maxSessions` sessions are live (a session of a flow that left
     /// the table is freed with it).
-    var sessionsFull: Bool { sessions.count - free.count >= limits.maxSessions }
+    var liveSessions: Int { sessions.count - free.count }
+    var sessionsFull: Bool { liveSessions >= limits.maxSessions }
 
     /// What the budget of `AppLimits.tableBytes` counts for this layer, and for `flows`
     /// flows and the fragments held.
     @inline(__always)
     func tableBytes(flows: Int, fragments: Int) -> Int {
-        flows &* 220 &+ (sessions.count &- free.count) &* 2_400 &+ budget.bufferedBytes &+ parserHeld &+ pendingHeld
+        flows &* 220 &+ liveSessions &* 2_400 &+ budget.bufferedBytes &+ parserHeld &+ pendingHeld
             &+ fragments &+ passiveDNS.heldBytes
     }
     /// Set in a split run's worker: passive DNS is the ordered merge's, so answers are

@@ -273,9 +273,8 @@ extension Analyzer {
         }
         merge(workers.map(\.output.queue))
         for w in workers { w.done.wait() }
-        let results = workers.compactMap(\.result)
-        guard results.count == n else { return false }
-        summarize(results, workers: workers, &summary)
+        // Every worker leaves a result before it signals; the input is read either way.
+        summarize(workers.compactMap(\.result), workers: workers, &summary)
         return true
     }
 
@@ -415,7 +414,7 @@ extension Analyzer {
     /// The input's summary from the workers': what every worker saw alike (records,
     /// decoding, fragments) from the first, what each saw of its own flows added up.
     private func summarize(_ results: [SplitWorkerResult], workers: [SplitWorker], _ summary: inout InputSummary) {
-        let first = results[0]
+        guard let first = results.first else { return }
         let reader = workers[0].reader
         summary.counts = first.counts
         summary.interruptedAtFrame = results.compactMap(\.interruptedAtFrame).min()

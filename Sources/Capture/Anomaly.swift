@@ -38,9 +38,8 @@ public struct AnomalyLog: Sendable {
 
     /// Adds another log's counts and as many of its details as still fit.
     public mutating func merge(_ other: AnomalyLog) {
-        for (kind, n) in other.counts { counts[kind, default: 0] += n }
-        total += other.total
-        details.append(contentsOf: other.details.prefix(Self.maxDetails - details.count))
+        mergeCounts(other)
+        for anomaly in other.details.prefix(Self.maxDetails - details.count) { appendDetail(anomaly) }
     }
 
     public var detailsTruncated: Bool { total > details.count }

@@ -292,32 +292,13 @@ public final class FlowTable {
         }
     }
 
-    /// Makes room among the flows that `match` (those holding more than their record, such
-    /// as application state): evicts the sixteenth of them last seen longest ago (and every
-    /// one seen at that same time), at least one, as `capacity`. Returns how many left.
+    /// Evicts the flows that `match`, least recently seen first, until `enough` says so;
+    /// returns how many left (as `capacity`). Sorting them costs O(n log n), so a caller
+    /// asks for room by a margin, not for one flow at a time.
     @discardableResult
-    public func evictOldest(matching match: (Flow) -> Bool) -> Int {
-        var seen: [Int64] = []
-        for index in 0..<used where live[index] && match(flows[index]) { seen.append(flows[index].lastTimestamp) }
-        guard !seen.isEmpty else { return 0 }
-        seen.sort()
-        let threshold = seen[seen.count / 16]
-        var evicted = 0
-        for index in 0..<used where live[index] && flows[index].lastTimestamp <= threshold && match(flows[index]) {
-            remove(at: index, reason: .capacity)
-            evicted += 1
-        }
-        return evicted
-    }
-
-    /// Evicts flows, least recently seen first, until `enough` says so; returns how many
-    /// left (as `capacity`). Sorting the live flows costs O(n log n), so a caller asks only
-    /// when a budget is over by a margin.
-    @discardableResult
-    public func evictOldest(until enough: () -> Bool) -> Int {
+    public func evictOldest(matching match: (Flow) -> Bool = { _ in true }, until enough: () -> Bool) -> Int {
         var order: [Int] = []
-        order.reserveCapacity(count)
-        for index in 0..<used where live[index] { order.append(index) }
+        for index in 0..<used where live[index] && match(flows[index]) { order.append(index) }
         order.sort { (flows[$0].lastTimestamp, $0) < (flows[$1].lastTimestamp, $1) }
         var evicted = 0
         for index in order {
