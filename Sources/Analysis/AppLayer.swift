@@ -298,14 +298,9 @@ final class AppLayer {
     /// pipelined 16 KB requests, 391 MB).
     func pendingBytes(_ s: Session) -> Int {
         var held = 0
-        for q in s.dnsPending { held += Self.heldBytes(q.query.0) }
-        for t in s.httpOpen { held += 256 + (t.request?.headBytes ?? 0) + (t.requestBody?.window.count ?? 0) }
+        for q in s.dnsPending { held += q.query.0.heldBytes }
+        for t in s.httpOpen { held += t.heldBytes }
         return held
-    }
-
-    /// What a decoded DNS message waiting for its answer holds, about.
-    static func heldBytes(_ m: DNSMessage) -> Int {
-        m.questions.reduce(160) { $0 + 48 + $1.name.count } + m.answers.count * 96
     }
 
     /// Logs the session's queries and requests still waiting as unanswered, oldest first,

@@ -69,6 +69,11 @@ final class SplitBatch: @unchecked Sendable {
     let events = EventBatch()
     var learned: [(address: IPAddress, name: [UInt8], time: Int64)] = []
     var queries: [(name: [UInt8], client: IPAddress, origin: EventOrigin)] = []
+    /// About what the learned answers and query names hold.
+    var forwardedBytes = 0
+    /// `heldBytes` when it was queued.
+    var queuedBytes = 0
+    var heldBytes: Int { events.heldBytes + forwardedBytes + items.count * 32 }
     /// The worker's events from here on all have a place at or after this one.
     var through = OrderKey(frame: 0, phase: 0, detail: 0)
     /// Read positions of the merge.
@@ -80,16 +85,30 @@ final class SplitBatch: @unchecked Sendable {
 }
 
 /// A bounded queue of batches from one worker to the merge: the worker waits while it is
-/// full, the merge while it is empty.
+/// full (by count or by bytes; one batch always passes), the merge while it is empty.
 final class BatchQueue: @unchecked Sendable {
     private var queue: [SplitBatch] = []
+    private var queuedBytes = 0
     private var closed = false
     private let condition = NSCondition()
     static let maxQueued = 16
+    let maxBytes: Int
+
+    init(maxBytes: Int) { self.maxBytes = maxBytes }
+
+    /// Bytes of the batches waiting now.
+    var waitingBytes: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return queuedBytes
+    }
 
     func push(_ batch: SplitBatch) {
+        let bytes = batch.heldBytes
         condition.lock()
-        while queue.count >= Self.maxQueued { condition.wait() }
+        while !queue.isEmpty && (queue.count >= Self.maxQueued || queuedBytes + bytes > maxBytes) { condition.wait() }
+        batch.queuedBytes = bytes
+        queuedBytes += bytes
         queue.append(batch)
         condition.broadcast()
         condition.unlock()
@@ -109,7 +128,9 @@ final class BatchQueue: @unchecked Sendable {
         while queue.isEmpty && !closed { condition.wait() }
         guard !queue.isEmpty else { return nil }
         condition.broadcast()
-        return queue.removeFirst()
+        let batch = queue.removeFirst()
+        queuedBytes -= batch.queuedBytes
+        return batch
     }
 }
 
@@ -120,12 +141,16 @@ final class SplitOutput: AppEventSink, SplitForwarding {
     private var frame = 0
     private var batch = SplitBatch()
     private var lastPushFrame = 0
-    let queue = BatchQueue()
+    let queue: BatchQueue
     /// The place of each app-layer anomaly the worker kept in full (the first
     /// `AnomalyLog.maxDetails`), for merging the workers' lists in order.
     private(set) var anomalyKeys: [OrderKey] = []
     static let batchItems = 512
+    static let batchBytes = 1 << 20
     static let framesPerBatch = 4096
+
+    /// `queueBytes`: what the batches waiting for the merge may hold.
+    init(queueBytes: Int) { queue = BatchQueue(maxBytes: queueBytes) }
 
     @inline(__always) func recordStarts(_ frame: Int) {
         if frame &- lastPushFrame >= Self.framesPerBatch {
@@ -155,7 +180,7 @@ final class SplitOutput: AppEventSink, SplitForwarding {
     private func added(_ item: SplitBatch.Item) {
         batch.items.append(item)
         batch.keys.append(current)
-        if batch.items.count >= Self.batchItems { push(through: current) }
+        if batch.items.count >= Self.batchItems || batch.heldBytes >= Self.batchBytes { push(through: current) }
     }
 
     private func push(through: OrderKey) {
@@ -181,10 +206,12 @@ final class SplitOutput: AppEventSink, SplitForwarding {
 
     func learned(_ address: IPAddress, name: [UInt8], at time: Int64) {
         batch.learned.append((address, name, time))
+        batch.forwardedBytes += 64 + name.count
         added(.learned)
     }
     func dnsQuery(_ name: [UInt8], client: IPAddress, origin: EventOrigin) {
         batch.queries.append((name, client, origin))
+        batch.forwardedBytes += 128 + name.count
         added(.query)
     }
     func anomalyRecorded() {
@@ -221,12 +248,19 @@ final class SplitWorker: @unchecked Sendable {
     let reader: CaptureReader
     let engine: RuleEngine?
     let filter: BPFFilter?
-    let output = SplitOutput()
+    let output: SplitOutput
     var result: SplitWorkerResult?
     let done = DispatchSemaphore(value: 0)
+    /// What the batches of all workers waiting for the merge may hold together.
+    static let queuedBytes = 16 << 20
+    /// What a worker costs besides its tables, about: its reader's buffers, its rule
+    /// engine's scratch, its allocator's pages (a second worker added 20 MB to a run that
+    /// filled every table, and 35 MB to one of 19,200 requests with 16 KB heads).
+    static let overheadBytes = 32 << 20
 
-    init(index: Int, reader: CaptureReader, engine: RuleEngine?, filter: BPFFilter?) {
+    init(index: Int, of workers: Int, reader: CaptureReader, engine: RuleEngine?, filter: BPFFilter?) {
         self.index = index
+        output = SplitOutput(queueBytes: max(1 << 20, Self.queuedBytes / max(1, workers)))
         self.filter = filter
         self.reader = reader
         self.engine = engine
@@ -257,7 +291,7 @@ extension Analyzer {
                 filter = compiled
             }
             guard let reader = i == 0 ? first : another() else { return false }
-            workers.append(SplitWorker(index: i, reader: reader, engine: engine, filter: filter))
+            workers.append(SplitWorker(index: i, of: n, reader: reader, engine: engine, filter: filter))
         }
         scanner?.counts = ScanCounts()
         // The analyzer's state the workers read (options, filter) does not change while
@@ -287,8 +321,9 @@ extension Analyzer {
         appLimits.parserBytes /= n
         appLimits.pendingBytes /= n
         appLimits.maxSessions = max(16, appLimits.maxSessions / n)
-        // Passive DNS is the merge's, outside the workers' tables: its bytes come off theirs.
-        appLimits.tableBytes = max(1 << 20, (appLimits.tableBytes - passiveDNS.maxBytes) / n)
+        // Passive DNS is the merge's, outside the workers' tables: its bytes come off theirs,
+        // and so does what each worker past the first costs besides its tables.
+        appLimits.tableBytes = max(1 << 20, (appLimits.tableBytes - passiveDNS.maxBytes - (n - 1) * SplitWorker.overheadBytes) / n)
         let output = w.output
         let scanner = w.engine.map { RuleScanner(engine: $0, depth: options.scanDepth, budget: ScanBudget(limit: scanBudget / n)) }
         let stage = scanner.map { ScanStage(scanner: $0, sink: output) }

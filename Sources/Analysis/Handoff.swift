@@ -2,27 +2,40 @@ import Foundation
 
 /// One consumer thread fed batches in order by one producer: the pipeline stages of a
 /// run (rule scanning, output) use it to take their share of the work to another core.
-/// The queue is bounded, so memory stays bounded when the consumer is the slower side
-/// (the producer then waits). A consumed batch, emptied by `consume` with its storage
+/// The queue is bounded by count and by the batches' bytes, so memory stays bounded when
+/// the consumer is the slower side (the producer then waits; one batch always passes). A consumed batch, emptied by `consume` with its storage
 /// kept, goes back to the producer through `takeSpare`: freeing a large block on one
 /// thread and allocating it on another would cost malloc more than the batch's work.
 final class Handoff<Batch>: @unchecked Sendable {
     private let consume: (inout Batch) -> Void
     private var spares: [Batch] = []
     private let maxQueued: Int
-    private var queue: [Batch] = []
+    private let maxBytes: Int
+    private let cost: (Batch) -> Int
+    private var queue: [(batch: Batch, bytes: Int)] = []
+    private var queuedBytes = 0
     private let condition = NSCondition()
     private var busy = false
     private var stopping = false
     private var thread: Thread?
 
-    init(name: String, maxQueued: Int, consume: @escaping (inout Batch) -> Void) {
+    init(name: String, maxQueued: Int, maxBytes: Int = .max, cost: @escaping (Batch) -> Int = { _ in 0 },
+         consume: @escaping (inout Batch) -> Void) {
         self.consume = consume
         self.maxQueued = maxQueued
+        self.maxBytes = maxBytes
+        self.cost = cost
         let t = Thread { [self] in run() }
         t.name = name
         thread = t
         t.start()
+    }
+
+    /// Bytes of the batches waiting now, by their cost when queued.
+    var waitingBytes: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return queuedBytes
     }
 
     /// An emptied batch to fill again, if one came back.
@@ -34,9 +47,11 @@ final class Handoff<Batch>: @unchecked Sendable {
 
     /// Queues a batch; waits while the queue is full.
     func push(_ batch: Batch) {
+        let bytes = cost(batch)
         condition.lock()
-        while queue.count >= maxQueued { condition.wait() }
-        queue.append(batch)
+        while !queue.isEmpty && (queue.count >= maxQueued || queuedBytes + bytes > maxBytes) { condition.wait() }
+        queue.append((batch, bytes))
+        queuedBytes += bytes
         condition.broadcast()
         condition.unlock()
     }
@@ -61,7 +76,9 @@ final class Handoff<Batch>: @unchecked Sendable {
                 condition.unlock()
                 return
             }
-            var next = queue.removeFirst()
+            let entry = queue.removeFirst()
+            var next = entry.batch
+            queuedBytes -= entry.bytes
             busy = true
             condition.broadcast()
             condition.unlock()

@@ -193,6 +193,9 @@ final class ScanPipeline: ScanRequests, AppEventSink, @unchecked Sendable {
         /// Stream and field bytes, copied for the other thread (the reassembler reuses its
         /// buffers); requests name their ranges.
         var arena: [UInt8] = []
+
+        /// About what the batch holds, for the queue's bound.
+        var heldBytes: Int { arena.count + events.heldBytes + requests.count * 48 }
     }
 
     let stage: ScanStage
@@ -200,6 +203,8 @@ final class ScanPipeline: ScanRequests, AppEventSink, @unchecked Sendable {
     private var batch: Batch
     static let batchRequests = 512
     static let batchBytes = 256 << 10
+    /// What the queue holds at most: 32 full arenas, and the events passing through.
+    static let maxQueuedBytes = 12 << 20
     private var handoff: Handoff<Batch>?
 
     /// `stage` sends its findings to `next`, which also takes the other events.
@@ -211,7 +216,7 @@ final class ScanPipeline: ScanRequests, AppEventSink, @unchecked Sendable {
         // left both cores idle more often, as a batch's scan cost varies with its
         // streams: with 8, 88% use of 2 cores on the bench capture, against 95%; in 8
         // alternating rounds 2.77 s (8), 2.69 s (16), 2.62 s (32), peak RSS 94 → 112 MB.
-        handoff = Handoff(name: "phonehome.scan", maxQueued: 32) { [stage, next] batch in
+        handoff = Handoff(name: "phonehome.scan", maxQueued: 32, maxBytes: Self.maxQueuedBytes, cost: \.heldBytes) { [stage, next] batch in
             // The side arrays are taken out while the requests drain, and given back
             // emptied with their storage (the batch goes back to the producer).
             var origins: [EventOrigin] = [], bytes: [UInt8] = []
@@ -277,7 +282,8 @@ final class ScanPipeline: ScanRequests, AppEventSink, @unchecked Sendable {
 
     @inline(__always) private func add(_ r: Request) {
         batch.requests.append(r)
-        if batch.requests.count >= Self.batchRequests || batch.arena.count >= Self.batchBytes { push() }
+        if batch.requests.count >= Self.batchRequests || batch.arena.count >= Self.batchBytes
+            || batch.events.heldBytes >= Self.batchBytes { push() }
     }
 
     private func push() {

@@ -12,6 +12,10 @@ final class SinkPipeline: AppEventSink, @unchecked Sendable {
     /// Events gathered on the producing thread until a batch is full.
     private var batch = EventBatch()
     static let batchSize = 256
+    /// A batch also leaves at this many bytes of events, and the queue holds at most
+    /// `maxQueuedBytes` of them: events can be large (16 KB request heads).
+    static let batchBytes = 1 << 20
+    static let maxQueuedBytes = 8 << 20
     private var handoff: Handoff<EventBatch>?
 
     init(target: AppEventSink?, flowSink: @escaping (Flow, EvictionReason, FlowApplication?) -> Void) {
@@ -20,7 +24,7 @@ final class SinkPipeline: AppEventSink, @unchecked Sendable {
     }
 
     func start() {
-        handoff = Handoff(name: "phonehome.sinks", maxQueued: 64) { [self] (events: inout EventBatch) in
+        handoff = Handoff(name: "phonehome.sinks", maxQueued: 64, maxBytes: Self.maxQueuedBytes, cost: \.heldBytes) { [self] (events: inout EventBatch) in
             while let kind = events.nextKind() { deliver(kind, from: events) }
             events.reset()
         }
@@ -58,7 +62,7 @@ final class SinkPipeline: AppEventSink, @unchecked Sendable {
     }
 
     @inline(__always) private func sent() {
-        if batch.count >= Self.batchSize { push() }
+        if batch.count >= Self.batchSize || batch.heldBytes >= Self.batchBytes { push() }
     }
 
     private func push() {
@@ -80,6 +84,8 @@ struct FlowEnd {
     var flow: Flow
     var reason: EvictionReason
     var app: FlowApplication?
+
+    var heldBytes: Int { 320 + (app?.domain?.utf8.count ?? 0) }
 }
 
 /// Events in the order they were made, each kind in a queue of its own. An event leaves
@@ -97,14 +103,16 @@ final class EventBatch: @unchecked Sendable {
     let findings = MoveQueue<Finding>()
 
     var count: Int { order.count }
+    /// About what the events appended since the last `reset` hold.
+    private(set) var heldBytes = 0
 
     init() {}
 
-    func append(_ e: FlowEnd) { flows.append(e); order.append(.flow) }
-    func append(_ t: DNSTransaction) { dns.append(t); order.append(.dns) }
-    func append(_ t: HTTPTransaction) { http.append(t); order.append(.http) }
-    func append(_ t: TLSHandshake) { tls.append(t); order.append(.tls) }
-    func append(_ f: Finding) { findings.append(f); order.append(.finding) }
+    func append(_ e: FlowEnd) { heldBytes &+= e.heldBytes; flows.append(e); order.append(.flow) }
+    func append(_ t: DNSTransaction) { heldBytes &+= t.heldBytes; dns.append(t); order.append(.dns) }
+    func append(_ t: HTTPTransaction) { heldBytes &+= t.heldBytes; http.append(t); order.append(.http) }
+    func append(_ t: TLSHandshake) { heldBytes &+= t.heldBytes; tls.append(t); order.append(.tls) }
+    func append(_ f: Finding) { heldBytes &+= f.heldBytes; findings.append(f); order.append(.finding) }
 
     /// The kind of the next event not yet taken; the caller then takes it from its queue.
     func nextKind() -> Kind? {
@@ -116,18 +124,18 @@ final class EventBatch: @unchecked Sendable {
     /// Moves `other`'s next event, of `kind`, to the end of this batch.
     func move(_ kind: Kind, from other: EventBatch) {
         switch kind {
-        case .flow: flows.append(other.flows.takeNext())
-        case .dns: dns.append(other.dns.takeNext())
-        case .http: http.append(other.http.takeNext())
-        case .tls: tls.append(other.tls.takeNext())
-        case .finding: findings.append(other.findings.takeNext())
+        case .flow: append(other.flows.takeNext())
+        case .dns: append(other.dns.takeNext())
+        case .http: append(other.http.takeNext())
+        case .tls: append(other.tls.takeNext())
+        case .finding: append(other.findings.takeNext())
         }
-        order.append(kind)
     }
 
     /// Empty again, storage kept (events not taken are dropped).
     func reset() {
         order.removeAll(keepingCapacity: true)
+        heldBytes = 0
         position = 0
         flows.reset()
         dns.reset()
