@@ -29,11 +29,14 @@ public struct AppLimits: Sendable {
     public var maxSessions = 1 << 15
     /// What one decoding thread's tables may hold together: flows (220 bytes each),
     /// sessions (2,400), out-of-order TCP bytes, parser buffers, waiting queries and
-    /// requests, fragments and passive DNS. Each has its own limit as well, but their sum was over 500 MB (a capture built
-    /// to fill them peaked at 571 MB). Over it, the flows seen longest ago leave the
-    /// table (`capacity`, counted as `memory_budget`), with what they held, until an
-    /// eighth of it is free.
-    public var tableBytes = 128 << 20
+    /// requests, fragments and passive DNS. Each has its own limit as well, but their sum
+    /// was over 500 MB (a capture built to fill them peaked at 571 MB). Over it, the flows
+    /// seen longest ago leave the table (`capacity`, counted as `memory_budget`), with
+    /// what they held, until an eighth of it is free. 96 MiB: the resident size grows by
+    /// 1.1 to 1.5 times what is counted here (the allocator's slack), and the run's other
+    /// stores (names, findings' keys, queues) fill too in the worst case; with 128 MiB, a
+    /// run of captures built to fill everything peaked at 290–320 MB with 2 jobs.
+    public var tableBytes = 96 << 20
     public init() {}
 }
 

@@ -212,11 +212,14 @@ final class ScanPipeline: ScanRequests, AppEventSink, @unchecked Sendable {
         self.stage = stage
         self.next = next
         batch = Self.newBatch()
-        // At most 32 batches of ~256 KiB of bytes wait (8 MiB): memory stays flat. Fewer
+        // At most 24 batches of ~256 KiB of bytes wait (6 MiB): memory stays flat. Fewer
         // left both cores idle more often, as a batch's scan cost varies with its
         // streams: with 8, 88% use of 2 cores on the bench capture, against 95%; in 8
         // alternating rounds 2.77 s (8), 2.69 s (16), 2.62 s (32), peak RSS 94 → 112 MB.
-        handoff = Handoff(name: "phonehome.scan", maxQueued: 32, maxBytes: Self.maxQueuedBytes, cost: \.heldBytes) { [stage, next] batch in
+        // 24, not 32: a run of captures built to fill every table peaked at 275–285 MB
+        // with 24, at 296–310 MB with 32 (4 runs each; a million one-datagram flows let
+        // the decoding thread run far ahead of the scans).
+        handoff = Handoff(name: "phonehome.scan", maxQueued: 24, maxBytes: Self.maxQueuedBytes, cost: \.heldBytes) { [stage, next] batch in
             // The side arrays are taken out while the requests drain, and given back
             // emptied with their storage (the batch goes back to the producer).
             var origins: [EventOrigin] = [], bytes: [UInt8] = []
