@@ -3,9 +3,10 @@ import Foundation
 /// One consumer thread fed batches in order by one producer: the pipeline stages of a
 /// run (rule scanning, output) use it to take their share of the work to another core.
 /// The queue is bounded by count and by the batches' bytes, so memory stays bounded when
-/// the consumer is the slower side (the producer then waits; one batch always passes). A consumed batch, emptied by `consume` with its storage
-/// kept, goes back to the producer through `takeSpare`: freeing a large block on one
-/// thread and allocating it on another would cost malloc more than the batch's work.
+/// the consumer is the slower side (the producer then waits; one batch always passes).
+/// A consumed batch, emptied by `consume` with its storage kept, goes back to the
+/// producer through `takeSpare`: freeing a large block on one thread and allocating it on
+/// another would cost malloc more than the batch's work.
 final class Handoff<Batch>: @unchecked Sendable {
     private let consume: (inout Batch) -> Void
     private var spares: [Batch] = []

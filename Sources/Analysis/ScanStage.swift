@@ -194,8 +194,9 @@ final class ScanPipeline: ScanRequests, AppEventSink, @unchecked Sendable {
         /// buffers); requests name their ranges.
         var arena: [UInt8] = []
 
-        /// About what the batch holds, for the queue's bound.
-        var heldBytes: Int { arena.count + events.heldBytes + requests.count * 48 }
+        /// About what the batch holds, for the queue's bound: a request is 80 bytes, and
+        /// a field's or a query's origin 112 more.
+        var heldBytes: Int { arena.count + events.heldBytes + requests.count * 128 }
     }
 
     let stage: ScanStage
@@ -203,7 +204,7 @@ final class ScanPipeline: ScanRequests, AppEventSink, @unchecked Sendable {
     private var batch: Batch
     static let batchRequests = 512
     static let batchBytes = 256 << 10
-    /// What the queue holds at most: 32 full arenas, and the events passing through.
+    /// What the queue holds at most: 16 full arenas (4 MiB), and the events passing through.
     static let maxQueuedBytes = 12 << 20
     private var handoff: Handoff<Batch>?
 
@@ -212,14 +213,15 @@ final class ScanPipeline: ScanRequests, AppEventSink, @unchecked Sendable {
         self.stage = stage
         self.next = next
         batch = Self.newBatch()
-        // At most 24 batches of ~256 KiB of bytes wait (6 MiB): memory stays flat. Fewer
+        // At most 16 batches of ~256 KiB of bytes wait (4 MiB): memory stays flat. Fewer
         // left both cores idle more often, as a batch's scan cost varies with its
         // streams: with 8, 88% use of 2 cores on the bench capture, against 95%; in 8
-        // alternating rounds 2.77 s (8), 2.69 s (16), 2.62 s (32), peak RSS 94 → 112 MB.
-        // 24, not 32: a run of captures built to fill every table peaked at 275–285 MB
-        // with 24, at 296–310 MB with 32 (4 runs each; a million one-datagram flows let
-        // the decoding thread run far ahead of the scans).
-        handoff = Handoff(name: "phonehome.scan", maxQueued: 24, maxBytes: Self.maxQueuedBytes, cost: \.heldBytes) { [stage, next] batch in
+        // alternating rounds 2.77 s (8), 2.69 s (16), 2.62 s (32). Since then 16 and 32
+        // measure the same (2.77 s and 2.76 s, 6 alternating rounds, with the output queue
+        // at 16 and 64), and a run of captures built to fill every table peaked at 265–279
+        // MB with 16 and 16, 296–310 MB with 32 and 32 (a million one-datagram flows let the
+        // decoding thread run far ahead of the scans).
+        handoff = Handoff(name: "phonehome.scan", maxQueued: 16, maxBytes: Self.maxQueuedBytes, cost: \.heldBytes) { [stage, next] batch in
             // The side arrays are taken out while the requests drain, and given back
             // emptied with their storage (the batch goes back to the producer).
             var origins: [EventOrigin] = [], bytes: [UInt8] = []
