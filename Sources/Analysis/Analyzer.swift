@@ -124,7 +124,10 @@ public final class Analyzer {
         self.scanBudget = scanBudget
         // Tables that outlive the flows (passive DNS, fragments) keep within a part of
         // the tables' budget: evicting flows could not bring a budget back that they fill.
-        passiveDNS = PassiveDNS(maxBytes: min(PassiveDNS.defaultMaxBytes, options.appLimits.tableBytes / 2))
+        // Split across workers, passive DNS is the merge's and its most comes off every
+        // worker's share (the workers cannot see what it holds now): a quarter, not half.
+        let passiveShare = options.workers > 1 ? 4 : 2
+        passiveDNS = PassiveDNS(maxBytes: min(PassiveDNS.defaultMaxBytes, options.appLimits.tableBytes / passiveShare))
         scanner = options.appLayer ? rules.map { RuleScanner(engine: $0, depth: options.scanDepth, budget: ScanBudget(limit: scanBudget)) } : nil
         filter = try options.filter.map { expression throws(FilterError) in try BPFFilter(expression) }
     }

@@ -254,9 +254,8 @@ final class SplitWorker: @unchecked Sendable {
     /// What the batches of all workers waiting for the merge may hold together.
     static let queuedBytes = 16 << 20
     /// What a worker costs besides its tables, about: its reader's buffers, its rule
-    /// engine's scratch, its allocator's pages (a second worker added 20 MB to a run that
-    /// filled every table, and 35 MB to one of 19,200 requests with 16 KB heads).
-    static let overheadBytes = 32 << 20
+    /// engine's scratch, its allocator's pages.
+    static let overheadBytes = 16 << 20
 
     init(index: Int, of workers: Int, reader: CaptureReader, engine: RuleEngine?, filter: BPFFilter?) {
         self.index = index

@@ -75,7 +75,7 @@ struct Analyze: ParsableCommand {
     @Option(name: .customLong("table-memory"), help: "MiB the decoding tables may hold together: flows, application sessions, out-of-order TCP bytes, parser buffers, queries and requests waiting for answers, fragments, passive DNS (default 96). Over it the flows seen longest ago leave the table, counted as memory_budget.")
     var tableMemory: Int = AppLimits().tableBytes >> 20
 
-    @Option(help: "Workers one uncompressed capture file is split across by flow hash (default 1: no split). Each reads the whole file and decodes every packet, and keeps only its own flows; the events are merged back in order, so the outputs are the same bytes as with 1 unless a limit is hit (the flow table and the reassembly, parser and rule-stream budgets are shared out). Pays on 3 cores or more.")
+    @Option(help: "Workers one uncompressed capture file is split across by flow hash (default 1: no split). Each reads the whole file and decodes every packet, and keeps only its own flows; the events are merged back in order, so the outputs are the same bytes as with 1 unless a limit is hit (the flow table, the tables' budget less 16 MiB a worker past the first, and the reassembly, parser and rule-stream budgets are shared out: raise --table-memory by 16 a worker to keep a single run's tables). Pays on 3 cores or more.")
     var workers: Int = 1
 
     @Flag(help: ArgumentHelp("Skip the SHA-256 of inputs (for measurements only).", visibility: .hidden))

@@ -88,58 +88,94 @@ import TestSupport
     /// answers of 250-byte names (passive DNS and the callouts' names), then 400,000 flows.
     /// Each table kept to its own limit and the sum came to 571 MB (in a release build);
     /// under the tables' budget the run stays under 300 MB and says which limits it reached.
-    @Test func everyLimitAtOnceStaysUnderTheCap() throws {
-        try #require(FileManager.default.isExecutableFile(atPath: BuiltCommand.url.path), "phonehome not built beside the tests")
-        let out = FileManager.default.temporaryDirectory.appendingPathComponent("phonehome-limits-\(getpid())")
-        defer { try? FileManager.default.removeItem(at: out) }
+    /// Writes a capture that fills every table at once: 2,200 connections of 46
+    /// out-of-order segments behind a gap, 220,000 DNS answers for 250-byte names, and
+    /// 400,000 SYNs from distinct sources.
+    static func writeFilledCapture(_ output: FileHandle) throws {
         typealias B = PacketBuilder
-        let r = try BuiltCommand.run(["analyze", "-", "--out", out.path, "--format", "md", "-j", "1", "-q"], stdin: { _, input in
-            var buffer = B.le32(0xA1B2_C3D4) + [2, 0, 4, 0] + B.le32(0) + B.le32(0) + B.le32(262_144) + B.le32(1)
-            var frame = 0
-            func add(_ bytes: [UInt8]) throws {
-                frame += 1
-                buffer += B.le32(UInt32(1_767_225_600 + frame / 100_000)) + B.le32(UInt32(frame % 100_000 * 10))
-                    + B.le32(UInt32(bytes.count)) + B.le32(UInt32(bytes.count)) + bytes
-                if buffer.count >= 1 << 20 {
-                    try input.write(contentsOf: Data(buffer))
-                    buffer.removeAll(keepingCapacity: true)
-                }
+        var buffer = B.le32(0xA1B2_C3D4) + [2, 0, 4, 0] + B.le32(0) + B.le32(0) + B.le32(262_144) + B.le32(1)
+        var frame = 0
+        func add(_ bytes: [UInt8]) throws {
+            frame += 1
+            buffer += B.le32(UInt32(1_767_225_600 + frame / 100_000)) + B.le32(UInt32(frame % 100_000 * 10))
+                + B.le32(UInt32(bytes.count)) + B.le32(UInt32(bytes.count)) + bytes
+            if buffer.count >= 1 << 20 {
+                try output.write(contentsOf: Data(buffer))
+                buffer.removeAll(keepingCapacity: true)
             }
-            let held = [UInt8](repeating: 0x41, count: 1448)
-            for c in 0 ..< 2_200 {
-                let server = "198.18.\(c / 256).\(c % 256)", port = 20_000 + c
-                try add(B.ethernet(B.ipv4(src: "10.0.0.5", dst: server, proto: 6, payload: B.tcp(port, 8080, seq: 1000, ack: 0, flags: 0x02))))
-                try add(B.ethernet(B.ipv4(src: server, dst: "10.0.0.5", proto: 6, payload: B.tcp(8080, port, seq: 5000, ack: 1001, flags: 0x12))))
-                for k in 0 ..< 46 {   // the first 1,448 bytes never come: the rest waits
-                    try add(B.ethernet(B.ipv4(src: "10.0.0.5", dst: server, proto: 6,
-                                              payload: B.tcp(port, 8080, seq: UInt32(2449 + k * 1448), ack: 5001, flags: 0x18, payload: held))))
-                }
+        }
+        let held = [UInt8](repeating: 0x41, count: 1448)
+        for c in 0 ..< 2_200 {
+            let server = "198.18.\(c / 256).\(c % 256)", port = 20_000 + c
+            try add(B.ethernet(B.ipv4(src: "10.0.0.5", dst: server, proto: 6, payload: B.tcp(port, 8080, seq: 1000, ack: 0, flags: 0x02))))
+            try add(B.ethernet(B.ipv4(src: server, dst: "10.0.0.5", proto: 6, payload: B.tcp(8080, port, seq: 5000, ack: 1001, flags: 0x12))))
+            for k in 0 ..< 46 {   // the first 1,448 bytes never come: the rest waits
+                try add(B.ethernet(B.ipv4(src: "10.0.0.5", dst: server, proto: 6,
+                                          payload: B.tcp(port, 8080, seq: UInt32(2449 + k * 1448), ack: 5001, flags: 0x18, payload: held))))
             }
-            let filler = String(repeating: "x", count: 55) + "." + String(repeating: "y", count: 63) + "." + String(repeating: "z", count: 63)
-            for i in 0 ..< 220_000 {
-                let name = "n\(i).\(filler).example.com"
-                var answer = B.dnsQuery(id: i & 0xFFFF, name: name)
-                answer[2] = 0x81; answer[3] = 0x80; answer[7] = 1
-                answer += [0xC0, 0x0C, 0, 1, 0, 1, 0, 0, 1, 0x2C, 0, 4, 100, UInt8(i >> 16 & 0xFF), UInt8(i >> 8 & 0xFF), UInt8(i & 0xFF)]
-                try add(B.ethernet(B.ipv4(src: "10.0.0.1", dst: "10.0.0.5", proto: 17, payload: B.udp(53, 40_000 + i % 20_000, answer))))
-            }
-            for i in 0 ..< 400_000 {
-                let source = "10.\(1 + i >> 16).\(i >> 8 & 0xFF).\(i & 0xFF)"
-                try add(B.ethernet(B.ipv4(src: source, dst: "198.20.0.1", proto: 6, payload: B.tcp(1024 + i % 60_000, 443, seq: 7, ack: 0, flags: 0x02))))
-            }
-            try input.write(contentsOf: Data(buffer))
-        })
-        #expect(r.status == 0, "\(r.errors)")
+        }
+        let filler = String(repeating: "x", count: 55) + "." + String(repeating: "y", count: 63) + "." + String(repeating: "z", count: 63)
+        for i in 0 ..< 220_000 {
+            let name = "n\(i).\(filler).example.com"
+            var answer = B.dnsQuery(id: i & 0xFFFF, name: name)
+            answer[2] = 0x81; answer[3] = 0x80; answer[7] = 1
+            answer += [0xC0, 0x0C, 0, 1, 0, 1, 0, 0, 1, 0x2C, 0, 4, 100, UInt8(i >> 16 & 0xFF), UInt8(i >> 8 & 0xFF), UInt8(i & 0xFF)]
+            try add(B.ethernet(B.ipv4(src: "10.0.0.1", dst: "10.0.0.5", proto: 17, payload: B.udp(53, 40_000 + i % 20_000, answer))))
+        }
+        for i in 0 ..< 400_000 {
+            let source = "10.\(1 + i >> 16).\(i >> 8 & 0xFF).\(i & 0xFF)"
+            try add(B.ethernet(B.ipv4(src: source, dst: "198.20.0.1", proto: 6, payload: B.tcp(1024 + i % 60_000, 443, seq: 7, ack: 0, flags: 0x02))))
+        }
+        try output.write(contentsOf: Data(buffer))
+    }
+
+    /// The run's peak is under the cap, and the budget (not reassembly's own cap) is what
+    /// made flows leave; `namesFilled`: the callouts' name stores filled too.
+    static func expectUnderTheCap(_ out: URL, _ label: String, namesFilled: Bool) throws {
         let manifest = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("manifest.json"))) as? [String: Any])
         let input = try #require((manifest["inputs"] as? [[String: Any]])?.first)
         let limits = try #require(input["limits_hit"] as? [String: Any])
         let peak = manifest["peak_rss_bytes"] as? Int ?? .max
-        print("every limit at once: peak RSS \(peak / 1_000_000) MB; limits hit \(limits.filter { ($0.value as? Int ?? 0) > 0 })")
+        print("\(label): peak RSS \(peak / 1_000_000) MB; limits hit \(limits.filter { ($0.value as? Int ?? 0) > 0 })")
         #expect(peak < Self.documentedCapBytes)
-        // The budget binds before reassembly's own 128 MiB: flows leave instead.
         for limit in ["memory_budget", "passive_dns_evictions"] {
             #expect((limits[limit] as? Int ?? 0) > 0, "\(limit) not reached")
         }
-        #expect(((manifest["callouts"] as? [String: Any])?["names_not_tracked"] as? Int ?? 0) > 0, "the callouts' names not filled")
+        if namesFilled {
+            #expect(((manifest["callouts"] as? [String: Any])?["names_not_tracked"] as? Int ?? 0) > 0, "the callouts' names not filled")
+        }
+    }
+
+    @Test func everyLimitAtOnceStaysUnderTheCap() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: BuiltCommand.url.path), "phonehome not built beside the tests")
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("phonehome-limits-\(getpid())")
+        defer { try? FileManager.default.removeItem(at: out) }
+        let r = try BuiltCommand.run(["analyze", "-", "--out", out.path, "--format", "md", "-j", "1", "-q"], stdin: { _, input in
+            try Self.writeFilledCapture(input)
+        })
+        #expect(r.status == 0, "\(r.errors)")
+        try Self.expectUnderTheCap(out, "every limit at once", namesFilled: true)
+    }
+
+    /// The same capture split across 2 workers, with the sinks on their own thread: each
+    /// worker's own cost comes off the tables' budget, and the queues keep to their bytes.
+    @Test func everyLimitAtOnceSplitStaysUnderTheCap() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: BuiltCommand.url.path), "phonehome not built beside the tests")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("phonehome-limits-split-\(getpid())")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let capture = dir.appendingPathComponent("filled.pcap")
+        #expect(FileManager.default.createFile(atPath: capture.path, contents: nil))
+        let handle = try FileHandle(forWritingTo: capture)
+        try Self.writeFilledCapture(handle)
+        try handle.close()
+        let out = dir.appendingPathComponent("out")
+        let r = try BuiltCommand.run(["analyze", capture.path, "--out", out.path, "--format", "md", "-j", "2", "--workers", "2",
+                                      "--no-input-hash", "-q"])
+        #expect(r.status == 0, "\(r.output)")
+        // Its workers' tables are smaller, so other flows leave, with other names.
+        try Self.expectUnderTheCap(out, "every limit at once, split in 2", namesFilled: false)
+        let manifest = try String(contentsOf: out.appendingPathComponent("manifest.json"), encoding: .utf8)
+        #expect(manifest.contains("\"flow_workers\":2"))
     }
 }
