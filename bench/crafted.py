@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""Writes the captures built to fill phonehome's tables, stores and queues, for
+bench/memory.sh. Usage: crafted.py DIRECTORY. Plain pcap, Ethernet, microsecond times.
+
+  filled.pcap   2,200 connections of 46 out-of-order segments behind a gap; 700
+                unfinished 110 KB ClientHellos in 16 KiB records; 220,000 DNS answers for
+                250-byte names; 1.2 million SYNs from distinct sources (391 MB)
+  emails.pcap   40,000 connections, each sending 30 distinct e-mail addresses: 1.2 million
+                distinct findings (52 MB)
+  queries.pcap  8,000 client ports of 256 unanswered DNS queries with long names (594 MB)
+  pipelined.pcap 300 connections of 64 pipelined requests with 16 KB heads, never
+                answered (325 MB)
+  datagrams.pcap a million one-datagram UDP flows, each carrying an e-mail address (89 MB)
+"""
+import os
+import struct
+import sys
+
+
+class Capture:
+    def __init__(self, path):
+        self.out = open(path, "wb")
+        self.out.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1))
+        self.seconds, self.micros = 1700000000, 0
+
+    def frame(self, packet):
+        self.micros += 1
+        if self.micros >= 1000000:
+            self.seconds, self.micros = self.seconds + 1, 0
+        data = b"\x00\x11\x22\x33\x44\x55\x66\x77\x88\x99\xaa\xbb\x08\x00" + packet
+        self.out.write(struct.pack("<IIII", self.seconds, self.micros, len(data), len(data)))
+        self.out.write(data)
+
+    def close(self):
+        self.out.close()
+
+
+def ipv4(src, dst, proto, payload):
+    return struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 1, 0, 64, proto, 0, bytes(src), bytes(dst)) + payload
+
+
+def tcp(sport, dport, seq, ack, flags, payload=b""):
+    return struct.pack("!HHIIBBHHH", sport, dport, seq & 0xFFFFFFFF, ack, 5 << 4, flags, 65535, 0, 0) + payload
+
+
+def udp(sport, dport, payload):
+    return struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+
+
+CLIENT = [10, 0, 0, 5]
+
+
+def filled(c):
+    held = b"A" * 1448
+    for n in range(2200):
+        server, port = [198, 18, n // 256, n % 256], 20000 + n
+        c.frame(ipv4(CLIENT, server, 6, tcp(port, 8080, 1000, 0, 0x02)))
+        c.frame(ipv4(server, CLIENT, 6, tcp(8080, port, 5000, 1001, 0x12)))
+        for k in range(46):  # the first 1,448 bytes never come: the rest waits
+            c.frame(ipv4(CLIENT, server, 6, tcp(port, 8080, 1001 + 1448 + k * 1448, 5001, 0x18, held)))
+    hello = b"\x01" + (120000).to_bytes(3, "big") + b"\x03\x03" + b"B" * (120000 - 2)
+    records = b"".join(b"\x16\x03\x01" + len(hello[i:i + 16384]).to_bytes(2, "big") + hello[i:i + 16384]
+                       for i in range(0, 110000, 16384))
+    for n in range(700):
+        server, port = [198, 19, n // 256, n % 256], 30000 + n
+        c.frame(ipv4(CLIENT, server, 6, tcp(port, 443, 1000, 0, 0x02)))
+        c.frame(ipv4(server, CLIENT, 6, tcp(443, port, 5000, 1001, 0x12)))
+        seq = 1001
+        for i in range(0, len(records), 1448):
+            segment = records[i:i + 1448]
+            c.frame(ipv4(CLIENT, server, 6, tcp(port, 443, seq, 5001, 0x18, segment)))
+            seq += len(segment)
+            c.frame(ipv4(server, CLIENT, 6, tcp(443, port, 5001, seq, 0x10)))
+    for i in range(220000):
+        labels = [("n%07d" % i) + "x" * 55, "y" * 63, "z" * 63, "example", "com"]
+        name = b"".join(bytes([len(l)]) + l.encode() for l in labels) + b"\x00"
+        answer = (struct.pack("!HHHHHH", i & 0xFFFF, 0x8180, 1, 1, 0, 0) + name + b"\x00\x01\x00\x01"
+                  + b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x01\x2c\x00\x04" + bytes([100, (i >> 16) & 255, (i >> 8) & 255, i & 255]))
+        c.frame(ipv4([10, 0, 0, 1], CLIENT, 17, udp(53, 40000 + i % 20000, answer)))
+    for i in range(1200000):
+        source = [10, 1 + (i >> 16) % 200, (i >> 8) & 255, i & 255]
+        c.frame(ipv4(source, [198, 20, 0, 1], 6, tcp(1024 + i % 60000, 443, 7, 0, 0x02)))
+
+
+def emails(c):
+    server = [198, 51, 100, 9]
+    for n in range(40000):
+        source, port = [10, 2, n >> 8, n & 255], 10000 + n % 50000
+        payload = b" ".join(b"user%07d.%02d@mail-example.com" % (n, k) for k in range(30)) + b"\n"
+        c.frame(ipv4(source, server, 6, tcp(port, 9000, 100, 0, 0x02)))
+        c.frame(ipv4(server, source, 6, tcp(9000, port, 900, 101, 0x12)))
+        c.frame(ipv4(source, server, 6, tcp(port, 9000, 101, 901, 0x18, payload)))
+        c.frame(ipv4(source, server, 6, tcp(port, 9000, 101 + len(payload), 901, 0x11)))
+        c.frame(ipv4(server, source, 6, tcp(9000, port, 901, 102 + len(payload), 0x11)))
+
+
+def queries(c):
+    labels = b"".join(bytes([63]) + b"q" * 63 for _ in range(3))
+    for n in range(8000):
+        for q in range(256):
+            name = bytes([10]) + b"%010d" % (n * 256 + q) + labels + b"\x07example\x03com\x00"
+            message = struct.pack("!HHHHHH", q, 0x0100, 1, 0, 0, 0) + name + b"\x00\x01\x00\x01"
+            c.frame(ipv4(CLIENT, [10, 0, 0, 1], 17, udp(30000 + n, 53, message)))
+
+
+def pipelined(c):
+    head = b"GET /x HTTP/1.1\r\nHost: a.example\r\nX-Pad: " + b"p" * 16000 + b"\r\n\r\n"
+    stream = head * 64
+    for n in range(300):
+        server, port = [198, 18, 1, n % 250 + 1], 20000 + n
+        c.frame(ipv4(CLIENT, server, 6, tcp(port, 80, 1000, 0, 0x02)))
+        c.frame(ipv4(server, CLIENT, 6, tcp(80, port, 5000, 1001, 0x12)))
+        seq = 1001
+        for i in range(0, len(stream), 1448):
+            segment = stream[i:i + 1448]
+            c.frame(ipv4(CLIENT, server, 6, tcp(port, 80, seq, 5001, 0x18, segment)))
+            seq += len(segment)
+            if (i // 1448) % 8 == 0:
+                c.frame(ipv4(server, CLIENT, 6, tcp(80, port, 5001, seq, 0x10)))
+
+
+def datagrams(c):
+    for i in range(1000000):
+        source = [10, 1 + (i >> 16) % 200, (i >> 8) & 255, i & 255]
+        c.frame(ipv4(source, [198, 20, 0, 1], 17, udp(1024 + i % 60000, 9999, b"id u%07d@mail-example.com ok" % i)))
+
+
+CAPTURES = [("filled.pcap", filled), ("emails.pcap", emails), ("queries.pcap", queries),
+            ("pipelined.pcap", pipelined), ("datagrams.pcap", datagrams)]
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: crafted.py DIRECTORY")
+    os.makedirs(sys.argv[1], exist_ok=True)
+    for name, write in CAPTURES:
+        path = os.path.join(sys.argv[1], name)
+        if os.path.exists(path):
+            continue
+        capture = Capture(path + ".partial")
+        write(capture)
+        capture.close()
+        os.rename(path + ".partial", path)
+        print(f"{path}: {os.path.getsize(path) // 1000000} MB", flush=True)

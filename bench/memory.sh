@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Benchmark (not a test): peak memory of `phonehome analyze` on captures built to fill its
+# tables, stores and queues at once (bench/crafted.py, 1.45 GB, written once). Each
+# capture alone, then all five in one run (in the order emails, filled, queries,
+# pipelined, datagrams: the run's stores are full when the later ones come), with 1 job,
+# 2 jobs and 2 workers. Prints the manifest's peak (VmHWM); 300 MB is the documented cap.
+# Usage: bench/memory.sh [DIRECTORY]   (default: $PHONEHOME_CRAFTED or /tmp/phonehome-crafted)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dir=${1:-${PHONEHOME_CRAFTED:-/tmp/phonehome-crafted}}
+python3 bench/crafted.py "$dir"
+swift build -c release --product phonehome >/dev/null
+bin=$PWD/.build/release/phonehome
+out=$(mktemp -d); trap 'rm -rf "$out"' EXIT
+peak() { # options... inputs...: the run's peak in MB and its seconds
+    local start end
+    start=$(date +%s.%N)
+    "$bin" analyze -q --no-input-hash "$@" -o "$out/run" > /dev/null 2>&1 || true
+    end=$(date +%s.%N)
+    local bytes
+    bytes=$(grep -o '"peak_rss_bytes":[0-9]*' "$out/run/manifest.json" | cut -d: -f2)
+    rm -rf "$out/run"
+    awk -v b="$bytes" -v s="$start" -v e="$end" 'BEGIN { printf "%7.0f MB %7.1f s", b / 1e6, e - s }'
+}
+all=("$dir/emails.pcap" "$dir/filled.pcap" "$dir/queries.pcap" "$dir/pipelined.pcap" "$dir/datagrams.pcap")
+printf "%-16s %-20s %-20s %-20s\n" "capture" "-j 1" "-j 2" "--workers 2"
+for f in "${all[@]}"; do
+    printf "%-16s %-20s %-20s %-20s\n" "$(basename "$f")" "$(peak -j 1 "$f")" "$(peak -j 2 "$f")" "$(peak -j 2 --workers 2 "$f")"
+done
+printf "%-16s %-20s %-20s %-20s\n" "all five" "$(peak -j 1 "${all[@]}")" "$(peak -j 2 "${all[@]}")" "$(peak -j 2 --workers 2 "${all[@]}")"
