@@ -32,11 +32,12 @@ public struct AppLimits: Sendable {
     /// requests, fragments and passive DNS. Each has its own limit as well, but their sum
     /// was over 500 MB (a capture built to fill them peaked at 571 MB). Over it, the flows
     /// seen longest ago leave the table (`capacity`, counted as `memory_budget`), with
-    /// what they held, until an eighth of it is free. 96 MiB: the resident size grows by
+    /// what they held, until an eighth of it is free. 80 MiB: the resident size grows by
     /// 1.1 to 1.5 times what is counted here (the allocator's slack), and the run's other
-    /// stores (names, findings' keys, queues) fill too in the worst case; with 128 MiB, a
-    /// run of captures built to fill everything peaked at 290–320 MB with 2 jobs.
-    public var tableBytes = 96 << 20
+    /// stores (names, findings' keys, queues) fill too in the worst case. A run of captures
+    /// built to fill everything (bench/memory.sh) peaked at 283–310 MB with 2 jobs at
+    /// 128 MiB, 254–293 MB at 96, 230–261 MB at 80.
+    public var tableBytes = 80 << 20
     public init() {}
 }
 

@@ -72,7 +72,7 @@ struct Analyze: ParsableCommand {
     @Option(name: [.short, .long], help: "Threads (default: the cores): from 2 (3 for a compressed input, whose decompression has a thread of its own), an input runs as a pipeline of threads; from 2, up to N-1 xz inputs after the current one decompress meanwhile, parked in an unnamed spill file in the output directory (at most a quarter of its free space, 8 GiB). The outputs are the same bytes for any value.")
     var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
 
-    @Option(name: .customLong("table-memory"), help: "MiB the decoding tables may hold together: flows, application sessions, out-of-order TCP bytes, parser buffers, queries and requests waiting for answers, fragments, passive DNS (default 96). Over it the flows seen longest ago leave the table, counted as memory_budget.")
+    @Option(name: .customLong("table-memory"), help: "MiB the decoding tables may hold together: flows, application sessions, out-of-order TCP bytes, parser buffers, queries and requests waiting for answers, fragments, passive DNS (default 80). Over it the flows seen longest ago leave the table, counted as memory_budget.")
     var tableMemory: Int = AppLimits().tableBytes >> 20
 
     @Option(help: "Workers one uncompressed capture file is split across by flow hash (default 1: no split). Each reads the whole file and decodes every packet, and keeps only its own flows; the events are merged back in order, so the outputs are the same bytes as with 1 unless a limit is hit (the flow table, the tables' budget less 16 MiB a worker past the first, and the reassembly, parser and rule-stream budgets are shared out: raise --table-memory by 16 a worker to keep a single run's tables). Pays on 3 cores or more.")
