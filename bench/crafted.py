@@ -50,6 +50,20 @@ def udp(sport, dport, payload):
 CLIENT = [10, 0, 0, 5]
 
 
+def connection(c, server, port, dport, stream, ack_every):
+    """A handshake, then `stream` from the client in 1,448-byte segments, the server
+    acknowledging every `ack_every`-th one; nothing ever answers it."""
+    c.frame(ipv4(CLIENT, server, 6, tcp(port, dport, 1000, 0, 0x02)))
+    c.frame(ipv4(server, CLIENT, 6, tcp(dport, port, 5000, 1001, 0x12)))
+    seq = 1001
+    for k, i in enumerate(range(0, len(stream), 1448)):
+        segment = stream[i:i + 1448]
+        c.frame(ipv4(CLIENT, server, 6, tcp(port, dport, seq, 5001, 0x18, segment)))
+        seq += len(segment)
+        if k % ack_every == 0:
+            c.frame(ipv4(server, CLIENT, 6, tcp(dport, port, 5001, seq, 0x10)))
+
+
 def filled(c):
     held = b"A" * 1448
     for n in range(2200):
@@ -62,15 +76,7 @@ def filled(c):
     records = b"".join(b"\x16\x03\x01" + len(hello[i:i + 16384]).to_bytes(2, "big") + hello[i:i + 16384]
                        for i in range(0, 110000, 16384))
     for n in range(700):
-        server, port = [198, 19, n // 256, n % 256], 30000 + n
-        c.frame(ipv4(CLIENT, server, 6, tcp(port, 443, 1000, 0, 0x02)))
-        c.frame(ipv4(server, CLIENT, 6, tcp(443, port, 5000, 1001, 0x12)))
-        seq = 1001
-        for i in range(0, len(records), 1448):
-            segment = records[i:i + 1448]
-            c.frame(ipv4(CLIENT, server, 6, tcp(port, 443, seq, 5001, 0x18, segment)))
-            seq += len(segment)
-            c.frame(ipv4(server, CLIENT, 6, tcp(443, port, 5001, seq, 0x10)))
+        connection(c, [198, 19, n // 256, n % 256], 30000 + n, 443, records, 1)
     for i in range(220000):
         labels = [("n%07d" % i) + "x" * 55, "y" * 63, "z" * 63, "example", "com"]
         name = b"".join(bytes([len(l)]) + l.encode() for l in labels) + b"\x00"
@@ -107,16 +113,7 @@ def pipelined(c):
     head = b"GET /x HTTP/1.1\r\nHost: a.example\r\nX-Pad: " + b"p" * 16000 + b"\r\n\r\n"
     stream = head * 64
     for n in range(300):
-        server, port = [198, 18, 1, n % 250 + 1], 20000 + n
-        c.frame(ipv4(CLIENT, server, 6, tcp(port, 80, 1000, 0, 0x02)))
-        c.frame(ipv4(server, CLIENT, 6, tcp(80, port, 5000, 1001, 0x12)))
-        seq = 1001
-        for i in range(0, len(stream), 1448):
-            segment = stream[i:i + 1448]
-            c.frame(ipv4(CLIENT, server, 6, tcp(port, 80, seq, 5001, 0x18, segment)))
-            seq += len(segment)
-            if (i // 1448) % 8 == 0:
-                c.frame(ipv4(server, CLIENT, 6, tcp(80, port, 5001, seq, 0x10)))
+        connection(c, [198, 18, 1, n % 250 + 1], 20000 + n, 80, stream, 8)
 
 
 def datagrams(c):
