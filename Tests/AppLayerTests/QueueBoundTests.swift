@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import Analysis
 
 /// The queues between a run's threads are bounded by bytes as well as by count: events
@@ -68,5 +69,31 @@ import Testing
         #expect(taken == produced)
         #expect(peak <= 3 << 20)
         #expect(peak >= 2 << 20)
+    }
+
+    /// The size estimate the bounds rely on: requests with 16 KB heads weigh at least
+    /// their heads in a batch, so some 65 of them fill the 1 MiB at which a batch leaves.
+    @Test func largeHeadsWeighWhatTheyHold() throws {
+        let collector = MemoryBoundTests.Collector()
+        let request = Array("GET /x HTTP/1.1\r\nHost: a.example\r\nX-Pad: \(String(repeating: "p", count: 16_000))\r\n\r\n".utf8)
+        var frames: [[UInt8]] = []
+        var seq: UInt32 = 1001
+        for _ in 0 ..< 70 {
+            frames.append(MemoryBoundTests.segment("10.0.0.5", "198.51.100.7", 40_000, 80, toServer: true, seq: seq, ack: 1,
+                                                   flags: 0x10, payload: request))
+            seq += UInt32(request.count)
+        }
+        let analyzer = try Analyzer(options: AnalysisOptions(), events: collector) { _, _, _ in }
+        _ = analyzer.analyze(name: "heads", bytes: PacketBuilder.pcap(frames: frames))
+        #expect(collector.http.count == 70)
+        let batch = EventBatch()
+        for t in collector.http {
+            #expect(t.heldBytes >= request.count)
+            batch.append(t)
+        }
+        #expect(batch.heldBytes >= 70 * request.count)
+        #expect(batch.heldBytes >= SinkPipeline.batchBytes)
+        batch.reset()
+        #expect(batch.heldBytes == 0)
     }
 }
