@@ -274,6 +274,12 @@ public enum DNSName {
     /// Appends the presentation text (always ASCII) of `name` to `out`.
     public static func appendText(_ name: [UInt8], to out: inout [UInt8]) {
         if name.isEmpty { out.append(UInt8(ascii: ".")); return }    // the root
+        // Nearly every name is plain text: one copy, not a byte at a time (it was 12% of
+        // a run logging two million queries).
+        if name.allSatisfy(isPlain) {
+            out.append(contentsOf: name)
+            return
+        }
         var i = 0
         while i < name.count {
             let b = name[i]

@@ -167,10 +167,18 @@ public final class CalloutLog {
     /// Suffixes of names that never leave the site.
     static let localSuffixes = ["local", "localhost", "localdomain", "lan", "home", "home.arpa", "internal", "intranet", "arpa"]
 
-    static func isLocalName(_ name: String) -> Bool {
-        let n = name.lowercased()
-        guard n.contains(".") else { return true }
-        return localSuffixes.contains { n == $0 || n.hasSuffix("." + $0) }
+    static func isLocalName(_ name: String) -> Bool { isLocal(lowercased: name.lowercased()) }
+
+    /// `isLocalName` of a name already lowercased, compared as bytes: Foundation's
+    /// `contains` and a concatenation per suffix were 8% of a run of two million lookups.
+    static func isLocal(lowercased n: String) -> Bool {
+        let bytes = n.utf8
+        guard bytes.contains(UInt8(ascii: ".")) else { return true }
+        return localSuffixes.contains { suffix in
+            let s = suffix.utf8
+            guard bytes.count >= s.count, bytes.suffix(s.count).elementsEqual(s) else { return false }
+            return bytes.count == s.count || bytes.dropLast(s.count).last == UInt8(ascii: ".")
+        }
     }
 
     /// Notes a DNS question sent to a local resolver: if no callout goes to that name by
@@ -181,7 +189,7 @@ public final class CalloutLog {
         guard local.contains(flow.responderAddress) else { return }  // an outside resolver's flow is itself a callout
         let name = DNSName.text(q.name)
         let key = name.lowercased()
-        guard !Self.isLocalName(name), !key.isEmpty else { return }
+        guard !Self.isLocal(lowercased: key), !key.isEmpty else { return }
         var resolved: [IPAddress] = []
         for a in t.response?.answers ?? [] { if case .address(let ip) = a.data { resolved.append(ip) } }
         if var seen = lookups[key] {
