@@ -20,8 +20,7 @@ final class Handoff<Batch>: @unchecked Sendable {
     private var stopping = false
     private var thread: Thread?
 
-    init(name: String, maxQueued: Int, maxBytes: Int = .max, cost: @escaping (Batch) -> Int = { _ in 0 },
-         consume: @escaping (inout Batch) -> Void) {
+    init(name: String, maxQueued: Int, maxBytes: Int, cost: @escaping (Batch) -> Int, consume: @escaping (inout Batch) -> Void) {
         self.consume = consume
         self.maxQueued = maxQueued
         self.maxBytes = maxBytes
