@@ -425,6 +425,9 @@ struct PacketRun {
         case IPProtocol.icmp, IPProtocol.icmpv6: counts.icmp &+= 1
         default: counts.otherTransport &+= 1
         }
+        // The closure reads these copies, not `self`: reading the run's fields through the
+        // captured `inout self` copied the whole run (736 bytes) for every packet.
+        let app = app, split = split, defragmenter = defragmenter
         return tracker._withUnsafeGuaranteedRef { tracker in
             let index: Int
             if let split {
@@ -436,11 +439,11 @@ struct PacketRun {
                     tracker.table.advance(to: record.timestamp)
                     return -1
                 }
-                makeRoom(tracker)
+                Self.makeRoom(tracker, app: app, defragmenter: defragmenter)
                 index = tracker.track(p, keyed, timestamp: record.timestamp, frame: record.frame, ipBytes: p.ipTotalLength,
                                       layer: depth)
             } else {
-                makeRoom(tracker)
+                Self.makeRoom(tracker, app: app, defragmenter: defragmenter)
                 index = tracker.track(p, timestamp: record.timestamp, frame: record.frame, ipBytes: p.ipTotalLength, layer: depth)
             }
             app?._withUnsafeGuaranteedRef { app in
@@ -455,7 +458,7 @@ struct PacketRun {
     /// `AppLimits.tableBytes`, the flows seen longest ago leave until an eighth of it is
     /// free. Before the packet is tracked: never while a flow of it is in hand.
     @inline(__always)
-    func makeRoom(_ tracker: FlowTracker) {
+    static func makeRoom(_ tracker: FlowTracker, app: Unmanaged<AppLayer>?, defragmenter: Defragmenter) {
         guard let app else { return }
         app._withUnsafeGuaranteedRef { app in
             if app.sessionsFull {
