@@ -62,10 +62,12 @@ public final class AppLogs: AppEventSink {
 
     /// Names asked per flow (community id), for the callouts; bounded by flows, names
     /// per flow and bytes (262,144 open flows of 16 long names each would hold 1 GB).
-    var questionsByFlow: [CommunityIDText: [String]] = [:]
+    /// Kept as the names' bytes, made text once when the flow ends: a resolver's flow
+    /// asks the same few names thousands of times.
+    var questionsByFlow: [CommunityIDText: [[UInt8]]] = [:]
     public static let maxFlowsWithQuestions = 1 << 18
     public static let maxQuestionBytes = 16 << 20
-    static func cost(_ name: String) -> Int { name.utf8.count + 32 }
+    static func cost(_ name: [UInt8]) -> Int { name.count + 32 }
     private var questionBytes = 0
     /// Question names not kept for their flow's callout (a bound was reached).
     public private(set) var questionsDropped = 0
@@ -75,7 +77,7 @@ public final class AppLogs: AppEventSink {
     public func takeQuestions(forFlow communityID: CommunityIDText) -> [String] {
         guard let names = questionsByFlow.removeValue(forKey: communityID) else { return [] }
         for name in names { questionBytes -= Self.cost(name) }
-        return names
+        return names.map(DNSName.text)
     }
 
     /// Told of every DNS question, for lookups that are callouts themselves.
@@ -85,18 +87,16 @@ public final class AppLogs: AppEventSink {
         guard let m = t.message else { return }
         callouts?.noteLookup(t)
         if let q = m.questions.first {
-            if questionBytes + q.name.count + 32 > Self.maxQuestionBytes {
+            if questionBytes + Self.cost(q.name) > Self.maxQuestionBytes {
                 questionsDropped += 1
             } else if let i = questionsByFlow.index(forKey: t.origin.communityID) {
-                let name = DNSName.text(q.name)
-                if questionsByFlow.values[i].count < 16, !questionsByFlow.values[i].contains(name) {
-                    questionsByFlow.values[i].append(name)
-                    questionBytes += Self.cost(name)
+                if questionsByFlow.values[i].count < 16, !questionsByFlow.values[i].contains(q.name) {
+                    questionsByFlow.values[i].append(q.name)
+                    questionBytes += Self.cost(q.name)
                 }
             } else if questionsByFlow.count < Self.maxFlowsWithQuestions {
-                let name = DNSName.text(q.name)
-                questionsByFlow[t.origin.communityID] = [name]
-                questionBytes += Self.cost(name)
+                questionsByFlow[t.origin.communityID] = [q.name]
+                questionBytes += Self.cost(q.name)
             } else {
                 questionsDropped += 1
             }
