@@ -32,7 +32,13 @@ public final class CalloutLog {
     private lazy var packageAttributor = PackageAttributor(packages: packages, system: systemExecutables, model: attributor?.model)
     public private(set) var lines = 0
     public private(set) var withData = 0
-    public private(set) var byKind: [String: Int] = [:]
+    /// Lines by kind (`phonehome.callout_kind`), the kinds that occurred.
+    public var byKind: [String: Int] {
+        var counts: [String: Int] = [:]
+        for (kind, n) in zip(Kind.allCases, linesByKind) where n > 0 { counts[kind.rawValue] = n }
+        return counts
+    }
+    private var linesByKind = [Int](repeating: 0, count: Kind.allCases.count)
     /// Fed with each callout for report.md/report.html, when they are wanted.
     public var report: ReportCollector?
     /// Rules found in a process's own buffers to a destination (strace), when host logs were read.
@@ -94,7 +100,7 @@ public final class CalloutLog {
     }
 
     /// One callout line's content.
-    enum Kind: String {
+    enum Kind: String, CaseIterable {
         case flow
         case dnsLookup = "dns_lookup"
         case connectAttempt = "connect_attempt"
@@ -146,7 +152,8 @@ public final class CalloutLog {
             c.domain = asked
             c.domainSource = "process_dns"
         }
-        for name in (c.domain.map { [$0] } ?? []) + questions { noteCalled(name) }
+        if let d = c.domain { noteCalled(d) }
+        for name in questions { noteCalled(name) }
         if attribution == nil { c.missing.append("process: no host log shows this flow") }
         if c.domain == nil && questions.isEmpty { c.missing.append("name: no SNI, Host or DNS answer for the address") }
         emit(c)
@@ -271,13 +278,24 @@ public final class CalloutLog {
     // MARK: Writing
 
     private func emit(_ c: Callout) {
-        let names = c.domain.map { [$0] } ?? c.questions
-        let matches = names.lazy.map { self.knowledgeMatches($0) }.first { !$0.isEmpty } ?? []
+        // The knowledge base's entries for the destination's name, or else for the first
+        // name asked on the flow that it knows.
+        var matches: [(entry: EndpointEntry, fit: EndpointKnowledge.Fit)] = []
+        if let d = c.domain {
+            matches = knowledgeMatches(d)
+        } else {
+            for q in c.questions {
+                matches = knowledgeMatches(q)
+                if !matches.isEmpty { break }
+            }
+        }
         // The knowledge base's candidates, those the SBOM contains first.
-        let inSBOM = matches.filter { m in m.entry.component.map { !packages.packages(named: $0).isEmpty } ?? false }
+        let inSBOM = matches.isEmpty || packages.packages.isEmpty ? []
+            : matches.filter { m in m.entry.component.map { !packages.packages(named: $0).isEmpty } ?? false }
         let best = inSBOM.first ?? matches.first
         let entry = best?.entry
-        let package = packageAttributor.cause(attribution: c.attribution, knowledge: inSBOM + matches.filter { m in !inSBOM.contains { $0.entry == m.entry } })
+        let candidates = inSBOM.isEmpty ? matches : inSBOM + matches.filter { m in !inSBOM.contains { $0.entry == m.entry } }
+        let package = packageAttributor.cause(attribution: c.attribution, knowledge: candidates)
         var missing = c.missing
         if package == nil {
             missing.append(c.attribution == nil && !packages.packages.isEmpty ? "package: no process to tie to a package, and the knowledge base does not know the destination"
@@ -297,17 +315,19 @@ public final class CalloutLog {
         }
         let rules = inBuffers.isEmpty && c.findings.count < 2 ? c.findings : Array(Set(c.findings + inBuffers)).sorted()
         lines += 1
-        byKind[c.kind.rawValue, default: 0] += 1
+        linesByKind[Kind.allCases.firstIndex(of: c.kind) ?? 0] += 1
         if !rules.isEmpty { withData += 1 }
         if let report {
-            let destination = (c.domain ?? c.destination.map { "\($0.0)" } ?? "?") + ":\(c.port)"
+            var destination = c.domain ?? c.destination?.0.description ?? "?"
+            destination += ":"
+            destination += String(c.port)
             report.report.add(EvidenceReport.CalloutFacts(
                 kind: c.kind.rawValue, destination: destination, transport: c.transport, process: c.attribution?.name ?? "",
                 pid: c.attribution?.pid, executable: c.attribution.flatMap { $0.resolvedExecutable ?? $0.executable } ?? "",
                 package: package?.package.name ?? "", packageVersion: package?.package.version ?? "", packageMethod: package?.method ?? "",
                 packageConfidence: package?.confidence ?? "", packageInSBOM: package?.inSBOM ?? false, purpose: entry?.purpose ?? "",
                 optOut: entry?.optOut ?? "", knowledge: entry.map { "\($0.id) (\($0.source))" } ?? "", declared: declared, time: c.time,
-                frame: c.firstFrame, logLines: [processEvidence, packageEvidence].compactMap { $0 }, rules: rules,
+                frame: c.firstFrame, logLines: processEvidence == nil && packageEvidence == nil ? [] : [processEvidence, packageEvidence].compactMap { $0 }, rules: rules,
                 findings: c.findings.count + inBuffers.count, baseline: baselineStatus, outcome: c.connState ?? c.responseCode ?? c.connectResult,
                 missing: missing))
         }
