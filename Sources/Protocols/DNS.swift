@@ -266,6 +266,8 @@ public enum DNSName {
     /// Presentation text: printable ASCII as is, a dot inside a label as `\.`, anything
     /// else as `\xNN` (what Zeek's logs do); the bytes are never "repaired".
     public static func text(_ name: [UInt8]) -> String {
+        // A plain name is its own text: made straight from its bytes, with no buffer between.
+        if !name.isEmpty && name.allSatisfy(isPlain) { return String(decoding: name, as: UTF8.self) }
         var out: [UInt8] = []
         appendText(name, to: &out)
         return String(decoding: out, as: UTF8.self)
