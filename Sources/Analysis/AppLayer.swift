@@ -142,6 +142,9 @@ final class AppLayer {
     var forward: (any SplitForwarding)?
 
     init(limits: AppLimits, sink: AppEventSink?, passiveDNS: PassiveDNS, scans: ScanRequests? = nil) {
+        var limits = limits
+        // A body's window is for the rules, and only where it differs from the stream.
+        limits.http.keptBodies = scans == nil ? .none : .differingFromStream
         self.limits = limits
         self.sink = sink
         self.passiveDNS = passiveDNS
@@ -548,6 +551,9 @@ final class AppLayer {
                           fromOriginator: fromOriginator, firstFrame: s.bodyFirstFrame[fromOriginator ? 0 : 1],
                           lastFrame: frame, timestamp: timestamp)
             }
+            // Scanned: what goes on to the logs is the body's account, not its bytes.
+            var body = body
+            body.window = []
             if fromOriginator {
                 if !s.httpOpen.isEmpty { s.httpOpen[s.httpOpen.count - 1].requestBody = body }
             } else if var t = s.httpCurrentResponse.take() {   // moved out: no copy of its arrays

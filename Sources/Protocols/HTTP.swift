@@ -9,6 +9,12 @@ public struct HTTPLimits: Sendable {
     public var maxHeadBytes = 64 << 10
     /// Decoded body bytes kept per message for inspection by the rules.
     public var bodyWindow = 64 << 10
+    /// Which bodies fill their window. A body sent as it is (neither chunked nor with a
+    /// content coding) is the stream's own bytes, which the rules scan already, and a run
+    /// without rules scans none: copying them served nothing (sizes and truncation are
+    /// counted either way).
+    public var keptBodies = KeptBodies.all
+    public enum KeptBodies: Sendable { case all, differingFromStream, none }
     /// Requests awaiting their response (pipelining depth).
     public var maxPending = 64
     public init() {}
@@ -54,6 +60,8 @@ public struct HTTPBody: Sendable {
     public var window: [UInt8] = []
     public var decodedBytes = 0
     public var windowTruncated = false
+    /// Window bytes counted but not copied (a body whose window is not kept).
+    var uncopiedWindowBytes = 0
     public var contentEncoding: [UInt8]?
     public var issue: String?
     /// The body was cut by a gap in the stream or by the end of the connection.
@@ -96,6 +104,8 @@ public struct HTTPParser {
     var body = HTTPBody()
     var inflater: Inflater?
     var messageHasBody = false
+    /// Whether the current body fills its window (see `HTTPLimits.keptBodies`).
+    var keepsWindow = true
     /// For the response side: kinds of requests waiting for their responses.
     public var pendingRequests: [RequestKind] = []
 
@@ -319,6 +329,7 @@ public struct HTTPParser {
             if asciiCaseInsensitiveEquals(e, "gzip") || asciiCaseInsensitiveEquals(e, "x-gzip") { inflater = Inflater(.gzip) }
             else if asciiCaseInsensitiveEquals(e, "deflate") { inflater = Inflater(.deflate) }
         }
+        keepsWindow = limits.keptBodies == .all || (limits.keptBodies == .differingFromStream && body.contentEncoding != nil)
         // Body framing (RFC 9112 §6.3).
         var kind = RequestKind.normal
         if !isRequest {
@@ -340,6 +351,7 @@ public struct HTTPParser {
         if let te = head.header("transfer-encoding"), let last = te.split(separator: 0x2C).last,
            asciiCaseInsensitiveEquals(trimmed(last), "chunked") {
             state = .chunkSize
+            if limits.keptBodies == .differingFromStream { keepsWindow = true }
             return
         }
         if let cl = head.header("content-length") {
@@ -368,8 +380,11 @@ public struct HTTPParser {
             if let f = inflater.failed, body.issue == nil { body.issue = f }
         } else {
             body.decodedBytes += bytes.count
-            let room = limits.bodyWindow - body.window.count
-            if room > 0 { body.window.append(contentsOf: bytes[0 ..< min(room, bytes.count)]) }
+            let room = limits.bodyWindow - body.window.count - body.uncopiedWindowBytes
+            if room > 0 {
+                let n = min(room, bytes.count)
+                if keepsWindow { body.window.append(contentsOf: bytes[0 ..< n]) } else { body.uncopiedWindowBytes += n }
+            }
             if bytes.count > room { body.windowTruncated = true }
         }
     }

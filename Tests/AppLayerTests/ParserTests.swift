@@ -59,6 +59,43 @@ func dnsResponseFixture() -> [UInt8] {
         #expect(DNSName.text(decoded.questions[0].name) != DNSName.text(Array("a.b.c.com".utf8)))
     }
 
+    /// Bodies fill their window by `keptBodies`; sizes and the window's cut are the same
+    /// whether the bytes were copied or not.
+    @Test func bodiesAreKeptOnlyWhereTheRulesNeedThem() throws {
+        let large = [UInt8](repeating: UInt8(ascii: "x"), count: HTTPLimits().bodyWindow + 100)
+        let gz = try gzip(Array("canary-0042".utf8))
+        let plain = Array("HTTP/1.1 200 OK\r\nContent-Length: \(large.count)\r\n\r\n".utf8) + large
+        let chunked = Array("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n".utf8)
+        let coded = Array("HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: \(gz.count)\r\n\r\n".utf8) + gz
+        func body(_ message: [UInt8], _ kept: HTTPLimits.KeptBodies) -> HTTPBody? {
+            var limits = HTTPLimits()
+            limits.keptBodies = kept
+            var p = HTTPParser(isRequest: false, limits: limits)
+            var events: [HTTPEvent] = []
+            // In two pieces: the window's room is counted across feeds.
+            message.withUnsafeBytes { all in
+                p.feed(UnsafeRawBufferPointer(rebasing: all[..<(message.count / 2)]), &events)
+                p.feed(UnsafeRawBufferPointer(rebasing: all[(message.count / 2)...]), &events)
+            }
+            guard case .body(let b) = events.last else { return nil }
+            return b
+        }
+        let all = try #require(body(plain, .all)), differing = try #require(body(plain, .differingFromStream))
+        let none = try #require(body(plain, .none))
+        #expect(all.window.count == HTTPLimits().bodyWindow)
+        #expect(differing.window.isEmpty && none.window.isEmpty)
+        for b in [all, differing, none] {
+            #expect(b.windowTruncated)
+            #expect(b.decodedBytes == large.count && b.wireBytes == large.count)
+        }
+        #expect(body(chunked, .differingFromStream)?.window == Array("hello".utf8))
+        #expect(body(chunked, .none)?.window.isEmpty == true)
+        #expect(body(chunked, .none)?.windowTruncated == false)
+        #expect(body(coded, .differingFromStream)?.window == Array("canary-0042".utf8))
+        // A run without rules still inflates a coded body: its decoded size is logged.
+        #expect(body(coded, .none)?.decodedBytes == 11)
+    }
+
     @Test func everyTruncationFailsCleanly() {
         let full = dnsResponseFixture()
         for n in 0 ..< full.count {
