@@ -79,11 +79,9 @@ extension DNSTransaction {
 }
 
 extension HTTPTransaction {
-    /// Heads as parsed and the body windows kept for the rules.
-    var heldBytes: Int {
-        256 + (request?.headBytes ?? 0) + (response?.headBytes ?? 0)
-            + (requestBody?.window.count ?? 0) + (responseBody?.window.count ?? 0)
-    }
+    /// Heads as parsed (the body windows stay behind, scanned, before a body joins its
+    /// transaction).
+    var heldBytes: Int { 256 + (request?.headBytes ?? 0) + (response?.headBytes ?? 0) }
 }
 
 extension TLSHandshake {

@@ -88,27 +88,26 @@ final class SplitBatch: @unchecked Sendable {
 /// full (by count or by bytes; one batch always passes), the merge while it is empty.
 final class BatchQueue: @unchecked Sendable {
     private var queue: [SplitBatch] = []
-    private var queuedBytes = 0
+    private var bound: QueueBound
     private var closed = false
     private let condition = NSCondition()
     static let maxQueued = 16
-    let maxBytes: Int
 
-    init(maxBytes: Int) { self.maxBytes = maxBytes }
+    init(maxBytes: Int) { bound = QueueBound(maxQueued: Self.maxQueued, maxBytes: maxBytes) }
 
     /// Bytes of the batches waiting now.
     var waitingBytes: Int {
         condition.lock()
         defer { condition.unlock() }
-        return queuedBytes
+        return bound.bytes
     }
 
     func push(_ batch: SplitBatch) {
         let bytes = batch.heldBytes
         condition.lock()
-        while !queue.isEmpty && (queue.count >= Self.maxQueued || queuedBytes + bytes > maxBytes) { condition.wait() }
+        while bound.isFull(queued: queue.count, adding: bytes) { condition.wait() }
         batch.queuedBytes = bytes
-        queuedBytes += bytes
+        bound.bytes += bytes
         queue.append(batch)
         condition.broadcast()
         condition.unlock()
@@ -129,7 +128,7 @@ final class BatchQueue: @unchecked Sendable {
         guard !queue.isEmpty else { return nil }
         condition.broadcast()
         let batch = queue.removeFirst()
-        queuedBytes -= batch.queuedBytes
+        bound.bytes -= batch.queuedBytes
         return batch
     }
 }

@@ -10,11 +10,9 @@ import Foundation
 final class Handoff<Batch>: @unchecked Sendable {
     private let consume: (inout Batch) -> Void
     private var spares: [Batch] = []
-    private let maxQueued: Int
-    private let maxBytes: Int
+    private var bound: QueueBound
     private let cost: (Batch) -> Int
     private var queue: [(batch: Batch, bytes: Int)] = []
-    private var queuedBytes = 0
     private let condition = NSCondition()
     private var busy = false
     private var stopping = false
@@ -22,8 +20,7 @@ final class Handoff<Batch>: @unchecked Sendable {
 
     init(name: String, maxQueued: Int, maxBytes: Int, cost: @escaping (Batch) -> Int, consume: @escaping (inout Batch) -> Void) {
         self.consume = consume
-        self.maxQueued = maxQueued
-        self.maxBytes = maxBytes
+        bound = QueueBound(maxQueued: maxQueued, maxBytes: maxBytes)
         self.cost = cost
         let t = Thread { [self] in run() }
         t.name = name
@@ -35,7 +32,7 @@ final class Handoff<Batch>: @unchecked Sendable {
     var waitingBytes: Int {
         condition.lock()
         defer { condition.unlock() }
-        return queuedBytes
+        return bound.bytes
     }
 
     /// An emptied batch to fill again, if one came back.
@@ -49,9 +46,9 @@ final class Handoff<Batch>: @unchecked Sendable {
     func push(_ batch: Batch) {
         let bytes = cost(batch)
         condition.lock()
-        while !queue.isEmpty && (queue.count >= maxQueued || queuedBytes + bytes > maxBytes) { condition.wait() }
+        while bound.isFull(queued: queue.count, adding: bytes) { condition.wait() }
         queue.append((batch, bytes))
-        queuedBytes += bytes
+        bound.bytes += bytes
         condition.broadcast()
         condition.unlock()
     }
@@ -78,7 +75,7 @@ final class Handoff<Batch>: @unchecked Sendable {
             }
             let entry = queue.removeFirst()
             var next = entry.batch
-            queuedBytes -= entry.bytes
+            bound.bytes -= entry.bytes
             busy = true
             condition.broadcast()
             condition.unlock()
@@ -89,6 +86,20 @@ final class Handoff<Batch>: @unchecked Sendable {
             condition.broadcast()
             condition.unlock()
         }
+    }
+}
+
+/// The bound of a queue between threads: at most `maxQueued` batches and `maxBytes` of
+/// their bytes wait, and one batch always passes (a batch larger than the bound waits
+/// for an empty queue, never forever).
+struct QueueBound {
+    let maxQueued: Int
+    let maxBytes: Int
+    /// Bytes of the batches waiting now.
+    var bytes = 0
+
+    func isFull(queued: Int, adding: Int) -> Bool {
+        queued > 0 && (queued >= maxQueued || bytes + adding > maxBytes)
     }
 }
 

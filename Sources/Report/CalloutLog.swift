@@ -33,12 +33,8 @@ public final class CalloutLog {
     public private(set) var lines = 0
     public private(set) var withData = 0
     /// Lines by kind (`phonehome.callout_kind`), the kinds that occurred.
-    public var byKind: [String: Int] {
-        var counts: [String: Int] = [:]
-        for (kind, n) in zip(Kind.allCases, linesByKind) where n > 0 { counts[kind.rawValue] = n }
-        return counts
-    }
-    private var linesByKind = [Int](repeating: 0, count: Kind.allCases.count)
+    public var byKind: [String: Int] { Dictionary(uniqueKeysWithValues: linesByKind.map { ($0.key.rawValue, $0.value) }) }
+    private var linesByKind: [Kind: Int] = [:]
     /// Fed with each callout for report.md/report.html, when they are wanted.
     public var report: ReportCollector?
     /// Rules found in a process's own buffers to a destination (strace), when host logs were read.
@@ -100,7 +96,7 @@ public final class CalloutLog {
     }
 
     /// One callout line's content.
-    enum Kind: String, CaseIterable {
+    enum Kind: String {
         case flow
         case dnsLookup = "dns_lookup"
         case connectAttempt = "connect_attempt"
@@ -315,7 +311,7 @@ public final class CalloutLog {
         }
         let rules = inBuffers.isEmpty && c.findings.count < 2 ? c.findings : Array(Set(c.findings + inBuffers)).sorted()
         lines += 1
-        linesByKind[Kind.allCases.firstIndex(of: c.kind) ?? 0] += 1
+        linesByKind[c.kind, default: 0] += 1
         if !rules.isEmpty { withData += 1 }
         if let report {
             var destination = c.domain ?? c.destination?.0.description ?? "?"
