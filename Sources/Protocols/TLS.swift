@@ -29,7 +29,8 @@ public struct ClientHello: Sendable, Equatable {
     /// JA3 text: version,ciphers,extensions,groups,point formats (GREASE removed).
     public var ja3String: String { String(decoding: ja3Bytes, as: UTF8.self) }
 
-    var ja3Bytes: [UInt8] {
+    /// JA3 text as ASCII bytes (a log line writes it and hashes it: made once).
+    public var ja3Bytes: [UInt8] {
         var t = FingerprintText()
         t.decimal(legacyVersion); t.byte(",")
         t.decimals(cipherSuites.lazy.filter { !isGREASE($0) }, separator: "-"); t.byte(",")
@@ -39,11 +40,13 @@ public struct ClientHello: Sendable, Equatable {
         return t.bytes
     }
 
-    public var ja3: String { hexDigest(Insecure.MD5.hash(data: ja3Bytes)) }
+    public var ja3: String { String(decoding: md5Hex(ja3Bytes), as: UTF8.self) }
+
+    public func ja4(quic: Bool) -> String { String(decoding: ja4Bytes(quic: quic), as: UTF8.self) }
 
     /// JA4 (FoxIO): transport, version, SNI kind, counts, ALPN ends, then truncated
     /// SHA-256 of the sorted ciphers and of the sorted extensions + signature algorithms.
-    public func ja4(quic: Bool) -> String {
+    public func ja4Bytes(quic: Bool) -> [UInt8] {
         let ciphers = cipherSuites.filter { !isGREASE($0) }
         let exts = extensions.filter { !isGREASE($0) }
         var a = FingerprintText()
@@ -79,7 +82,7 @@ public struct ClientHello: Sendable, Equatable {
             a.text("000000000000")
         } else {
             var b = FingerprintText()
-            b.hex4s(ciphers.sorted(), separator: ",")
+            b.hex4s(sortedSmall(ciphers), separator: ",")
             a.truncatedSHA256(of: b.bytes)
         }
         a.byte("_")
@@ -87,7 +90,7 @@ public struct ClientHello: Sendable, Equatable {
             a.text("000000000000")
         } else {
             var c = FingerprintText()
-            c.hex4s(exts.filter { $0 != 0x0000 && $0 != 0x0010 }.sorted(), separator: ",")
+            c.hex4s(sortedSmall(exts.filter { $0 != 0x0000 && $0 != 0x0010 }), separator: ",")
             let sigs = signatureAlgorithms.filter { !isGREASE($0) }
             if !sigs.isEmpty {
                 c.byte("_")
@@ -95,7 +98,7 @@ public struct ClientHello: Sendable, Equatable {
             }
             a.truncatedSHA256(of: c.bytes)
         }
-        return String(decoding: a.bytes, as: UTF8.self)
+        return a.bytes
     }
 
     /// Decodes a ClientHello handshake body (after the 4-byte handshake header).
@@ -157,7 +160,7 @@ public struct ServerHello: Sendable, Equatable {
     /// JA3S text: version,cipher,extensions.
     public var ja3sString: String { String(decoding: ja3sBytes, as: UTF8.self) }
 
-    var ja3sBytes: [UInt8] {
+    public var ja3sBytes: [UInt8] {
         var t = FingerprintText()
         t.decimal(legacyVersion); t.byte(",")
         t.decimal(cipherSuite); t.byte(",")
@@ -165,7 +168,7 @@ public struct ServerHello: Sendable, Equatable {
         return t.bytes
     }
 
-    public var ja3s: String { hexDigest(Insecure.MD5.hash(data: ja3sBytes)) }
+    public var ja3s: String { String(decoding: md5Hex(ja3sBytes), as: UTF8.self) }
 
     public static func decode(_ body: UnsafeRawBufferPointer) -> ServerHello? {
         var c = ByteCursor(body)
@@ -283,16 +286,42 @@ public func tlsVersionName(_ v: UInt16) -> String {
     (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A)
 }
 
+/// `values` in ascending order. A hello's lists are short (tens of codes): sorted in
+/// place by insertion, without the general sort's merge buffer; long ones (a hostile
+/// hello may list 32,767) take the general sort.
+func sortedSmall(_ values: [UInt16]) -> [UInt16] {
+    guard values.count <= 64 else { return values.sorted() }
+    var a = values
+    a.withUnsafeMutableBufferPointer { p in
+        for i in 1 ..< max(1, p.count) {
+            let v = p[i]
+            var j = i
+            while j > 0 && p[j - 1] > v {
+                p[j] = p[j - 1]
+                j -= 1
+            }
+            p[j] = v
+        }
+    }
+    return a
+}
+
 func hex4(_ v: UInt16) -> String {
     var t = FingerprintText()
     t.hex4(v)
     return String(decoding: t.bytes, as: UTF8.self)
 }
 
-func hexDigest<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 {
-    var out: [UInt8] = []
-    for b in digest { out.append(asciiHexDigit(b >> 4)); out.append(asciiHexDigit(b & 0xF)) }
-    return String(decoding: out, as: UTF8.self)
+/// The MD5 of a JA3 or JA3S text in lowercase hex, as ASCII bytes.
+public func md5Hex(_ text: [UInt8]) -> [UInt8] {
+    let digest = Insecure.MD5.hash(data: text)
+    return [UInt8](unsafeUninitializedCapacity: 32) { out, count in
+        for (i, b) in digest.enumerated() {
+            out[2 * i] = asciiHexDigit(b >> 4)
+            out[2 * i + 1] = asciiHexDigit(b & 0xF)
+        }
+        count = 32
+    }
 }
 
 /// Fingerprint text (JA3/JA4 inputs and results) built as ASCII bytes: thousands of
@@ -354,6 +383,12 @@ struct FingerprintText {
 
 /// IANA name of a cipher suite (the common ones), else its code in hex.
 public func cipherSuiteName(_ v: UInt16) -> String {
+    if let name = knownCipherSuiteName(v) { return name.description }
+    return "0x" + hex4(v)
+}
+
+/// IANA name of a common cipher suite, as a literal (written to logs without a String).
+public func knownCipherSuiteName(_ v: UInt16) -> StaticString? {
     switch v {
     case 0x1301: return "TLS_AES_128_GCM_SHA256"
     case 0x1302: return "TLS_AES_256_GCM_SHA384"
@@ -389,6 +424,6 @@ public func cipherSuiteName(_ v: UInt16) -> String {
     case 0x0005: return "TLS_RSA_WITH_RC4_128_SHA"
     case 0x00FF: return "TLS_EMPTY_RENEGOTIATION_INFO_SCSV"
     case 0x5600: return "TLS_FALLBACK_SCSV"
-    default: return "0x" + hex4(v)
+    default: return nil
     }
 }

@@ -263,26 +263,28 @@ public final class AppLogs: AppEventSink {
     public func tls(_ t: TLSHandshake) {
         begin(t.origin, dataset: "phonehome.tls", protocolName: t.quic ? "quic" : "tls", domain: t.client?.serverName)
         writer.beginObject("tls")
+        // The JA3 text is written and hashed: made once (digits, commas and dashes).
+        let ja3Text = t.client?.ja3Bytes ?? []
         if let s = t.server {
             let v = s.version
             writer.field("version", tlsVersionName(v))
             if v == 0x0300 { writer.field("version_protocol", literal: "ssl") } else { writer.field("version_protocol", literal: "tls") }
-            writer.field("cipher", cipherSuiteName(s.cipherSuite))
+            cipherName("cipher", s.cipherSuite)
             if let alpn = s.alpn { writer.bytesField("next_protocol", alpn) }
         }
         if let c = t.client {
             writer.beginObject("client")
             if let sni = c.serverName { writer.nameField("server_name", sni) }
-            writer.plainField("ja3", c.ja3)
-            writer.plainField("ja4", c.ja4(quic: t.quic))
+            writer.plainField("ja3", bytes: md5Hex(ja3Text))
+            writer.plainField("ja4", bytes: c.ja4Bytes(quic: t.quic))
             writer.beginArray("supported_ciphers")
-            for cs in c.cipherSuites where !isGREASE(cs) { writer.string(cipherSuiteName(cs)) }
+            for cs in c.cipherSuites where !isGREASE(cs) { cipherName(nil, cs) }
             writer.endArray()
             writer.endObject()
         }
         if let s = t.server {
             writer.beginObject("server")
-            writer.plainField("ja3s", s.ja3s)
+            writer.plainField("ja3s", bytes: md5Hex(s.ja3sBytes))
             writer.endObject()
         }
         writer.endObject()
@@ -290,7 +292,7 @@ public final class AppLogs: AppEventSink {
         writer.field("frame", t.origin.frame)
         if let f = t.serverFrame { writer.field("server_frame", f) }
         if let c = t.client {
-            writer.field("ja3_string", c.ja3String)
+            writer.plainField("ja3_string", bytes: ja3Text)
             if !c.alpn.isEmpty {
                 writer.beginArray("alpn_offered")
                 for a in c.alpn { writer.bytesString(a) }
@@ -309,5 +311,20 @@ public final class AppLogs: AppEventSink {
         writer.endObject()
         end(tlsFile)
         tlsLines += 1
+    }
+
+    /// A cipher suite's IANA name (a literal for the common ones), as a field or, with
+    /// no key, an array element.
+    private func cipherName(_ key: StaticString?, _ suite: UInt16) {
+        if let name = knownCipherSuiteName(suite) {
+            if let key { writer.field(key, literal: name) } else { writer.literal(name) }
+        } else {
+            // Its code in hex, as cipherSuiteName writes it: 0x and four digits.
+            var text: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0x30, 0x78, 0, 0, 0, 0)
+            withUnsafeMutableBytes(of: &text) { t in
+                for i in 0 ..< 4 { t[2 + i] = asciiHexDigit(UInt8(truncatingIfNeeded: suite >> (12 - 4 * i)) & 0xF) }
+                if let key { writer.plainField(key, utf8: UnsafeRawBufferPointer(t)) } else { writer.plainString(UnsafeRawBufferPointer(t)) }
+            }
+        }
     }
 }

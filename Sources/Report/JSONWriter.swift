@@ -211,6 +211,8 @@ public final class JSONWriter {
         value.withUTF8 { plainField(k, utf8: UnsafeRawBufferPointer($0)) }
     }
 
+    public func plainField(_ k: StaticString, bytes: [UInt8]) { bytes.withUnsafeBytes { plainField(k, utf8: $0) } }
+
     /// Quoted as they are: for text known to need no escaping.
     func plainField(_ k: StaticString, utf8 u: UnsafeRawBufferPointer) {
         key(k)
@@ -299,6 +301,15 @@ public final class JSONWriter {
         reserve(value.utf8CodeUnitCount + 2)
         put(UInt8(ascii: "\""))
         put(UnsafeRawBufferPointer(start: value.utf8Start, count: value.utf8CodeUnitCount))
+        put(UInt8(ascii: "\""))
+    }
+
+    /// Text known to need no escaping as an array element.
+    func plainString(_ u: UnsafeRawBufferPointer) {
+        separator()
+        reserve(u.count + 2)
+        put(UInt8(ascii: "\""))
+        put(u)
         put(UInt8(ascii: "\""))
     }
 
