@@ -273,7 +273,10 @@ public final class JSONWriter {
             reserve(n.count * 5 + 3)
             put(UInt8(ascii: "\""))
             if n.isEmpty { put(UInt8(ascii: ".")) }   // the root
+            // Most names are plain text: their run of plain bytes goes in one copy.
             var i = 0
+            while i < n.count && DNSName.isPlain(n[i]) && n[i] != UInt8(ascii: "\"") { i += 1 }
+            put(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: n[..<i])))
             while i < n.count {
                 let b = n[i]
                 if DNSName.isPlain(b) {
