@@ -96,10 +96,12 @@ extension Finding {
 
 /// Receives application-layer events as they complete, in capture order.
 public protocol AppEventSink: AnyObject {
-    func dns(_ t: DNSTransaction)
-    func http(_ t: HTTPTransaction)
-    func tls(_ t: TLSHandshake)
-    func finding(_ f: Finding)
+    // Consuming: a stage that queues the event for another thread moves it in, rather than
+    // copying it (a retain per array and string) and leaving the caller to destroy it.
+    func dns(_ t: consuming DNSTransaction)
+    func http(_ t: consuming HTTPTransaction)
+    func tls(_ t: consuming TLSHandshake)
+    func finding(_ f: consuming Finding)
 }
 
 extension AppEventSink {

@@ -316,8 +316,7 @@ final class AppLayer {
         guard !s.dnsPending.isEmpty || !s.httpOpen.isEmpty else { return false }
         for q in s.dnsPending.map(\.query).sorted(by: { $0.1 < $1.1 }) { emitUnanswered(q, s) }
         s.dnsPending.removeAll()
-        for t in s.httpOpen { emitHTTP(t) }
-        s.httpOpen.removeAll()
+        emitOpenRequests(s)
         return true
     }
 
@@ -401,24 +400,20 @@ final class AppLayer {
                     }
                 }
             }
-            var t: DNSTransaction
+            var origin = s.origin
+            let query: DNSMessage?
             if let i = s.dnsPending.firstIndex(where: { $0.id == m.id }) {
                 let pending = s.dnsPending.remove(at: i).query
-                var origin = s.origin
                 origin.frame = pending.1
                 origin.timestamp = pending.2
-                t = DNSTransaction(origin: origin, query: pending.0, flavour: s.flavour)
+                query = pending.0
             } else {
-                var origin = s.origin
                 origin.frame = frame
                 origin.timestamp = timestamp
                 origin.fromOriginator = fromOriginator
-                t = DNSTransaction(origin: origin, query: nil, flavour: s.flavour)
+                query = nil
             }
-            t.response = m
-            t.responseFrame = frame
-            t.responseTimestamp = timestamp
-            sink?.dns(t)
+            emitAnswered(DNSTransaction(origin: origin, query: query, flavour: s.flavour), m, frame, timestamp)
         } else {
             if let i = s.dnsPending.firstIndex(where: { $0.id == m.id }) {
                 // Same id asked again before an answer (a retry): the first stands alone.
@@ -434,6 +429,15 @@ final class AppLayer {
             }
             if scans != nil { scanDNSQuery(m, s, fromOriginator: fromOriginator, frame: frame, timestamp: timestamp) }
         }
+    }
+
+    /// A query's transaction completed by its response, moved on to the sinks (a copy
+    /// would retain each of its arrays).
+    func emitAnswered(_ t: consuming DNSTransaction, _ response: consuming DNSMessage, _ frame: Int, _ timestamp: Int64) {
+        t.response = consume response
+        t.responseFrame = frame
+        t.responseTimestamp = timestamp
+        if let sink { sink.dns(consume t) }
     }
 
     func emitUnanswered(_ q: (DNSMessage, Int, Int64), _ s: Session) {
@@ -541,7 +545,7 @@ final class AppLayer {
                 t.response = head
                 t.responseFrame = frame
                 s.bodyFirstFrame[1] = frame
-                if let pending = s.httpCurrentResponse.take() { emitHTTP(pending) }
+                if let pending = s.httpCurrentResponse.take() { emitHTTP(consume pending) }
                 s.httpCurrentResponse = t
             }
         case .body(let body):
@@ -556,14 +560,14 @@ final class AppLayer {
             body.window = []
             if fromOriginator {
                 if !s.httpOpen.isEmpty { s.httpOpen[s.httpOpen.count - 1].requestBody = body }
-            } else if var t = s.httpCurrentResponse.take() {   // moved out: no copy of its arrays
-                t.responseBody = body
-                emitHTTP(t)
+            } else if s.httpCurrentResponse != nil {
+                s.httpCurrentResponse?.responseBody = body
+                if let t = s.httpCurrentResponse.take() { emitHTTP(consume t) }   // moved out: no copy of its arrays
             }
             if let issue = body.issue { anomaly("http_" + issue) }
         case .tunnel:
             if !fromOriginator {
-                if let t = s.httpCurrentResponse.take() { emitHTTP(t) }
+                if let t = s.httpCurrentResponse.take() { emitHTTP(consume t) }
                 s.httpTunnel = true
                 stopRawScan(s)   // a CONNECT tunnel carries TLS
             }
@@ -572,9 +576,19 @@ final class AppLayer {
         }
     }
 
-    func emitHTTP(_ t: HTTPTransaction) {
+    /// Moves the event on: the sinks take it consuming, so a copy here would retain
+    /// each of its arrays (and release them again when the copy left).
+    func emitHTTP(_ t: consuming HTTPTransaction) {
         counts.httpTransactions += 1
-        sink?.http(t)
+        if let sink { sink.http(consume t) }
+    }
+
+    /// The session's requests still waiting for a response, oldest first, each moved out.
+    func emitOpenRequests(_ s: Session) {
+        var open: [HTTPTransaction] = []
+        swap(&open, &s.httpOpen)
+        open.reverse()
+        while let t = open.popLast() { emitHTTP(consume t) }
     }
 
     // MARK: TLS / QUIC
@@ -683,8 +697,8 @@ final class AppLayer {
             events.removeAll(keepingCapacity: true)
             s.httpResponses?.finish(&events)
             handleHTTPEvents(s, fromOriginator: false, ts, frame)
-            if let t = s.httpCurrentResponse { emitHTTP(t) }
-            for t in s.httpOpen { emitHTTP(t) }
+            if let t = s.httpCurrentResponse.take() { emitHTTP(consume t) }
+            emitOpenRequests(s)
         }
         if s.tls != nil { emitTLS(s) }
         for q in s.dnsPending.map(\.query).sorted(by: { $0.1 < $1.1 }) { emitUnanswered(q, s) }

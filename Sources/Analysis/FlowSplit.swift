@@ -198,10 +198,10 @@ final class SplitOutput: AppEventSink, SplitForwarding {
         batch.events.append(FlowEnd(flow: flow, reason: reason, app: app))
         added(.event)
     }
-    func dns(_ t: DNSTransaction) { batch.events.append(t); added(.event) }
-    func http(_ t: HTTPTransaction) { batch.events.append(t); added(.event) }
-    func tls(_ t: TLSHandshake) { batch.events.append(t); added(.event) }
-    func finding(_ f: Finding) { batch.events.append(f); added(.event) }
+    func dns(_ t: consuming DNSTransaction) { batch.events.append(t); added(.event) }
+    func http(_ t: consuming HTTPTransaction) { batch.events.append(t); added(.event) }
+    func tls(_ t: consuming TLSHandshake) { batch.events.append(t); added(.event) }
+    func finding(_ f: consuming Finding) { batch.events.append(f); added(.event) }
 
     func learned(_ address: IPAddress, name: [UInt8], at time: Int64) {
         batch.learned.append((address, name, time))

@@ -142,9 +142,8 @@ final class ScanStage: ScanRequests {
         scanner.closeAllTunnels { emit($0, domain: nil) }
     }
 
-    func emit(_ f: Finding, domain: @autoclosure () -> [UInt8]?) {
+    func emit(_ f: consuming Finding, domain: @autoclosure () -> [UInt8]?) {
         scanner.counts.findings += 1
-        var f = f
         if f.domain == nil {
             f.domain = domain()
             f.bindsPassiveName = f.domain == nil && namesBoundLater
@@ -340,10 +339,10 @@ final class ScanPipeline: ScanRequests, AppEventSink, @unchecked Sendable {
         batch.events.append(FlowEnd(flow: flow, reason: reason, app: app))
         add(.event)
     }
-    func dns(_ t: DNSTransaction) { batch.events.append(t); add(.event) }
-    func http(_ t: HTTPTransaction) { batch.events.append(t); add(.event) }
-    func tls(_ t: TLSHandshake) { batch.events.append(t); add(.event) }
-    func finding(_ f: Finding) { batch.events.append(f); add(.event) }
+    func dns(_ t: consuming DNSTransaction) { batch.events.append(t); add(.event) }
+    func http(_ t: consuming HTTPTransaction) { batch.events.append(t); add(.event) }
+    func tls(_ t: consuming TLSHandshake) { batch.events.append(t); add(.event) }
+    func finding(_ f: consuming Finding) { batch.events.append(f); add(.event) }
 }
 
 extension AppLayer {

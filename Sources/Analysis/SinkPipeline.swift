@@ -52,10 +52,10 @@ final class SinkPipeline: AppEventSink, @unchecked Sendable {
         batch.append(FlowEnd(flow: flow, reason: reason, app: app))
         sent()
     }
-    func dns(_ t: DNSTransaction) { batch.append(t); sent() }
-    func http(_ t: HTTPTransaction) { batch.append(t); sent() }
-    func tls(_ t: TLSHandshake) { batch.append(t); sent() }
-    func finding(_ f: Finding) { batch.append(f); sent() }
+    func dns(_ t: consuming DNSTransaction) { batch.append(t); sent() }
+    func http(_ t: consuming HTTPTransaction) { batch.append(t); sent() }
+    func tls(_ t: consuming TLSHandshake) { batch.append(t); sent() }
+    func finding(_ f: consuming Finding) { batch.append(f); sent() }
 
     /// Takes over the next event of `events` (another stage's batch), in its place.
     func forwardNext(of events: EventBatch) {
@@ -111,11 +111,14 @@ final class EventBatch: @unchecked Sendable {
 
     init() {}
 
-    func append(_ e: FlowEnd) { heldBytes &+= e.heldBytes; flows.append(e); order.append(.flow) }
-    func append(_ t: DNSTransaction) { heldBytes &+= t.heldBytes; dns.append(t); order.append(.dns) }
-    func append(_ t: HTTPTransaction) { heldBytes &+= t.heldBytes; http.append(t); order.append(.http) }
-    func append(_ t: TLSHandshake) { heldBytes &+= t.heldBytes; tls.append(t); order.append(.tls) }
-    func append(_ f: Finding) { heldBytes &+= f.heldBytes; findings.append(f); order.append(.finding) }
+    // Consuming: an event forwarded from another batch moves in whole. Borrowed, it was
+    // copied in (a retain of each of its arrays and strings) and the original destroyed (a
+    // release each), on a thread other than the one that made it.
+    func append(_ e: consuming FlowEnd) { heldBytes &+= e.heldBytes; order.append(.flow); flows.append(e) }
+    func append(_ t: consuming DNSTransaction) { heldBytes &+= t.heldBytes; order.append(.dns); dns.append(t) }
+    func append(_ t: consuming HTTPTransaction) { heldBytes &+= t.heldBytes; order.append(.http); http.append(t) }
+    func append(_ t: consuming TLSHandshake) { heldBytes &+= t.heldBytes; order.append(.tls); tls.append(t) }
+    func append(_ f: consuming Finding) { heldBytes &+= f.heldBytes; order.append(.finding); findings.append(f) }
 
     /// The kind of the next event not yet taken; the caller then takes it from its queue.
     func nextKind() -> Kind? {
