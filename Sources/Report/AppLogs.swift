@@ -212,7 +212,7 @@ public final class AppLogs: AppEventSink {
         if let q = t.request {
             writer.beginObject("request")
             writer.bytesField("method", q.method)
-            if let b = t.requestBody { writer.beginObject("body"); writer.field("bytes", b.wireBytes); writer.endObject() }
+            if let n = t.requestBody?.wireBytes { writer.beginObject("body"); writer.field("bytes", n); writer.endObject() }
             if let ct = q.header("content-type") { writer.bytesField("mime_type", ct) }
             if let ref = q.header("referer") { writer.bytesField("referrer", ref) }
             writer.endObject()
@@ -221,7 +221,7 @@ public final class AppLogs: AppEventSink {
         if let r = t.response {
             writer.beginObject("response")
             writer.field("status_code", r.status)
-            if let b = t.responseBody { writer.beginObject("body"); writer.field("bytes", b.wireBytes); writer.endObject() }
+            if let n = t.responseBody?.wireBytes { writer.beginObject("body"); writer.field("bytes", n); writer.endObject() }
             if let ct = r.header("content-type") { writer.bytesField("mime_type", ct) }
             writer.endObject()
         }
@@ -241,21 +241,27 @@ public final class AppLogs: AppEventSink {
         writer.field("frame", t.origin.frame)
         if let f = t.responseFrame { writer.field("response_frame", f) }
         if let q = t.request, asciiCaseInsensitiveEquals(q.method[...], "connect") { writer.bytesField("connect_target", q.uri) }
-        for (name, body) in [("request", t.requestBody), ("response", t.responseBody)] {
-            guard let body else { continue }
-            if body.contentEncoding != nil || body.incomplete || body.issue != nil || body.windowTruncated {
-                if name == "request" { writer.beginObject("request_body") } else { writer.beginObject("response_body") }
-                if let e = body.contentEncoding { writer.bytesField("content_encoding", e) }
-                writer.field("decoded_bytes", body.decodedBytes)
-                if body.windowTruncated { writer.field("window_truncated", true) }
-                if body.incomplete { writer.field("incomplete", true) }
-                if let issue = body.issue { writer.field("issue", issue) }
-                writer.endObject()
-            }
-        }
+        bodyDetails("request_body", t.requestBody)
+        bodyDetails("response_body", t.responseBody)
         writer.endObject()
         end(httpFile)
         httpLines += 1
+    }
+
+    /// What a body's byte count does not say (coding, decoded size, a cut), when there is
+    /// any. Read through the optional, field by field: a copy of the body per line retained
+    /// each of its arrays, on the output thread, objects the decoding thread made.
+    private func bodyDetails(_ key: StaticString, _ body: HTTPBody?) {
+        guard let decoded = body?.decodedBytes else { return }
+        let incomplete = body?.incomplete == true, truncated = body?.windowTruncated == true
+        guard body?.contentEncoding != nil || incomplete || body?.issue != nil || truncated else { return }
+        writer.beginObject(key)
+        if let e = body?.contentEncoding { writer.bytesField("content_encoding", e) }
+        writer.field("decoded_bytes", decoded)
+        if truncated { writer.field("window_truncated", true) }
+        if incomplete { writer.field("incomplete", true) }
+        if let issue = body?.issue { writer.field("issue", issue) }
+        writer.endObject()
     }
 
     // MARK: TLS
