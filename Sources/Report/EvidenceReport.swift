@@ -214,14 +214,17 @@ public struct EvidenceReport: Sendable {
 
     var processes: [(name: String, executable: String, callouts: Int, destinations: [String], packages: [String], rules: [String])] {
         var by: [String: (String, Int, Set<String>, Set<String>, Set<String>)] = [:]
-        for g in groups {
-            let name = g.process.isEmpty ? "(no process known)" : g.process
+        groups.forEachInPlace { g in
+            let process = g.pointee.process
+            let name = process.isEmpty ? "(no process known)" : process
+            let count = g.pointee.count, destination = g.pointee.destination, package = g.pointee.package
+            let rules = g.pointee.rules, executable = g.pointee.executable
             // Updated in place: a copy out and back would copy each set on every group.
-            modify(&by[name, default: (g.executable, 0, [], [], [])]) { e in
-                e.1 += g.count
-                e.2.insert(g.destination)
-                if !g.package.isEmpty { e.3.insert(g.package) }
-                e.4.formUnion(g.rules)
+            modify(&by[name, default: (executable, 0, [], [], [])]) { e in
+                e.1 += count
+                e.2.insert(destination)
+                if !package.isEmpty { e.3.insert(package) }
+                e.4.formUnion(rules)
             }
         }
         return by.sorted { $0.key < $1.key }.map { k, e in (k, e.0, e.1, e.2.sorted(), e.3.sorted(), e.4.sorted()) }
@@ -229,13 +232,16 @@ public struct EvidenceReport: Sendable {
 
     var packages: [(name: String, version: String, inSBOM: Bool, callouts: Int, destinations: [String], purposes: [String], optOuts: [String])] {
         var by: [String: (String, Bool, Int, Set<String>, Set<String>, Set<String>)] = [:]
-        for g in groups {
-            let name = g.package.isEmpty ? "(no package known)" : g.package
-            modify(&by[name, default: (g.packageVersion, g.packageInSBOM, 0, [], [], [])]) { e in
-                e.2 += g.count
-                e.3.insert(g.destination)
-                if !g.purpose.isEmpty { e.4.insert(g.purpose) }
-                if !g.optOut.isEmpty { e.5.insert(g.optOut) }
+        groups.forEachInPlace { g in
+            let package = g.pointee.package
+            let name = package.isEmpty ? "(no package known)" : package
+            let count = g.pointee.count, destination = g.pointee.destination, purpose = g.pointee.purpose, optOut = g.pointee.optOut
+            let version = g.pointee.packageVersion, inSBOM = g.pointee.packageInSBOM
+            modify(&by[name, default: (version, inSBOM, 0, [], [], [])]) { e in
+                e.2 += count
+                e.3.insert(destination)
+                if !purpose.isEmpty { e.4.insert(purpose) }
+                if !optOut.isEmpty { e.5.insert(optOut) }
             }
         }
         return by.sorted { $0.key < $1.key }.map { k, e in (k, e.0, e.1, e.2, e.3.sorted(), e.4.sorted(), e.5.sorted()) }
@@ -243,7 +249,7 @@ public struct EvidenceReport: Sendable {
 
     var missingReasons: [(String, Int)] {
         var by: [String: Int] = [:]
-        for g in groups { for m in g.missing { by[m, default: 0] += g.count } }
+        groups.forEachInPlace { g in for m in g.pointee.missing { by[m, default: 0] += g.pointee.count } }
         return by.sorted { ($1.value, $0.key) < ($0.value, $1.key) }.map { ($0.key, $0.value) }
     }
 
@@ -288,3 +294,16 @@ public final class ReportCollector {
 /// Runs `body` on a value where it is, e.g. a dictionary entry through its `default:`
 /// subscript, so that the collections inside it are not copied.
 @inline(__always) func modify<T>(_ value: inout T, _ body: (inout T) -> Void) { body(&value) }
+
+extension Array {
+    /// Visits each element where it is stored: `for x in array` copies each one out (for a
+    /// callout group, a retain and a release of each of its twenty strings and arrays).
+    func forEachInPlace(_ body: (UnsafePointer<Element>) -> Void) {
+        // Fields read through `pointee` are loaded one by one; an element handed over by
+        // value, or read through the array's subscript, was copied whole first.
+        withUnsafeBufferPointer { elements in
+            guard let base = elements.baseAddress else { return }
+            for i in elements.indices { body(base + i) }
+        }
+    }
+}
