@@ -73,9 +73,13 @@ final class Handoff<Batch>: @unchecked Sendable {
                 condition.unlock()
                 return
             }
-            let entry = queue.removeFirst()
-            var next = entry.batch
-            bound.bytes -= entry.bytes
+            // Moved out whole: a `let` of the entry would hold a second reference to the
+            // batch's arrays until the end of the loop body, and the consumer's first
+            // write to each (draining the requests, emptying the arena) copied it.
+            var next: Batch
+            let bytes: Int
+            (next, bytes) = queue.removeFirst()
+            bound.bytes -= bytes
             busy = true
             condition.broadcast()
             condition.unlock()
