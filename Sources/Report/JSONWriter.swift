@@ -55,8 +55,36 @@ public final class JSONWriter {
 
     @inline(__always) func put(_ p: UnsafeRawBufferPointer) {
         guard let src = p.baseAddress, p.count > 0 else { return }
-        UnsafeMutableRawPointer(base + count).copyMemory(from: src, byteCount: p.count)
-        count &+= p.count
+        let n = p.count
+        let dst = UnsafeMutableRawPointer(base + count)
+        if n <= 32 { copySmall(to: dst, from: src, n) } else { dst.copyMemory(from: src, byteCount: n) }
+        count &+= n
+    }
+
+    /// 1 to 32 bytes as two overlapping moves of 16, 8 or 4 bytes (or three byte moves),
+    /// each inside the source: keys and short values are most of what the logs write, and
+    /// handing each to `memmove` was 8 million library calls on a 300 MB capture.
+    @inline(__always) private func copySmall(to dst: UnsafeMutableRawPointer, from src: UnsafeRawPointer, _ n: Int) {
+        if n >= 16 {
+            let head = src.loadUnaligned(as: SIMD16<UInt8>.self)
+            let tail = src.loadUnaligned(fromByteOffset: n - 16, as: SIMD16<UInt8>.self)
+            dst.storeBytes(of: head, as: SIMD16<UInt8>.self)
+            dst.storeBytes(of: tail, toByteOffset: n - 16, as: SIMD16<UInt8>.self)
+        } else if n >= 8 {
+            let head = src.loadUnaligned(as: UInt64.self)
+            let tail = src.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self)
+            dst.storeBytes(of: head, as: UInt64.self)
+            dst.storeBytes(of: tail, toByteOffset: n - 8, as: UInt64.self)
+        } else if n >= 4 {
+            let head = src.loadUnaligned(as: UInt32.self)
+            let tail = src.loadUnaligned(fromByteOffset: n - 4, as: UInt32.self)
+            dst.storeBytes(of: head, as: UInt32.self)
+            dst.storeBytes(of: tail, toByteOffset: n - 4, as: UInt32.self)
+        } else {
+            dst.storeBytes(of: src.load(as: UInt8.self), as: UInt8.self)
+            dst.storeBytes(of: src.load(fromByteOffset: n >> 1, as: UInt8.self), toByteOffset: n >> 1, as: UInt8.self)
+            dst.storeBytes(of: src.load(fromByteOffset: n - 1, as: UInt8.self), toByteOffset: n - 1, as: UInt8.self)
+        }
     }
 
     @inline(__always) func append(_ b: UInt8) { reserve(1); put(b) }
