@@ -403,7 +403,7 @@ final class AppLayer {
             var origin = s.origin
             let query: DNSMessage?
             if let i = s.dnsPending.firstIndex(where: { $0.id == m.id }) {
-                let pending = s.dnsPending.remove(at: i).query
+                let pending = s.dnsPending.take(at: i).query
                 origin.frame = pending.1
                 origin.timestamp = pending.2
                 query = pending.0
@@ -422,7 +422,7 @@ final class AppLayer {
             } else {
                 if s.dnsPending.count >= limits.dnsPendingPerFlow,
                    let oldest = s.dnsPending.indices.min(by: { s.dnsPending[$0].query.1 < s.dnsPending[$1].query.1 }) {
-                    emitUnanswered(s.dnsPending.remove(at: oldest).query, s)
+                    emitUnanswered(s.dnsPending.take(at: oldest).query, s)
                     counts.dnsPendingDropped += 1
                 }
                 s.dnsPending.append((m.id, (m, frame, timestamp)))
@@ -502,9 +502,13 @@ final class AppLayer {
     }
 
     func handleHTTPEvents(_ s: Session, fromOriginator: Bool, _ timestamp: Int64, _ frame: Int) {
-        events.drain(filling: .tunnel) { handleHTTPEvent($0, s, fromOriginator: fromOriginator, timestamp, frame) }
+        // Typed consuming and moved on: `$0` was copied into the call (a retain of each
+        // of the event's arrays) and the original released after it.
+        events.drain(filling: .tunnel) { (event: consuming HTTPEvent) in
+            handleHTTPEvent(consume event, s, fromOriginator: fromOriginator, timestamp, frame)
+        }
         // Requests beyond the pipelining bound are logged without waiting.
-        while s.httpOpen.count > limits.http.maxPending { emitHTTP(s.httpOpen.removeFirst()) }
+        while s.httpOpen.count > limits.http.maxPending { emitHTTP(s.httpOpen.takeFirst()) }
     }
 
     /// One parser event, owned: each head and body goes on into a transaction by move
@@ -532,21 +536,21 @@ final class AppLayer {
                 if kind == .connect, s.httpHost == nil { s.httpHost = head.uri }
                 s.httpOpen.append(HTTPTransaction(origin: origin, request: head))
             } else {
-                var t: HTTPTransaction
+                if let pending = s.httpCurrentResponse.take() { emitHTTP(consume pending) }
+                // Built in its slot: a local transaction assigned to it was copied (a retain
+                // of each array) and the original released.
                 if !s.httpOpen.isEmpty {
-                    t = s.httpOpen.removeFirst()
+                    s.httpCurrentResponse = s.httpOpen.takeFirst()
                 } else {
                     var origin = s.origin
                     origin.frame = frame
                     origin.timestamp = timestamp
                     origin.fromOriginator = false
-                    t = HTTPTransaction(origin: origin)
+                    s.httpCurrentResponse = HTTPTransaction(origin: origin)
                 }
-                t.response = head
-                t.responseFrame = frame
+                s.httpCurrentResponse?.response = consume head
+                s.httpCurrentResponse?.responseFrame = frame
                 s.bodyFirstFrame[1] = frame
-                if let pending = s.httpCurrentResponse.take() { emitHTTP(consume pending) }
-                s.httpCurrentResponse = t
             }
         case .body(let body):
             // Decoded bodies (chunked, gzip, deflate) differ from the raw stream: scan them too.
@@ -556,15 +560,15 @@ final class AppLayer {
                           lastFrame: frame, timestamp: timestamp)
             }
             // Scanned: what goes on to the logs is the body's account, not its bytes.
-            var body = body
-            body.window = []
+            // The body and the response move on (copies retained each of their arrays).
+            let kept = withoutWindow(consume body)
+            let issue = kept.issue
             if fromOriginator {
-                if !s.httpOpen.isEmpty { s.httpOpen[s.httpOpen.count - 1].requestBody = body }
-            } else if s.httpCurrentResponse != nil {
-                s.httpCurrentResponse?.responseBody = body
-                if let t = s.httpCurrentResponse.take() { emitHTTP(consume t) }   // moved out: no copy of its arrays
+                if !s.httpOpen.isEmpty { s.httpOpen[s.httpOpen.count - 1].requestBody = consume kept }
+            } else if let t = s.httpCurrentResponse.take() {
+                emitHTTP(consume t, responseBody: consume kept)
             }
-            if let issue = body.issue { anomaly("http_" + issue) }
+            if let issue { anomaly("http_" + issue) }
         case .tunnel:
             if !fromOriginator {
                 if let t = s.httpCurrentResponse.take() { emitHTTP(consume t) }
@@ -581,6 +585,16 @@ final class AppLayer {
     func emitHTTP(_ t: consuming HTTPTransaction) {
         counts.httpTransactions += 1
         if let sink { sink.http(consume t) }
+    }
+
+    private func withoutWindow(_ body: consuming HTTPBody) -> HTTPBody {
+        body.window = []
+        return body
+    }
+
+    func emitHTTP(_ t: consuming HTTPTransaction, responseBody: consuming HTTPBody) {
+        t.responseBody = consume responseBody
+        emitHTTP(consume t)
     }
 
     /// The session's requests still waiting for a response, oldest first, each moved out.

@@ -106,21 +106,3 @@ struct QueueBound {
         queued > 0 && (queued >= maxQueued || bytes + adding > maxBytes)
     }
 }
-
-extension Array {
-    /// Hands every element to `body` by move, in order, and leaves the array empty with
-    /// its storage kept. Each slot is refilled with `filler` (a case without payload) as
-    /// its element leaves, so the elements are never copied: no retain and release per
-    /// element on the consuming thread of objects the producing thread made.
-    mutating func drain(filling filler: Element, _ body: (consuming Element) -> Void) {
-        withUnsafeMutableBufferPointer { slots in
-            guard let base = slots.baseAddress else { return }
-            for i in 0 ..< slots.count {
-                let element = (base + i).move()
-                (base + i).initialize(to: filler)
-                body(element)
-            }
-        }
-        removeAll(keepingCapacity: true)
-    }
-}

@@ -245,8 +245,7 @@ public struct HTTPParser {
             // Framing lost inside a body: end the message as incomplete, then resume.
             body.incomplete = true
             body.wireBytes += length
-            events.append(.body(body))
-            body = HTTPBody()
+            emitBody(&events)
             inflater = nil
             messageHasBody = false
             line = []
@@ -283,7 +282,7 @@ public struct HTTPParser {
     }
 
     mutating func fail(_ why: String, _ events: inout [HTTPEvent]) {
-        if messageHasBody { body.issue = why; body.incomplete = true; events.append(.body(body)); messageHasBody = false }
+        if messageHasBody { body.issue = why; body.incomplete = true; emitBody(&events); messageHasBody = false }
         state = .failed
         line = []
         events.append(.failure(why))
@@ -318,12 +317,19 @@ public struct HTTPParser {
             return
         }
         head.headBytes = bytes.count
-        events.append(.head(head))
+        // What the framing reads of the head is taken first: the head then moves into its
+        // event (appended while still in use, it was copied, a retain of each array).
+        let status = head.status
+        let contentEncoding = partial ? nil : head.header("content-encoding")
+        let transferEncoding = partial ? nil : head.header("transfer-encoding")
+        let contentLength = partial ? nil : head.header("content-length")
+        let isHTTP09 = head.version.elementsEqual("HTTP/0.9".utf8)
+        events.append(.head(consume head))
         if partial { return }
         body = HTTPBody()
         inflater = nil
         messageHasBody = true
-        if let encoding = head.header("content-encoding") {
+        if let encoding = contentEncoding {
             body.contentEncoding = encoding
             let e = encoding[...]
             if asciiCaseInsensitiveEquals(e, "gzip") || asciiCaseInsensitiveEquals(e, "x-gzip") { inflater = Inflater(.gzip) }
@@ -333,28 +339,28 @@ public struct HTTPParser {
         // Body framing (RFC 9112 §6.3).
         var kind = RequestKind.normal
         if !isRequest {
-            if head.status >= 100 && head.status < 200 {
+            if status >= 100 && status < 200 {
                 messageHasBody = false
-                if head.status == 101 { state = .tunnel; events.append(.tunnel) }
+                if status == 101 { state = .tunnel; events.append(.tunnel) }
                 else { state = .head }      // interim response: the real one follows
                 return
             }
             kind = pendingRequests.isEmpty ? .normal : pendingRequests.removeFirst()
-            if kind == .connect && head.status >= 200 && head.status < 300 {
+            if kind == .connect && status >= 200 && status < 300 {
                 messageHasBody = false
                 state = .tunnel
                 events.append(.tunnel)
                 return
             }
-            if kind == .head || head.status == 204 || head.status == 304 { endMessage(&events); return }
+            if kind == .head || status == 204 || status == 304 { endMessage(&events); return }
         }
-        if let te = head.header("transfer-encoding"), let last = te.split(separator: 0x2C).last,
+        if let te = transferEncoding, let last = te.split(separator: 0x2C).last,
            asciiCaseInsensitiveEquals(trimmed(last), "chunked") {
             state = .chunkSize
             if limits.keptBodies == .differingFromStream { keepsWindow = true }
             return
         }
-        if let cl = head.header("content-length") {
+        if let cl = contentLength {
             guard let n = parseContentLength(cl) else {
                 body.issue = "bad_content_length"
                 if isRequest { endMessage(&events) } else { state = .untilClose }
@@ -363,7 +369,7 @@ public struct HTTPParser {
             if n == 0 { endMessage(&events) } else { state = .body(remaining: n) }
             return
         }
-        if isRequest || head.version == Array("HTTP/0.9".utf8) {
+        if isRequest || isHTTP09 {
             endMessage(&events)
         } else {
             state = .untilClose
@@ -390,12 +396,20 @@ public struct HTTPParser {
     }
 
     mutating func endMessage(_ events: inout [HTTPEvent]) {
-        events.append(.body(body))
-        body = HTTPBody()
+        emitBody(&events)
         inflater = nil
         messageHasBody = false
         if case .failed = state { return }
         state = .head
+    }
+
+    /// Hands the message's body on as an event by move, leaving an empty one in its
+    /// place: appending `.body(body)` copied it (a retain of each of its arrays, released
+    /// again when the body was reset).
+    mutating func emitBody(_ events: inout [HTTPEvent]) {
+        var finished = HTTPBody()
+        swap(&finished, &body)
+        events.append(.body(finished))
     }
 
     /// Splits a complete head into the start line and header fields, copying out only
@@ -475,7 +489,11 @@ public struct HTTPParser {
                 head.fields.append((l.lowerBound ..< colon, trimmed(colon + 1 ..< l.upperBound)))
             }
             head.raw = bytes
-            return head
+            // Swapped out, not returned: a return copied the head out of the closure (a
+            // retain of each array), and `consume` is not supported on this variable.
+            var parsed = HTTPHead(isRequest: isRequest)
+            swap(&parsed, &head)
+            return parsed
         }
     }
 
