@@ -235,8 +235,7 @@ public final class JSONWriter {
     public func plainField(_ k: StaticString, _ id: CommunityIDText) { id.withUTF8 { plainField(k, utf8: $0) } }
 
     public func plainField(_ k: StaticString, _ value: String) {
-        var value = value
-        value.withUTF8 { plainField(k, utf8: UnsafeRawBufferPointer($0)) }
+        withUTF8(of: value) { plainField(k, utf8: UnsafeRawBufferPointer($0)) }
     }
 
     public func plainField(_ k: StaticString, bytes: [UInt8]) { bytes.withUnsafeBytes { plainField(k, utf8: $0) } }
@@ -379,14 +378,20 @@ public final class JSONWriter {
 
     func raw(_ s: String) {
         if !s.isEmpty { separator() }
-        var s = s
-        s.withUTF8 { append(UnsafeRawBufferPointer($0)) }
+        withUTF8(of: s) { append(UnsafeRawBufferPointer($0)) }
     }
 
     /// RFC 8259 string escaping; control characters as \u00XX.
     func appendQuoted(_ s: String) {
-        var s = s
-        s.withUTF8 { appendQuoted(utf8: $0) }
+        withUTF8(of: s) { appendQuoted(utf8: $0) }
+    }
+
+    /// A string's UTF-8 read in place where it is stored so (native and small strings);
+    /// `var s = s` for `withUTF8` retained every string written.
+    @inline(__always) private func withUTF8(of s: String, _ body: (UnsafeBufferPointer<UInt8>) -> Void) {
+        if s.utf8.withContiguousStorageIfAvailable(body) != nil { return }
+        var copy = s   // bridged or foreign storage: made contiguous first
+        copy.withUTF8(body)
     }
 
     func appendQuoted(utf8 u: UnsafeBufferPointer<UInt8>) {
