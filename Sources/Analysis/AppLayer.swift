@@ -561,12 +561,11 @@ final class AppLayer {
             }
             // Scanned: what goes on to the logs is the body's account, not its bytes.
             // The body and the response move on (copies retained each of their arrays).
-            let kept = withoutWindow(consume body)
-            let issue = kept.issue
+            let issue = body.issue
             if fromOriginator {
-                if !s.httpOpen.isEmpty { s.httpOpen[s.httpOpen.count - 1].requestBody = consume kept }
+                if !s.httpOpen.isEmpty { s.httpOpen[s.httpOpen.count - 1].requestBody = withoutWindow(consume body) }
             } else if let t = s.httpCurrentResponse.take() {
-                emitHTTP(consume t, responseBody: consume kept)
+                emitHTTP(consume t, responseBody: withoutWindow(consume body))
             }
             if let issue { anomaly("http_" + issue) }
         case .tunnel:

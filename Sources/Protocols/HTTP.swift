@@ -409,7 +409,7 @@ public struct HTTPParser {
     mutating func emitBody(_ events: inout [HTTPEvent]) {
         var finished = HTTPBody()
         swap(&finished, &body)
-        events.append(.body(finished))
+        events.append(.body(consume finished))
     }
 
     /// Splits a complete head into the start line and header fields, copying out only
