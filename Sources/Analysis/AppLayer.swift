@@ -600,7 +600,7 @@ final class AppLayer {
     func emitOpenRequests(_ s: Session) {
         var open: [HTTPTransaction] = []
         swap(&open, &s.httpOpen)
-        open.reverse()
+        open.withUnsafeMutableBufferPointer { $0.reverse() }   // the buffer's swaps move; the array's copied
         while let t = open.popLast() { emitHTTP(consume t) }
     }
 

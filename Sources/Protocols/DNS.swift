@@ -82,39 +82,31 @@ public struct DNSMessage: Sendable {
         m.answers.reserveCapacity(min(Int(an), 32))
         for _ in 0 ..< min(Int(qd), DNSLimits.maxRecordsPerSection) {
             switch DNSName.read(&c) {
-            case .failure(let why): m.issue = why.reason; return handOver(&m)
+            case .failure(let why): m.issue = why.reason; return replaced(&m, with: DNSMessage())
             case .success(let name):
-                guard let type = c.u16(), let qclass = c.u16() else { m.issue = "truncated_question"; return handOver(&m) }
+                guard let type = c.u16(), let qclass = c.u16() else { m.issue = "truncated_question"; return replaced(&m, with: DNSMessage()) }
                 m.questions.append(DNSQuestion(name: name, type: type, qclass: qclass))
             }
         }
-        if Int(qd) > DNSLimits.maxRecordsPerSection { m.issue = "too_many_questions"; return handOver(&m) }
+        if Int(qd) > DNSLimits.maxRecordsPerSection { m.issue = "too_many_questions"; return replaced(&m, with: DNSMessage()) }
         for _ in 0 ..< min(Int(an), DNSLimits.maxRecordsPerSection) {
             switch readRecord(&c) {
-            case .failure(let why): m.issue = why.reason; return handOver(&m)
+            case .failure(let why): m.issue = why.reason; return replaced(&m, with: DNSMessage())
             case .success(let r): m.answers.append(r)
             }
         }
-        if Int(an) > DNSLimits.maxRecordsPerSection { m.issue = "too_many_records"; return handOver(&m) }
+        if Int(an) > DNSLimits.maxRecordsPerSection { m.issue = "too_many_records"; return replaced(&m, with: DNSMessage()) }
         for _ in 0 ..< min(Int(ns), DNSLimits.maxRecordsPerSection) {
-            if let why = skipRecord(&c) { m.issue = why.reason; return handOver(&m) }
+            if let why = skipRecord(&c) { m.issue = why.reason; return replaced(&m, with: DNSMessage()) }
             m.authorityCount += 1
         }
-        if Int(ns) > DNSLimits.maxRecordsPerSection { m.issue = "too_many_records"; return handOver(&m) }
+        if Int(ns) > DNSLimits.maxRecordsPerSection { m.issue = "too_many_records"; return replaced(&m, with: DNSMessage()) }
         for _ in 0 ..< min(Int(ar), DNSLimits.maxRecordsPerSection) {
-            if let why = skipRecord(&c) { m.issue = why.reason; return handOver(&m) }
+            if let why = skipRecord(&c) { m.issue = why.reason; return replaced(&m, with: DNSMessage()) }
             m.additionalCount += 1
         }
-        if Int(ar) > DNSLimits.maxRecordsPerSection { m.issue = "too_many_records"; return handOver(&m) }
-        return handOver(&m)
-    }
-
-    /// The message decoded, moved out through a swap: returning the local copied it (a
-    /// retain of each of its arrays) and then destroyed the original, once per message.
-    private static func handOver(_ m: inout DNSMessage) -> DNSMessage {
-        var out = DNSMessage()
-        swap(&out, &m)
-        return out
+        if Int(ar) > DNSLimits.maxRecordsPerSection { m.issue = "too_many_records"; return replaced(&m, with: DNSMessage()) }
+        return replaced(&m, with: DNSMessage())
     }
 
     /// Moves past one record, checking its owner name and length; nil when well-formed.

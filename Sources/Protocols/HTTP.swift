@@ -403,13 +403,9 @@ public struct HTTPParser {
         state = .head
     }
 
-    /// Hands the message's body on as an event by move, leaving an empty one in its
-    /// place: appending `.body(body)` copied it (a retain of each of its arrays, released
-    /// again when the body was reset).
+    /// Hands the message's body on as an event by move, leaving an empty one in its place.
     mutating func emitBody(_ events: inout [HTTPEvent]) {
-        var finished = HTTPBody()
-        swap(&finished, &body)
-        events.append(.body(consume finished))
+        events.append(.body(replaced(&body, with: HTTPBody())))
     }
 
     /// Splits a complete head into the start line and header fields, copying out only
@@ -489,11 +485,8 @@ public struct HTTPParser {
                 head.fields.append((l.lowerBound ..< colon, trimmed(colon + 1 ..< l.upperBound)))
             }
             head.raw = bytes
-            // Swapped out, not returned: a return copied the head out of the closure (a
-            // retain of each array), and `consume` is not supported on this variable.
-            var parsed = HTTPHead(isRequest: isRequest)
-            swap(&parsed, &head)
-            return parsed
+            // `consume` is not supported on this variable.
+            return replaced(&head, with: HTTPHead(isRequest: isRequest))
         }
     }
 

@@ -314,14 +314,9 @@ func hex4(_ v: UInt16) -> String {
 
 /// The MD5 of a JA3 or JA3S text in lowercase hex, as ASCII bytes.
 public func md5Hex(_ text: [UInt8]) -> [UInt8] {
-    let digest = Insecure.MD5.hash(data: text)
-    return [UInt8](unsafeUninitializedCapacity: 32) { out, count in
-        for (i, b) in digest.enumerated() {
-            out[2 * i] = asciiHexDigit(b >> 4)
-            out[2 * i + 1] = asciiHexDigit(b & 0xF)
-        }
-        count = 32
-    }
+    var t = FingerprintText()
+    t.hex(Insecure.MD5.hash(data: text))
+    return t.bytes
 }
 
 /// Fingerprint text (JA3/JA4 inputs and results) built as ASCII bytes: thousands of
@@ -376,8 +371,12 @@ struct FingerprintText {
 
     /// The first 12 hex digits of the SHA-256 of `input` (JA4's b and c parts).
     mutating func truncatedSHA256(of input: [UInt8]) {
-        let digest = SHA256.hash(data: input)
-        for b in digest.prefix(6) { bytes.append(asciiHexDigit(b >> 4)); bytes.append(asciiHexDigit(b & 0xF)) }
+        hex(SHA256.hash(data: input).prefix(6))
+    }
+
+    /// Bytes as two lowercase hex digits each.
+    mutating func hex<S: Sequence>(_ digest: S) where S.Element == UInt8 {
+        for b in digest { bytes.append(asciiHexDigit(b >> 4)); bytes.append(asciiHexDigit(b & 0xF)) }
     }
 }
 

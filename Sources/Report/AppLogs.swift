@@ -325,12 +325,8 @@ public final class AppLogs: AppEventSink {
         if let name = knownCipherSuiteName(suite) {
             if let key { writer.field(key, literal: name) } else { writer.literal(name) }
         } else {
-            // Its code in hex, as cipherSuiteName writes it: 0x and four digits.
-            var text: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0x30, 0x78, 0, 0, 0, 0)
-            withUnsafeMutableBytes(of: &text) { t in
-                for i in 0 ..< 4 { t[2 + i] = asciiHexDigit(UInt8(truncatingIfNeeded: suite >> (12 - 4 * i)) & 0xF) }
-                if let key { writer.plainField(key, utf8: UnsafeRawBufferPointer(t)) } else { writer.plainString(UnsafeRawBufferPointer(t)) }
-            }
+            let code = cipherSuiteName(suite)   // rare: its code in hex
+            if let key { writer.plainField(key, code) } else { writer.string(code) }
         }
     }
 }

@@ -334,15 +334,6 @@ public final class JSONWriter {
         put(UInt8(ascii: "\""))
     }
 
-    /// Text known to need no escaping as an array element.
-    func plainString(_ u: UnsafeRawBufferPointer) {
-        separator()
-        reserve(u.count + 2)
-        put(UInt8(ascii: "\""))
-        put(u)
-        put(UInt8(ascii: "\""))
-    }
-
     /// An address as an array element or value, formatted straight into the output.
     public func ipString(_ address: IPAddress) {
         separator()
