@@ -229,9 +229,10 @@ public final class Analyzer {
         let threads = options.jobs - (reader.compression == .none ? 0 : 1)
         let pipeline = threads > 1 ? SinkPipeline(target: events, flowSink: flowSink) : nil
         pipeline?.start()
-        let stage = scanner.map { ScanStage(scanner: $0, sink: pipeline ?? events) }
+        let direct: EventPassing? = pipeline ?? events.map(SinkCall.init)
+        let stage = scanner.map { ScanStage(scanner: $0, sink: direct) }
         let scanThread = pipeline.flatMap { p in stage.map { ScanPipeline(stage: $0, next: p) } }
-        let appSink: AppEventSink? = scanThread ?? pipeline ?? events
+        let appSink: EventPassing? = scanThread ?? direct
         let app = options.appLayer ? AppLayer(limits: options.appLimits, sink: appSink, passiveDNS: passiveDNS,
                                               scans: scanThread ?? stage) : nil
         let sink: (Flow, EvictionReason, FlowApplication?) -> Void =

@@ -94,18 +94,39 @@ extension Finding {
     var heldBytes: Int { 384 + match.value.count + field.utf8.count + (domain?.count ?? 0) }
 }
 
-/// Receives application-layer events as they complete, in capture order.
+/// Receives application-layer events as they complete, in capture order, and reads each
+/// where it lies (borrowed): the stage that delivers an event keeps it and frees it. A
+/// queue between threads lends each event from its storage; taken by a `consuming` sink,
+/// a flow's end was copied for the call (a retain of each of its arrays and strings).
 public protocol AppEventSink: AnyObject {
-    // Consuming: a stage that queues the event for another thread moves it in, rather than
-    // copying it (a retain per array and string) and leaving the caller to destroy it.
+    func dns(_ t: DNSTransaction)
+    func http(_ t: HTTPTransaction)
+    func tls(_ t: TLSHandshake)
+    func finding(_ f: Finding)
+}
+
+extension AppEventSink {
+    public func finding(_ f: Finding) {}
+}
+
+/// Where the application layer and the scan stage hand their events: a stage that queues
+/// them for another thread takes them over (moved, not copied: a copy retains each
+/// array and string, and the caller then destroys the original).
+protocol EventPassing: AnyObject {
     func dns(_ t: consuming DNSTransaction)
     func http(_ t: consuming HTTPTransaction)
     func tls(_ t: consuming TLSHandshake)
     func finding(_ f: consuming Finding)
 }
 
-extension AppEventSink {
-    public func finding(_ f: Finding) {}
+/// The sink itself, called at once on the calling thread (a run without a pipeline).
+final class SinkCall: EventPassing {
+    let sink: AppEventSink
+    init(_ sink: AppEventSink) { self.sink = sink }
+    func dns(_ t: consuming DNSTransaction) { sink.dns(t) }
+    func http(_ t: consuming HTTPTransaction) { sink.http(t) }
+    func tls(_ t: consuming TLSHandshake) { sink.tls(t) }
+    func finding(_ f: consuming Finding) { sink.finding(f) }
 }
 
 /// Where a split run's worker sends what only the ordered merge may act on: names

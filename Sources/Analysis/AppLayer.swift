@@ -109,7 +109,7 @@ final class Session {
 /// and hands finished transactions to the sink.
 final class AppLayer {
     let limits: AppLimits
-    let sink: AppEventSink?
+    let sink: EventPassing?
     let passiveDNS: PassiveDNS
     let budget: ReassemblyBudget
     let scans: ScanRequests?
@@ -141,7 +141,7 @@ final class AppLayer {
     /// forwarded and names left for it to bind.
     var forward: (any SplitForwarding)?
 
-    init(limits: AppLimits, sink: AppEventSink?, passiveDNS: PassiveDNS, scans: ScanRequests? = nil) {
+    init(limits: AppLimits, sink: EventPassing?, passiveDNS: PassiveDNS, scans: ScanRequests? = nil) {
         var limits = limits
         // A body's window is for the rules, and only where it differs from the stream.
         limits.http.keptBodies = scans == nil ? .none : .differingFromStream

@@ -135,7 +135,7 @@ final class BatchQueue: @unchecked Sendable {
 
 /// The sink of one worker: its app layer, scan stage and flow table hand it their events,
 /// which it tags with the current place and batches for the merge.
-final class SplitOutput: AppEventSink, SplitForwarding {
+final class SplitOutput: EventPassing, SplitForwarding {
     private var current = OrderKey(frame: 0, phase: 0, detail: 0)
     private var frame = 0
     private var batch = SplitBatch()
@@ -370,7 +370,7 @@ extension Analyzer {
         let pipeline = options.jobs > 1 ? SinkPipeline(target: events, flowSink: flowSink) : nil
         pipeline?.start()
         defer { pipeline?.finish() }
-        let target: AppEventSink? = pipeline ?? events
+        let target: EventPassing? = pipeline ?? events.map(SinkCall.init)
         let flowSink = pipeline.map { p in { p.flow($0, $1, $2) } } ?? self.flowSink
         let stage = scanner.map { ScanStage(scanner: $0, sink: target) }
         // Each worker's current batch; nil once the worker is done.
@@ -402,7 +402,7 @@ extension Analyzer {
     }
 
     /// Runs the batch's next item.
-    private func deliver(_ batch: SplitBatch, stage: ScanStage?, target: AppEventSink?,
+    private func deliver(_ batch: SplitBatch, stage: ScanStage?, target: EventPassing?,
                          flowSink: (Flow, EvictionReason, FlowApplication?) -> Void) {
         let item = batch.items[batch.next]
         batch.next += 1

@@ -51,12 +51,12 @@ final class StreamScan {
 /// Runs scan requests at once and hands the findings to the sink.
 final class ScanStage: ScanRequests {
     let scanner: RuleScanner
-    let sink: AppEventSink?
+    let sink: EventPassing?
     /// A split run's worker: a finding left without a name takes passive DNS's at the
     /// ordered merge.
     var namesBoundLater = false
 
-    init(scanner: RuleScanner, sink: AppEventSink?) {
+    init(scanner: RuleScanner, sink: EventPassing?) {
         self.scanner = scanner
         self.sink = sink
     }
@@ -156,7 +156,7 @@ final class ScanStage: ScanRequests {
 /// events are queued in the order they are made; the stage's thread runs the scans and
 /// passes every event on, findings in their place, to the next stage. Stream bytes are
 /// copied into one byte array per batch (the reassembler reuses its buffers).
-final class ScanPipeline: ScanRequests, AppEventSink, @unchecked Sendable {
+final class ScanPipeline: ScanRequests, EventPassing, @unchecked Sendable {
     /// Small (the frequent stream requests are 49 bytes), so a batch stays a few pages:
     /// what is large (an event origin is 257 bytes, an event up to 530) waits in the
     /// batch's side arrays, taken in order as the requests name them. Not boxed: a box
