@@ -84,68 +84,22 @@ public final class AppLogs: AppEventSink {
     public var callouts: CalloutLog?
 
     public func dns(_ t: DNSTransaction) {
-        guard let m = t.message else { return }
+        // The messages are handed on borrowed, never bound: `let m = t.message` or
+        // `if let r = t.response` copied a message (a retain of each of its arrays).
+        if t.query != nil { dns(t, message: t.query!) } else if t.response != nil { dns(t, message: t.response!) }
+    }
+
+    private func dns(_ t: borrowing DNSTransaction, message m: borrowing DNSMessage) {
         callouts?.noteLookup(t)
-        if let q = m.questions.first {
-            if questionBytes + Self.cost(q.name) > Self.maxQuestionBytes {
-                questionsDropped += 1
-            } else if let i = questionsByFlow.index(forKey: t.origin.communityID) {
-                if questionsByFlow.values[i].count < 16, !questionsByFlow.values[i].contains(q.name) {
-                    questionsByFlow.values[i].append(q.name)
-                    questionBytes += Self.cost(q.name)
-                }
-            } else if questionsByFlow.count < Self.maxFlowsWithQuestions {
-                questionsByFlow[t.origin.communityID] = [q.name]
-                questionBytes += Self.cost(q.name)
-            } else {
-                questionsDropped += 1
-            }
-        }
+        if !m.questions.isEmpty { noteQuestion(m.questions[0].name, flow: t.origin.communityID) }
         let protocolName: StaticString = t.flavour == "mdns" ? "mdns" : t.flavour == "llmnr" ? "llmnr" : "dns"
         begin(t.origin, dataset: "phonehome.dns", protocolName: protocolName)
         writer.beginObject("dns")
         writer.field("id", Int(m.id))
         writer.field("op_code", opcodeName(m.opcode))
-        if let q = m.questions.first {
-            writer.beginObject("question")
-            writer.nameField("name", q.name)
-            writer.field("type", DNSType.name(q.type))
-            writer.field("class", DNSType.className(q.qclass))
-            writer.endObject()
-        }
-        if let r = t.response {
-            writer.field("type", literal: "answer")
-            writer.field("response_code", DNSType.rcodeName(r.rcode))
-            writer.beginArray("header_flags")
-            if r.authoritative { writer.literal("AA") }
-            if r.truncated { writer.literal("TC") }
-            if r.recursionDesired { writer.literal("RD") }
-            if r.recursionAvailable { writer.literal("RA") }
-            writer.endArray()
-            if !r.answers.isEmpty {
-                writer.beginArray("answers")
-                for a in r.answers {
-                    writer.beginObject()
-                    writer.nameField("name", a.name)
-                    writer.field("type", DNSType.name(a.type))
-                    writer.field("class", DNSType.className(a.rclass))
-                    writer.field("ttl", Int(a.ttl))
-                    switch a.data {
-                    case .address(let ip): writer.ipField("data", ip)
-                    case .name(let n): writer.nameField("data", n)
-                    default: writer.field("data", rdataText(a.data))
-                    }
-                    writer.endObject()
-                }
-                writer.endArray()
-                var resolved: [IPAddress] = []
-                for a in r.answers { if case .address(let ip) = a.data { resolved.append(ip) } }
-                if !resolved.isEmpty {
-                    writer.beginArray("resolved_ip")
-                    for ip in resolved { writer.ipString(ip) }
-                    writer.endArray()
-                }
-            }
+        if !m.questions.isEmpty { question(m.questions[0], key: "question") }
+        if t.response != nil {
+            answer(t.response!)
         } else {
             writer.field("type", literal: "query")
         }
@@ -155,13 +109,7 @@ public final class AppLogs: AppEventSink {
         if m.questions.count > 1 {
             // ECS has one question; mDNS asks several at once (tshark lists them all).
             writer.beginArray("more_questions")
-            for q in m.questions.dropFirst() {
-                writer.beginObject()
-                writer.nameField("name", q.name)
-                writer.field("type", DNSType.name(q.type))
-                writer.field("class", DNSType.className(q.qclass))
-                writer.endObject()
-            }
+            for i in 1 ..< m.questions.count { question(m.questions[i], key: nil) }
             writer.endArray()
         }
         if let f = t.responseFrame { writer.field("response_frame", f) }
@@ -173,6 +121,63 @@ public final class AppLogs: AppEventSink {
         writer.endObject()
         end(dnsFile)
         dnsLines += 1
+    }
+
+    /// Keeps the flow's first question name for its callout line (bounded in count and bytes).
+    private func noteQuestion(_ name: [UInt8], flow: CommunityIDText) {
+        if questionBytes + Self.cost(name) > Self.maxQuestionBytes {
+            questionsDropped += 1
+        } else if let i = questionsByFlow.index(forKey: flow) {
+            if questionsByFlow.values[i].count < 16, !questionsByFlow.values[i].contains(name) {
+                questionsByFlow.values[i].append(name)
+                questionBytes += Self.cost(name)
+            }
+        } else if questionsByFlow.count < Self.maxFlowsWithQuestions {
+            questionsByFlow[flow] = [name]
+            questionBytes += Self.cost(name)
+        } else {
+            questionsDropped += 1
+        }
+    }
+
+    private func question(_ q: borrowing DNSQuestion, key: StaticString?) {
+        if let key { writer.beginObject(key) } else { writer.beginObject() }
+        writer.nameField("name", q.name)
+        writer.field("type", DNSType.name(q.type))
+        writer.field("class", DNSType.className(q.qclass))
+        writer.endObject()
+    }
+
+    private func answer(_ r: borrowing DNSMessage) {
+        writer.field("type", literal: "answer")
+        writer.field("response_code", DNSType.rcodeName(r.rcode))
+        writer.beginArray("header_flags")
+        if r.authoritative { writer.literal("AA") }
+        if r.truncated { writer.literal("TC") }
+        if r.recursionDesired { writer.literal("RD") }
+        if r.recursionAvailable { writer.literal("RA") }
+        writer.endArray()
+        guard !r.answers.isEmpty else { return }
+        writer.beginArray("answers")
+        var resolved = 0
+        for i in r.answers.indices {
+            writer.beginObject()
+            writer.nameField("name", r.answers[i].name)
+            writer.field("type", DNSType.name(r.answers[i].type))
+            writer.field("class", DNSType.className(r.answers[i].rclass))
+            writer.field("ttl", Int(r.answers[i].ttl))
+            switch r.answers[i].data {
+            case .address(let ip): writer.ipField("data", ip); resolved += 1
+            case .name(let n): writer.nameField("data", n)
+            default: writer.field("data", rdataText(r.answers[i].data))
+            }
+            writer.endObject()
+        }
+        writer.endArray()
+        guard resolved > 0 else { return }
+        writer.beginArray("resolved_ip")
+        for i in r.answers.indices { if case .address(let ip) = r.answers[i].data { writer.ipString(ip) } }
+        writer.endArray()
     }
 
     func opcodeName(_ op: UInt8) -> String {
