@@ -84,9 +84,13 @@ public final class AppLogs: AppEventSink {
     public var callouts: CalloutLog?
 
     public func dns(_ t: DNSTransaction) {
-        // The messages are handed on borrowed, never bound: `let m = t.message` or
-        // `if let r = t.response` copied a message (a retain of each of its arrays).
-        if t.query != nil { dns(t, message: t.query!) } else if t.response != nil { dns(t, message: t.response!) }
+        // The message is lent through `map`, never bound: `let m = t.message` or
+        // `if let r = t.response` copied it (a retain of each of its arrays).
+        if t.query != nil {
+            _ = t.query.map { dns(t, message: $0) }
+        } else {
+            _ = t.response.map { dns(t, message: $0) }
+        }
     }
 
     private func dns(_ t: borrowing DNSTransaction, message m: borrowing DNSMessage) {
@@ -98,10 +102,10 @@ public final class AppLogs: AppEventSink {
         writer.field("id", Int(m.id))
         writer.field("op_code", opcodeName(m.opcode))
         if !m.questions.isEmpty { question(m.questions[0], key: "question") }
-        if t.response != nil {
-            answer(t.response!)
-        } else {
+        if t.response == nil {
             writer.field("type", literal: "query")
+        } else {
+            _ = t.response.map { answer($0) }
         }
         writer.endObject()
         writer.beginObject("phonehome")

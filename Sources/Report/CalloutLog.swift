@@ -187,11 +187,11 @@ public final class CalloutLog {
     /// Notes a DNS question sent to a local resolver: if no callout goes to that name by
     /// the end of the run, the lookup is the callout (the resolver forwards it out).
     public func noteLookup(_ t: DNSTransaction) {
-        // The query is read in place: binding it (or `t.message`) copied the message.
-        guard t.flavour == "dns", t.query != nil, !t.query!.questions.isEmpty else { return }
+        // Only the name is bound: binding the query (or `t.message`) copied the message.
+        guard t.flavour == "dns", let asked = t.query?.questions.first?.name else { return }
         let flow = t.origin.flow
         guard local.contains(flow.responderAddress) else { return }  // an outside resolver's flow is itself a callout
-        let name = DNSName.text(t.query!.questions[0].name)
+        let name = DNSName.text(asked)
         let key = name.lowercased()
         guard !Self.isLocal(lowercased: key), !key.isEmpty else { return }
         var resolved: [IPAddress] = []
