@@ -316,25 +316,37 @@ public struct AnalysisRun {
     }
 }
 
-/// report.md and report.html rendered on a thread of their own (a value copy of the
-/// report: nothing is shared), collected with `wait`.
+/// report.md and report.html rendered on threads of their own, one each (each with a
+/// value copy of the report: nothing is written to by both), collected with `wait`. They
+/// run while the logs drain to disk; one after the other on one thread they were the last
+/// ~40 ms of every run, a quarter of the time of a 30 MB capture.
 final class ReportRendering: @unchecked Sendable {
-    private var files: [(name: String, bytes: [UInt8])] = []
+    private var markdown: [UInt8]?
+    private var html: [UInt8]?
     private let done = DispatchSemaphore(value: 0)
+    private var started = 0
 
     init(_ report: EvidenceReport, markdown: Bool, html: Bool) {
-        let thread = Thread { [self] in
-            if markdown { files.append(("report.md", Array(report.markdown().utf8))) }
-            if html { files.append(("report.html", Array(report.html().utf8))) }
+        if markdown { render("phonehome.report-md") { [self] in self.markdown = Array(report.markdown().utf8) } }
+        if html { render("phonehome.report-html") { [self] in self.html = Array(report.html().utf8) } }
+    }
+
+    private func render(_ name: String, _ body: @escaping @Sendable () -> Void) {
+        started += 1
+        let thread = Thread { [done] in
+            body()
             done.signal()
         }
-        thread.name = "phonehome.reports"
+        thread.name = name
         thread.start()
     }
 
-    /// The rendered files, in the order above (markdown first).
+    /// The rendered files, markdown first.
     func wait() -> [(name: String, bytes: [UInt8])] {
-        done.wait()
+        for _ in 0 ..< started { done.wait() }
+        var files: [(name: String, bytes: [UInt8])] = []
+        if let markdown { files.append(("report.md", markdown)) }
+        if let html { files.append(("report.html", html)) }
         return files
     }
 }
