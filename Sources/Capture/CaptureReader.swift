@@ -489,24 +489,7 @@ public final class CaptureReader {
     }
 
     func enhancedPacket(_ b: UnsafeRawBufferPointer, _ offset: Int64) -> Record? {
-        guard b.count >= 32 else {
-            anomalies.record(kind: "bad_packet_block", frame: framesRead + 1, offset: offset, detail: "EPB too short")
-            return nil
-        }
-        let id = Int(u32(b, 8))
-        let captured = Int(u32(b, 20))
-        guard captured <= b.count - 32 else {
-            anomalies.record(kind: "bogus_record_length", frame: framesRead + 1, offset: offset,
-                             detail: "EPB captured length \(captured) exceeds block")
-            return nil
-        }
-        guard let interface = interface(id, offset) else { return nil }
-        let units = UInt64(u32(b, 12)) << 32 | UInt64(u32(b, 16))
-        framesRead += 1
-        return Record(frame: framesRead, interface: id, linkType: interface.linkType,
-                      timestamp: nanoseconds(units, interface), capturedLength: captured,
-                      originalLength: Int(u32(b, 24)), offset: offset,
-                      data: UnsafeRawBufferPointer(rebasing: b[28 ..< 28 + captured]))
+        timedPacket(b, offset, block: "EPB") { Int(u32($0, 8)) }
     }
 
     func simplePacket(_ b: UnsafeRawBufferPointer, _ offset: Int64) -> Record? {
@@ -521,16 +504,25 @@ public final class CaptureReader {
                       data: UnsafeRawBufferPointer(rebasing: b[12 ..< 12 + captured]))
     }
 
+    /// The obsolete Packet Block (pcapng draft, still written by old tools): an EPB whose
+    /// interface id is 16 bits, followed by a 16-bit drop count.
     func obsoletePacket(_ b: UnsafeRawBufferPointer, _ offset: Int64) -> Record? {
+        timedPacket(b, offset, block: "OPB") { Int(u16($0, 8)) }
+    }
+
+    /// An EPB or OPB: both hold the interface id at 8, the timestamp at 12 and 16, the
+    /// captured and original lengths at 20 and 24, and the data from 28.
+    private func timedPacket(_ b: UnsafeRawBufferPointer, _ offset: Int64, block: StaticString,
+                             interfaceID: (UnsafeRawBufferPointer) -> Int) -> Record? {
         guard b.count >= 32 else {
-            anomalies.record(kind: "bad_packet_block", frame: framesRead + 1, offset: offset, detail: "OPB too short")
+            anomalies.record(kind: "bad_packet_block", frame: framesRead + 1, offset: offset, detail: "\(block) too short")
             return nil
         }
-        let id = Int(u16(b, 8))
+        let id = interfaceID(b)
         let captured = Int(u32(b, 20))
         guard captured <= b.count - 32 else {
             anomalies.record(kind: "bogus_record_length", frame: framesRead + 1, offset: offset,
-                             detail: "OPB captured length \(captured) exceeds block")
+                             detail: "\(block) captured length \(captured) exceeds block")
             return nil
         }
         guard let interface = interface(id, offset) else { return nil }

@@ -277,23 +277,14 @@ extension Packet {
         while true {
             switch next {
             case IPProtocol.hopByHop, IPProtocol.routing, IPProtocol.destinationOptions,
-                 IPProtocol.mobility, IPProtocol.hip, IPProtocol.shim6:
+                 IPProtocol.mobility, IPProtocol.hip, IPProtocol.shim6, IPProtocol.ah:
                 guard headers < DecodeLimits.maxIPv6ExtensionHeaders else {
                     issue = .tooManyIPv6ExtensionHeaders; proto = next; return
                 }
                 guard end - offset >= 8 else { issue = .truncatedIPv6ExtensionHeader; proto = next; return }
-                let length = (Int(b.u8(offset + 1)) + 1) * 8
-                guard end - offset >= length else { issue = .truncatedIPv6ExtensionHeader; proto = next; return }
-                next = b.u8(offset)
-                offset += length
-                headers += 1
-            case IPProtocol.ah:
-                // RFC 4302: length in 4-byte units, minus 2.
-                guard headers < DecodeLimits.maxIPv6ExtensionHeaders else {
-                    issue = .tooManyIPv6ExtensionHeaders; proto = next; return
-                }
-                guard end - offset >= 8 else { issue = .truncatedIPv6ExtensionHeader; proto = next; return }
-                let length = (Int(b.u8(offset + 1)) + 2) * 4
+                // Length in 8-byte units past the first 8; AH's (RFC 4302) in 4-byte units, minus 2.
+                let units = Int(b.u8(offset + 1))
+                let length = next == IPProtocol.ah ? (units + 2) * 4 : (units + 1) * 8
                 guard end - offset >= length else { issue = .truncatedIPv6ExtensionHeader; proto = next; return }
                 next = b.u8(offset)
                 offset += length
