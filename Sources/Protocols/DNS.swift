@@ -77,36 +77,44 @@ public struct DNSMessage: Sendable {
         var m = DNSMessage()
         m.id = id
         m.flags = flags
+        m.issue = readSections(&m, &c, questions: Int(qd), answers: Int(an), authority: Int(ns), additional: Int(ar))?.reason
+        return replaced(&m, with: DNSMessage())   // a plain return copied the message
+    }
+
+    /// Reads the four sections into `m` (what decoded before a problem stays); nil when
+    /// the message is well-formed, else why not.
+    static func readSections(_ m: inout DNSMessage, _ c: inout ByteCursor,
+                             questions qd: Int, answers an: Int, authority ns: Int, additional ar: Int) -> DNSError? {
         // Each section's array sized once from its count (bounded), not grown per record.
-        m.questions.reserveCapacity(min(Int(qd), 16))
-        m.answers.reserveCapacity(min(Int(an), 32))
-        for _ in 0 ..< min(Int(qd), DNSLimits.maxRecordsPerSection) {
+        m.questions.reserveCapacity(min(qd, 16))
+        m.answers.reserveCapacity(min(an, 32))
+        for _ in 0 ..< min(qd, DNSLimits.maxRecordsPerSection) {
             switch DNSName.read(&c) {
-            case .failure(let why): m.issue = why.reason; return replaced(&m, with: DNSMessage())
+            case .failure(let why): return why
             case .success(let name):
-                guard let type = c.u16(), let qclass = c.u16() else { m.issue = "truncated_question"; return replaced(&m, with: DNSMessage()) }
+                guard let type = c.u16(), let qclass = c.u16() else { return "truncated_question" }
                 m.questions.append(DNSQuestion(name: name, type: type, qclass: qclass))
             }
         }
-        if Int(qd) > DNSLimits.maxRecordsPerSection { m.issue = "too_many_questions"; return replaced(&m, with: DNSMessage()) }
-        for _ in 0 ..< min(Int(an), DNSLimits.maxRecordsPerSection) {
+        if qd > DNSLimits.maxRecordsPerSection { return "too_many_questions" }
+        for _ in 0 ..< min(an, DNSLimits.maxRecordsPerSection) {
             switch readRecord(&c) {
-            case .failure(let why): m.issue = why.reason; return replaced(&m, with: DNSMessage())
+            case .failure(let why): return why
             case .success(let r): m.answers.append(r)
             }
         }
-        if Int(an) > DNSLimits.maxRecordsPerSection { m.issue = "too_many_records"; return replaced(&m, with: DNSMessage()) }
-        for _ in 0 ..< min(Int(ns), DNSLimits.maxRecordsPerSection) {
-            if let why = skipRecord(&c) { m.issue = why.reason; return replaced(&m, with: DNSMessage()) }
+        if an > DNSLimits.maxRecordsPerSection { return "too_many_records" }
+        for _ in 0 ..< min(ns, DNSLimits.maxRecordsPerSection) {
+            if let why = skipRecord(&c) { return why }
             m.authorityCount += 1
         }
-        if Int(ns) > DNSLimits.maxRecordsPerSection { m.issue = "too_many_records"; return replaced(&m, with: DNSMessage()) }
-        for _ in 0 ..< min(Int(ar), DNSLimits.maxRecordsPerSection) {
-            if let why = skipRecord(&c) { m.issue = why.reason; return replaced(&m, with: DNSMessage()) }
+        if ns > DNSLimits.maxRecordsPerSection { return "too_many_records" }
+        for _ in 0 ..< min(ar, DNSLimits.maxRecordsPerSection) {
+            if let why = skipRecord(&c) { return why }
             m.additionalCount += 1
         }
-        if Int(ar) > DNSLimits.maxRecordsPerSection { m.issue = "too_many_records"; return replaced(&m, with: DNSMessage()) }
-        return replaced(&m, with: DNSMessage())
+        if ar > DNSLimits.maxRecordsPerSection { return "too_many_records" }
+        return nil
     }
 
     /// Moves past one record, checking its owner name and length; nil when well-formed.

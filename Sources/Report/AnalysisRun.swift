@@ -323,8 +323,7 @@ public struct AnalysisRun {
 final class ReportRendering: @unchecked Sendable {
     private var markdown: [UInt8]?
     private var html: [UInt8]?
-    private let done = DispatchSemaphore(value: 0)
-    private var started = 0
+    private let rendering = DispatchGroup()
 
     init(_ report: EvidenceReport, markdown: Bool, html: Bool) {
         if markdown { render("phonehome.report-md") { [self] in self.markdown = Array(report.markdown().utf8) } }
@@ -332,10 +331,10 @@ final class ReportRendering: @unchecked Sendable {
     }
 
     private func render(_ name: String, _ body: @escaping @Sendable () -> Void) {
-        started += 1
-        let thread = Thread { [done] in
+        rendering.enter()
+        let thread = Thread { [rendering] in
             body()
-            done.signal()
+            rendering.leave()
         }
         thread.name = name
         thread.start()
@@ -343,7 +342,7 @@ final class ReportRendering: @unchecked Sendable {
 
     /// The rendered files, markdown first.
     func wait() -> [(name: String, bytes: [UInt8])] {
-        for _ in 0 ..< started { done.wait() }
+        rendering.wait()
         var files: [(name: String, bytes: [UInt8])] = []
         if let markdown { files.append(("report.md", markdown)) }
         if let html { files.append(("report.html", html)) }
