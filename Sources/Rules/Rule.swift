@@ -92,6 +92,11 @@ public final class Rule: @unchecked Sendable {
     /// A PCRE2 pattern, or a literal (the two are exclusive).
     public var pattern: String?
     public var literal: String?
+    /// Expressions Vectorscan runs in place of `pattern`, whose matches together are the
+    /// pattern's (an alternation spelled out: one expression per branch). Vectorscan
+    /// scans some alternations much slower than their branches apart; PCRE2 still
+    /// confirms every hit with `pattern`, so findings are the same.
+    public var scanAs: [String] = []
     public var caseless = false
     public var dotAll = false
     public var multiline = false

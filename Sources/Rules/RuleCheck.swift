@@ -13,8 +13,31 @@ public enum RuleCheck {
             for example in rule.examplesNoMatch where matches(engine, index, example) {
                 fail("counter-example matches: \(example)")
             }
+            if !rule.scanAs.isEmpty { errors += checkScanForms(rule, engine: engine, index: index) }
         }
         return (errors.isEmpty ? engine : nil, errors)
+    }
+
+    /// `scan_as` must find every match of `pattern`: on each example, the matches found
+    /// through the forms are those found with the pattern itself.
+    static func checkScanForms(_ rule: Rule, engine: RuleEngine, index: Int) -> [RuleError] {
+        let plain = Rule(id: rule.id, title: rule.title, family: rule.family, severity: rule.severity, kind: rule.kind)
+        plain.pattern = rule.pattern
+        (plain.caseless, plain.dotAll, plain.multiline) = (rule.caseless, rule.dotAll, rule.multiline)
+        (plain.validator, plain.maxLength) = (rule.validator, rule.maxLength)
+        (plain.context, plain.contextWindow, plain.requireContext) = (rule.context, rule.contextWindow, rule.requireContext)
+        (plain.awsAccounts, plain.file, plain.line) = (rule.awsAccounts, rule.file, rule.line)
+        let reference: RuleEngine
+        do { reference = try RuleEngine(rules: [plain]) } catch { return [error] }
+        func found(_ e: RuleEngine, _ rule: Int, _ text: String) -> [Range<Int>] {
+            var out: [Range<Int>] = []
+            e.scan(Array(text.utf8), scope: .file) { if $0.rule == rule { out.append($0.range) } }
+            return out
+        }
+        return (rule.examplesMatch + rule.examplesNoMatch).compactMap { example in
+            found(engine, index, example) == found(reference, 0, example) ? nil
+                : RuleError("rule \(rule.id): `scan_as` does not find what `pattern` finds in: \(example)", file: rule.file, line: rule.line)
+        }
     }
 
     static func matches(_ engine: RuleEngine, _ rule: Int, _ example: String) -> Bool {

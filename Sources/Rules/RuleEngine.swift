@@ -57,7 +57,11 @@ public struct RuleCounters: Sendable {
 struct CompiledPattern {
     var rule: Int
     var encoding: CanaryEncoding
+    /// What PCRE2 confirms with.
     var expression: String
+    /// What Vectorscan runs: `expression`, or the rule's `scan_as` expressions, each
+    /// reporting under this pattern's index.
+    var scanForms: [String]
     var hsFlags: UInt32
     var regex: PCRE2Regex
     var inHyperscan: Bool
@@ -118,7 +122,7 @@ public final class RuleEngine {
         // prefilter (lookarounds relaxed, PCRE2 decides), then left to PCRE2 alone.
         var pcreOnly: [Int] = []
         var hsIndices = Array(patterns.indices)
-        for i in hsIndices where Self.needsPrefilter(patterns[i].expression) { patterns[i].hsFlags |= UInt32(HS_FLAG_PREFILTER) }
+        for i in hsIndices where patterns[i].scanForms.contains(where: Self.needsPrefilter) { patterns[i].hsFlags |= UInt32(HS_FLAG_PREFILTER) }
         var streamDB: OpaquePointer?
         while !hsIndices.isEmpty && streamDB == nil {
             switch Self.database(patterns, hsIndices, mode: UInt32(HS_MODE_STREAM)) {
@@ -149,11 +153,12 @@ public final class RuleEngine {
         var overlap = 0
         for i in hsIndices {
             let p = patterns[i]
-            let relaxed = Self.widths(p.expression, p.hsFlags)
+            let formWidths = p.scanForms.map { Self.widths($0, p.hsFlags) }
+            let relaxed = (min: formWidths.map(\.min).min() ?? 0, max: formWidths.map(\.max).max() ?? RuleLimits.maxMatchLength)
             if p.hsFlags & UInt32(HS_FLAG_PREFILTER) != 0 {
                 patterns[i].maxWidth = min(relaxed.max, rules[p.rule].maxLength ?? .max)
             }
-            guard relaxed.max <= RuleLimits.maxGatedWidth,
+            guard p.scanForms == [p.expression], relaxed.max <= RuleLimits.maxGatedWidth,
                   let g = RunGate.of(p.expression, caseless: p.hsFlags & UInt32(HS_FLAG_CASELESS) != 0,
                                      minWidth: relaxed.min) else { continue }
             gated.append(i)
@@ -206,7 +211,9 @@ public final class RuleEngine {
     public var summary: String {
         let hs = patterns.filter(\.inHyperscan)
         let prefilter = hs.filter { $0.hsFlags & UInt32(HS_FLAG_PREFILTER) != 0 }.count
-        return "\(patterns.count) patterns: \(hs.count - prefilter) exact and \(prefilter) prefiltered in Vectorscan, "
+        let split = hs.filter { $0.scanForms.count > 1 }
+        let forms = split.isEmpty ? "" : " (\(split.count) as \(split.reduce(0) { $0 + $1.scanForms.count }) expressions)"
+        return "\(patterns.count) patterns: \(hs.count - prefilter) exact and \(prefilter) prefiltered in Vectorscan\(forms), "
             + "\(pcreOnly.count) PCRE2 only; \(gatedCount) run-gated in streams (\(gate?.minLength ?? 0) bytes); "
             + "stream window \(window) bytes, Vectorscan stream state \(streamStateSize) bytes"
     }
@@ -243,7 +250,8 @@ public final class RuleEngine {
         if rule.multiline { options.insert(.multiline); flags |= UInt32(HS_FLAG_MULTILINE) }
         if let pattern = rule.pattern {
             let regex = try PCRE2Regex(pattern, options: options)
-            return [CompiledPattern(rule: index, encoding: .plain, expression: pattern, hsFlags: flags, regex: regex,
+            return [CompiledPattern(rule: index, encoding: .plain, expression: pattern,
+                                    scanForms: rule.scanAs.isEmpty ? [pattern] : rule.scanAs, hsFlags: flags, regex: regex,
                                     inHyperscan: false, maxWidth: min(maxWidth(pattern, flags), rule.maxLength ?? .max))]
         }
         guard let literal = rule.literal else { return [] }   // domain rules match names, not bytes
@@ -253,7 +261,8 @@ public final class RuleEngine {
             let expression = form.bytes.map { String(format: "\\x%02x", $0) }.joined()
             var formFlags = flags, formOptions = options
             if form.caseless { formFlags |= UInt32(HS_FLAG_CASELESS); formOptions.insert(.caseless) }
-            out.append(CompiledPattern(rule: index, encoding: form.encoding, expression: expression, hsFlags: formFlags,
+            out.append(CompiledPattern(rule: index, encoding: form.encoding, expression: expression, scanForms: [expression],
+                                       hsFlags: formFlags,
                                        regex: try PCRE2Regex(expression, options: formOptions), inHyperscan: false,
                                        maxWidth: form.bytes.count))
         }
@@ -293,21 +302,30 @@ public final class RuleEngine {
 
     static func database(_ patterns: [CompiledPattern], _ indices: [Int], mode: UInt32,
                          cache: String? = DatabaseCache.directory) -> Result<OpaquePointer, CompileFailure> {
-        let expressions = indices.map { strdup(patterns[$0].expression) }
+        // One expression per scan form, with the pattern's id (Vectorscan allows repeats);
+        // `owners` maps an expression back to its place in `indices`.
+        var texts: [String] = [], flags: [UInt32] = [], ids: [UInt32] = [], owners: [Int] = []
+        for (position, index) in indices.enumerated() {
+            for form in patterns[index].scanForms {
+                texts.append(form)
+                flags.append(patterns[index].hsFlags)
+                ids.append(UInt32(index))
+                owners.append(position)
+            }
+        }
+        let expressions = texts.map { strdup($0) }
         defer { expressions.forEach { free($0) } }
-        let flags = indices.map { patterns[$0].hsFlags }
-        let ids = indices.map { UInt32($0) }
-        let key = DatabaseCache.key(expressions: indices.map { patterns[$0].expression }, flags: flags, ids: ids, mode: mode)
+        let key = DatabaseCache.key(expressions: texts, flags: flags, ids: ids, mode: mode)
         if let cached = DatabaseCache.load(key, from: cache) { return .success(cached) }
         var db: OpaquePointer?
         var error: UnsafeMutablePointer<hs_compile_error_t>?
         let rc = expressions.map { UnsafePointer($0) }.withUnsafeBufferPointer { e in
-            hs_compile_multi(e.baseAddress, flags, ids, UInt32(indices.count), mode, nil, &db, &error)
+            hs_compile_multi(e.baseAddress, flags, ids, UInt32(texts.count), mode, nil, &db, &error)
         }
         if rc == HS_SUCCESS, let db { DatabaseCache.store(db, key, in: cache) }
         guard rc == HS_SUCCESS, let db else {
             let message = error.map { String(cString: $0.pointee.message) } ?? "error \(rc)"
-            let position = error.map { Int($0.pointee.expression) }.flatMap { $0 >= 0 ? $0 : nil }
+            let position = error.map { Int($0.pointee.expression) }.flatMap { $0 >= 0 && $0 < owners.count ? owners[$0] : nil }
             if let error { hs_free_compile_error(error) }
             return .failure(CompileFailure(error: RuleError("Vectorscan: \(message)"), expression: position))
         }

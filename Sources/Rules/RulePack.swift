@@ -111,7 +111,8 @@ public enum RulePack {
         func rule(_ node: Node, family: String) throws(RuleError) -> Rule {
             guard case .mapping(let m) = node else { throw error("each rule is a mapping", node) }
             try allow(m, ["id", "title", "severity", "kind", "pattern", "literal", "flags", "validator", "context",
-                          "context_window", "require_context", "applies_to", "encodings", "domains", "aws_accounts", "max_length", "examples"])
+                          "context_window", "require_context", "applies_to", "encodings", "domains", "aws_accounts", "max_length", "scan_as",
+                          "examples"])
             guard let id = try string(m, "id"), !id.isEmpty else { throw error("rule without `id`", node) }
             let line = node.mark?.line ?? 0
             func fail(_ message: String, _ at: Node?) -> RuleError { error("rule \(id): \(message)", at ?? node) }
@@ -128,6 +129,11 @@ public enum RulePack {
             r.domains = try strings(m, "domains").map { $0.lowercased() }
             let sources = [r.pattern, r.literal].compactMap { $0 }.count + (r.domains.isEmpty ? 0 : 1)
             guard sources == 1 else { throw fail("needs exactly one of `pattern`, `literal`, `domains`", node) }
+            r.scanAs = try strings(m, "scan_as")
+            if m["scan_as"] != nil {
+                guard r.pattern != nil else { throw fail("`scan_as` applies to `pattern` rules", m["scan_as"]) }
+                guard !r.scanAs.isEmpty, !r.scanAs.contains(where: \.isEmpty) else { throw fail("`scan_as` needs non-empty expressions", m["scan_as"]) }
+            }
             for flag in try strings(m, "flags") {
                 switch flag {
                 case "caseless": r.caseless = true

@@ -60,6 +60,38 @@ import TestSupport
         #expect(e?.description.hasPrefix("t.yaml:9: duplicate rule id t.one") == true, "\(String(describing: e))")
     }
 
+    /// `scan_as` spells an alternation out for Vectorscan: the rule finds what its pattern
+    /// finds, in whole buffers and in streams split inside a match; forms that miss part of
+    /// the pattern, or forms on a literal rule, are errors.
+    @Test func scanForms() throws {
+        let pack = Self.valid.replacingOccurrences(of: "pattern: 'ab+c'", with: "pattern: 'id=\\w+(?:@|%40)\\w+'\n    scan_as: ['id=\\w+@\\w+', 'id=\\w+%40\\w+']")
+            .replacingOccurrences(of: "['xxabbbc']", with: "['id=jo@host', 'id=jo%40host']")
+            .replacingOccurrences(of: "['ac']", with: "['id=jo#host']")
+        let rules = try RulePack.parse(pack, file: "t.yaml")
+        #expect(rules[0].scanAs.count == 2)
+        let (engine, errors) = RuleCheck.run(rules)
+        #expect(errors.isEmpty, "\(errors)")
+        let e = try #require(engine)
+        #expect(e.summary.contains("(1 as 2 expressions)"), "\(e.summary)")
+        var stream = RuleStream(scope: .tcp, batch: 0)
+        var found: [(Range<Int>, Int, Int)] = []
+        for (i, piece) in ["GET /?id=al", "ice%4", "0example&x=1"].enumerated() {
+            stream.feed(Array(piece.utf8), frame: i + 1, engine: e) { found.append(($0.match.range, $0.firstFrame, $0.lastFrame)) }
+        }
+        stream.close(engine: e) { found.append(($0.match.range, $0.firstFrame, $0.lastFrame)) }
+        #expect(found.count == 1 && found.first?.0 == 6 ..< 24 && found.first?.1 == 1 && found.first?.2 == 3, "\(found)")
+
+        let missing = error(pack.replacingOccurrences(of: ", 'id=\\w+%40\\w+'", with: ""))
+        #expect(missing?.description.hasPrefix("t.yaml:3: rule t.one: example does not match: id=jo%40host") == true, "\(String(describing: missing))")
+        let rules2 = try RulePack.parse(pack.replacingOccurrences(of: "['id=jo@host', 'id=jo%40host']", with: "['id=jo@host']")
+            .replacingOccurrences(of: ", 'id=\\w+%40\\w+'", with: ""), file: "t.yaml")
+        rules2[0].examplesNoMatch.append("id=jo%40host")
+        let quiet = RuleCheck.run(rules2).errors.map(\.description)
+        #expect(quiet.contains("t.yaml:3: rule t.one: `scan_as` does not find what `pattern` finds in: id=jo%40host"), "\(quiet)")
+        let literal = error(pack.replacingOccurrences(of: "pattern: 'id=\\w+(?:@|%40)\\w+'", with: "literal: 'id=jo'"))
+        #expect(literal?.description.hasPrefix("t.yaml:6: rule t.one: `scan_as` applies to `pattern` rules") == true, "\(String(describing: literal))")
+    }
+
     /// The shipped packs compile and their examples pass (what `rules check` does).
     @Test func shippedPacksCheck() throws {
         let rules = try RulePack.load(Corpus.repositoryRoot.appendingPathComponent("rules").path)
