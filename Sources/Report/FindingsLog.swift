@@ -170,21 +170,32 @@ public final class FindingsLog {
         try file.commit()
     }
 
+    /// The fields of a line that its flow and name decide (event, source, destination,
+    /// network, log), as the last line wrote them: a stream's findings come in runs.
+    private var flowPart: (flow: FlowIdentity, communityID: CommunityIDText, domain: [UInt8]?, text: [UInt8])?
+
     func write(_ f: Finding, entry: RuleEntry, digest: Masking.Digest) {
         let flow = f.origin.flow
         writer.reset()
         writer.beginObject()
         writer.timeField("@timestamp", f.origin.timestamp)
-        writer.beginObject("event")
-        writer.field("kind", literal: "alert")
-        writer.field("dataset", literal: "phonehome.finding")
-        writer.endObject()
-        writer.flowEndpoints(flow, domain: f.domain)
-        writer.beginObject("network")
-        writer.field("transport", IPProtocol.name(flow.key.proto))
-        writer.plainField("community_id", f.origin.communityID)
-        writer.endObject()
-        writer.logFile(inputPaths, input: flow.input)
+        if let part = flowPart, part.flow.key == flow.key, part.flow.originatorIsLow == flow.originatorIsLow,
+           part.flow.input == flow.input, part.communityID == f.origin.communityID, part.domain == f.domain {
+            writer.append(part.text)   // begins with its comma
+        } else {
+            let start = writer.count
+            writer.beginObject("event")
+            writer.field("kind", literal: "alert")
+            writer.field("dataset", literal: "phonehome.finding")
+            writer.endObject()
+            writer.flowEndpoints(flow, domain: f.domain)
+            writer.beginObject("network")
+            writer.field("transport", IPProtocol.name(flow.key.proto))
+            writer.plainField("community_id", f.origin.communityID)
+            writer.endObject()
+            writer.logFile(inputPaths, input: flow.input)
+            flowPart = (flow, f.origin.communityID, f.domain, Array(writer.view[start...]))
+        }
         FindingFields.write(writer, rule: f.rule, match: f.match, digest: digest, prepared: entry.prepared)
         writer.beginObject("phonehome")
         writer.field("field", f.field)
