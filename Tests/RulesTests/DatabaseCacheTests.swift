@@ -36,7 +36,7 @@ import Testing
 
         // An edited expression is another key, never the old database.
         var edited = patterns
-        edited[0].expression = "ab+d"
+        edited[0].scanForms = ["ab+d"]
         DatabaseCache.release(try compile(edited))
         #expect(files().count == 2)
     }
