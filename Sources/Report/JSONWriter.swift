@@ -348,24 +348,39 @@ public final class JSONWriter {
 
     public func string(_ s: String) { separator(); appendQuoted(s) }
 
+    /// Every line has several integers (ports, counts, frames, offsets): written two
+    /// digits at a time from a table, from the end, after counting them.
     public func int(_ v: Int) {
         separator()
         write(maximum: 20) { p in
             var n = v.magnitude
-            var digits = 1
-            var probe = n
-            while probe >= 10 { probe /= 10; digits += 1 }
             let sign = v < 0 ? 1 : 0
             if sign == 1 { p[0] = UInt8(ascii: "-") }
-            var i = sign + digits
-            repeat {
-                i -= 1
-                p[i] = UInt8(truncatingIfNeeded: n % 10) &+ 0x30
-                n /= 10
-            } while n > 0
-            return sign + digits
+            var digits = 1
+            var bound: UInt = 10
+            while digits < 20 && n >= bound { digits &+= 1; bound = bound &* 10 }
+            var end = sign &+ digits
+            let pairs = Self.digitPairs.utf8Start
+            while n >= 100 {
+                let pair = Int(truncatingIfNeeded: n % 100) &* 2
+                n /= 100
+                end &-= 2
+                p[end] = pairs[pair]
+                p[end &+ 1] = pairs[pair &+ 1]
+            }
+            if n >= 10 {
+                let pair = Int(truncatingIfNeeded: n) &* 2
+                p[end &- 2] = pairs[pair]
+                p[end &- 1] = pairs[pair &+ 1]
+            } else {
+                p[end &- 1] = UInt8(truncatingIfNeeded: n) &+ 0x30
+            }
+            return sign &+ digits
         }
     }
+
+    /// "00" "01" … "99", as one literal (no lazily made array to check on every call).
+    static let digitPairs: StaticString = "00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899"
 
     func raw(_ s: String) {
         if !s.isEmpty { separator() }

@@ -9,6 +9,28 @@ import Report
         return ours == (String(validating: bytes, as: UTF8.self) != nil)
     }
 
+    /// Integers are formatted by hand (digits from the bit length, two at a time): the
+    /// text must be `String(v)` at every power of ten and either side of it, at both ends
+    /// of `Int`, and for random values of every length.
+    @Test func integersAsTheStandardLibraryWritesThem() {
+        var values: [Int] = [0, 1, -1, 9, -9, Int.max, Int.min, Int.max - 1, Int.min + 1]
+        var power = 1
+        for _ in 1 ... 18 {
+            power *= 10
+            values += [power - 1, power, power + 1, -power + 1, -power, -power - 1]
+        }
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0 ..< 20_000 {
+            values.append(Int.random(in: .min ... .max, using: &generator) >> Int.random(in: 0 ... 63, using: &generator))
+        }
+        let w = JSONWriter()
+        for v in values {
+            w.reset()
+            w.int(v)
+            #expect(String(decoding: w.view, as: UTF8.self) == String(v))
+        }
+    }
+
     @Test func utf8BoundariesAgreeWithTheStandardLibrary() {
         let cases: [[UInt8]] = [
             [], [0x00], [0x7F], [0x80], [0xBF], [0xC0, 0x80], [0xC1, 0xBF], [0xC2, 0x80], [0xDF, 0xBF], [0xC2],
