@@ -162,34 +162,39 @@ public final class JSONWriter {
 
     public func field(_ k: StaticString, _ value: String) { key(k); string(value) }
 
-    /// A timestamp field, formatted straight into the output. The date-and-seconds part
-    /// is cached: consecutive flows mostly share it.
+    /// A timestamp field, formatted straight into the output. The date part is cached
+    /// (lines of a run mostly share a day); the time of day and the microseconds are
+    /// written two digits at a time.
     public func timeField(_ k: StaticString, _ nanoseconds: Int64) {
         key(k)
-        let (seconds, micros0) = splitNanoseconds(nanoseconds)
-        if seconds != cachedSecond || cachedPrefix.isEmpty {
-            cachedPrefix.removeAll(keepingCapacity: true)
-            appendRFC3339(seconds: seconds, micros: 0, to: &cachedPrefix)
-            cachedPrefix.removeLast(8)   // ".000000Z"
-            cachedSecond = seconds
+        let (seconds, micros) = splitNanoseconds(nanoseconds)
+        let day = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
+        if day != cachedDay || cachedDate.isEmpty {
+            cachedDate.removeAll(keepingCapacity: true)
+            appendRFC3339(seconds: day * 86_400, micros: 0, to: &cachedDate)
+            cachedDate.removeLast(16)   // "00:00:00.000000Z"
+            cachedDay = day
         }
-        reserve(cachedPrefix.count + 10)
+        let secondOfDay = Int(truncatingIfNeeded: seconds - day * 86_400)
+        let fraction = Int(truncatingIfNeeded: micros)
+        reserve(cachedDate.count + 19)
         put(UInt8(ascii: "\""))
-        cachedPrefix.withUnsafeBytes { put($0) }
-        put(UInt8(ascii: "."))
-        var micros = micros0
-        var divisor: Int64 = 100_000
-        while divisor > 0 {
-            put(UInt8(truncatingIfNeeded: micros / divisor) &+ 0x30)
-            micros %= divisor
-            divisor /= 10
+        cachedDate.withUnsafeBytes { put($0) }
+        let pairs = Self.digitPairs.utf8Start
+        @inline(__always) func pair(_ v: Int) {
+            put(pairs[v &* 2])
+            put(pairs[v &* 2 &+ 1])
         }
+        pair(secondOfDay / 3600); put(UInt8(ascii: ":"))
+        pair(secondOfDay / 60 % 60); put(UInt8(ascii: ":"))
+        pair(secondOfDay % 60); put(UInt8(ascii: "."))
+        pair(fraction / 10_000); pair(fraction / 100 % 100); pair(fraction % 100)
         put(UInt8(ascii: "Z"))
         put(UInt8(ascii: "\""))
         needsComma = true
     }
-    var cachedSecond: Int64 = .min
-    var cachedPrefix: [UInt8] = []
+    var cachedDay: Int64 = .min
+    var cachedDate: [UInt8] = []
 
     /// A string field whose value is a literal in the code: no escaping pass.
     public func field(_ k: StaticString, literal value: StaticString) {

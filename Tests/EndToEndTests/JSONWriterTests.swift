@@ -31,6 +31,31 @@ import Report
         }
     }
 
+    /// Timestamps keep their date cached and write the rest by digit pairs: each must be
+    /// the full RFC 3339 text, across days, before 1970, and at the ends of Int64.
+    @Test func timestampsAsTheFullFormatter() {
+        var values: [Int64] = [0, -1, 1, .max, .min, 86_399_999_999_999, 86_400_000_000_000, -86_400_000_000_000,
+                               1_704_067_200_123_456_789, 951_782_400_000_000_000]
+        var generator = SystemRandomNumberGenerator()
+        var t: Int64 = 1_700_000_000_000_000_000
+        for _ in 0 ..< 20_000 {
+            values.append(Int64.random(in: .min ... .max, using: &generator))
+            t &+= Int64.random(in: -3_000_000_000_000 ... 90_000_000_000_000, using: &generator)   // runs that share a day
+            values.append(t)
+        }
+        let w = JSONWriter()
+        for v in values {
+            w.reset()
+            w.beginObject()
+            w.timeField("t", v)
+            w.endObject()
+            var expected: [UInt8] = Array(#"{"t":""#.utf8)
+            appendRFC3339(v, to: &expected)
+            expected += Array(#""}"#.utf8)
+            #expect(Array(w.view) == expected, "\(v)")
+        }
+    }
+
     @Test func utf8BoundariesAgreeWithTheStandardLibrary() {
         let cases: [[UInt8]] = [
             [], [0x00], [0x7F], [0x80], [0xBF], [0xC0, 0x80], [0xC1, 0xBF], [0xC2, 0x80], [0xDF, 0xBF], [0xC2],
