@@ -100,8 +100,9 @@ public final class RuleEngine {
     let collector = HitCollector()
     public var counters = RuleCounters()
 
-    /// Compiles `rules`; an error names the rule's file and line.
-    public init(rules: [Rule]) throws(RuleError) {
+    /// Compiles `rules`; an error names the rule's file and line. Without
+    /// `usingScanForms`, Vectorscan runs every pattern as written (`rules check` compares).
+    public init(rules: [Rule], usingScanForms: Bool = true) throws(RuleError) {
         self.rules = rules
         domainRuleIndices = rules.indices.filter { !rules[$0].domains.isEmpty }
         domainBytes = rules.map { $0.domains.map { Array($0.utf8) } }
@@ -113,7 +114,7 @@ public final class RuleEngine {
             }
             seenIDs[rule.id] = rule
             do {
-                patterns += try Self.compile(rule, index: index)
+                patterns += try Self.compile(rule, index: index, usingScanForms: usingScanForms)
             } catch {
                 throw RuleError("rule \(rule.id): \(error.message)", file: rule.file, line: rule.line)
             }
@@ -242,7 +243,7 @@ public final class RuleEngine {
         return size
     }
 
-    static func compile(_ rule: Rule, index: Int) throws(RuleError) -> [CompiledPattern] {
+    static func compile(_ rule: Rule, index: Int, usingScanForms: Bool = true) throws(RuleError) -> [CompiledPattern] {
         var options: PCRE2Regex.Options = []
         var flags: UInt32 = 0
         if rule.caseless { options.insert(.caseless); flags |= UInt32(HS_FLAG_CASELESS) }
@@ -251,7 +252,8 @@ public final class RuleEngine {
         if let pattern = rule.pattern {
             let regex = try PCRE2Regex(pattern, options: options)
             return [CompiledPattern(rule: index, encoding: .plain, expression: pattern,
-                                    scanForms: rule.scanAs.isEmpty ? [pattern] : rule.scanAs, hsFlags: flags, regex: regex,
+                                    scanForms: usingScanForms && !rule.scanAs.isEmpty ? rule.scanAs : [pattern],
+                                    hsFlags: flags, regex: regex,
                                     inHyperscan: false, maxWidth: min(maxWidth(pattern, flags), rule.maxLength ?? .max))]
         }
         guard let literal = rule.literal else { return [] }   // domain rules match names, not bytes
