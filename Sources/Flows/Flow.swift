@@ -274,7 +274,7 @@ public struct Flow: OrientedFlow, Sendable {
 /// A flow's endpoints, orientation and input: the part of a `Flow` that never changes.
 /// Events carry this (56 bytes) rather than the whole flow (192): each event is moved
 /// from stage to stage of the pipeline, and all of it is copied each time.
-public struct FlowIdentity: OrientedFlow, Sendable {
+public struct FlowIdentity: OrientedFlow, Equatable, Sendable {
     public var key: FlowKey
     public var originatorIsLow: Bool
     public var input: Int

@@ -179,8 +179,7 @@ public final class FindingsLog {
         writer.reset()
         writer.beginObject()
         writer.timeField("@timestamp", f.origin.timestamp)
-        if let part = flowPart, part.flow.key == flow.key, part.flow.originatorIsLow == flow.originatorIsLow,
-           part.flow.input == flow.input, part.communityID == f.origin.communityID, part.domain == f.domain {
+        if let part = flowPart, part.flow == flow, part.communityID == f.origin.communityID, part.domain == f.domain {
             writer.append(part.text)   // begins with its comma
         } else {
             let start = writer.count
