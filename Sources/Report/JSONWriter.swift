@@ -33,7 +33,7 @@ public final class JSONWriter {
 
     // MARK: Raw output
 
-    /// Makes room for `n` more bytes; every `put` must be covered by a `reserve`.
+    /// Makes room for `n` more bytes; every write must be covered by a `reserve`.
     @inline(__always) func reserve(_ n: Int) {
         if count &+ n > capacity { grow(count + n) }
     }
@@ -48,23 +48,44 @@ public final class JSONWriter {
         capacity = newCapacity
     }
 
-    @inline(__always) func put(_ b: UInt8) {
-        base[count] = b
-        count &+= 1
+    /// Where the next byte goes, with room for `n` more. A field writes its bytes through
+    /// this one pointer and stores the count once (`advance`): a store through a pointer
+    /// may alias the writer's own properties, so writing at `base[count]` reloaded both
+    /// after every byte.
+    @inline(__always) func room(_ n: Int) -> UnsafeMutablePointer<UInt8> {
+        reserve(n)
+        return base + count
     }
 
-    @inline(__always) func put(_ p: UnsafeRawBufferPointer) {
-        guard let src = p.baseAddress, p.count > 0 else { return }
-        let n = p.count
-        let dst = UnsafeMutableRawPointer(base + count)
-        if n <= 32 { copySmall(to: dst, from: src, n) } else { dst.copyMemory(from: src, byteCount: n) }
-        count &+= n
+    /// Takes what was written up to `end` (a pointer from `room`).
+    @inline(__always) func advance(to end: UnsafeMutablePointer<UInt8>) {
+        count = base.distance(to: end)
+    }
+
+    /// Copies `n` bytes to `dst` and returns the byte after them.
+    @inline(__always) static func copy(_ src: UnsafeRawPointer, _ n: Int, to dst: UnsafeMutablePointer<UInt8>)
+        -> UnsafeMutablePointer<UInt8> {
+        if n <= 32 {
+            if n > 0 { copySmall(to: UnsafeMutableRawPointer(dst), from: src, n) }
+        } else {
+            UnsafeMutableRawPointer(dst).copyMemory(from: src, byteCount: n)
+        }
+        return dst + n
+    }
+
+    @inline(__always) static func copy(_ s: StaticString, to dst: UnsafeMutablePointer<UInt8>) -> UnsafeMutablePointer<UInt8> {
+        copy(s.utf8Start, s.utf8CodeUnitCount, to: dst)
+    }
+
+    @inline(__always) static func copy(_ p: UnsafeRawBufferPointer, to dst: UnsafeMutablePointer<UInt8>) -> UnsafeMutablePointer<UInt8> {
+        guard let src = p.baseAddress else { return dst }
+        return copy(src, p.count, to: dst)
     }
 
     /// 1 to 32 bytes as two overlapping moves of 16, 8 or 4 bytes (or three byte moves),
     /// each inside the source: keys and short values are most of what the logs write, and
     /// handing each to `memmove` was 8 million library calls on a 300 MB capture.
-    @inline(__always) private func copySmall(to dst: UnsafeMutableRawPointer, from src: UnsafeRawPointer, _ n: Int) {
+    @inline(__always) private static func copySmall(to dst: UnsafeMutableRawPointer, from src: UnsafeRawPointer, _ n: Int) {
         if n >= 16 {
             let head = src.loadUnaligned(as: SIMD16<UInt8>.self)
             let tail = src.loadUnaligned(fromByteOffset: n - 16, as: SIMD16<UInt8>.self)
@@ -87,30 +108,68 @@ public final class JSONWriter {
         }
     }
 
-    @inline(__always) func append(_ b: UInt8) { reserve(1); put(b) }
+    @inline(__always) func append(_ b: UInt8) {
+        let p = room(1)
+        p.pointee = b
+        advance(to: p + 1)
+    }
 
-    func append(_ p: UnsafeRawBufferPointer) { reserve(p.count); put(p) }
+    func append(_ p: UnsafeRawBufferPointer) { advance(to: Self.copy(p, to: room(p.count))) }
 
     func append(_ a: [UInt8]) { a.withUnsafeBytes { append($0) } }
 
     /// Lets a formatter write up to `maximum` bytes in place; it returns how many it wrote.
     @inline(__always) func write(maximum: Int, _ body: (UnsafeMutablePointer<UInt8>) -> Int) {
-        reserve(maximum)
-        count &+= body(base + count)
+        let p = room(maximum)
+        advance(to: p + body(p))
     }
 
     // MARK: Structure
+
+    /// The comma before a value when one is due, at `p` (which has room for it).
+    @inline(__always) private func comma(at p: UnsafeMutablePointer<UInt8>) -> UnsafeMutablePointer<UInt8> {
+        guard needsComma else { return p }
+        p.pointee = UInt8(ascii: ",")
+        return p + 1
+    }
 
     @inline(__always) func separator() {
         if needsComma { append(UInt8(ascii: ",")) }
         needsComma = true
     }
 
-    public func beginObject(_ key: StaticString? = nil) {
-        if let key { self.key(key) } else { separator() }
-        append(UInt8(ascii: "{"))
+    /// `,"key":` at `p` (the comma when one is due), which has room for the key and 4
+    /// bytes more; returns where the value goes. Keys are literals in the code: copied as
+    /// they are, no escaping pass.
+    @inline(__always) private func key(_ k: StaticString, at p: UnsafeMutablePointer<UInt8>) -> UnsafeMutablePointer<UInt8> {
+        var q = comma(at: p)
+        q.pointee = UInt8(ascii: "\"")
+        q = Self.copy(k, to: q + 1)
+        q[0] = UInt8(ascii: "\"")
+        q[1] = UInt8(ascii: ":")
+        return q + 2
+    }
+
+    /// Room for the key `k` and `value` bytes after it, with the key written: where the
+    /// value goes.
+    @inline(__always) private func field(_ k: StaticString, room value: Int) -> UnsafeMutablePointer<UInt8> {
+        key(k, at: room(k.utf8CodeUnitCount &+ 4 &+ value))
+    }
+
+    @inline(__always) private func open(_ k: StaticString?, _ bracket: UInt8) {
+        let p: UnsafeMutablePointer<UInt8>
+        if let k { p = field(k, room: 1) } else { p = comma(at: room(2)) }
+        p.pointee = bracket
+        advance(to: p + 1)
         needsComma = false
     }
+
+    @inline(__always) private func close(_ bracket: UInt8) {
+        append(bracket)
+        needsComma = true
+    }
+
+    public func beginObject(_ key: StaticString? = nil) { open(key, UInt8(ascii: "{")) }
 
     /// An object under a key computed at run time (escaped).
     public func beginObject(dynamic k: String) {
@@ -119,30 +178,14 @@ public final class JSONWriter {
         needsComma = false
     }
 
-    public func endObject() {
-        append(UInt8(ascii: "}"))
-        needsComma = true
-    }
+    public func endObject() { close(UInt8(ascii: "}")) }
 
-    public func beginArray(_ key: StaticString? = nil) {
-        if let key { self.key(key) } else { separator() }
-        append(UInt8(ascii: "["))
-        needsComma = false
-    }
+    public func beginArray(_ key: StaticString? = nil) { open(key, UInt8(ascii: "[")) }
 
-    public func endArray() {
-        append(UInt8(ascii: "]"))
-        needsComma = true
-    }
+    public func endArray() { close(UInt8(ascii: "]")) }
 
-    /// Keys are literals in the code: copied as they are, no escaping pass.
     @inline(__always) func key(_ k: StaticString) {
-        reserve(k.utf8CodeUnitCount + 4)
-        if needsComma { put(UInt8(ascii: ",")) }
-        put(UInt8(ascii: "\""))
-        put(UnsafeRawBufferPointer(start: k.utf8Start, count: k.utf8CodeUnitCount))
-        put(UInt8(ascii: "\""))
-        put(UInt8(ascii: ":"))
+        advance(to: field(k, room: 0))
         needsComma = false
     }
 
@@ -166,7 +209,6 @@ public final class JSONWriter {
     /// (lines of a run mostly share a day); the time of day and the microseconds are
     /// written two digits at a time.
     public func timeField(_ k: StaticString, _ nanoseconds: Int64) {
-        key(k)
         let (seconds, micros) = splitNanoseconds(nanoseconds)
         let day = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
         if day != cachedDay || cachedDate.isEmpty {
@@ -177,20 +219,26 @@ public final class JSONWriter {
         }
         let secondOfDay = Int(truncatingIfNeeded: seconds - day * 86_400)
         let fraction = Int(truncatingIfNeeded: micros)
-        reserve(cachedDate.count + 19)
-        put(UInt8(ascii: "\""))
-        cachedDate.withUnsafeBytes { put($0) }
+        var p = field(k, room: cachedDate.count + 19)
+        p.pointee = UInt8(ascii: "\"")
+        p = cachedDate.withUnsafeBytes { Self.copy($0, to: p + 1) }
         let pairs = Self.digitPairs.utf8Start
         @inline(__always) func pair(_ v: Int) {
-            put(pairs[v &* 2])
-            put(pairs[v &* 2 &+ 1])
+            p[0] = pairs[v &* 2]
+            p[1] = pairs[v &* 2 &+ 1]
+            p += 2
         }
-        pair(secondOfDay / 3600); put(UInt8(ascii: ":"))
-        pair(secondOfDay / 60 % 60); put(UInt8(ascii: ":"))
-        pair(secondOfDay % 60); put(UInt8(ascii: "."))
+        @inline(__always) func byte(_ b: UInt8) {
+            p.pointee = b
+            p += 1
+        }
+        pair(secondOfDay / 3600); byte(UInt8(ascii: ":"))
+        pair(secondOfDay / 60 % 60); byte(UInt8(ascii: ":"))
+        pair(secondOfDay % 60); byte(UInt8(ascii: "."))
         pair(fraction / 10_000); pair(fraction / 100 % 100); pair(fraction % 100)
-        put(UInt8(ascii: "Z"))
-        put(UInt8(ascii: "\""))
+        byte(UInt8(ascii: "Z"))
+        byte(UInt8(ascii: "\""))
+        advance(to: p)
         needsComma = true
     }
     var cachedDay: Int64 = .min
@@ -198,34 +246,31 @@ public final class JSONWriter {
 
     /// A string field whose value is a literal in the code: no escaping pass.
     public func field(_ k: StaticString, literal value: StaticString) {
-        key(k)
-        reserve(value.utf8CodeUnitCount + 2)
-        put(UInt8(ascii: "\""))
-        put(UnsafeRawBufferPointer(start: value.utf8Start, count: value.utf8CodeUnitCount))
-        put(UInt8(ascii: "\""))
+        let p = field(k, room: value.utf8CodeUnitCount + 2)
+        p.pointee = UInt8(ascii: "\"")
+        let end = Self.copy(value, to: p + 1)
+        end.pointee = UInt8(ascii: "\"")
+        advance(to: end + 1)
         needsComma = true
     }
 
     /// An address field formatted straight into the output (no String).
     public func ipField(_ k: StaticString, _ address: IPAddress) {
-        key(k)
-        quotedAddress(address)
+        advance(to: Self.quoted(address, at: field(k, room: IPAddress.maxTextLength + 2)))
         needsComma = true
     }
 
-    @inline(__always) func quotedAddress(_ address: IPAddress) {
-        write(maximum: IPAddress.maxTextLength + 2) { p in
-            p[0] = UInt8(ascii: "\"")
-            let n = address.writeText(to: p + 1)
-            p[n + 1] = UInt8(ascii: "\"")
-            return n + 2
-        }
+    /// The address text in quotes at `p`, which has room for `maxTextLength + 2` bytes.
+    @inline(__always) static func quoted(_ address: IPAddress, at p: UnsafeMutablePointer<UInt8>) -> UnsafeMutablePointer<UInt8> {
+        p[0] = UInt8(ascii: "\"")
+        let n = address.writeText(to: p + 1)
+        p[n + 1] = UInt8(ascii: "\"")
+        return p + n + 2
     }
 
     /// A field whose value was escaped and quoted once up front (repeated strings).
     public func preparedField(_ k: StaticString, _ quoted: [UInt8]) {
-        key(k)
-        append(quoted)
+        quoted.withUnsafeBytes { q in advance(to: Self.copy(q, to: field(k, room: q.count))) }
         needsComma = true
     }
 
@@ -247,24 +292,22 @@ public final class JSONWriter {
 
     /// Quoted as they are: for text known to need no escaping.
     func plainField(_ k: StaticString, utf8 u: UnsafeRawBufferPointer) {
-        key(k)
-        reserve(u.count + 2)
-        put(UInt8(ascii: "\""))
-        put(u)
-        put(UInt8(ascii: "\""))
+        let p = field(k, room: u.count + 2)
+        p.pointee = UInt8(ascii: "\"")
+        let end = Self.copy(u, to: p + 1)
+        end.pointee = UInt8(ascii: "\"")
+        advance(to: end + 1)
         needsComma = true
     }
 
     /// A field formatted in place by `body` (which writes at most `maximum` bytes),
     /// quoted, for values known to need no escaping.
     public func plainField(_ k: StaticString, maximum: Int, _ body: (UnsafeMutablePointer<UInt8>) -> Int) {
-        key(k)
-        write(maximum: maximum + 2) { p in
-            p[0] = UInt8(ascii: "\"")
-            let n = body(p + 1)
-            p[n + 1] = UInt8(ascii: "\"")
-            return n + 2
-        }
+        let p = field(k, room: maximum + 2)
+        p.pointee = UInt8(ascii: "\"")
+        let n = body(p + 1)
+        p[n + 1] = UInt8(ascii: "\"")
+        advance(to: p + n + 2)
         needsComma = true
     }
 
@@ -300,88 +343,103 @@ public final class JSONWriter {
     /// A DNS name from its wire bytes in `DNSName`'s presentation text, JSON-escaped,
     /// straight into the output.
     public func nameField(_ k: StaticString, _ name: [UInt8]) {
-        key(k)
         name.withUnsafeBufferPointer { n in
-            reserve(n.count * 5 + 3)
-            put(UInt8(ascii: "\""))
-            if n.isEmpty { put(UInt8(ascii: ".")) }   // the root
+            var p = field(k, room: n.count * 5 + 3)
+            @inline(__always) func byte(_ b: UInt8) {
+                p.pointee = b
+                p += 1
+            }
+            byte(UInt8(ascii: "\""))
+            if n.isEmpty { byte(UInt8(ascii: ".")) }   // the root
             // Most names are plain text: their run of plain bytes goes in one copy.
             var i = 0
             while i < n.count && DNSName.isPlain(n[i]) && n[i] != UInt8(ascii: "\"") { i += 1 }
-            put(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: n[..<i])))
+            if let start = n.baseAddress { p = Self.copy(start, i, to: p) }
             while i < n.count {
                 let b = n[i]
                 if DNSName.isPlain(b) {
-                    if b == UInt8(ascii: "\"") { put(UInt8(ascii: "\\")) }
-                    put(b)
+                    if b == UInt8(ascii: "\"") { byte(UInt8(ascii: "\\")) }
+                    byte(b)
                 } else if DNSName.isEscapePair(n, i) {   // `\.` or `\\`, backslashes escaped for JSON
-                    put(UInt8(ascii: "\\")); put(UInt8(ascii: "\\"))
-                    if n[i + 1] == UInt8(ascii: "\\") { put(UInt8(ascii: "\\")) }
-                    put(n[i + 1])
+                    byte(UInt8(ascii: "\\")); byte(UInt8(ascii: "\\"))
+                    if n[i + 1] == UInt8(ascii: "\\") { byte(UInt8(ascii: "\\")) }
+                    byte(n[i + 1])
                     i += 1
                 } else {   // DNSName's \xNN, with its backslash escaped for JSON
-                    put(UInt8(ascii: "\\")); put(UInt8(ascii: "\\")); put(UInt8(ascii: "x"))
-                    put(asciiHexDigit(b >> 4)); put(asciiHexDigit(b & 0xF))
+                    byte(UInt8(ascii: "\\")); byte(UInt8(ascii: "\\")); byte(UInt8(ascii: "x"))
+                    byte(asciiHexDigit(b >> 4)); byte(asciiHexDigit(b & 0xF))
                 }
                 i += 1
             }
-            put(UInt8(ascii: "\""))
+            byte(UInt8(ascii: "\""))
+            advance(to: p)
         }
         needsComma = true
     }
 
     /// A string literal as an array element.
     public func literal(_ value: StaticString) {
-        separator()
-        reserve(value.utf8CodeUnitCount + 2)
-        put(UInt8(ascii: "\""))
-        put(UnsafeRawBufferPointer(start: value.utf8Start, count: value.utf8CodeUnitCount))
-        put(UInt8(ascii: "\""))
+        let p = comma(at: room(value.utf8CodeUnitCount + 3))
+        p.pointee = UInt8(ascii: "\"")
+        let end = Self.copy(value, to: p + 1)
+        end.pointee = UInt8(ascii: "\"")
+        advance(to: end + 1)
+        needsComma = true
     }
 
     /// An address as an array element or value, formatted straight into the output.
     public func ipString(_ address: IPAddress) {
-        separator()
-        quotedAddress(address)
+        advance(to: Self.quoted(address, at: comma(at: room(IPAddress.maxTextLength + 3))))
+        needsComma = true
     }
 
-    public func field(_ k: StaticString, _ value: Int) { key(k); int(value) }
-    public func field(_ k: StaticString, _ value: Int64) { key(k); int(Int(value)) }
+    public func field(_ k: StaticString, _ value: Int) {
+        let p = field(k, room: Self.maxIntLength)
+        advance(to: p + Self.writeInt(value, at: p))
+        needsComma = true
+    }
+    public func field(_ k: StaticString, _ value: Int64) { field(k, Int(value)) }
     public func field(_ k: StaticString, _ value: Bool) { key(k); raw(value ? "true" : "false") }
     public func field(_ k: StaticString, _ value: Double) { key(k); raw(String(format: "%.6f", value)) }
     public func nullField(_ k: StaticString) { key(k); raw("null") }
 
     public func string(_ s: String) { separator(); appendQuoted(s) }
 
-    /// Every line has several integers (ports, counts, frames, offsets): written two
-    /// digits at a time from a table, from the end, after counting them.
     public func int(_ v: Int) {
-        separator()
-        write(maximum: 20) { p in
-            var n = v.magnitude
-            let sign = v < 0 ? 1 : 0
-            if sign == 1 { p[0] = UInt8(ascii: "-") }
-            var digits = 1
-            var bound: UInt = 10
-            while digits < 20 && n >= bound { digits &+= 1; bound = bound &* 10 }
-            var end = sign &+ digits
-            let pairs = Self.digitPairs.utf8Start
-            while n >= 100 {
-                let pair = Int(truncatingIfNeeded: n % 100) &* 2
-                n /= 100
-                end &-= 2
-                p[end] = pairs[pair]
-                p[end &+ 1] = pairs[pair &+ 1]
-            }
-            if n >= 10 {
-                let pair = Int(truncatingIfNeeded: n) &* 2
-                p[end &- 2] = pairs[pair]
-                p[end &- 1] = pairs[pair &+ 1]
-            } else {
-                p[end &- 1] = UInt8(truncatingIfNeeded: n) &+ 0x30
-            }
-            return sign &+ digits
+        let p = comma(at: room(Self.maxIntLength + 1))
+        advance(to: p + Self.writeInt(v, at: p))
+        needsComma = true
+    }
+
+    /// "-9223372036854775808"
+    static let maxIntLength = 20
+
+    /// Every line has several integers (ports, counts, frames, offsets): written two
+    /// digits at a time from a table, from the end, after counting them. Returns the length.
+    @inline(__always) static func writeInt(_ v: Int, at p: UnsafeMutablePointer<UInt8>) -> Int {
+        var n = v.magnitude
+        let sign = v < 0 ? 1 : 0
+        if sign == 1 { p[0] = UInt8(ascii: "-") }
+        var digits = 1
+        var bound: UInt = 10
+        while digits < 20 && n >= bound { digits &+= 1; bound = bound &* 10 }
+        var end = sign &+ digits
+        let pairs = digitPairs.utf8Start
+        while n >= 100 {
+            let pair = Int(truncatingIfNeeded: n % 100) &* 2
+            n /= 100
+            end &-= 2
+            p[end] = pairs[pair]
+            p[end &+ 1] = pairs[pair &+ 1]
         }
+        if n >= 10 {
+            let pair = Int(truncatingIfNeeded: n) &* 2
+            p[end &- 2] = pairs[pair]
+            p[end &- 1] = pairs[pair &+ 1]
+        } else {
+            p[end &- 1] = UInt8(truncatingIfNeeded: n) &+ 0x30
+        }
+        return sign &+ digits
     }
 
     /// "00" "01" … "99", as one literal (no lazily made array to check on every call).
@@ -406,9 +464,18 @@ public final class JSONWriter {
     }
 
     func appendQuoted(utf8 u: UnsafeBufferPointer<UInt8>) {
-        reserve(u.count * 6 + 2)
-        put(UInt8(ascii: "\""))
-        guard let source = u.baseAddress else { put(UInt8(ascii: "\"")); return }
+        var p = room(u.count * 6 + 2)
+        p.pointee = UInt8(ascii: "\"")
+        p += 1
+        guard let source = u.baseAddress else {
+            p.pointee = UInt8(ascii: "\"")
+            advance(to: p + 1)
+            return
+        }
+        @inline(__always) func byte(_ b: UInt8) {
+            p.pointee = b
+            p += 1
+        }
         // Bytes that need no escape are copied in runs; eight at a time are checked for
         // one that does (most strings have none).
         let n = u.count
@@ -421,21 +488,22 @@ public final class JSONWriter {
             let c = source[i]
             i += 1
             guard c < 0x20 || c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") else { continue }
-            put(UnsafeRawBufferPointer(start: source + copied, count: i - 1 - copied))
+            p = Self.copy(source + copied, i - 1 - copied, to: p)
             copied = i
-            put(UInt8(ascii: "\\"))
+            byte(UInt8(ascii: "\\"))
             switch c {
-            case 0x0A: put(UInt8(ascii: "n"))
-            case 0x0D: put(UInt8(ascii: "r"))
-            case 0x09: put(UInt8(ascii: "t"))
+            case 0x0A: byte(UInt8(ascii: "n"))
+            case 0x0D: byte(UInt8(ascii: "r"))
+            case 0x09: byte(UInt8(ascii: "t"))
             case 0..<0x20:
-                put(UInt8(ascii: "u")); put(0x30); put(0x30)
-                put(asciiHexDigit(c >> 4)); put(asciiHexDigit(c & 15))
-            default: put(c)   // the quote or the backslash itself
+                byte(UInt8(ascii: "u")); byte(0x30); byte(0x30)
+                byte(asciiHexDigit(c >> 4)); byte(asciiHexDigit(c & 15))
+            default: byte(c)   // the quote or the backslash itself
             }
         }
-        put(UnsafeRawBufferPointer(start: source + copied, count: n - copied))
-        put(UInt8(ascii: "\""))
+        p = Self.copy(source + copied, n - copied, to: p)
+        p.pointee = UInt8(ascii: "\"")
+        advance(to: p + 1)
     }
 
     /// Whether any of the 8 bytes of `w` is a control character, `"` or `\\` (each test

@@ -1,5 +1,7 @@
+import Foundation
 import Testing
 import Report
+import Wire
 
 /// The writer checks wire bytes for UTF-8 itself (no String per field): it must agree
 /// with the standard library's rule on every byte sequence, or lines would change.
@@ -117,6 +119,87 @@ import Report
             let w = JSONWriter()
             w.string(s)
             #expect(String(decoding: w.bytes, as: UTF8.self) == reference(s), "\(s.debugDescription)")
+        }
+    }
+
+    /// Each field reserves its room once and writes through one pointer: lines of every
+    /// kind of field, started from the smallest buffer so that it grows at every offset,
+    /// must parse back (Foundation's JSON reader) to the values written.
+    @Test func everyKindOfFieldThroughGrowth() throws {
+        let keys: [StaticString] = ["a", "bc", "def", "port", "seven77", "key-of-16-bytes!", "a key of thirty-two bytes long..",
+                                    "a key longer than thirty-two bytes, copied whole", "e", "f", "g", "h", "i", "j"]
+        let literals: [StaticString] = ["", "x", "tcp", "phonehome.finding", "a literal of more than thirty-two bytes"]
+        let pieces = ["a", "Z", " ", "\"", "\\", "\n", "\u{1}", "é", "€", "😀", "/", "0"]
+        var generator = SystemRandomNumberGenerator()
+        func text(_ n: Int) -> String {
+            (0 ..< n).map { _ in pieces.randomElement(using: &generator)! }.joined()
+        }
+        func address() -> IPAddress {
+            Bool.random(using: &generator) ? IPAddress(v4: UInt32.random(in: 0 ... .max, using: &generator))
+                : IPAddress(hi: UInt64.random(in: 0 ... .max, using: &generator) >> UInt64.random(in: 0 ... 63, using: &generator),
+                            lo: UInt64.random(in: 0 ... .max, using: &generator) >> UInt64.random(in: 0 ... 63, using: &generator))
+        }
+        for _ in 0 ..< 3_000 {
+            let w = JSONWriter(capacity: 1)
+            var expected: [String: Any] = [:]
+            w.beginObject()
+            for k in keys.prefix(Int.random(in: 0 ... keys.count, using: &generator)) {
+                let name = k.description
+                switch Int.random(in: 0 ... 10, using: &generator) {
+                case 0:
+                    // Within a double's exact integers: the reader parses larger ones as doubles
+                    // (`integersAsTheStandardLibraryWritesThem` covers the whole range).
+                    let v = Int.random(in: .min ... .max, using: &generator) >> Int.random(in: 11 ... 63, using: &generator)
+                    w.field(k, v); expected[name] = v
+                case 1:
+                    let v = literals.randomElement(using: &generator)!
+                    w.field(k, literal: v); expected[name] = v.description
+                case 2:
+                    let v = Int64.random(in: .min ... .max, using: &generator)
+                    w.timeField(k, v); expected[name] = rfc3339(v)
+                case 3:
+                    let v = address()
+                    w.ipField(k, v); expected[name] = v.description
+                case 4:
+                    let v = String((0 ..< Int.random(in: 0 ... 60, using: &generator)).map { _ in "abc019.-:".randomElement(using: &generator)! })
+                    w.plainField(k, v); expected[name] = v
+                case 5:
+                    let v = text(Int.random(in: 0 ... 30, using: &generator))
+                    w.preparedField(k, JSONWriter.quoted(v)); expected[name] = v
+                case 6:
+                    let v = String((0 ..< Int.random(in: 0 ... 70, using: &generator)).map { _ in "abcxyz019.-_".randomElement(using: &generator)! })
+                    w.nameField(k, Array(v.utf8)); expected[name] = v.isEmpty ? "." : v
+                case 7:
+                    let v = text(Int.random(in: 0 ... 30, using: &generator))
+                    w.field(k, v); expected[name] = v
+                case 8:
+                    var elements: [Any] = []
+                    w.beginArray(k)
+                    for _ in 0 ..< Int.random(in: 0 ... 6, using: &generator) {
+                        switch Int.random(in: 0 ... 3, using: &generator) {
+                        case 0: let v = address(); w.ipString(v); elements.append(v.description)
+                        case 1: let v = Int.random(in: -1_000_000 ... 1_000_000, using: &generator); w.int(v); elements.append(v)
+                        case 2: let v = literals.randomElement(using: &generator)!; w.literal(v); elements.append(v.description)
+                        default: let v = text(Int.random(in: 0 ... 10, using: &generator)); w.string(v); elements.append(v)
+                        }
+                    }
+                    w.endArray(); expected[name] = elements
+                case 9:
+                    let v = Bool.random(using: &generator)
+                    w.field(k, v); expected[name] = v
+                default:
+                    let a = Int.random(in: 0 ... 65_535, using: &generator)
+                    w.beginObject(k); w.field("n", a); w.beginObject("o"); w.endObject(); w.endObject()
+                    expected[name] = ["n": a, "o": NSDictionary()] as NSDictionary
+                }
+            }
+            w.endObject()
+            let parsed = try #require(try JSONSerialization.jsonObject(with: Data(w.bytes)) as? NSDictionary,
+                                      "\(String(decoding: w.bytes, as: UTF8.self))")
+            for (k, v) in expected where !((parsed[k] as? NSObject)?.isEqual(v) ?? false) {
+                Issue.record("\(k): \(String(describing: parsed[k])) != \(v) in \(String(decoding: w.bytes, as: UTF8.self))")
+            }
+            #expect(parsed.count == expected.count)
         }
     }
 }
