@@ -169,6 +169,7 @@ public final class JSONWriter {
         needsComma = true
     }
 
+    @inline(__always)
     public func beginObject(_ key: StaticString? = nil) { open(key, UInt8(ascii: "{")) }
 
     /// An object under a key computed at run time (escaped).
@@ -178,10 +179,13 @@ public final class JSONWriter {
         needsComma = false
     }
 
+    @inline(__always)
     public func endObject() { close(UInt8(ascii: "}")) }
 
+    @inline(__always)
     public func beginArray(_ key: StaticString? = nil) { open(key, UInt8(ascii: "[")) }
 
+    @inline(__always)
     public func endArray() { close(UInt8(ascii: "]")) }
 
     @inline(__always) func key(_ k: StaticString) {
@@ -203,6 +207,7 @@ public final class JSONWriter {
 
     public func field(dynamicKey k: String, _ value: String) { key(dynamic: k); string(value) }
 
+    @inline(__always)
     public func field(_ k: StaticString, _ value: String) { key(k); string(value) }
 
     /// A timestamp field, formatted straight into the output. The date part is cached
@@ -245,6 +250,7 @@ public final class JSONWriter {
     var cachedDate: [UInt8] = []
 
     /// A string field whose value is a literal in the code: no escaping pass.
+    @inline(__always)
     public func field(_ k: StaticString, literal value: StaticString) {
         let p = field(k, room: value.utf8CodeUnitCount + 2)
         p.pointee = UInt8(ascii: "\"")
@@ -255,6 +261,7 @@ public final class JSONWriter {
     }
 
     /// An address field formatted straight into the output (no String).
+    @inline(__always)
     public func ipField(_ k: StaticString, _ address: IPAddress) {
         advance(to: Self.quoted(address, at: field(k, room: IPAddress.maxTextLength + 2)))
         needsComma = true
@@ -269,6 +276,7 @@ public final class JSONWriter {
     }
 
     /// A field whose value was escaped and quoted once up front (repeated strings).
+    @inline(__always)
     public func preparedField(_ k: StaticString, _ quoted: [UInt8]) {
         quoted.withUnsafeBytes { q in advance(to: Self.copy(q, to: field(k, room: q.count))) }
         needsComma = true
@@ -291,6 +299,7 @@ public final class JSONWriter {
     public func plainField(_ k: StaticString, bytes: [UInt8]) { bytes.withUnsafeBytes { plainField(k, utf8: $0) } }
 
     /// Quoted as they are: for text known to need no escaping.
+    @inline(__always)
     func plainField(_ k: StaticString, utf8 u: UnsafeRawBufferPointer) {
         let p = field(k, room: u.count + 2)
         p.pointee = UInt8(ascii: "\"")
@@ -378,6 +387,7 @@ public final class JSONWriter {
     }
 
     /// A string literal as an array element.
+    @inline(__always)
     public func literal(_ value: StaticString) {
         let p = comma(at: room(value.utf8CodeUnitCount + 3))
         p.pointee = UInt8(ascii: "\"")
@@ -388,11 +398,13 @@ public final class JSONWriter {
     }
 
     /// An address as an array element or value, formatted straight into the output.
+    @inline(__always)
     public func ipString(_ address: IPAddress) {
         advance(to: Self.quoted(address, at: comma(at: room(IPAddress.maxTextLength + 3))))
         needsComma = true
     }
 
+    @inline(__always)
     public func field(_ k: StaticString, _ value: Int) {
         let p = field(k, room: Self.maxIntLength)
         advance(to: p + Self.writeInt(value, at: p))
@@ -403,8 +415,10 @@ public final class JSONWriter {
     public func field(_ k: StaticString, _ value: Double) { key(k); raw(String(format: "%.6f", value)) }
     public func nullField(_ k: StaticString) { key(k); raw("null") }
 
+    @inline(__always)
     public func string(_ s: String) { separator(); appendQuoted(s) }
 
+    @inline(__always)
     public func int(_ v: Int) {
         let p = comma(at: room(Self.maxIntLength + 1))
         advance(to: p + Self.writeInt(v, at: p))
@@ -516,6 +530,7 @@ public final class JSONWriter {
         return control | zero != 0
     }
 
+    @inline(__always)
     public func newline() {
         append(0x0A)
         needsComma = false
