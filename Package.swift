@@ -3,7 +3,7 @@ import PackageDescription
 
 // Release builds skip run-time exclusivity checks in the per-packet stages (they showed
 // as 5% of a profile); bounds and overflow checks stay on: never -Ounchecked.
-let hotPath: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+let hotPath: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked", "-cross-module-optimization"], .when(configuration: .release))]
 
 // One target per stage of the data flow (see ../shared/DESIGN.md); dependencies point down:
 // Capture → Wire → Flows → (Protocols, Rules) → Analysis → Report → phonehome.
