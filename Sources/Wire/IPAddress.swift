@@ -147,15 +147,18 @@ extension IPAddress {
         @inline(__always) func group(_ i: Int) -> UInt16 {
             UInt16(truncatingIfNeeded: (i < 4 ? hi : lo) >> UInt64(48 - 16 * (i & 3)))
         }
-        // RFC 5952 §4.2: compress the longest run of two or more zero groups, the first on a tie.
-        var bestStart = -1, bestLength = 0, i = 0
-        while i < 8 {
-            if group(i) == 0 {
-                var j = i
-                while j < 8 && group(j) == 0 { j += 1 }
-                if j - i > bestLength && j - i >= 2 { bestStart = i; bestLength = j - i }
-                i = j
-            } else { i += 1 }
+        // RFC 5952 §4.2: compress the longest run of two or more zero groups, the first on
+        // a tie. The zero groups as bits (group 0 in bit 0); a run of k ones starts where
+        // the mask ANDed with itself shifted k-1 times still has a bit.
+        var zeros: UInt32 = 0
+        for i in 0 ..< 8 where group(i) == 0 { zeros |= 1 << UInt32(i) }
+        var bestStart = -1, bestLength = 0
+        var run = zeros & (zeros >> 1), length = 2
+        while run != 0 {
+            bestStart = run.trailingZeroBitCount
+            bestLength = length
+            run &= run >> 1
+            length += 1
         }
         var k = 0
         while k < 8 {
@@ -165,14 +168,17 @@ extension IPAddress {
                 continue
             }
             if n > 0 && out[n - 1] != UInt8(ascii: ":") { out[n] = UInt8(ascii: ":"); n += 1 }
-            let g = group(k)
-            var shift = 12
-            while shift > 0 && (g >> UInt16(shift)) == 0 { shift -= 4 }   // no leading zeros
-            while shift >= 0 {
-                out[n] = asciiHexDigit(UInt8(truncatingIfNeeded: (g >> UInt16(shift)) & 0xF))
-                n += 1
-                shift -= 4
-            }
+            // The group's four hex digits as one little-endian word (the first digit in the
+            // low byte), without its leading zeros, stored at once: the bytes past the
+            // digits are written over next or lie past the returned length (a group starts
+            // at most 35 bytes in, so its 4 bytes stay within `maxTextLength`).
+            let g = UInt32(group(k))
+            let nibbles = (g >> 12) | (g >> 8 & 0xF) << 8 | (g >> 4 & 0xF) << 16 | (g & 0xF) << 24
+            let letters = ((nibbles &+ 0x7676_7676) & 0x8080_8080) >> 7   // 1 in each byte from 10 up
+            let text = nibbles &+ 0x3030_3030 &+ letters &* 0x27           // "0"..."9", "a"..."f"
+            let digits = max(1, (19 &- UInt16(truncatingIfNeeded: g).leadingZeroBitCount) >> 2)
+            UnsafeMutableRawPointer(out + n).storeBytes(of: (text >> UInt32(8 * (4 - digits))).littleEndian, as: UInt32.self)
+            n += digits
             k += 1
         }
         return n
