@@ -334,8 +334,14 @@ public final class AppLogs: AppEventSink {
         if let name = knownCipherSuiteName(suite) {
             if let key { writer.field(key, literal: name) } else { writer.literal(name) }
         } else {
-            let code = cipherSuiteName(suite)   // rare: its code in hex
-            if let key { writer.plainField(key, code) } else { writer.string(code) }
+            // Its code in hex, written in place: old clients offer dozens of suites without
+            // a common name, and a String for each was a tenth of a TLS line.
+            let code = { (p: UnsafeMutablePointer<UInt8>) -> Int in
+                p[0] = UInt8(ascii: "0"); p[1] = UInt8(ascii: "x")
+                for i in 0 ..< 4 { p[2 + i] = asciiHexDigit(UInt8(truncatingIfNeeded: suite >> UInt16(12 - 4 * i) & 0xF)) }
+                return 6
+            }
+            if let key { writer.plainField(key, maximum: 6, code) } else { writer.plainString(maximum: 6, code) }
         }
     }
 }

@@ -320,6 +320,17 @@ public final class JSONWriter {
         needsComma = true
     }
 
+    /// An array element formatted in place by `body` (at most `maximum` bytes), quoted,
+    /// for values known to need no escaping.
+    public func plainString(maximum: Int, _ body: (UnsafeMutablePointer<UInt8>) -> Int) {
+        let p = comma(at: room(maximum + 3))
+        p.pointee = UInt8(ascii: "\"")
+        let n = body(p + 1)
+        p[n + 1] = UInt8(ascii: "\"")
+        advance(to: p + n + 2)
+        needsComma = true
+    }
+
     /// Bytes from the wire as a string: valid UTF-8 as it is (JSON-escaped); when the
     /// bytes are not UTF-8, every byte from 0x80 up becomes the text `\\xNN`, as Zeek
     /// writes them, so nothing is silently replaced.
