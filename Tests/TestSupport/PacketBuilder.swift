@@ -93,7 +93,8 @@ public enum PacketBuilder {
 
     /// A TLS 1.3-style ClientHello in one record: SNI, ALPN, supported versions, and
     /// `padding` bytes of the padding extension (RFC 7685) to make it as large as wanted.
-    public static func clientHello(_ serverName: String, alpn: [String] = ["h2", "http/1.1"], padding: Int = 0) -> [UInt8] {
+    public static func clientHello(_ serverName: String, alpn: [String] = ["h2", "http/1.1"], padding: Int = 0,
+                                   suites: [UInt16] = [0x1301, 0x1302, 0x1303]) -> [UInt8] {
         let sni = Array(serverName.utf8)
         var ext: [UInt8] = [0, 0] + be16(sni.count + 5) + be16(sni.count + 3) + [0] + be16(sni.count) + sni
         let protocols = alpn.flatMap { [UInt8($0.utf8.count)] + Array($0.utf8) }
@@ -102,8 +103,15 @@ public enum PacketBuilder {
         ext += [0, 0x0A] + be16(4) + be16(2) + be16(0x001D)
         if padding > 0 { ext += [0, 0x15] + be16(padding) + [UInt8](repeating: 0, count: padding) }
         var body: [UInt8] = [3, 3] + (0..<32).map { UInt8($0 * 7 & 0xFF) } + [0]
-        body += be16(6) + [0x13, 0x01, 0x13, 0x02, 0x13, 0x03] + [1, 0] + be16(ext.count) + ext
+        body += be16(2 * suites.count) + suites.flatMap { be16(Int($0)) } + [1, 0] + be16(ext.count) + ext
         let handshake = [1, 0] + be16(body.count) + body
         return [22, 3, 1] + be16(handshake.count) + handshake
+    }
+
+    /// A TLS 1.2 ServerHello record choosing `suite`, with no extensions.
+    public static func serverHello(suite: UInt16) -> [UInt8] {
+        let body: [UInt8] = [3, 3] + (0..<32).map { UInt8($0 * 5 & 0xFF) } + [0] + be16(Int(suite)) + [0]
+        let handshake = [2, 0] + be16(body.count) + body
+        return [22, 3, 3] + be16(handshake.count) + handshake
     }
 }
