@@ -2,7 +2,9 @@
 import PackageDescription
 
 // Release builds skip run-time exclusivity checks in the per-packet stages (they showed
-// as 5% of a profile); bounds and overflow checks stay on: never -Ounchecked.
+// as 5% of a profile) and optimise across modules, so that a stage's small functions
+// inline where the next stage calls them (1% fewer instructions); bounds and overflow
+// checks stay on: never -Ounchecked.
 let hotPath: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked", "-cross-module-optimization"], .when(configuration: .release))]
 
 // One target per stage of the data flow (see ../shared/DESIGN.md); dependencies point down:
