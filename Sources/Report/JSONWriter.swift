@@ -82,6 +82,26 @@ public final class JSONWriter {
         return copy(src, p.count, to: dst)
     }
 
+    /// `n` bytes that need no escaping, in quotes, at `dst` (room for `n + 2`); returns the
+    /// byte after them.
+    @inline(__always) static func quoted(_ src: UnsafeRawPointer?, _ n: Int, at dst: UnsafeMutablePointer<UInt8>)
+        -> UnsafeMutablePointer<UInt8> {
+        dst.pointee = UInt8(ascii: "\"")
+        let end = src.map { copy($0, n, to: dst + 1) } ?? dst + 1
+        end.pointee = UInt8(ascii: "\"")
+        return end + 1
+    }
+
+    /// What `body` formats at most `maximum` bytes of (needing no escaping), in quotes, at
+    /// `dst` (room for `maximum + 2`); returns the byte after them.
+    @inline(__always) static func quoted(at dst: UnsafeMutablePointer<UInt8>, _ body: (UnsafeMutablePointer<UInt8>) -> Int)
+        -> UnsafeMutablePointer<UInt8> {
+        dst.pointee = UInt8(ascii: "\"")
+        let n = body(dst + 1)
+        dst[n + 1] = UInt8(ascii: "\"")
+        return dst + n + 2
+    }
+
     /// 1 to 32 bytes as two overlapping moves of 16, 8 or 4 bytes (or three byte moves),
     /// each inside the source: keys and short values are most of what the logs write, and
     /// handing each to `memmove` was 8 million library calls on a 300 MB capture.
@@ -252,11 +272,8 @@ public final class JSONWriter {
     /// A string field whose value is a literal in the code: no escaping pass.
     @inline(__always)
     public func field(_ k: StaticString, literal value: StaticString) {
-        let p = field(k, room: value.utf8CodeUnitCount + 2)
-        p.pointee = UInt8(ascii: "\"")
-        let end = Self.copy(value, to: p + 1)
-        end.pointee = UInt8(ascii: "\"")
-        advance(to: end + 1)
+        let n = value.utf8CodeUnitCount
+        advance(to: Self.quoted(value.utf8Start, n, at: field(k, room: n + 2)))
         needsComma = true
     }
 
@@ -269,10 +286,7 @@ public final class JSONWriter {
 
     /// The address text in quotes at `p`, which has room for `maxTextLength + 2` bytes.
     @inline(__always) static func quoted(_ address: IPAddress, at p: UnsafeMutablePointer<UInt8>) -> UnsafeMutablePointer<UInt8> {
-        p[0] = UInt8(ascii: "\"")
-        let n = address.writeText(to: p + 1)
-        p[n + 1] = UInt8(ascii: "\"")
-        return p + n + 2
+        quoted(at: p) { address.writeText(to: $0) }
     }
 
     /// A field whose value was escaped and quoted once up front (repeated strings).
@@ -301,33 +315,21 @@ public final class JSONWriter {
     /// Quoted as they are: for text known to need no escaping.
     @inline(__always)
     func plainField(_ k: StaticString, utf8 u: UnsafeRawBufferPointer) {
-        let p = field(k, room: u.count + 2)
-        p.pointee = UInt8(ascii: "\"")
-        let end = Self.copy(u, to: p + 1)
-        end.pointee = UInt8(ascii: "\"")
-        advance(to: end + 1)
+        advance(to: Self.quoted(u.baseAddress, u.count, at: field(k, room: u.count + 2)))
         needsComma = true
     }
 
     /// A field formatted in place by `body` (which writes at most `maximum` bytes),
     /// quoted, for values known to need no escaping.
     public func plainField(_ k: StaticString, maximum: Int, _ body: (UnsafeMutablePointer<UInt8>) -> Int) {
-        let p = field(k, room: maximum + 2)
-        p.pointee = UInt8(ascii: "\"")
-        let n = body(p + 1)
-        p[n + 1] = UInt8(ascii: "\"")
-        advance(to: p + n + 2)
+        advance(to: Self.quoted(at: field(k, room: maximum + 2), body))
         needsComma = true
     }
 
     /// An array element formatted in place by `body` (at most `maximum` bytes), quoted,
     /// for values known to need no escaping.
     public func plainString(maximum: Int, _ body: (UnsafeMutablePointer<UInt8>) -> Int) {
-        let p = comma(at: room(maximum + 3))
-        p.pointee = UInt8(ascii: "\"")
-        let n = body(p + 1)
-        p[n + 1] = UInt8(ascii: "\"")
-        advance(to: p + n + 2)
+        advance(to: Self.quoted(at: comma(at: room(maximum + 3)), body))
         needsComma = true
     }
 
@@ -400,11 +402,8 @@ public final class JSONWriter {
     /// A string literal as an array element.
     @inline(__always)
     public func literal(_ value: StaticString) {
-        let p = comma(at: room(value.utf8CodeUnitCount + 3))
-        p.pointee = UInt8(ascii: "\"")
-        let end = Self.copy(value, to: p + 1)
-        end.pointee = UInt8(ascii: "\"")
-        advance(to: end + 1)
+        let n = value.utf8CodeUnitCount
+        advance(to: Self.quoted(value.utf8Start, n, at: comma(at: room(n + 3))))
         needsComma = true
     }
 
