@@ -161,4 +161,11 @@ public struct CommunityIDText: Hashable, Sendable, CustomStringConvertible {
     }
 
     public var description: String { withUTF8 { String(decoding: $0, as: UTF8.self) } }
+
+    /// The four words folded into one: the text is base64 of a SHA-1, so one word carries
+    /// enough of it, and the logs' tables keyed by flow hash it on every look-up and on
+    /// each entry a removal moves (four words were four rounds of the hasher).
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(w0 ^ w1 ^ w2 ^ w3)
+    }
 }
