@@ -278,7 +278,7 @@ public func tlsVersionName(_ v: UInt16) -> String {
     case 0x0302: return "1.1"
     case 0x0303: return "1.2"
     case 0x0304: return "1.3"
-    default: return "0x" + hex4(v)
+    default: return hexCode(v)
     }
 }
 
@@ -306,10 +306,17 @@ func sortedSmall(_ values: [UInt16]) -> [UInt16] {
     return a
 }
 
-func hex4(_ v: UInt16) -> String {
-    var t = FingerprintText()
-    t.hex4(v)
-    return String(decoding: t.bytes, as: UTF8.self)
+/// A code without a name as the logs write it: `0x` and four lowercase hex digits (6
+/// bytes) at `p`; returns the length.
+public func writeHexCode(_ v: UInt16, to p: UnsafeMutablePointer<UInt8>) -> Int {
+    p[0] = UInt8(ascii: "0")
+    p[1] = UInt8(ascii: "x")
+    for i in 0 ..< 4 { p[2 + i] = asciiHexDigit(UInt8(truncatingIfNeeded: v >> UInt16(12 - 4 * i) & 0xF)) }
+    return 6
+}
+
+func hexCode(_ v: UInt16) -> String {
+    String(unsafeUninitializedCapacity: 6) { buffer in buffer.baseAddress.map { writeHexCode(v, to: $0) } ?? 0 }
 }
 
 /// The MD5 of a JA3 or JA3S text in lowercase hex, as ASCII bytes.
@@ -378,12 +385,6 @@ struct FingerprintText {
     mutating func hex<S: Sequence>(_ digest: S) where S.Element == UInt8 {
         for b in digest { bytes.append(asciiHexDigit(b >> 4)); bytes.append(asciiHexDigit(b & 0xF)) }
     }
-}
-
-/// IANA name of a cipher suite (the common ones), else its code in hex.
-public func cipherSuiteName(_ v: UInt16) -> String {
-    if let name = knownCipherSuiteName(v) { return name.description }
-    return "0x" + hex4(v)
 }
 
 /// IANA name of a common cipher suite, as a literal (written to logs without a String).

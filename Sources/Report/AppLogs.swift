@@ -336,11 +336,7 @@ public final class AppLogs: AppEventSink {
         } else {
             // Its code in hex, written in place: old clients offer dozens of suites without
             // a common name, and a String for each was a tenth of a TLS line.
-            let code = { (p: UnsafeMutablePointer<UInt8>) -> Int in
-                p[0] = UInt8(ascii: "0"); p[1] = UInt8(ascii: "x")
-                for i in 0 ..< 4 { p[2 + i] = asciiHexDigit(UInt8(truncatingIfNeeded: suite >> UInt16(12 - 4 * i) & 0xF)) }
-                return 6
-            }
+            let code = { (p: UnsafeMutablePointer<UInt8>) -> Int in writeHexCode(suite, to: p) }
             if let key { writer.plainField(key, maximum: 6, code) } else { writer.plainString(maximum: 6, code) }
         }
     }

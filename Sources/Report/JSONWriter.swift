@@ -138,12 +138,6 @@ public final class JSONWriter {
 
     func append(_ a: [UInt8]) { a.withUnsafeBytes { append($0) } }
 
-    /// Lets a formatter write up to `maximum` bytes in place; it returns how many it wrote.
-    @inline(__always) func write(maximum: Int, _ body: (UnsafeMutablePointer<UInt8>) -> Int) {
-        let p = room(maximum)
-        advance(to: p + body(p))
-    }
-
     // MARK: Structure
 
     /// The comma before a value when one is due, at `p` (which has room for it).

@@ -1,4 +1,5 @@
 import Foundation
+import Protocols
 import Report
 import Testing
 import TestSupport
@@ -36,5 +37,14 @@ import TestSupport
         let client = try #require(tls["client"] as? [String: Any])
         #expect(client["server_name"] as? String == "suites.example")
         #expect(client["supported_ciphers"] as? [String] == ["TLS_AES_128_GCM_SHA256", "0x00c4", "0xc0ad", "TLS_RSA_WITH_3DES_EDE_CBC_SHA"])
+    }
+
+    /// Versions and suites without a name share one spelling: `0x` and four lowercase digits.
+    @Test func unnamedCodesAsHex() {
+        #expect(tlsVersionName(0x7F1C) == "0x7f1c")
+        #expect(tlsVersionName(0x0303) == "1.2")
+        var bytes = [UInt8](repeating: 0, count: 6)
+        #expect(bytes.withUnsafeMutableBufferPointer { $0.baseAddress.map { writeHexCode(0x00AB, to: $0) } } == 6)
+        #expect(String(decoding: bytes, as: UTF8.self) == "0x00ab")
     }
 }
