@@ -43,11 +43,25 @@ public struct HTTPHead: Sendable {
 
     /// The first header of that name (compared case-insensitively; pass it lower-case).
     public func header(_ lowercasedName: StaticString) -> [UInt8]? {
+        guard let index = fieldIndex(lowercasedName) else { return nil }
+        return foldedValues[index] ?? Array(raw[fields[index].value])
+    }
+
+    /// Lends the first header of that name to `body` where it lies (nil when absent): a
+    /// value only read (written to a log, parsed as a number) needs no array of its own.
+    public func withHeader<R>(_ lowercasedName: StaticString, _ body: (UnsafeRawBufferPointer) -> R) -> R? {
+        guard let index = fieldIndex(lowercasedName) else { return nil }
+        if let folded = foldedValues[index] { return folded.withUnsafeBytes(body) }
+        let value = fields[index].value
+        return raw.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[value])) }
+    }
+
+    private func fieldIndex(_ lowercasedName: StaticString) -> Int? {
         let wanted = UnsafeBufferPointer(start: lowercasedName.utf8Start, count: lowercasedName.utf8CodeUnitCount)
         for (index, field) in fields.enumerated() where field.name.count == wanted.count {
             var equal = true
             for i in 0 ..< wanted.count where asciiLower(raw[field.name.lowerBound + i]) != wanted[i] { equal = false; break }
-            if equal { return foldedValues[index] ?? Array(raw[field.value]) }
+            if equal { return index }
         }
         return nil
     }

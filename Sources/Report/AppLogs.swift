@@ -222,16 +222,20 @@ public final class AppLogs: AppEventSink {
             writer.beginObject("request")
             writer.bytesField("method", q.method)
             if let n = t.requestBody?.wireBytes { writer.beginObject("body"); writer.field("bytes", n); writer.endObject() }
-            if let ct = q.header("content-type") { writer.bytesField("mime_type", ct) }
-            if let ref = q.header("referer") { writer.bytesField("referrer", ref) }
+            q.withHeader("content-type") { writer.bytesField("mime_type", bytes: $0) }
+            q.withHeader("referer") { writer.bytesField("referrer", bytes: $0) }
             writer.endObject()
-            writer.bytesField("version", Array(q.version.drop { $0 != UInt8(ascii: "/") }.dropFirst()))
+            // After the slash of "HTTP/1.1" (all of it when there is none).
+            q.version.withUnsafeBytes { v in
+                let slash = v.firstIndex(of: UInt8(ascii: "/")).map { $0 + 1 } ?? v.count
+                writer.bytesField("version", bytes: UnsafeRawBufferPointer(rebasing: v[slash...]))
+            }
         }
         if let r = t.response {
             writer.beginObject("response")
             writer.field("status_code", r.status)
             if let n = t.responseBody?.wireBytes { writer.beginObject("body"); writer.field("bytes", n); writer.endObject() }
-            if let ct = r.header("content-type") { writer.bytesField("mime_type", ct) }
+            r.withHeader("content-type") { writer.bytesField("mime_type", bytes: $0) }
             writer.endObject()
         }
         writer.endObject()
@@ -240,9 +244,9 @@ public final class AppLogs: AppEventSink {
             writer.bytesField("original", q.uri)
             if let host { writer.bytesField("domain", hostWithoutPort(host)) }
             writer.endObject()
-            if let ua = q.header("user-agent") {
+            q.withHeader("user-agent") { ua in
                 writer.beginObject("user_agent")
-                writer.bytesField("original", ua)
+                writer.bytesField("original", bytes: ua)
                 writer.endObject()
             }
         }

@@ -332,17 +332,22 @@ public final class JSONWriter {
     /// writes them, so nothing is silently replaced.
     public func bytesField(_ k: StaticString, _ value: [UInt8]) { key(k); bytesString(value) }
 
+    /// `bytesField` of bytes where they lie (a header value inside its head).
+    public func bytesField(_ k: StaticString, bytes value: UnsafeRawBufferPointer) { key(k); bytesString(value) }
+
     public func bytesString(_ value: [UInt8]) {
+        value.withUnsafeBytes { bytesString($0) }
+    }
+
+    public func bytesString(_ value: UnsafeRawBufferPointer) {
         // Checked and escaped over the bytes: a String made only to be written out cost
         // an allocation and the generic validation per header field.
-        let valid = value.withUnsafeBufferPointer { u in
-            guard isWellFormedUTF8(u) else { return false }
-            separator()
-            appendQuoted(utf8: u)
-            return true
-        }
-        if valid { return }
+        let u = value.assumingMemoryBound(to: UInt8.self)
         separator()
+        if isWellFormedUTF8(u) {
+            appendQuoted(utf8: u)
+            return
+        }
         var escaped: [UInt8] = []
         escaped.reserveCapacity(value.count * 2)
         for b in value {
