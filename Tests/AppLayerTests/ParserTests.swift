@@ -142,6 +142,23 @@ func dnsResponseFixture() -> [UInt8] {
         }
     }
 
+    /// A header lent where it lies is the same value the array form returns: plain,
+    /// in any case, continued over folded lines, and absent.
+    @Test func headersLentInPlaceMatchTheirCopies() throws {
+        let head = Array("GET / HTTP/1.1\r\nHOST: a.example\r\nX-Folded: one\r\n  two\r\nUser-Agent:  t/1 \r\n\r\n".utf8)
+        guard case .head(let h)? = parse([head]).first else {
+            Issue.record("no head")
+            return
+        }
+        for name: StaticString in ["host", "x-folded", "user-agent", "referer"] {
+            let lent = h.withHeader(name) { Array($0) }
+            #expect(lent == h.header(name), "\(name)")
+        }
+        #expect(h.withHeader("x-folded") { String(decoding: $0, as: UTF8.self) } == "one two")
+        #expect(h.withHeader("user-agent") { String(decoding: $0, as: UTF8.self) } == "t/1")
+        #expect(h.withHeader("referer") { _ in true } == nil)
+    }
+
     @Test func gzipBodyIsDecodedIntoTheWindow() throws {
         let text = Array(String(repeating: "canary-0042 ", count: 20).utf8)
         let gz = try gzip(text)

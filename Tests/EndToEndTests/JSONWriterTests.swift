@@ -94,6 +94,18 @@ import Wire
         #expect(String(decoding: w.bytes, as: UTF8.self) == #"{"a":"say \"hi\"\t\u0001é","b":"A\\xff\n\\xc3"}"#)
     }
 
+    /// Bytes written where they lie give the same line as the array form, valid UTF-8 or not.
+    @Test func bytesInPlaceAsTheArrayForm() {
+        var generator = SystemRandomNumberGenerator()
+        for n in 0 ..< 500 {
+            let value = (0 ..< n % 40).map { _ in UInt8.random(in: n % 2 == 0 ? 0x20 ... 0x7E : 0 ... 0xFF, using: &generator) }
+            let a = JSONWriter(), b = JSONWriter()
+            a.beginObject(); a.bytesField("v", value); a.endObject()
+            b.beginObject(); value.withUnsafeBytes { b.bytesField("v", bytes: $0) }; b.endObject()
+            #expect(a.bytes == b.bytes)
+        }
+    }
+
     /// Strings are escaped eight bytes at a time where nothing needs it: the same text as
     /// escaping each character, for escapes at every position of the word.
     @Test func escapingAgreesWithOneCharacterAtATime() {
