@@ -339,7 +339,13 @@ public enum DNSType {
     public static let svcb: UInt16 = 64
     public static let https: UInt16 = 65
 
+    // Each name as a literal (nil for a code without one), which the logs write as it is,
+    // and as a String with the generic spelling of the others.
     public static func name(_ type: UInt16) -> String {
+        knownName(type).map(\.description) ?? "TYPE\(type)"
+    }
+
+    public static func knownName(_ type: UInt16) -> StaticString? {
         switch type {
         case 1: return "A"
         case 2: return "NS"
@@ -366,11 +372,15 @@ public enum DNSType {
         case 252: return "AXFR"
         case 255: return "ANY"
         case 257: return "CAA"
-        default: return "TYPE\(type)"
+        default: return nil
         }
     }
 
     public static func rcodeName(_ rcode: UInt8) -> String {
+        knownRcodeName(rcode).map(\.description) ?? "RCODE\(rcode)"
+    }
+
+    public static func knownRcodeName(_ rcode: UInt8) -> StaticString? {
         switch rcode {
         case 0: return "NOERROR"
         case 1: return "FORMERR"
@@ -383,18 +393,22 @@ public enum DNSType {
         case 8: return "NXRRSET"
         case 9: return "NOTAUTH"
         case 10: return "NOTZONE"
-        default: return "RCODE\(rcode)"
+        default: return nil
         }
     }
 
     public static func className(_ c: UInt16) -> String {
+        knownClassName(c).map(\.description) ?? "CLASS\(c & 0x7FFF)"
+    }
+
+    public static func knownClassName(_ c: UInt16) -> StaticString? {
         switch c & 0x7FFF {   // mDNS uses the top bit as unicast-response / cache-flush
         case 1: return "IN"
         case 3: return "CH"
         case 4: return "HS"
         case 254: return "NONE"
         case 255: return "ANY"
-        default: return "CLASS\(c & 0x7FFF)"
+        default: return nil
         }
     }
 }

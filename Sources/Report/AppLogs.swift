@@ -100,7 +100,8 @@ public final class AppLogs: AppEventSink {
         begin(t.origin, dataset: "phonehome.dns", protocolName: protocolName)
         writer.beginObject("dns")
         writer.field("id", Int(m.id))
-        writer.field("op_code", opcodeName(m.opcode))
+        let opcode = m.opcode
+        tableField("op_code", knownOpcodeName(opcode), "OPCODE\(opcode)")
         if !m.questions.isEmpty { question(m.questions[0], key: "question") }
         if t.response == nil {
             writer.field("type", literal: "query")
@@ -147,14 +148,16 @@ public final class AppLogs: AppEventSink {
     private func question(_ q: borrowing DNSQuestion, key: StaticString?) {
         if let key { writer.beginObject(key) } else { writer.beginObject() }
         writer.nameField("name", q.name)
-        writer.field("type", DNSType.name(q.type))
-        writer.field("class", DNSType.className(q.qclass))
+        let type = q.type, qclass = q.qclass
+        tableField("type", DNSType.knownName(type), DNSType.name(type))
+        tableField("class", DNSType.knownClassName(qclass), DNSType.className(qclass))
         writer.endObject()
     }
 
     private func answer(_ r: borrowing DNSMessage) {
         writer.field("type", literal: "answer")
-        writer.field("response_code", DNSType.rcodeName(r.rcode))
+        let rcode = r.rcode
+        tableField("response_code", DNSType.knownRcodeName(rcode), DNSType.rcodeName(rcode))
         writer.beginArray("header_flags")
         if r.authoritative { writer.literal("AA") }
         if r.truncated { writer.literal("TC") }
@@ -167,8 +170,10 @@ public final class AppLogs: AppEventSink {
         for i in r.answers.indices {
             writer.beginObject()
             writer.nameField("name", r.answers[i].name)
-            writer.field("type", DNSType.name(r.answers[i].type))
-            writer.field("class", DNSType.className(r.answers[i].rclass))
+            // Codes taken first: the fallbacks' closures would otherwise capture (copy) the message.
+            let type = r.answers[i].type, rclass = r.answers[i].rclass
+            tableField("type", DNSType.knownName(type), DNSType.name(type))
+            tableField("class", DNSType.knownClassName(rclass), DNSType.className(rclass))
             writer.field("ttl", Int(r.answers[i].ttl))
             switch r.answers[i].data {
             case .address(let ip): writer.ipField("data", ip); resolved += 1
@@ -184,15 +189,21 @@ public final class AppLogs: AppEventSink {
         writer.endArray()
     }
 
-    func opcodeName(_ op: UInt8) -> String {
+    func knownOpcodeName(_ op: UInt8) -> StaticString? {
         switch op {
         case 0: return "QUERY"
         case 1: return "IQUERY"
         case 2: return "STATUS"
         case 4: return "NOTIFY"
         case 5: return "UPDATE"
-        default: return "OPCODE\(op)"
+        default: return nil
         }
+    }
+
+    /// A code's name from a table of literals, written as it is, or else its generic
+    /// spelling (a literal costs a copy; a String, a pass of escaping).
+    private func tableField(_ k: StaticString, _ known: StaticString?, _ generic: @autoclosure () -> String) {
+        if let known { writer.field(k, literal: known) } else { writer.field(k, generic()) }
     }
 
     func rdataText(_ d: DNSRecordData) -> String {
