@@ -159,11 +159,17 @@ public struct RuleStream {
         }
     }
 
-    /// The frame whose chunk holds stream offset `offset`.
+    /// The frame whose chunk holds stream offset `offset`: the last chunk starting at or
+    /// before it (the first chunk's if none does). Chunks are in stream order, so it is
+    /// found by halving: a walk over all of them (some 40 in a window), twice per match,
+    /// was most of `process`'s own time on the bench capture's 229,190 findings.
     private func frame(at offset: Int) -> Int {
-        var f = chunkFrames.first?.frame ?? 0
-        for c in chunkFrames where c.offset <= offset { f = c.frame }
-        return f
+        var low = 0, high = chunkFrames.count   // the first chunk starting after `offset` is in low...high
+        while low < high {
+            let mid = (low + high) / 2
+            if chunkFrames[mid].offset <= offset { low = mid + 1 } else { high = mid }
+        }
+        return low > 0 ? chunkFrames[low - 1].frame : (chunkFrames.first?.frame ?? 0)
     }
 
     /// Keeps the last `window` bytes (and any deferred match's start).
