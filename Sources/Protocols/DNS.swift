@@ -212,18 +212,29 @@ public enum DNSName {
     /// the first pointer, if any). Pointers must point strictly backwards, which rules
     /// out loops; their number and the name's length are limited as well.
     public static func read(_ c: inout ByteCursor) -> Result<[UInt8], DNSError> {
-        var name: [UInt8] = []
-        name.reserveCapacity(64)
-        if let failure = walk(&c, { label in
-            if !name.isEmpty { name.append(UInt8(ascii: ".")) }
-            // A dot or backslash inside a label is kept escaped (`\.`, `\\`, as in master
-            // files), so "a.b" as one label never reads as two.
-            for b in label {
-                if b == UInt8(ascii: ".") || b == UInt8(ascii: "\\") { name.append(UInt8(ascii: "\\")) }
-                name.append(b)
-            }
-        }) { return .failure(failure) }
-        return .success(name)
+        // Spelled into a buffer on the stack, then copied into an array of its size: an
+        // array appended a byte at a time checked its capacity and uniqueness per byte. A
+        // name is under 255 bytes on the wire (`walk` stops it there), at most twice that
+        // escaped, labels' dots included.
+        let capacity = 2 * DNSLimits.maxNameLength
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: capacity) { buffer -> Result<[UInt8], DNSError> in
+            guard let out = buffer.baseAddress else { return .failure("name_too_long") }
+            var n = 0
+            var overflow = false
+            if let failure = walk(&c, { label in
+                guard !overflow, n + 2 * label.count + 1 <= capacity else { overflow = true; return }
+                if n > 0 { out[n] = UInt8(ascii: "."); n += 1 }
+                // A dot or backslash inside a label is kept escaped (`\.`, `\\`, as in master
+                // files), so "a.b" as one label never reads as two.
+                for b in label {
+                    if b == UInt8(ascii: ".") || b == UInt8(ascii: "\\") { out[n] = UInt8(ascii: "\\"); n += 1 }
+                    out[n] = b
+                    n += 1
+                }
+            }) { return .failure(failure) }
+            if overflow { return .failure("name_too_long") }
+            return .success(Array(UnsafeBufferPointer(start: out, count: n)))
+        }
     }
 
     /// Checks a name and moves the cursor past it without keeping it (records that are
