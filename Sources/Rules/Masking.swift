@@ -73,30 +73,38 @@ public enum Masking {
         var separatorLength = 1
         if at == nil, let r = findPercent40(b) { at = r; separatorLength = 3 }
         guard let at else { return token(b) }
-        var out: [UInt8] = []
-        out.reserveCapacity(b.count + 2)
-        if at > 0 {
-            out.append(b[0])
-            out.append(contentsOf: repeatElement(star, count: max(at - 1, 1)))
-        }
-        out.append(contentsOf: b[at ..< at + separatorLength])
         let domainStart = at + separatorLength
         let lastDot = b[domainStart...].lastIndex(of: UInt8(ascii: "."))
-        var labelStart = domainStart
-        while true {
-            let labelEnd = b[labelStart...].firstIndex(of: UInt8(ascii: ".")) ?? b.count
-            if labelStart > domainStart { out.append(UInt8(ascii: ".")) }
-            if labelStart > (lastDot ?? domainStart - 1) {
-                out.append(contentsOf: b[labelStart ..< labelEnd])   // the top-level label
-                break
+        // Written in place: a label of one character takes a star more than it has, so the
+        // masked text is at most twice as long, plus the local part's two.
+        return b.withUnsafeBufferPointer { src in
+            [UInt8](unsafeUninitializedCapacity: 2 * src.count + 2) { out, written in
+                var n = 0
+                @inline(__always) func put(_ c: UInt8) { out[n] = c; n += 1 }
+                @inline(__always) func stars(_ k: Int) { for _ in 0 ..< k { put(star) } }
+                @inline(__always) func copy(_ r: Range<Int>) { for i in r { put(src[i]) } }
+                if at > 0 {
+                    put(src[0])
+                    stars(max(at - 1, 1))
+                }
+                copy(at ..< domainStart)
+                var labelStart = domainStart
+                while true {
+                    let labelEnd = b[labelStart...].firstIndex(of: UInt8(ascii: ".")) ?? b.count
+                    if labelStart > domainStart { put(UInt8(ascii: ".")) }
+                    if labelStart > (lastDot ?? domainStart - 1) {
+                        copy(labelStart ..< labelEnd)   // the top-level label
+                        break
+                    }
+                    if labelEnd > labelStart {
+                        put(src[labelStart])
+                        stars(max(labelEnd - labelStart - 1, 1))
+                    }
+                    labelStart = labelEnd + 1
+                }
+                written = n
             }
-            if labelEnd > labelStart {
-                out.append(b[labelStart])
-                out.append(contentsOf: repeatElement(star, count: max(labelEnd - labelStart - 1, 1)))
-            }
-            labelStart = labelEnd + 1
         }
-        return out
     }
 
     static func findPercent40(_ b: [UInt8]) -> Int? {

@@ -209,6 +209,38 @@ import TestSupport
         #expect(Masking.sha256Hex(Array("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
     }
 
+    /// E-mail masking spelled as a rule would say it, one piece at a time; the masking in
+    /// place must give the same text for every shape: short and empty labels, no dot, `%40`,
+    /// an `@` first or last.
+    @Test func emailMaskingAsTheRuleSaysIt() {
+        func reference(_ b: [UInt8]) -> [UInt8]? {
+            var at = b.firstIndex(of: UInt8(ascii: "@")), sep = 1
+            if at == nil, let i = (0 ..< max(b.count - 2, 0)).first(where: { Array(b[$0 ..< $0 + 3]) == Array("%40".utf8) }) { at = i; sep = 3 }
+            guard let at else { return nil }
+            func hide(_ part: ArraySlice<UInt8>) -> [UInt8] {
+                part.isEmpty ? [] : [part[part.startIndex]] + [UInt8](repeating: UInt8(ascii: "*"), count: max(part.count - 1, 1))
+            }
+            var out = at > 0 ? hide(b[..<at]) : []
+            out += b[at ..< at + sep]
+            let labels = b[(at + sep)...].split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
+            for (i, label) in labels.enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ".")) }
+                out += i == labels.count - 1 ? Array(label) : hide(label)
+            }
+            return out
+        }
+        var generator = SystemRandomNumberGenerator()
+        let alphabet = Array("ab.@%40x".utf8)
+        var checked = 0
+        for _ in 0 ..< 20_000 {
+            let value = (0 ..< Int.random(in: 0 ... 14, using: &generator)).map { _ in alphabet.randomElement(using: &generator) ?? 0 }
+            guard let expected = reference(value) else { continue }
+            #expect(Masking.maskedBytes(value, kind: "email") == expected, "\(String(decoding: value, as: UTF8.self))")
+            checked += 1
+        }
+        #expect(checked > 5_000)
+    }
+
     @Test func validators() {
         func ok(_ v: Validator, _ text: String) -> Bool { v.check(Array(text.utf8)) }
         #expect(ok(.privateIP, "10.0.0.1") && ok(.privateIP, "100.64.0.1") && ok(.privateIP, "172.31.255.255") && ok(.privateIP, "fd12:3456::1"))
