@@ -125,6 +125,22 @@ public final class CalloutLog {
         var firewall: FirewallEvent?
         var findings: [String] = []
         var missing: [String] = []
+        /// A flow's own gaps (`FlowGaps`), listed through `flowMissing` instead of `missing`.
+        var flowGaps: Int?
+    }
+
+    // A flow's callout lists one of a few fixed sets of gaps: each made once and shared,
+    // not an array built per callout and copied again to add the package's gap.
+    static let processGap = "process: no host log shows this flow"
+    static let nameGap = "name: no SNI, Host or DNS answer for the address"
+    static let packageGaps = ["package: no process to tie to a package, and the knowledge base does not know the destination",
+                              "package: no SBOM given", "package: neither the endpoint knowledge base nor the SBOM names one"]
+    /// Bit 1: no process; bit 2: no name.
+    enum FlowGaps { static let process = 1, name = 2 }
+    /// By flow gaps, then by package gap (`packageGaps`' index, or its count for none).
+    static let flowMissing: [[[String]]] = (0 ..< 4).map { gaps in
+        let flow = (gaps & FlowGaps.process != 0 ? [processGap] : []) + (gaps & FlowGaps.name != 0 ? [nameGap] : [])
+        return packageGaps.map { flow + [$0] } + [flow]
     }
 
     // MARK: Flows
@@ -150,8 +166,7 @@ public final class CalloutLog {
         }
         if let d = c.domain { noteCalled(d) }
         for name in questions { noteCalled(name) }
-        if attribution == nil { c.missing.append("process: no host log shows this flow") }
-        if c.domain == nil && questions.isEmpty { c.missing.append("name: no SNI, Host or DNS answer for the address") }
+        c.flowGaps = (attribution == nil ? FlowGaps.process : 0) | (c.domain == nil && questions.isEmpty ? FlowGaps.name : 0)
         emit(c)
     }
 
@@ -293,34 +308,44 @@ public final class CalloutLog {
         let entry = best?.entry
         let candidates = inSBOM.isEmpty ? matches : inSBOM + matches.filter { m in !inSBOM.contains { $0.entry == m.entry } }
         let package = packageAttributor.cause(attribution: c.attribution, knowledge: candidates)
-        var missing = c.missing
-        if package == nil {
-            missing.append(c.attribution == nil && !packages.packages.isEmpty ? "package: no process to tie to a package, and the knowledge base does not know the destination"
-                : packages.packages.isEmpty ? "package: no SBOM given" : "package: neither the endpoint knowledge base nor the SBOM names one")
+        // The process's facts, read out of the optional once: each `c.attribution?.x` was a
+        // call testing the large optional's case, several per callout.
+        var pid: Int?, processName: String?, executable: String?, processEvidence: String?
+        if let a = c.attribution {
+            pid = a.pid
+            processName = a.name
+            executable = a.resolvedExecutable ?? a.executable
+            processEvidence = logLine(a.evidence)
+        }
+        let packageGap = package != nil ? Self.packageGaps.count
+            : pid == nil && !packages.packages.isEmpty ? 0 : packages.packages.isEmpty ? 1 : 2
+        var missing: [String]
+        if let gaps = c.flowGaps {
+            missing = Self.flowMissing[gaps][packageGap]
+        } else {
+            missing = c.missing
+            if packageGap < Self.packageGaps.count { missing.append(Self.packageGaps[packageGap]) }
         }
         let declared = c.domain.map { d in packages.services.contains { s in s.endpoints.contains { $0.lowercased().contains(d.lowercased()) } } } ?? false
         let baselineStatus = baseline.map { b in
-            b.status(destination: c.domain ?? c.destination.map { "\($0.0)" } ?? "", port: c.port, transport: c.transport, process: c.attribution?.name)
+            b.status(destination: c.domain ?? c.destination.map { "\($0.0)" } ?? "", port: c.port, transport: c.transport, process: processName)
         }
-        let processEvidence = c.attribution.map { logLine($0.evidence) }
         let packageEvidence = package?.evidence.map(logLine)
         // Data: what the capture showed on the flow, and what the process's own buffers to
         // this destination held (the only view of data on a connect the capture lacks).
         var inBuffers: [String] = []
-        if let a = c.attribution, let (ip, port) = c.destination {
-            inBuffers = processFindings(FindingsLog.HostDestination(pid: a.pid, destination: Endpoint(address: ip, port: port)))
+        if let pid, let (ip, port) = c.destination {
+            inBuffers = processFindings(FindingsLog.HostDestination(pid: pid, destination: Endpoint(address: ip, port: port)))
         }
         let rules = inBuffers.isEmpty && c.findings.count < 2 ? c.findings : Array(Set(c.findings + inBuffers)).sorted()
         lines += 1
         linesByKind[c.kind, default: 0] += 1
         if !rules.isEmpty { withData += 1 }
         if let report {
-            var destination = c.domain ?? c.destination?.0.description ?? "?"
-            destination += ":"
-            destination += String(c.port)
+            let destination = "\(c.domain ?? c.destination?.0.description ?? "?"):\(c.port)"
             report.report.add(EvidenceReport.CalloutFacts(
-                kind: c.kind.rawValue, destination: destination, transport: c.transport, process: c.attribution?.name ?? "",
-                pid: c.attribution?.pid, executable: c.attribution.flatMap { $0.resolvedExecutable ?? $0.executable } ?? "",
+                kind: c.kind.rawValue, destination: destination, transport: c.transport, process: processName ?? "",
+                pid: pid, executable: executable ?? "",
                 package: package?.package.name ?? "", packageVersion: package?.package.version ?? "", packageMethod: package?.method ?? "",
                 packageConfidence: package?.confidence ?? "", packageInSBOM: package?.inSBOM ?? false, purpose: entry?.purpose ?? "",
                 optOut: entry?.optOut ?? "", knowledge: entry.map { "\($0.id) (\($0.source))" } ?? "", declared: declared, time: c.time,
@@ -354,11 +379,11 @@ public final class CalloutLog {
         if let id = c.communityID { writer.plainField("community_id", id) }
         writer.endObject()
         writer.logFile(inputPaths, input: c.input)
-        if let a = c.attribution {
+        if let pid {
             writer.beginObject("process")
-            writer.field("pid", a.pid)
-            if let name = a.name { writer.field("name", name) }
-            if let exe = a.resolvedExecutable ?? a.executable { writer.field("executable", exe) }
+            writer.field("pid", pid)
+            if let processName { writer.field("name", processName) }
+            if let executable { writer.field("executable", executable) }
             writer.endObject()
         }
         if let cause = package {
