@@ -172,15 +172,24 @@ public final class FindingsLog {
 
     /// The fields of a line that its flow and name decide (event, source, destination,
     /// network, log), as the last line wrote them: a stream's findings come in runs.
-    private var flowPart: (flow: FlowIdentity, communityID: CommunityIDText, domain: [UInt8]?, text: [UInt8])?
+    private var flowPart: FlowPart?
+    /// A struct, not a tuple: an optional tuple's case was tested through the runtime's
+    /// tuple metadata, looked up on every line, and `if let` copied it whole.
+    private struct FlowPart {
+        var flow: FlowIdentity
+        var communityID: CommunityIDText
+        var domain: [UInt8]?
+        var text: [UInt8]
+    }
 
     func write(_ f: Finding, entry: RuleEntry, digest: Masking.Digest) {
         let flow = f.origin.flow
         writer.reset()
         writer.beginObject()
         writer.timeField("@timestamp", f.origin.timestamp)
-        if let part = flowPart, part.flow == flow, part.communityID == f.origin.communityID, part.domain == f.domain {
-            writer.append(part.text)   // begins with its comma
+        // Read where it lies (through `map`): bound with `if let`, it was copied per line.
+        if flowPart.map({ $0.flow == flow && $0.communityID == f.origin.communityID && $0.domain == f.domain }) ?? false {
+            _ = flowPart.map { writer.append($0.text) }   // begins with its comma
         } else {
             let start = writer.count
             writer.beginObject("event")
@@ -193,7 +202,7 @@ public final class FindingsLog {
             writer.plainField("community_id", f.origin.communityID)
             writer.endObject()
             writer.logFile(inputPaths, input: flow.input)
-            flowPart = (flow, f.origin.communityID, f.domain, Array(writer.view[start...]))
+            flowPart = FlowPart(flow: flow, communityID: f.origin.communityID, domain: f.domain, text: Array(writer.view[start...]))
         }
         FindingFields.write(writer, rule: f.rule, match: f.match, digest: digest, prepared: entry.prepared)
         writer.beginObject("phonehome")
