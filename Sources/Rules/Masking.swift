@@ -75,10 +75,13 @@ public enum Masking {
         guard let at else { return token(b) }
         let domainStart = at + separatorLength
         let lastDot = b[domainStart...].lastIndex(of: UInt8(ascii: "."))
-        // Written in place: a label of one character takes a star more than it has, so the
-        // masked text is at most twice as long, plus the local part's two.
+        // Written into a scratch buffer (on the stack when small) and copied into an array
+        // of its size: a label of one character takes a star more than it has, so the masked
+        // text is at most twice as long, plus the local part's two. (An array made with
+        // `unsafeUninitializedCapacity` went through the standard library's unspecialised
+        // allocation, a generic metadata lookup per finding.)
         return b.withUnsafeBufferPointer { src in
-            [UInt8](unsafeUninitializedCapacity: 2 * src.count + 2) { out, written in
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 2 * src.count + 2) { out -> [UInt8] in
                 var n = 0
                 @inline(__always) func put(_ c: UInt8) { out[n] = c; n += 1 }
                 @inline(__always) func stars(_ k: Int) { for _ in 0 ..< k { put(star) } }
@@ -102,7 +105,7 @@ public enum Masking {
                     }
                     labelStart = labelEnd + 1
                 }
-                written = n
+                return Array(UnsafeBufferPointer(rebasing: out[0 ..< n]))
             }
         }
     }
