@@ -88,8 +88,9 @@ public struct DNSMessage: Sendable {
         // Each section's array sized once from its count (bounded), not grown per record.
         m.questions.reserveCapacity(min(qd, 16))
         m.answers.reserveCapacity(min(an, 32))
+        var names = DNSNameCache()
         for _ in 0 ..< min(qd, DNSLimits.maxRecordsPerSection) {
-            switch DNSName.read(&c) {
+            switch DNSName.read(&c, cache: &names) {
             case .failure(let why): return why
             case .success(let name):
                 guard let type = c.u16(), let qclass = c.u16() else { return "truncated_question" }
@@ -98,7 +99,7 @@ public struct DNSMessage: Sendable {
         }
         if qd > DNSLimits.maxRecordsPerSection { return "too_many_questions" }
         for _ in 0 ..< min(an, DNSLimits.maxRecordsPerSection) {
-            switch readRecord(&c) {
+            switch readRecord(&c, names: &names) {
             case .failure(let why): return why
             case .success(let r): m.answers.append(r)
             }
@@ -125,9 +126,9 @@ public struct DNSMessage: Sendable {
         return nil
     }
 
-    static func readRecord(_ c: inout ByteCursor) -> Result<DNSRecord, DNSError> {
+    static func readRecord(_ c: inout ByteCursor, names: inout DNSNameCache) -> Result<DNSRecord, DNSError> {
         let name: [UInt8]
-        switch DNSName.read(&c) {
+        switch DNSName.read(&c, cache: &names) {
         case .failure(let e): return .failure(e)
         case .success(let n): name = n
         }
@@ -139,13 +140,13 @@ public struct DNSMessage: Sendable {
         // RDATA may hold compressed names that point anywhere earlier in the message.
         var r = ByteCursor(UnsafeRawBufferPointer(rebasing: c.bytes[..<(start + Int(length))]), at: start)
         _ = c.skip(Int(length))
-        let data = decodeData(type: type, length: Int(length), &r) ?? .other(length: Int(length))
+        let data = decodeData(type: type, length: Int(length), &r, names: &names) ?? .other(length: Int(length))
         return .success(DNSRecord(name: name, type: type, rclass: rclass, ttl: ttl, data: data))
     }
 
-    static func decodeData(type: UInt16, length: Int, _ r: inout ByteCursor) -> DNSRecordData? {
+    static func decodeData(type: UInt16, length: Int, _ r: inout ByteCursor, names: inout DNSNameCache) -> DNSRecordData? {
         func name() -> [UInt8]? {
-            if case .success(let n) = DNSName.read(&r) { return n }
+            if case .success(let n) = DNSName.read(&r, cache: &names) { return n }
             return nil
         }
         switch type {
@@ -212,6 +213,32 @@ public enum DNSName {
     /// the first pointer, if any). Pointers must point strictly backwards, which rules
     /// out loops; their number and the name's length are limited as well.
     public static func read(_ c: inout ByteCursor) -> Result<[UInt8], DNSError> {
+        var pointers = 0
+        return spell(&c, pointers: &pointers)
+    }
+
+    /// `read`, for names of one message: a name that is a pointer to one read before is
+    /// that name's array again (a record's owner name nearly always points to the
+    /// question's or to the previous record's target). The same result as a walk: from a
+    /// pointer to `target` the walk goes on as one begun at `target`, with one pointer
+    /// more to count; every byte it reads lies before the pointer, so a record's shorter
+    /// view holds them too.
+    static func read(_ c: inout ByteCursor, cache: inout DNSNameCache) -> Result<[UInt8], DNSError> {
+        let start = c.position, bytes = c.bytes
+        if start + 1 < bytes.count, bytes[start] & 0xC0 == 0xC0 {
+            let target = Int(bytes[start] & 0x3F) << 8 | Int(bytes[start + 1])
+            if target < start, let known = cache.name(at: target), known.pointers < DNSLimits.maxPointers {
+                c = ByteCursor(bytes, at: start + 2)
+                return .success(known.name)
+            }
+        }
+        var pointers = 0
+        let result = spell(&c, pointers: &pointers)
+        if case .success(let name) = result { cache.add(name, at: start, pointers: pointers) }
+        return result
+    }
+
+    private static func spell(_ c: inout ByteCursor, pointers: inout Int) -> Result<[UInt8], DNSError> {
         // Spelled into a buffer on the stack, then copied into an array of its size: an
         // array appended a byte at a time checked its capacity and uniqueness per byte. A
         // name is under 255 bytes on the wire (`walk` stops it there), at most twice that
@@ -221,7 +248,7 @@ public enum DNSName {
             guard let out = buffer.baseAddress else { return .failure("name_too_long") }
             var n = 0
             var overflow = false
-            if let failure = walk(&c, { label in
+            if let failure = walk(&c, pointers: &pointers, { label in
                 guard !overflow, n + 2 * label.count + 1 <= capacity else { overflow = true; return }
                 if n > 0 { out[n] = UInt8(ascii: "."); n += 1 }
                 // A dot or backslash inside a label is kept escaped (`\.`, `\\`, as in master
@@ -240,16 +267,17 @@ public enum DNSName {
     /// Checks a name and moves the cursor past it without keeping it (records that are
     /// not logged still have to be well-formed for the rest of the message to parse).
     public static func skip(_ c: inout ByteCursor) -> DNSError? {
-        walk(&c) { _ in }
+        var pointers = 0
+        return walk(&c, pointers: &pointers) { _ in }
     }
 
     /// Follows a name's labels and pointers, handing each label to `label`; nil when
-    /// the name ends well, else why not.
+    /// the name ends well, else why not. `pointers`: how many it followed.
     @inline(__always)
-    static func walk(_ c: inout ByteCursor, _ label: (UnsafeRawBufferPointer) -> Void) -> DNSError? {
+    static func walk(_ c: inout ByteCursor, pointers: inout Int, _ label: (UnsafeRawBufferPointer) -> Void) -> DNSError? {
         var position = c.position
         var resumeAt = -1
-        var pointers = 0
+        pointers = 0
         var wireLength = 0
         var lowestTarget = position
         let bytes = c.bytes
@@ -331,6 +359,34 @@ public enum DNSName {
 
     @inline(__always) static func isEscapePair(_ name: [UInt8], _ i: Int) -> Bool {
         name.withUnsafeBufferPointer { isEscapePair($0, i) }
+    }
+}
+
+/// The last few names read in one message, by the offset each began at (a response's
+/// names are its question's and a chain of targets: four cover nearly all).
+struct DNSNameCache {
+    private var offsets: (Int, Int, Int, Int) = (-1, -1, -1, -1)
+    private var pointers: (Int, Int, Int, Int) = (0, 0, 0, 0)
+    private var names: ([UInt8], [UInt8], [UInt8], [UInt8]) = ([], [], [], [])
+    private var next = 0
+
+    /// The name that began at `offset`, and the pointers its walk followed.
+    func name(at offset: Int) -> (name: [UInt8], pointers: Int)? {
+        if offsets.0 == offset { return (names.0, pointers.0) }
+        if offsets.1 == offset { return (names.1, pointers.1) }
+        if offsets.2 == offset { return (names.2, pointers.2) }
+        if offsets.3 == offset { return (names.3, pointers.3) }
+        return nil
+    }
+
+    mutating func add(_ name: [UInt8], at offset: Int, pointers used: Int) {
+        switch next {
+        case 0: offsets.0 = offset; pointers.0 = used; names.0 = name
+        case 1: offsets.1 = offset; pointers.1 = used; names.1 = name
+        case 2: offsets.2 = offset; pointers.2 = used; names.2 = name
+        default: offsets.3 = offset; pointers.3 = used; names.3 = name
+        }
+        next = (next + 1) & 3
     }
 }
 

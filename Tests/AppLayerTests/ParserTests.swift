@@ -45,6 +45,83 @@ func dnsResponseFixture() -> [UInt8] {
         }
     }
 
+    /// A name read again through a pointer (`DNSNameCache`) is what a walk from the
+    /// pointer gives: every owner and target name of random messages, made of labels and
+    /// pointers to names before them (chains past the pointer limit, names past 255
+    /// bytes), is compared with `DNSName.read` at its offset, and the message stops at
+    /// the first name that walk refuses, with its reason.
+    @Test func namesReadAgainThroughPointersAsTheWalkReadsThem() throws {
+        var rng = SplitMix64(seed: 0x0D45_CAC4E)
+        for _ in 0 ..< 3_000 {
+            var m: [UInt8] = [0, 9, 0x81, 0x80, 0, 1, 0, 0, 0, 0, 0, 0]
+            var starts: [Int] = []
+            let chainBias = rng.next() % 5   // 4: every name after the first is a pointer
+            func name() {
+                let start = m.count
+                if !starts.isEmpty && rng.next() % 4 < chainBias {
+                    let target = rng.next() % 3 == 0 ? starts[Int(rng.next() % UInt64(starts.count))] : starts[starts.count - 1]
+                    m += [0xC0 | UInt8(target >> 8), UInt8(target & 0xFF)]
+                } else {
+                    for _ in 0 ..< Int(rng.next() % 4) {
+                        let length = Int(rng.next() % 40) + 1
+                        m.append(UInt8(length))
+                        for _ in 0 ..< length { m.append(UInt8(ascii: "a") + UInt8(rng.next() % 26)) }
+                    }
+                    if !starts.isEmpty && rng.next() % 2 == 0 {
+                        let target = starts[Int(rng.next() % UInt64(starts.count))]
+                        m += [0xC0 | UInt8(target >> 8), UInt8(target & 0xFF)]
+                    } else {
+                        m.append(0)
+                    }
+                }
+                starts.append(start)
+            }
+            name()
+            m += [0, 1, 0, 1]
+            let records = Int(rng.next() % 48) + 1
+            var owners: [Int] = [], targets: [(start: Int, end: Int)] = []
+            for _ in 0 ..< records {
+                owners.append(m.count)
+                name()
+                m += [0, 5, 0, 1, 0, 0, 0, 60, 0, 0]
+                let rdata = m.count
+                name()
+                m[rdata - 2] = UInt8((m.count - rdata) >> 8)
+                m[rdata - 1] = UInt8((m.count - rdata) & 0xFF)
+                targets.append((rdata, m.count))
+            }
+            m[7] = UInt8(records)
+            let decoded = try #require(m.withUnsafeBytes { DNSMessage.decode($0) })
+            func walked(_ at: Int, _ end: Int) -> Result<[UInt8], DNSError> {
+                m.withUnsafeBytes { all in
+                    var c = ByteCursor(UnsafeRawBufferPointer(rebasing: all[..<end]), at: at)
+                    return DNSName.read(&c)
+                }
+            }
+            guard case .success(let question) = walked(12, m.count) else {
+                #expect(decoded.questions.isEmpty)
+                continue
+            }
+            #expect(decoded.questions.first?.name == question)
+            var expectedIssue: String?
+            var index = 0
+            while index < records {
+                guard case .success(let owner) = walked(owners[index], m.count) else {
+                    if case .failure(let why) = walked(owners[index], m.count) { expectedIssue = why.reason }
+                    break
+                }
+                #expect(decoded.answers[index].name == owner)
+                switch walked(targets[index].start, targets[index].end) {
+                case .success(let target): #expect(decoded.answers[index].data == .name(target))
+                case .failure: #expect(decoded.answers[index].data == .other(length: targets[index].end - targets[index].start))
+                }
+                index += 1
+            }
+            #expect(decoded.answers.count == index)
+            #expect(decoded.issue == expectedIssue)
+        }
+    }
+
     @Test func namesAreEscapedNotRepaired() {
         #expect(DNSName.text(Array("a b\u{0}.c\\".utf8)) == "a\\x20b\\x00.c\\x5c")
         #expect(DNSName.text([]) == ".")
