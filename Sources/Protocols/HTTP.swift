@@ -526,10 +526,15 @@ public struct HTTPParser {
 
     func parseContentLength(_ value: [UInt8]) -> Int? {
         // Repeated values "5, 5" are allowed when equal (RFC 9110 §8.6). Empty items
-        // between commas are skipped, blank ones refused. Read in place: one per message.
+        // between commas are skipped, blank ones refused. Read in place (a `split` made an
+        // array of its items for every message).
         var result: Int?
-        for raw in value.split(separator: 0x2C) {
-            let item = trimmed(raw)
+        var start = value.startIndex
+        while start <= value.endIndex {
+            let end = value[start...].firstIndex(of: 0x2C) ?? value.endIndex
+            defer { start = end + 1 }
+            guard end > start else { continue }
+            let item = trimmed(value[start ..< end])
             guard !item.isEmpty, item.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
             let digits = item.drop { $0 == 0x30 }      // leading zeros are legal
             guard digits.count <= 18 else { return nil }   // beyond Int: hostile

@@ -252,6 +252,48 @@ func dnsResponseFixture() -> [UInt8] {
         for n in 0 ... Self.request.count { _ = parse([Array(Self.request[..<n])]) }
     }
 
+    /// Content-Length as RFC 9110 §8.6 has it, against the rule spelled with `split`:
+    /// equal repeats allowed, empty items between commas skipped, blank or differing
+    /// ones refused (`bad_content_length`, no body).
+    @Test func contentLengthListsAsTheRuleReadsThem() {
+        func trim<C: BidirectionalCollection<UInt8>>(_ c: C) -> [UInt8] {
+            Array(c.drop { $0 == 0x20 || $0 == 0x09 }.reversed().drop { $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }.reversed())
+        }
+        func reference(_ value: [UInt8]) -> Int? {
+            var result: Int?
+            // The field's value is what lies between its blanks; then its items.
+            for raw in trim(value).split(separator: 0x2C) {
+                let item = trim(raw)
+                guard !item.isEmpty, item.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
+                let n = item.reduce(0) { $0 * 10 + Int($1 - 0x30) }
+                if let r = result, r != n { return nil }
+                result = n
+            }
+            return result
+        }
+        let pieces = ["", " ", "\t", "5", "05", "7", " 5 ", "\t5", "5\r", "x5", ",", ",,", "12"].map { Array($0.utf8) }
+        var rng = SplitMix64(seed: 0xC0_7E47)
+        for _ in 0 ..< 4_000 {
+            var value: [UInt8] = []
+            for i in 0 ..< Int(rng.next() % 5) {
+                if i > 0 && rng.next() % 4 != 0 { value.append(0x2C) }
+                value += pieces[Int(rng.next() % UInt64(pieces.count))]
+            }
+            let message = Array("POST / HTTP/1.1\r\nContent-Length:".utf8) + value + Array("\r\n\r\n".utf8)
+                + [UInt8](repeating: UInt8(ascii: "x"), count: (reference(value) ?? 0) + 16)
+            let bodies = parse([message]).compactMap { event -> HTTPBody? in
+                if case .body(let b) = event { return b }
+                return nil
+            }
+            let text = String(decoding: value, as: UTF8.self)
+            if let n = reference(value) {
+                #expect(bodies.first?.wireBytes == n && bodies.first?.issue == nil, "\(text.debugDescription)")
+            } else {
+                #expect(bodies.first?.issue == "bad_content_length" && bodies.first?.wireBytes == 0, "\(text.debugDescription)")
+            }
+        }
+    }
+
     @Test func hostileLengthsAreRefused() {
         let huge = Array("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\n".utf8)
         #expect(summary(parse([huge])).contains("failure bad_chunk_size"))
