@@ -99,7 +99,9 @@ struct FlowEnd {
 /// thread for every event. One owner at a time: a batch passes between threads whole.
 final class EventBatch: @unchecked Sendable {
     enum Kind: UInt8 { case flow, dns, http, tls, finding }
-    private(set) var order: [Kind] = []
+    /// Each event's kind, and what it holds (taken along by `move`: counted again on the
+    /// next stage's thread, a DNS message's names were read from another core's cache).
+    private var order: [(kind: Kind, cost: UInt32)] = []
     private var position = 0
     let flows = MoveQueue<FlowEnd>()
     let dns = MoveQueue<DNSTransaction>()
@@ -116,27 +118,35 @@ final class EventBatch: @unchecked Sendable {
     // Consuming: an event forwarded from another batch moves in whole. Borrowed, it was
     // copied in (a retain of each of its arrays and strings) and the original destroyed (a
     // release each), on a thread other than the one that made it.
-    func append(_ e: consuming FlowEnd) { heldBytes &+= e.heldBytes; order.append(.flow); flows.append(e) }
-    func append(_ t: consuming DNSTransaction) { heldBytes &+= t.heldBytes; order.append(.dns); dns.append(t) }
-    func append(_ t: consuming HTTPTransaction) { heldBytes &+= t.heldBytes; order.append(.http); http.append(t) }
-    func append(_ t: consuming TLSHandshake) { heldBytes &+= t.heldBytes; order.append(.tls); tls.append(t) }
-    func append(_ f: consuming Finding) { heldBytes &+= f.heldBytes; order.append(.finding); findings.append(f) }
+    func append(_ e: consuming FlowEnd) { note(.flow, e.heldBytes); flows.append(e) }
+    func append(_ t: consuming DNSTransaction) { note(.dns, t.heldBytes); dns.append(t) }
+    func append(_ t: consuming HTTPTransaction) { note(.http, t.heldBytes); http.append(t) }
+    func append(_ t: consuming TLSHandshake) { note(.tls, t.heldBytes); tls.append(t) }
+    func append(_ f: consuming Finding) { note(.finding, f.heldBytes); findings.append(f) }
+
+    @inline(__always) private func note(_ kind: Kind, _ cost: Int) {
+        let cost = UInt32(clamping: cost)
+        heldBytes &+= Int(cost)
+        order.append((kind, cost))
+    }
 
     /// The kind of the next event not yet taken; the caller then takes it from its queue.
     func nextKind() -> Kind? {
         guard position < order.count else { return nil }
         defer { position += 1 }
-        return order[position]
+        return order[position].kind
     }
 
-    /// Moves `other`'s next event, of `kind`, to the end of this batch.
+    /// Moves `other`'s next event, of `kind` (just named by its `nextKind`), to the end
+    /// of this batch.
     func move(_ kind: Kind, from other: EventBatch) {
+        let cost = Int(other.order[other.position - 1].cost)
         switch kind {
-        case .flow: append(other.flows.takeNext())
-        case .dns: append(other.dns.takeNext())
-        case .http: append(other.http.takeNext())
-        case .tls: append(other.tls.takeNext())
-        case .finding: append(other.findings.takeNext())
+        case .flow: note(.flow, cost); flows.append(other.flows.takeNext())
+        case .dns: note(.dns, cost); dns.append(other.dns.takeNext())
+        case .http: note(.http, cost); http.append(other.http.takeNext())
+        case .tls: note(.tls, cost); tls.append(other.tls.takeNext())
+        case .finding: note(.finding, cost); findings.append(other.findings.takeNext())
         }
     }
 
