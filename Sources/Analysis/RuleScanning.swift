@@ -114,10 +114,19 @@ final class RuleScanner {
     /// queries is found whole.
     func tunnelQuery(_ name: [UInt8], client: IPAddress, origin: EventOrigin, timestamp: Int64, frame: Int,
                      _ emit: (Finding) -> Void) {
-        // Positions of the dots: label i runs from after dot i-1 to dot i (one array, where
-        // splitting and joining made one per label; this runs for every query).
-        var dots: [Int] = []
-        for (i, byte) in name.enumerated() where byte == UInt8(ascii: ".") { dots.append(i) }
+        // Positions of the dots: label i runs from after dot i-1 to dot i (in a buffer on
+        // the stack, where splitting and joining made an array per label, then one array:
+        // this runs for every query).
+        withUnsafeTemporaryAllocation(of: Int.self, capacity: name.count + 1) { dotBuffer in
+            var dotCount = 0
+            for (i, byte) in name.enumerated() where byte == UInt8(ascii: ".") { dotBuffer[dotCount] = i; dotCount += 1 }
+            tunnelQuery(name, dots: UnsafeBufferPointer(rebasing: dotBuffer[..<dotCount]), client: client, origin: origin,
+                        timestamp: timestamp, frame: frame, emit)
+        }
+    }
+
+    private func tunnelQuery(_ name: [UInt8], dots: UnsafeBufferPointer<Int>, client: IPAddress, origin: EventOrigin,
+                             timestamp: Int64, frame: Int, _ emit: (Finding) -> Void) {
         let count = dots.count + 1
         func length(_ label: Int) -> Int {
             (label == count - 1 ? name.count : dots[label]) - (label == 0 ? 0 : dots[label - 1] + 1)
@@ -148,16 +157,18 @@ final class RuleScanner {
             entry = TunnelEntry(stream: RuleStream(scope: .dnsQueryName, depth: depth, budget: budget), lastSeen: timestamp, origin: origin)
             tunnels[key] = entry
         }
-        var data: [UInt8] = []   // the data labels without their dots
-        data.reserveCapacity(dataEnd)
-        for byte in name[..<dataEnd] where byte != UInt8(ascii: ".") { data.append(byte) }
         entry.lastSeen = timestamp
         var o = origin
-        counts.bytesScanned += data.count
-        entry.stream.feed(data, frame: frame, engine: engine) { located in
-            o.frame = located.firstFrame
-            emit(Finding(origin: o, rule: engine.rules[located.match.rule], match: located.match, scope: .dnsQueryName,
-                         lastFrame: located.lastFrame, field: "dns.tunnel", domain: Array(parent.utf8)))
+        // The data labels without their dots.
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: max(dataEnd, 1)) { buffer in
+            var n = 0
+            for byte in name[..<dataEnd] where byte != UInt8(ascii: ".") { buffer[n] = byte; n += 1 }
+            counts.bytesScanned += n
+            entry.stream.feed(UnsafeRawBufferPointer(start: buffer.baseAddress, count: n), frame: frame, engine: engine) { located in
+                o.frame = located.firstFrame
+                emit(Finding(origin: o, rule: engine.rules[located.match.rule], match: located.match, scope: .dnsQueryName,
+                             lastFrame: located.lastFrame, field: "dns.tunnel", domain: Array(parent.utf8)))
+            }
         }
     }
 
