@@ -109,11 +109,15 @@ public struct ClientHello: Sendable, Equatable {
               let suites = c.vector(lengthBytes: 2), c.vector(lengthBytes: 1) != nil else { return nil }
         h.legacyVersion = version
         h.sessionIDLength = session.count
+        // Lists sized once from their lengths (a hello's lists grew by doubling, up to five
+        // allocations each).
         var s = ByteCursor(suites)
+        h.cipherSuites.reserveCapacity(suites.count / 2)
         while let v = s.u16() { h.cipherSuites.append(v) }
         guard !c.atEnd else { return h }   // no extensions (SSL 3.0 style)
         guard let extensions = c.vector(lengthBytes: 2) else { return nil }
         var e = ByteCursor(extensions)
+        h.extensions.reserveCapacity(min(extensions.count / 4, 64))
         while !e.atEnd {
             guard let type = e.u16(), let data = e.vector(lengthBytes: 2) else { return h.extensions.isEmpty ? nil : h }
             h.extensions.append(type)
@@ -127,18 +131,30 @@ public struct ClientHello: Sendable, Equatable {
                     }
                 }
             case 0x000A:
-                if let list = d.vector(lengthBytes: 2) { var l = ByteCursor(list); while let g = l.u16() { h.supportedGroups.append(g) } }
+                if let list = d.vector(lengthBytes: 2) {
+                    var l = ByteCursor(list)
+                    h.supportedGroups.reserveCapacity(list.count / 2)
+                    while let g = l.u16() { h.supportedGroups.append(g) }
+                }
             case 0x000B:
                 if let list = d.vector(lengthBytes: 1) { h.pointFormats = Array(list) }
             case 0x000D:
-                if let list = d.vector(lengthBytes: 2) { var l = ByteCursor(list); while let g = l.u16() { h.signatureAlgorithms.append(g) } }
+                if let list = d.vector(lengthBytes: 2) {
+                    var l = ByteCursor(list)
+                    h.signatureAlgorithms.reserveCapacity(list.count / 2)
+                    while let g = l.u16() { h.signatureAlgorithms.append(g) }
+                }
             case 0x0010:
                 if let list = d.vector(lengthBytes: 2) {
                     var l = ByteCursor(list)
                     while let p = l.vector(lengthBytes: 1) { h.alpn.append(Array(p)) }
                 }
             case 0x002B:
-                if let list = d.vector(lengthBytes: 1) { var l = ByteCursor(list); while let v = l.u16() { h.supportedVersions.append(v) } }
+                if let list = d.vector(lengthBytes: 1) {
+                    var l = ByteCursor(list)
+                    h.supportedVersions.reserveCapacity(list.count / 2)
+                    while let v = l.u16() { h.supportedVersions.append(v) }
+                }
             default:
                 break
             }
