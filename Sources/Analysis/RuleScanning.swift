@@ -95,8 +95,9 @@ final class RuleScanner {
             emit(Finding(origin: origin, rule: engine.rules[m.rule], match: m, scope: scope, lastFrame: lastFrame, field: "\(field)"))
         }
         if !engine.domainRuleIndices.isEmpty, scope == .dnsQueryName || scope == .tlsSNI || scope == .httpHeader {
-            let name = Array(bytes)
-            for index in engine.domainRules(for: name, scope: scope) {
+            let matched = engine.domainRules(for: bytes, scope: scope)
+            let name = matched.isEmpty ? [] : Array(bytes)
+            for index in matched {
                 let m = RuleMatch(rule: index, range: 0 ..< name.count, encoding: .plain, contextSeen: false, value: name)
                 emit(Finding(origin: origin, rule: engine.rules[index], match: m, scope: scope, lastFrame: lastFrame, field: "\(field)"))
             }
@@ -114,6 +115,11 @@ final class RuleScanner {
     /// queries is found whole.
     func tunnelQuery(_ name: [UInt8], client: IPAddress, origin: EventOrigin, timestamp: Int64, frame: Int,
                      _ emit: (Finding) -> Void) {
+        name.withUnsafeBytes { tunnelQuery($0, client: client, origin: origin, timestamp: timestamp, frame: frame, emit) }
+    }
+
+    func tunnelQuery(_ name: UnsafeRawBufferPointer, client: IPAddress, origin: EventOrigin, timestamp: Int64, frame: Int,
+                     _ emit: (Finding) -> Void) {
         // Positions of the dots: label i runs from after dot i-1 to dot i (in a buffer on
         // the stack, where splitting and joining made an array per label, then one array:
         // this runs for every query).
@@ -125,7 +131,7 @@ final class RuleScanner {
         }
     }
 
-    private func tunnelQuery(_ name: [UInt8], dots: UnsafeBufferPointer<Int>, client: IPAddress, origin: EventOrigin,
+    private func tunnelQuery(_ name: UnsafeRawBufferPointer, dots: UnsafeBufferPointer<Int>, client: IPAddress, origin: EventOrigin,
                              timestamp: Int64, frame: Int, _ emit: (Finding) -> Void) {
         let count = dots.count + 1
         func length(_ label: Int) -> Int {

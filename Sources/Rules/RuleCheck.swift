@@ -48,7 +48,13 @@ extension RuleEngine {
     /// Domain rules (canary-token domains) that `name` falls under: the name itself or a
     /// subdomain, compared without case and without a trailing dot.
     public func domainRules(for name: [UInt8], scope: Scope) -> [Int] {
-        guard name.allSatisfy({ $0 < 0x80 }) else { return domainRules(forUnicode: name, scope: scope) }
+        name.withUnsafeBytes { domainRules(for: $0, scope: scope) }
+    }
+
+    /// `domainRules(for:scope:)` on bytes where they lie (every query name, SNI and Host
+    /// is asked, and nearly none matches).
+    public func domainRules(for name: UnsafeRawBufferPointer, scope: Scope) -> [Int] {
+        guard name.allSatisfy({ $0 < 0x80 }) else { return domainRules(forUnicode: Array(name), scope: scope) }
         // ASCII (nearly every name): compared on bytes, with no string built per name.
         var end = name.count
         if end > 0 && name[end - 1] == UInt8(ascii: ".") { end -= 1 }
