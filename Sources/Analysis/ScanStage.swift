@@ -128,10 +128,14 @@ final class ScanStage: ScanRequests {
     }
 
     func dnsQuery(_ name: [UInt8], client: IPAddress, origin: EventOrigin, domain: @autoclosure () -> [UInt8]?) {
-        name.withUnsafeBytes {
-            scanner.scanField($0, scope: .dnsQueryName, field: "dns.question.name", origin: origin, lastFrame: origin.frame) {
-                emit($0, domain: domain())
-            }
+        name.withUnsafeBytes { dnsQuery(bytes: $0, client: client, origin: origin, domain: domain()) }
+    }
+
+    /// The name where it lies (in a pipeline's arena: no array of its own).
+    func dnsQuery(bytes name: UnsafeRawBufferPointer, client: IPAddress, origin: EventOrigin,
+                  domain: @autoclosure () -> [UInt8]?) {
+        scanner.scanField(name, scope: .dnsQueryName, field: "dns.question.name", origin: origin, lastFrame: origin.frame) {
+            emit($0, domain: domain())
         }
         scanner.tunnelQuery(name, client: client, origin: origin, timestamp: origin.timestamp, frame: origin.frame) {
             emit($0, domain: domain())
@@ -254,7 +258,7 @@ final class ScanPipeline: ScanRequests, EventPassing, @unchecked Sendable {
                                     origin: origins[nextOrigin], lastFrame: lastFrame, domain: named(domain))
                         nextOrigin += 1
                     case .dnsQuery(let name, let client, let domain):
-                        stage.dnsQuery(Array(UnsafeRawBufferPointer(rebasing: arena[name])), client: client,
+                        stage.dnsQuery(bytes: UnsafeRawBufferPointer(rebasing: arena[name]), client: client,
                                        origin: origins[nextOrigin], domain: named(domain))
                         nextOrigin += 1
                     case .finishInput:
