@@ -335,8 +335,9 @@ public struct HTTPParser {
         // event (appended while still in use, it was copied, a retain of each array).
         let status = head.status
         let contentEncoding = partial ? nil : head.header("content-encoding")
-        let transferEncoding = partial ? nil : head.header("transfer-encoding")
-        let contentLength = partial ? nil : head.header("content-length")
+        // Read where they lie in the head: only their meaning is kept.
+        let chunked = !partial && head.withHeader("transfer-encoding", Self.endsChunked) == true
+        let contentLength: Int?? = partial ? nil : head.withHeader("content-length") { parseContentLength($0) }
         let isHTTP09 = head.version.elementsEqual("HTTP/0.9".utf8)
         events.append(.head(consume head))
         if partial { return }
@@ -368,14 +369,13 @@ public struct HTTPParser {
             }
             if kind == .head || status == 204 || status == 304 { endMessage(&events); return }
         }
-        if let te = transferEncoding, let last = te.split(separator: 0x2C).last,
-           asciiCaseInsensitiveEquals(trimmed(last), "chunked") {
+        if chunked {
             state = .chunkSize
             if limits.keptBodies == .differingFromStream { keepsWindow = true }
             return
         }
-        if let cl = contentLength {
-            guard let n = parseContentLength(cl) else {
+        if let parsed = contentLength {   // present
+            guard let n = parsed else {
                 body.issue = "bad_content_length"
                 if isRequest { endMessage(&events) } else { state = .untilClose }
                 return
@@ -524,25 +524,39 @@ public struct HTTPParser {
         return digits > 0 ? value : nil
     }
 
-    func parseContentLength(_ value: [UInt8]) -> Int? {
+    func parseContentLength(_ value: UnsafeRawBufferPointer) -> Int? {
         // Repeated values "5, 5" are allowed when equal (RFC 9110 §8.6). Empty items
-        // between commas are skipped, blank ones refused. Read in place (a `split` made an
-        // array of its items for every message).
+        // between commas are skipped, blank ones refused. Read where the value lies in the
+        // head (an array of the value, and a `split` of it, were made for every message).
         var result: Int?
-        var start = value.startIndex
-        while start <= value.endIndex {
-            let end = value[start...].firstIndex(of: 0x2C) ?? value.endIndex
+        var start = 0
+        while start <= value.count {
+            var end = start
+            while end < value.count && value[end] != 0x2C { end += 1 }
             defer { start = end + 1 }
             guard end > start else { continue }
-            let item = trimmed(value[start ..< end])
-            guard !item.isEmpty, item.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
-            let digits = item.drop { $0 == 0x30 }      // leading zeros are legal
+            let item = trimmed(value, start ..< end)
+            guard !item.isEmpty, item.allSatisfy({ value[$0] >= 0x30 && value[$0] <= 0x39 }) else { return nil }
+            let digits = item.drop { value[$0] == 0x30 }      // leading zeros are legal
             guard digits.count <= 18 else { return nil }   // beyond Int: hostile
-            let n = digits.reduce(0) { $0 * 10 + Int($1 - 0x30) }
+            let n = digits.reduce(0) { $0 * 10 + Int(value[$1] - 0x30) }
             if let r = result, r != n { return nil }
             result = n
         }
         return result
+    }
+
+    /// Whether the last item of a Transfer-Encoding list is `chunked` (RFC 9112 §6.1),
+    /// any case, blanks around it aside; empty items between commas are skipped.
+    static func endsChunked(_ value: UnsafeRawBufferPointer) -> Bool {
+        var end = value.count
+        while end > 0 {
+            var start = end
+            while start > 0 && value[start - 1] != 0x2C { start -= 1 }
+            if start < end { return asciiCaseInsensitiveEquals(value[trimmed(value, start ..< end)], "chunked") }
+            end = start - 1   // an empty item: past its comma
+        }
+        return false
     }
 }
 
@@ -553,6 +567,26 @@ func trimmed(_ v: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
     while let f = s.first, f == 0x20 || f == 0x09 { s = s.dropFirst() }
     while let l = s.last, l == 0x20 || l == 0x09 || l == 0x0D { s = s.dropLast() }
     return s
+}
+
+/// The range `r` of `v` without leading blanks and trailing blanks or CR.
+func trimmed(_ v: UnsafeRawBufferPointer, _ r: Range<Int>) -> Range<Int> {
+    var low = r.lowerBound, high = r.upperBound
+    while low < high, v[low] == 0x20 || v[low] == 0x09 { low += 1 }
+    while high > low, v[high - 1] == 0x20 || v[high - 1] == 0x09 || v[high - 1] == 0x0D { high -= 1 }
+    return low ..< high
+}
+
+/// `asciiCaseInsensitiveEquals` on bytes lent where they lie.
+func asciiCaseInsensitiveEquals(_ v: Slice<UnsafeRawBufferPointer>, _ lowercased: StaticString) -> Bool {
+    guard v.count == lowercased.utf8CodeUnitCount else { return false }
+    let p = lowercased.utf8Start
+    var i = 0
+    for b in v {
+        if asciiLower(b) != p[i] { return false }
+        i += 1
+    }
+    return true
 }
 
 /// Whether `v` is `lowercased` in any ASCII case (pass the lower-case form).

@@ -294,6 +294,36 @@ func dnsResponseFixture() -> [UInt8] {
         }
     }
 
+    /// Transfer-Encoding's last item decides chunking, against the rule spelled with
+    /// `split`: any case, blanks around it aside, empty items skipped.
+    @Test func chunkedWhenTheLastCodingIsAsTheRuleReadsIt() {
+        func reference(_ value: [UInt8]) -> Bool {
+            guard let last = value.split(separator: 0x2C).last else { return false }
+            let item = last.drop { $0 == 0x20 || $0 == 0x09 }.reversed().drop { $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }
+            return String(decoding: item.reversed(), as: UTF8.self).lowercased() == "chunked"
+        }
+        let pieces = ["chunked", "CHUNKED", "Chunked ", " chunked", "\tchunked\t", "gzip", "chunke", "chunkedx", ",", "", " "]
+            .map { Array($0.utf8) }
+        var rng = SplitMix64(seed: 0x7E_C4_0D)
+        for _ in 0 ..< 3_000 {
+            var value: [UInt8] = []
+            for i in 0 ..< Int(rng.next() % 4) {
+                if i > 0 && rng.next() % 3 != 0 { value.append(0x2C) }
+                value += pieces[Int(rng.next() % UInt64(pieces.count))]
+            }
+            let message = Array("POST / HTTP/1.1\r\nTransfer-Encoding:".utf8) + value
+                + Array("\r\n\r\n5\r\nhello\r\n0\r\n\r\n".utf8)
+            let body = parse([message]).lazy.compactMap { event -> HTTPBody? in
+                if case .body(let b) = event { return b }
+                return nil
+            }.first
+            // The field's value is what lies between its blanks.
+            let trimmedValue = Array(value.drop { $0 == 0x20 || $0 == 0x09 }.reversed()
+                .drop { $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }.reversed())
+            #expect(body?.decodedBytes == (reference(trimmedValue) ? 5 : 0), "\(String(decoding: value, as: UTF8.self).debugDescription)")
+        }
+    }
+
     @Test func hostileLengthsAreRefused() {
         let huge = Array("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\n".utf8)
         #expect(summary(parse([huge])).contains("failure bad_chunk_size"))
