@@ -577,20 +577,8 @@ func trimmed(_ v: UnsafeRawBufferPointer, _ r: Range<Int>) -> Range<Int> {
     return low ..< high
 }
 
-/// `asciiCaseInsensitiveEquals` on bytes lent where they lie.
-func asciiCaseInsensitiveEquals(_ v: Slice<UnsafeRawBufferPointer>, _ lowercased: StaticString) -> Bool {
-    guard v.count == lowercased.utf8CodeUnitCount else { return false }
-    let p = lowercased.utf8Start
-    var i = 0
-    for b in v {
-        if asciiLower(b) != p[i] { return false }
-        i += 1
-    }
-    return true
-}
-
 /// Whether `v` is `lowercased` in any ASCII case (pass the lower-case form).
-public func asciiCaseInsensitiveEquals(_ v: ArraySlice<UInt8>, _ lowercased: StaticString) -> Bool {
+public func asciiCaseInsensitiveEquals<Bytes: Collection<UInt8>>(_ v: Bytes, _ lowercased: StaticString) -> Bool {
     guard v.count == lowercased.utf8CodeUnitCount else { return false }
     let p = lowercased.utf8Start
     var i = 0
