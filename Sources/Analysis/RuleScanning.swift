@@ -113,11 +113,6 @@ final class RuleScanner {
     /// just left of it) are data; those of successive queries from one client under one
     /// parent are scanned as one stream, so a canary encoded over many labels or many
     /// queries is found whole.
-    func tunnelQuery(_ name: [UInt8], client: IPAddress, origin: EventOrigin, timestamp: Int64, frame: Int,
-                     _ emit: (Finding) -> Void) {
-        name.withUnsafeBytes { tunnelQuery($0, client: client, origin: origin, timestamp: timestamp, frame: frame, emit) }
-    }
-
     func tunnelQuery(_ name: UnsafeRawBufferPointer, client: IPAddress, origin: EventOrigin, timestamp: Int64, frame: Int,
                      _ emit: (Finding) -> Void) {
         // Positions of the dots: label i runs from after dot i-1 to dot i (in a buffer on

@@ -481,12 +481,7 @@ public struct HTTPParser {
                 head.status = parts.1.reduce(0) { $0 * 10 + Int(b[$1] - 0x30) }
                 head.reason = partCount > 2 ? bytesOf(parts.2) : []
             }
-            func trimmed(_ r: Range<Int>) -> Range<Int> {
-                var lo = r.lowerBound, hi = r.upperBound
-                while lo < hi && (b[lo] == 0x20 || b[lo] == 0x09) { lo += 1 }
-                while hi > lo && (b[hi - 1] == 0x20 || b[hi - 1] == 0x09 || b[hi - 1] == 0x0D) { hi -= 1 }
-                return lo ..< hi
-            }
+            func trimmed(_ r: Range<Int>) -> Range<Int> { Protocols.trimmed(UnsafeRawBufferPointer(b), r) }
             while let l = nextLine() {
                 guard !l.isEmpty else { continue }
                 if (b[l.lowerBound] == 0x20 || b[l.lowerBound] == 0x09), !head.fields.isEmpty {
@@ -561,14 +556,6 @@ public struct HTTPParser {
 }
 
 @inline(__always) func asciiLower(_ b: UInt8) -> UInt8 { b >= 0x41 && b <= 0x5A ? b | 0x20 : b }
-/// `v` without leading blanks and trailing blanks or CR, as a slice (no copy).
-func trimmed(_ v: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
-    var s = v
-    while let f = s.first, f == 0x20 || f == 0x09 { s = s.dropFirst() }
-    while let l = s.last, l == 0x20 || l == 0x09 || l == 0x0D { s = s.dropLast() }
-    return s
-}
-
 /// The range `r` of `v` without leading blanks and trailing blanks or CR.
 func trimmed(_ v: UnsafeRawBufferPointer, _ r: Range<Int>) -> Range<Int> {
     var low = r.lowerBound, high = r.upperBound

@@ -102,6 +102,14 @@ public struct ClientHello: Sendable, Equatable {
     }
 
     /// Decodes a ClientHello handshake body (after the 4-byte handshake header).
+    /// A list of 16-bit values, appended to `out` (sized once from its length: a hello's
+    /// lists grew by doubling, up to five allocations each).
+    static func appendU16s(_ list: UnsafeRawBufferPointer, to out: inout [UInt16]) {
+        out.reserveCapacity(out.count + list.count / 2)
+        var c = ByteCursor(list)
+        while let v = c.u16() { out.append(v) }
+    }
+
     public static func decode(_ body: UnsafeRawBufferPointer) -> ClientHello? {
         var c = ByteCursor(body)
         var h = ClientHello()
@@ -109,11 +117,7 @@ public struct ClientHello: Sendable, Equatable {
               let suites = c.vector(lengthBytes: 2), c.vector(lengthBytes: 1) != nil else { return nil }
         h.legacyVersion = version
         h.sessionIDLength = session.count
-        // Lists sized once from their lengths (a hello's lists grew by doubling, up to five
-        // allocations each).
-        var s = ByteCursor(suites)
-        h.cipherSuites.reserveCapacity(suites.count / 2)
-        while let v = s.u16() { h.cipherSuites.append(v) }
+        appendU16s(suites, to: &h.cipherSuites)
         guard !c.atEnd else { return h }   // no extensions (SSL 3.0 style)
         guard let extensions = c.vector(lengthBytes: 2) else { return nil }
         var e = ByteCursor(extensions)
@@ -131,30 +135,18 @@ public struct ClientHello: Sendable, Equatable {
                     }
                 }
             case 0x000A:
-                if let list = d.vector(lengthBytes: 2) {
-                    var l = ByteCursor(list)
-                    h.supportedGroups.reserveCapacity(list.count / 2)
-                    while let g = l.u16() { h.supportedGroups.append(g) }
-                }
+                if let list = d.vector(lengthBytes: 2) { appendU16s(list, to: &h.supportedGroups) }
             case 0x000B:
                 if let list = d.vector(lengthBytes: 1) { h.pointFormats = Array(list) }
             case 0x000D:
-                if let list = d.vector(lengthBytes: 2) {
-                    var l = ByteCursor(list)
-                    h.signatureAlgorithms.reserveCapacity(list.count / 2)
-                    while let g = l.u16() { h.signatureAlgorithms.append(g) }
-                }
+                if let list = d.vector(lengthBytes: 2) { appendU16s(list, to: &h.signatureAlgorithms) }
             case 0x0010:
                 if let list = d.vector(lengthBytes: 2) {
                     var l = ByteCursor(list)
                     while let p = l.vector(lengthBytes: 1) { h.alpn.append(Array(p)) }
                 }
             case 0x002B:
-                if let list = d.vector(lengthBytes: 1) {
-                    var l = ByteCursor(list)
-                    h.supportedVersions.reserveCapacity(list.count / 2)
-                    while let v = l.u16() { h.supportedVersions.append(v) }
-                }
+                if let list = d.vector(lengthBytes: 1) { appendU16s(list, to: &h.supportedVersions) }
             default:
                 break
             }

@@ -550,13 +550,20 @@ struct GatedPiece {
 
     /// The last piece starting at or before `position` (the first piece if none does).
     static func index(holding position: Int, in pieces: [GatedPiece]) -> Int {
-        var low = 0, high = pieces.count - 1
-        while low < high {
-            let mid = (low + high + 1) / 2
-            if pieces[mid].start <= position { low = mid } else { high = mid - 1 }
-        }
-        return low
+        lastIndex(startingAtOrBefore: position, in: pieces) { $0.start }
     }
+}
+
+/// In `elements`, in increasing order of `start`, the index of the last one starting at
+/// or before `position`, found by halving (0 when none does, or none is there).
+@inline(__always)
+func lastIndex<Element>(startingAtOrBefore position: Int, in elements: [Element], _ start: (Element) -> Int) -> Int {
+    var low = 0, high = elements.count   // the first one starting after `position` is in low...high
+    while low < high {
+        let mid = (low + high) / 2
+        if start(elements[mid]) <= position { low = mid + 1 } else { high = mid }
+    }
+    return max(low - 1, 0)
 }
 
 /// A raw Vectorscan report: pattern index and stream offsets (`from` is not tracked).

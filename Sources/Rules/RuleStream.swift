@@ -164,12 +164,7 @@ public struct RuleStream {
     /// found by halving: a walk over all of them (some 40 in a window), twice per match,
     /// was most of `process`'s own time on the bench capture's 229,190 findings.
     private func frame(at offset: Int) -> Int {
-        var low = 0, high = chunkFrames.count   // the first chunk starting after `offset` is in low...high
-        while low < high {
-            let mid = (low + high) / 2
-            if chunkFrames[mid].offset <= offset { low = mid + 1 } else { high = mid }
-        }
-        return low > 0 ? chunkFrames[low - 1].frame : (chunkFrames.first?.frame ?? 0)
+        chunkFrames.isEmpty ? 0 : chunkFrames[lastIndex(startingAtOrBefore: offset, in: chunkFrames) { $0.offset }].frame
     }
 
     /// Keeps the last `window` bytes (and any deferred match's start).
