@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// A forward-only stream of bytes: a file, stdin, or a decompressor over another source.
 /// `read` fills as much of `buffer` as it can and returns 0 only at the end.
@@ -27,7 +28,10 @@ public enum CaptureError: Error, CustomStringConvertible, Sendable {
 public final class FileSource: ByteSource {
     let fd: Int32
     let ownsDescriptor: Bool
-    public private(set) var bytesRead: Int64 = 0
+    /// Read by the progress line while a decompression thread reads the file (an xz or
+    /// gzip input): a plain counter was a data race.
+    private let bytesReadCount = Atomic<Int64>(0)
+    public var bytesRead: Int64 { bytesReadCount.load(ordering: .relaxed) }
 
     public init(path: String) throws(CaptureError) {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
@@ -55,7 +59,7 @@ public final class FileSource: ByteSource {
         guard let base = buffer.baseAddress, buffer.count > 0 else { return 0 }
         while true {
             let n = Foundation.read(fd, base, buffer.count)
-            if n >= 0 { bytesRead += Int64(n); return n }
+            if n >= 0 { bytesReadCount.add(Int64(n), ordering: .relaxed); return n }
             if errno == EINTR { continue }
             throw .unreadable(path: "fd \(fd)", reason: String(cString: strerror(errno)))
         }
