@@ -527,9 +527,9 @@ final class AppLayer {
                     scanField(hostWithoutPort(host), scope: .httpHeader, field: "http.request.host", s, fromOriginator: true,
                               firstFrame: frame, lastFrame: frame, timestamp: timestamp)
                 }
-                let method = head.method[...]
-                let kind: RequestKind = asciiCaseInsensitiveEquals(method, "head") ? .head
-                    : asciiCaseInsensitiveEquals(method, "connect") ? .connect : .normal
+                let kind: RequestKind = head.withMethod { method in
+                    asciiCaseInsensitiveEquals(method, "head") ? .head : asciiCaseInsensitiveEquals(method, "connect") ? .connect : .normal
+                }
                 if s.httpResponses?.pendingRequests.count ?? 0 < limits.http.maxPending {
                     s.httpResponses?.pendingRequests.append(kind)
                 }

@@ -23,21 +23,51 @@ public struct HTTPLimits: Sendable {
 /// The head of one message, with the fields the logs and the rules need.
 public struct HTTPHead: Sendable {
     public var isRequest: Bool
-    public var method: [UInt8] = []
-    public var uri: [UInt8] = []
-    public var version: [UInt8] = []
     public var status = 0
-    public var reason: [UInt8] = []
     public var headBytes = 0
-    /// The head as received: header fields are ranges of it, so parsing a head copies
-    /// no field (a head has ~10; an array per name and value cost more than the parse).
+    /// The head as received: the start line's parts and the header fields are ranges of
+    /// it, so parsing a head copies none of them (a head has ~10 fields; an array per
+    /// name and value cost more than the parse, and an array per method, target and
+    /// version was made on the decoding thread for the output thread to free).
     var raw: [UInt8] = []
+    /// The start line's parts, as ranges of `raw`.
+    var methodRange = 0 ..< 0
+    var uriRange = 0 ..< 0
+    var versionRange = 0 ..< 0
+    var reasonRange = 0 ..< 0
+    /// A request line without a version (`GET /`): HTTP/0.9, which `raw` does not spell.
+    var versionImplied = false
     /// Every header, in order: name and trimmed value as ranges of `raw`.
     var fields: [(name: Range<Int>, value: Range<Int>)] = []
     /// Values continued on further lines (obsolete folding, RFC 9112 §5.2), by field index.
     var foldedValues: [Int: [UInt8]] = [:]
 
     init(isRequest: Bool) { self.isRequest = isRequest }
+
+    static let impliedVersion: StaticString = "HTTP/0.9"
+
+    /// A request's method (empty in a response).
+    public var method: [UInt8] { Array(raw[methodRange]) }
+    /// A request's target as sent (empty in a response).
+    public var uri: [UInt8] { Array(raw[uriRange]) }
+    /// The protocol version as sent, "HTTP/0.9" for a request line without one.
+    public var version: [UInt8] { withVersion { Array($0) } }
+    /// A response's reason phrase (empty in a request).
+    public var reason: [UInt8] { Array(raw[reasonRange]) }
+
+    /// Lends the method where it lies.
+    public func withMethod<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R { withRaw(methodRange, body) }
+    /// Lends the target where it lies.
+    public func withURI<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R { withRaw(uriRange, body) }
+    /// Lends the version where it lies (or the implied "HTTP/0.9").
+    public func withVersion<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
+        versionImplied ? body(UnsafeRawBufferPointer(start: Self.impliedVersion.utf8Start, count: Self.impliedVersion.utf8CodeUnitCount))
+            : withRaw(versionRange, body)
+    }
+
+    private func withRaw<R>(_ range: Range<Int>, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        raw.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[range])) }
+    }
 
     public var headerCount: Int { fields.count }
 
@@ -338,7 +368,7 @@ public struct HTTPParser {
         // Read where they lie in the head: only their meaning is kept.
         let chunked = !partial && head.withHeader("transfer-encoding", Self.endsChunked) == true
         let contentLength: Int?? = partial ? nil : head.withHeader("content-length") { parseContentLength($0) }
-        let isHTTP09 = head.version.elementsEqual("HTTP/0.9".utf8)
+        let isHTTP09 = head.withVersion { $0.elementsEqual("HTTP/0.9".utf8) }
         events.append(.head(consume head))
         if partial { return }
         body = HTTPBody()
@@ -467,19 +497,19 @@ public struct HTTPParser {
                 // is cruft between messages, not a request.
                 guard partCount >= 2, parts.0.count >= 3, parts.0.count <= 24,
                       parts.0.allSatisfy({ Self.isMethodChar(b[$0]) }) else { return nil }
-                head.method = bytesOf(parts.0)
+                head.methodRange = parts.0
                 if partCount == 2 && starts(parts.1, with: "HTTP/1.") {
-                    head.version = bytesOf(parts.1)    // "GET HTTP/1.1": an empty target, as Zeek logs it
+                    head.versionRange = parts.1    // "GET HTTP/1.1": an empty target, as Zeek logs it
                 } else {
-                    head.uri = bytesOf(parts.1)
-                    head.version = partCount > 2 ? bytesOf(parts.2) : Array("HTTP/0.9".utf8)
+                    head.uriRange = parts.1
+                    if partCount > 2 { head.versionRange = parts.2 } else { head.versionImplied = true }
                 }
             } else {
                 guard partCount >= 2, starts(parts.0, with: "HTTP/"), parts.1.count == 3,
                       parts.1.allSatisfy({ b[$0] >= 0x30 && b[$0] <= 0x39 }) else { return nil }
-                head.version = bytesOf(parts.0)
+                head.versionRange = parts.0
                 head.status = parts.1.reduce(0) { $0 * 10 + Int(b[$1] - 0x30) }
-                head.reason = partCount > 2 ? bytesOf(parts.2) : []
+                if partCount > 2 { head.reasonRange = parts.2 }
             }
             func trimmed(_ r: Range<Int>) -> Range<Int> { Protocols.trimmed(UnsafeRawBufferPointer(b), r) }
             while let l = nextLine() {

@@ -231,13 +231,13 @@ public final class AppLogs: AppEventSink {
         writer.beginObject("http")
         if let q = t.request {
             writer.beginObject("request")
-            writer.bytesField("method", q.method)
+            q.withMethod { writer.bytesField("method", bytes: $0) }
             if let n = t.requestBody?.wireBytes { writer.beginObject("body"); writer.field("bytes", n); writer.endObject() }
             q.withHeader("content-type") { writer.bytesField("mime_type", bytes: $0) }
             q.withHeader("referer") { writer.bytesField("referrer", bytes: $0) }
             writer.endObject()
             // After the slash of "HTTP/1.1" (all of it when there is none).
-            q.version.withUnsafeBytes { v in
+            q.withVersion { v in
                 let slash = v.firstIndex(of: UInt8(ascii: "/")).map { $0 + 1 } ?? v.count
                 writer.bytesField("version", bytes: UnsafeRawBufferPointer(rebasing: v[slash...]))
             }
@@ -252,7 +252,7 @@ public final class AppLogs: AppEventSink {
         writer.endObject()
         if let q = t.request {
             writer.beginObject("url")
-            writer.bytesField("original", q.uri)
+            q.withURI { writer.bytesField("original", bytes: $0) }
             if let host { writer.bytesField("domain", hostWithoutPort(host)) }
             writer.endObject()
             q.withHeader("user-agent") { ua in
@@ -264,7 +264,9 @@ public final class AppLogs: AppEventSink {
         writer.beginObject("phonehome")
         writer.field("frame", t.origin.frame)
         if let f = t.responseFrame { writer.field("response_frame", f) }
-        if let q = t.request, asciiCaseInsensitiveEquals(q.method[...], "connect") { writer.bytesField("connect_target", q.uri) }
+        if let q = t.request, q.withMethod({ asciiCaseInsensitiveEquals($0, "connect") }) {
+            q.withURI { writer.bytesField("connect_target", bytes: $0) }
+        }
         bodyDetails("request_body", t.requestBody)
         bodyDetails("response_body", t.responseBody)
         writer.endObject()
