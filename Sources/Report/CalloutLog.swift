@@ -33,8 +33,11 @@ public final class CalloutLog {
     public private(set) var lines = 0
     public private(set) var withData = 0
     /// Lines by kind (`phonehome.callout_kind`), the kinds that occurred.
-    public var byKind: [String: Int] { Dictionary(uniqueKeysWithValues: linesByKind.map { ($0.key.rawValue, $0.value) }) }
-    private var linesByKind: [Kind: Int] = [:]
+    public var byKind: [String: Int] {
+        Dictionary(uniqueKeysWithValues: Kind.allCases.filter { linesByKind[$0.index] > 0 }.map { ($0.rawValue, linesByKind[$0.index]) })
+    }
+    /// Lines per kind, by `Kind.index` (a dictionary was looked up and made unique on every line).
+    private var linesByKind = [Int](repeating: 0, count: Kind.allCases.count)
     /// Fed with each callout for report.md/report.html, when they are wanted.
     public var report: ReportCollector?
     /// Rules found in a process's own buffers to a destination (strace), when host logs were read.
@@ -96,10 +99,18 @@ public final class CalloutLog {
     }
 
     /// One callout line's content.
-    enum Kind: String {
+    enum Kind: String, CaseIterable {
         case flow
         case dnsLookup = "dns_lookup"
         case connectAttempt = "connect_attempt"
+
+        var index: Int {
+            switch self {
+            case .flow: 0
+            case .dnsLookup: 1
+            case .connectAttempt: 2
+            }
+        }
     }
 
     struct Callout {
@@ -339,7 +350,7 @@ public final class CalloutLog {
         }
         let rules = inBuffers.isEmpty && c.findings.count < 2 ? c.findings : Array(Set(c.findings + inBuffers)).sorted()
         lines += 1
-        linesByKind[c.kind, default: 0] += 1
+        linesByKind[c.kind.index] += 1
         if !rules.isEmpty { withData += 1 }
         if let report {
             let destination = "\(c.domain ?? c.destination?.0.description ?? "?"):\(c.port)"
