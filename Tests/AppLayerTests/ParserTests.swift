@@ -236,6 +236,52 @@ func dnsResponseFixture() -> [UInt8] {
         #expect(h.withHeader("referer") { _ in true } == nil)
     }
 
+    /// The headers noted as a head is parsed are the first of their name, as the walk over
+    /// the fields finds them: any case, repeated, folded, absent, and names that only
+    /// look alike (a blank before the colon, one letter more or less).
+    @Test func knownHeadersAreTheFirstOfTheirName() {
+        let names = ["Host", "HOST", "host ", "Hosts", "Content-Type", "content-TYPE", "Content-Length", "content-lengths",
+                     "Content-Encoding", "Transfer-Encoding", "transfer-encodin", "Referer", "Referrer", "User-Agent",
+                     "user_agent", "X-Other", ""]
+        var rng = SplitMix64(seed: 0x4EAD_0F1E)
+        for _ in 0 ..< 2_000 {
+            var head = Array("GET /a HTTP/1.1\r\n".utf8)
+            for _ in 0 ..< Int(rng.next() % 12) {
+                head += Array("\(names[Int(rng.next() % UInt64(names.count))]):v\(rng.next() % 100)\r\n".utf8)
+                if rng.next() % 8 == 0 { head += Array(" more\r\n".utf8) }   // folded onto the field before
+            }
+            head += Array("\r\n".utf8)
+            guard case .head(let h)? = parse([head]).first else {
+                Issue.record("no head: \(String(decoding: head, as: UTF8.self).debugDescription)")
+                continue
+            }
+            for known in KnownHeader.allCases {
+                let walked = h.header(known.lowercasedName)
+                #expect(h.header(known) == walked, "\(known) in \(String(decoding: head, as: UTF8.self).debugDescription)")
+                #expect(h.withHeader(known) { Array($0) } == walked)
+            }
+        }
+    }
+
+    /// The start line's parts, lent from the head as received, and the one spelled for it.
+    @Test func startLinePartsAsSent() {
+        func head(_ text: String, isRequest: Bool = true) -> HTTPHead? {
+            guard case .head(let h)? = parse([Array(text.utf8)], isRequest: isRequest).first else { return nil }
+            return h
+        }
+        func text(_ bytes: [UInt8]?) -> String? { bytes.map { String(decoding: $0, as: UTF8.self) } }
+        let full = head("POST /v1/x?y=1 HTTP/1.1\r\nHost: a\r\n\r\n")
+        #expect(text(full?.method) == "POST" && text(full?.uri) == "/v1/x?y=1" && text(full?.version) == "HTTP/1.1")
+        #expect(full?.withURI { String(decoding: $0, as: UTF8.self) } == "/v1/x?y=1")
+        let noTarget = head("GET HTTP/1.1\r\n\r\n")
+        #expect(text(noTarget?.uri) == "" && text(noTarget?.version) == "HTTP/1.1")
+        let http09 = head("GET /old\r\n\r\n")
+        #expect(text(http09?.version) == "HTTP/0.9" && http09?.withVersion { Array($0) } == Array("HTTP/0.9".utf8))
+        let response = head("HTTP/1.0 404 Not Found Here\r\n\r\n", isRequest: false)
+        #expect(response?.status == 404 && text(response?.reason) == "Not Found Here" && text(response?.method) == "")
+        #expect(text(head("HTTP/1.1 204\r\n\r\n", isRequest: false)?.reason) == "")
+    }
+
     @Test func gzipBodyIsDecodedIntoTheWindow() throws {
         let text = Array(String(repeating: "canary-0042 ", count: 20).utf8)
         let gz = try gzip(text)
