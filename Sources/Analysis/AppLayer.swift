@@ -520,7 +520,7 @@ final class AppLayer {
                 var origin = s.origin
                 origin.frame = frame
                 origin.timestamp = timestamp
-                let host = head.header(.host)
+                let host = head.header("host")
                 if s.httpHost == nil, let host { s.httpHost = host }
                 s.bodyFirstFrame[0] = frame
                 if scans != nil, let host {

@@ -39,9 +39,6 @@ public struct HTTPHead: Sendable {
     var versionImplied = false
     /// Every header, in order: name and trimmed value as ranges of `raw`.
     var fields: [(name: Range<Int>, value: Range<Int>)] = []
-    /// The index in `fields` of the first header of each `KnownHeader` name (-1: none),
-    /// found as the head is parsed.
-    var knownFieldIndex = SIMD8<Int32>(repeating: -1)
     /// Values continued on further lines (obsolete folding, RFC 9112 §5.2), by field index.
     var foldedValues: [Int: [UInt8]] = [:]
 
@@ -89,22 +86,6 @@ public struct HTTPHead: Sendable {
         return raw.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[value])) }
     }
 
-    /// The first header of a name every message is asked for.
-    public func header(_ known: KnownHeader) -> [UInt8]? {
-        let index = Int(knownFieldIndex[known.rawValue])
-        guard index >= 0 else { return nil }
-        return foldedValues[index] ?? Array(raw[fields[index].value])
-    }
-
-    /// Lends the first header of a name every message is asked for (nil when absent).
-    public func withHeader<R>(_ known: KnownHeader, _ body: (UnsafeRawBufferPointer) -> R) -> R? {
-        let index = Int(knownFieldIndex[known.rawValue])
-        guard index >= 0 else { return nil }
-        if let folded = foldedValues[index] { return folded.withUnsafeBytes(body) }
-        let value = fields[index].value
-        return raw.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[value])) }
-    }
-
     private func fieldIndex(_ lowercasedName: StaticString) -> Int? {
         let wanted = UnsafeBufferPointer(start: lowercasedName.utf8Start, count: lowercasedName.utf8CodeUnitCount)
         for (index, field) in fields.enumerated() where field.name.count == wanted.count {
@@ -113,42 +94,6 @@ public struct HTTPHead: Sendable {
             if equal { return index }
         }
         return nil
-    }
-}
-
-/// The headers read on every message, by the framing (lengths, codings) and the logs (host,
-/// type, referrer, agent): each head notes where they are as it is parsed, so that the
-/// eight lookups of a request and the four of a response are not each a walk over its
-/// fields (that walk was the HTTP path's costliest function of its own).
-public enum KnownHeader: Int, CaseIterable, Sendable {
-    case host, contentType, contentLength, contentEncoding, transferEncoding, referer, userAgent
-
-    public var lowercasedName: StaticString {
-        switch self {
-        case .host: "host"
-        case .contentType: "content-type"
-        case .contentLength: "content-length"
-        case .contentEncoding: "content-encoding"
-        case .transferEncoding: "transfer-encoding"
-        case .referer: "referer"
-        case .userAgent: "user-agent"
-        }
-    }
-
-    /// The known header `name` is (compared case-insensitively), if any.
-    static func named<Name: Collection<UInt8>>(_ name: Name) -> KnownHeader? {
-        let candidate: KnownHeader
-        switch name.count {
-        case 4: candidate = .host
-        case 7: candidate = .referer
-        case 10: candidate = .userAgent
-        case 12: candidate = .contentType
-        case 14: candidate = .contentLength
-        case 16: candidate = .contentEncoding
-        case 17: candidate = .transferEncoding
-        default: return nil
-        }
-        return asciiCaseInsensitiveEquals(name, candidate.lowercasedName) ? candidate : nil
     }
 }
 
@@ -419,10 +364,10 @@ public struct HTTPParser {
         // What the framing reads of the head is taken first: the head then moves into its
         // event (appended while still in use, it was copied, a retain of each array).
         let status = head.status
-        let contentEncoding = partial ? nil : head.header(.contentEncoding)
+        let contentEncoding = partial ? nil : head.header("content-encoding")
         // Read where they lie in the head: only their meaning is kept.
-        let chunked = !partial && head.withHeader(.transferEncoding, Self.endsChunked) == true
-        let contentLength: Int?? = partial ? nil : head.withHeader(.contentLength) { parseContentLength($0) }
+        let chunked = !partial && head.withHeader("transfer-encoding", Self.endsChunked) == true
+        let contentLength: Int?? = partial ? nil : head.withHeader("content-length") { parseContentLength($0) }
         let isHTTP09 = head.withVersion { $0.elementsEqual("HTTP/0.9".utf8) }
         events.append(.head(consume head))
         if partial { return }
@@ -576,9 +521,6 @@ public struct HTTPParser {
                 }
                 guard let c = memchr(base + l.lowerBound, 0x3A, l.count) else { continue }
                 let colon = UnsafeRawPointer(c) - UnsafeRawPointer(base)
-                if let known = KnownHeader.named(b[l.lowerBound ..< colon]), head.knownFieldIndex[known.rawValue] < 0 {
-                    head.knownFieldIndex[known.rawValue] = Int32(truncatingIfNeeded: head.fields.count)
-                }
                 head.fields.append((l.lowerBound ..< colon, trimmed(colon + 1 ..< l.upperBound)))
             }
             head.raw = bytes

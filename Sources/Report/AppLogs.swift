@@ -226,15 +226,15 @@ public final class AppLogs: AppEventSink {
     // MARK: HTTP
 
     public func http(_ t: HTTPTransaction) {
-        let host = t.request?.header(.host)
+        let host = t.request?.header("host")
         begin(t.origin, dataset: "phonehome.http", protocolName: "http", domain: host.map(hostWithoutPort))
         writer.beginObject("http")
         if let q = t.request {
             writer.beginObject("request")
             q.withMethod { writer.bytesField("method", bytes: $0) }
             if let n = t.requestBody?.wireBytes { writer.beginObject("body"); writer.field("bytes", n); writer.endObject() }
-            q.withHeader(.contentType) { writer.bytesField("mime_type", bytes: $0) }
-            q.withHeader(.referer) { writer.bytesField("referrer", bytes: $0) }
+            q.withHeader("content-type") { writer.bytesField("mime_type", bytes: $0) }
+            q.withHeader("referer") { writer.bytesField("referrer", bytes: $0) }
             writer.endObject()
             // After the slash of "HTTP/1.1" (all of it when there is none).
             q.withVersion { v in
@@ -246,7 +246,7 @@ public final class AppLogs: AppEventSink {
             writer.beginObject("response")
             writer.field("status_code", r.status)
             if let n = t.responseBody?.wireBytes { writer.beginObject("body"); writer.field("bytes", n); writer.endObject() }
-            r.withHeader(.contentType) { writer.bytesField("mime_type", bytes: $0) }
+            r.withHeader("content-type") { writer.bytesField("mime_type", bytes: $0) }
             writer.endObject()
         }
         writer.endObject()
@@ -255,7 +255,7 @@ public final class AppLogs: AppEventSink {
             q.withURI { writer.bytesField("original", bytes: $0) }
             if let host { writer.bytesField("domain", hostWithoutPort(host)) }
             writer.endObject()
-            q.withHeader(.userAgent) { ua in
+            q.withHeader("user-agent") { ua in
                 writer.beginObject("user_agent")
                 writer.bytesField("original", bytes: ua)
                 writer.endObject()

@@ -236,33 +236,6 @@ func dnsResponseFixture() -> [UInt8] {
         #expect(h.withHeader("referer") { _ in true } == nil)
     }
 
-    /// The headers noted as a head is parsed are the first of their name, as the walk over
-    /// the fields finds them: any case, repeated, folded, absent, and names that only
-    /// look alike (a blank before the colon, one letter more or less).
-    @Test func knownHeadersAreTheFirstOfTheirName() {
-        let names = ["Host", "HOST", "host ", "Hosts", "Content-Type", "content-TYPE", "Content-Length", "content-lengths",
-                     "Content-Encoding", "Transfer-Encoding", "transfer-encodin", "Referer", "Referrer", "User-Agent",
-                     "user_agent", "X-Other", ""]
-        var rng = SplitMix64(seed: 0x4EAD_0F1E)
-        for _ in 0 ..< 2_000 {
-            var head = Array("GET /a HTTP/1.1\r\n".utf8)
-            for _ in 0 ..< Int(rng.next() % 12) {
-                head += Array("\(names[Int(rng.next() % UInt64(names.count))]):v\(rng.next() % 100)\r\n".utf8)
-                if rng.next() % 8 == 0 { head += Array(" more\r\n".utf8) }   // folded onto the field before
-            }
-            head += Array("\r\n".utf8)
-            guard case .head(let h)? = parse([head]).first else {
-                Issue.record("no head: \(String(decoding: head, as: UTF8.self).debugDescription)")
-                continue
-            }
-            for known in KnownHeader.allCases {
-                let walked = h.header(known.lowercasedName)
-                #expect(h.header(known) == walked, "\(known) in \(String(decoding: head, as: UTF8.self).debugDescription)")
-                #expect(h.withHeader(known) { Array($0) } == walked)
-            }
-        }
-    }
-
     /// The start line's parts, lent from the head as received, and the one spelled for it.
     @Test func startLinePartsAsSent() {
         func head(_ text: String, isRequest: Bool = true) -> HTTPHead? {
