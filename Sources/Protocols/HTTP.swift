@@ -44,7 +44,14 @@ public struct HTTPHead: Sendable {
 
     init(isRequest: Bool) { self.isRequest = isRequest }
 
-    static let impliedVersion: StaticString = "HTTP/0.9"
+    /// The version a request line without one implies.
+    static var impliedVersion: UnsafeRawBufferPointer {
+        let text: StaticString = "HTTP/0.9"
+        return UnsafeRawBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount)
+    }
+
+    /// Sent as HTTP/0.9, or implied by a request line without a version.
+    var isHTTP09: Bool { withVersion { $0.elementsEqual(Self.impliedVersion) } }
 
     /// A request's method (empty in a response).
     public var method: [UInt8] { Array(raw[methodRange]) }
@@ -61,8 +68,7 @@ public struct HTTPHead: Sendable {
     public func withURI<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R { withRaw(uriRange, body) }
     /// Lends the version where it lies (or the implied "HTTP/0.9").
     public func withVersion<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
-        versionImplied ? body(UnsafeRawBufferPointer(start: Self.impliedVersion.utf8Start, count: Self.impliedVersion.utf8CodeUnitCount))
-            : withRaw(versionRange, body)
+        versionImplied ? body(Self.impliedVersion) : withRaw(versionRange, body)
     }
 
     private func withRaw<R>(_ range: Range<Int>, _ body: (UnsafeRawBufferPointer) -> R) -> R {
@@ -368,7 +374,7 @@ public struct HTTPParser {
         // Read where they lie in the head: only their meaning is kept.
         let chunked = !partial && head.withHeader("transfer-encoding", Self.endsChunked) == true
         let contentLength: Int?? = partial ? nil : head.withHeader("content-length") { parseContentLength($0) }
-        let isHTTP09 = head.withVersion { $0.elementsEqual("HTTP/0.9".utf8) }
+        let isHTTP09 = head.isHTTP09
         events.append(.head(consume head))
         if partial { return }
         body = HTTPBody()
