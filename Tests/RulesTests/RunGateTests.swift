@@ -143,3 +143,59 @@ import TestSupport
         }
     }
 }
+
+/// Confirmation searches from the run of a pattern's bytes before each hit instead of
+/// `maxWidth` before it: over text built to put matches next to each other, inside long
+/// runs of their bytes and at the ends of stream chunks, it finds what the wider search
+/// finds, in one buffer and in a stream.
+@Suite struct ConsumedRunTests {
+    @Test func searchFromTheRunBeforeEachHitFindsWhatTheWiderSearchFinds() throws {
+        let engine = try RuleEngine(rules: RulePack.load(Corpus.repositoryRoot.appendingPathComponent("rules").path))
+        let email = try #require(engine.rules.firstIndex { $0.id == "pii.email" })
+        #expect(engine.patterns.contains { $0.rule == email && $0.consumed != nil })
+        let pieces = ["jane.doe@corp-mail.net", "a.b@x.example.com", "ogilbert%2Bspam%40hotmail.co.uk", "x@y.io",
+                      "first.last+tag@sub.domain.org", "@", "%40", ".", "-", "_", "+", "%", "word", "longerwordwithletters",
+                      "4111 1111 1111 1111", "10.12.0.7", "192.168.1.20", "+1 415 555 0132", "472-96-1691",
+                      "DE89370400440532013000", "AKIAIOSFODNN7EXAMPLE", "ghp_" + String(repeating: "a1B2", count: 9),
+                      "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl", "user@localhost", "icon@2x.png"]
+        let separators = ["", "", "", " ", ",", "\n", "<", ">", ":", "\"", "/", "=", "&"]
+        var rng = SplitMix64(seed: 0xC0_45_0E_D5)
+        func pick(_ n: Int) -> Int { Int(rng.next() % UInt64(n)) }
+        for round in 0 ..< 8 {
+            var text: [UInt8] = []
+            while text.count < 30_000 {
+                text += Array(separators[pick(separators.count)].utf8)
+                text += Array(pieces[pick(pieces.count)].utf8)
+            }
+            func whole() -> [String] {
+                var found: [String] = []
+                engine.scan(text, scope: .tcp) { found.append("\($0.rule) \($0.range) \($0.value)") }
+                return found
+            }
+            func streamed() -> [String] {
+                var local = SplitMix64(seed: UInt64(round))
+                var stream = RuleStream(scope: .tcp, depth: 0, batch: round % 2 == 0 ? RuleLimits.scanBatch : 0)
+                var found: [String] = []
+                var at = 0, frame = 0
+                while at < text.count {
+                    let n = min(1 + Int(local.next() % 2_000), text.count - at)
+                    stream.feed(Array(text[at ..< at + n]), frame: frame, engine: engine) {
+                        found.append("\($0.match.rule) \($0.match.range) \($0.match.value) \($0.firstFrame) \($0.lastFrame)")
+                    }
+                    at += n; frame += 1
+                }
+                stream.close(engine: engine) {
+                    found.append("\($0.match.rule) \($0.match.range) \($0.match.value) \($0.firstFrame) \($0.lastFrame)")
+                }
+                return found
+            }
+            engine.useConsumedRuns = false
+            let (wideWhole, wideStream) = (whole(), streamed())
+            engine.useConsumedRuns = true
+            let (runWhole, runStream) = (whole(), streamed())
+            #expect(wideWhole.count > 500)
+            #expect(runWhole == wideWhole, "round \(round): \(runWhole.count) against \(wideWhole.count)")
+            #expect(runStream == wideStream, "round \(round): \(runStream.count) against \(wideStream.count)")
+        }
+    }
+}
