@@ -88,8 +88,7 @@ public struct HTTPHead: Sendable {
     public func withHeader<R>(_ lowercasedName: StaticString, _ body: (UnsafeRawBufferPointer) -> R) -> R? {
         guard let index = fieldIndex(lowercasedName) else { return nil }
         if let folded = foldedValues[index] { return folded.withUnsafeBytes(body) }
-        let value = fields[index].value
-        return raw.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[value])) }
+        return withRaw(fields[index].value, body)
     }
 
     private func fieldIndex(_ lowercasedName: StaticString) -> Int? {
