@@ -6,12 +6,14 @@
 #endif
 
 /// Bit k set when a run of set bytes at least `length` long ends at byte k of the block
-/// (bit k is byte k); runs are not followed into the bytes before the block.
+/// (bit k is byte k); runs are not followed into the bytes before the block. Stops as soon
+/// as no run is left: in most blocks of text the runs of 2 or 4 are already gone.
 static inline uint64_t run_ends(uint64_t m, size_t length) {
     uint64_t x = m;
     size_t have = 1;
     while (have * 2 <= length) {
         x &= x << have;
+        if (x == 0) return 0;
         have *= 2;
     }
     if (have < length) x &= x << (length - have);
@@ -53,7 +55,8 @@ static inline int block_result(uint64_t m, size_t *carry, size_t i, size_t lengt
 /// 16 bytes per instruction, each tested against every range.
 static int next_run_sse2(const uint8_t *bytes, size_t n, size_t *at, size_t *carry, const phonehome_run_set *set,
                          size_t *start, size_t *end) {
-    size_t i = *at;
+    size_t i = *at, held = *carry;
+    const size_t length = set->min_length;
     __m128i lo[8], width[8];
     const int count = set->count < 8 ? set->count : 8;
     for (int r = 0; r < count; r++) {
@@ -71,9 +74,10 @@ static int next_run_sse2(const uint8_t *bytes, size_t n, size_t *at, size_t *car
             }
             m |= (uint64_t)(uint16_t)_mm_movemask_epi8(in) << (16 * c);
         }
-        if (block_result(m, carry, i, set->min_length, bytes, n, set->member, start, end)) return 1;
+        if (block_result(m, &held, i, length, bytes, n, set->member, start, end)) return 1;
     }
     *at = i;
+    *carry = held;
     return 0;
 }
 
@@ -81,7 +85,11 @@ static int next_run_sse2(const uint8_t *bytes, size_t n, size_t *at, size_t *car
 __attribute__((target("avx2")))
 static int next_run_avx2(const uint8_t *bytes, size_t n, size_t *at, size_t *carry, const phonehome_run_set *set,
                          size_t *start, size_t *end) {
-    size_t i = *at;
+    // The carry and the length in locals: through the pointers they were stored and
+    // loaded again on every block (the compiler cannot know `set` and `carry` apart).
+    size_t i = *at, held = *carry;
+    const size_t length = set->min_length;
+    const uint8_t *member = set->member;
     const __m256i low_table = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)set->low_nibble));
     const __m256i high_table = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)set->high_nibble));
     const __m256i nibble = _mm256_set1_epi8(0x0F);
@@ -95,9 +103,10 @@ static int next_run_avx2(const uint8_t *bytes, size_t n, size_t *at, size_t *car
             __m256i out = _mm256_cmpeq_epi8(_mm256_and_si256(low, high), zero);
             m |= (uint64_t)(uint32_t)~_mm256_movemask_epi8(out) << (32 * c);
         }
-        if (block_result(m, carry, i, set->min_length, bytes, n, set->member, start, end)) return 1;
+        if (block_result(m, &held, i, length, bytes, n, member, start, end)) return 1;
     }
     *at = i;
+    *carry = held;
     return 0;
 }
 
