@@ -27,27 +27,31 @@ static inline uint64_t run_ends(uint64_t m, size_t length) {
     return x;
 }
 
-static inline size_t extend(const uint8_t *bytes, size_t n, size_t at, const uint8_t *member) {
+/// Out of line: a run is found in few blocks, and inlined its loop took registers the block
+/// loop then reloaded from the stack on every block.
+__attribute__((noinline)) static size_t extend(const uint8_t *bytes, size_t n, size_t at, const uint8_t *member) {
     while (at < n && member[bytes[at]]) at++;
     return at;
 }
 
-/// One 64-byte block's bits (bit k is byte i + k): 1 with a run's start and end, or 0 with
-/// *carry, the set bytes at the block's top that a run in the next block would continue.
+/// One 64-byte block's bits (bit k is byte i + k): 1 with a run's start and, in *end, where
+/// the caller goes on to find its end (the run reaches at least there), or 0 with *carry,
+/// the set bytes at the block's top that a run in the next block would continue.
 /// The next block's loads never wait for this: blocks are tested back to back.
-static inline int block_result(uint64_t m, size_t *carry, size_t i, size_t length, const uint8_t *bytes, size_t n,
-                               const uint8_t *member, size_t *start, size_t *end) {
-    size_t lead = ~m == 0 ? 64 : (size_t)__builtin_ctzll(~m);
-    if (*carry > 0 && *carry + lead >= length) {
-        *start = i - *carry;
-        *end = extend(bytes, n, i + lead, member);
-        return 1;
+static inline int block_result(uint64_t m, size_t *carry, size_t i, size_t length, size_t *start, size_t *end) {
+    if (*carry > 0) {   // most blocks of text follow one that ends outside the set
+        size_t lead = ~m == 0 ? 64 : (size_t)__builtin_ctzll(~m);
+        if (*carry + lead >= length) {
+            *start = i - *carry;
+            *end = i + lead;
+            return 1;
+        }
     }
     uint64_t ends = run_ends(m, length);
     if (ends != 0) {
         size_t k = (size_t)__builtin_ctzll(ends);
         *start = i + k + 1 - length;
-        *end = extend(bytes, n, i + k + 1, member);
+        *end = i + k + 1;
         return 1;
     }
     // Not every byte is set (that would be a run): fewer than `length` at the top.
@@ -81,14 +85,40 @@ static int next_run_sse2(const uint8_t *bytes, size_t n, size_t *at, size_t *car
             }
             m |= (uint64_t)(uint16_t)_mm_movemask_epi8(in) << (16 * c);
         }
-        if (block_result(m, &held, i, length, bytes, n, set->member, start, end)) return 1;
+        if (block_result(m, &held, i, length, start, end)) {
+            *end = extend(bytes, n, *end, set->member);
+            return 1;
+        }
     }
     *at = i;
     *carry = held;
     return 0;
 }
 
-/// 32 bytes per instruction, by their two nibbles (two table lookups whatever the set).
+/// Bit k set when byte k of the 32 at `p` is in the set: two table lookups by the bytes'
+/// two nibbles, whatever the set.
+__attribute__((target("avx2")))
+static inline uint32_t members32(const uint8_t *p, __m256i low_table, __m256i high_table) {
+    const __m256i nibble = _mm256_set1_epi8(0x0F);
+    __m256i v = _mm256_loadu_si256((const __m256i *)p);
+    __m256i low = _mm256_shuffle_epi8(low_table, _mm256_and_si256(v, nibble));
+    __m256i high = _mm256_shuffle_epi8(high_table, _mm256_and_si256(_mm256_srli_epi16(v, 4), nibble));
+    return ~(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_and_si256(low, high), _mm256_setzero_si256()));
+}
+
+/// `extend` 32 bytes at a time: runs of digits and capitals often go on for tens of bytes
+/// past the block where they are found.
+__attribute__((target("avx2"), noinline))
+static size_t extend_avx2(const uint8_t *bytes, size_t n, size_t at, __m256i low_table, __m256i high_table,
+                          const uint8_t *member) {
+    for (; at + 32 <= n; at += 32) {
+        uint32_t outside = ~members32(bytes + at, low_table, high_table);
+        if (outside != 0) return at + (size_t)__builtin_ctz(outside);
+    }
+    return extend(bytes, n, at, member);
+}
+
+/// 32 bytes per instruction (`members32`).
 __attribute__((target("avx2")))
 static int next_run_avx2(const uint8_t *bytes, size_t n, size_t *at, size_t *carry, const phonehome_run_set *set,
                          size_t *start, size_t *end) {
@@ -96,21 +126,15 @@ static int next_run_avx2(const uint8_t *bytes, size_t n, size_t *at, size_t *car
     // loaded again on every block (the compiler cannot know `set` and `carry` apart).
     size_t i = *at, held = *carry;
     const size_t length = set->min_length;
-    const uint8_t *member = set->member;
     const __m256i low_table = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)set->low_nibble));
     const __m256i high_table = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)set->high_nibble));
-    const __m256i nibble = _mm256_set1_epi8(0x0F);
-    const __m256i zero = _mm256_setzero_si256();
     for (; i + 64 <= n; i += 64) {
-        uint64_t m = 0;
-        for (int c = 0; c < 2; c++) {
-            __m256i v = _mm256_loadu_si256((const __m256i *)(bytes + i + 32 * c));
-            __m256i low = _mm256_shuffle_epi8(low_table, _mm256_and_si256(v, nibble));
-            __m256i high = _mm256_shuffle_epi8(high_table, _mm256_and_si256(_mm256_srli_epi16(v, 4), nibble));
-            __m256i out = _mm256_cmpeq_epi8(_mm256_and_si256(low, high), zero);
-            m |= (uint64_t)(uint32_t)~_mm256_movemask_epi8(out) << (32 * c);
+        uint64_t m = (uint64_t)members32(bytes + i, low_table, high_table)
+            | (uint64_t)members32(bytes + i + 32, low_table, high_table) << 32;
+        if (block_result(m, &held, i, length, start, end)) {
+            *end = extend_avx2(bytes, n, *end, low_table, high_table, set->member);
+            return 1;
         }
-        if (block_result(m, &held, i, length, bytes, n, member, start, end)) return 1;
     }
     *at = i;
     *carry = held;
