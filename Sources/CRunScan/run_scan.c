@@ -7,8 +7,9 @@
 
 /// Bit k set when a run of set bytes at least `length` long ends at byte k of the block
 /// (bit k is byte k); runs are not followed into the bytes before the block. Stops as soon
-/// as no run is left: in most blocks of text no run of 4 is left (the first two steps
-/// are written out: in the loop each cost three times its two instructions).
+/// as no run is left: most blocks of text have no run of 4, so the first two steps are
+/// written out (in the loop each step's shift and mask came with six instructions of
+/// loop control).
 static inline uint64_t run_ends(uint64_t m, size_t length) {
     if (length == 1) return m;
     uint64_t x = m & (m << 1);
