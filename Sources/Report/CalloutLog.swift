@@ -298,6 +298,42 @@ public final class CalloutLog {
         return found
     }
 
+    /// "name:port", or "address:port", or "?:port": the report's group key, made for every
+    /// callout line. Written into one string of its size; the interpolation built the
+    /// address's text and the port's as strings of their own first.
+    static func destinationText(domain: String?, address: IPAddress?, port: Int) -> String {
+        // The port's decimal digits, last first from the end of 24 bytes (room for any Int).
+        var portDigits: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        let portStart = withUnsafeMutableBytes(of: &portDigits) { raw -> Int in
+            var v = port.magnitude, at = raw.count
+            repeat { at -= 1; raw[at] = UInt8(ascii: "0") + UInt8(v % 10); v /= 10 } while v > 0
+            if port < 0 { at -= 1; raw[at] = UInt8(ascii: "-") }
+            return at
+        }
+        let portLength = MemoryLayout.size(ofValue: portDigits) - portStart
+        let nameLength = domain?.utf8.count ?? (address != nil ? IPAddress.maxTextLength : 1)
+        return String(unsafeUninitializedCapacity: nameLength + 1 + portLength) { out in
+            guard let base = out.baseAddress else { return 0 }
+            var n = 0
+            if var name = domain {
+                n = name.withUTF8 { utf8 in
+                    guard let source = utf8.baseAddress else { return 0 }
+                    UnsafeMutableRawPointer(base).copyMemory(from: source, byteCount: utf8.count)
+                    return utf8.count
+                }
+            } else if let address {
+                n = address.writeText(to: base)
+            } else {
+                base[0] = UInt8(ascii: "?"); n = 1
+            }
+            base[n] = UInt8(ascii: ":"); n += 1
+            withUnsafeBytes(of: &portDigits) { digits in
+                for i in 0 ..< portLength { base[n + i] = digits[portStart + i] }
+            }
+            return n + portLength
+        }
+    }
+
     // MARK: Writing
 
     private func emit(_ c: Callout) {
@@ -353,7 +389,7 @@ public final class CalloutLog {
         linesByKind[c.kind.index] += 1
         if !rules.isEmpty { withData += 1 }
         if let report {
-            let destination = "\(c.domain ?? c.destination?.0.description ?? "?"):\(c.port)"
+            let destination = Self.destinationText(domain: c.domain, address: c.destination?.0, port: c.port)
             report.report.add(EvidenceReport.CalloutFacts(
                 kind: c.kind.rawValue, destination: destination, transport: c.transport, process: processName ?? "",
                 pid: pid, executable: executable ?? "",

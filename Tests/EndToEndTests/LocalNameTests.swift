@@ -1,5 +1,6 @@
 import Testing
 @testable import Report
+import Wire
 
 /// Which DNS names never leave the site (their lookups are not callouts): the byte
 /// comparison agrees with the rule as written, a dot-free name or one of the suffixes.
@@ -18,6 +19,23 @@ import Testing
         for name in names {
             #expect(CalloutLog.isLocalName(name) == Self.rule(name), "\(name)")
             #expect(CalloutLog.isLocal(lowercased: name.lowercased()) == Self.rule(name), "\(name)")
+        }
+    }
+
+    /// A callout's report group key, written in place, is the text the interpolation
+    /// `"\(name ?? address ?? "?"):\(port)"` made.
+    @Test func destinationTextIsTheInterpolation() throws {
+        let addresses: [IPAddress?] = [nil, IPAddress(v4: 0), IPAddress(v4: 0x0A00_0001), IPAddress(v4: 0xFFFF_FFFF),
+                                       try #require(IPAddress("2001:db8::1")), try #require(IPAddress("fe80::1:2:3:4:5")),
+                                       try #require(IPAddress("1:2:3:4:5:6:7:8")), try #require(IPAddress("::"))]
+        let names: [String?] = [nil, "", "a", "api.openai.com", "café.example", "1.2.3.4", String(repeating: "x", count: 300)]
+        for name in names {
+            for address in addresses {
+                for port in [0, 7, 80, 443, 65535, 1_000_000, -1, Int.max, Int.min] {
+                    let expected = "\(name ?? address?.description ?? "?"):\(port)"
+                    #expect(CalloutLog.destinationText(domain: name, address: address, port: port) == expected)
+                }
+            }
         }
     }
 }
