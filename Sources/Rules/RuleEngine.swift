@@ -166,8 +166,7 @@ public final class RuleEngine {
                 patterns[i].maxWidth = min(relaxed.max, rules[p.rule].maxLength ?? .max)
             }
             guard p.scanForms == [p.expression], relaxed.max <= RuleLimits.maxGatedWidth,
-                  let g = RunGate.of(p.expression, caseless: p.hsFlags & UInt32(HS_FLAG_CASELESS) != 0,
-                                     minWidth: relaxed.min) else { continue }
+                  let g = RunGate.of(member: p.consumed, minWidth: relaxed.min) else { continue }
             gated.append(i)
             overlap = max(overlap, relaxed.max)
             if var merged = gate { merged.merge(g); gate = merged } else { gate = g }

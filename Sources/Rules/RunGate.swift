@@ -27,8 +27,13 @@ struct RunGate {
     /// The gate of one pattern, when its syntax is understood and the gate would be
     /// selective; `minWidth` is its shortest match.
     static func of(_ expression: String, caseless: Bool, minWidth: Int) -> RunGate? {
-        guard minWidth >= shortestUseful, var parser = ConsumedBytes(expression, caseless: caseless),
-              let member = parser.parse() else { return nil }
+        of(member: RuleEngine.consumedBytes(expression, caseless: caseless, dotAll: false), minWidth: minWidth)
+    }
+
+    /// The gate of a pattern whose bytes are `member` (its `CompiledPattern.consumed`, read
+    /// once when it was compiled; nil when unknown).
+    static func of(member: [Bool]?, minWidth: Int) -> RunGate? {
+        guard minWidth >= shortestUseful, let member else { return nil }
         let selective = !member[0x0A] && !(0x61...0x7A).contains { member[$0] } && member.filter { $0 }.count <= 64
         return selective ? RunGate(member: member, minLength: minWidth) : nil
     }
