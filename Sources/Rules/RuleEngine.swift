@@ -363,9 +363,7 @@ public final class RuleEngine {
         if collector.capped { counters.hitsCapped += 1 }
         var found: [RuleMatch] = []
         var progress: [PatternProgress] = []
-        var hits = collector.hits
-        for index in pcreOnly { hits.append(Hit(pattern: UInt32(index), to: bytes.count)) }
-        confirm(hits, in: bytes, offset: 0, scope: scope, final: true, progress: &progress) { found.append($0) }
+        confirm(collector.hits, in: bytes, offset: 0, newFrom: 0, scope: scope, final: true, progress: &progress) { found.append($0) }
         found.sort { $0.range.lowerBound < $1.range.lowerBound }
         found.forEach(emit)
     }
@@ -380,14 +378,26 @@ public final class RuleEngine {
     /// (a superset of the matches), every match ends at a reported end and starts at most
     /// `maxWidth` before it, so PCRE2 searches only from there and never starts a match
     /// after the last end: the bytes between sparse hits are not searched again.
-    /// PCRE2-only patterns are searched from `maxWidth` before their first hit to the end
-    /// of `bytes`, as is every pattern when Vectorscan's hits were cut at the per-call limit.
+    /// PCRE2-only patterns are searched from `maxWidth` before `newFrom` (the stream offset
+    /// where the bytes not searched yet begin) to the end of `bytes`, and so is every
+    /// pattern when Vectorscan's hits were cut at the per-call limit: one with no hit
+    /// before the cut, or a run-gated one whose scan came after it, has matches all the same.
     /// `offset` is the stream offset of `bytes[0]`; `progress` remembers, per pattern, how
     /// far a stream was searched, so no match is reported twice. A match that reaches the
     /// end of `bytes` may still grow: unless `final`, it waits for more data.
-    func confirm(_ hits: [Hit], in bytes: UnsafeRawBufferPointer, offset: Int, scope: Scope, final: Bool,
+    func confirm(_ hits: [Hit], in bytes: UnsafeRawBufferPointer, offset: Int, newFrom: Int, scope: Scope, final: Bool,
                  progress: inout [PatternProgress], _ emit: (RuleMatch) -> Void) {
         var hits = hits.filter { rules[patterns[Int($0.pattern)].rule].applies(to: scope) }
+        // Their search starts where a hit at `newFrom` puts it (see `confirm(pattern:...)`).
+        for index in pcreOnly where rules[patterns[index].rule].applies(to: scope) {
+            hits.append(Hit(pattern: UInt32(index), to: newFrom))
+        }
+        if collector.capped {
+            for index in patterns.indices where patterns[index].inHyperscan && rules[patterns[index].rule].applies(to: scope)
+                && !hits.contains(where: { Int($0.pattern) == index }) {
+                hits.append(Hit(pattern: UInt32(index), to: newFrom))
+            }
+        }
         // A match that waited for more data is searched again even without a new hit.
         for p in progress where p.deferredFrom != nil && !hits.contains(where: { Int($0.pattern) == p.pattern }) {
             hits.append(Hit(pattern: UInt32(p.pattern), to: p.checkedUpTo))

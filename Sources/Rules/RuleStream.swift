@@ -110,7 +110,7 @@ public struct RuleStream {
         engine.collector.reset()
         if let hsStream { engine.closeStream(hsStream) }
         hsStream = nil
-        process(engine.collector.hits, engine: engine, final: true, emit)
+        process(engine.collector.hits, newFrom: end, engine: engine, final: true, emit)
         bytes = []
         chunkFrames = []
         progress = []
@@ -140,21 +140,24 @@ public struct RuleStream {
                 engine.scanGated(UnsafeRawBufferPointer(rebasing: all[(from - windowStart)...]), at: from)
             }
         }
+        let newFrom = scannedEnd
         scannedEnd = end
         if engine.collector.capped { engine.counters.hitsCapped += 1 }
-        process(engine.collector.hits, engine: engine, final: false, emit)
+        process(engine.collector.hits, newFrom: newFrom, engine: engine, final: false, emit)
         trim(engine)
     }
 
-    private mutating func process(_ hits: [Hit], engine: RuleEngine, final: Bool, _ emit: (Located) -> Void) {
-        var all = hits
-        // Patterns only PCRE2 takes are searched in every batch.
-        for index in engine.pcreOnly { all.append(Hit(pattern: UInt32(index), to: end)) }
-        if all.isEmpty && !progress.contains(where: { $0.deferredFrom != nil }) { return }
+    /// Confirms the hits of the bytes from stream offset `newFrom` on (patterns only PCRE2
+    /// takes are searched in every batch).
+    private mutating func process(_ hits: [Hit], newFrom: Int, engine: RuleEngine, final: Bool, _ emit: (Located) -> Void) {
+        if hits.isEmpty && engine.pcreOnly.isEmpty && !engine.collector.capped
+            && !progress.contains(where: { $0.deferredFrom != nil }) { return }
         var found: [RuleMatch] = []
         let offset = windowStart
         bytes.withUnsafeBytes { window in
-            engine.confirm(all, in: window, offset: offset, scope: scope, final: final, progress: &progress) { found.append($0) }
+            engine.confirm(hits, in: window, offset: offset, newFrom: newFrom, scope: scope, final: final, progress: &progress) {
+                found.append($0)
+            }
         }
         for m in found.sorted(by: { $0.range.lowerBound < $1.range.lowerBound }) {
             emit(Located(match: m, firstFrame: frame(at: m.range.lowerBound), lastFrame: frame(at: max(m.range.upperBound - 1, m.range.lowerBound))))
