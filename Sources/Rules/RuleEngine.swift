@@ -86,11 +86,12 @@ public final class RuleEngine {
     let pcreOnly: [Int]
     private var blockDB: OpaquePointer?
     private var streamDB: OpaquePointer?
-    /// Run-gated patterns (see `RunGate`), scanned in streams a batch at a time, in block
-    /// mode, over the runs the gate finds in the batch; the stream database has the others.
+    /// Run-gated patterns (see `RunGate`), scanned in block mode over the runs the gate
+    /// finds: in streams a batch at a time, and in every whole buffer. The stream and
+    /// block databases have the others.
     private var gatedDB: OpaquePointer?
     private var gate: RunGate?
-    let gatedCount: Int
+    public let gatedCount: Int
     /// The runs a gated scan takes, joined, and where each begins (reused between scans).
     private var gatedBytes: [UInt8] = []
     private var gatedPieces: [GatedPiece] = []
@@ -108,7 +109,8 @@ public final class RuleEngine {
 
     /// Compiles `rules`; an error names the rule's file and line. Without
     /// `usingScanForms`, Vectorscan runs every pattern as written (`rules check` compares).
-    public init(rules: [Rule], usingScanForms: Bool = true) throws(RuleError) {
+    /// Without `gating`, no pattern goes through a run gate (tests compare).
+    public init(rules: [Rule], usingScanForms: Bool = true, gating: Bool = true) throws(RuleError) {
         self.rules = rules
         domainRuleIndices = rules.indices.filter { !rules[$0].domains.isEmpty }
         domainBytes = rules.map { $0.domains.map { Array($0.utf8) } }
@@ -165,7 +167,7 @@ public final class RuleEngine {
             if p.hsFlags & UInt32(HS_FLAG_PREFILTER) != 0 {
                 patterns[i].maxWidth = min(relaxed.max, rules[p.rule].maxLength ?? .max)
             }
-            guard p.scanForms == [p.expression], relaxed.max <= RuleLimits.maxGatedWidth,
+            guard gating, p.scanForms == [p.expression], relaxed.max <= RuleLimits.maxGatedWidth,
                   let g = RunGate.of(member: p.consumed, minWidth: relaxed.min) else { continue }
             gated.append(i)
             overlap = max(overlap, relaxed.max)
@@ -195,7 +197,10 @@ public final class RuleEngine {
         window = min(max(widest, 64), RuleLimits.maxMatchLength)
         self.streamDB = streamDB
         if !hsIndices.isEmpty {
-            switch Self.database(patterns, hsIndices, mode: UInt32(HS_MODE_BLOCK)) {
+            // Whole buffers take the gate too: the class-only patterns' engines were most of
+            // a block scan's fixed cost, paid for every name and header.
+            let blockIndices = gated.isEmpty ? hsIndices : hsIndices.filter { !gated.contains($0) }
+            switch blockIndices.isEmpty ? .success(nil) : Self.database(patterns, blockIndices, mode: UInt32(HS_MODE_BLOCK)).map(Optional.some) {
             case .success(let db): blockDB = db
             case .failure(let failure): throw failure.error
             }
@@ -220,7 +225,7 @@ public final class RuleEngine {
         let split = hs.filter { $0.scanForms.count > 1 }
         let forms = split.isEmpty ? "" : " (\(split.count) as \(split.reduce(0) { $0 + $1.scanForms.count }) expressions)"
         return "\(patterns.count) patterns: \(hs.count - prefilter) exact and \(prefilter) prefiltered in Vectorscan\(forms), "
-            + "\(pcreOnly.count) PCRE2 only; \(gatedCount) run-gated in streams (\(gate?.minLength ?? 0) bytes); "
+            + "\(pcreOnly.count) PCRE2 only; \(gatedCount) run-gated (\(gate?.minLength ?? 0) bytes); "
             + "stream window \(window) bytes, Vectorscan stream state \(streamStateSize) bytes"
     }
 
@@ -360,6 +365,7 @@ public final class RuleEngine {
                              HitCollector.onMatch, Unmanaged.passUnretained(collector).toOpaque())
             if rc != HS_SUCCESS && rc != HS_SCAN_TERMINATED { counters.scanErrors += 1 }
         }
+        if bytes.count > 0 { scanGated(bytes, at: 0) }
         if collector.capped { counters.hitsCapped += 1 }
         var found: [RuleMatch] = []
         var progress: [PatternProgress] = []

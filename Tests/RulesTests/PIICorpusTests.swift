@@ -66,26 +66,31 @@ import TestSupport
 }
 
 extension Array where Element == Rule {
-    func engineForTests() throws -> RuleEngine { try RuleEngine(rules: self) }
+    func engineForTests(gating: Bool = true) throws -> RuleEngine { try RuleEngine(rules: self, gating: gating) }
 }
 
 /// The whole labelled set as one stream, fed in chunks of varying size: the matches are
-/// exactly those of one whole-buffer scan (nothing lost or doubled at chunk seams, in
-/// batches, or when PCRE2 resumes after an earlier match).
+/// exactly those of one whole-buffer scan without the run gate (nothing lost or doubled
+/// at chunk seams, in batches, when PCRE2 resumes after an earlier match, or by the gate),
+/// and a gated whole-buffer scan finds the same.
 @Suite struct StreamEquivalenceTests {
     @Test func streamEqualsBlockOnCorpus() throws {
         let file = Corpus.root.appendingPathComponent("pii/payloads.jsonl")
         let available = FileManager.default.fileExists(atPath: file.path)
         try #require(available || !Corpus.isCI, "labelled PII set missing at \(file.path)")
         guard available else { return }
-        let engine = try RulePack.load(Corpus.repositoryRoot.appendingPathComponent("rules").path).engineForTests()
+        let rules = try RulePack.load(Corpus.repositoryRoot.appendingPathComponent("rules").path)
+        let engine = try rules.engineForTests(), ungated = try rules.engineForTests(gating: false)
+        #expect(engine.gatedCount > 0 && ungated.gatedCount == 0)
         var text: [UInt8] = []
         for line in try String(contentsOf: file, encoding: .utf8).split(separator: "\n") {
             let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
             text += Array((object["payload"] as? String ?? "").utf8) + [0x0A]
         }
-        var whole: [String] = []
-        engine.scan(text, scope: .tcp) { whole.append("\($0.rule) \($0.range)") }
+        var whole: [String] = [], gatedWhole: [String] = []
+        ungated.scan(text, scope: .tcp) { whole.append("\($0.rule) \($0.range)") }
+        engine.scan(text, scope: .tcp) { gatedWhole.append("\($0.rule) \($0.range)") }
+        #expect(gatedWhole == whole, "gated whole-buffer scan: \(gatedWhole.count) matches vs \(whole.count)")
         for (sizes, batch) in [([1448], RuleLimits.scanBatch), ([7, 100, 1, 3000], 0), ([65536], RuleLimits.scanBatch)] {
             var stream = RuleStream(scope: .tcp, depth: 0, batch: batch)
             var got: [String] = []
@@ -116,7 +121,7 @@ extension Array where Element == Rule {
         }
         pressed.close(engine: engine) { if let s = short($0.match) { got.append(s) } }
         var wholeShort: [String] = []
-        engine.scan(text, scope: .tcp) { if let s = short($0) { wholeShort.append(s) } }
+        ungated.scan(text, scope: .tcp) { if let s = short($0) { wholeShort.append(s) } }
         #expect(budget.pressureTrims > 0)
         #expect(Set(got) == Set(wholeShort) && got.count == wholeShort.count,
                 "under pressure: only stream \(Array(Set(got).subtracting(wholeShort).prefix(5))), only block \(Array(Set(wholeShort).subtracting(got).prefix(5)))")

@@ -111,10 +111,11 @@ import TestSupport
     }
 
     /// The gated patterns scan the runs joined end to end: runs one byte apart, at the
-    /// ends of a batch and of the data, find in a stream what one scan of the whole
-    /// buffer finds, at the same offsets.
+    /// ends of a batch and of the data, find in a stream and in one whole buffer what one
+    /// scan of the whole buffer without the gate finds, at the same offsets.
     @Test func joinedRunsFindWhatOneScanFinds() throws {
-        let engine = try RuleEngine(rules: RulePack.load(Corpus.repositoryRoot.appendingPathComponent("rules").path))
+        let rules = try RulePack.load(Corpus.repositoryRoot.appendingPathComponent("rules").path)
+        let engine = try RuleEngine(rules: rules), ungated = try RuleEngine(rules: rules, gating: false)
         let values = ["4111 1111 1111 1111", "378282246310005", "472-96-1691", "166+76+4432", "DE89370400440532013000",
                       "GB82 WEST 1234 5698 7654 32", "AKIAIOSFODNN7EXAMPLE", "5466-2885-9116-1770", "4111111111111111"]
         let separators = [" ", "-", "x", ",", "\n", "", "%20", "a", "Q"]
@@ -129,8 +130,10 @@ import TestSupport
                 text += Array(separators[next(separators.count)].utf8)
                 text += next(4) == 0 ? Array(String(next(1_000_000_000)).utf8) : Array(values[next(values.count)].utf8)
             }
-            var whole: [String] = []
-            engine.scan(text, scope: .tcp) { whole.append("\($0.rule) \($0.range)") }
+            var whole: [String] = [], gatedWhole: [String] = []
+            ungated.scan(text, scope: .tcp) { whole.append("\($0.rule) \($0.range)") }
+            engine.scan(text, scope: .tcp) { gatedWhole.append("\($0.rule) \($0.range)") }
+            #expect(gatedWhole == whole, "round \(round): gated whole-buffer scan \(gatedWhole.count) vs \(whole.count)")
             let batch = round % 2 == 0 ? RuleLimits.scanBatch : 0
             var stream = RuleStream(scope: .tcp, depth: 0, batch: batch)
             var got: [String] = []
