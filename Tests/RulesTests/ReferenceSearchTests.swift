@@ -1,0 +1,61 @@
+import Foundation
+@testable import Rules
+import Testing
+import TestSupport
+
+/// The engine's matches against a search that uses neither Vectorscan nor the run gate:
+/// each pattern's PCRE2 expression tried from every byte on (leftmost match, then on from
+/// its end), each candidate judged by the same checks. Over every payload of the
+/// labelled set, as whole buffers and as streams cut into small chunks, with the default
+/// packs and a rule only PCRE2 takes (capitalised word pairs: many matches, at every seam).
+@Suite struct ReferenceSearchTests {
+    static func reference(_ engine: RuleEngine, _ payload: [UInt8], scope: Scope) -> [String] {
+        var found: [String] = []
+        payload.withUnsafeBytes { bytes in
+            for p in engine.patterns where engine.rules[p.rule].applies(to: scope) {
+                var at = 0
+                while at <= bytes.count, let r = p.regex.firstMatch(in: bytes, from: at) {
+                    if let m = engine.accept(p, r, in: bytes) { found.append("\(m.rule) \(r)") }
+                    at = r.isEmpty ? r.upperBound + 1 : r.upperBound
+                }
+            }
+        }
+        return found.sorted()
+    }
+
+    @Test func engineFindsWhatPCRE2AloneFinds() throws {
+        let file = Corpus.root.appendingPathComponent("pii/payloads.jsonl")
+        let available = FileManager.default.fileExists(atPath: file.path)
+        try #require(available || !Corpus.isCI, "labelled PII set missing at \(file.path)")
+        guard available else { return }
+        var words = Rule(id: "test.word_pair", title: "Word pair", family: "test", severity: .low, kind: "test")
+        words.pattern = "[A-Z][a-z]+(?C1) [A-Z][a-z]+"
+        let engine = try (RulePack.load(Corpus.repositoryRoot.appendingPathComponent("rules").path) + [words]).engineForTests()
+        #expect(engine.pcreOnlyCount == 1)
+        var payloads: [[UInt8]] = []
+        for line in try String(contentsOf: file, encoding: .utf8).split(separator: "\n") {
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            payloads.append(Array((object["payload"] as? String ?? "").utf8))
+        }
+        var compared = 0, differing: [String] = []
+        for (i, payload) in payloads.enumerated() {
+            let expected = Self.reference(engine, payload, scope: .tcp)
+            compared += expected.count
+            var whole: [String] = []
+            engine.scan(payload, scope: .tcp) { whole.append("\($0.rule) \($0.range)") }
+            var stream = RuleStream(scope: .tcp, depth: 0, batch: 0)
+            var streamed: [String] = []
+            var at = 0
+            while at < payload.count {
+                let n = min(1 + (at * 7 + i) % 97, payload.count - at)
+                stream.feed(Array(payload[at ..< at + n]), frame: at, engine: engine) { streamed.append("\($0.match.rule) \($0.match.range)") }
+                at += n
+            }
+            stream.close(engine: engine) { streamed.append("\($0.match.rule) \($0.match.range)") }
+            if whole.sorted() != expected { differing.append("payload \(i) whole: \(whole.sorted()) vs \(expected)") }
+            if streamed.sorted() != expected { differing.append("payload \(i) stream: \(streamed.sorted()) vs \(expected)") }
+        }
+        #expect(compared > 3000)
+        #expect(differing.isEmpty, "\(differing.count) differ: \(differing.prefix(5))")
+    }
+}
