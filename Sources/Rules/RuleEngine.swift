@@ -102,6 +102,7 @@ public final class RuleEngine {
     /// Bytes a stream keeps to confirm a match that spans chunks.
     public let window: Int
     let collector = HitCollector()
+    let cleanBuffers = CleanBuffers()
     public var counters = RuleCounters()
     /// Confirmation starts each search at the run of a pattern's bytes before the hit
     /// (false: `maxWidth` before it, as tests compare).
@@ -359,13 +360,22 @@ public final class RuleEngine {
     /// Scans one complete buffer (a name, a datagram, a file) for rules that apply to
     /// `scope`; matches come out in order of position.
     public func scan(_ bytes: UnsafeRawBufferPointer, scope: Scope, _ emit: (RuleMatch) -> Void) {
+        // A short buffer seen before without a single hit has none now (PCRE2-only
+        // patterns are searched without hits: then nothing is remembered).
+        let slot = pcreOnly.isEmpty ? cleanBuffers.slot(bytes) : nil
+        if let slot, cleanBuffers.contains(bytes, slot: slot) { return }
         collector.reset()
+        let errors = counters.scanErrors
         if let blockDB, bytes.count > 0, let base = bytes.baseAddress {
             let rc = hs_scan(blockDB, base.assumingMemoryBound(to: CChar.self), UInt32(clamping: bytes.count), 0, scratch,
                              HitCollector.onMatch, Unmanaged.passUnretained(collector).toOpaque())
             if rc != HS_SUCCESS && rc != HS_SCAN_TERMINATED { counters.scanErrors += 1 }
         }
         if bytes.count > 0 { scanGated(bytes, at: 0) }
+        if let slot, collector.hits.isEmpty, !collector.capped, counters.scanErrors == errors {
+            cleanBuffers.insert(bytes, slot: slot)
+            return
+        }
         if collector.capped { counters.hitsCapped += 1 }
         var found: [RuleMatch] = []
         var progress: [PatternProgress] = []

@@ -58,4 +58,60 @@ import TestSupport
         #expect(compared > 3000)
         #expect(differing.isEmpty, "\(differing.count) differ: \(differing.prefix(5))")
     }
+
+    /// Short buffers (names, hosts) are remembered when they had no hit: pieces of the
+    /// labelled payloads (up to 128 bytes, so most are kept; many hold matches), scanned
+    /// three times each in a shuffled order with other pieces between, always give what
+    /// the search without Vectorscan gives, as do two pieces that share a slot.
+    @Test func rememberedCleanBuffersGiveTheSameMatches() throws {
+        let file = Corpus.root.appendingPathComponent("pii/payloads.jsonl")
+        let available = FileManager.default.fileExists(atPath: file.path)
+        try #require(available || !Corpus.isCI, "labelled PII set missing at \(file.path)")
+        guard available else { return }
+        let engine = try RulePack.load(Corpus.repositoryRoot.appendingPathComponent("rules").path).engineForTests()
+        var pieces: [[UInt8]] = []
+        for line in try String(contentsOf: file, encoding: .utf8).split(separator: "\n") {
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            let payload = Array((object["payload"] as? String ?? "").utf8)
+            var at = 0
+            while at < payload.count {
+                let n = min(20 + (at + payload.count) % 109, payload.count - at)
+                pieces.append(Array(payload[at ..< at + n]))
+                at += n
+            }
+        }
+        var order = Array(pieces.indices) + Array(pieces.indices) + Array(pieces.indices)
+        var state: UInt64 = 11
+        for i in order.indices.reversed() {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            order.swapAt(i, Int(state >> 33) % (i + 1))
+        }
+        var expected: [Int: [String]] = [:]
+        var differing: [String] = [], withMatches = 0
+        for i in order {
+            let want = expected[i] ?? Self.reference(engine, pieces[i], scope: .dnsQueryName)
+            expected[i] = want
+            var got: [String] = []
+            engine.scan(pieces[i], scope: .dnsQueryName) { got.append("\($0.rule) \($0.range)") }
+            if got.sorted() != want { differing.append("piece \(i): \(got.sorted()) vs \(want)") }
+            if !want.isEmpty { withMatches += 1 }
+        }
+        #expect(pieces.count > 10_000 && withMatches > 1000)
+        #expect(differing.isEmpty, "\(differing.count) differ: \(differing.prefix(5))")
+        // Two buffers for one slot: each is judged on its own bytes.
+        let cache = CleanBuffers()
+        var bySlot: [Int: [UInt8]] = [:]
+        var pair: ([UInt8], [UInt8])?
+        for n in 0 ..< 100_000 where pair == nil {
+            let name = Array("host\(n).example.net".utf8)
+            guard let slot = name.withUnsafeBytes({ cache.slot($0) }) else { continue }
+            if let other = bySlot[slot] { pair = (other, name) } else { bySlot[slot] = name }
+        }
+        let (first, second) = try #require(pair)
+        let slot = try #require(first.withUnsafeBytes { cache.slot($0) })
+        first.withUnsafeBytes { cache.insert($0, slot: slot) }
+        #expect(first.withUnsafeBytes { cache.contains($0, slot: slot) })
+        #expect(!second.withUnsafeBytes { cache.contains($0, slot: slot) })
+        #expect(Array(repeating: UInt8(ascii: "a"), count: CleanBuffers.maxLength + 1).withUnsafeBytes { cache.slot($0) } == nil)
+    }
 }
