@@ -256,7 +256,8 @@ public enum Validator: String, CaseIterable, Sendable {
 
 /// Percent- and form-decoding (`%40` → `@`, `+` → space); invalid escapes stay as is.
 func percentDecoded(_ b: [UInt8]) -> [UInt8] {
-    guard b.contains(UInt8(ascii: "%")) || b.contains(UInt8(ascii: "+")) else { return b }
+    // One pass for both bytes (every validated candidate comes here, most with neither).
+    guard b.withUnsafeBufferPointer({ $0.contains { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") } }) else { return b }
     var out: [UInt8] = []
     out.reserveCapacity(b.count)
     var i = 0

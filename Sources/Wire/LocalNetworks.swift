@@ -1,8 +1,11 @@
 /// An address block (`10.0.0.0/8`, `fd00::/8`).
 public struct AddressBlock: Hashable, Sendable, CustomStringConvertible {
-    public var base: IPAddress
+    public let base: IPAddress
     /// Prefix length on the 128-bit (IPv4-mapped) address.
-    public var bits: Int
+    public let bits: Int
+    /// The prefix as masks of the address's two halves, made once: every flow's
+    /// destination is tested against each local block.
+    private let hiMask: UInt64, loMask: UInt64
 
     public init?(_ text: String) {
         let parts = text.split(separator: "/", maxSplits: 1)
@@ -13,13 +16,13 @@ public struct AddressBlock: Hashable, Sendable, CustomStringConvertible {
         guard (0...128).contains(length), !address.isIPv4 || (given ?? 32) <= 32 else { return nil }
         base = address
         bits = length
+        let hiBits = min(length, 64), loBits = max(0, length - 64)
+        hiMask = hiBits == 0 ? 0 : ~0 << (64 - hiBits)
+        loMask = loBits == 0 ? 0 : ~0 << (64 - loBits)
     }
 
-    public func contains(_ a: IPAddress) -> Bool {
-        let hiBits = min(bits, 64), loBits = max(0, bits - 64)
-        let hiMask: UInt64 = hiBits == 0 ? 0 : ~0 << (64 - hiBits)
-        let loMask: UInt64 = loBits == 0 ? 0 : ~0 << (64 - loBits)
-        return a.hi & hiMask == base.hi & hiMask && a.lo & loMask == base.lo & loMask
+    @inline(__always) public func contains(_ a: IPAddress) -> Bool {
+        (a.hi ^ base.hi) & hiMask == 0 && (a.lo ^ base.lo) & loMask == 0
     }
 
     public var description: String { "\(base)/\(base.isIPv4 ? bits - 96 : bits)" }
