@@ -29,6 +29,43 @@ func decoded(_ bytes: [UInt8], link: UInt32 = LinkType.ethernet) -> Packet {
         #expect(p.note == .badIPv4Checksum)
     }
 
+    /// The header checksum test (summed four bytes at a time) against RFC 1071 as written:
+    /// 16-bit big-endian words, one's complement. Random headers of every length, each also
+    /// with its checksum field set right, and sums that fold through every carry.
+    @Test func ipv4ChecksumMatchesTheDefinition() {
+        func valid16(_ h: [UInt8]) -> Bool {
+            var sum: UInt32 = 0
+            for i in stride(from: 0, to: h.count, by: 2) { sum += UInt32(h[i]) << 8 | UInt32(h[i + 1]) }
+            while sum > 0xFFFF { sum = (sum & 0xFFFF) + (sum >> 16) }
+            return sum == 0xFFFF
+        }
+        var state: UInt64 = 5
+        func byte() -> UInt8 {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return UInt8(truncatingIfNeeded: state >> 56)
+        }
+        var validSeen = 0
+        for round in 0 ..< 4000 {
+            let length = 20 + 4 * (round % 11)
+            var h = (0 ..< length).map { _ in round % 3 == 0 ? 0xFF : byte() }
+            for fix in [false, true] {
+                if fix {
+                    h[10] = 0; h[11] = 0
+                    var sum: UInt32 = 0
+                    for i in stride(from: 0, to: length, by: 2) { sum += UInt32(h[i]) << 8 | UInt32(h[i + 1]) }
+                    while sum > 0xFFFF { sum = (sum & 0xFFFF) + (sum >> 16) }
+                    let checksum = ~UInt16(sum)
+                    h[10] = UInt8(checksum >> 8); h[11] = UInt8(checksum & 0xFF)
+                }
+                let p = Packet()
+                let got = h.withUnsafeBytes { p.ipv4HeaderChecksumValid($0, length) }
+                #expect(got == valid16(h), "length \(length), round \(round), fixed \(fix)")
+                if got { validSeen += 1 }
+            }
+        }
+        #expect(validSeen >= 4000)
+    }
+
     /// Every truncation decodes what it can and reports the layer that failed.
     @Test func everyPrefixIsClean() {
         for n in 0...tcpSYN.count {
