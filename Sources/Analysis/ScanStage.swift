@@ -148,6 +148,7 @@ final class ScanStage: ScanRequests {
 
     func emit(_ f: consuming Finding, domain: @autoclosure () -> [UInt8]?) {
         scanner.counts.findings += 1
+        if f.origin.communityID.isEmpty { f.origin.communityID = f.origin.flow.communityIDText }
         if f.domain == nil {
             f.domain = domain()
             f.bindsPassiveName = f.domain == nil && namesBoundLater
@@ -416,7 +417,8 @@ extension AppLayer {
     /// A UDP datagram of a flow no decoder claimed (DNS and QUIC are handled by field).
     func scanDatagram(_ p: Packet, flow: UnsafeMutablePointer<Flow>, timestamp: Int64, frame: Int) {
         guard let scans, p.payload.count > 0 else { return }
-        var origin = EventOrigin(flow: flow.pointee.identity, communityID: flow.pointee.communityIDText, frame: frame, timestamp: timestamp)
+        // The community_id (a SHA-1) only for a datagram with a finding: `emit` makes it.
+        var origin = EventOrigin(flow: flow.pointee.identity, communityID: .none, frame: frame, timestamp: timestamp)
         origin.fromOriginator = p.src == flow.pointee.originatorAddress && p.srcPort == flow.pointee.originatorPort
         scans.field(p.payload, scope: .udp, field: "udp.payload", origin: origin, lastFrame: frame,
                     domain: passiveName(for: flow.pointee.responderAddress))

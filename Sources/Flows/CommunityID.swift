@@ -155,6 +155,10 @@ public struct CommunityIDText: Hashable, Sendable, CustomStringConvertible {
         (w0, w1, w2, w3) = room
     }
 
+    /// No text yet: an event whose community_id is made only if it is needed.
+    public static let none = CommunityIDText { _ in 0 }
+    public var isEmpty: Bool { withUnsafeBytes(of: self) { $0[Self.capacity] == 0 } }
+
     /// Its bytes, for as long as `body` runs.
     public func withUTF8<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
         withUnsafeBytes(of: self) { body(UnsafeRawBufferPointer(rebasing: $0[0 ..< Int($0[Self.capacity])])) }

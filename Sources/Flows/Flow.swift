@@ -121,14 +121,6 @@ public struct Flow: OrientedFlow, Sendable {
     /// Who talked to whom, without the counters: what an event needs of its flow.
     public var identity: FlowIdentity { FlowIdentity(key: key, originatorIsLow: originatorIsLow, input: input) }
 
-    /// `communityID` held inline, for the events that carry it across threads.
-    public var communityIDText: CommunityIDText { CommunityIDText { writeCommunityID(to: $0) } }
-
-    /// `communityID` written at `out` (room for `CommunityID.textLength`); returns the length.
-    public func writeCommunityID(to out: UnsafeMutablePointer<UInt8>) -> Int {
-        CommunityID.write(to: out, source: originatorAddress, destination: responderAddress,
-                          sourcePort: originatorPort, destinationPort: responderPort, proto: key.proto)
-    }
 
     /// Zeek's conn_state, derived as its `conn.zeek` does from the endpoint states.
     public var connState: String {
@@ -298,4 +290,14 @@ extension OrientedFlow {
     public var responderAddress: IPAddress { originatorIsLow ? key.highAddress : key.lowAddress }
     public var originatorPort: UInt16 { originatorIsLow ? key.lowPort : key.highPort }
     public var responderPort: UInt16 { originatorIsLow ? key.highPort : key.lowPort }
+
+    /// The community_id held inline, for the events that carry it across threads (an
+    /// event's identity can make it again where the flow is not at hand).
+    public var communityIDText: CommunityIDText { CommunityIDText { writeCommunityID(to: $0) } }
+
+    /// The community_id written at `out` (room for `CommunityID.textLength`); returns the length.
+    public func writeCommunityID(to out: UnsafeMutablePointer<UInt8>) -> Int {
+        CommunityID.write(to: out, source: originatorAddress, destination: responderAddress,
+                          sourcePort: originatorPort, destinationPort: responderPort, proto: key.proto)
+    }
 }

@@ -1,8 +1,10 @@
 import Analysis
+import Flows
 import Foundation
 import Rules
 import Testing
 import TestSupport
+import Wire
 
 /// Collects findings from an analysis.
 final class FindingCollector: AppEventSink {
@@ -153,5 +155,31 @@ extension CanaryCaptureTests {
         let hit = sink.findings.first { $0.field == "tcp.stream" }
         #expect(sink.findings.count == 1)
         #expect(hit?.origin.frame == 4 && hit?.lastFrame == 3)
+    }
+}
+
+extension CanaryCaptureTests {
+    /// A canary in a datagram no decoder claims (UDP to a port of its own, between many
+    /// datagrams without one): found in its frame, with the flow's community_id, which a
+    /// datagram gets only when it has a finding.
+    @Test func canaryInARawDatagramCarriesItsFlowsCommunityID() throws {
+        var frames: [[UInt8]] = []
+        func datagram(_ payload: [UInt8]) {
+            frames.append(B.ethernet(B.ipv4(src: "10.0.0.5", dst: "198.51.100.7", proto: 17, payload: B.udp(40000, 5140, payload))))
+        }
+        for i in 0 ..< 50 { datagram(Array("<13>metrics seq=\(i) load=0.\(i)".utf8)) }
+        datagram(Array("<13>app event token=\(Self.canary)".utf8))
+        let canaryFrame = frames.count
+        for i in 0 ..< 10 { datagram(Array("<13>metrics seq=\(50 + i)".utf8)) }
+        let engine = try RuleEngine(rules: [Rule.canary(Self.canary, index: 1)])
+        let sink = FindingCollector()
+        let analyzer = try Analyzer(options: AnalysisOptions(), events: sink, rules: engine) { _, _, _ in }
+        _ = analyzer.analyze(name: "udp.pcap", bytes: B.pcap(frames: frames))
+        #expect(sink.findings.count == 1)
+        let f = try #require(sink.findings.first)
+        #expect(f.field == "udp.payload" && f.origin.frame == canaryFrame && f.origin.fromOriginator)
+        let expected = CommunityID.compute(source: IPAddress("10.0.0.5")!, destination: IPAddress("198.51.100.7")!,
+                                           sourcePort: 40000, destinationPort: 5140, proto: 17)
+        #expect(f.origin.communityID.description == expected && !f.origin.communityID.isEmpty)
     }
 }
