@@ -121,7 +121,6 @@ public struct Flow: OrientedFlow, Sendable {
     /// Who talked to whom, without the counters: what an event needs of its flow.
     public var identity: FlowIdentity { FlowIdentity(key: key, originatorIsLow: originatorIsLow, input: input) }
 
-
     /// Zeek's conn_state, derived as its `conn.zeek` does from the endpoint states.
     public var connState: String {
         switch key.proto {
