@@ -152,6 +152,9 @@ public final class PassiveDNS {
     var table: [IPAddress: Entry] = [:]
     public private(set) var heldBytes = 0
     public private(set) var evictions = 0
+    /// Moves on with every change: an answer kept from an earlier look-up is good while
+    /// the version is the same.
+    public private(set) var version = 0
 
     public static let defaultMaxBytes = 48 << 20
 
@@ -179,6 +182,7 @@ public final class PassiveDNS {
         }
         heldBytes += Self.cost(name) - (previous ?? 0)
         table[address] = Entry(name: name, seen: time)
+        version &+= 1
         if recent?.address == address { recent = nil }
     }
 

@@ -97,6 +97,8 @@ final class Session {
     }
     /// `httpHost` without its port, kept for the scan requests' destination name.
     private(set) var httpHostName: [UInt8]?
+    /// Passive DNS's name for the responder, as of its `version` (-1: not asked yet).
+    var passiveName: (version: Int, name: [UInt8]?) = (-1, nil)
 
     init(kind: Kind, origin: EventOrigin) {
         self.kind = kind

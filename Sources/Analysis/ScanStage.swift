@@ -353,7 +353,14 @@ final class ScanPipeline: ScanRequests, EventPassing, @unchecked Sendable {
 extension AppLayer {
     /// The name a finding in this session's bytes is given when it has none of its own.
     func destinationName(_ s: Session) -> [UInt8]? {
-        s.serverName ?? s.httpHostName ?? passiveName(for: s.origin.flow.responderAddress)
+        if let own = s.serverName ?? s.httpHostName { return own }
+        // Passive DNS is asked again only after it learned something: the 2-job pipeline
+        // takes the name with every chunk's request, and flows interleave (its own cache
+        // holds the last address only).
+        if s.passiveName.version != passiveDNS.version {
+            s.passiveName = (passiveDNS.version, passiveName(for: s.origin.flow.responderAddress))
+        }
+        return s.passiveName.name
     }
 
     /// Passive DNS's name for an address; nil in a split run's worker, where the ordered

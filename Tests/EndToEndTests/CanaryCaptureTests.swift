@@ -183,3 +183,40 @@ extension CanaryCaptureTests {
         #expect(f.origin.communityID.description == expected && !f.origin.communityID.isEmpty)
     }
 }
+
+extension CanaryCaptureTests {
+    /// A raw TCP stream to an address passive DNS learns a name for in the middle of it: a
+    /// finding before the answer has no name, one after it has the answer's, with 1 job
+    /// and in the 2-job pipeline (which takes the name with every chunk it queues).
+    @Test func aNameLearnedMidStreamNamesTheFindingsAfterIt() throws {
+        var frames: [[UInt8]] = []
+        let server = "198.51.100.20"
+        let c2s = { (p: [UInt8]) in B.ethernet(B.ipv4(src: "10.0.0.5", dst: server, proto: 6, payload: p)) }
+        let s2c = { (p: [UInt8]) in B.ethernet(B.ipv4(src: server, dst: "10.0.0.5", proto: 6, payload: p)) }
+        frames.append(c2s(B.tcp(50100, 9000, seq: 100, ack: 0, flags: 0x02)))
+        frames.append(s2c(B.tcp(9000, 50100, seq: 900, ack: 101, flags: 0x12)))
+        // The first segment fills a scan batch (16 KiB), so its finding is made at once.
+        let first = Array("first \(Self.canary) end\n".utf8) + Array(repeating: UInt8(ascii: "."), count: RuleLimits.scanBatch)
+        let second = Array("second \(Self.canary)x end\n".utf8)
+        frames.append(c2s(B.tcp(50100, 9000, seq: 101, ack: 901, flags: 0x18, payload: first)))
+        // The answer: late.example.net A 198.51.100.20 (the answer's name points at the question's).
+        var answer = B.be16(9) + [0x81, 0x80] + B.be16(1) + B.be16(1) + B.be16(0) + B.be16(0)
+        for label in ["late", "example", "net"] { answer.append(UInt8(label.utf8.count)); answer += Array(label.utf8) }
+        answer += [0] + B.be16(1) + B.be16(1) + [0xC0, 0x0C] + B.be16(1) + B.be16(1) + B.be32(300) + B.be16(4) + B.v4(server)
+        frames.append(B.ethernet(B.ipv4(src: "10.0.0.5", dst: "10.0.0.1", proto: 17, payload: B.udp(53300, 53, B.dnsQuery(id: 9, name: "late.example.net")))))
+        frames.append(B.ethernet(B.ipv4(src: "10.0.0.1", dst: "10.0.0.5", proto: 17, payload: B.udp(53, 53300, answer))))
+        frames.append(c2s(B.tcp(50100, 9000, seq: 101 + UInt32(first.count), ack: 901, flags: 0x18, payload: second)))
+        let pcap = B.pcap(frames: frames)
+        for jobs in [1, 2] {
+            let engine = try RuleEngine(rules: [Rule.canary(Self.canary, index: 1)])
+            let sink = FindingCollector()
+            var options = AnalysisOptions()
+            options.jobs = jobs
+            let analyzer = try Analyzer(options: options, events: sink, rules: engine) { _, _, _ in }
+            _ = analyzer.analyze(name: "late.pcap", bytes: pcap)
+            let names = sink.findings.sorted { $0.origin.frame < $1.origin.frame }
+                .map { $0.domain.map { String(decoding: $0, as: UTF8.self) } ?? "-" }
+            #expect(names == ["-", "late.example.net"], "jobs \(jobs)")
+        }
+    }
+}
