@@ -25,9 +25,8 @@ import Wire
     /// A callout's report group key, written in place, is the text the interpolation
     /// `"\(name ?? address ?? "?"):\(port)"` made.
     @Test func destinationTextIsTheInterpolation() throws {
-        let addresses: [IPAddress?] = [nil, IPAddress(v4: 0), IPAddress(v4: 0x0A00_0001), IPAddress(v4: 0xFFFF_FFFF),
-                                       try #require(IPAddress("2001:db8::1")), try #require(IPAddress("fe80::1:2:3:4:5")),
-                                       try #require(IPAddress("1:2:3:4:5:6:7:8")), try #require(IPAddress("::"))]
+        let v6 = try ["2001:db8::1", "fe80::1:2:3:4:5", "1:2:3:4:5:6:7:8", "::"].map { try #require(IPAddress($0)) }
+        let addresses: [IPAddress?] = [nil, IPAddress(v4: 0), IPAddress(v4: 0x0A00_0001), IPAddress(v4: 0xFFFF_FFFF)] + v6
         let names: [String?] = [nil, "", "a", "api.openai.com", "café.example", "1.2.3.4", String(repeating: "x", count: 300)]
         for name in names {
             for address in addresses {

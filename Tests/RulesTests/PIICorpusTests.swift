@@ -69,24 +69,30 @@ extension Array where Element == Rule {
     func engineForTests(gating: Bool = true) throws -> RuleEngine { try RuleEngine(rules: self, gating: gating) }
 }
 
+/// The labelled set's payloads as bytes, in file order; nil when the set is missing
+/// outside CI (with `CI` set a missing set fails the test).
+func labelledPayloads() throws -> [[UInt8]]? {
+    let file = Corpus.root.appendingPathComponent("pii/payloads.jsonl")
+    let available = FileManager.default.fileExists(atPath: file.path)
+    try #require(available || !Corpus.isCI, "labelled PII set missing at \(file.path)")
+    guard available else { return nil }
+    return try String(contentsOf: file, encoding: .utf8).split(separator: "\n").map { line in
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        return Array((object["payload"] as? String ?? "").utf8)
+    }
+}
+
 /// The whole labelled set as one stream, fed in chunks of varying size: the matches are
 /// exactly those of one whole-buffer scan without the run gate (nothing lost or doubled
 /// at chunk seams, in batches, when PCRE2 resumes after an earlier match, or by the gate),
 /// and a gated whole-buffer scan finds the same.
 @Suite struct StreamEquivalenceTests {
     @Test func streamEqualsBlockOnCorpus() throws {
-        let file = Corpus.root.appendingPathComponent("pii/payloads.jsonl")
-        let available = FileManager.default.fileExists(atPath: file.path)
-        try #require(available || !Corpus.isCI, "labelled PII set missing at \(file.path)")
-        guard available else { return }
+        guard let payloads = try labelledPayloads() else { return }
         let rules = try RulePack.load(Corpus.repositoryRoot.appendingPathComponent("rules").path)
         let engine = try rules.engineForTests(), ungated = try rules.engineForTests(gating: false)
         #expect(engine.gatedCount > 0 && ungated.gatedCount == 0)
-        var text: [UInt8] = []
-        for line in try String(contentsOf: file, encoding: .utf8).split(separator: "\n") {
-            let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
-            text += Array((object["payload"] as? String ?? "").utf8) + [0x0A]
-        }
+        let text: [UInt8] = payloads.flatMap { $0 + [0x0A] }
         var whole: [String] = [], gatedWhole: [String] = []
         ungated.scan(text, scope: .tcp) { whole.append("\($0.rule) \($0.range)") }
         engine.scan(text, scope: .tcp) { gatedWhole.append("\($0.rule) \($0.range)") }

@@ -24,19 +24,11 @@ import TestSupport
     }
 
     @Test func engineFindsWhatPCRE2AloneFinds() throws {
-        let file = Corpus.root.appendingPathComponent("pii/payloads.jsonl")
-        let available = FileManager.default.fileExists(atPath: file.path)
-        try #require(available || !Corpus.isCI, "labelled PII set missing at \(file.path)")
-        guard available else { return }
+        guard let payloads = try labelledPayloads() else { return }
         var words = Rule(id: "test.word_pair", title: "Word pair", family: "test", severity: .low, kind: "test")
         words.pattern = "[A-Z][a-z]+(?C1) [A-Z][a-z]+"
         let engine = try (RulePack.load(Corpus.repositoryRoot.appendingPathComponent("rules").path) + [words]).engineForTests()
         #expect(engine.pcreOnlyCount == 1)
-        var payloads: [[UInt8]] = []
-        for line in try String(contentsOf: file, encoding: .utf8).split(separator: "\n") {
-            let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
-            payloads.append(Array((object["payload"] as? String ?? "").utf8))
-        }
         var compared = 0, differing: [String] = []
         for (i, payload) in payloads.enumerated() {
             let expected = Self.reference(engine, payload, scope: .tcp)
@@ -64,15 +56,10 @@ import TestSupport
     /// three times each in a shuffled order with other pieces between, always give what
     /// the search without Vectorscan gives, as do two pieces that share a slot.
     @Test func rememberedCleanBuffersGiveTheSameMatches() throws {
-        let file = Corpus.root.appendingPathComponent("pii/payloads.jsonl")
-        let available = FileManager.default.fileExists(atPath: file.path)
-        try #require(available || !Corpus.isCI, "labelled PII set missing at \(file.path)")
-        guard available else { return }
+        guard let payloads = try labelledPayloads() else { return }
         let engine = try RulePack.load(Corpus.repositoryRoot.appendingPathComponent("rules").path).engineForTests()
         var pieces: [[UInt8]] = []
-        for line in try String(contentsOf: file, encoding: .utf8).split(separator: "\n") {
-            let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
-            let payload = Array((object["payload"] as? String ?? "").utf8)
+        for payload in payloads {
             var at = 0
             while at < payload.count {
                 let n = min(20 + (at + payload.count) % 109, payload.count - at)

@@ -8,7 +8,7 @@ import TestSupport
 @Suite struct SearchCoverageTests {
     /// A rule Vectorscan refuses even as a prefilter (a PCRE2 callout).
     static func pcreOnlyRule() -> Rule {
-        var r = Rule(id: "test.pcre_only", title: "PCRE2 only", family: "test", severity: .low, kind: "test")
+        let r = Rule(id: "test.pcre_only", title: "PCRE2 only", family: "test", severity: .low, kind: "test")
         r.pattern = "zq(?C1)[0-9]{3}"
         return r
     }
