@@ -79,7 +79,9 @@ final class Session {
     var quicDone = false
 
     // Rules: raw stream scanning (plaintext TCP) and where each direction's body began
-    var scan: StreamScan?
+    /// Held with one reference of its own (`StreamScan` says why it is unmanaged), given
+    /// to the scan stage's `close`, or let go with the session.
+    var scan: Unmanaged<StreamScan>?
     var scanRaw = false
     var rawChunks = 0
     var bodyFirstFrame = PerDirection(0)
@@ -104,6 +106,8 @@ final class Session {
         self.kind = kind
         self.origin = origin
     }
+
+    deinit { scan?.release() }
 }
 
 /// Runs the application-layer decoders over the flows of one input: picks a protocol
@@ -197,7 +201,7 @@ final class AppLayer {
             case .raw: nil
             }
             session.scanRaw = scans != nil && (kind == .http || kind == .raw)
-            if session.scanRaw { session.scan = StreamScan(origin: session.origin) }
+            if session.scanRaw { session.scan = Unmanaged.passRetained(StreamScan(origin: session.origin)) }
             if kind == .http {
                 session.httpRequests = HTTPParser(isRequest: true, limits: limits.http)
                 session.httpResponses = HTTPParser(isRequest: false, limits: limits.http)

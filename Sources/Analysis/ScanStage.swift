@@ -11,12 +11,15 @@ import Wire
 /// queued for another thread takes it when queued, so it names its findings exactly as
 /// a scan run at once would.
 protocol ScanRequests: AnyObject {
-    /// In-order bytes of one direction (0: originator) of a plaintext TCP session.
-    func stream(_ scan: StreamScan, direction: Int, bytes: UnsafeRawBufferPointer, frame: Int, domain: @autoclosure () -> [UInt8]?)
+    /// In-order bytes of one direction (0: originator) of a plaintext TCP session. The
+    /// scan state is passed unretained: the session holds it until `close`.
+    func stream(_ scan: Unmanaged<StreamScan>, direction: Int, bytes: UnsafeRawBufferPointer, frame: Int,
+                domain: @autoclosure () -> [UInt8]?)
     /// Bytes of one direction that will never be seen: the stream restarts after them.
-    func gap(_ scan: StreamScan, direction: Int, length: Int, domain: @autoclosure () -> [UInt8]?)
-    /// The session is no longer plaintext, or it ended: both directions are decided.
-    func close(_ scan: StreamScan, domain: @autoclosure () -> [UInt8]?)
+    func gap(_ scan: Unmanaged<StreamScan>, direction: Int, length: Int, domain: @autoclosure () -> [UInt8]?)
+    /// The session is no longer plaintext, or it ended: both directions are decided. Takes
+    /// over the session's reference to the scan state.
+    func close(_ scan: Unmanaged<StreamScan>, domain: @autoclosure () -> [UInt8]?)
     /// One field (a name, a decoded body, a datagram) scanned as one buffer.
     func field(_ bytes: UnsafeRawBufferPointer, scope: Scope, field: StaticString, origin: EventOrigin, lastFrame: Int,
                domain: @autoclosure () -> [UInt8]?)
@@ -28,7 +31,9 @@ protocol ScanRequests: AnyObject {
 
 /// Raw-stream scanning state of one TCP session: a rule stream per direction, restarted
 /// after a gap (bytes on either side of a hole are not adjacent). Made by the decoding
-/// thread, then touched only by the scan stage.
+/// thread, then touched only by the scan stage: the decoding thread passes it unretained
+/// (its count shares a cache line with the state the scan thread writes, and a retain and
+/// release per chunk on the other core moved that line back and forth).
 final class StreamScan {
     let origin: EventOrigin
     /// Each direction's rule stream, reached in place through `withStream` (an array of
@@ -51,6 +56,9 @@ final class StreamScan {
 /// Runs scan requests at once and hands the findings to the sink.
 final class ScanStage: ScanRequests {
     let scanner: RuleScanner
+    /// The scanner's engine, lent to each chunk's scan without a retain (the scanner
+    /// keeps it).
+    private let engine: Unmanaged<RuleEngine>
     let sink: EventPassing?
     /// A split run's worker: a finding left without a name takes passive DNS's at the
     /// ordered merge.
@@ -58,7 +66,21 @@ final class ScanStage: ScanRequests {
 
     init(scanner: RuleScanner, sink: EventPassing?) {
         self.scanner = scanner
+        engine = Unmanaged.passUnretained(scanner.engine)
         self.sink = sink
+    }
+
+    func stream(_ scan: Unmanaged<StreamScan>, direction d: Int, bytes: UnsafeRawBufferPointer, frame: Int,
+                domain: @autoclosure () -> [UInt8]?) {
+        scan._withUnsafeGuaranteedRef { stream($0, direction: d, bytes: bytes, frame: frame, domain: domain()) }
+    }
+
+    func gap(_ scan: Unmanaged<StreamScan>, direction d: Int, length: Int, domain: @autoclosure () -> [UInt8]?) {
+        scan._withUnsafeGuaranteedRef { gap($0, direction: d, length: length, domain: domain()) }
+    }
+
+    func close(_ scan: Unmanaged<StreamScan>, domain: @autoclosure () -> [UInt8]?) {
+        close(scan.takeRetainedValue(), domain: domain())
     }
 
     func stream(_ scan: StreamScan, direction d: Int, bytes: UnsafeRawBufferPointer, frame: Int, domain: @autoclosure () -> [UInt8]?) {
@@ -78,8 +100,10 @@ final class ScanStage: ScanRequests {
         scanner.counts.bytesScanned += bytes.count
         let base = scan.base[d]
         let truncated = scan.withStream(d) { stream -> Bool in
-            stream?.feed(bytes, frame: frame, engine: scanner.engine) { located in
-                emitStreamFinding(located, scan, direction: d, base: base, domain: domain())
+            engine._withUnsafeGuaranteedRef { engine in
+                stream?.feed(bytes, frame: frame, engine: engine) { located in
+                    emitStreamFinding(located, scan, direction: d, base: base, domain: domain())
+                }
             }
             guard stream?.truncated == true else { return false }
             stream = nil
@@ -104,8 +128,10 @@ final class ScanStage: ScanRequests {
     func closeStream(_ scan: StreamScan, direction d: Int, domain: @autoclosure () -> [UInt8]?) {
         let base = scan.base[d]
         scan.withStream(d) { stream in
-            stream?.close(engine: scanner.engine) { located in
-                emitStreamFinding(located, scan, direction: d, base: base, domain: domain())
+            engine._withUnsafeGuaranteedRef { engine in
+                stream?.close(engine: engine) { located in
+                    emitStreamFinding(located, scan, direction: d, base: base, domain: domain())
+                }
             }
             stream = nil
         }
@@ -179,7 +205,7 @@ final class ScanPipeline: ScanRequests, EventPassing, @unchecked Sendable {
     enum Request {
         case stream(Unmanaged<StreamScan>, direction: Int, bytes: Range<Int>, frame: Int, domain: Range<Int>?)
         case gap(Unmanaged<StreamScan>, direction: Int, length: Int, domain: Range<Int>?)
-        /// Retained when queued, released when run.
+        /// Holds the session's reference, released when run.
         case close(Unmanaged<StreamScan>, domain: Range<Int>?)
         /// Its origin is the batch's next `origins` entry.
         case field(bytes: Range<Int>, scope: Scope, field: StaticString, lastFrame: Int, domain: Range<Int>?)
@@ -311,17 +337,18 @@ final class ScanPipeline: ScanRequests, EventPassing, @unchecked Sendable {
 
     // MARK: Requests
 
-    func stream(_ scan: StreamScan, direction: Int, bytes: UnsafeRawBufferPointer, frame: Int, domain: @autoclosure () -> [UInt8]?) {
+    func stream(_ scan: Unmanaged<StreamScan>, direction: Int, bytes: UnsafeRawBufferPointer, frame: Int,
+                domain: @autoclosure () -> [UInt8]?) {
         let range = copy(bytes)
-        add(.stream(Unmanaged.passUnretained(scan), direction: direction, bytes: range, frame: frame, domain: copy(domain())))
+        add(.stream(scan, direction: direction, bytes: range, frame: frame, domain: copy(domain())))
     }
 
-    func gap(_ scan: StreamScan, direction: Int, length: Int, domain: @autoclosure () -> [UInt8]?) {
-        add(.gap(Unmanaged.passUnretained(scan), direction: direction, length: length, domain: copy(domain())))
+    func gap(_ scan: Unmanaged<StreamScan>, direction: Int, length: Int, domain: @autoclosure () -> [UInt8]?) {
+        add(.gap(scan, direction: direction, length: length, domain: copy(domain())))
     }
 
-    func close(_ scan: StreamScan, domain: @autoclosure () -> [UInt8]?) {
-        add(.close(Unmanaged.passRetained(scan), domain: copy(domain())))
+    func close(_ scan: Unmanaged<StreamScan>, domain: @autoclosure () -> [UInt8]?) {
+        add(.close(scan, domain: copy(domain())))
     }
 
     func field(_ bytes: UnsafeRawBufferPointer, scope: Scope, field: StaticString, origin: EventOrigin, lastFrame: Int,
@@ -387,7 +414,7 @@ extension AppLayer {
         s.scanRaw = false
         guard let scans, let scan = s.scan else { return }
         s.scan = nil
-        scans.close(scan, domain: destinationName(s))
+        scans.close(scan, domain: destinationName(s))   // takes the session's reference
     }
 
     /// A field of an application event (name, body) scanned as one buffer.
