@@ -396,15 +396,18 @@ extension AppLayer {
         forward == nil ? passiveDNS.name(for: address) : nil
     }
 
-    /// In-order bytes of a TCP direction for the raw-stream rules.
+    /// In-order bytes of a TCP direction for the raw-stream rules. (`scans` is called
+    /// through `?.` here and below: bound with `guard let`, it was retained and released
+    /// around each request, a locked instruction per chunk that also waited for the
+    /// chunk's copy into the scan thread's batch to drain.)
     func scanStream(_ chunk: StreamChunk, _ s: Session, fromOriginator: Bool, _ frame: Int) {
-        guard let scans, s.scanRaw, let scan = s.scan else { return }
+        guard s.scanRaw, let scan = s.scan else { return }
         let d = fromOriginator ? 0 : 1
         switch chunk {
         case .gap(let n):
-            scans.gap(scan, direction: d, length: n, domain: destinationName(s))
+            scans?.gap(scan, direction: d, length: n, domain: destinationName(s))
         case .data(let bytes, let chunkFrame):
-            scans.stream(scan, direction: d, bytes: bytes, frame: chunkFrame, domain: destinationName(s))
+            scans?.stream(scan, direction: d, bytes: bytes, frame: chunkFrame, domain: destinationName(s))
         }
     }
 
@@ -420,19 +423,19 @@ extension AppLayer {
     /// A field of an application event (name, body) scanned as one buffer.
     func scanField(_ bytes: [UInt8], scope: Scope, field: StaticString, _ s: Session, fromOriginator: Bool,
                    firstFrame: Int, lastFrame: Int, timestamp: Int64) {
-        guard let scans, !bytes.isEmpty else { return }
+        guard scans != nil, !bytes.isEmpty else { return }
         var origin = s.origin
         origin.frame = firstFrame
         origin.timestamp = timestamp
         origin.fromOriginator = fromOriginator
         bytes.withUnsafeBytes {
-            scans.field($0, scope: scope, field: field, origin: origin, lastFrame: lastFrame, domain: destinationName(s))
+            scans?.field($0, scope: scope, field: field, origin: origin, lastFrame: lastFrame, domain: destinationName(s))
         }
     }
 
     /// A DNS query's names: as text, and as data labels of a possible tunnel.
     func scanDNSQuery(_ m: DNSMessage, _ s: Session, fromOriginator: Bool, frame: Int, timestamp: Int64) {
-        guard let scans else { return }
+        guard scans != nil else { return }
         var origin = s.origin
         origin.frame = frame
         origin.timestamp = timestamp
@@ -443,18 +446,18 @@ extension AppLayer {
             if let forward {
                 forward.dnsQuery(q.name, client: client, origin: origin)
             } else {
-                scans.dnsQuery(q.name, client: client, origin: origin, domain: passiveDNS.name(for: s.origin.flow.responderAddress))
+                scans?.dnsQuery(q.name, client: client, origin: origin, domain: passiveDNS.name(for: s.origin.flow.responderAddress))
             }
         }
     }
 
     /// A UDP datagram of a flow no decoder claimed (DNS and QUIC are handled by field).
     func scanDatagram(_ p: Packet, flow: UnsafeMutablePointer<Flow>, timestamp: Int64, frame: Int) {
-        guard let scans, p.payload.count > 0 else { return }
+        guard scans != nil, p.payload.count > 0 else { return }
         // The community_id (a SHA-1) only for a datagram with a finding: `emit` makes it.
         var origin = EventOrigin(flow: flow.pointee.identity, communityID: .none, frame: frame, timestamp: timestamp)
         origin.fromOriginator = p.src == flow.pointee.originatorAddress && p.srcPort == flow.pointee.originatorPort
-        scans.field(p.payload, scope: .udp, field: "udp.payload", origin: origin, lastFrame: frame,
+        scans?.field(p.payload, scope: .udp, field: "udp.payload", origin: origin, lastFrame: frame,
                     domain: passiveName(for: flow.pointee.responderAddress))
     }
 
