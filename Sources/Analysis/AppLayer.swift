@@ -93,10 +93,14 @@ final class Session {
 
     // Summary for the conn line
     var service: String?
-    var serverName: [UInt8]?
-    var httpHost: [UInt8]? {
-        didSet { httpHostName = httpHost.map(hostWithoutPort) }
+    var serverName: [UInt8]? {
+        didSet { ownNames += 1 }
     }
+    var httpHost: [UInt8]? {
+        didSet { httpHostName = httpHost.map(hostWithoutPort); ownNames += 1 }
+    }
+    /// How many times the names above were set (see `AppLayer.destinationStamp`).
+    private(set) var ownNames = 0
     /// `httpHost` without its port, kept for the scan requests' destination name.
     private(set) var httpHostName: [UInt8]?
     /// Passive DNS's name for the responder, as of its `version` (-1: not asked yet).

@@ -12,9 +12,10 @@ import Wire
 /// a scan run at once would.
 protocol ScanRequests: AnyObject {
     /// In-order bytes of one direction (0: originator) of a plaintext TCP session. The
-    /// scan state is passed unretained: the session holds it until `close`.
+    /// scan state is passed unretained: the session holds it until `close`. `domain`
+    /// returns the same name for the same scan as long as `nameStamp` is the same.
     func stream(_ scan: Unmanaged<StreamScan>, direction: Int, bytes: UnsafeRawBufferPointer, frame: Int,
-                domain: @autoclosure () -> [UInt8]?)
+                domain: @autoclosure () -> [UInt8]?, nameStamp: Int)
     /// Bytes of one direction that will never be seen: the stream restarts after them.
     func gap(_ scan: Unmanaged<StreamScan>, direction: Int, length: Int, domain: @autoclosure () -> [UInt8]?)
     /// The session is no longer plaintext, or it ended: both directions are decided. Takes
@@ -71,7 +72,7 @@ final class ScanStage: ScanRequests {
     }
 
     func stream(_ scan: Unmanaged<StreamScan>, direction d: Int, bytes: UnsafeRawBufferPointer, frame: Int,
-                domain: @autoclosure () -> [UInt8]?) {
+                domain: @autoclosure () -> [UInt8]?, nameStamp: Int) {
         scan._withUnsafeGuaranteedRef { stream($0, direction: d, bytes: bytes, frame: frame, domain: domain()) }
     }
 
@@ -237,6 +238,11 @@ final class ScanPipeline: ScanRequests, EventPassing, @unchecked Sendable {
     /// What the queue holds at most: 16 full arenas (4 MiB), and the events passing through.
     static let maxQueuedBytes = 12 << 20
     private var handoff: Handoff<Batch>?
+    /// The destination name last copied into this batch for a stream's chunk: the
+    /// stream's next chunks name the same range while the session's name stamp stays
+    /// (the name, asked of the session and copied per chunk, cost the decoding thread a
+    /// retain, a release and a copy each time).
+    private var lastNamed: (scan: Unmanaged<StreamScan>, stamp: Int, range: Range<Int>?)?
 
     /// `stage` sends its findings to `next`, which also takes the other events.
     init(stage: ScanStage, next: SinkPipeline) {
@@ -323,6 +329,7 @@ final class ScanPipeline: ScanRequests, EventPassing, @unchecked Sendable {
 
     private func push() {
         guard !batch.requests.isEmpty else { return }
+        lastNamed = nil
         handoff?.push(batch)
         batch = handoff?.takeSpare() ?? Self.newBatch()
     }
@@ -338,9 +345,16 @@ final class ScanPipeline: ScanRequests, EventPassing, @unchecked Sendable {
     // MARK: Requests
 
     func stream(_ scan: Unmanaged<StreamScan>, direction: Int, bytes: UnsafeRawBufferPointer, frame: Int,
-                domain: @autoclosure () -> [UInt8]?) {
+                domain: @autoclosure () -> [UInt8]?, nameStamp: Int) {
         let range = copy(bytes)
-        add(.stream(scan, direction: direction, bytes: range, frame: frame, domain: copy(domain())))
+        let named: Range<Int>?
+        if let last = lastNamed, last.scan.toOpaque() == scan.toOpaque(), last.stamp == nameStamp {
+            named = last.range
+        } else {
+            named = copy(domain())
+            lastNamed = (scan, nameStamp, named)
+        }
+        add(.stream(scan, direction: direction, bytes: range, frame: frame, domain: named))
     }
 
     func gap(_ scan: Unmanaged<StreamScan>, direction: Int, length: Int, domain: @autoclosure () -> [UInt8]?) {
@@ -348,6 +362,7 @@ final class ScanPipeline: ScanRequests, EventPassing, @unchecked Sendable {
     }
 
     func close(_ scan: Unmanaged<StreamScan>, domain: @autoclosure () -> [UInt8]?) {
+        lastNamed = nil   // a later scan may be given its address
         add(.close(scan, domain: copy(domain())))
     }
 
@@ -390,6 +405,12 @@ extension AppLayer {
         return s.passiveName.name
     }
 
+    /// Changes whenever `destinationName(s)` may: the session's own names are set once
+    /// each (a count of them), else passive DNS's answer moves only with its version.
+    func destinationStamp(_ s: Session) -> Int {
+        s.serverName != nil || s.httpHostName != nil ? s.ownNames : ~passiveDNS.version
+    }
+
     /// Passive DNS's name for an address; nil in a split run's worker, where the ordered
     /// merge binds it (a finding left without a name is marked for it).
     func passiveName(for address: IPAddress) -> [UInt8]? {
@@ -407,7 +428,8 @@ extension AppLayer {
         case .gap(let n):
             scans?.gap(scan, direction: d, length: n, domain: destinationName(s))
         case .data(let bytes, let chunkFrame):
-            scans?.stream(scan, direction: d, bytes: bytes, frame: chunkFrame, domain: destinationName(s))
+            scans?.stream(scan, direction: d, bytes: bytes, frame: chunkFrame, domain: destinationName(s),
+                          nameStamp: destinationStamp(s))
         }
     }
 
