@@ -233,9 +233,13 @@ final class ScanPipeline: ScanRequests, EventPassing, @unchecked Sendable {
     let stage: ScanStage
     let next: SinkPipeline
     private var batch: Batch
-    static let batchRequests = 512
-    static let batchBytes = 256 << 10
-    /// What the queue holds at most: 16 full arenas (4 MiB), and the events passing through.
+    /// A batch leaves at 1,024 requests or 512 KiB of bytes: with half of each, the bench
+    /// capture's 2-job run took 4-6% longer (alternating 5 rounds each way: twice the
+    /// hand-overs, each a lock and a wake-up, and twice the per-batch work of both
+    /// threads); with twice, no faster.
+    static let batchRequests = 1024
+    static let batchBytes = 512 << 10
+    /// What the queue holds at most: 16 full arenas (8 MiB), and the events passing through.
     static let maxQueuedBytes = 12 << 20
     private var handoff: Handoff<Batch>?
     /// The destination name last copied into this batch for a stream's chunk: the
@@ -249,7 +253,8 @@ final class ScanPipeline: ScanRequests, EventPassing, @unchecked Sendable {
         self.stage = stage
         self.next = next
         batch = Self.newBatch()
-        // At most 16 batches of ~256 KiB of bytes wait (4 MiB): memory stays flat. Fewer
+        // At most 16 batches of ~512 KiB of bytes wait (8 MiB, under the 12 MiB bound):
+        // memory stays flat (256 KiB batches when the numbers below were taken). Fewer
         // left both cores idle more often, as a batch's scan cost varies with its
         // streams: with 8, 88% use of 2 cores on the bench capture, against 95%; in 8
         // alternating rounds 2.77 s (8), 2.69 s (16), 2.62 s (32). Since then 16 and 32

@@ -11,7 +11,8 @@ final class SinkPipeline: EventPassing, @unchecked Sendable {
     let flowSink: (Flow, EvictionReason, FlowApplication?) -> Void
     /// Events gathered on the producing thread until a batch is full.
     private var batch = EventBatch()
-    static let batchSize = 256
+    /// 512, not 256: the bench capture's 2-job run 2.5% faster (alternating 5 rounds).
+    static let batchSize = 512
     /// A batch also leaves at this many bytes of events, and the queue holds at most
     /// `maxQueuedBytes` of them: events can be large (16 KB request heads).
     static let batchBytes = 1 << 20
