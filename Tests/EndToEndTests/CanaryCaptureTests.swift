@@ -219,4 +219,39 @@ extension CanaryCaptureTests {
             #expect(names == ["-", "late.example.net"], "jobs \(jobs)")
         }
     }
+
+    /// An HTTP request whose Host is parsed after its first segment was queued for the
+    /// scan: that segment's finding has no name, the next segment's has the Host, with 1
+    /// job and in the 2-job pipeline (which copies a stream's name once per batch until
+    /// the session's names change).
+    @Test func theHostNamesOnlyTheFindingsAfterItIsParsed() throws {
+        let server = "198.51.100.30"
+        let c2s = { (p: [UInt8]) in B.ethernet(B.ipv4(src: "10.0.0.5", dst: server, proto: 6, payload: p)) }
+        let s2c = { (p: [UInt8]) in B.ethernet(B.ipv4(src: server, dst: "10.0.0.5", proto: 6, payload: p)) }
+        // Each body part fills a scan batch (16 KiB), so its finding is made with its chunk
+        // (not at the stream's close, which takes the name of its own time).
+        let filler = Array(repeating: UInt8(ascii: "."), count: RuleLimits.scanBatch)
+        let body1 = Array("first \(Self.canary) end\n".utf8) + filler
+        let body2 = Array("second \(Self.canary)x end\n".utf8) + filler
+        let head = Array("POST /up HTTP/1.1\r\nHost: up.example.org\r\nContent-Length: \(body1.count + body2.count)\r\n\r\n".utf8)
+        let first = head + body1
+        let frames = [
+            c2s(B.tcp(50200, 80, seq: 100, ack: 0, flags: 0x02)),
+            s2c(B.tcp(80, 50200, seq: 900, ack: 101, flags: 0x12)),
+            c2s(B.tcp(50200, 80, seq: 101, ack: 901, flags: 0x18, payload: first)),
+            c2s(B.tcp(50200, 80, seq: 101 + UInt32(first.count), ack: 901, flags: 0x18, payload: body2)),
+        ]
+        let pcap = B.pcap(frames: frames)
+        for jobs in [1, 2] {
+            let engine = try RuleEngine(rules: [Rule.canary(Self.canary, index: 1)])
+            let sink = FindingCollector()
+            var options = AnalysisOptions()
+            options.jobs = jobs
+            let analyzer = try Analyzer(options: options, events: sink, rules: engine) { _, _, _ in }
+            _ = analyzer.analyze(name: "host.pcap", bytes: pcap)
+            let names = sink.findings.filter { "\($0.field)" == "tcp.stream" }.sorted { $0.origin.frame < $1.origin.frame }
+                .map { "\($0.origin.frame) " + ($0.domain.map { String(decoding: $0, as: UTF8.self) } ?? "-") }
+            #expect(names == ["3 -", "4 up.example.org"], "jobs \(jobs)")
+        }
+    }
 }
