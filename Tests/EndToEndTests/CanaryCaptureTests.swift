@@ -208,17 +208,24 @@ extension CanaryCaptureTests {
         frames.append(c2s(B.tcp(50100, 9000, seq: 101 + UInt32(first.count), ack: 901, flags: 0x18, payload: second)))
         let pcap = B.pcap(frames: frames)
         for jobs in [1, 2] {
-            let engine = try RuleEngine(rules: [Rule.canary(Self.canary, index: 1)])
-            let sink = FindingCollector()
-            var options = AnalysisOptions()
-            options.jobs = jobs
-            let analyzer = try Analyzer(options: options, events: sink, rules: engine) { _, _, _ in }
-            _ = analyzer.analyze(name: "late.pcap", bytes: pcap)
-            let names = sink.findings.sorted { $0.origin.frame < $1.origin.frame }
-                .map { $0.domain.map { String(decoding: $0, as: UTF8.self) } ?? "-" }
+            let names = try Self.canaryFindings(in: pcap, jobs: jobs).map { Self.nameOf($0) }
             #expect(names == ["-", "late.example.net"], "jobs \(jobs)")
         }
     }
+
+    /// The canary's findings in a capture, in frame order, with `jobs` jobs.
+    static func canaryFindings(in pcap: [UInt8], jobs: Int) throws -> [Finding] {
+        let engine = try RuleEngine(rules: [Rule.canary(canary, index: 1)])
+        let sink = FindingCollector()
+        var options = AnalysisOptions()
+        options.jobs = jobs
+        let analyzer = try Analyzer(options: options, events: sink, rules: engine) { _, _, _ in }
+        _ = analyzer.analyze(name: "names.pcap", bytes: pcap)
+        return sink.findings.sorted { $0.origin.frame < $1.origin.frame }
+    }
+
+    /// A finding's destination name, "-" for none.
+    static func nameOf(_ f: Finding) -> String { f.domain.map { String(decoding: $0, as: UTF8.self) } ?? "-" }
 
     /// An HTTP request whose Host is parsed after its first segment was queued for the
     /// scan: that segment's finding has no name, the next segment's has the Host, with 1
@@ -243,14 +250,8 @@ extension CanaryCaptureTests {
         ]
         let pcap = B.pcap(frames: frames)
         for jobs in [1, 2] {
-            let engine = try RuleEngine(rules: [Rule.canary(Self.canary, index: 1)])
-            let sink = FindingCollector()
-            var options = AnalysisOptions()
-            options.jobs = jobs
-            let analyzer = try Analyzer(options: options, events: sink, rules: engine) { _, _, _ in }
-            _ = analyzer.analyze(name: "host.pcap", bytes: pcap)
-            let names = sink.findings.filter { "\($0.field)" == "tcp.stream" }.sorted { $0.origin.frame < $1.origin.frame }
-                .map { "\($0.origin.frame) " + ($0.domain.map { String(decoding: $0, as: UTF8.self) } ?? "-") }
+            let names = try Self.canaryFindings(in: pcap, jobs: jobs).filter { $0.field == "tcp.stream" }
+                .map { "\($0.origin.frame) " + Self.nameOf($0) }
             #expect(names == ["3 -", "4 up.example.org"], "jobs \(jobs)")
         }
     }
