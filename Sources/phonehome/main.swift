@@ -9,6 +9,22 @@ import Wire
 import Report
 import Rules
 
+/// Tells the kernel that this process is a batch job (Linux's SCHED_BATCH, same nice
+/// value): a thread woken by another stage's batch then waits for the running thread's
+/// slice to end instead of preempting it. Called before the pipeline's threads exist, which
+/// inherit it. On the 2 GB bench capture with 2 jobs and rules, alternating six rounds
+/// each way: -4% and -7% in time, -2% and -5% in CPU (fewer switches between the four
+/// threads, each of which finds its data still in its core's cache). Refused (a sandbox),
+/// the run goes on as it was.
+func runAsBatchJob() {
+    #if os(Linux)
+    let schedBatch: Int32 = 3   // SCHED_BATCH (<linux/sched.h>): Glibc's module leaves it out
+    var parameters = sched_param()
+    parameters.sched_priority = 0
+    _ = sched_setscheduler(0, schedBatch, &parameters)
+    #endif
+}
+
 /// Exit statuses, documented in the README.
 /// Shared by `analyze` and `read`.
 let xzMemoryLimitHelp = ArgumentHelp(
@@ -133,6 +149,7 @@ struct Analyze: ParsableCommand {
     }
 
     func run() throws {
+        runAsBatchJob()
         let started = Date()
         var options = AnalysisOptions()
         options.filter = filter
