@@ -178,10 +178,16 @@ final class AppLayer {
         currentFrame = frame
         currentOffset = offset
         let fromOriginator = p.src == flow.pointee.originatorAddress && p.srcPort == flow.pointee.originatorPort
+        // A live session is lent to its packet without a retain and release: sessions
+        // leave only with their flow, and flows never leave while a packet of theirs is in
+        // hand (`Analyzer.makeRoom`). With 2 jobs the release, a locked instruction, waited
+        // for the packet's stream bytes copied into the scan batch to be written.
+        if state >= 0, let lent = sessions.withUnsafeBufferPointer({ $0[Int(state)].map(Unmanaged.passUnretained) }) {
+            lent._withUnsafeGuaranteedRef { dispatch(p, $0, isTCP: isTCP, fromOriginator: fromOriginator, timestamp: timestamp, frame: frame) }
+            return
+        }
         let session: Session
-        if state >= 0, let s = sessions[Int(state)] {
-            session = s
-        } else {
+        do {
             var classified = classify(p, fromOriginator: fromOriginator, flow: flow)
             if classified == nil && scans != nil {
                 // With rules on, every TCP stream is scanned: an unknown one as raw bytes.
@@ -217,6 +223,12 @@ final class AppLayer {
             flow.pointee.session = store(session)
             counts.sessions += 1
         }
+        dispatch(p, session, isTCP: isTCP, fromOriginator: fromOriginator, timestamp: timestamp, frame: frame)
+    }
+
+    /// The packet to its session's decoder.
+    @inline(__always)
+    private func dispatch(_ p: Packet, _ session: Session, isTCP: Bool, fromOriginator: Bool, timestamp: Int64, frame: Int) {
         if isTCP {
             if session.kind == .ssh { return }
             tcp(p, session, fromOriginator: fromOriginator, timestamp: timestamp, frame: frame)

@@ -63,7 +63,9 @@ final class SinkPipeline: EventPassing, @unchecked Sendable {
     /// Takes over the next event of `events` (another stage's batch), in its place.
     func forwardNext(of events: EventBatch) {
         guard let kind = events.nextKind() else { return }
-        batch.move(kind, from: events)
+        // The batch lent without a retain and release around the move: the release, a
+        // locked instruction, waited for the moved event's bytes to be written.
+        Unmanaged.passUnretained(batch)._withUnsafeGuaranteedRef { $0.move(kind, from: events) }
         sent()
     }
 

@@ -41,15 +41,21 @@ public final class FindingsLog {
     }
 
     func entry(_ rule: Rule) -> RuleEntry {
-        // Findings come in runs of one rule (a stream's e-mail addresses): the last entry
-        // is kept at hand.
+        lentEntry(rule).takeUnretainedValue()
+    }
+
+    /// The rule's entry, unretained: `entries` keeps every entry for the run. Findings
+    /// come in runs of one rule (a stream's e-mail addresses), so the last one is kept at
+    /// hand; lent, it is not retained and released around each line (the release, a
+    /// locked instruction, waited for the line's bytes to be written).
+    func lentEntry(_ rule: Rule) -> Unmanaged<RuleEntry> {
         if let last = lastEntry, last.rule == ObjectIdentifier(rule) { return last.entry }
         let e = entries[ObjectIdentifier(rule)] ?? RuleEntry(rule)
         entries[ObjectIdentifier(rule)] = e
-        lastEntry = (ObjectIdentifier(rule), e)
-        return e
+        lastEntry = (ObjectIdentifier(rule), Unmanaged.passUnretained(e))
+        return Unmanaged.passUnretained(e)
     }
-    private var lastEntry: (rule: ObjectIdentifier, entry: RuleEntry)?
+    private var lastEntry: (rule: ObjectIdentifier, entry: Unmanaged<RuleEntry>)?
 
     let seen = SeenKeys(maxKeys: FindingsLog.maxKeys)
     private var lastPlace: (flow: CommunityIDText, input: Int, fromOriginator: Bool, hasher: Hasher)?
@@ -128,9 +134,10 @@ public final class FindingsLog {
             h = fresh
             lastPlace = (f.origin.communityID, f.origin.flow.input, f.origin.fromOriginator, fresh)
         }
-        let entry = entry(f.rule)
-        guard let digest = firstSighting(f.match.value, rule: f.rule, entry: entry, place: h) else { return }
-        write(f, entry: entry, digest: digest)
+        lentEntry(f.rule)._withUnsafeGuaranteedRef { entry in
+            guard let digest = firstSighting(f.match.value, rule: f.rule, entry: entry, place: h) else { return }
+            write(f, entry: entry, digest: digest)
+        }
     }
 
     /// Closes the `phonehome` object and the line, writes it and counts it.
