@@ -182,47 +182,45 @@ final class AppLayer {
         // leave only with their flow, and flows never leave while a packet of theirs is in
         // hand (`Analyzer.makeRoom`). With 2 jobs the release, a locked instruction, waited
         // for the packet's stream bytes copied into the scan batch to be written.
-        if state >= 0, let lent = sessions.withUnsafeBufferPointer({ $0[Int(state)].map(Unmanaged.passUnretained) }) {
+        if state >= 0, Int(state) < sessions.count,
+           let lent = sessions.withUnsafeBufferPointer({ $0[Int(state)].map(Unmanaged.passUnretained) }) {
             lent._withUnsafeGuaranteedRef { dispatch(p, $0, isTCP: isTCP, fromOriginator: fromOriginator, timestamp: timestamp, frame: frame) }
             return
         }
-        let session: Session
-        do {
-            var classified = classify(p, fromOriginator: fromOriginator, flow: flow)
-            if classified == nil && scans != nil {
-                // With rules on, every TCP stream is scanned: an unknown one as raw bytes.
-                if isTCP { classified = .raw }
-                else if flow.pointee.session == -2 { scanDatagram(p, flow: flow, timestamp: timestamp, frame: frame) }
-            }
-            guard let kind = classified else { return }
-            session = Session(kind: kind, origin: EventOrigin(flow: flow.pointee.identity, communityID: flow.pointee.communityIDText,
-                                                              frame: frame, timestamp: timestamp, fromOriginator: fromOriginator))
-            if kind == .dns {
-                let ports = (p.srcPort, p.dstPort)
-                if ports.0 == 5353 || ports.1 == 5353 { session.flavour = "mdns" }
-                else if ports.0 == 5355 || ports.1 == 5355 { session.flavour = "llmnr" }
-            }
-            session.service = switch kind {
-            case .tls: "ssl"
-            case .dns: "dns"
-            case .http: "http"
-            case .quic: "quic"
-            case .ssh: "ssh"
-            case .raw: nil
-            }
-            session.scanRaw = scans != nil && (kind == .http || kind == .raw)
-            if session.scanRaw { session.scan = Unmanaged.passRetained(StreamScan(origin: session.origin)) }
-            if kind == .http {
-                session.httpRequests = HTTPParser(isRequest: true, limits: limits.http)
-                session.httpResponses = HTTPParser(isRequest: false, limits: limits.http)
-            }
-            if isTCP {
-                if let isn = flow.pointee.originatorISN { session.originator.begin(at: isn &+ 1) }
-                if let isn = flow.pointee.responderISN { session.responder.begin(at: isn &+ 1) }
-            }
-            flow.pointee.session = store(session)
-            counts.sessions += 1
+        var classified = classify(p, fromOriginator: fromOriginator, flow: flow)
+        if classified == nil && scans != nil {
+            // With rules on, every TCP stream is scanned: an unknown one as raw bytes.
+            if isTCP { classified = .raw }
+            else if flow.pointee.session == -2 { scanDatagram(p, flow: flow, timestamp: timestamp, frame: frame) }
         }
+        guard let kind = classified else { return }
+        let session = Session(kind: kind, origin: EventOrigin(flow: flow.pointee.identity, communityID: flow.pointee.communityIDText,
+                                                              frame: frame, timestamp: timestamp, fromOriginator: fromOriginator))
+        if kind == .dns {
+            let ports = (p.srcPort, p.dstPort)
+            if ports.0 == 5353 || ports.1 == 5353 { session.flavour = "mdns" }
+            else if ports.0 == 5355 || ports.1 == 5355 { session.flavour = "llmnr" }
+        }
+        session.service = switch kind {
+        case .tls: "ssl"
+        case .dns: "dns"
+        case .http: "http"
+        case .quic: "quic"
+        case .ssh: "ssh"
+        case .raw: nil
+        }
+        session.scanRaw = scans != nil && (kind == .http || kind == .raw)
+        if session.scanRaw { session.scan = Unmanaged.passRetained(StreamScan(origin: session.origin)) }
+        if kind == .http {
+            session.httpRequests = HTTPParser(isRequest: true, limits: limits.http)
+            session.httpResponses = HTTPParser(isRequest: false, limits: limits.http)
+        }
+        if isTCP {
+            if let isn = flow.pointee.originatorISN { session.originator.begin(at: isn &+ 1) }
+            if let isn = flow.pointee.responderISN { session.responder.begin(at: isn &+ 1) }
+        }
+        flow.pointee.session = store(session)
+        counts.sessions += 1
         dispatch(p, session, isTCP: isTCP, fromOriginator: fromOriginator, timestamp: timestamp, frame: frame)
     }
 

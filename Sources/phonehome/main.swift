@@ -12,10 +12,10 @@ import Rules
 /// Tells the kernel that this process is a batch job (Linux's SCHED_BATCH, same nice
 /// value): a thread woken by another stage's batch then waits for the running thread's
 /// slice to end instead of preempting it. Called before the pipeline's threads exist, which
-/// inherit it. On the 2 GB bench capture with 2 jobs and rules, alternating six rounds
-/// each way: -4% and -7% in time, -2% and -5% in CPU (fewer switches between the four
-/// threads, each of which finds its data still in its core's cache). Refused (a sandbox),
-/// the run goes on as it was.
+/// inherit it. On the 2 GB bench capture with 2 jobs and rules, three series of six
+/// alternating rounds: -4% to -7% in time, -2% to -5% in CPU, half the context switches
+/// (each of the four threads finds more of its data still in its core's cache). Refused
+/// (a sandbox), the run goes on as it was.
 func runAsBatchJob() {
     #if os(Linux)
     let schedBatch: Int32 = 3   // SCHED_BATCH (<linux/sched.h>): Glibc's module leaves it out
@@ -25,11 +25,11 @@ func runAsBatchJob() {
     #endif
 }
 
-/// Exit statuses, documented in the README.
 /// Shared by `analyze` and `read`.
 let xzMemoryLimitHelp = ArgumentHelp(
     "MiB an xz decoder may take (its dictionary; xz -9 needs 65). An input whose stream declares more is refused with an error.")
 
+/// Exit statuses, documented in the README.
 enum ExitStatus {
     static let ok: Int32 = 0
     /// At least one input could not be read at all (the others were still analysed).
