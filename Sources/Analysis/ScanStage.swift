@@ -288,9 +288,9 @@ final class ScanPipeline: ScanRequests, EventPassing, @unchecked Sendable {
                                          domain: named(domain))
                         }
                     case .gap(let scan, let d, let length, let domain):
-                        scan._withUnsafeGuaranteedRef { stage.gap($0, direction: d, length: length, domain: named(domain)) }
+                        stage.gap(scan, direction: d, length: length, domain: named(domain))
                     case .close(let scan, let domain):
-                        stage.close(scan.takeRetainedValue(), domain: named(domain))
+                        stage.close(scan, domain: named(domain))   // takes the queued reference
                     case .field(let range, let scope, let field, let lastFrame, let domain):
                         stage.field(UnsafeRawBufferPointer(rebasing: arena[range]), scope: scope, field: field,
                                     origin: origins[nextOrigin], lastFrame: lastFrame, domain: named(domain))
