@@ -251,9 +251,8 @@ extension HostModel {
     mutating func addAuditEvent(_ records: [AuditRecord]) {
         guard let syscall = records.first(where: { $0.type == "SYSCALL" }), let pid = syscall.fields["pid"].flatMap({ Int($0) }) else { return }
         let f = syscall.fields
-        if processes[pid] == nil, processes.count < Self.maxProcesses {
-            processes[pid] = HostProcess(pid: pid, ppid: f["ppid"].flatMap { Int($0) }, firstSeen: syscall.time, threads: [pid],
-                                         evidence: syscall.reference)
+        if processes[pid] == nil, addProcess(HostProcess(pid: pid, ppid: f["ppid"].flatMap { Int($0) }, firstSeen: syscall.time,
+                                                         threads: [pid], evidence: syscall.reference)) {
             threadGroup[pid] = pid
         }
         if let exe = f["exe"] { processes[pid]?.executable = exe }

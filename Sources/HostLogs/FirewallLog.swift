@@ -195,6 +195,7 @@ extension HostModel {
             case .success(let event):
                 summary.parsed += 1
                 guard firewall.count < Self.maxFirewallEvents else { noteLimit("host_firewall_events"); continue }
+                guard admit(event.footprint, "host_firewall_events") else { continue }
                 firewall.append(event)
             case .failure(let error):
                 summary.lineErrors.add(error.rawValue, line: number)

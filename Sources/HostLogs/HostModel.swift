@@ -126,9 +126,10 @@ public struct HostModel: Sendable {
     /// Threads whose group is kept: an strace line names its thread, and a log of distinct
     /// ids (2 million lines, 253 MB) grew the map with each.
     public static let maxThreads = 1 << 21
-    /// Procmon rows kept whole (their network events are counted apart, up to
-    /// `maxNetworkEvents`).
-    public static let maxProcmonRows = 1 << 16
+    /// Procmon rows kept whole, for inspection (their network events are counted apart,
+    /// up to `maxNetworkEvents`): a row of a full export takes 2-3 KB of the budget, which
+    /// the network events need more.
+    public static let maxProcmonRows = 1 << 12
 
     public var files: [String] = []
     /// How each file's timestamps read (nil: none).
@@ -159,20 +160,28 @@ public struct HostModel: Sendable {
     public var symlinks: [String: String] = [:]
     /// Which limits were hit (name → times).
     public var limitsHit: [String: Int] = [:]
+    /// Bytes the tables may take together (estimated: `Footprint`); past them new entries
+    /// are counted, not kept.
+    public var budgetBytes = HostModel.defaultBudgetBytes
+    /// What the kept entries take, by the same estimate.
+    public internal(set) var heldBytes = 0
 
     public init() {}
 
-    /// Adds a network event; false (and counted) past `maxNetworkEvents`.
+    /// Adds a network event; false (and counted) past `maxNetworkEvents` or the budget.
     @discardableResult
     mutating func appendNetwork(_ event: NetworkEvent) -> Bool {
-        Self.append(event, of: event.pid, to: &network, spans: &networkSpans, limit: Self.maxNetworkEvents)
-            || limitHit("host_network_events")
+        guard network.count < Self.maxNetworkEvents else { return limitHit("host_network_events") }
+        guard admit(event.footprint, "host_network_events") else { return false }
+        return Self.append(event, of: event.pid, to: &network, spans: &networkSpans)
     }
 
-    /// Adds an exec; false (and counted) past `maxExecs`.
+    /// Adds an exec; false (and counted) past `maxExecs` or the budget.
     @discardableResult
     mutating func appendExec(_ exec: ExecEvent) -> Bool {
-        Self.append(exec, of: exec.pid, to: &execs, spans: &execSpans, limit: Self.maxExecs) || limitHit("host_execs")
+        guard execs.count < Self.maxExecs else { return limitHit("host_execs") }
+        guard admit(exec.footprint, "host_execs") else { return false }
+        return Self.append(exec, of: exec.pid, to: &execs, spans: &execSpans)
     }
 
     /// Counts a limit hit; false, for the adder that hit it.
@@ -181,9 +190,7 @@ public struct HostModel: Sendable {
         return false
     }
 
-    private static func append<Event>(_ event: Event, of pid: Int, to list: inout [Event], spans: inout [Int: ClosedRange<Int>],
-                                      limit: Int) -> Bool {
-        guard list.count < limit else { return false }
+    private static func append<Event>(_ event: Event, of pid: Int, to list: inout [Event], spans: inout [Int: ClosedRange<Int>]) -> Bool {
         list.append(event)
         extend(&spans, pid, list.count - 1)
         return true
@@ -233,12 +240,16 @@ public struct HostModel: Sendable {
     /// The thread group of `tid` (itself when unknown).
     public func process(ofThread tid: Int) -> Int { threadGroup[tid] ?? tid }
 
-    /// Records `tid`'s thread group. Past `maxThreads` a new thread is counted, not kept:
-    /// its calls are then taken as those of a process of its own id.
+    /// Records `tid`'s thread group. Past `maxThreads` or the budget a new thread is
+    /// counted, not kept: its calls are then taken as those of a process of its own id.
     mutating func setThreadGroup(_ tid: Int, _ group: Int) {
-        if threadGroup.count >= Self.maxThreads && threadGroup[tid] == nil {
-            noteLimit("host_threads")
-            return
+        if threadGroup[tid] == nil {
+            guard threadGroup.count < Self.maxThreads else {
+                noteLimit("host_threads")
+                return
+            }
+            // The map's entry and the thread's place in its process's set.
+            guard admit(Footprint.entry(Int.self, Int.self) + 8 * 8 / 3, "host_threads") else { return }
         }
         threadGroup[tid] = group
     }
@@ -277,6 +288,7 @@ public struct HostModel: Sendable {
         let key = FileOpenKey(pid: open.pid, path: open.path, failed: open.failed != nil)
         guard !seenOpens.contains(key) else { return }
         guard fileOpens.count < Self.maxFileOpens else { noteLimit("host_file_opens"); return }
+        guard admit(open.footprint, "host_file_opens") else { return }
         seenOpens.insert(key)
         fileOpens.append(open)
     }

@@ -113,17 +113,17 @@ extension HostModel {
     mutating func add(_ row: ProcmonRow) -> Bool {
         // Rows are kept with all their fields (about 1.5 KB each) for inspection only: the
         // joins use the network events. Exports of network activity run to millions of rows.
-        if procmon.count < Self.maxProcmonRows { procmon.append(row) } else { noteLimit("host_procmon_rows") }
+        if procmon.count >= Self.maxProcmonRows { noteLimit("host_procmon_rows") }
+        else if admit(row.footprint, "host_procmon_rows") { procmon.append(row) }
         guard let pid = row.pid else { return false }
         let f = row.fields
-        if processes[pid] == nil, processes.count < Self.maxProcesses {
+        if processes[pid] == nil {
             var p = HostProcess(pid: pid, ppid: f["Parent PID"].flatMap { Int($0) }, executable: f["Image Path"], threads: [pid],
                                 evidence: row.reference)
             p.command = f["Process Name"]
             p.user = f["User"]
             if let commandLine = f["Command Line"], !commandLine.isEmpty { p.arguments = [commandLine] }
-            processes[pid] = p
-            threadGroup[pid] = pid
+            if addProcess(p) { threadGroup[pid] = pid }
         }
         let op = row.operation
         let kind: NetworkEvent.Kind

@@ -215,14 +215,14 @@ extension HostModel {
 
     mutating func add(_ row: SocketRow) {
         guard sockets.count < Self.maxNetworkEvents else { noteLimit("host_socket_rows"); return }
+        guard admit(row.footprint, "host_socket_rows") else { return }
         sockets.append(row)
-        for p in row.processes where processes[p.pid] == nil && processes.count < Self.maxProcesses {
+        for p in row.processes where processes[p.pid] == nil {
             var process = HostProcess(pid: p.pid, ppid: nil, evidence: row.reference)
             process.command = p.command
             process.userID = row.uid
             process.threads = [p.pid]
-            processes[p.pid] = process
-            threadGroup[p.pid] = p.pid
+            if addProcess(process) { threadGroup[p.pid] = p.pid }
         }
         guard let owner = row.processes.first, let local = row.local else { return }
         let proto: SocketProtocol = row.proto == "udp" ? .udp : .tcp

@@ -134,7 +134,10 @@ public final class StraceReader {
     /// distinct threads (2 million lines) kept each, 1.1 GB in all.
     public static let maxPendingCalls = 1 << 16
 
-    public init() {}
+    /// `budgetBytes`: what the model's tables and the reader's own may take together.
+    public init(budgetBytes: Int = HostModel.defaultBudgetBytes) {
+        model.budgetBytes = budgetBytes
+    }
 
     /// Reads one file. `pid` is the process of a `-ff` file (`trace.PID`); nil reads the
     /// pid from each line's prefix.
@@ -208,6 +211,7 @@ public final class StraceReader {
         summary.truncatedLines = reader.truncatedLines
         summary.readError = reader.readError
         summary.neverResumed += pending.count
+        for tid in pending.keys { releasePending(tid) }
         pending.removeAll()
     }
 
@@ -282,8 +286,15 @@ public final class StraceReader {
                 model.noteLimit("strace_pending_calls")
                 return
             }
-            pending[tid] = (name, keep ? Array(arguments.prefix(Self.maxPendingArguments)) : [], time, reference)
+            let kept = keep ? Array(arguments.prefix(Self.maxPendingArguments)) : []
+            releasePending(tid)
+            guard model.admit(Self.pendingFootprint(name, kept), "strace_pending_calls") else {
+                pending.removeValue(forKey: tid)
+                return
+            }
+            pending[tid] = (name, kept, time, reference)
         case .resumed(let name, let arguments, let result):
+            releasePending(tid)
             guard let first = pending.removeValue(forKey: tid), first.name == name else { return }
             let whole = first.arguments + Array(arguments)
             call(name, whole[...], result, tid: tid, time: first.time ?? time, reference: first.reference)
@@ -302,10 +313,20 @@ public final class StraceReader {
         guard model.threadGroup[tid] == nil else { return }
         // A thread first seen without a clone line: the traced root, or one attached to.
         model.setThreadGroup(tid, tid)
-        if model.processes[tid] == nil {
-            guard model.processes.count < HostModel.maxProcesses else { model.noteLimit("host_processes"); return }
-            model.processes[tid] = HostProcess(pid: tid, ppid: nil, firstSeen: time, threads: [tid], evidence: reference)
-        }
+        model.addProcess(HostProcess(pid: tid, ppid: nil, firstSeen: time, threads: [tid], evidence: reference))
+    }
+
+    /// A call's first half waiting for its `resumed` line: the table's entry and the
+    /// arguments kept.
+    static func pendingFootprint(_ name: String, _ arguments: [UInt8]) -> Int {
+        Footprint.entry(Int.self, (String, [UInt8], Int64?, LogReference).self) + Footprint.heap(name)
+            + (arguments.isEmpty ? 0 : Footprint.object(arguments.count))
+    }
+
+    /// Gives back the budget of `tid`'s waiting call, if it has one.
+    func releasePending(_ tid: Int) {
+        guard let waiting = pending[tid] else { return }
+        model.release(Self.pendingFootprint(waiting.name, waiting.arguments))
     }
 
     /// The root's placeholder pid becomes its real pid once known.
@@ -360,10 +381,9 @@ public final class StraceReader {
                     model.processes[child]?.ppid = pid
                     return
                 }
-                guard model.processes.count < HostModel.maxProcesses else { model.noteLimit("host_processes"); return }
                 var p = HostProcess(pid: child, ppid: pid, firstSeen: time, threads: [child], evidence: reference)
                 p.userID = model.processes[pid]?.userID
-                model.processes[child] = p
+                model.addProcess(p)
             }
         case .open, .openAt:
             let args = StraceSyntax.splitArguments(arguments)
@@ -380,21 +400,21 @@ public final class StraceReader {
             let at = syscall == .readlinkAt ? 1 : 0
             guard !result.failed, args.count > at + 1, let path = StraceSyntax.string(args[at]), let target = StraceSyntax.string(args[at + 1]),
                   !target.truncated else { return }
-            if model.symlinks.count < HostModel.maxSymlinks {
-                model.symlinks[String(decoding: path.bytes, as: UTF8.self)] = String(decoding: target.bytes, as: UTF8.self)
+            let link = String(decoding: path.bytes, as: UTF8.self), destination = String(decoding: target.bytes, as: UTF8.self)
+            if model.symlinks[link] != nil || model.symlinks.count < HostModel.maxSymlinks
+                && model.admit(Footprint.entry(String.self, String.self) + Footprint.heap(link) + Footprint.heap(destination), "host_symlinks") {
+                model.symlinks[link] = destination
             }
         case .socket:
             guard let fd = result.value, fd >= 0, arguments.starts(with: Array("AF_INET".utf8)) else { return }
             let key = SocketKey(pid: pid, fd: fd)
-            socketEvents.removeValue(forKey: key)
-            boundLocal.removeValue(forKey: key)
-            socketProtocols[key] = contains(arguments, "SOCK_STREAM") ? .tcp : contains(arguments, "SOCK_DGRAM") ? .udp : nil
+            forget(key)
+            let proto: SocketProtocol? = contains(arguments, "SOCK_STREAM") ? .tcp : contains(arguments, "SOCK_DGRAM") ? .udp : nil
+            guard let proto, model.admit(Self.socketFootprint, "strace_sockets") else { return }
+            socketProtocols[key] = proto
         case .close:
             if !socketProtocols.isEmpty || !socketEvents.isEmpty, let (fd, _) = StraceSyntax.descriptor(StraceSyntax.trimmed(arguments)) {
-                let key = SocketKey(pid: pid, fd: fd)
-                socketEvents.removeValue(forKey: key)
-                socketProtocols.removeValue(forKey: key)
-                boundLocal.removeValue(forKey: key)
+                forget(SocketKey(pid: pid, fd: fd))
             }
         case .connect:
             let args = StraceSyntax.splitArguments(arguments)
@@ -413,7 +433,9 @@ public final class StraceReader {
             let args = StraceSyntax.splitArguments(arguments)
             guard args.count >= 2, !result.failed, let (fd, _) = StraceSyntax.descriptor(args[0]),
                   case .inet(let local) = StraceSyntax.socketAddress(args[1]) else { return }
-            boundLocal[SocketKey(pid: pid, fd: fd)] = local
+            let key = SocketKey(pid: pid, fd: fd)
+            guard boundLocal[key] != nil || model.admit(Self.socketFootprint, "strace_sockets") else { return }
+            boundLocal[key] = local
         case .accept:
             guard let fd = result.value, fd >= 0, let annotation = result.annotation else { return }
             let target = StraceSyntax.annotation(annotation)
@@ -431,6 +453,17 @@ public final class StraceReader {
                 fillTuple(SocketKey(pid: pid, fd: fd), target)
             }
         }
+    }
+
+    /// A socket's protocol or bound address, kept until it closes (its network event's
+    /// entry is in the event's own footprint).
+    static let socketFootprint = Footprint.entry(SocketKey.self, Endpoint.self)
+
+    /// A descriptor closed or reused: what was kept of its socket goes.
+    func forget(_ key: SocketKey) {
+        socketEvents.removeValue(forKey: key)
+        if socketProtocols.removeValue(forKey: key) != nil { model.release(Self.socketFootprint) }
+        if boundLocal.removeValue(forKey: key) != nil { model.release(Self.socketFootprint) }
     }
 
     func outcome(_ result: StraceResult) -> String {
@@ -530,7 +563,6 @@ public final class StraceReader {
         }
         let decoded = message.withUnsafeBytes { DNSMessage.decode($0) }
         guard let decoded, !decoded.isResponse, let q = decoded.questions.first else { return }
-        guard model.dnsQueries.count < HostModel.maxNetworkEvents else { model.noteLimit("host_dns_queries"); return }
-        model.dnsQueries.append(HostDNSQuery(pid: pid, tid: tid, name: DNSName.text(q.name), time: time, server: server, reference: reference))
+        model.appendDNSQuery(HostDNSQuery(pid: pid, tid: tid, name: DNSName.text(q.name), time: time, server: server, reference: reference))
     }
 }

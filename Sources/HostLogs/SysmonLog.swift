@@ -136,8 +136,8 @@ extension HostModel {
 
     mutating func add(_ e: SysmonEvent) {
         guard let pid = e.pid else { return }
-        if processes[pid] == nil, processes.count < Self.maxProcesses {
-            processes[pid] = HostProcess(pid: pid, ppid: nil, executable: e.data["Image"], firstSeen: e.time, threads: [pid], evidence: e.reference)
+        if processes[pid] == nil,
+           addProcess(HostProcess(pid: pid, ppid: nil, executable: e.data["Image"], firstSeen: e.time, threads: [pid], evidence: e.reference)) {
             threadGroup[pid] = pid
         }
         if processes[pid]?.executable == nil { processes[pid]?.executable = e.data["Image"] }
@@ -155,8 +155,8 @@ extension HostModel {
             event.remote = initiated ? Endpoint(address: dst, port: dp) : Endpoint(address: src, port: sp)
             appendNetwork(event)
         case 22:
-            guard let name = e.data["QueryName"], dnsQueries.count < Self.maxNetworkEvents else { return }
-            dnsQueries.append(HostDNSQuery(pid: pid, tid: pid, name: name, time: e.time, server: nil, reference: e.reference))
+            guard let name = e.data["QueryName"] else { return }
+            appendDNSQuery(HostDNSQuery(pid: pid, tid: pid, name: name, time: e.time, server: nil, reference: e.reference))
         default:
             break
         }

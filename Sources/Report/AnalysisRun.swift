@@ -23,6 +23,8 @@ public struct AnalysisRun {
     public var local = LocalNetworks()
     /// Capture clock minus host-log clock (nanoseconds), when the user gives it.
     public var clockOffset: Int64?
+    /// What the host logs' tables may take (estimated bytes; `HostModel.budgetBytes`).
+    public var hostMemoryBytes = HostModel.defaultBudgetBytes
     /// Configuration files read (rule packs, knowledge base, executables table, baseline),
     /// by kind, for their digests in the manifest.
     public var configuration: [(kind: String, path: String)] = []
@@ -92,7 +94,7 @@ public struct AnalysisRun {
         // processes they show as each flow is written; what processes sent (strace's
         // buffers) goes through the rules.
         var hostRun = HostLogRun()
-        let strace = StraceReader()
+        let strace = StraceReader(budgetBytes: hostMemoryBytes)
         var bufferScanner: HostBufferScanner?
         if let engine {
             let scanner = HostBufferScanner(engine: engine, findings: appLogs.findings)
@@ -215,6 +217,7 @@ public struct AnalysisRun {
             callouts.finishLines()
             var report = collector?.report ?? EvidenceReport()
             report.addInputs(summaries)
+            if let model = hostRun.model { report.addHostLimits(model.limitsHit) }
             report.interruption = interruption
             report.otherEvidence = evidence
             report.configurationSHA256 = Custody.combined(configurationRecords)

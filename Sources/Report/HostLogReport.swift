@@ -38,6 +38,9 @@ public struct HostLogRun {
             w.field("dns_queries", m.dnsQueries.count)
             w.field("files_opened", m.fileOpens.count)
             w.field("firewall_lines", m.firewall.count)
+            // Estimated, as the budget counts it.
+            w.field("memory_bytes", m.heldBytes)
+            w.field("memory_budget_bytes", m.budgetBytes)
             w.beginObject("limits_hit")
             for (name, n) in m.limitsHit.sorted(by: { $0.key < $1.key }) { w.field(dynamicKey: name, n) }
             w.endObject()

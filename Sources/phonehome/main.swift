@@ -91,6 +91,9 @@ struct Analyze: ParsableCommand {
     @Option(name: .customLong("table-memory"), help: "MiB the decoding tables may hold together: flows, application sessions, out-of-order TCP bytes, parser buffers, queries and requests waiting for answers, fragments, passive DNS (default 80). Over it the flows seen longest ago leave the table, counted as memory_budget.")
     var tableMemory: Int = AppLimits().tableBytes >> 20
 
+    @Option(name: .customLong("host-memory"), help: "MiB the host logs' tables may hold together: processes, threads, execs, connects, DNS questions, files opened, firewall lines, snapshot and Procmon rows, sockets and calls waiting for their second half (default 96). Over it new entries are counted, not kept, as host_memory_budget.")
+    var hostMemory: Int = HostModel.defaultBudgetBytes >> 20
+
     @Option(help: "Workers one uncompressed capture file is split across by flow hash (default 1: no split). Each reads the whole file and decodes every packet, and keeps only its own flows; the events are merged back in order, so the outputs are the same bytes as with 1 unless a limit is hit (the flow table, the tables' budget less 16 MiB a worker past the first, and the reassembly, parser and rule-stream budgets are shared out: raise --table-memory by 16 a worker to keep a single run's tables). Pays on 3 cores or more.")
     var workers: Int = 1
 
@@ -171,6 +174,7 @@ struct Analyze: ParsableCommand {
         run.formats = Set(format.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
         run.local = LocalNetworks(extra: localNetworks.compactMap(AddressBlock.init), remote: remoteNetworks.compactMap(AddressBlock.init))
         run.clockOffset = clockOffset.map { Int64($0 * 1e9) }
+        run.hostMemoryBytes = min(1 << 20, max(1, hostMemory)) << 20
         // A broken rule pack, knowledge file or baseline stops the run before any input is read.
         if !noRules && !noAppLayer {
             do { run.engine = try ruleOptions.sources.engine() } catch { fail(error.description, ExitStatus.rulesInvalid) }

@@ -1,0 +1,146 @@
+import Wire
+
+/// What an entry of the host model costs in memory, estimated from its inline size and
+/// the heap objects it owns. The model's tables share one budget in these bytes: count
+/// limits alone let a 650 MB strace log (a million processes, two million connects, a
+/// million files opened) take 2.1 GB. `HostMemoryTests` holds the estimate against the
+/// resident memory it stands for.
+enum Footprint {
+    /// A heap object holding `payload` bytes: Swift's 32-byte header, rounded to 16 as the
+    /// allocator does.
+    static func object(_ payload: Int) -> Int { (payload + 32 + 15) & ~15 }
+
+    /// Up to 15 UTF-8 bytes a string keeps inline; a longer one owns a heap object.
+    static func heap(_ s: String) -> Int {
+        let n = s.utf8.count
+        return n <= 15 ? 0 : object(n + 1)
+    }
+
+    static func heap(_ s: String?) -> Int { s.map { heap($0) } ?? 0 }
+
+    static func heap(_ strings: [String]) -> Int {
+        strings.isEmpty ? 0 : strings.reduce(object(16 * strings.count)) { $0 + heap($1) }
+    }
+
+    /// A hash table: at most three quarters full, so up to 8/3 of a slot per entry.
+    static func heap(_ fields: [String: String]) -> Int {
+        fields.isEmpty ? 0 : fields.reduce(object(fields.count * 32 * 8 / 3)) { $0 + heap($1.key) + heap($1.value) }
+    }
+
+    static func heap(_ set: Set<Int>) -> Int { set.isEmpty ? 0 : object(set.count * 8 * 8 / 3) }
+
+    /// One element of a growing array: its capacity runs up to twice its count.
+    static func element<T>(_: T.Type) -> Int { 2 * MemoryLayout<T>.stride }
+
+    /// One entry of a growing hash table (at most 3/4 full, doubling): up to 8/3 slots.
+    static func entry<Key, Value>(_: Key.Type, _: Value.Type) -> Int {
+        (MemoryLayout<Key>.stride + MemoryLayout<Value>.stride) * 8 / 3 + 1
+    }
+}
+
+extension NetworkEvent {
+    /// In the list and in the socket map that completes its tuple, and in the
+    /// attribution's indexes (by remote end, by tuple and by local port: a later call may
+    /// fill in the local end; a listener by its port) as if under keys of its own, each a
+    /// one-element array: a log of distinct destinations. An event whose protocol the log
+    /// does not say (auditd) is indexed as TCP and as UDP.
+    var footprint: Int {
+        let slot = Footprint.object(8)
+        var index = 0
+        if kind == .listen {
+            index = Footprint.entry(ProcessAttributor.PortKey.self, [Int].self) + slot
+        } else if remote != nil {
+            index = Footprint.entry(ProcessAttributor.RemoteKey.self, [Int].self) + Footprint.entry(ProcessAttributor.PortKey.self, [Int].self)
+                + Footprint.entry(ProcessAttributor.TupleKey.self, [Int].self) + 3 * slot
+        }
+        return Footprint.element(NetworkEvent.self) + Footprint.heap(unixPath) + Footprint.heap(result)
+            + Footprint.entry(SocketKey.self, Int.self) + (proto == nil ? 2 : 1) * index
+    }
+}
+
+extension ExecEvent {
+    var footprint: Int { Footprint.element(ExecEvent.self) + Footprint.heap(path) + Footprint.heap(arguments) + Footprint.heap(failed) }
+}
+
+extension HostProcess {
+    /// With its thread-group entry.
+    var footprint: Int {
+        Footprint.entry(Int.self, HostProcess.self) + Footprint.entry(Int.self, Int.self) + Footprint.heap(executable)
+            + Footprint.heap(arguments) + Footprint.heap(command) + Footprint.heap(user) + Footprint.heap(cwd)
+            + Footprint.heap(threads)
+    }
+}
+
+extension FileOpen {
+    /// In the list and in the set that keeps one per process, path and outcome (sharing
+    /// the path's storage).
+    var footprint: Int {
+        Footprint.element(FileOpen.self) + Footprint.heap(path) + Footprint.heap(failed) + Footprint.entry(FileOpenKey.self, Bool.self)
+    }
+}
+
+extension HostDNSQuery {
+    var footprint: Int { Footprint.element(HostDNSQuery.self) + Footprint.heap(name) + Footprint.entry(Int.self, Int.self) }
+}
+
+extension FirewallEvent {
+    var footprint: Int {
+        Footprint.element(FirewallEvent.self) + Footprint.heap(host) + Footprint.heap(prefix) + Footprint.heap(inInterface)
+            + Footprint.heap(outInterface) + Footprint.heap(proto) + Footprint.heap(fields)
+    }
+}
+
+extension ProcmonRow {
+    var footprint: Int { Footprint.element(ProcmonRow.self) + Footprint.heap(fields) }
+}
+
+extension SocketRow {
+    var footprint: Int {
+        Footprint.element(SocketRow.self) + Footprint.heap(proto) + Footprint.heap(state) + Footprint.heap(localAddress)
+            + Footprint.heap(localPort) + Footprint.heap(peerAddress) + Footprint.heap(peerPort) + Footprint.heap(interface)
+            + Footprint.heap(user) + Footprint.heap(inode) + Footprint.heap(name) + Footprint.heap(type) + Footprint.heap(device)
+            + processes.reduce(Footprint.object(40 * processes.count)) { $0 + Footprint.heap($1.command) + Footprint.heap($1.fd) }
+    }
+}
+
+extension HostModel {
+    /// The budget's default: with the decoding tables' 80 MiB and the run's own needs, a
+    /// run reading host logs and captures together stays under 300 MB.
+    public static let defaultBudgetBytes = 96 << 20
+
+    /// Takes `bytes` of the budget for a new entry; past it the entry is not kept, and is
+    /// counted under `limit` and `host_memory_budget`.
+    mutating func admit(_ bytes: Int, _ limit: String) -> Bool {
+        guard heldBytes + bytes <= budgetBytes else {
+            noteLimit(limit)
+            noteLimit("host_memory_budget")
+            return false
+        }
+        heldBytes += bytes
+        return true
+    }
+
+    /// Gives back what a removed entry took.
+    mutating func release(_ bytes: Int) { heldBytes = max(0, heldBytes - bytes) }
+
+    /// Adds a process not seen before; false, and counted, past the count limit or the
+    /// budget. (Its cost counts the thread-group entry its adder makes.)
+    @discardableResult
+    mutating func addProcess(_ process: HostProcess) -> Bool {
+        guard processes[process.pid] == nil else { return true }
+        guard processes.count < Self.maxProcesses else {
+            noteLimit("host_processes")
+            return false
+        }
+        guard admit(process.footprint, "host_processes") else { return false }
+        processes[process.pid] = process
+        return true
+    }
+
+    /// Adds a DNS question a process sent; counted, not kept, past the limits.
+    mutating func appendDNSQuery(_ query: HostDNSQuery) {
+        guard dnsQueries.count < Self.maxNetworkEvents else { return noteLimit("host_dns_queries") }
+        guard admit(query.footprint, "host_dns_queries") else { return }
+        dnsQueries.append(query)
+    }
+}
