@@ -32,6 +32,9 @@ public struct Attribution: Sendable {
     public var evidencePath: String
     /// Capture time minus log time for this pair (nanoseconds), when the log has times.
     public var timeDelta: Int64?
+    /// Log time of the network event in evidence (nil for a DNS question, or a log
+    /// without times).
+    public var eventTime: Int64?
 }
 
 /// Joins flows with host-log network events. Exact local tuples first; otherwise the
@@ -265,7 +268,9 @@ public final class ProcessAttributor {
                 .filter { model.network[$0].pid != e.pid }.count
             confidence = rivals == 0 ? "medium" : "low"
         }
-        return describe(pid: e.pid, tid: e.tid, reference: e.reference, method: method, confidence: confidence, delta: delta)
+        var a = describe(pid: e.pid, tid: e.tid, reference: e.reference, method: method, confidence: confidence, delta: delta)
+        a.eventTime = e.time
+        return a
     }
 
     func describe(pid: Int, tid: Int, reference: LogReference, method: Method, confidence: String, delta: Int64?) -> Attribution {
@@ -290,28 +295,46 @@ extension ProcessAttributor {
         public var attempts: Int
     }
 
+    /// What folds attempts together: one process, destination and protocol.
+    struct AttemptKey: Hashable {
+        var pid: Int
+        var remote: Endpoint
+        var proto: SocketProtocol
+    }
+
     /// Outward attempts to addresses `isRemote` accepts that no flow was joined to, one per
-    /// process, destination and protocol, in log order. UDP connects are left out: glibc's
-    /// getaddrinfo connects UDP sockets to sort addresses and sends nothing.
-    public func unjoinedAttempts(isRemote: (IPAddress) -> Bool) -> [UnjoinedAttempt] {
-        struct Key: Hashable { var pid: Int; var remote: Endpoint; var proto: SocketProtocol }
-        var joined: Set<Key> = []
+    /// process, destination and protocol, in log order, each handed to `body` as it is
+    /// described (a log of distinct destinations held every description at once: 2.7 KB
+    /// an attempt). UDP connects are left out: glibc's getaddrinfo connects UDP sockets to
+    /// sort addresses and sends nothing.
+    public func forEachUnjoinedAttempt(isRemote: (IPAddress) -> Bool, _ body: (UnjoinedAttempt) -> Void) {
+        var joined: Set<AttemptKey> = []
         for i in matchedEvents {
             let e = model.network[i]
-            if let remote = e.remote, let proto = e.proto { joined.insert(Key(pid: e.pid, remote: remote, proto: proto)) }
+            if let remote = e.remote, let proto = e.proto { joined.insert(AttemptKey(pid: e.pid, remote: remote, proto: proto)) }
         }
-        var out: [UnjoinedAttempt] = []
-        var position: [Key: Int] = [:]
+        // First the count of each key's attempts, then the firsts described in order.
+        var attempts: [AttemptKey: Int] = [:]
+        var firsts: [(event: Int, key: AttemptKey)] = []
         for (i, e) in model.network.enumerated() where !matchedEvents.contains(i) {
             guard let remote = e.remote, remote.port != 0, remote.address != .zero, remote.address != IPAddress(v4: 0),
                   let proto = e.proto, (e.kind == .connect && proto == .tcp) || (e.kind == .sendto && proto == .udp),
                   isRemote(remote.address) else { continue }
-            let key = Key(pid: e.pid, remote: remote, proto: proto)
+            let key = AttemptKey(pid: e.pid, remote: remote, proto: proto)
             guard !joined.contains(key) else { continue }
-            if let p = position[key] { out[p].attempts += 1; continue }
-            position[key] = out.count
-            out.append(UnjoinedAttempt(event: e, attribution: describe(i, method: .logEvent, delta: nil), attempts: 1))
+            if let n = attempts[key] { attempts[key] = n + 1; continue }
+            attempts[key] = 1
+            firsts.append((i, key))
         }
+        for (i, key) in firsts {
+            body(UnjoinedAttempt(event: model.network[i], attribution: describe(i, method: .logEvent, delta: nil), attempts: attempts[key] ?? 1))
+        }
+    }
+
+    /// The same, gathered.
+    public func unjoinedAttempts(isRemote: (IPAddress) -> Bool) -> [UnjoinedAttempt] {
+        var out: [UnjoinedAttempt] = []
+        forEachUnjoinedAttempt(isRemote: isRemote) { out.append($0) }
         return out
     }
 

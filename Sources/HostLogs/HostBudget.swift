@@ -43,7 +43,8 @@ extension NetworkEvent {
     /// attribution's indexes (by remote end, by tuple and by local port: a later call may
     /// fill in the local end; a listener by its port) as if under keys of its own, each a
     /// one-element array: a log of distinct destinations. An event whose protocol the log
-    /// does not say (auditd) is indexed as TCP and as UDP.
+    /// does not say (auditd) is indexed as TCP and as UDP. And in the fold of attempts
+    /// no flow was joined to, or the set of those joined.
     var footprint: Int {
         let slot = Footprint.object(8)
         var index = 0
@@ -53,8 +54,9 @@ extension NetworkEvent {
             index = Footprint.entry(ProcessAttributor.RemoteKey.self, [Int].self) + Footprint.entry(ProcessAttributor.PortKey.self, [Int].self)
                 + Footprint.entry(ProcessAttributor.TupleKey.self, [Int].self) + 3 * slot
         }
+        let fold = Footprint.entry(ProcessAttributor.AttemptKey.self, Int.self) + Footprint.element((Int, ProcessAttributor.AttemptKey).self)
         return Footprint.element(NetworkEvent.self) + Footprint.heap(unixPath) + Footprint.heap(result)
-            + Footprint.entry(SocketKey.self, Int.self) + (proto == nil ? 2 : 1) * index
+            + Footprint.entry(SocketKey.self, Int.self) + (proto == nil ? 2 : 1) * index + fold
     }
 }
 
@@ -72,10 +74,11 @@ extension HostProcess {
 }
 
 extension FileOpen {
-    /// In the list and in the set that keeps one per process, path and outcome (sharing
-    /// the path's storage).
+    /// In the list, in the set that keeps one per process, path and outcome (sharing the
+    /// path's storage), and in the package attribution's index of opens by process.
     var footprint: Int {
         Footprint.element(FileOpen.self) + Footprint.heap(path) + Footprint.heap(failed) + Footprint.entry(FileOpenKey.self, Bool.self)
+            + Footprint.element(Int.self)
     }
 }
 

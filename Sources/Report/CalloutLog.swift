@@ -269,9 +269,9 @@ public final class CalloutLog {
 
     private func writeUnjoinedAttempts() {
         guard let attributor else { return }
-        for attempt in attributor.unjoinedAttempts(isRemote: { !self.local.contains($0) }) {
+        attributor.forEachUnjoinedAttempt(isRemote: { !self.local.contains($0) }) { attempt in
             let e = attempt.event
-            guard let remote = e.remote else { continue }
+            guard let remote = e.remote else { return }
             var c = Callout(kind: .connectAttempt, time: nil, source: e.local.map { ($0.address, $0.port) },
                             destination: (remote.address, remote.port), port: Int(remote.port), domain: nil, domainSource: nil,
                             transport: e.proto == .udp ? "udp" : "tcp", attribution: attempt.attribution,

@@ -27,6 +27,7 @@ public final class PackageAttributor {
     let model: HostModel?
     /// Code loads per process, computed on first use.
     private var loadsByPid: [Int: ProcessLoads] = [:]
+    static let cachedProcesses = 4096
     private var opensByPid: [Int: [Int]]?
 
     public init(packages: PackageIndex, system: SystemExecutables = SystemExecutables(), model: HostModel?) {
@@ -127,13 +128,10 @@ public final class PackageAttributor {
     /// Whether an open happened before the connect: line order in one file, else times.
     func precedes(_ open: FileOpen, _ a: Attribution) -> Bool {
         if open.reference.file == a.evidence.file { return open.reference.line < a.evidence.line }
-        guard let t = open.time, let c = connectTime(a) else { return true }
+        guard let t = open.time, let c = a.eventTime else { return true }
         return t <= c
     }
 
-    private func connectTime(_ a: Attribution) -> Int64? {
-        model?.network.first { $0.reference == a.evidence }?.time
-    }
 
     static func isCode(_ path: String) -> Bool {
         for suffix in [".py", ".pyc", ".so", ".js", ".mjs", ".cjs", ".node"] where path.hasSuffix(suffix) { return true }
@@ -144,6 +142,9 @@ public final class PackageAttributor {
         guard let model else { return ProcessLoads(scriptOpen: nil, loads: [], tracedOpens: false) }
         let program = model.executingProcess(a.pid)?.pid ?? a.pid
         if let cached = loadsByPid[program] { return cached }
+        // Kept for the callouts of processes seen lately (they come in time order): a
+        // cache of every process would grow with the log's distinct processes.
+        if loadsByPid.count >= Self.cachedProcesses { loadsByPid.removeAll(keepingCapacity: true) }
         if opensByPid == nil {
             var index: [Int: [Int]] = [:]
             for (i, o) in model.fileOpens.enumerated() where o.failed == nil { index[model.process(ofThread: o.pid), default: []].append(i) }
