@@ -376,7 +376,9 @@ public final class StraceReader {
                 model.processes[pid]?.threads.insert(child)
             } else {
                 model.setThreadGroup(child, child)
-                if pid < 0 { placeholderChildren[pid, default: []].append(child) }
+                if pid < 0, model.admit(Footprint.element(Int.self), "strace_placeholder_children") {
+                    placeholderChildren[pid, default: []].append(child)
+                }
                 if model.processes[child] != nil {
                     model.processes[child]?.ppid = pid
                     return

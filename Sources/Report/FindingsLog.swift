@@ -392,8 +392,12 @@ public final class HostBufferScanner {
         let key = Key(pid: buffer.pid, fd: buffer.fd)
         if buffer.truncated { truncatedBuffers += 1 }
         bytesScanned += buffer.bytes.count
-        var entry = streams.removeValue(forKey: key) ?? (RuleStream(scope: .strace, budget: budget), buffer)
-        entry.last = buffer
+        // The last buffer is kept for what it says of the stream when it closes (its call,
+        // line, destination), not for its bytes: 65,536 streams of large writes held each.
+        var last = buffer
+        last.bytes = []
+        var entry = streams.removeValue(forKey: key) ?? (RuleStream(scope: .strace, budget: budget), last)
+        entry.last = last
         entry.stream.feed(buffer.bytes, frame: buffer.reference.line, engine: engine) { located in
             emit(located, buffer, model)
         }
