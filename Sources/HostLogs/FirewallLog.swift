@@ -43,36 +43,61 @@ public enum FirewallLog {
         case badAddress = "bad_address"
     }
 
+    static let inField = Array("IN=".utf8)
+    static let denyWords = ["DROP", "REJECT", "DENY", "BLOCK"].map { Array($0.utf8) }
+    static let allowWords = ["ACCEPT", "ALLOW", "PASS"].map { Array($0.utf8) }
+
+    /// Where `needle` first occurs in `bytes` (a plain scan: the needles are a few bytes).
+    static func firstOccurrence(of needle: [UInt8], in bytes: ArraySlice<UInt8>) -> Int? {
+        guard let first = needle.first, bytes.count >= needle.count else { return nil }
+        var i = bytes.startIndex
+        while i <= bytes.endIndex - needle.count {
+            if bytes[i] == first, bytes[i ..< i + needle.count].elementsEqual(needle) { return i }
+            i += 1
+        }
+        return nil
+    }
+
     static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
     /// Parses one line; `reference` says where it came from.
     public static func parse(_ line: ArraySlice<UInt8>, reference: LogReference) -> Result<FirewallEvent, ParseError> {
-        let text = String(decoding: line, as: UTF8.self)
-        // The key=value part starts at "IN=" (a word of its own).
-        guard let inRange = text.range(of: "IN="), inRange.lowerBound == text.startIndex || text[text.index(before: inRange.lowerBound)] == " " else {
+        // The key=value part starts at "IN=" (a word of its own). Read as bytes: splitting
+        // the decoded text by characters took 25 µs a line.
+        let space = UInt8(ascii: " "), equals = UInt8(ascii: "=")
+        guard let start = firstOccurrence(of: Self.inField, in: line), start == line.startIndex || line[start - 1] == space else {
             return .failure(.notNetfilter)
         }
-        let head = text[text.startIndex ..< inRange.lowerBound]
+        let head = String(decoding: line[line.startIndex ..< start], as: UTF8.self)[...]
         var fields: [String: String] = [:]
+        fields.reserveCapacity(24)   // a LOG line has 15-22 fields: no regrowth on the way
         var flags: [String] = []
         var lastLength: Int?
-        for token in text[inRange.lowerBound...].split(separator: " ") {
-            if let eq = token.firstIndex(of: "=") {
-                let key = String(token[token.startIndex ..< eq]), value = String(token[token.index(after: eq)...])
-                if key == "LEN" { lastLength = Int(value) }
-                if fields[key] == nil { fields[key] = value }
-            } else {
-                flags.append(String(token))
+        var i = start
+        while i < line.endIndex {
+            guard line[i] != space else { i += 1; continue }
+            let tokenStart = i
+            var eq: Int?
+            while i < line.endIndex, line[i] != space {
+                if eq == nil, line[i] == equals { eq = i }
+                i += 1
             }
+            guard let eq else {
+                flags.append(String(decoding: line[tokenStart ..< i], as: UTF8.self))
+                continue
+            }
+            let key = String(decoding: line[tokenStart ..< eq], as: UTF8.self), value = String(decoding: line[eq + 1 ..< i], as: UTF8.self)
+            if key == "LEN" { lastLength = Int(value) }
+            if fields[key] == nil { fields[key] = value }
         }
         guard fields["OUT"] != nil, let src = fields["SRC"], let dst = fields["DST"] else { return .failure(.notNetfilter) }
         guard let source = IPAddress(src), let destination = IPAddress(dst) else { return .failure(.badAddress) }
         for flag in flags { fields[flag] = "" }
         var (time, host, prefix) = header(head)
         while prefix.last == " " { prefix.removeLast() }
-        let upper = prefix.uppercased()
-        let action: FirewallEvent.Action = ["DROP", "REJECT", "DENY", "BLOCK"].contains { upper.contains($0) } ? .deny
-            : ["ACCEPT", "ALLOW", "PASS"].contains { upper.contains($0) } ? .allow : .unknown
+        let upper = Array(prefix.uppercased().utf8)[...]
+        let action: FirewallEvent.Action = Self.denyWords.contains { firstOccurrence(of: $0, in: upper) != nil } ? .deny
+            : Self.allowWords.contains { firstOccurrence(of: $0, in: upper) != nil } ? .allow : .unknown
         return .success(FirewallEvent(time: time, host: host, prefix: prefix, action: action, inInterface: fields["IN"] ?? "",
                                       outInterface: fields["OUT"] ?? "", proto: fields["PROTO"] ?? "", source: source,
                                       destination: destination, sourcePort: fields["SPT"].flatMap { UInt16($0) },
