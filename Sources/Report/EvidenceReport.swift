@@ -121,14 +121,15 @@ public struct EvidenceReport: Sendable {
         }
     }
 
-    /// Host-log entries counted, not kept: what they were, and how many (the manifest's
-    /// `host_logs.limits_hit` has each name).
+    /// Host-log entries refused: by which limit, how many times (a refused thread is
+    /// refused again on each of its lines; the manifest's `host_logs.limits_hit` has each
+    /// name).
     mutating func addHostLimits(_ hits: [String: Int]) {
         guard !hits.isEmpty else { return }
-        let kept = hits.filter { $0.key != "host_memory_budget" }.sorted { ($1.value, $0.key) < ($0.value, $1.key) }
-        let list = kept.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
-        let budget = hits["host_memory_budget"].map { " (\($0) of them at the host logs' memory budget, --host-memory)" } ?? ""
-        limits.append("host logs: entries not kept, so later processes, connects or files may go unattributed: \(list)\(budget)")
+        let byLimit = hits.filter { $0.key != "host_memory_budget" }.sorted { ($1.value, $0.key) < ($0.value, $1.key) }
+        let list = byLimit.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+        let budget = hits["host_memory_budget"].map { ", \($0) of them past the memory budget (--host-memory)" } ?? ""
+        limits.append("host logs: entries not kept (\(list) refusals\(budget)); processes, connects and files after them may go unattributed")
     }
 
     /// What one callout line says, as the report needs it.

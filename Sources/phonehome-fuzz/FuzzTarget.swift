@@ -138,7 +138,8 @@ enum FuzzTarget: String, CaseIterable {
     }
 
     static func strace(_ bytes: [UInt8]) {
-        let reader = StraceReader()
+        // An odd first byte: a budget of a few KiB, so refusals and releases run too.
+        let reader = StraceReader(budgetBytes: bytes.first.map { $0 & 1 == 1 ? Int($0) << 8 : HostModel.defaultBudgetBytes } ?? 0)
         var summary = StraceFileSummary(path: "fuzz")
         reader.read(LineReader(bytes: bytes), path: "fuzz", pid: nil, into: &summary)
         let attributor = ProcessAttributor(model: reader.model)
@@ -160,7 +161,7 @@ enum FuzzTarget: String, CaseIterable {
         }
         _ = SysmonLog.parse(Substring(String(decoding: bytes, as: UTF8.self)), reference: LogReference(file: 0, line: 0))
         for line in bytes.split(separator: 0x0A).prefix(256) {
-            _ = ProcmonCSV.fields(String(decoding: line, as: UTF8.self))
+            _ = ProcmonCSV.fields(line)
             if case .success(let r) = AuditLog.parse(line, reference: LogReference(file: 0, line: 0)), let saddr = r.fields["saddr"] {
                 _ = saddr.hasPrefix("{") ? AuditLog.interpretedSocketAddress(saddr) : AuditLog.socketAddress(saddr)
             }

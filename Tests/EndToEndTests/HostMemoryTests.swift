@@ -36,6 +36,8 @@ import TestSupport
         var peak: Int
         var held: Int
         var hostLogs: [String: Any]
+        /// The report's line saying what the host logs left out.
+        var limitLine: String?
     }
 
     static func analyze(_ log: URL, budgetMiB: Int, in directory: URL) throws -> Run {
@@ -45,7 +47,9 @@ import TestSupport
         #expect(r.status == 0, "\(r.errors)")
         let manifest = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("manifest.json"))) as? [String: Any])
         let host = try #require(manifest["host_logs"] as? [String: Any])
-        return Run(peak: try #require(manifest["peak_rss_bytes"] as? Int), held: try #require(host["memory_bytes"] as? Int), hostLogs: host)
+        let report = try String(contentsOf: out.appendingPathComponent("report.md"), encoding: .utf8)
+        return Run(peak: try #require(manifest["peak_rss_bytes"] as? Int), held: try #require(host["memory_bytes"] as? Int), hostLogs: host,
+                   limitLine: report.split(separator: "\n").first { $0.contains("Limit reached: host logs") }.map(String.init))
     }
 
     @Test func theBudgetHoldsAndItsEstimateBoundsTheMemory() throws {
@@ -64,10 +68,14 @@ import TestSupport
         #expect(roomy.hostLogs["connects"] as? Int == 2 * Self.cycles)
         #expect(roomy.hostLogs["files_opened"] as? Int == Self.cycles)
         #expect((roomy.hostLogs["limits_hit"] as? [String: Int])?.isEmpty == true)
+        #expect(roomy.limitLine == nil)
 
         let limits = try #require(tight.hostLogs["limits_hit"] as? [String: Int])
         #expect(tight.held <= 16 << 20)
         #expect((limits["host_memory_budget"] ?? 0) > 0 && (limits["host_network_events"] ?? 0) > 0)
+        let line = try #require(tight.limitLine)
+        #expect(line.contains("host_network_events \(limits["host_network_events"] ?? 0)")
+                && line.contains("\(limits["host_memory_budget"] ?? 0) of them past the memory budget (--host-memory)"))
         let kept = try #require(tight.hostLogs["processes"] as? Int)
         #expect(kept > 1000 && kept < Self.cycles / 2)
         // What the left-out entries would have taken is no more than their estimate.
