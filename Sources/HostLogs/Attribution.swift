@@ -68,6 +68,10 @@ public final class ProcessAttributor {
     private var byTuple: [TupleKey: [Int]] = [:]
     private var byPort: [PortKey: [Int]] = [:]
     private var byRemote: [RemoteKey: [Int]] = [:]
+    /// Made on a destination's first flow (`nearest`).
+    private var timelines: [RemoteKey: Timeline] = [:]
+    /// The one process of a destination's events, or nil when several (`describe`).
+    private var soleProcess: [RemoteKey: Int?] = [:]
     private var listeners: [PortKey: [Int]] = [:]
     private var questionsByPid: [Int: [Int]] = [:]
     var questionsByName: [String: [Int]] = [:]
@@ -134,12 +138,17 @@ public final class ProcessAttributor {
         return 0
     }
 
-    /// The clock offset in use: the user's, else the median of the exact pairs so far.
+    /// The clock offset in use: the user's, else the median of the exact pairs so far
+    /// (kept until the next pair: it is asked for each flow and each question looked at).
     public var clockOffset: Int64? {
         if let fixedOffset { return fixedOffset }
         guard !offsets.isEmpty else { return nil }
-        return offsets.sorted()[offsets.count / 2]
+        if let medianOffset { return medianOffset }
+        let median = offsets.sorted()[offsets.count / 2]
+        medianOffset = median
+        return median
     }
+    private var medianOffset: Int64?
 
     public var exactPairs: Int { offsets.count }
 
@@ -152,7 +161,10 @@ public final class ProcessAttributor {
             ?? listening(proto, server)
         guard let (index, method, delta) = found else { return nil }
         matchedEvents.insert(index)
-        if method == .localTuple, let delta { offsets.append(delta) }
+        if method == .localTuple, let delta {
+            offsets.append(delta)
+            medianOffset = nil
+        }
         attributed += 1
         byMethod[method, default: 0] += 1
         return describe(index, method: method, delta: delta)
@@ -181,17 +193,59 @@ public final class ProcessAttributor {
         return bound.map { ($0, .listeningSocket, nil) }
     }
 
+    /// The connect or send to `remote` nearest the flow's start (after the clock offset),
+    /// within `tolerance`; of several as near, the first logged.
     func nearest(_ proto: SocketProtocol, remote: Endpoint, start: Int64) -> (Int, Method, Int64?)? {
-        guard let candidates = byRemote[RemoteKey(proto: proto, remote: remote)] else { return nil }
+        let key = RemoteKey(proto: proto, remote: remote)
+        guard let candidates = byRemote[key] else { return nil }
+        let timeline = timelines[key] ?? makeTimeline(candidates, key)
         let offset = clockOffset ?? 0
-        var best: (Int, Int64)?
-        for i in candidates where model.network[i].kind == .connect || model.network[i].kind == .sendto {
-            guard let d = delta(i, start) else { continue }
+        var best: (index: Int, off: Int64)?
+        func consider(_ i: Int) -> Int64? {
+            guard let d = delta(i, start) else { return nil }
             let off = gap(d, offset)
-            if off <= tolerance, best.map({ off < $0.1 }) ?? true { best = (i, off) }
+            if off <= tolerance, best.map({ (off, i) < ($0.off, $0.index) }) ?? true { best = (i, off) }
+            return off
         }
+        // Epoch times sorted: from where the flow's start falls, outward on both sides
+        // while nothing nearer can come (a scan of every event made a hot destination's
+        // flows quadratic: 20,000 flows and connects took 13 s).
+        let target = sum(start, offset == .min ? .max : -offset) ?? (offset > 0 ? .min : .max)
+        let entries = timeline.byTime
+        var low = 0, high = entries.count
+        while low < high {
+            let mid = (low + high) / 2
+            if entries[mid].time < target { low = mid + 1 } else { high = mid }
+        }
+        var right = low
+        while right < entries.count, let off = consider(entries[right].index), off <= (best?.off ?? tolerance) { right += 1 }
+        var left = low - 1
+        while left >= 0, let off = consider(entries[left].index), off <= (best?.off ?? tolerance) { left -= 1 }
+        for i in timeline.others { _ = consider(i) }
         guard let best else { return nil }
-        return (best.0, .remoteAndTime, delta(best.0, start))
+        return (best.index, .remoteAndTime, delta(best.index, start))
+    }
+
+    /// A destination's connects and sends: those with epoch times sorted by time, the
+    /// others (times of day, placed per flow) apart.
+    struct Timeline {
+        var byTime: [(time: Int64, index: Int)] = []
+        var others: [Int] = []
+    }
+
+    private func makeTimeline(_ candidates: [Int], _ key: RemoteKey) -> Timeline {
+        var timeline = Timeline()
+        for i in candidates where model.network[i].kind == .connect || model.network[i].kind == .sendto {
+            let e = model.network[i]
+            if let t = e.time, e.reference.file < model.fileTimeKinds.count, model.fileTimeKinds[e.reference.file] == .epoch {
+                timeline.byTime.append((t, i))
+            } else {
+                timeline.others.append(i)
+            }
+        }
+        timeline.byTime.sort { ($0.time, $0.index) < ($1.time, $1.index) }
+        timelines[key] = timeline
+        return timeline
     }
 
     /// Capture time minus the event's log time. A time of day is placed on the capture's
@@ -264,9 +318,16 @@ public final class ProcessAttributor {
         case .localTuple, .logEvent: confidence = "high"
         case .listeningSocket: confidence = "medium"
         case .remoteAndTime:
-            let rivals = (byRemote[RemoteKey(proto: e.proto ?? .tcp, remote: e.remote ?? Endpoint(address: .zero, port: 0))] ?? [])
-                .filter { model.network[$0].pid != e.pid }.count
-            confidence = rivals == 0 ? "medium" : "low"
+            // Low when other processes used that destination too.
+            let key = RemoteKey(proto: e.proto ?? .tcp, remote: e.remote ?? Endpoint(address: .zero, port: 0))
+            let sole: Int?
+            if let known = soleProcess[key] { sole = known } else {
+                let events = byRemote[key] ?? []
+                let first = events.first.map { model.network[$0].pid }
+                sole = events.allSatisfy { model.network[$0].pid == first } ? first : nil
+                soleProcess[key] = sole
+            }
+            confidence = sole == nil && byRemote[key]?.isEmpty == false || sole.map { $0 != e.pid } == true ? "low" : "medium"
         }
         var a = describe(pid: e.pid, tid: e.tid, reference: e.reference, method: method, confidence: confidence, delta: delta)
         a.eventTime = e.time
