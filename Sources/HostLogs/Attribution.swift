@@ -74,6 +74,7 @@ public final class ProcessAttributor {
     private var soleProcess: [RemoteKey: Int?] = [:]
     private var listeners: [PortKey: [Int]] = [:]
     private var questionsByPid: [Int: [Int]] = [:]
+    private var questionTimelines: [Int: Timeline] = [:]
     var questionsByName: [String: [Int]] = [:]
     /// Addresses the logs show as this host's own (a socket's local end).
     private var localAddresses: Set<IPAddress> = []
@@ -210,13 +211,8 @@ public final class ProcessAttributor {
         // Epoch times sorted: from where the flow's start falls, outward on both sides
         // while nothing nearer can come (a scan of every event made a hot destination's
         // flows quadratic: 20,000 flows and connects took 13 s).
-        let target = sum(start, offset == .min ? .max : -offset) ?? (offset > 0 ? .min : .max)
         let entries = timeline.byTime
-        var low = 0, high = entries.count
-        while low < high {
-            let mid = (low + high) / 2
-            if entries[mid].time < target { low = mid + 1 } else { high = mid }
-        }
+        let low = timeline.firstPosition(after: Self.logTime(start, offset), including: true)
         var right = low
         while right < entries.count, let off = consider(entries[right].index), off <= (best?.off ?? tolerance) { right += 1 }
         var left = low - 1
@@ -226,24 +222,40 @@ public final class ProcessAttributor {
         return (best.index, .remoteAndTime, delta(best.index, start))
     }
 
-    /// A destination's connects and sends: those with epoch times sorted by time, the
-    /// others (times of day, placed per flow) apart.
+    /// Events (or questions) of one destination (or process): those with epoch times
+    /// sorted by time, the others (times of day, placed per flow) apart.
     struct Timeline {
         var byTime: [(time: Int64, index: Int)] = []
         var others: [Int] = []
+
+        init(_ indices: [Int], kinds: [StraceTime.Kind?], when: (Int) -> (time: Int64?, file: Int)) {
+            for i in indices {
+                let (time, file) = when(i)
+                if let time, file < kinds.count, kinds[file] == .epoch { byTime.append((time, i)) } else { others.append(i) }
+            }
+            byTime.sort { ($0.time, $0.index) < ($1.time, $1.index) }
+        }
+
+        /// Where the first entry later than `time` (or at it, `including`) is.
+        func firstPosition(after time: Int64, including: Bool) -> Int {
+            var low = 0, high = byTime.count
+            while low < high {
+                let mid = (low + high) / 2
+                if byTime[mid].time < time || (!including && byTime[mid].time == time) { low = mid + 1 } else { high = mid }
+            }
+            return low
+        }
+    }
+
+    /// A capture time on the log's clock (saturating: both are untrusted).
+    static func logTime(_ start: Int64, _ offset: Int64) -> Int64 {
+        let (v, overflow) = start.subtractingReportingOverflow(offset)
+        return overflow ? (offset > 0 ? .min : .max) : v
     }
 
     private func makeTimeline(_ candidates: [Int], _ key: RemoteKey) -> Timeline {
-        var timeline = Timeline()
-        for i in candidates where model.network[i].kind == .connect || model.network[i].kind == .sendto {
-            let e = model.network[i]
-            if let t = e.time, e.reference.file < model.fileTimeKinds.count, model.fileTimeKinds[e.reference.file] == .epoch {
-                timeline.byTime.append((t, i))
-            } else {
-                timeline.others.append(i)
-            }
-        }
-        timeline.byTime.sort { ($0.time, $0.index) < ($1.time, $1.index) }
+        let sends = candidates.filter { model.network[$0].kind == .connect || model.network[$0].kind == .sendto }
+        let timeline = Timeline(sends, kinds: model.fileTimeKinds) { (model.network[$0].time, model.network[$0].reference.file) }
         timelines[key] = timeline
         return timeline
     }
@@ -263,14 +275,25 @@ public final class ProcessAttributor {
         if questionsByPid.isEmpty && !model.dnsQueries.isEmpty {
             for (i, q) in model.dnsQueries.enumerated() { questionsByPid[q.pid, default: []].append(i) }
         }
-        var best: (String, Int64)?
-        for i in questionsByPid[pid] ?? [] {
+        let timeline = questionTimelines[pid] ?? {
+            let made = Timeline(questionsByPid[pid] ?? [], kinds: model.fileTimeKinds) { (model.dnsQueries[$0].time, model.dnsQueries[$0].reference.file) }
+            questionTimelines[pid] = made
+            return made
+        }()
+        let offset = clockOffset ?? 0
+        var best: (index: Int, since: Int64)?
+        func consider(_ i: Int) -> Int64? {
             let q = model.dnsQueries[i]
-            guard let d = delta(time: q.time, file: q.reference.file, start) else { continue }
-            let since = d - (clockOffset ?? 0)
-            if since >= 0, since <= window, best.map({ since < $0.1 }) ?? true { best = (q.name, since) }
+            guard let d = delta(time: q.time, file: q.reference.file, start), let since = difference(d, offset) else { return nil }
+            if since >= 0, since <= window, best.map({ (since, i) < ($0.since, $0.index) }) ?? true { best = (i, since) }
+            return since
         }
-        return best?.0
+        // The last asked at or before the start, back while one as recent can come (each
+        // flow scanned all of its process's questions).
+        var p = timeline.firstPosition(after: Self.logTime(start, offset), including: false) - 1
+        while p >= 0, let since = consider(timeline.byTime[p].index), since <= (best?.since ?? window) { p -= 1 }
+        for i in timeline.others { _ = consider(i) }
+        return best.map { model.dnsQueries[$0.index].name }
     }
 
     func delta(time: Int64?, file: Int, _ start: Int64) -> Int64? {

@@ -4,8 +4,9 @@ import Wire
 
 /// A flow without its local tuple in the logs goes to the connect to its destination
 /// nearest its start (after the clock offset), within 2 s; of two as near, the first
-/// logged. The connects are searched by time (sorted once per destination), so these
-/// cases pin the choices a scan of every connect made.
+/// logged. Its name, when it has none of its own, is the one its process asked last
+/// within 30 s before it. Connects and questions are searched by time (sorted once per
+/// destination or process), so these cases pin the choices a scan of every one made.
 @Suite struct NearestConnectTests {
     static let server = Endpoint(address: IPAddress(v4: 0x5DB8_D822), port: 443)   // 93.184.216.34
     static let client = Endpoint(address: IPAddress(v4: 0x0A00_0002), port: 40000)
@@ -49,5 +50,33 @@ import Wire
         let a = Self.attributor([(301, 10.0), (302, 11.0)], clockOffset: 1_500_000_000)
         #expect(Self.pid(a, flowAt: 11.6) == 301)     // 10.1 in log time
         #expect(Self.pid(a, flowAt: 12.4) == 302)     // 10.9 in log time
+    }
+
+    /// A `-ttt` line of `pid` sending a DNS question for `name` to 8.8.8.8.
+    static func question(_ pid: Int, at seconds: Double, _ name: String) -> String {
+        var message: [UInt8] = [0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]
+        for label in name.split(separator: ".") { message += [UInt8(label.utf8.count)] + Array(label.utf8) }
+        message += [0, 0, 1, 0, 1]
+        let escaped = message.map { String(format: "\\x%02x", $0) }.joined()
+        return "\(pid) \(String(format: "%.6f", 1_700_000_000 + seconds)) sendto(5, \"\(escaped)\", \(message.count), MSG_NOSIGNAL, "
+            + "{sa_family=AF_INET, sin_port=htons(53), sin_addr=inet_addr(\"8.8.8.8\")}, 16) = \(message.count)"
+    }
+
+    @Test func theLastQuestionBeforeTheFlow() {
+        let lines = ["7 1699999999.000000 socket(AF_INET, SOCK_DGRAM, IPPROTO_IP) = 5",
+                     Self.question(7, at: 10, "early.example"), Self.question(7, at: 20, "first.example"),
+                     Self.question(7, at: 20, "second.example"), Self.question(7, at: 25, "late.example")]
+        let reader = StraceReader()
+        var summary = StraceFileSummary(path: "questions")
+        reader.read(LineReader(bytes: Array(lines.joined(separator: "\n").utf8)), path: "questions", pid: nil, into: &summary)
+        #expect(reader.model.dnsQueries.count == 4)
+        let a = ProcessAttributor(model: reader.model)
+        func asked(at seconds: Double) -> String? { a.lastQuestion(pid: 7, before: Int64((1_700_000_000 + seconds) * 1e9)) }
+        #expect(asked(at: 15) == "early.example")
+        #expect(asked(at: 22) == "first.example")    // asked at the same time as second: logged first
+        #expect(asked(at: 25) == "late.example")     // at the flow's start counts
+        #expect(asked(at: 54) == "late.example")
+        #expect(asked(at: 56) == nil)                // 31 s after
+        #expect(asked(at: 9) == nil)                 // before every question
     }
 }
