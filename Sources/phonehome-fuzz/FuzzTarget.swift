@@ -146,6 +146,7 @@ enum FuzzTarget: String, CaseIterable {
         for e in reader.model.network {
             guard let remote = e.remote, let local = e.local else { continue }
             _ = attributor.attribute(proto: e.proto ?? .tcp, client: local, server: remote, start: e.time ?? 0)
+            _ = attributor.lastQuestion(pid: e.pid, before: e.time ?? 0)
         }
         for p in reader.model.processes.keys { _ = reader.model.programName(p) }
     }
