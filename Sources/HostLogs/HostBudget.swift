@@ -2,8 +2,8 @@ import Wire
 
 /// What an entry of the host model costs in memory, estimated from its inline size and
 /// the heap objects it owns. The model's tables share one budget in these bytes: count
-/// limits alone let a 650 MB strace log (a million processes, two million connects, a
-/// million files opened) take 2.1 GB. `HostMemoryTests` holds the estimate against the
+/// limits alone let a 653 MB strace log (a million processes, two million connects, a
+/// million files opened) take 1.7 GB. `HostMemoryTests` holds the estimate against the
 /// resident memory it stands for.
 enum Footprint {
     /// A heap object holding `payload` bytes: Swift's 32-byte header, rounded to 16 as the
@@ -43,8 +43,8 @@ extension NetworkEvent {
     /// attribution's indexes (by remote end, by tuple and by local port: a later call may
     /// fill in the local end; a listener by its port) as if under keys of its own, each a
     /// one-element array: a log of distinct destinations. An event whose protocol the log
-    /// does not say (auditd) is indexed as TCP and as UDP. And in the fold of attempts
-    /// no flow was joined to, or the set of those joined.
+    /// does not say (auditd) is indexed as TCP and as UDP. And in its destination's
+    /// timeline, and the fold of attempts no flow was joined to or the set of those joined.
     var footprint: Int {
         let slot = Footprint.object(8)
         var index = 0
@@ -55,6 +55,7 @@ extension NetworkEvent {
                 + Footprint.entry(ProcessAttributor.TupleKey.self, [Int].self) + 3 * slot
         }
         let fold = Footprint.entry(ProcessAttributor.AttemptKey.self, Int.self) + Footprint.element((Int, ProcessAttributor.AttemptKey).self)
+            + Footprint.element((Int64, Int).self)
         return Footprint.element(NetworkEvent.self) + Footprint.heap(unixPath) + Footprint.heap(result)
             + Footprint.entry(SocketKey.self, Int.self) + (proto == nil ? 2 : 1) * index + fold
     }
@@ -83,7 +84,10 @@ extension FileOpen {
 }
 
 extension HostDNSQuery {
-    var footprint: Int { Footprint.element(HostDNSQuery.self) + Footprint.heap(name) + Footprint.entry(Int.self, Int.self) }
+    /// With its place in its process's questions and their timeline.
+    var footprint: Int {
+        Footprint.element(HostDNSQuery.self) + Footprint.heap(name) + Footprint.entry(Int.self, Int.self) + Footprint.element((Int64, Int).self)
+    }
 }
 
 extension FirewallEvent {
