@@ -11,6 +11,14 @@ bench/memory.sh. Usage: crafted.py DIRECTORY. Plain pcap, Ethernet, microsecond 
   pipelined.pcap 300 connections of 64 pipelined requests with 16 KB heads, never
                 answered (325 MB)
   datagrams.pcap a million one-datagram UDP flows, each carrying an e-mail address (89 MB)
+
+Host logs built to fill the host model (its budget, --host-memory):
+  tables.strace  1.1 million processes, each exec'ing a script, opening a file of its own
+                 and connecting to a distinct IPv4 and IPv6 end (653 MB)
+  unfinished.strace 2 million calls on distinct threads waiting for their second half
+                 (a connect with its address) (253 MB)
+  egress.log     2 million netfilter LOG lines of distinct tuples (460 MB)
+  network.csv    300,000 Procmon network rows of distinct processes (110 MB)
 """
 import os
 import struct
@@ -122,6 +130,47 @@ def datagrams(c):
         c.frame(ipv4(source, [198, 20, 0, 1], 17, udp(1024 + i % 60000, 9999, b"id u%07d@mail-example.com ok" % i)))
 
 
+def tables_strace(out):
+    for i in range(1100000):
+        pid, t = 100000 + i, "%d.%06d" % (1700000000 + i // 1000, i % 1000 * 1000)
+        out.write(b'%d %s execve("/usr/bin/python3", ["python3", "/srv/jobs/job%d.py", "--flag"], 0x7ffd /* 20 vars */) = 0\n'
+                  % (pid, t.encode(), i))
+        out.write(b'%d %s openat(AT_FDCWD, "/srv/lib/python3/site-packages/pkg%d/__init__.py", O_RDONLY|O_CLOEXEC) = 3\n'
+                  % (pid, t.encode(), i))
+        out.write(b'%d %s connect(4, {sa_family=AF_INET, sin_port=htons(443), sin_addr=inet_addr("93.%d.%d.%d")}, 16) = 0\n'
+                  % (pid, t.encode(), i >> 16, (i >> 8) & 255, i & 255))
+        out.write(b'%d %s connect(5, {sa_family=AF_INET6, sin6_port=htons(443), sin6_flowinfo=htonl(0), '
+                  b'inet_pton(AF_INET6, "2001:db8::%x:%x", &sin6_addr), sin6_scope_id=0}, 28) = -1 EINPROGRESS '
+                  b'(Operation now in progress)\n' % (pid, t.encode(), i >> 16, i & 0xFFFF))
+
+
+def unfinished_strace(out):
+    for i in range(2000000):
+        out.write(b'%d 1700000000.%06d connect(3, {sa_family=AF_INET, sin_port=htons(80), sin_addr=inet_addr("93.184.%d.%d")}, 16'
+                  b' <unfinished ...>\n' % (100000 + i, i % 1000000, (i >> 8) & 255, i & 255))
+
+
+def egress_log(out):
+    for i in range(2000000):
+        out.write(b'2025-01-01T00:%02d:%02d.%06d+00:00 host kernel: EGRESS-ALLOW IN= OUT=eth0 SRC=10.0.%d.%d DST=93.%d.%d.%d LEN=60 '
+                  b'TOS=0x00 PREC=0x00 TTL=64 ID=%d DF PROTO=TCP SPT=%d DPT=443 WINDOW=64240 RES=0x00 SYN URGP=0 UID=1000 GID=1000\n'
+                  % (i // 60000 % 60, i // 1000 % 60, i % 1000, (i >> 8) & 255, i & 255, i >> 16, (i >> 8) & 255, i & 255,
+                     i & 0xFFFF, 1024 + i % 60000))
+
+
+def network_csv(out):
+    out.write(b'"Time of Day","Process Name","PID","Operation","Path","Result","Detail","TID","Event Class","Date & Time",'
+              b'"Image Path","User","Command Line","Parent PID"\n')
+    for i in range(300000):
+        out.write(b'"4:33:14.%07d PM","python%d.exe","%d","TCP Connect","10.0.0.2:%d -> 93.%d.%d.%d:443","SUCCESS",'
+                  b'"Length: 0, mss: 1460","%d","Network","7/11/2020 4:33:14 PM","C:\\Python\\python%d.exe","HOST\\user%d",'
+                  b'"C:\\Python\\python%d.exe C:\\jobs\\job%d.py --upload https://example.com/%d","4"\n'
+                  % (i % 10000000, i, 100000 + i, 1024 + i % 60000, i >> 16, (i >> 8) & 255, i & 255, 100000 + i, i, i, i, i, i))
+
+
+LOGS = [("tables.strace", tables_strace), ("unfinished.strace", unfinished_strace), ("egress.log", egress_log),
+        ("network.csv", network_csv)]
+
 CAPTURES = [("filled.pcap", filled), ("emails.pcap", emails), ("queries.pcap", queries),
             ("pipelined.pcap", pipelined), ("datagrams.pcap", datagrams)]
 
@@ -136,5 +185,13 @@ if __name__ == "__main__":
         capture = Capture(path + ".partial")
         write(capture)
         capture.close()
+        os.rename(path + ".partial", path)
+        print(f"{path}: {os.path.getsize(path) // 1000000} MB", flush=True)
+    for name, write in LOGS:
+        path = os.path.join(sys.argv[1], name)
+        if os.path.exists(path):
+            continue
+        with open(path + ".partial", "wb") as out:
+            write(out)
         os.rename(path + ".partial", path)
         print(f"{path}: {os.path.getsize(path) // 1000000} MB", flush=True)

@@ -3,7 +3,9 @@
 # tables, stores and queues at once (bench/crafted.py, 1.45 GB, written once). Each
 # capture alone, then all five in one run (in the order emails, filled, queries,
 # pipelined, datagrams: the run's stores are full when the later ones come), with 1 job,
-# 2 jobs and 2 workers. Prints the manifest's peak (VmHWM); 300 MB is the documented cap.
+# 2 jobs and 2 workers. Then the host logs built to fill the host model, each alone (1
+# job), and all four with all five captures (1 and 2 jobs). Prints the manifest's peak (VmHWM); 300 MB is the
+# documented cap.
 # Usage: bench/memory.sh [DIRECTORY]   (default: $PHONEHOME_CRAFTED or /tmp/phonehome-crafted)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,3 +30,20 @@ for f in "${all[@]}"; do
     printf "%-16s %-20s %-20s %-20s\n" "$(basename "$f")" "$(peak -j 1 "$f")" "$(peak -j 2 "$f")" "$(peak -j 2 --workers 2 "$f")"
 done
 printf "%-16s %-20s %-20s %-20s\n" "all five" "$(peak -j 1 "${all[@]}")" "$(peak -j 2 "${all[@]}")" "$(peak -j 2 --workers 2 "${all[@]}")"
+logs=("$dir/tables.strace" "$dir/unfinished.strace" "$dir/egress.log" "$dir/network.csv")
+printf "\n%-18s %-20s %s\n" "host log" "-j 1" "host model (estimated) / budget"
+hostpeak() { # jobs inputs...: the run's peak, its seconds, and what the host model held by its estimate
+    local start end jobs=$1
+    shift
+    start=$(date +%s.%N)
+    "$bin" analyze -q --no-input-hash -j "$jobs" "$@" -o "$out/run" > /dev/null 2>&1 || true
+    end=$(date +%s.%N)
+    grep -o '"peak_rss_bytes":[0-9]*\|"memory_bytes":[0-9]*,"memory_budget_bytes":[0-9]*' "$out/run/manifest.json" | tr '\n' ',' \
+        | awk -F'[:,]' -v s="$start" -v e="$end" '{ printf "%7.0f MB %7.1f s   %.0f / %.0f MB", $2 / 1e6, e - s, $4 / 1e6, $6 / 1e6 }'
+    rm -rf "$out/run"
+}
+for f in "${logs[@]}"; do
+    printf "%-18s %s\n" "$(basename "$f")" "$(hostpeak 1 "$f")"
+done
+printf "%-18s %s\n" "all + captures" "$(hostpeak 1 "${logs[@]}" "${all[@]}")"
+printf "%-18s %s\n" "the same, -j 2" "$(hostpeak 2 "${logs[@]}" "${all[@]}")"

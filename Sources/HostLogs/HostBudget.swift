@@ -3,7 +3,7 @@ import Wire
 /// What an entry of the host model costs in memory, estimated from its inline size and
 /// the heap objects it owns. The model's tables share one budget in these bytes: count
 /// limits alone let a 653 MB strace log (a million processes, two million connects, a
-/// million files opened) take 1.7 GB. `HostMemoryTests` holds the estimate against the
+/// million files opened) take 2.27 GB, and 2 million netfilter LOG lines 3.68 GB. `HostMemoryTests` holds the estimate against the
 /// resident memory it stands for.
 enum Footprint {
     /// A heap object holding `payload` bytes: Swift's 32-byte header, rounded to 16 as the
@@ -111,9 +111,9 @@ extension SocketRow {
 }
 
 extension HostModel {
-    /// The budget's default: with the decoding tables' 80 MiB and the run's own needs, a
-    /// run reading host logs and captures together stays under 300 MB.
-    public static let defaultBudgetBytes = 96 << 20
+    /// The budget's default: every host log built to fill it read with every crafted
+    /// capture (`bench/memory.sh`) peaked at 264-286 MB at 96 MiB; at 64, 249-272 MB.
+    public static let defaultBudgetBytes = 64 << 20
 
     /// Takes `bytes` of the budget for a new entry; past it the entry is not kept, and is
     /// counted under `limit` and `host_memory_budget`.

@@ -91,7 +91,7 @@ struct Analyze: ParsableCommand {
     @Option(name: .customLong("table-memory"), help: "MiB the decoding tables may hold together: flows, application sessions, out-of-order TCP bytes, parser buffers, queries and requests waiting for answers, fragments, passive DNS (default 80). Over it the flows seen longest ago leave the table, counted as memory_budget.")
     var tableMemory: Int = AppLimits().tableBytes >> 20
 
-    @Option(name: .customLong("host-memory"), help: "MiB the host logs' tables may hold together: processes, threads, execs, connects, DNS questions, files opened, firewall lines, snapshot and Procmon rows, sockets and calls waiting for their second half (default 96). Over it new entries are counted, not kept, as host_memory_budget.")
+    @Option(name: .customLong("host-memory"), help: "MiB the host logs' tables may hold together: processes, threads, execs, connects, DNS questions, files opened, firewall lines, snapshot and Procmon rows, sockets and calls waiting for their second half (default 64). Over it new entries are counted, not kept, as host_memory_budget.")
     var hostMemory: Int = HostModel.defaultBudgetBytes >> 20
 
     @Option(help: "Workers one uncompressed capture file is split across by flow hash (default 1: no split). Each reads the whole file and decodes every packet, and keeps only its own flows; the events are merged back in order, so the outputs are the same bytes as with 1 unless a limit is hit (the flow table, the tables' budget less 16 MiB a worker past the first, and the reassembly, parser and rule-stream budgets are shared out: raise --table-memory by 16 a worker to keep a single run's tables). Pays on 3 cores or more.")
