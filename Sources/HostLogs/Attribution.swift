@@ -70,8 +70,11 @@ public final class ProcessAttributor {
     private var byRemote: [RemoteKey: [Int]] = [:]
     /// Made on a destination's first flow (`nearest`).
     private var timelines: [RemoteKey: Timeline] = [:]
-    /// The one process of a destination's events, or nil when several (`describe`).
-    private var soleProcess: [RemoteKey: Int?] = [:]
+    /// Which processes a destination's events are of, once asked (`describe`).
+    private var destinationUsers: [RemoteKey: DestinationUsers] = [:]
+    enum DestinationUsers {
+        case none, one(Int), several
+    }
     private var listeners: [PortKey: [Int]] = [:]
     private var questionsByPid: [Int: [Int]] = [:]
     private var questionTimelines: [Int: Timeline] = [:]
@@ -341,16 +344,19 @@ public final class ProcessAttributor {
         case .localTuple, .logEvent: confidence = "high"
         case .listeningSocket: confidence = "medium"
         case .remoteAndTime:
-            // Low when other processes used that destination too.
+            // Low when another process used that destination too.
             let key = RemoteKey(proto: e.proto ?? .tcp, remote: e.remote ?? Endpoint(address: .zero, port: 0))
-            let sole: Int?
-            if let known = soleProcess[key] { sole = known } else {
-                let events = byRemote[key] ?? []
-                let first = events.first.map { model.network[$0].pid }
-                sole = events.allSatisfy { model.network[$0].pid == first } ? first : nil
-                soleProcess[key] = sole
+            let users: DestinationUsers
+            if let known = destinationUsers[key] { users = known } else {
+                let pids = (byRemote[key] ?? []).lazy.map { self.model.network[$0].pid }
+                users = pids.first.map { first in pids.allSatisfy { $0 == first } ? .one(first) : .several } ?? .none
+                destinationUsers[key] = users
             }
-            confidence = sole == nil && byRemote[key]?.isEmpty == false || sole.map { $0 != e.pid } == true ? "low" : "medium"
+            switch users {
+            case .none: confidence = "medium"
+            case .one(let pid): confidence = pid == e.pid ? "medium" : "low"
+            case .several: confidence = "low"
+            }
         }
         var a = describe(pid: e.pid, tid: e.tid, reference: e.reference, method: method, confidence: confidence, delta: delta)
         a.eventTime = e.time

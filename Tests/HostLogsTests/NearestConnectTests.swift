@@ -45,6 +45,14 @@ import Wire
         #expect(Self.pid(a, flowAt: 11.0) == 202)     // 10 and 12 as near: 202 logged before 203 and 204
     }
 
+    @Test func confidenceIsLowWhenAnotherProcessUsedTheDestination() {
+        func confidence(_ a: ProcessAttributor) -> String? {
+            a.attribute(proto: .tcp, client: Self.client, server: Self.server, start: Int64(1_700_000_010.0 * 1e9))?.confidence
+        }
+        #expect(confidence(Self.attributor([(401, 10.0), (401, 30.0)])) == "medium")
+        #expect(confidence(Self.attributor([(401, 10.0), (402, 30.0)])) == "low")
+    }
+
     @Test func theClockOffsetMovesTheTarget() {
         // Capture clock 1.5 s ahead of the log's.
         let a = Self.attributor([(301, 10.0), (302, 11.0)], clockOffset: 1_500_000_000)
