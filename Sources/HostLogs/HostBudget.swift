@@ -116,11 +116,11 @@ extension HostModel {
     public static let defaultBudgetBytes = 64 << 20
 
     /// Takes `bytes` of the budget for a new entry; past it the entry is not kept, and is
-    /// counted under `limit` and `host_memory_budget`.
-    mutating func admit(_ bytes: Int, _ limit: String) -> Bool {
+    /// counted under `limit` and (when what it held is lost) `host_memory_budget`.
+    mutating func admit(_ bytes: Int, _ limit: String, losesData: Bool = true) -> Bool {
         guard heldBytes + bytes <= budgetBytes else {
             noteLimit(limit)
-            noteLimit("host_memory_budget")
+            if losesData { noteLimit("host_memory_budget") }
             return false
         }
         heldBytes += bytes

@@ -130,7 +130,7 @@ extension HostModel {
         // Rows are kept with all their fields (about 1.5 KB each) for inspection only: the
         // joins use the network events. Exports of network activity run to millions of rows.
         if procmon.count >= Self.maxProcmonRows { noteLimit("host_procmon_rows") }
-        else if admit(row.footprint, "host_procmon_rows") { procmon.append(row) }
+        else if admit(row.footprint, "host_procmon_rows", losesData: false) { procmon.append(row) }
         guard let pid = row.pid else { return false }
         let f = row.fields
         if processes[pid] == nil {

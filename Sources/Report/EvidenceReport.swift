@@ -123,10 +123,12 @@ public struct EvidenceReport: Sendable {
 
     /// Host-log entries refused: by which limit, how many times (a refused thread is
     /// refused again on each of its lines; the manifest's `host_logs.limits_hit` has each
-    /// name).
+    /// name). Procmon rows past those kept whole lose nothing: their network events are
+    /// kept apart.
     mutating func addHostLimits(_ hits: [String: Int]) {
-        guard !hits.isEmpty else { return }
-        let byLimit = hits.filter { $0.key != "host_memory_budget" }.sorted { ($1.value, $0.key) < ($0.value, $1.key) }
+        let byLimit = hits.filter { $0.key != "host_memory_budget" && $0.key != "host_procmon_rows" }
+            .sorted { ($1.value, $0.key) < ($0.value, $1.key) }
+        guard !byLimit.isEmpty else { return }
         let list = byLimit.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
         let budget = hits["host_memory_budget"].map { ", \($0) of them past the memory budget (--host-memory)" } ?? ""
         limits.append("host logs: entries not kept (\(list) refusals\(budget)); processes, connects and files after them may go unattributed")
