@@ -47,17 +47,6 @@ public enum FirewallLog {
     static let denyWords = ["DROP", "REJECT", "DENY", "BLOCK"].map { Array($0.utf8) }
     static let allowWords = ["ACCEPT", "ALLOW", "PASS"].map { Array($0.utf8) }
 
-    /// Where `needle` first occurs in `bytes` (a plain scan: the needles are a few bytes).
-    static func firstOccurrence(of needle: [UInt8], in bytes: ArraySlice<UInt8>) -> Int? {
-        guard let first = needle.first, bytes.count >= needle.count else { return nil }
-        var i = bytes.startIndex
-        while i <= bytes.endIndex - needle.count {
-            if bytes[i] == first, bytes[i ..< i + needle.count].elementsEqual(needle) { return i }
-            i += 1
-        }
-        return nil
-    }
-
     static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
     /// Parses one line; `reference` says where it came from.
@@ -65,7 +54,7 @@ public enum FirewallLog {
         // The key=value part starts at "IN=" (a word of its own). Read as bytes: splitting
         // the decoded text by characters took 25 µs a line.
         let space = UInt8(ascii: " "), equals = UInt8(ascii: "=")
-        guard let start = firstOccurrence(of: Self.inField, in: line), start == line.startIndex || line[start - 1] == space else {
+        guard let start = firstIndex(of: Self.inField, in: line), start == line.startIndex || line[start - 1] == space else {
             return .failure(.notNetfilter)
         }
         let head = String(decoding: line[line.startIndex ..< start], as: UTF8.self)[...]
@@ -96,8 +85,8 @@ public enum FirewallLog {
         var (time, host, prefix) = header(head)
         while prefix.last == " " { prefix.removeLast() }
         let upper = Array(prefix.uppercased().utf8)[...]
-        let action: FirewallEvent.Action = Self.denyWords.contains { firstOccurrence(of: $0, in: upper) != nil } ? .deny
-            : Self.allowWords.contains { firstOccurrence(of: $0, in: upper) != nil } ? .allow : .unknown
+        let action: FirewallEvent.Action = Self.denyWords.contains { firstIndex(of: $0, in: upper) != nil } ? .deny
+            : Self.allowWords.contains { firstIndex(of: $0, in: upper) != nil } ? .allow : .unknown
         return .success(FirewallEvent(time: time, host: host, prefix: prefix, action: action, inInterface: fields["IN"] ?? "",
                                       outInterface: fields["OUT"] ?? "", proto: fields["PROTO"] ?? "", source: source,
                                       destination: destination, sourcePort: fields["SPT"].flatMap { UInt16($0) },

@@ -568,3 +568,15 @@ public final class StraceReader {
         model.appendDNSQuery(HostDNSQuery(pid: pid, tid: tid, name: DNSName.text(q.name), time: time, server: server, reference: reference))
     }
 }
+
+/// Where `needle` first occurs in `bytes` at or after `from` (a plain scan: the needles
+/// are a few bytes; Foundation's string search converted each text to UTF-16 first).
+func firstIndex(of needle: [UInt8], in bytes: ArraySlice<UInt8>, from: Int? = nil) -> Int? {
+    guard let first = needle.first else { return nil }
+    var i = max(from ?? bytes.startIndex, bytes.startIndex)
+    while i + needle.count <= bytes.endIndex {
+        if bytes[i] == first, bytes[i ..< i + needle.count].elementsEqual(needle) { return i }
+        i += 1
+    }
+    return nil
+}
