@@ -47,4 +47,26 @@ import TestSupport
         print("sysmon: \(total) events equal to their expected rows in \(names.count) files; \(connections) connections, \(queries) DNS queries")
         #expect(total >= 74)
     }
+
+    /// Events on one line after the `<Events>` root, an entity in a value, and an event
+    /// split over lines: each read, in order.
+    @Test func eventsAnywhereOnTheirLines() throws {
+        func event(_ id: Int, _ pid: Int, _ query: String) -> String {
+            "<Event xmlns=\"http://schemas.microsoft.com/win/2004/08/events/event\"><System><Provider Name=\"Microsoft-Windows-Sysmon\"/><EventID>\(id)</EventID>"
+                + "<Computer>pc</Computer></System><EventData><Data Name=\"UtcTime\">2024-05-01 10:00:00.000</Data>"
+                + "<Data Name=\"ProcessId\">\(pid)</Data><Data Name=\"QueryName\">\(query)</Data><Data Name=\"Empty\"/></EventData></Event>"
+        }
+        let split = event(22, 30, "c.example").replacingOccurrences(of: "<EventData>", with: "\n<EventData>\n")
+        let text = "<?xml version=\"1.0\"?>\n<Events>" + event(22, 10, "a.example") + event(22, 20, "b&amp;b.example")
+            + "\n" + split + "\n</Events>\n"
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("phonehome-sysmon-\(getpid()).xml").path
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        #expect(HostLogFormat.detect(path: path) == .sysmonXML)
+        var model = HostModel()
+        let summary = model.readSysmonXML(path: path)
+        #expect(summary.events == 3 && summary.unparsed == 0)
+        #expect(model.dnsQueries.map(\.name) == ["a.example", "b&b.example", "c.example"])
+        #expect(model.dnsQueries.map(\.pid) == [10, 20, 30])
+    }
 }
