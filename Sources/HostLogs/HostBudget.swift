@@ -32,6 +32,15 @@ enum Footprint {
     /// One element of a growing array: its capacity runs up to twice its count.
     static func element<T>(_: T.Type) -> Int { 2 * MemoryLayout<T>.stride }
 
+    /// A fixed mix of 64 bits (splitmix64's finalizer): the same in every run, so what is
+    /// kept does not depend on a hash seed.
+    static func mix(_ x: UInt64) -> UInt64 {
+        var z = x &+ 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
     /// One entry of a growing hash table (at most 3/4 full, doubling): up to 8/3 slots.
     static func entry<Key, Value>(_: Key.Type, _: Value.Type) -> Int {
         (MemoryLayout<Key>.stride + MemoryLayout<Value>.stride) * 8 / 3 + 1
@@ -39,25 +48,37 @@ enum Footprint {
 }
 
 extension NetworkEvent {
-    /// In the list and in the socket map that completes its tuple, and in the
-    /// attribution's indexes (by remote end, by tuple and by local port: a later call may
-    /// fill in the local end; a listener by its port) as if under keys of its own, each a
-    /// one-element array: a log of distinct destinations. An event whose protocol the log
-    /// does not say (auditd) is indexed as TCP and as UDP. And in its destination's
-    /// timeline, and the fold of attempts no flow was joined to or the set of those joined.
-    var footprint: Int {
-        let slot = Footprint.object(8)
+    /// In the list (and the socket map that completes its tuple, for strace's), in the
+    /// attribution's indexes by tuple and by local port when it has a local end or a
+    /// strace socket (a later call on it may fill the end in), under keys of its own, each
+    /// a one-element array (a listener by its port), and in its destination's timeline. A destination's first event also pays for the
+    /// destination's entry in the index by remote end, and a process's first event to it
+    /// for the fold of attempts no flow was joined to; later ones pay a slot. An event
+    /// whose protocol the log does not say (auditd) is indexed as TCP and as UDP.
+    func footprint(newDestination: Bool, newAttempt: Bool) -> Int {
+        let slot = Footprint.object(8), arraySlot = Footprint.element(Int.self)
         var index = 0
         if kind == .listen {
             index = Footprint.entry(ProcessAttributor.PortKey.self, [Int].self) + slot
         } else if remote != nil {
-            index = Footprint.entry(ProcessAttributor.RemoteKey.self, [Int].self) + Footprint.entry(ProcessAttributor.PortKey.self, [Int].self)
-                + Footprint.entry(ProcessAttributor.TupleKey.self, [Int].self) + 3 * slot
+            index = newDestination ? Footprint.entry(ProcessAttributor.RemoteKey.self, [Int].self) + slot : arraySlot
+            if local != nil || socketKey != nil {
+                index += Footprint.entry(ProcessAttributor.PortKey.self, [Int].self) + Footprint.entry(ProcessAttributor.TupleKey.self, [Int].self) + 2 * slot
+            }
         }
-        let fold = Footprint.entry(ProcessAttributor.AttemptKey.self, Int.self) + Footprint.element((Int, ProcessAttributor.AttemptKey).self)
-            + Footprint.element((Int64, Int).self)
+        let fold = newAttempt ? Footprint.entry(ProcessAttributor.AttemptKey.self, Int.self) + Footprint.element((Int, ProcessAttributor.AttemptKey).self) : 0
         return Footprint.element(NetworkEvent.self) + Footprint.heap(unixPath) + Footprint.heap(result)
-            + Footprint.entry(SocketKey.self, Int.self) + (proto == nil ? 2 : 1) * index + fold
+            + (socketKey == nil ? 0 : Footprint.entry(SocketKey.self, Int.self)) + (proto == nil ? 2 : 1) * index + fold
+            + Footprint.element((Int64, Int).self)
+    }
+
+    /// Deterministic 64-bit keys of its destination and of (process, destination), for
+    /// knowing which are new (a set of these costs less than one of the keys).
+    var destinationKeys: (destination: UInt64, attempt: UInt64)? {
+        guard let remote else { return nil }
+        var h = Footprint.mix(remote.address.hi ^ Footprint.mix(remote.address.lo ^ UInt64(remote.port) << 48))
+        h = Footprint.mix(h ^ (proto == .udp ? 2 : proto == .tcp ? 1 : 3))
+        return (h, Footprint.mix(h ^ UInt64(bitPattern: Int64(pid))))
     }
 }
 

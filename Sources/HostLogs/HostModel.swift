@@ -165,6 +165,9 @@ public struct HostModel: Sendable {
     public var budgetBytes = HostModel.defaultBudgetBytes
     /// What the kept entries take, by the same estimate.
     public internal(set) var heldBytes = 0
+    /// The destinations and (process, destination) pairs of the network events kept, as
+    /// 64-bit keys: their first event pays for their index entries, the others a slot.
+    var seenDestinations: Set<UInt64> = []
 
     public init() {}
 
@@ -172,7 +175,17 @@ public struct HostModel: Sendable {
     @discardableResult
     mutating func appendNetwork(_ event: NetworkEvent) -> Bool {
         guard network.count < Self.maxNetworkEvents else { return limitHit("host_network_events") }
-        guard admit(event.footprint, "host_network_events") else { return false }
+        let keys = event.destinationKeys
+        let newDestination = keys.map { !seenDestinations.contains($0.destination) } ?? false
+        let newAttempt = keys.map { !seenDestinations.contains($0.attempt) } ?? false
+        let known = Footprint.element(UInt64.self) * 4 / 3   // a new key's place in `seenDestinations`
+        let cost = event.footprint(newDestination: newDestination, newAttempt: newAttempt)
+            + (newDestination ? known : 0) + (newAttempt ? known : 0)
+        guard admit(cost, "host_network_events") else { return false }
+        if let keys {
+            seenDestinations.insert(keys.destination)
+            seenDestinations.insert(keys.attempt)
+        }
         return Self.append(event, of: event.pid, to: &network, spans: &networkSpans)
     }
 
