@@ -88,6 +88,27 @@ import TestSupport
         print("strace under a 2 MiB budget: \(kept) of \(lineCount / 8) connects kept, \(model.execs.count) execs; limits \(model.limitsHit)")
     }
 
+    /// A destination's index entry is charged on its first connect: 10,000 connects to one
+    /// address cost less than 10,000 to distinct ones, by about the entries not made.
+    @Test func repeatedDestinationsCostLess() {
+        func held(_ address: (Int) -> String) -> Int {
+            let text = (0 ..< 10_000).map { i in
+                "7 1700000000.\(String(format: "%06d", i)) connect(3, {sa_family=AF_INET, sin_port=htons(443), "
+                    + "sin_addr=inet_addr(\"\(address(i))\")}, 16) = -1 EINPROGRESS (Operation now in progress)"
+            }.joined(separator: "\n")
+            let reader = StraceReader()
+            var summary = StraceFileSummary(path: "connects")
+            reader.read(LineReader(bytes: Array(text.utf8)), path: "connects", pid: nil, into: &summary)
+            #expect(reader.model.network.count == 10_000)
+            return reader.model.heldBytes
+        }
+        let one = held { _ in "93.184.216.34" }
+        let distinct = held { "93.\($0 >> 16).\(($0 >> 8) & 255).\($0 & 255)" }
+        print("10,000 connects: \(one / 10_000) bytes each to one address, \(distinct / 10_000) to distinct ones (estimated)")
+        #expect(one < distinct && distinct - one > 10_000 * 200)
+        #expect(held { _ in "93.184.216.34" } == one)   // the same in every run
+    }
+
     /// Unfinished calls on ever new threads (2 million such lines took 1.1 GB): past
     /// 65,536 threads waiting at once, a first half is counted, not kept.
     @Test func unfinishedCallsOnDistinctThreadsAreBounded() {
