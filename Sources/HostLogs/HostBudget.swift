@@ -3,8 +3,8 @@ import Wire
 /// What an entry of the host model costs in memory, estimated from its inline size and
 /// the heap objects it owns. The model's tables share one budget in these bytes: count
 /// limits alone let a 653 MB strace log (a million processes, two million connects, a
-/// million files opened) take 2.27 GB, and 2 million netfilter LOG lines 3.68 GB. `HostMemoryTests` holds the estimate against the
-/// resident memory it stands for.
+/// million files opened) take 2.27 GB, and 2 million netfilter LOG lines 3.68 GB.
+/// `HostMemoryTests` holds the estimate against the resident memory it stands for.
 enum Footprint {
     /// A heap object holding `payload` bytes: Swift's 32-byte header, rounded to 16 as the
     /// allocator does.
@@ -51,10 +51,11 @@ extension NetworkEvent {
     /// In the list (and the socket map that completes its tuple, for strace's), in the
     /// attribution's indexes by tuple and by local port when it has a local end or a
     /// strace socket (a later call on it may fill the end in), under keys of its own, each
-    /// a one-element array (a listener by its port), and in its destination's timeline. A destination's first event also pays for the
-    /// destination's entry in the index by remote end, and a process's first event to it
-    /// for the fold of attempts no flow was joined to; later ones pay a slot. An event
-    /// whose protocol the log does not say (auditd) is indexed as TCP and as UDP.
+    /// a one-element array (a listener by its port), and in its destination's timeline.
+    /// A destination's first event also pays for the destination's entry in the index by
+    /// remote end, and a process's first event to it for the fold of attempts no flow was
+    /// joined to; later ones pay a slot. An event whose protocol the log does not say
+    /// (auditd) is indexed as TCP and as UDP.
     func footprint(newDestination: Bool, newAttempt: Bool) -> Int {
         let slot = Footprint.object(8), arraySlot = Footprint.element(Int.self)
         var index = 0
@@ -133,7 +134,8 @@ extension SocketRow {
 
 extension HostModel {
     /// The budget's default: every host log built to fill it read with every crafted
-    /// capture (`bench/memory.sh`) peaked at 264-286 MB at 96 MiB; at 64, 249-272 MB.
+    /// capture (`bench/memory.sh`) peaked at 264 / 286 MB (1 / 2 jobs) at 96 MiB; at 64,
+    /// 246 / 273-287 MB.
     public static let defaultBudgetBytes = 64 << 20
 
     /// Takes `bytes` of the budget for a new entry; past it the entry is not kept, and is

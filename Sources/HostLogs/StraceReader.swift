@@ -64,22 +64,22 @@ func hasSocketAnnotation(_ s: ArraySlice<UInt8>) -> Bool {
     return false
 }
 
+/// Where `needle` first occurs in `bytes` at or after `from` (a plain scan: the needles
+/// are a few bytes; Foundation's string search converted each text to UTF-16 first). The
+/// host-log readers' one byte search.
+func firstIndex<Needle: Collection<UInt8>>(of needle: Needle, in bytes: ArraySlice<UInt8>, from: Int? = nil) -> Int? {
+    guard let first = needle.first else { return nil }
+    var i = max(from ?? bytes.startIndex, bytes.startIndex)
+    while i + needle.count <= bytes.endIndex {
+        if bytes[i] == first, bytes[i ..< i + needle.count].elementsEqual(needle) { return i }
+        i += 1
+    }
+    return nil
+}
+
 /// Whether `s` contains `needle`.
 func contains(_ s: ArraySlice<UInt8>, _ needle: StaticString) -> Bool {
-    let n = needle.utf8CodeUnitCount
-    guard n > 0, s.count >= n else { return false }
-    return needle.withUTF8Buffer { k in
-        var i = s.startIndex
-        while i + n <= s.endIndex {
-            if s[i] == k[0] {
-                var j = 1
-                while j < n && s[i + j] == k[j] { j += 1 }
-                if j == n { return true }
-            }
-            i += 1
-        }
-        return false
-    }
+    needle.withUTF8Buffer { firstIndex(of: $0, in: s) != nil }
 }
 
 /// Reads strace output (`-f` combined files, `-ff` per-process files) into a
@@ -229,26 +229,15 @@ public final class StraceReader {
 
     /// Where a "[pid " prefix starts after the beginning of a line, if it does.
     func pidPrefix(_ line: [UInt8]) -> Int? {
-        let mark = Array("[pid ".utf8)
-        var i = 1
-        while i + mark.count <= line.count {
-            if line[i] == mark[0], line[i ..< i + mark.count].elementsEqual(mark) { return i }
-            i += 1
-        }
-        return nil
+        firstIndex(of: Self.pidMark, in: line[...], from: 1)
     }
 
     /// Where "strace: Process N attached/detached" starts inside a line, if it does.
     func embeddedMessage(_ raw: ArraySlice<UInt8>) -> Int? {
-        let mark = Array("strace: Process ".utf8)
-        guard raw.count > mark.count else { return nil }
-        var i = raw.startIndex + 1
-        while i + mark.count <= raw.endIndex {
-            if raw[i] == mark[0], raw[i ..< i + mark.count].elementsEqual(mark) { return i }
-            i += 1
-        }
-        return nil
+        firstIndex(of: Self.messageMark, in: raw, from: raw.startIndex + 1)
     }
+
+    static let pidMark = Array("[pid ".utf8), messageMark = Array("strace: Process ".utf8)
 
     /// Time in nanoseconds on one scale per file: epoch, or time of day with rollover.
     struct Clock {
@@ -567,16 +556,4 @@ public final class StraceReader {
         guard let decoded, !decoded.isResponse, let q = decoded.questions.first else { return }
         model.appendDNSQuery(HostDNSQuery(pid: pid, tid: tid, name: DNSName.text(q.name), time: time, server: server, reference: reference))
     }
-}
-
-/// Where `needle` first occurs in `bytes` at or after `from` (a plain scan: the needles
-/// are a few bytes; Foundation's string search converted each text to UTF-16 first).
-func firstIndex(of needle: [UInt8], in bytes: ArraySlice<UInt8>, from: Int? = nil) -> Int? {
-    guard let first = needle.first else { return nil }
-    var i = max(from ?? bytes.startIndex, bytes.startIndex)
-    while i + needle.count <= bytes.endIndex {
-        if bytes[i] == first, bytes[i ..< i + needle.count].elementsEqual(needle) { return i }
-        i += 1
-    }
-    return nil
 }
