@@ -78,6 +78,8 @@ public final class ProcessAttributor {
     private var listeners: [PortKey: [Int]] = [:]
     private var questionsByPid: [Int: [Int]] = [:]
     private var questionTimelines: [Int: Timeline] = [:]
+    /// Made on a process's first connect attempt no flow joined (`lastQuestionByLog`).
+    private var questionIndexes: [Int: QuestionIndex] = [:]
     var questionsByName: [String: [Int]] = [:]
     /// Addresses the logs show as this host's own (a socket's local end).
     private var localAddresses: Set<IPAddress> = []
@@ -449,17 +451,12 @@ extension ProcessAttributor {
         if questionsByPid.isEmpty && !model.dnsQueries.isEmpty {
             for (i, q) in model.dnsQueries.enumerated() { questionsByPid[q.pid, default: []].append(i) }
         }
-        var best: HostDNSQuery?
-        for i in questionsByPid[pid] ?? [] {
-            let q = model.dnsQueries[i]
-            let before: Bool
-            if q.reference.file == event.reference.file { before = q.reference.line < event.reference.line }
-            else if let t = q.time, let e = event.time { before = t <= e }
-            else { before = false }
-            guard before else { continue }
-            if let qt = q.time, let et = event.time, let d = difference(et, qt), d > 60_000_000_000 { continue }
-            best = q
+        guard let asked = questionsByPid[pid] else { return nil }
+        let index: QuestionIndex
+        if let made = questionIndexes[pid] { index = made } else {
+            index = QuestionIndex(asked, of: model.dnsQueries)
+            questionIndexes[pid] = index
         }
-        return best?.name
+        return index.last(file: event.reference.file, line: event.reference.line, time: event.time).map { model.dnsQueries[$0].name }
     }
 }

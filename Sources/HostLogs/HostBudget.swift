@@ -106,9 +106,11 @@ extension FileOpen {
 }
 
 extension HostDNSQuery {
-    /// With its place in its process's questions and their timeline.
+    /// With its place in its process's questions, their timeline and their index for
+    /// naming connect attempts no flow joined.
     var footprint: Int {
         Footprint.element(HostDNSQuery.self) + Footprint.heap(name) + Footprint.entry(Int.self, Int.self) + Footprint.element((Int64, Int).self)
+            + QuestionIndex.bytesPerQuestion
     }
 }
 

@@ -148,6 +148,9 @@ enum FuzzTarget: String, CaseIterable {
             _ = attributor.attribute(proto: e.proto ?? .tcp, client: local, server: remote, start: e.time ?? 0)
             _ = attributor.lastQuestion(pid: e.pid, before: e.time ?? 0)
         }
+        attributor.forEachUnjoinedAttempt(isRemote: { _ in true }) { attempt in
+            _ = attributor.lastQuestionByLog(pid: attempt.event.pid, before: attempt.event)
+        }
         for p in reader.model.processes.keys { _ = reader.model.programName(p) }
     }
 

@@ -1,0 +1,195 @@
+/// A process's DNS questions arranged for `ProcessAttributor.lastQuestionByLog`: the last
+/// question (largest index in the model) that a log shows before an event, within a
+/// minute. Asked once per connect attempt no flow joined, a pass over all of the
+/// process's questions made that quadratic: 20,000 attempts and 20,000 questions of one
+/// process took 7 s. Here each ask descends two trees.
+struct QuestionIndex {
+    /// The window: a question older than this before the event does not name it.
+    static let window: Int64 = 60_000_000_000
+    /// Questions a leaf of the trees stands for (looked through one by one).
+    static let block = 16
+    /// Bytes the index holds per question at most, charged by `HostDNSQuery.footprint`:
+    /// 24 in its file's tree and 32 in the time tree, each with its blocks' nodes (a
+    /// power of two at most twice the blocks, 24 bytes each: 6 per question).
+    static let bytesPerQuestion = 24 + 32 + 2 * 6
+
+    /// The process's questions in one file, in model order, for events of that file
+    /// (compared by line, and by time where both have one).
+    private var inFile: [Int: LineTree] = [:]
+    /// The process's questions that have a time, by time, for events of other files.
+    private var byTime: TimeTree
+
+    /// `indices`: the process's questions in model order.
+    init(_ indices: [Int], of queries: [HostDNSQuery]) {
+        var files: [Int: [(index: Int, line: Int, time: Int64?)]] = [:]
+        var timed: [(time: Int64, index: Int, file: Int)] = []
+        for i in indices {
+            let q = queries[i]
+            files[q.reference.file, default: []].append((i, q.reference.line, q.time))
+            if let t = q.time { timed.append((t, i, q.reference.file)) }
+        }
+        for (file, entries) in files { inFile[file] = LineTree(entries) }
+        timed.sort { ($0.time, $0.index) < ($1.time, $1.index) }
+        byTime = TimeTree(timed)
+    }
+
+    /// The model index of the last question before the event at `line` of `file`, at
+    /// `time`: in its own file a question before its line, in another a question at or
+    /// before its time (both times known); either within the window when both times are
+    /// known (an older one is taken only where the difference does not fit 64 bits).
+    func last(file: Int, line: Int, time: Int64?) -> Int? {
+        var best = -1
+        if let tree = inFile[file] {
+            // Qualifying times: none known, at most `window` before, or so far before
+            // that the difference overflows.
+            let keys: (atLeast: Int64, below: Int64?)
+            if let time {
+                let (from, under) = time.subtractingReportingOverflow(Self.window)
+                keys = (under ? .min : from, time >= 0 ? time &- .max : nil)
+            } else {
+                keys = (.min, nil)
+            }
+            if let j = tree.last(lineBelow: line, keyAtLeast: keys.atLeast, keyBelow: keys.below) { best = max(best, j) }
+        }
+        if let time {
+            let (from, under) = time.subtractingReportingOverflow(Self.window)
+            if let j = byTime.last(from: under ? .min : from, through: time, notIn: file) { best = max(best, j) }
+            if time >= 0, let j = byTime.last(from: .min, through: time &- .max &- 1, notIn: file) { best = max(best, j) }
+        }
+        return best >= 0 ? best : nil
+    }
+}
+
+/// Questions of one file in model order, in blocks of `QuestionIndex.block` under a tree
+/// whose nodes keep the smallest line and the smallest and largest time below them (a
+/// question with no time counts as the largest): the last question before a line whose
+/// time qualifies is found by descending from the right, leaving out the subtrees that
+/// cannot hold one, then looking through a block. Lines rise with the model order but
+/// for calls a log finished later, so few subtrees straddle a line.
+struct LineTree {
+    private let lines: [Int]
+    private let keys: [Int64]
+    private let indices: [Int]
+    /// Leaves: one node per block.
+    private let size: Int
+    private var minLine: [Int]
+    private var minKey: [Int64]
+    private var maxKey: [Int64]
+
+    init(_ entries: [(index: Int, line: Int, time: Int64?)]) {
+        lines = entries.map(\.line)
+        keys = entries.map { $0.time ?? .max }
+        indices = entries.map(\.index)
+        let blocks = (entries.count + QuestionIndex.block - 1) / QuestionIndex.block
+        var size = 1
+        while size < max(blocks, 1) { size *= 2 }
+        self.size = size
+        minLine = Array(repeating: .max, count: 2 * size)
+        minKey = Array(repeating: .max, count: 2 * size)
+        maxKey = Array(repeating: .min, count: 2 * size)
+        for (k, line) in lines.enumerated() {
+            let leaf = size + k / QuestionIndex.block
+            minLine[leaf] = min(minLine[leaf], line)
+            minKey[leaf] = min(minKey[leaf], keys[k])
+            maxKey[leaf] = max(maxKey[leaf], keys[k])
+        }
+        var node = size - 1
+        while node >= 1 {
+            minLine[node] = min(minLine[2 * node], minLine[2 * node + 1])
+            minKey[node] = min(minKey[2 * node], minKey[2 * node + 1])
+            maxKey[node] = max(maxKey[2 * node], maxKey[2 * node + 1])
+            node -= 1
+        }
+    }
+
+    /// The model index of the last entry with a line below `line` whose key is at least
+    /// `atLeast` or below `below`.
+    func last(lineBelow line: Int, keyAtLeast atLeast: Int64, keyBelow below: Int64?) -> Int? {
+        lines.isEmpty ? nil : search(1, line, atLeast, below)
+    }
+
+    private func search(_ node: Int, _ line: Int, _ atLeast: Int64, _ below: Int64?) -> Int? {
+        guard minLine[node] < line, maxKey[node] >= atLeast || below.map({ minKey[node] < $0 }) ?? false else { return nil }
+        if node < size { return search(2 * node + 1, line, atLeast, below) ?? search(2 * node, line, atLeast, below) }
+        let first = (node - size) * QuestionIndex.block
+        var k = min(first + QuestionIndex.block, lines.count) - 1
+        while k >= first {
+            if lines[k] < line && (keys[k] >= atLeast || below.map { keys[k] < $0 } ?? false) { return indices[k] }
+            k -= 1
+        }
+        return nil
+    }
+}
+
+/// A process's timed questions sorted by time, in blocks under a tree whose nodes keep the
+/// largest model index below them, its file, and the largest index of another file: the
+/// last question in a span of times outside one file is a pass up the tree and through
+/// the two blocks at the span's ends.
+struct TimeTree {
+    /// The largest index, its file, and the largest index of a file other than that one.
+    struct Top: Equatable {
+        var best = -1
+        var file = -1
+        var other = -1
+
+        static func + (a: Top, b: Top) -> Top {
+            if a.best < 0 { return b }
+            if b.best < 0 { return a }
+            if a.file == b.file { return Top(best: max(a.best, b.best), file: a.file, other: max(a.other, b.other)) }
+            return a.best > b.best ? Top(best: a.best, file: a.file, other: max(a.other, b.best))
+                                   : Top(best: b.best, file: b.file, other: max(b.other, a.best))
+        }
+    }
+
+    private let times: [Int64]
+    private let entries: [Top]
+    private let size: Int
+    private var nodes: [Top]
+
+    init(_ sorted: [(time: Int64, index: Int, file: Int)]) {
+        times = sorted.map(\.time)
+        entries = sorted.map { Top(best: $0.index, file: $0.file) }
+        let blocks = (sorted.count + QuestionIndex.block - 1) / QuestionIndex.block
+        var size = 1
+        while size < max(blocks, 1) { size *= 2 }
+        self.size = size
+        nodes = Array(repeating: Top(), count: 2 * size)
+        for (k, e) in entries.enumerated() { nodes[size + k / QuestionIndex.block] = nodes[size + k / QuestionIndex.block] + e }
+        var node = size - 1
+        while node >= 1 {
+            nodes[node] = nodes[2 * node] + nodes[2 * node + 1]
+            node -= 1
+        }
+    }
+
+    /// The largest model index among questions timed `from ... through` of a file other
+    /// than `file`.
+    func last(from: Int64, through: Int64, notIn file: Int) -> Int? {
+        guard from <= through else { return nil }
+        var lower = firstPosition { $0 >= from }
+        let upper = firstPosition { $0 > through }
+        var found = Top()
+        // The partial blocks at either end entry by entry, the whole ones between by tree.
+        while lower < upper && lower % QuestionIndex.block != 0 { found = found + entries[lower]; lower += 1 }
+        var end = upper
+        while end > lower && end % QuestionIndex.block != 0 { end -= 1; found = found + entries[end] }
+        var left = size + lower / QuestionIndex.block, right = size + end / QuestionIndex.block
+        while left < right {
+            if left & 1 == 1 { found = found + nodes[left]; left += 1 }
+            if right & 1 == 1 { right -= 1; found = found + nodes[right] }
+            left /= 2
+            right /= 2
+        }
+        let answer = found.file != file ? found.best : found.other
+        return answer >= 0 ? answer : nil
+    }
+
+    private func firstPosition(where past: (Int64) -> Bool) -> Int {
+        var low = 0, high = times.count
+        while low < high {
+            let mid = (low + high) / 2
+            if past(times[mid]) { high = mid } else { low = mid + 1 }
+        }
+        return low
+    }
+}
