@@ -40,35 +40,89 @@ public enum ProcmonCSV {
 
     /// The same over the line's bytes (a split by characters took most of a row's time).
     public static func fields(_ line: ArraySlice<UInt8>) -> [String]? {
+        var spans: [Span] = []
+        guard split(line, into: &spans) else { return nil }
+        return spans.map { text(line, $0) }
+    }
+
+    /// One field of a line: its bytes between the commas, with how many quotes they hold.
+    struct Span {
+        var start: Int
+        var end: Int
+        var quotes: Int
+    }
+
+    /// The fields of `line` as spans (RFC 4180: a comma inside quotes is text, `""` inside
+    /// quotes a quote); false if a quote is left open. No text is made: most rows of an
+    /// export are file and registry events, read no further than two fields.
+    static func split(_ line: ArraySlice<UInt8>, into spans: inout [Span]) -> Bool {
         let quote = UInt8(ascii: "\""), comma = UInt8(ascii: ",")
-        var out: [String] = []
-        var current: [UInt8] = []
-        var quoted = false
+        spans.removeAll(keepingCapacity: true)
+        var start = line.startIndex, quotes = 0, quoted = false
         var i = line.startIndex
         while i < line.endIndex {
             let c = line[i]
+            if c == quote {
+                quoted.toggle()   // `""` inside quotes toggles twice: still quoted
+                quotes += 1
+            } else if c == comma && !quoted {
+                spans.append(Span(start: start, end: i, quotes: quotes))
+                start = i + 1
+                quotes = 0
+            }
             i += 1
-            if quoted {
-                if c != quote {
-                    current.append(c)
-                } else if i < line.endIndex, line[i] == quote {
-                    current.append(quote)
-                    i += 1
-                } else {
-                    quoted = false
-                }
-            } else if c == quote {
-                quoted = true
-            } else if c == comma {
-                out.append(String(decoding: current, as: UTF8.self))
-                current.removeAll(keepingCapacity: true)
+        }
+        guard !quoted else { return false }
+        spans.append(Span(start: start, end: line.endIndex, quotes: quotes))
+        return true
+    }
+
+    /// A field's text without its quoting.
+    static func text(_ line: ArraySlice<UInt8>, _ span: Span) -> String {
+        if let inner = plain(line, span) { return String(decoding: line[inner], as: UTF8.self) }
+        let quote = UInt8(ascii: "\"")
+        var out: [UInt8] = []
+        out.reserveCapacity(span.end - span.start)
+        var quoted = false
+        var i = span.start
+        while i < span.end {
+            let c = line[i]
+            i += 1
+            if c != quote {
+                out.append(c)
+            } else if quoted, i < span.end, line[i] == quote {
+                out.append(quote)
+                i += 1
             } else {
-                current.append(c)
+                quoted.toggle()
             }
         }
-        guard !quoted else { return nil }
-        out.append(String(decoding: current, as: UTF8.self))
-        return out
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Where a field's text lies in the line when no quote is inside it (none, or one at
+    /// each end); nil when it must be unquoted.
+    static func plain(_ line: ArraySlice<UInt8>, _ span: Span) -> Range<Int>? {
+        if span.quotes == 0 { return span.start ..< span.end }
+        let quote = UInt8(ascii: "\"")
+        if span.quotes == 2, span.end - span.start >= 2, line[span.start] == quote, line[span.end - 1] == quote {
+            return span.start + 1 ..< span.end - 1
+        }
+        return nil
+    }
+
+    /// Whether a field's text starts with `prefix`, an ASCII word (is it, with `whole`), as
+    /// `String` compares: by bytes, but for a non-ASCII byte after the prefix (a
+    /// combining mark would join its last character) or a field to unquote.
+    static func field(_ line: ArraySlice<UInt8>, _ span: Span, startsWith prefix: StaticString, whole: Bool = false) -> Bool {
+        let expected = UnsafeRawBufferPointer(start: prefix.utf8Start, count: prefix.utf8CodeUnitCount)
+        if let inner = plain(line, span) {
+            if whole || inner.count == expected.count { return inner.count == expected.count && line[inner].starts(with: expected) }
+            if inner.count < expected.count { return false }
+            if line[inner.lowerBound + expected.count] < 0x80 { return line[inner].starts(with: expected) }
+        }
+        let t = text(line, span), p = String(decoding: expected, as: UTF8.self)
+        return whole ? t == p : t.hasPrefix(p)
     }
 
     /// "7/11/2020 4:33:23 PM" date with "4:33:23.7184016 PM" time of day → nanoseconds
@@ -93,26 +147,34 @@ extension HostModel {
     public mutating func readProcmonCSV(path: String) -> ProcmonFileSummary {
         var summary = ProcmonFileSummary(path: path)
         guard let reader = Self.openLog(path, &summary) else { return summary }
+        readProcmonCSV(reader, path: path, into: &summary)
+        return summary
+    }
+
+    public mutating func readProcmonCSV(_ reader: LineReader, path: String, into summary: inout ProcmonFileSummary) {
         let fileIndex = register(path, timeKind: .epoch)
         var header: [String] = []
         // Where the columns that say a row is a network event are (a repeated name: the
         // last one, as the row's table keeps).
         var eventClass: Int?, operation: Int?
+        var spans: [ProcmonCSV.Span] = []
         while let raw = reader.next() {
             summary.lines += 1
             let line = raw.starts(with: Self.byteOrderMark) ? raw.dropFirst(Self.byteOrderMark.count) : raw
-            guard let values = ProcmonCSV.fields(line) else { summary.lineErrors.add("open_quote", line: reader.lineNumber); continue }
+            guard ProcmonCSV.split(line, into: &spans) else { summary.lineErrors.add("open_quote", line: reader.lineNumber); continue }
             if header.isEmpty {
-                header = values
+                header = spans.map { ProcmonCSV.text(line, $0) }
                 eventClass = header.lastIndex(of: "Event Class")
                 operation = header.lastIndex(of: "Operation")
                 continue
             }
-            guard values.count == header.count else { summary.lineErrors.add("column_count", line: reader.lineNumber); continue }
+            guard spans.count == header.count else { summary.lineErrors.add("column_count", line: reader.lineNumber); continue }
             summary.rows += 1
-            // Most rows of an export are file and registry events: their table is not built.
-            guard eventClass.map({ values[$0] == "Network" }) == true
-                || operation.map({ values[$0].hasPrefix("TCP ") || values[$0].hasPrefix("UDP ") }) == true else { continue }
+            // Most rows of an export are file and registry events: no text of theirs is made.
+            guard eventClass.map({ ProcmonCSV.field(line, spans[$0], startsWith: "Network", whole: true) }) == true
+                || operation.map({ ProcmonCSV.field(line, spans[$0], startsWith: "TCP ") || ProcmonCSV.field(line, spans[$0], startsWith: "UDP ") }) == true
+            else { continue }
+            let values = spans.map { ProcmonCSV.text(line, $0) }
             var fields: [String: String] = [:]
             for (k, v) in zip(header, values) { fields[k] = v }
             summary.networkRows += 1
@@ -120,7 +182,6 @@ extension HostModel {
             if add(row) { summary.numericRows += 1 }
         }
         summary.readError = reader.readError
-        return summary
     }
 
     static let byteOrderMark: [UInt8] = [0xEF, 0xBB, 0xBF]

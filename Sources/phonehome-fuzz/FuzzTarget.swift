@@ -158,6 +158,8 @@ enum FuzzTarget: String, CaseIterable {
         var model = HostModel()
         var firewall = FirewallFileSummary(path: "fuzz")
         model.readFirewallLog(LineReader(bytes: bytes), path: "fuzz", into: &firewall)
+        var procmon = ProcmonFileSummary(path: "fuzz")
+        model.readProcmonCSV(LineReader(bytes: bytes), path: "fuzz", into: &procmon)
         for line in bytes.split(separator: 0x0A, omittingEmptySubsequences: false).prefix(256) {
             let text = String(decoding: line, as: UTF8.self)
             _ = SocketSnapshot.parseSS(text, hasNetid: true, reference: LogReference(file: 0, line: 0))

@@ -53,6 +53,35 @@ import TestSupport
         #expect(a?.pid == 2116 && a?.method == .localTuple && a?.name == "ollama.exe")
     }
 
+    /// A row is a network row when its Event Class is "Network" or its Operation starts
+    /// with "TCP " or "UDP ", as the fields' text says: quoting, doubled quotes, quotes
+    /// inside a field and a combining mark after the prefix are read as text is compared.
+    /// (The rows are told apart on the line's bytes, without making their text.)
+    @Test func networkRowsAsTheirTextSays() throws {
+        let csv = [
+            #""Operation","Event Class","Path""#,
+            #""TCP Connect","Network","a""#,                 // network
+            #""RegQueryKey","Registry","b""#,
+            #""TCP Reconnect","Net""work","c""#,             // network by its operation
+            "\"TCP \u{301}Send\",\"File System\",\"d\"",        // "TCP " and a combining mark: not the prefix
+            #"Process Create,Network,e"#,                    // network by its class, unquoted
+            #""UDP Sendto","Networks","f""#,                 // network by its operation
+            #""UD""P Send","Registry","g""#,
+            #""Process Exit","Network","h, with a comma""#,  // network
+            #"Thread Exit,Net"wo"rk,i"#,                     // quotes inside a field: "Network"
+            #""TCP Send","Network""#,                        // a column short: not a row
+        ].joined(separator: "\n")
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("phonehome-procmon-quotes-\(getpid()).csv").path
+        try csv.write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var model = HostModel()
+        let s = model.readProcmonCSV(path: path)
+        #expect(s.rows == 9 && s.malformed == 1)
+        #expect(model.procmon.map { $0.fields["Path"] ?? "" } == ["a", "c", "e", "f", "h, with a comma", "i"])
+        #expect(model.procmon.map { $0.fields["Event Class"] ?? "" } == ["Network", #"Net"work"#, "Network", "Networks", "Network", "Network"])
+        #expect(ProcmonCSV.fields("\"TCP \u{301}Send\",\"x\"") == ["TCP \u{301}Send", "x"])
+    }
+
     /// Rows are kept whole up to a limit (300,000 of them, 55 MB of CSV, took 500 MB);
     /// their network events go on, counted apart.
     @Test func rowsKeptWholeAreBounded() throws {
