@@ -38,23 +38,21 @@ struct QuestionIndex {
     /// before its time (both times known); either within the window when both times are
     /// known (an older one is taken only where the difference does not fit 64 bits).
     func last(file: Int, line: Int, time: Int64?) -> Int? {
-        var best = -1
-        if let tree = inFile[file] {
-            // Qualifying times: none known, at most `window` before, or so far before
-            // that the difference overflows.
-            let keys: (atLeast: Int64, below: Int64?)
-            if let time {
-                let (from, under) = time.subtractingReportingOverflow(Self.window)
-                keys = (under ? .min : from, time >= 0 ? time &- .max : nil)
-            } else {
-                keys = (.min, nil)
-            }
-            if let j = tree.last(lineBelow: line, keyAtLeast: keys.atLeast, keyBelow: keys.below) { best = max(best, j) }
-        }
+        // Qualifying times: at most `window` before the event, or so far before it that
+        // the difference overflows (below `overflowBelow`); in the event's file also none.
+        var recentFrom = Int64.min, overflowBelow: Int64?
         if let time {
             let (from, under) = time.subtractingReportingOverflow(Self.window)
-            if let j = byTime.last(from: under ? .min : from, through: time, notIn: file) { best = max(best, j) }
-            if time >= 0, let j = byTime.last(from: .min, through: time &- .max &- 1, notIn: file) { best = max(best, j) }
+            if !under { recentFrom = from }
+            if time >= 0 { overflowBelow = time &- .max }
+        }
+        var best = -1
+        if let tree = inFile[file], let j = tree.last(lineBelow: line, keyAtLeast: recentFrom, keyBelow: overflowBelow) {
+            best = j
+        }
+        if let time {
+            if let j = byTime.last(from: recentFrom, through: time, notIn: file) { best = max(best, j) }
+            if let below = overflowBelow, let j = byTime.last(from: .min, through: below &- 1, notIn: file) { best = max(best, j) }
         }
         return best >= 0 ? best : nil
     }
