@@ -8,6 +8,16 @@ import TestSupport
 @Suite struct ProcmonTests {
     static let dir = Corpus.root.appendingPathComponent("logs/procmon")
 
+    /// `csv` read as an export from a file of its own.
+    static func read(_ csv: String, _ name: String) throws -> (model: HostModel, summary: ProcmonFileSummary) {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("phonehome-procmon-\(name)-\(getpid()).csv").path
+        try csv.write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var model = HostModel()
+        let summary = model.readProcmonCSV(path: path)
+        return (model, summary)
+    }
+
     @Test func networkRowsOfTheFullExport() throws {
         let available = FileManager.default.fileExists(atPath: Self.dir.path)
         try #require(available || !Corpus.isCI, "procmon corpus missing")
@@ -40,11 +50,7 @@ import TestSupport
         "Time of Day","Process Name","PID","Operation","Path","Result","Detail","TID","Date & Time","Image Path","User","Command Line","Parent PID"
         "4:33:23.7441414 PM","ollama.exe","2116","TCP Connect","10.0.0.5:50000 -> 93.184.216.34:443","SUCCESS","Length: 0","7","7/11/2020 4:33:23 PM","C:\\Ollama\\ollama.exe","HOST\\jane","ollama serve","100"
         """
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("phonehome-procmon-\(getpid()).csv").path
-        try csv.write(toFile: path, atomically: true, encoding: .utf8)
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        var model = HostModel()
-        let s = model.readProcmonCSV(path: path)
+        let (model, s) = try Self.read(csv, "numeric")
         #expect(s.networkRows == 1 && s.numericRows == 1)
         let e = try #require(model.network.first)
         #expect(e.kind == .connect && e.pid == 2116 && e.proto == .tcp && "\(e.local!)" == "10.0.0.5:50000" && "\(e.remote!)" == "93.184.216.34:443")
@@ -71,11 +77,7 @@ import TestSupport
             #"Thread Exit,Net"wo"rk,i"#,                     // quotes inside a field: "Network"
             #""TCP Send","Network""#,                        // a column short: not a row
         ].joined(separator: "\n")
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("phonehome-procmon-quotes-\(getpid()).csv").path
-        try csv.write(toFile: path, atomically: true, encoding: .utf8)
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        var model = HostModel()
-        let s = model.readProcmonCSV(path: path)
+        let (model, s) = try Self.read(csv, "quotes")
         #expect(s.rows == 9 && s.malformed == 1)
         #expect(model.procmon.map { $0.fields["Path"] ?? "" } == ["a", "c", "e", "f", "h, with a comma", "i"])
         #expect(model.procmon.map { $0.fields["Event Class"] ?? "" } == ["Network", #"Net"work"#, "Network", "Networks", "Network", "Network"])
@@ -90,11 +92,7 @@ import TestSupport
         for i in 0 ..< HostModel.maxProcmonRows + extra {
             csv += "\"4:33:23.7441414 PM\",\"a.exe\",\"\(1000 + i % 7)\",\"TCP Send\",\"10.0.0.5:\(40000 + i % 9000) -> 93.184.216.34:443\",\"SUCCESS\",\"Length: 1\",\"7/11/2020 4:33:23 PM\"\n"
         }
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("phonehome-procmon-many-\(getpid()).csv").path
-        try csv.write(toFile: path, atomically: true, encoding: .utf8)
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        var model = HostModel()
-        let s = model.readProcmonCSV(path: path)
+        let (model, s) = try Self.read(csv, "many")
         #expect(s.networkRows == HostModel.maxProcmonRows + extra)
         #expect(model.procmon.count == HostModel.maxProcmonRows)
         #expect(model.limitsHit["host_procmon_rows"] == extra)
