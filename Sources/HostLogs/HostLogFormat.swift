@@ -22,7 +22,7 @@ public enum HostLogFormat: String, Sendable {
             // Binary data (a capture) is no log.
             if line.prefix(256).contains(where: { $0 < 0x09 }) { return nil }
             seen += 1
-            if seen <= 2, line.starts(with: Array("<?xml".utf8)) || line.starts(with: Array("<Events".utf8)) || line.starts(with: Array("<Event ".utf8)) {
+            if seen <= 2, line.hasPrefix("<?xml") || line.hasPrefix("<Events") || line.hasPrefix("<Event ") {
                 xml = true
             }
             if xml, line.firstRange(of: Array("Microsoft-Windows-Sysmon".utf8)) != nil { return .sysmonXML }

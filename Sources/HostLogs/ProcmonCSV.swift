@@ -115,13 +115,13 @@ public enum ProcmonCSV {
     /// `String` compares: by bytes, but for a non-ASCII byte after the prefix (a
     /// combining mark would join its last character) or a field to unquote.
     static func field(_ line: ArraySlice<UInt8>, _ span: Span, startsWith prefix: StaticString, whole: Bool = false) -> Bool {
-        let expected = UnsafeRawBufferPointer(start: prefix.utf8Start, count: prefix.utf8CodeUnitCount)
+        let n = prefix.utf8CodeUnitCount
         if let inner = plain(line, span) {
-            if whole || inner.count == expected.count { return inner.count == expected.count && line[inner].starts(with: expected) }
-            if inner.count < expected.count { return false }
-            if line[inner.lowerBound + expected.count] < 0x80 { return line[inner].starts(with: expected) }
+            if whole || inner.count == n { return inner.count == n && line[inner].hasPrefix(prefix) }
+            if inner.count < n { return false }
+            if line[inner.lowerBound + n] < 0x80 { return line[inner].hasPrefix(prefix) }
         }
-        let t = text(line, span), p = String(decoding: expected, as: UTF8.self)
+        let t = text(line, span), p = "\(prefix)"
         return whole ? t == p : t.hasPrefix(p)
     }
 

@@ -65,12 +65,12 @@ extension StraceLine {
         var pid: Int?
         skipSpaces()
         guard i < end else { return .failure(.empty) }
-        if line[i...].starts(with: Array("strace: ".utf8)) {
+        if line[i...].hasPrefix("strace: ") {
             return .success(StraceLine(pid: nil, time: nil, body: .straceMessage(String(decoding: line[(i + 8)...], as: UTF8.self))))
         }
         // [pid N] prefix; interleaved output may have eaten its "[".
-        let bracketed = line[i...].starts(with: Array("[pid ".utf8))
-        if bracketed || line[i...].starts(with: Array("pid ".utf8)) {
+        let bracketed = line[i...].hasPrefix("[pid ")
+        if bracketed || line[i...].hasPrefix("pid ") {
             i += bracketed ? 5 : 4
             skipSpaces()
             guard let (n, next) = integer(line, i), next < end, line[next] == UInt8(ascii: "]") else { return .failure(.notStrace) }
@@ -107,7 +107,7 @@ extension StraceLine {
         }
         guard i < end else { return .failure(.notStrace) }
         let rest = line[i...]
-        if rest.starts(with: Array("+++ ".utf8)) {
+        if rest.hasPrefix("+++ ") {
             let text = String(decoding: rest, as: UTF8.self)
             if text.hasPrefix("+++ exited with "), let n = Int(text.dropFirst(16).prefix { $0.isNumber }) {
                 return .success(StraceLine(pid: pid, time: time, body: .exited(status: n)))
@@ -118,17 +118,17 @@ extension StraceLine {
             }
             return .failure(.notStrace)
         }
-        if rest.starts(with: Array("--- ".utf8)) {
+        if rest.hasPrefix("--- ") {
             let text = String(decoding: rest.dropFirst(4), as: UTF8.self)
             let name = text.hasPrefix("stopped by ") ? String(text.dropFirst(11).prefix { $0 != " " }) : String(text.prefix { $0 != " " })
             return .success(StraceLine(pid: pid, time: time, body: .signal(name: name)))
         }
-        if rest.starts(with: Array("<... ".utf8)) {
+        if rest.hasPrefix("<... ") {
             var j = rest.startIndex + 5
             let nameStart = j
             while j < end, isNameByte(line[j]) { j += 1 }
             let name = String(decoding: line[nameStart ..< j], as: UTF8.self)
-            guard !name.isEmpty, line[j...].starts(with: Array(" resumed>".utf8)) else { return .failure(.notStrace) }
+            guard !name.isEmpty, line[j...].hasPrefix(" resumed>") else { return .failure(.notStrace) }
             let argsStart = j + 9
             // The rest of the arguments up to the call's closing parenthesis.
             guard let close = lastClose(line[argsStart...]) ?? StraceSyntax.closingParenthesis(line[argsStart...], from: argsStart),
@@ -140,7 +140,7 @@ extension StraceLine {
             }
             return .success(StraceLine(pid: pid, time: time, body: .resumed(name: name, arguments: line[argsStart ..< close], result: result)))
         }
-        if rest.first == UInt8(ascii: ")") || rest.starts(with: Array("<unfinished ...>".utf8)) {
+        if rest.first == UInt8(ascii: ")") || rest.hasPrefix("<unfinished ...>") {
             return .failure(.continuation)
         }
         // name(arguments) = result
@@ -179,9 +179,8 @@ extension StraceLine {
 
     /// Where ` <unfinished ...>` begins when the line ends with it.
     static func unfinishedMark(_ s: ArraySlice<UInt8>) -> Int? {
-        let mark = Array("<unfinished ...>".utf8)
-        guard s.count >= mark.count, s.suffix(mark.count).elementsEqual(mark) else { return nil }
-        var at = s.endIndex - mark.count
+        guard s.hasSuffix("<unfinished ...>") else { return nil }
+        var at = s.endIndex - 16   // the mark's length
         while at > s.startIndex, s[at - 1] == 0x20 { at -= 1 }
         return at
     }

@@ -82,6 +82,19 @@ func contains(_ s: ArraySlice<UInt8>, _ needle: StaticString) -> Bool {
     needle.withUTF8Buffer { firstIndex(of: $0, in: s) != nil }
 }
 
+extension ArraySlice<UInt8> {
+    /// Whether the bytes begin with `prefix`, compared in place: `starts(with:
+    /// Array(literal.utf8))` made an array for each test, seven of them per strace line.
+    func hasPrefix(_ prefix: StaticString) -> Bool {
+        prefix.withUTF8Buffer { p in count >= p.count && self[startIndex ..< startIndex + p.count].elementsEqual(p) }
+    }
+
+    /// Whether the bytes end with `suffix`.
+    func hasSuffix(_ suffix: StaticString) -> Bool {
+        suffix.withUTF8Buffer { p in count >= p.count && self[(endIndex - p.count)...].elementsEqual(p) }
+    }
+}
+
 /// Reads strace output (`-f` combined files, `-ff` per-process files) into a
 /// `HostModel`: the process tree, execs, sockets and where they connected, DNS
 /// questions sent to port 53, symlinks resolved. Streams: only the model is kept.
@@ -397,7 +410,7 @@ public final class StraceReader {
                 model.symlinks[link] = destination
             }
         case .socket:
-            guard let fd = result.value, fd >= 0, arguments.starts(with: Array("AF_INET".utf8)) else { return }
+            guard let fd = result.value, fd >= 0, arguments.hasPrefix("AF_INET") else { return }
             let key = SocketKey(pid: pid, fd: fd)
             forget(key)
             let proto: SocketProtocol? = contains(arguments, "SOCK_STREAM") ? .tcp : contains(arguments, "SOCK_DGRAM") ? .udp : nil
@@ -511,8 +524,8 @@ public final class StraceReader {
             if args.count >= 2, let s = StraceSyntax.string(args[1]) { buffers = [s] }
         case "sendmsg", "sendmmsg":
             if args.count >= 2 {
-                if let r = args[1].firstRange(of: Array("msg_name={".utf8)) {
-                    let from = r.upperBound - 1
+                if let at = firstIndex(of: "msg_name={".utf8, in: args[1]) {
+                    let from = at + 9   // its "{"
                     if let close = StraceSyntax.matchingBrace(args[1], from), case .inet(let to) = StraceSyntax.socketAddress(args[1][from ... close]) {
                         destination = to
                     }
