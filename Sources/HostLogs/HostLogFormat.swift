@@ -25,8 +25,8 @@ public enum HostLogFormat: String, Sendable {
             if seen <= 2, line.hasPrefix("<?xml") || line.hasPrefix("<Events") || line.hasPrefix("<Event ") {
                 xml = true
             }
-            if xml, line.firstRange(of: Array("Microsoft-Windows-Sysmon".utf8)) != nil { return .sysmonXML }
-            if seen == 1, line.firstRange(of: Array("\"Process Name\",\"PID\",\"Operation\"".utf8)) != nil { return .procmonCSV }
+            if xml, contains(line, "Microsoft-Windows-Sysmon") { return .sysmonXML }
+            if seen == 1, contains(line, #""Process Name","PID","Operation""#) { return .procmonCSV }
             if seen <= 3, SocketSnapshot.tool(ofHeader: String(decoding: line.prefix(200), as: UTF8.self)) != nil { return .socketSnapshot }
             if case .success(let parsed) = StraceLine.parse(line) {
                 if case .straceMessage = parsed.body {} else { strace += 1 }

@@ -179,8 +179,9 @@ extension StraceLine {
 
     /// Where ` <unfinished ...>` begins when the line ends with it.
     static func unfinishedMark(_ s: ArraySlice<UInt8>) -> Int? {
-        guard s.hasSuffix("<unfinished ...>") else { return nil }
-        var at = s.endIndex - 16   // the mark's length
+        let mark: StaticString = "<unfinished ...>"
+        guard s.hasSuffix(mark) else { return nil }
+        var at = s.endIndex - mark.utf8CodeUnitCount
         while at > s.startIndex, s[at - 1] == 0x20 { at -= 1 }
         return at
     }
