@@ -13,7 +13,7 @@ import TestSupport
     static let cycles = 40_000
 
     static func writeLog(to url: URL) throws {
-        FileManager.default.createFile(atPath: url.path, contents: nil)
+        try #require(FileManager.default.createFile(atPath: url.path, contents: nil))
         let file = try FileHandle(forWritingTo: url)
         defer { try? file.close() }
         var text = ""

@@ -25,7 +25,7 @@ import TestSupport
 
     @Test func engineFindsWhatPCRE2AloneFinds() throws {
         guard let payloads = try labelledPayloads() else { return }
-        var words = Rule(id: "test.word_pair", title: "Word pair", family: "test", severity: .low, kind: "test")
+        let words = Rule(id: "test.word_pair", title: "Word pair", family: "test", severity: .low, kind: "test")
         words.pattern = "[A-Z][a-z]+(?C1) [A-Z][a-z]+"
         let engine = try (RulePack.load(Corpus.repositoryRoot.appendingPathComponent("rules").path) + [words]).engineForTests()
         #expect(engine.pcreOnlyCount == 1)

@@ -14,7 +14,7 @@ import Wire
         }
         var text = [CChar](repeating: 0, count: 64)
         _ = inet_ntop(AF_INET6, bytes, &text, socklen_t(text.count))
-        return String(cString: text)
+        return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     @Test func ipv6MatchesInetNtop() {
