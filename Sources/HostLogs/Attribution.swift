@@ -243,12 +243,7 @@ public final class ProcessAttributor {
 
         /// Where the first entry later than `time` (or at it, `including`) is.
         func firstPosition(after time: Int64, including: Bool) -> Int {
-            var low = 0, high = byTime.count
-            while low < high {
-                let mid = (low + high) / 2
-                if byTime[mid].time < time || (!including && byTime[mid].time == time) { low = mid + 1 } else { high = mid }
-            }
-            return low
+            partitionPoint(byTime.count) { byTime[$0].time > time || (including && byTime[$0].time == time) }
         }
     }
 

@@ -1,3 +1,5 @@
+import Wire
+
 /// A process's DNS questions arranged for `ProcessAttributor.lastQuestionByLog`: the last
 /// question (largest index in the model) that a log shows before an event, within a
 /// minute. Asked once per connect attempt no flow joined, a pass over all of the
@@ -58,46 +60,60 @@ struct QuestionIndex {
     }
 }
 
-/// Questions of one file in model order, in blocks of `QuestionIndex.block` under a tree
-/// whose nodes keep the smallest line and the smallest and largest time below them (a
-/// question with no time counts as the largest): the last question before a line whose
-/// time qualifies is found by descending from the right, leaving out the subtrees that
-/// cannot hold one, then looking through a block. Lines rise with the model order but
-/// for calls a log finished later, so few subtrees straddle a line.
-struct LineTree {
-    private let lines: [Int]
-    private let keys: [Int64]
-    private let indices: [Int]
-    /// Leaves: one node per block.
-    private let size: Int
-    private var minLine: [Int]
-    private var minKey: [Int64]
-    private var maxKey: [Int64]
+/// Summaries of consecutive blocks of `QuestionIndex.block` entries under a binary tree
+/// of their merges: node 1 is the root, node n's children are 2n and 2n + 1, and the
+/// leaves (one a block) start at `size`.
+struct BlockTree<Summary> {
+    let size: Int
+    private(set) var nodes: [Summary]
 
-    init(_ entries: [(index: Int, line: Int, time: Int64?)]) {
-        lines = entries.map(\.line)
-        keys = entries.map { $0.time ?? .max }
-        indices = entries.map(\.index)
-        let blocks = (entries.count + QuestionIndex.block - 1) / QuestionIndex.block
+    init(count: Int, empty: Summary, entry: (Int) -> Summary, merge: (Summary, Summary) -> Summary) {
+        let blocks = (count + QuestionIndex.block - 1) / QuestionIndex.block
         var size = 1
         while size < max(blocks, 1) { size *= 2 }
         self.size = size
-        minLine = Array(repeating: .max, count: 2 * size)
-        minKey = Array(repeating: .max, count: 2 * size)
-        maxKey = Array(repeating: .min, count: 2 * size)
-        for (k, line) in lines.enumerated() {
+        nodes = Array(repeating: empty, count: 2 * size)
+        for k in 0 ..< count {
             let leaf = size + k / QuestionIndex.block
-            minLine[leaf] = min(minLine[leaf], line)
-            minKey[leaf] = min(minKey[leaf], keys[k])
-            maxKey[leaf] = max(maxKey[leaf], keys[k])
+            nodes[leaf] = merge(nodes[leaf], entry(k))
         }
         var node = size - 1
         while node >= 1 {
-            minLine[node] = min(minLine[2 * node], minLine[2 * node + 1])
-            minKey[node] = min(minKey[2 * node], minKey[2 * node + 1])
-            maxKey[node] = max(maxKey[2 * node], maxKey[2 * node + 1])
+            nodes[node] = merge(nodes[2 * node], nodes[2 * node + 1])
             node -= 1
         }
+    }
+}
+
+/// Questions of one file in model order, in blocks under a tree whose nodes keep the
+/// smallest line and the smallest and largest time below them (a question with no time
+/// counts as the largest): the last question before a line whose time qualifies is found
+/// by descending from the right, leaving out the subtrees that cannot hold one, then
+/// looking through a block. Lines rise with the model order but for calls a log finished
+/// later, so few subtrees straddle a line.
+struct LineTree {
+    struct Bounds {
+        var minLine = Int.max
+        var minKey = Int64.max
+        var maxKey = Int64.min
+
+        static func merge(_ a: Bounds, _ b: Bounds) -> Bounds {
+            Bounds(minLine: min(a.minLine, b.minLine), minKey: min(a.minKey, b.minKey), maxKey: max(a.maxKey, b.maxKey))
+        }
+    }
+
+    private let lines: [Int]
+    private let keys: [Int64]
+    private let indices: [Int]
+    private let tree: BlockTree<Bounds>
+
+    init(_ entries: [(index: Int, line: Int, time: Int64?)]) {
+        let lines = entries.map(\.line), keys = entries.map { $0.time ?? .max }
+        self.lines = lines
+        self.keys = keys
+        indices = entries.map(\.index)
+        tree = BlockTree(count: entries.count, empty: Bounds(), entry: { Bounds(minLine: lines[$0], minKey: keys[$0], maxKey: keys[$0]) },
+                         merge: Bounds.merge)
     }
 
     /// The model index of the last entry with a line below `line` whose key is at least
@@ -107,9 +123,10 @@ struct LineTree {
     }
 
     private func search(_ node: Int, _ line: Int, _ atLeast: Int64, _ below: Int64?) -> Int? {
-        guard minLine[node] < line, maxKey[node] >= atLeast || below.map({ minKey[node] < $0 }) ?? false else { return nil }
-        if node < size { return search(2 * node + 1, line, atLeast, below) ?? search(2 * node, line, atLeast, below) }
-        let first = (node - size) * QuestionIndex.block
+        let b = tree.nodes[node]
+        guard b.minLine < line, b.maxKey >= atLeast || below.map({ b.minKey < $0 }) ?? false else { return nil }
+        if node < tree.size { return search(2 * node + 1, line, atLeast, below) ?? search(2 * node, line, atLeast, below) }
+        let first = (node - tree.size) * QuestionIndex.block
         var k = min(first + QuestionIndex.block, lines.count) - 1
         while k >= first {
             if lines[k] < line && (keys[k] >= atLeast || below.map { keys[k] < $0 } ?? false) { return indices[k] }
@@ -141,53 +158,34 @@ struct TimeTree {
 
     private let times: [Int64]
     private let entries: [Top]
-    private let size: Int
-    private var nodes: [Top]
+    private let tree: BlockTree<Top>
 
     init(_ sorted: [(time: Int64, index: Int, file: Int)]) {
         times = sorted.map(\.time)
-        entries = sorted.map { Top(best: $0.index, file: $0.file) }
-        let blocks = (sorted.count + QuestionIndex.block - 1) / QuestionIndex.block
-        var size = 1
-        while size < max(blocks, 1) { size *= 2 }
-        self.size = size
-        nodes = Array(repeating: Top(), count: 2 * size)
-        for (k, e) in entries.enumerated() { nodes[size + k / QuestionIndex.block] = nodes[size + k / QuestionIndex.block] + e }
-        var node = size - 1
-        while node >= 1 {
-            nodes[node] = nodes[2 * node] + nodes[2 * node + 1]
-            node -= 1
-        }
+        let entries = sorted.map { Top(best: $0.index, file: $0.file) }
+        self.entries = entries
+        tree = BlockTree(count: entries.count, empty: Top(), entry: { entries[$0] }, merge: +)
     }
 
     /// The largest model index among questions timed `from ... through` of a file other
     /// than `file`.
     func last(from: Int64, through: Int64, notIn file: Int) -> Int? {
         guard from <= through else { return nil }
-        var lower = firstPosition { $0 >= from }
-        let upper = firstPosition { $0 > through }
+        var lower = partitionPoint(times.count) { times[$0] >= from }
+        let upper = partitionPoint(times.count) { times[$0] > through }
         var found = Top()
         // The partial blocks at either end entry by entry, the whole ones between by tree.
         while lower < upper && lower % QuestionIndex.block != 0 { found = found + entries[lower]; lower += 1 }
         var end = upper
         while end > lower && end % QuestionIndex.block != 0 { end -= 1; found = found + entries[end] }
-        var left = size + lower / QuestionIndex.block, right = size + end / QuestionIndex.block
+        var left = tree.size + lower / QuestionIndex.block, right = tree.size + end / QuestionIndex.block
         while left < right {
-            if left & 1 == 1 { found = found + nodes[left]; left += 1 }
-            if right & 1 == 1 { right -= 1; found = found + nodes[right] }
+            if left & 1 == 1 { found = found + tree.nodes[left]; left += 1 }
+            if right & 1 == 1 { right -= 1; found = found + tree.nodes[right] }
             left /= 2
             right /= 2
         }
         let answer = found.file != file ? found.best : found.other
         return answer >= 0 ? answer : nil
-    }
-
-    private func firstPosition(where past: (Int64) -> Bool) -> Int {
-        var low = 0, high = times.count
-        while low < high {
-            let mid = (low + high) / 2
-            if past(times[mid]) { high = mid } else { low = mid + 1 }
-        }
-        return low
     }
 }

@@ -1,5 +1,6 @@
 import CHyperscan
 import Foundation
+import Wire
 
 /// Limits of the scanning engine, each reported when hit.
 public enum RuleLimits {
@@ -619,12 +620,7 @@ struct GatedPiece {
 /// or before `position`, found by halving (0 when none does, or none is there).
 @inline(__always)
 func lastIndex<Element>(startingAtOrBefore position: Int, in elements: [Element], _ start: (Element) -> Int) -> Int {
-    var low = 0, high = elements.count   // the first one starting after `position` is in low...high
-    while low < high {
-        let mid = (low + high) / 2
-        if start(elements[mid]) <= position { low = mid + 1 } else { high = mid }
-    }
-    return max(low - 1, 0)
+    max(partitionPoint(elements.count) { start(elements[$0]) > position } - 1, 0)
 }
 
 /// A raw Vectorscan report: pattern index and stream offsets (`from` is not tracked).
