@@ -1,4 +1,7 @@
 import Capture
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Host log lines, streamed from a file (xz or gzip compressed too) in 1 MiB reads. A
 /// line longer than `maxLineLength` is cut there (and counted): a log of any size is read
@@ -45,7 +48,7 @@ public final class LineReader {
     /// The next line without its line break (a trailing CR is dropped too), or nil.
     public func next() -> ArraySlice<UInt8>? {
         while true {
-            if let newline = buffer[start...].firstIndex(of: 0x0A) {
+            if let newline = newline(from: start) {
                 return take(upTo: newline, skip: 1)
             }
             if buffer.count - start >= Self.maxLineLength {
@@ -53,7 +56,7 @@ public final class LineReader {
                 let line = take(upTo: start + Self.maxLineLength, skip: 0)
                 // Drop the rest of the over-long line.
                 while !eof || start < buffer.count {
-                    if let newline = buffer[start...].firstIndex(of: 0x0A) { start = newline + 1; break }
+                    if let newline = newline(from: start) { start = newline + 1; break }
                     start = buffer.count
                     if !fill() { break }
                 }
@@ -64,6 +67,15 @@ public final class LineReader {
                 return take(upTo: buffer.count, skip: 0)
             }
             _ = fill()
+        }
+    }
+
+    /// The index of the first line feed at or after `from` (memchr: the generic search
+    /// compared byte by byte through the element's equality, a ninth of a strace read).
+    private func newline(from: Int) -> Int? {
+        buffer.withUnsafeBufferPointer { b in
+            guard from < b.count, let base = b.baseAddress, let hit = memchr(base + from, 0x0A, b.count - from) else { return nil }
+            return UnsafeRawPointer(hit) - UnsafeRawPointer(base)
         }
     }
 

@@ -131,8 +131,7 @@ extension StraceLine {
             guard !name.isEmpty, line[j...].hasPrefix(" resumed>") else { return .failure(.notStrace) }
             let argsStart = j + 9
             // The rest of the arguments up to the call's closing parenthesis.
-            guard let close = lastClose(line[argsStart...]) ?? StraceSyntax.closingParenthesis(line[argsStart...], from: argsStart),
-                  let result = self.result(line[(close + 1)...]) else {
+            guard let (close, result) = lastClose(line[argsStart...]) ?? closeAndResult(line, from: argsStart) else {
                 if unfinishedMark(line[argsStart...]) != nil {
                     return .failure(.continuation)   // resumed and interrupted again: rare, not modelled
                 }
@@ -152,25 +151,32 @@ extension StraceLine {
         if let mark = unfinishedMark(line[argsStart...]) {
             return .success(StraceLine(pid: pid, time: time, body: .unfinished(name: name, arguments: line[argsStart ..< mark])))
         }
-        guard let close = lastClose(line[argsStart...]) ?? StraceSyntax.closingParenthesis(line[argsStart...], from: argsStart) else {
+        guard let (close, result) = lastClose(line[argsStart...]) ?? closeAndResult(line, from: argsStart) else {
             return .failure(.brokenCall)
         }
-        guard let result = self.result(line[(close + 1)...]) else { return .failure(.brokenCall) }
         return .success(StraceLine(pid: pid, time: time, body: .call(name: name, arguments: line[argsStart ..< close], result: result)))
     }
 
     /// The `)` of the last `) = ` in `s` when a result follows it: where the arguments
     /// end (a result never holds ") = "), found from the end without reading the
     /// arguments; it also takes arguments a bracket scan cannot balance (netlink dumps).
-    static func lastClose(_ s: ArraySlice<UInt8>) -> Int? {
+    /// With the result read there (read once, not again by the caller).
+    static func lastClose(_ s: ArraySlice<UInt8>) -> (Int, StraceResult)? {
         var i = s.endIndex - 4
         while i >= s.startIndex {
             if s[i] == UInt8(ascii: ")"), s[i + 1] == 0x20, s[i + 2] == UInt8(ascii: "="), s[i + 3] == 0x20 {
-                return result(s[(i + 1)...]) != nil ? i : nil
+                return result(s[(i + 1)...]).map { (i, $0) }
             }
             i -= 1
         }
         return nil
+    }
+
+    /// The arguments' closing parenthesis found by balancing brackets from `from`, and
+    /// the result after it; nil when either is missing.
+    static func closeAndResult(_ line: ArraySlice<UInt8>, from: Int) -> (Int, StraceResult)? {
+        guard let close = StraceSyntax.closingParenthesis(line[from...], from: from), let r = result(line[(close + 1)...]) else { return nil }
+        return (close, r)
     }
 
     static func isNameByte(_ c: UInt8) -> Bool {
@@ -198,7 +204,9 @@ extension StraceLine {
 
     /// `16:45:39`, `16:45:39.970398`, `1795454115.063047`, `0.000123`, read on bytes.
     static func timestamp(_ token: ArraySlice<UInt8>) -> StraceTime? {
-        var fields: [Int64] = []   // the colon-separated whole numbers
+        // The colon-separated whole numbers before the last (at most two), kept in place:
+        // an array made per line was a malloc and a free on every strace line.
+        var field0: Int64 = 0, field1: Int64 = 0, fieldCount = 0
         var value: Int64 = 0, digits = 0
         var fraction: Int64 = 0, fractionDigits = 0
         var inFraction = false
@@ -213,8 +221,9 @@ extension StraceLine {
                     value = value * 10 + Int64(c - 0x30)
                     digits += 1
                 }
-            } else if c == UInt8(ascii: ":"), !inFraction, digits > 0, fields.count < 2 {
-                fields.append(value)
+            } else if c == UInt8(ascii: ":"), !inFraction, digits > 0, fieldCount < 2 {
+                if fieldCount == 0 { field0 = value } else { field1 = value }
+                fieldCount += 1
                 value = 0; digits = 0
             } else if c == UInt8(ascii: "."), !inFraction, digits > 0 {
                 inFraction = true
@@ -224,9 +233,9 @@ extension StraceLine {
         }
         guard digits > 0, !inFraction || fractionDigits > 0 else { return nil }
         for _ in fractionDigits..<9 { fraction *= 10 }
-        if !fields.isEmpty {
-            guard fields.count == 2, fields[0] < 24, fields[1] < 60, value < 61 else { return nil }
-            return StraceTime(kind: .timeOfDay, nanoseconds: ((fields[0] * 60 + fields[1]) * 60 + value) * 1_000_000_000 + fraction)
+        if fieldCount > 0 {
+            guard fieldCount == 2, field0 < 24, field1 < 60, value < 61 else { return nil }
+            return StraceTime(kind: .timeOfDay, nanoseconds: ((field0 * 60 + field1) * 60 + value) * 1_000_000_000 + fraction)
         }
         guard value < 1 << 33 else { return nil }
         // -r prints small numbers; -ttt prints seconds since 1970 (after 1973 here).
@@ -248,7 +257,7 @@ extension StraceLine {
         var i = t.startIndex
         var negative = false
         if i < t.endIndex, t[i] == UInt8(ascii: "-") { negative = true; i += 1 }
-        if t[i...].starts(with: [0x30, 0x78]) {   // 0x… (a pointer): present, value not needed
+        if i + 1 < t.endIndex, t[i] == 0x30, t[i + 1] == 0x78 {   // 0x… (a pointer): present, value not needed
             r.value = 0
             return r
         }

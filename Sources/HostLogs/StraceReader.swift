@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Protocols
 import Wire
 
@@ -47,21 +50,43 @@ enum Syscall {
         "sendto": .send, "sendmsg": .send, "sendmmsg": .send, "write": .send, "writev": .send, "send": .send, "pwrite64": .send,
     ]
 
-    init(_ name: String) { self = Self.byName[name] ?? .other }
+    init(_ name: String) {
+        var name = name
+        self = name.withUTF8 { Self.named($0) }
+    }
+
+    /// `byName` by length, each name as bytes: a line's name is compared with the few of
+    /// its length (hashing it as a String was a sixteenth of a strace read).
+    private static let byLength: [[(name: [UInt8], call: Syscall)]] = {
+        var table = [[(name: [UInt8], call: Syscall)]](repeating: [], count: 16)
+        for (name, call) in byName where name.utf8.count < table.count { table[name.utf8.count].append((Array(name.utf8), call)) }
+        return table
+    }()
+
+    private static func named(_ bytes: UnsafeBufferPointer<UInt8>) -> Syscall {
+        guard bytes.count < byLength.count, let base = bytes.baseAddress else { return .other }
+        for entry in byLength[bytes.count] where entry.name.withUnsafeBufferPointer({ $0.baseAddress.map { memcmp($0, base, bytes.count) == 0 } ?? false }) {
+            return entry.call
+        }
+        return .other
+    }
 }
 
 /// Whether `s` holds a socket annotation (`<TCP:`, `<UDP:`, `<TCPv6:`, `<UDPv6:`).
 func hasSocketAnnotation(_ s: ArraySlice<UInt8>) -> Bool {
-    var i = s.startIndex
-    while i + 4 < s.endIndex {
-        if s[i] == UInt8(ascii: "<") {
-            let a = s[i + 1], b = s[i + 2], c = s[i + 3]
-            if (a == UInt8(ascii: "T") && b == UInt8(ascii: "C") && c == UInt8(ascii: "P"))
-                || (a == UInt8(ascii: "U") && b == UInt8(ascii: "D") && c == UInt8(ascii: "P")) { return true }
+    s.withUnsafeBufferPointer { b in
+        // A "<" with three more bytes after it: found by memchr, most arguments have none.
+        guard let base = b.baseAddress else { return false }
+        var i = 0
+        while i + 4 < b.count, let hit = memchr(base + i, 0x3C, b.count - 4 - i) {
+            let at = UnsafeRawPointer(hit) - UnsafeRawPointer(base)
+            let a = b[at + 1], c1 = b[at + 2], c2 = b[at + 3]
+            if (a == UInt8(ascii: "T") && c1 == UInt8(ascii: "C") && c2 == UInt8(ascii: "P"))
+                || (a == UInt8(ascii: "U") && c1 == UInt8(ascii: "D") && c2 == UInt8(ascii: "P")) { return true }
+            i = at + 1
         }
-        i += 1
+        return false
     }
-    return false
 }
 
 /// Where `needle` first occurs in `bytes` at or after `from` (a plain scan: the needles
@@ -83,15 +108,28 @@ func contains(_ s: ArraySlice<UInt8>, _ needle: StaticString) -> Bool {
 }
 
 extension ArraySlice<UInt8> {
-    /// Whether the bytes begin with `prefix`, compared in place: `starts(with:
+    /// Whether the bytes begin with `prefix`, compared in place (memcmp): `starts(with:
     /// Array(literal.utf8))` made an array for each test, seven of them per strace line.
     func hasPrefix(_ prefix: StaticString) -> Bool {
-        prefix.withUTF8Buffer { p in count >= p.count && self[startIndex ..< startIndex + p.count].elementsEqual(p) }
+        matches(prefix, at: startIndex)
     }
 
     /// Whether the bytes end with `suffix`.
     func hasSuffix(_ suffix: StaticString) -> Bool {
-        suffix.withUTF8Buffer { p in count >= p.count && self[(endIndex - p.count)...].elementsEqual(p) }
+        matches(suffix, at: endIndex - suffix.utf8CodeUnitCount)
+    }
+
+    /// Whether `literal` lies at index `at` (false when it would not fit).
+    private func matches(_ literal: StaticString, at: Int) -> Bool {
+        let k = literal.utf8CodeUnitCount
+        guard at >= startIndex, at + k <= endIndex else { return false }
+        guard k > 0 else { return true }
+        return withUnsafeBufferPointer { b in
+            literal.withUTF8Buffer { p in
+                guard let base = b.baseAddress, let lit = p.baseAddress else { return false }
+                return memcmp(base + (at - startIndex), lit, k) == 0
+            }
+        }
     }
 }
 
