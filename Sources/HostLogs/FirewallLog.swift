@@ -57,9 +57,13 @@ public enum FirewallLog {
         guard let start = firstIndex(of: Self.inField, in: line), start == line.startIndex || line[start - 1] == space else {
             return .failure(.notNetfilter)
         }
-        let head = String(decoding: line[line.startIndex ..< start], as: UTF8.self)[...]
-        var fields: [String: String] = [:]
-        fields.reserveCapacity(24)   // a LOG line has 15-22 fields: no regrowth on the way
+        let headBytes = line[line.startIndex ..< start]
+        // Every key=value goes into `fields` (the first of a key counts); the few the event
+        // names are also kept aside as they pass, so that none is looked up again.
+        var pairs: [(String, String)] = []
+        pairs.reserveCapacity(24)   // a LOG line has 15-22 fields: no regrowth on the way
+        var named = NamedValues()
+        var flagged: UInt16 = 0   // bit n: NamedField n was also a bare word
         var flags: [String] = []
         var lastLength: Int?
         var i = start
@@ -73,26 +77,99 @@ public enum FirewallLog {
             }
             guard let eq else {
                 flags.append(String(decoding: line[tokenStart ..< i], as: UTF8.self))
+                if let f = NamedField(line[tokenStart ..< i]) { flagged |= 1 << f.rawValue }
                 continue
             }
             let key = String(decoding: line[tokenStart ..< eq], as: UTF8.self), value = String(decoding: line[eq + 1 ..< i], as: UTF8.self)
-            if key == "LEN" { lastLength = Int(value) }
-            if fields[key] == nil { fields[key] = value }
+            if eq - tokenStart == 3, line[tokenStart] == UInt8(ascii: "L"), line[tokenStart + 1] == UInt8(ascii: "E"),
+               line[tokenStart + 2] == UInt8(ascii: "N") { lastLength = Int(value) }
+            if let f = NamedField(line[tokenStart ..< eq]), named[f] == nil { named[f] = value }
+            pairs.append((key, value))
         }
-        guard fields["OUT"] != nil, let src = fields["SRC"], let dst = fields["DST"] else { return .failure(.notNetfilter) }
+        guard named[.outInterface] != nil, let src = named[.source], let dst = named[.destination] else { return .failure(.notNetfilter) }
         guard let source = IPAddress(src), let destination = IPAddress(dst) else { return .failure(.badAddress) }
+        var fields = [String: String](minimumCapacity: 24)
+        fields.merge(pairs) { first, _ in first }
         for flag in flags { fields[flag] = "" }
-        var (time, host, prefix) = header(head)
+        // A bare word names a field too, as empty (it was set after the values).
+        func field(_ f: NamedField) -> String? { flagged & 1 << f.rawValue != 0 ? "" : named[f] }
+        // An ASCII head (the usual) is read as bytes; any other as text, by characters.
+        var (time, host, prefix) = headBytes.allSatisfy({ $0 < 0x80 }) ? header(ascii: headBytes)
+            : header(String(decoding: headBytes, as: UTF8.self)[...])
         while prefix.last == " " { prefix.removeLast() }
         let upper = Array(prefix.uppercased().utf8)[...]
         let action: FirewallEvent.Action = Self.denyWords.contains { firstIndex(of: $0, in: upper) != nil } ? .deny
             : Self.allowWords.contains { firstIndex(of: $0, in: upper) != nil } ? .allow : .unknown
-        return .success(FirewallEvent(time: time, host: host, prefix: prefix, action: action, inInterface: fields["IN"] ?? "",
-                                      outInterface: fields["OUT"] ?? "", proto: fields["PROTO"] ?? "", source: source,
-                                      destination: destination, sourcePort: fields["SPT"].flatMap { UInt16($0) },
-                                      destinationPort: fields["DPT"].flatMap { UInt16($0) }, length: lastLength,
-                                      uid: fields["UID"].flatMap { Int($0) }, gid: fields["GID"].flatMap { Int($0) },
+        return .success(FirewallEvent(time: time, host: host, prefix: prefix, action: action, inInterface: field(.inInterface) ?? "",
+                                      outInterface: field(.outInterface) ?? "", proto: field(.proto) ?? "", source: source,
+                                      destination: destination, sourcePort: field(.sourcePort).flatMap { UInt16($0) },
+                                      destinationPort: field(.destinationPort).flatMap { UInt16($0) }, length: lastLength,
+                                      uid: field(.uid).flatMap { Int($0) }, gid: field(.gid).flatMap { Int($0) },
                                       fields: fields, reference: reference))
+    }
+
+    /// The values of the named fields, in place (an array of them was two allocations a line).
+    struct NamedValues {
+        var inInterface, outInterface, source, destination, proto, sourcePort, destinationPort, uid, gid: String?
+        subscript(_ f: NamedField) -> String? {
+            get {
+                switch f {
+                case .inInterface: inInterface
+                case .outInterface: outInterface
+                case .source: source
+                case .destination: destination
+                case .proto: proto
+                case .sourcePort: sourcePort
+                case .destinationPort: destinationPort
+                case .uid: uid
+                case .gid: gid
+                }
+            }
+            set {
+                switch f {
+                case .inInterface: inInterface = newValue
+                case .outInterface: outInterface = newValue
+                case .source: source = newValue
+                case .destination: destination = newValue
+                case .proto: proto = newValue
+                case .sourcePort: sourcePort = newValue
+                case .destinationPort: destinationPort = newValue
+                case .uid: uid = newValue
+                case .gid: gid = newValue
+                }
+            }
+        }
+    }
+
+    /// The keys the event reads, known by their bytes (ASCII: a key's text equals one of
+    /// them exactly when its bytes do).
+    enum NamedField: Int {
+        case inInterface, outInterface, source, destination, proto, sourcePort, destinationPort, uid, gid
+
+        init?(_ key: ArraySlice<UInt8>) {
+            let b = key.startIndex
+            switch key.count {
+            case 2:
+                guard key[b] == UInt8(ascii: "I"), key[b + 1] == UInt8(ascii: "N") else { return nil }
+                self = .inInterface
+            case 3:
+                switch (key[b], key[b + 1], key[b + 2]) {
+                case (UInt8(ascii: "O"), UInt8(ascii: "U"), UInt8(ascii: "T")): self = .outInterface
+                case (UInt8(ascii: "S"), UInt8(ascii: "R"), UInt8(ascii: "C")): self = .source
+                case (UInt8(ascii: "D"), UInt8(ascii: "S"), UInt8(ascii: "T")): self = .destination
+                case (UInt8(ascii: "S"), UInt8(ascii: "P"), UInt8(ascii: "T")): self = .sourcePort
+                case (UInt8(ascii: "D"), UInt8(ascii: "P"), UInt8(ascii: "T")): self = .destinationPort
+                case (UInt8(ascii: "U"), UInt8(ascii: "I"), UInt8(ascii: "D")): self = .uid
+                case (UInt8(ascii: "G"), UInt8(ascii: "I"), UInt8(ascii: "D")): self = .gid
+                default: return nil
+                }
+            case 5:
+                guard key.hasPrefix("PROTO") else { return nil }
+                self = .proto
+            default:
+                return nil
+            }
+        }
     }
 
     /// Time, host and log prefix from what precedes `IN=`: `Jun  8 14:34:33 host kernel:
@@ -120,6 +197,54 @@ public enum FirewallLog {
         return (time, host, String(trimmed))
     }
 
+    /// `header(_:)` for a head of ASCII bytes, where each character is one byte: the same
+    /// result without splitting the text by characters (a third of a LOG line's time).
+    static func header(ascii head: ArraySlice<UInt8>) -> (FirewallEvent.Time?, String?, String) {
+        let space = UInt8(ascii: " ")
+        // The first four words (runs of non-spaces) and whether there are that many.
+        var words: (Range<Int>, Range<Int>, Range<Int>, Range<Int>) = (0 ..< 0, 0 ..< 0, 0 ..< 0, 0 ..< 0)
+        var count = 0
+        var i = head.startIndex
+        while count < 4 {
+            while i < head.endIndex, head[i] == space { i += 1 }
+            guard i < head.endIndex else { break }
+            let wordStart = i
+            while i < head.endIndex, head[i] != space { i += 1 }
+            switch count {
+            case 0: words.0 = wordStart ..< i
+            case 1: words.1 = wordStart ..< i
+            case 2: words.2 = wordStart ..< i
+            default: words.3 = wordStart ..< i
+            }
+            count += 1
+        }
+        func text(_ r: Range<Int>) -> String { String(decoding: head[r], as: UTF8.self) }
+        var time: FirewallEvent.Time?
+        var host: String?
+        var rest = head.startIndex
+        if count >= 3, let month = months.firstIndex(of: text(words.0)), let day = Int(text(words.1)),
+           let seconds = clockNanoseconds(text(words.2)[...]) {
+            time = .syslog(month: month + 1, day: day, nanosecondsOfDay: seconds)
+            rest = words.2.upperBound
+            if count >= 4 { host = text(words.3); rest = words.3.upperBound }
+        } else if count >= 1, let epoch = head[words.0].withUnsafeBufferPointer({ isoNanoseconds(bytes: $0) }) {
+            time = .epoch(nanoseconds: epoch)
+            rest = words.0.upperBound
+        }
+        // "kernel:" (syslog program) and "[ 203.842973]" (kernel uptime) are not the prefix.
+        func skipSpaces(_ from: Int) -> Int {
+            var j = from
+            while j < head.endIndex, head[j] == space { j += 1 }
+            return j
+        }
+        var at = skipSpaces(rest)
+        if head[at...].hasPrefix("kernel:") { at = skipSpaces(at + 7) }
+        if at < head.endIndex, head[at] == UInt8(ascii: "["), let close = head[at...].firstIndex(of: UInt8(ascii: "]")) {
+            at = skipSpaces(close + 1)
+        }
+        return (time, host, text(at ..< head.endIndex))
+    }
+
     /// "14:34:33" or "14:34:33.123456".
     static func clockNanoseconds(_ s: Substring) -> Int64? {
         guard let t = StraceLine.timestamp(ArraySlice(s.utf8)), t.kind == .timeOfDay else { return nil }
@@ -128,7 +253,11 @@ public enum FirewallLog {
 
     /// "2026-11-23T17:14:45,335628+00:00" (comma or dot before the fraction; Z or ±hh:mm).
     static func isoNanoseconds(_ s: Substring) -> Int64? {
-        let b = Array(s.utf8)
+        var s = s
+        return s.withUTF8 { isoNanoseconds(bytes: $0) }
+    }
+
+    static func isoNanoseconds(bytes b: UnsafeBufferPointer<UInt8>) -> Int64? {
         guard b.count >= 19, b[4] == UInt8(ascii: "-"), b[7] == UInt8(ascii: "-"), b[10] == UInt8(ascii: "T") || b[10] == 0x20,
               b[13] == UInt8(ascii: ":"), b[16] == UInt8(ascii: ":") else { return nil }
         func num(_ r: Range<Int>) -> Int64? {
@@ -151,8 +280,22 @@ public enum FirewallLog {
         var offset: Int64 = 0
         if i < b.count, b[i] == UInt8(ascii: "+") || b[i] == UInt8(ascii: "-"), i + 5 < b.count + 1 {
             let sign: Int64 = b[i] == UInt8(ascii: "+") ? 1 : -1
-            let rest = Array(b[(i + 1)...]).filter { $0 != UInt8(ascii: ":") }
-            if rest.count >= 4, let h = Int64(String(decoding: rest[0 ..< 2], as: UTF8.self)), let m = Int64(String(decoding: rest[2 ..< 4], as: UTF8.self)) {
+            // The first four bytes after the sign that are not colons (hh:mm or hhmm).
+            var rest: (UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0)
+            var restCount = 0
+            for c in b[(i + 1)...] where c != UInt8(ascii: ":") {
+                switch restCount {
+                case 0: rest.0 = c
+                case 1: rest.1 = c
+                case 2: rest.2 = c
+                case 3: rest.3 = c
+                default: break
+                }
+                restCount += 1
+                if restCount == 4 { break }
+            }
+            func number(_ x: UInt8, _ y: UInt8) -> Int64? { Int64(String(decoding: [x, y], as: UTF8.self)) }
+            if restCount >= 4, let h = number(rest.0, rest.1), let m = number(rest.2, rest.3) {
                 offset = sign * (h * 3600 + m * 60)
             }
         }

@@ -40,6 +40,12 @@ public struct IPAddress: Hashable, Comparable, Sendable {
 
     /// Parses dotted IPv4 or RFC 4291 IPv6 text.
     public init?(_ text: String) {
+        // Plain dotted decimal, read off the bytes (splitting by characters took a fifth
+        // of a firewall log line); anything else takes the general reading below.
+        if let v4 = Self.dottedQuad(text.utf8) {
+            self.init(v4: v4)
+            return
+        }
         if !text.contains(":") {
             let parts = text.split(separator: ".", omittingEmptySubsequences: false)
             guard parts.count == 4 else { return nil }
@@ -88,6 +94,26 @@ public struct IPAddress: Hashable, Comparable, Sendable {
 }
 
 extension IPAddress {
+    /// Four decimal numbers of one to three digits, each at most 255, with dots between
+    /// and nothing else; nil for any other text (which the general reading then decides).
+    static func dottedQuad(_ utf8: String.UTF8View) -> UInt32? {
+        var value: UInt32 = 0, part: UInt32 = 0, digits = 0, dots = 0
+        for c in utf8 {
+            if c >= 0x30 && c <= 0x39 {
+                guard digits < 3 else { return nil }
+                part = part * 10 + UInt32(c - 0x30)
+                digits += 1
+            } else if c == UInt8(ascii: "."), digits > 0, dots < 3, part <= 255 {
+                value = value << 8 | part
+                part = 0; digits = 0; dots += 1
+            } else {
+                return nil
+            }
+        }
+        guard dots == 3, digits > 0, part <= 255 else { return nil }
+        return value << 8 | part
+    }
+
     static func splitOnDoubleColon(_ text: String) -> [String] {
         var parts: [String] = []
         var current: [UInt8] = []

@@ -1,0 +1,64 @@
+@testable import HostLogs
+import Testing
+import TestSupport
+
+/// The host-log readers' byte paths against the text paths they replace: a firewall
+/// line's head read as ASCII bytes and as characters, and the socket-annotation search.
+@Suite struct LogBytesTests {
+    @Test func asciiHeadReadsAsItsText() {
+        var random = SplitMix64(seed: 7)
+        let tokens = ["Jun", "Dec", "jun", "8", "31", "32", "+5", "14:34:33", "14:34:33.123456", "25:00:00", "host", "fw-1",
+                      "kernel:", "kernel:[", "[", "]", "[ 203.842973]", "[12.5]", "2026-11-23T17:14:45,335628+00:00",
+                      "2025-01-01T00:00:00.000000+05:30", "2025-01-01T00:00:00Z", "2025-01-01T00:00:00-0800", "2025-13-01T00:00:00",
+                      "EGRESS-ALLOW", "IPTABLES-DROP:", "x", ""]
+        var timed = 0
+        for _ in 0 ..< 50_000 {
+            var head = ""
+            for _ in 0 ..< Int.random(in: 0 ... 7, using: &random) {
+                head += String(repeating: " ", count: Int.random(in: 0 ... 2, using: &random))
+                head += tokens.randomElement(using: &random)!
+            }
+            head += String(repeating: " ", count: Int.random(in: 0 ... 2, using: &random))
+            let bytes = ArraySlice(Array(head.utf8))
+            let byText = FirewallLog.header(head[...]), byBytes = FirewallLog.header(ascii: bytes)
+            #expect(byText.0 == byBytes.0 && byText.1 == byBytes.1 && byText.2 == byBytes.2, "\(head)")
+            if byText.0 != nil { timed += 1 }
+        }
+        #expect(timed > 5_000)
+        // Offsets: ±hh:mm and ±hhmm; a short one is ignored.
+        #expect(FirewallLog.isoNanoseconds("1970-01-01T05:30:00+05:30"[...]) == 0)
+        let eightHours: Int64 = 8 * 3_600 * 1_000_000_000
+        #expect(FirewallLog.isoNanoseconds("1970-01-01T00:00:00-0800"[...]) == eightHours)
+        #expect(FirewallLog.isoNanoseconds("1970-01-01T00:00:01+05"[...]) == 1_000_000_000)
+        #expect(FirewallLog.isoNanoseconds("1970-01-01T00:00:00.5Z"[...]) == 500_000_000)
+    }
+
+    @Test func socketAnnotationFoundWhereTheByteLoopFoundIt() {
+        // The loop it replaced: a "<" with "TCP" or "UDP" after it, the "<" at most five
+        // bytes from the end.
+        func reference(_ s: [UInt8]) -> Bool {
+            var i = 0
+            while i + 4 < s.count {
+                if s[i] == UInt8(ascii: "<") {
+                    let t = String(decoding: s[(i + 1) ..< (i + 4)], as: UTF8.self)
+                    if t == "TCP" || t == "UDP" { return true }
+                }
+                i += 1
+            }
+            return false
+        }
+        var random = SplitMix64(seed: 11)
+        let pieces = ["<", "<TCP", "<UDP", "<TCPv6:[", "<UD", "TCP", "a", "3", ">", " ", "<<"]
+        var found = 0
+        for _ in 0 ..< 50_000 {
+            let text = (0 ..< Int.random(in: 0 ... 6, using: &random)).map { _ in pieces.randomElement(using: &random)! }.joined()
+            let bytes = Array(text.utf8)
+            // A slice that does not start at 0, as the reader's are.
+            let padded = [UInt8](repeating: 0x41, count: 3) + bytes
+            let slice = padded[3...]
+            #expect(hasSocketAnnotation(slice) == reference(bytes), "\(text)")
+            if reference(bytes) { found += 1 }
+        }
+        #expect(found > 5_000)
+    }
+}
