@@ -93,6 +93,7 @@ func hasSocketAnnotation(_ s: ArraySlice<UInt8>) -> Bool {
 /// are a few bytes; Foundation's string search converted each text to UTF-16 first). The
 /// host-log readers' one byte search.
 func firstIndex<Needle: Collection<UInt8>>(of needle: Needle, in bytes: ArraySlice<UInt8>, from: Int? = nil) -> Int? {
+    if let found = needle.withContiguousStorageIfAvailable({ firstIndex(of: $0, in: bytes, from: from) }) { return found }
     guard let first = needle.first else { return nil }
     var i = max(from ?? bytes.startIndex, bytes.startIndex)
     while i + needle.count <= bytes.endIndex {
@@ -100,6 +101,25 @@ func firstIndex<Needle: Collection<UInt8>>(of needle: Needle, in bytes: ArraySli
         i += 1
     }
     return nil
+}
+
+/// The search on contiguous needles: memchr finds each candidate first byte, memcmp
+/// checks the rest (comparing byte by byte at every offset was most of a socket
+/// address's reading).
+func firstIndex(of needle: UnsafeBufferPointer<UInt8>, in bytes: ArraySlice<UInt8>, from: Int? = nil) -> Int? {
+    guard let first = needle.first, let key = needle.baseAddress else { return nil }
+    let start = max(from ?? bytes.startIndex, bytes.startIndex) - bytes.startIndex
+    return bytes.withUnsafeBufferPointer { b -> Int? in
+        guard let base = b.baseAddress else { return nil }
+        let lastStart = b.count - needle.count
+        var i = start
+        while i <= lastStart, let hit = memchr(base + i, Int32(first), lastStart - i + 1) {
+            let at = UnsafeRawPointer(hit) - UnsafeRawPointer(base)
+            if memcmp(base + at, key, needle.count) == 0 { return bytes.startIndex + at }
+            i = at + 1
+        }
+        return nil
+    }
 }
 
 /// Whether `s` contains `needle`.

@@ -9,6 +9,7 @@ public enum StraceSyntax {
     /// strings, brackets, braces, parentheses and fd annotations.
     public static func splitArguments(_ text: ArraySlice<UInt8>) -> [ArraySlice<UInt8>] {
         var out: [ArraySlice<UInt8>] = []
+        out.reserveCapacity(6)   // most calls take up to six: one allocation, not three
         var argStart = text.startIndex
         while let comma = firstTopLevel(text, from: argStart, where: { $0 == UInt8(ascii: ",") && $1 == 0 }) {
             out.append(trimmed(text[argStart ..< comma]))
@@ -255,15 +256,7 @@ public enum StraceSyntax {
 
     /// The index just past the first `key` in `arg`.
     static func end(of key: StaticString, in arg: ArraySlice<UInt8>) -> Int? {
-        key.withUTF8Buffer { k in
-            guard k.count <= arg.count, let first = k.first else { return nil }
-            var i = arg.startIndex
-            while i + k.count <= arg.endIndex {
-                if arg[i] == first && arg[i ..< i + k.count].elementsEqual(k) { return i + k.count }
-                i += 1
-            }
-            return nil
-        }
+        key.withUTF8Buffer { k in firstIndex(of: k, in: arg).map { $0 + k.count } }
     }
 
     /// The decimal number right after `key` in `arg` (at most 18 digits).
@@ -279,20 +272,10 @@ public enum StraceSyntax {
     }
 
     /// The quoted string right after `key` in `arg`.
-    static func quotedValue(after key: String, in arg: ArraySlice<UInt8>) -> String? {
-        let k = Array(key.utf8)
-        guard k.count <= arg.count else { return nil }
-        var i = arg.startIndex
-        while i + k.count <= arg.endIndex {
-            if arg[i ..< i + k.count].elementsEqual(k) {
-                let from = i + k.count
-                guard from < arg.endIndex else { return nil }
-                let end = skipString(arg, from: from)
-                return string(arg[from ..< end]).map { String(decoding: $0.bytes, as: UTF8.self) }
-            }
-            i += 1
-        }
-        return nil
+    static func quotedValue(after key: StaticString, in arg: ArraySlice<UInt8>) -> String? {
+        guard let from = end(of: key, in: arg), from < arg.endIndex else { return nil }
+        let end = skipString(arg, from: from)
+        return string(arg[from ..< end]).map { String(decoding: $0.bytes, as: UTF8.self) }
     }
 
 
