@@ -11,9 +11,40 @@ public struct ProcmonRow: Sendable {
     /// "local:port -> remote:port" as Procmon wrote it (names or addresses).
     public var path: String { fields["Path"] ?? "" }
     public var ends: (local: (host: String, port: String), remote: (host: String, port: String))? {
+        var path = path
+        // ASCII (the usual): found on the bytes, where each character is one byte.
+        if path.utf8.allSatisfy({ $0 < 0x80 }) { return path.withUTF8 { Self.ends(ascii: $0) } }
+        return Self.ends(text: path)
+    }
+
+    /// `ends` by characters (any text).
+    static func ends(text path: String) -> (local: (host: String, port: String), remote: (host: String, port: String))? {
         let parts = path.components(separatedBy: " -> ")
         guard parts.count == 2, let l = SocketSnapshot.splitAddress(Substring(parts[0])), let r = SocketSnapshot.splitAddress(Substring(parts[1])) else { return nil }
         return ((l.0, l.1), (r.0, r.1))
+    }
+
+    /// `ends` of an ASCII path: split at its one " -> " (none or a second: nil), each side
+    /// at its last ":" into host and port, the host cut at its last "%" (a zone).
+    static func ends(ascii b: UnsafeBufferPointer<UInt8>) -> (local: (host: String, port: String), remote: (host: String, port: String))? {
+        func arrow(from: Int) -> Int? {
+            var i = from
+            while i + 4 <= b.count {
+                if b[i] == 0x20, b[i + 1] == UInt8(ascii: "-"), b[i + 2] == UInt8(ascii: ">"), b[i + 3] == 0x20 { return i }
+                i += 1
+            }
+            return nil
+        }
+        guard let at = arrow(from: 0), arrow(from: at + 4) == nil else { return nil }
+        func side(_ r: Range<Int>) -> (host: String, port: String)? {
+            guard let colon = r.last(where: { b[$0] == UInt8(ascii: ":") }) else { return nil }
+            let host = r.lowerBound ..< colon
+            let zone = host.last(where: { b[$0] == UInt8(ascii: "%") })
+            func text(_ r: Range<Int>) -> String { String(decoding: UnsafeBufferPointer(rebasing: b[r]), as: UTF8.self) }
+            return (text(host.lowerBound ..< (zone ?? colon)), text((colon + 1) ..< r.upperBound))
+        }
+        guard let local = side(0 ..< at), let remote = side((at + 4) ..< b.count) else { return nil }
+        return (local, remote)
     }
 }
 
@@ -129,6 +160,11 @@ public enum ProcmonCSV {
     /// (local time of the machine that ran Procmon, taken as UTC: the offset absorbs it).
     static func time(date: String?, timeOfDay: String?) -> Int64? {
         guard let date, let tod = timeOfDay else { return nil }
+        return usualTime(date: date, timeOfDay: tod) ?? timeByText(date: date, timeOfDay: tod)
+    }
+
+    /// `time` by characters (any text).
+    static func timeByText(date: String, timeOfDay tod: String) -> Int64? {
         let d = date.split(separator: " ").first?.split(separator: "/").compactMap { Int64($0) } ?? []
         let t = tod.split(separator: " ")
         guard d.count == 3, (1...12).contains(d[0]), (1...31).contains(d[1]), (1970...9999).contains(d[2]), t.count == 2, let clock = StraceLine.timestamp(ArraySlice(t[0].utf8)), clock.kind == .timeOfDay else { return nil }
@@ -137,6 +173,45 @@ public enum ProcmonCSV {
         if t[1] == "PM" && hour < 12 { ns += 12 * 3_600_000_000_000 }
         if t[1] == "AM" && hour == 12 { ns -= 12 * 3_600_000_000_000 }
         return FirewallLog.daysFromCivil(d[2], d[0], d[1]) * 86_400_000_000_000 + ns
+    }
+
+    /// `time` for the usual shape, read on bytes: a date "M/D/YYYY" (then anything after a
+    /// space) and a time of day "h:mm:ss[.fraction] AM|PM". Nil for any other shape, and
+    /// for a valid shape out of range: `time` then decides (by text, as before).
+    static func usualTime(date: String, timeOfDay: String) -> Int64? {
+        // The date's numbers: digits separated by "/", ending at the end or a space.
+        var d: (Int64, Int64, Int64) = (0, 0, 0)
+        var count = 0, value: Int64 = 0, digits = 0
+        for c in date.utf8 {
+            if c >= 0x30 && c <= 0x39 {
+                guard digits < 9 else { return nil }
+                value = value * 10 + Int64(c - 0x30)
+                digits += 1
+                continue
+            }
+            guard c == UInt8(ascii: "/") || c == 0x20, digits > 0, count < 3 else { return nil }
+            switch count { case 0: d.0 = value; case 1: d.1 = value; default: d.2 = value }
+            count += 1
+            value = 0; digits = 0
+            if c == 0x20 { break }
+        }
+        if digits > 0 {
+            guard count < 3 else { return nil }
+            switch count { case 0: d.0 = value; case 1: d.1 = value; default: d.2 = value }
+            count += 1
+        }
+        guard count == 3, date.utf8.first != 0x20, (1...12).contains(d.0), (1...31).contains(d.1), (1970...9999).contains(d.2) else { return nil }
+        // The time of day: one space between the clock and AM or PM, nothing else.
+        let t = Array(timeOfDay.utf8)
+        guard t.count > 3, t[t.count - 3] == 0x20, t[t.count - 1] == UInt8(ascii: "M"),
+              t[t.count - 2] == UInt8(ascii: "A") || t[t.count - 2] == UInt8(ascii: "P"),
+              !t[..<(t.count - 3)].contains(0x20),
+              let clock = StraceLine.timestamp(t[..<(t.count - 3)]), clock.kind == .timeOfDay else { return nil }
+        var ns = clock.nanoseconds
+        let hour = ns / 3_600_000_000_000
+        if t[t.count - 2] == UInt8(ascii: "P") && hour < 12 { ns += 12 * 3_600_000_000_000 }
+        if t[t.count - 2] == UInt8(ascii: "A") && hour == 12 { ns -= 12 * 3_600_000_000_000 }
+        return FirewallLog.daysFromCivil(d.2, d.0, d.1) * 86_400_000_000_000 + ns
     }
 }
 
@@ -175,7 +250,7 @@ extension HostModel {
                 || operation.map({ ProcmonCSV.field(line, spans[$0], startsWith: "TCP ") || ProcmonCSV.field(line, spans[$0], startsWith: "UDP ") }) == true
             else { continue }
             let values = spans.map { ProcmonCSV.text(line, $0) }
-            var fields: [String: String] = [:]
+            var fields = [String: String](minimumCapacity: header.count)   // sized once, not regrown per row
             for (k, v) in zip(header, values) { fields[k] = v }
             summary.networkRows += 1
             let row = ProcmonRow(fields: fields, reference: LogReference(file: fileIndex, line: reader.lineNumber))

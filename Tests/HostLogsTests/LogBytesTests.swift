@@ -61,4 +61,42 @@ import TestSupport
         }
         #expect(found > 5_000)
     }
+
+    @Test func procmonPathsSplitAsTheirText() {
+        var random = SplitMix64(seed: 23)
+        let pieces = ["10.0.0.5", "93.184.216.34", ":", "443", "50123", " -> ", " ->", "-> ", " ", "->", "[fe80::1%eth0]", "%", "fe80::1",
+                      "host.example", "http", "", "a:b:c"]
+        var split = 0
+        for round in 0 ..< 50_000 {
+            func some(_ n: ClosedRange<Int>) -> String { (0 ..< Int.random(in: n, using: &random)).map { _ in pieces.randomElement(using: &random)! }.joined() }
+            // Every other path is shaped like Procmon's, with a stray piece now and then.
+            let path = round % 2 == 0 ? some(1 ... 2) + ":" + some(0 ... 1) + " -> " + some(1 ... 2) + ":" + some(0 ... 1) : some(0 ... 7)
+            var bytes = path
+            let byBytes = bytes.withUTF8 { ProcmonRow.ends(ascii: $0) }, byText = ProcmonRow.ends(text: path)
+            #expect(byBytes?.local.host == byText?.local.host && byBytes?.local.port == byText?.local.port
+                    && byBytes?.remote.host == byText?.remote.host && byBytes?.remote.port == byText?.remote.port
+                    && (byBytes == nil) == (byText == nil), "\(path)")
+            if byText != nil { split += 1 }
+        }
+        #expect(split > 2_000)
+    }
+
+    @Test func procmonTimesReadAsTheirText() {
+        var random = SplitMix64(seed: 29)
+        let dates = ["1/15/2024", "12/31/1999", "13/1/2024", "0/1/2024", "1/32/2024", "2/29/2024", "1/15/1969", "1//2024", "1/15/2024/",
+                     "01/05/2024", "1/15/2024 12:00:00 AM", " 1/15/2024", "1/15", "x/1/2024", "1/15/2024  x", "1234567890/1/2024"]
+        let times = ["10:30:45 AM", "10:30:45.1234567 PM", "12:00:00 AM", "12:00:00 PM", "11:59:59.9 PM", "1:02:03 AM", "10:30:45",
+                     "10:30:45  AM", " 10:30:45 AM", "10:30:45 XM", "25:00:00 AM", "10:30 AM", "10:30:45 am", "10:30:45 AM x"]
+        var timed = 0
+        for _ in 0 ..< 20_000 {
+            let date = dates.randomElement(using: &random)!, time = times.randomElement(using: &random)!
+            let byText = ProcmonCSV.timeByText(date: date, timeOfDay: time)
+            if let usual = ProcmonCSV.usualTime(date: date, timeOfDay: time) {
+                #expect(usual == byText, "\(date) | \(time)")
+                timed += 1
+            }
+            #expect(ProcmonCSV.time(date: date, timeOfDay: time) == byText, "\(date) | \(time)")
+        }
+        #expect(timed > 2_000)
+    }
 }
