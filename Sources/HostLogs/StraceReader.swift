@@ -65,7 +65,8 @@ enum Syscall {
 
     private static func named(_ bytes: UnsafeBufferPointer<UInt8>) -> Syscall {
         guard bytes.count < byLength.count, let base = bytes.baseAddress else { return .other }
-        for entry in byLength[bytes.count] where entry.name.withUnsafeBufferPointer({ $0.baseAddress.map { memcmp($0, base, bytes.count) == 0 } ?? false }) {
+        for entry in byLength[bytes.count] where entry.name[0] == base[0]
+            && entry.name.withUnsafeBufferPointer({ $0.baseAddress.map { memcmp($0, base, bytes.count) == 0 } ?? false }) {
             return entry.call
         }
         return .other
@@ -146,7 +147,8 @@ extension ArraySlice<UInt8> {
         guard k > 0 else { return true }
         return withUnsafeBufferPointer { b in
             literal.withUTF8Buffer { p in
-                guard let base = b.baseAddress, let lit = p.baseAddress else { return false }
+                // The first byte decides most tests without a call.
+                guard let base = b.baseAddress, let lit = p.baseAddress, base[at - startIndex] == lit[0] else { return false }
                 return memcmp(base + (at - startIndex), lit, k) == 0
             }
         }
