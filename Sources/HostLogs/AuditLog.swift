@@ -33,7 +33,7 @@ public enum AuditLog {
               let time = timestamp(stamp[stamp.startIndex ..< colon]) else { return .failure(.badHeader) }
         var body = line[(close + 1)...]
         while body.first == UInt8(ascii: ":") || body.first == space { body = body.dropFirst() }   // "): " raw, ") : " from ausearch -i
-        var fields: [String: String] = [:]
+        var fields = [String: String](minimumCapacity: 24)   // a SYSCALL record has ~30 fields: grown once at most, not five times
         // ausearch -i writes the command line as text, spaces and all.
         if type == "PROCTITLE", body.starts(with: proctitleKey), body.contains(space) {
             fields["proctitle"] = String(decoding: body.dropFirst(proctitleKey.count), as: UTF8.self)
@@ -55,7 +55,10 @@ public enum AuditLog {
     /// `1481076984.827` (raw) or `12/07/2016 02:16:24.827` (ausearch -i, local time
     /// taken as UTC: the clock offset absorbs the zone).
     static func timestamp(_ s: Substring) -> Int64? {
-        if !s.contains("/"), let dot = s.firstIndex(of: "."), let seconds = Int64(s[s.startIndex ..< dot]), seconds >= 0, seconds < 1 << 33 {
+        // An ASCII stamp (the usual) is searched on its bytes; Foundation's search took a
+        // twelfth of a record.
+        let slash = s.utf8.allSatisfy({ $0 < 0x80 }) ? s.utf8.contains(UInt8(ascii: "/")) : s.contains("/")
+        if !slash, let dot = s.firstIndex(of: "."), let seconds = Int64(s[s.startIndex ..< dot]), seconds >= 0, seconds < 1 << 33 {
             let digits = s[s.index(after: dot)...]
             guard digits.count <= 9, var fraction = Int64(digits) else { return nil }
             for _ in digits.count..<9 { fraction *= 10 }
