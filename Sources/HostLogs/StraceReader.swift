@@ -90,9 +90,10 @@ func hasSocketAnnotation(_ s: ArraySlice<UInt8>) -> Bool {
     }
 }
 
-/// Where `needle` first occurs in `bytes` at or after `from` (a plain scan: the needles
-/// are a few bytes; Foundation's string search converted each text to UTF-16 first). The
-/// host-log readers' one byte search.
+/// Where `needle` first occurs in `bytes` at or after `from`: the host-log readers' one
+/// byte search (Foundation's string search converted each text to UTF-16 first). A
+/// contiguous needle (an array, a literal) takes the memchr search below; any other, a
+/// plain scan.
 func firstIndex<Needle: Collection<UInt8>>(of needle: Needle, in bytes: ArraySlice<UInt8>, from: Int? = nil) -> Int? {
     if let found = needle.withContiguousStorageIfAvailable({ firstIndex(of: $0, in: bytes, from: from) }) { return found }
     guard let first = needle.first else { return nil }
