@@ -75,7 +75,7 @@ let package = Package(
         .testTarget(name: "WireTests", dependencies: ["Wire", "TestSupport"]),
         .testTarget(name: "CaptureTests", dependencies: ["Capture", "CPcap", "CLZMA", "Wire", "Flows", "Analysis", "TestSupport"]),
         .testTarget(name: "FlowsTests", dependencies: ["Flows", "Wire", "Analysis", "Capture", "TestSupport"]),
-        .testTarget(name: "AppLayerTests", dependencies: ["Analysis", "Protocols", "Flows", "Wire", "Rules", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]),
+        .testTarget(name: "AppLayerTests", dependencies: ["Analysis", "Capture", "Protocols", "Flows", "Wire", "Rules", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "RulesTests", dependencies: ["Rules", "TestSupport"]),
         .testTarget(name: "PackagesTests", dependencies: ["Packages", "HostLogs", "TestSupport"]),
         .testTarget(name: "HostLogsTests", dependencies: ["HostLogs", "Wire", "TestSupport", .product(name: "Yams", package: "Yams")]),

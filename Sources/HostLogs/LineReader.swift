@@ -20,6 +20,8 @@ public final class LineReader {
     public private(set) var bytesRead: Int64 = 0
     public private(set) var truncatedLines = 0
     public private(set) var readError: String?
+    /// Reads so far: a line returned after the count moved lies in a new buffer.
+    public private(set) var fills = 0
 
     public init(path: String) throws(CaptureError) {
         let file: ByteSource = path == "-" ? FileSource(descriptor: 0) : try FileSource(path: path)
@@ -95,6 +97,7 @@ public final class LineReader {
             buffer.removeFirst(start)
             start = 0
         }
+        fills += 1
         var n = 0
         var failure: CaptureError?
         do throws(CaptureError) {

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Capture
 import Protocols
 import Wire
 
@@ -225,68 +226,140 @@ public final class StraceReader {
 
     public func read(_ reader: LineReader, path: String, pid filePid: Int?, into summary: inout StraceFileSummary) {
         let fileIndex = model.register(path, timeKind: nil)
-        var clock = Clock()
-        // A call whose line was broken by the program's own output: waits for its `) = N`.
-        var broken: (line: [UInt8], number: Int)?
+        var state = FileState(fileIndex: fileIndex, filePid: filePid)
+        // Small files (the many of a -ff directory) are read on this thread alone; past
+        // the first MiBs of a large one, its lines are parsed here, ahead, and the model
+        // takes them in order on another core.
+        var ahead = false
         while let raw = reader.next() {
-            summary.lines += 1
-            let number = reader.lineNumber
-            var parsed = StraceLine.parse(raw)
-            if case .success(let line) = parsed, broken == nil {
-                summary.calls += 1
-                take(line, filePid: filePid, fileIndex: fileIndex, number: number, clock: &clock, summary: &summary)
-                continue
-            }
-            var current = Array(raw)
-            // strace's own "Process N attached" can land inside a call's line: cut it out.
-            if case .failure(.brokenCall) = parsed, let cut = embeddedMessage(raw) {
-                current = Array(raw[raw.startIndex ..< cut])
-                parsed = StraceLine.parse(current[...])
-            }
-            // The program's output written before strace's on the same line: skip to "[pid ".
-            if case .failure(.notStrace) = parsed, let at = pidPrefix(current) {
-                let tail = StraceLine.parse(current[at...])
-                if case .success = tail {
-                    parsed = tail
-                    summary.recovered += 1
-                } else if case .failure(.brokenCall) = tail {
-                    current = Array(current[at...])
-                    parsed = tail
-                }
-            }
-            if case .failure(let error) = parsed, let b = broken {
-                // The rest of a call broken by interleaved output (or by strace itself):
-                // join and parse the whole.
-                let whole = StraceLine.parse((b.line + current)[...])
-                if case .success = whole {
-                    parsed = whole
-                    summary.joined += 1
-                    broken = nil
-                } else if error == .brokenCall {
-                    summary.unparsed(StraceLine.ParseError.brokenCall.rawValue, line: b.number)
-                    broken = nil
-                }
-            }
-            switch parsed {
-            case .failure(let error):
-                if error == .brokenCall {
-                    broken = (Array(current.prefix(Self.maxPendingArguments)), number)
-                } else {
-                    summary.unparsed(error.rawValue, line: number)
-                }
-                continue
-            case .success(let line):
-                summary.calls += 1
-                take(line, filePid: filePid, fileIndex: fileIndex, number: number, clock: &clock, summary: &summary)
-            }
+            consume(raw, number: reader.lineNumber, parsed: StraceLine.parse(raw), &state, &summary)
+            if parseAhead && reader.bytesRead >= Self.parseAheadAfter { ahead = true; break }
         }
-        if let b = broken { summary.unparsed(StraceLine.ParseError.brokenCall.rawValue, line: b.number) }
+        if ahead { readAhead(reader, &state, &summary) }
+        if let b = state.broken { summary.unparsed(StraceLine.ParseError.brokenCall.rawValue, line: b.number) }
         onFileEnd?()
         summary.truncatedLines = reader.truncatedLines
         summary.readError = reader.readError
         summary.neverResumed += pending.count
         for tid in pending.keys { releasePending(tid) }
         pending.removeAll()
+    }
+
+    /// With 2 jobs or more: parse a large file's lines on the calling thread while another
+    /// thread runs the model over them, in order (the same model, the same outputs).
+    public var parseAhead = false
+    /// Bytes read on one thread before a file's lines are parsed ahead.
+    static let parseAheadAfter: Int64 = 4 << 20
+
+    /// What reading one file carries from line to line.
+    struct FileState {
+        let fileIndex: Int
+        let filePid: Int?
+        var clock = Clock()
+        /// A call whose line was broken by the program's own output: waits for its `) = N`.
+        var broken: (line: [UInt8], number: Int)?
+    }
+
+    /// A line and what parsing it gave, on its way to the model.
+    struct ParsedLine {
+        let raw: ArraySlice<UInt8>
+        let number: Int
+        let parsed: Result<StraceLine, StraceLine.ParseError>
+    }
+
+    /// The rest of `reader`, parsed on this thread and taken by the model on another. A
+    /// batch holds the lines of one read buffer (at most `batchLines`): the buffer's
+    /// reference count is then touched by one thread at a time, the parser moving on to
+    /// the next buffer while the model reads the lines of the last.
+    func readAhead(_ reader: LineReader, _ state: inout FileState, _ summary: inout StraceFileSummary) {
+        final class Side: @unchecked Sendable {
+            var state: FileState
+            var summary: StraceFileSummary
+            init(_ state: FileState, _ summary: StraceFileSummary) { self.state = state; self.summary = summary }
+        }
+        let side = Side(state, summary)
+        let batchLines = 8192
+        let handoff = Handoff<[ParsedLine]>(name: "phonehome.strace", maxQueued: 4, maxBytes: 8 << 20,
+                                            cost: { $0.count * 64 + (1 << 20) }) { [self] batch in
+            // Read in place: a `for` over the array copied each line out (a retain and a
+            // release of every slice in it).
+            batch.withUnsafeBufferPointer { lines in
+                for i in lines.indices { consume(lines[i].raw, number: lines[i].number, parsed: lines[i].parsed, &side.state, &side.summary) }
+            }
+            batch.removeAll(keepingCapacity: true)
+        }
+        var batch: [ParsedLine] = []
+        batch.reserveCapacity(batchLines)
+        var fills = reader.fills
+        while let raw = reader.next() {
+            if !batch.isEmpty && (reader.fills != fills || batch.count >= batchLines) {
+                handoff.push(batch)
+                batch = handoff.takeSpare() ?? []
+                batch.reserveCapacity(batchLines)
+            }
+            fills = reader.fills
+            batch.append(ParsedLine(raw: raw, number: reader.lineNumber, parsed: StraceLine.parse(raw)))
+        }
+        if !batch.isEmpty { handoff.push(batch) }
+        batch = []
+        handoff.finish()
+        state = side.state
+        summary = side.summary
+    }
+
+    /// One line into the model: a parsed call at once; a line that did not parse is
+    /// tried again as strace's output interleaved with the program's, or joined with the
+    /// broken call before it.
+    func consume(_ raw: ArraySlice<UInt8>, number: Int, parsed first: Result<StraceLine, StraceLine.ParseError>,
+                 _ state: inout FileState, _ summary: inout StraceFileSummary) {
+        summary.lines += 1
+        if state.broken == nil, case .success(let line) = first {
+            summary.calls += 1
+            take(line, filePid: state.filePid, fileIndex: state.fileIndex, number: number, clock: &state.clock, summary: &summary)
+            return
+        }
+        var parsed = first   // copied only on this rarer path
+        var current = Array(raw)
+        // strace's own "Process N attached" can land inside a call's line: cut it out.
+        if case .failure(.brokenCall) = parsed, let cut = embeddedMessage(raw) {
+            current = Array(raw[raw.startIndex ..< cut])
+            parsed = StraceLine.parse(current[...])
+        }
+        // The program's output written before strace's on the same line: skip to "[pid ".
+        if case .failure(.notStrace) = parsed, let at = pidPrefix(current) {
+            let tail = StraceLine.parse(current[at...])
+            if case .success = tail {
+                parsed = tail
+                summary.recovered += 1
+            } else if case .failure(.brokenCall) = tail {
+                current = Array(current[at...])
+                parsed = tail
+            }
+        }
+        if case .failure(let error) = parsed, let b = state.broken {
+            // The rest of a call broken by interleaved output (or by strace itself):
+            // join and parse the whole.
+            let whole = StraceLine.parse((b.line + current)[...])
+            if case .success = whole {
+                parsed = whole
+                summary.joined += 1
+                state.broken = nil
+            } else if error == .brokenCall {
+                summary.unparsed(StraceLine.ParseError.brokenCall.rawValue, line: b.number)
+                state.broken = nil
+            }
+        }
+        switch parsed {
+        case .failure(let error):
+            if error == .brokenCall {
+                state.broken = (Array(current.prefix(Self.maxPendingArguments)), number)
+            } else {
+                summary.unparsed(error.rawValue, line: number)
+            }
+        case .success(let line):
+            summary.calls += 1
+            take(line, filePid: state.filePid, fileIndex: state.fileIndex, number: number, clock: &state.clock, summary: &summary)
+        }
     }
 
     func take(_ line: StraceLine, filePid: Int?, fileIndex: Int, number: Int, clock: inout Clock, summary: inout StraceFileSummary) {

@@ -95,6 +95,7 @@ public struct AnalysisRun {
         // buffers) goes through the rules.
         var hostRun = HostLogRun()
         let strace = StraceReader(budgetBytes: hostMemoryBytes)
+        strace.parseAhead = options.jobs > 1
         var bufferScanner: HostBufferScanner?
         if let engine {
             let scanner = HostBufferScanner(engine: engine, findings: appLogs.findings)

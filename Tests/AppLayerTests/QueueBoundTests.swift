@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TestSupport
 @testable import Analysis
+import Capture
 
 /// The queues between a run's threads are bounded by bytes as well as by count: events
 /// can be large (a request with a 16 KB head), and a consumer slower than its producer

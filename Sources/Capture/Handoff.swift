@@ -1,13 +1,14 @@
 import Foundation
 
 /// One consumer thread fed batches in order by one producer: the pipeline stages of a
-/// run (rule scanning, output) use it to take their share of the work to another core.
+/// run (rule scanning, output) and the strace reader (parsing ahead of the model) use it
+/// to take their share of the work to another core.
 /// The queue is bounded by count and by the batches' bytes, so memory stays bounded when
 /// the consumer is the slower side (the producer then waits; one batch always passes).
 /// A consumed batch, emptied by `consume` with its storage kept, goes back to the
 /// producer through `takeSpare`: freeing a large block on one thread and allocating it on
 /// another would cost malloc more than the batch's work.
-final class Handoff<Batch>: @unchecked Sendable {
+package final class Handoff<Batch>: @unchecked Sendable {
     private let consume: (inout Batch) -> Void
     private var spares: [Batch] = []
     private var bound: QueueBound
@@ -18,7 +19,7 @@ final class Handoff<Batch>: @unchecked Sendable {
     private var stopping = false
     private var thread: Thread?
 
-    init(name: String, maxQueued: Int, maxBytes: Int, cost: @escaping (Batch) -> Int, consume: @escaping (inout Batch) -> Void) {
+    package init(name: String, maxQueued: Int, maxBytes: Int, cost: @escaping (Batch) -> Int, consume: @escaping (inout Batch) -> Void) {
         self.consume = consume
         bound = QueueBound(maxQueued: maxQueued, maxBytes: maxBytes)
         self.cost = cost
@@ -29,21 +30,21 @@ final class Handoff<Batch>: @unchecked Sendable {
     }
 
     /// Bytes of the batches waiting now, by their cost when queued.
-    var waitingBytes: Int {
+    package var waitingBytes: Int {
         condition.lock()
         defer { condition.unlock() }
         return bound.bytes
     }
 
     /// An emptied batch to fill again, if one came back.
-    func takeSpare() -> Batch? {
+    package func takeSpare() -> Batch? {
         condition.lock()
         defer { condition.unlock() }
         return spares.popLast()
     }
 
     /// Queues a batch; waits while the queue is full.
-    func push(_ batch: Batch) {
+    package func push(_ batch: Batch) {
         let bytes = cost(batch)
         condition.lock()
         while bound.isFull(queued: queue.count, adding: bytes) { condition.wait() }
@@ -55,7 +56,7 @@ final class Handoff<Batch>: @unchecked Sendable {
 
     /// Waits until every queued batch is consumed and ends the thread (the consumer's
     /// state is then safe to read from the producer's thread).
-    func finish() {
+    package func finish() {
         condition.lock()
         stopping = true
         condition.broadcast()
@@ -96,13 +97,18 @@ final class Handoff<Batch>: @unchecked Sendable {
 /// The bound of a queue between threads: at most `maxQueued` batches and `maxBytes` of
 /// their bytes wait, and one batch always passes (a batch larger than the bound waits
 /// for an empty queue, never forever).
-struct QueueBound {
+package struct QueueBound {
     let maxQueued: Int
     let maxBytes: Int
     /// Bytes of the batches waiting now.
-    var bytes = 0
+    package var bytes = 0
 
-    func isFull(queued: Int, adding: Int) -> Bool {
+    package init(maxQueued: Int, maxBytes: Int) {
+        self.maxQueued = maxQueued
+        self.maxBytes = maxBytes
+    }
+
+    package func isFull(queued: Int, adding: Int) -> Bool {
         queued > 0 && (queued >= maxQueued || bytes + adding > maxBytes)
     }
 }
