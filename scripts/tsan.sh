@@ -2,6 +2,7 @@
 # Runs the threaded paths of `analyze` under ThreadSanitizer and fails on any race report:
 #  - the pipeline of one input (-j 2: decoding → rule scanning → sinks → output writer),
 #    and of samples/ (capture, strace log and SBOM);
+#  - a large strace log parsed on one thread while the model takes it on another;
 #  - many inputs with 3 jobs: xz inputs decoding ahead into spill files, gzip and plain
 #    ones in their turn, an xz cut short, a missing file;
 #  - the same run interrupted (SIGINT) while inputs decode ahead, at several moments;
@@ -58,6 +59,13 @@ check() {   # check NAME LOG
 check "one input, 2 jobs" "$work/one.log"
 "$bin" analyze -q -j 2 samples --canary PHONEHOME-CANARY-7f3a9c -o "$work/samples" > "$work/samples.log" 2>&1 || true
 check "samples (capture, strace, SBOM), 2 jobs" "$work/samples.log"
+scenario=$corpora/scenarios/lab-nightly-build
+if [ -f "$scenario/ws.strace" ]; then
+    # A strace log larger than the bytes read before parsing ahead: parsed on one thread,
+    # taken by the model (and the rules, for what the processes sent) on another.
+    "$bin" analyze -q -j 2 "$scenario/ws.strace" "$scenario/ws.pcap" -o "$work/strace" > "$work/strace.log" 2>&1 || true
+    check "a strace log parsed ahead, with its capture, 2 jobs" "$work/strace.log"
+fi
 "$bin" analyze -q -j 3 "${inputs[@]}" -o "$work/many" > "$work/many.log" 2>&1 || true
 check "${#inputs[@]} inputs, 3 jobs" "$work/many.log"
 interrupted() {   # interrupted NAME DELAY ARGS...: the run stopped by SIGINT after DELAY s
