@@ -233,7 +233,7 @@ public final class StraceReader {
         var ahead = false
         while let raw = reader.next() {
             consume(raw, number: reader.lineNumber, parsed: StraceLine.parse(raw), &state, &summary)
-            if parseAhead && reader.bytesRead >= Self.parseAheadAfter { ahead = true; break }
+            if parseAhead && reader.bytesRead >= parseAheadAfter { ahead = true; break }
         }
         if ahead { readAhead(reader, &state, &summary) }
         if let b = state.broken { summary.unparsed(StraceLine.ParseError.brokenCall.rawValue, line: b.number) }
@@ -248,8 +248,9 @@ public final class StraceReader {
     /// With 2 jobs or more: parse a large file's lines on the calling thread while another
     /// thread runs the model over them, in order (the same model, the same outputs).
     public var parseAhead = false
-    /// Bytes read on one thread before a file's lines are parsed ahead.
-    static let parseAheadAfter: Int64 = 4 << 20
+    /// Bytes read on one thread before a file's lines are parsed ahead (the fuzz target
+    /// lowers it, to run the threads on small inputs).
+    public var parseAheadAfter: Int64 = 4 << 20
 
     /// What reading one file carries from line to line.
     struct FileState {

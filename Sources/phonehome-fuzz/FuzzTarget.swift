@@ -140,6 +140,12 @@ enum FuzzTarget: String, CaseIterable {
     static func strace(_ bytes: [UInt8]) {
         // An odd first byte: a budget of a few KiB, so refusals and releases run too.
         let reader = StraceReader(budgetBytes: bytes.first.map { $0 & 1 == 1 ? Int($0) << 8 : HostModel.defaultBudgetBytes } ?? 0)
+        // An odd last byte: the lines after the first parsed on this thread, taken by the
+        // model on another (what 2 jobs do past a large file's first MiBs).
+        if let last = bytes.last, last & 1 == 1 {
+            reader.parseAhead = true
+            reader.parseAheadAfter = 0
+        }
         var summary = StraceFileSummary(path: "fuzz")
         reader.read(LineReader(bytes: bytes), path: "fuzz", pid: nil, into: &summary)
         let attributor = ProcessAttributor(model: reader.model)
