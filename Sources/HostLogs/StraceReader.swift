@@ -311,15 +311,23 @@ public final class StraceReader {
     /// One line into the model: a parsed call at once; a line that did not parse is
     /// tried again as strace's output interleaved with the program's, or joined with the
     /// broken call before it.
-    func consume(_ raw: ArraySlice<UInt8>, number: Int, parsed first: Result<StraceLine, StraceLine.ParseError>,
+    func consume(_ raw: ArraySlice<UInt8>, number: Int, parsed first: consuming Result<StraceLine, StraceLine.ParseError>,
                  _ state: inout FileState, _ summary: inout StraceFileSummary) {
         summary.lines += 1
-        if state.broken == nil, case .success(let line) = first {
-            summary.calls += 1
-            take(line, filePid: state.filePid, fileIndex: state.fileIndex, number: number, clock: &state.clock, summary: &summary)
-            return
+        // The parsed line moved, not copied (a copy retained each of its slices and strings).
+        var parsed: Result<StraceLine, StraceLine.ParseError>
+        if state.broken == nil {
+            switch consume first {
+            case .success(let line):
+                summary.calls += 1
+                take(line, filePid: state.filePid, fileIndex: state.fileIndex, number: number, clock: &state.clock, summary: &summary)
+                return
+            case .failure(let error):
+                parsed = .failure(error)
+            }
+        } else {
+            parsed = consume first
         }
-        var parsed = first   // copied only on this rarer path
         var current = Array(raw)
         // strace's own "Process N attached" can land inside a call's line: cut it out.
         if case .failure(.brokenCall) = parsed, let cut = embeddedMessage(raw) {
