@@ -261,12 +261,9 @@ public final class StraceReader {
         var broken: (line: [UInt8], number: Int)?
     }
 
-    /// A line and what parsing it gave, on its way to the model.
-    struct ParsedLine {
-        let raw: ArraySlice<UInt8>
-        let number: Int
-        let parsed: Result<StraceLine, StraceLine.ParseError>
-    }
+    /// A line and what parsing it gave, on its way to the model (a tuple: the model's side
+    /// takes its parts apart by moving them).
+    typealias ParsedLine = (raw: ArraySlice<UInt8>, number: Int, parsed: Result<StraceLine, StraceLine.ParseError>)
 
     /// The rest of `reader`, parsed on this thread and taken by the model on another. A
     /// batch holds the lines of one read buffer (at most `batchLines`): the buffer's
@@ -282,10 +279,15 @@ public final class StraceReader {
         let batchLines = 8192
         let handoff = Handoff<[ParsedLine]>(name: "phonehome.strace", maxQueued: 4, maxBytes: 8 << 20,
                                             cost: { $0.count * 64 + (1 << 20) }) { [self] batch in
-            // Read in place: a `for` over the array copied each line out (a retain and a
-            // release of every slice in it).
-            batch.withUnsafeBufferPointer { lines in
-                for i in lines.indices { consume(lines[i].raw, number: lines[i].number, parsed: lines[i].parsed, &side.state, &side.summary) }
+            // Each line moved out of the batch (a filler left in its place), not copied: a
+            // copy retained every slice and string in it, and the batch then released them.
+            batch.withUnsafeMutableBufferPointer { lines in
+                guard let base = lines.baseAddress else { return }
+                for i in lines.indices {
+                    let (raw, number, parsed) = (base + i).move()
+                    (base + i).initialize(to: (ArraySlice(), 0, .failure(.empty)))
+                    consume(raw, number: number, parsed: parsed, &side.state, &side.summary)
+                }
             }
             batch.removeAll(keepingCapacity: true)
         }
@@ -299,7 +301,7 @@ public final class StraceReader {
                 batch.reserveCapacity(batchLines)
             }
             fills = reader.fills
-            batch.append(ParsedLine(raw: raw, number: reader.lineNumber, parsed: StraceLine.parse(raw)))
+            batch.append((raw, reader.lineNumber, StraceLine.parse(raw)))
         }
         if !batch.isEmpty { handoff.push(batch) }
         batch = []
