@@ -146,29 +146,12 @@ public enum FirewallLog {
     enum NamedField: Int {
         case inInterface, outInterface, source, destination, proto, sourcePort, destinationPort, uid, gid
 
+        static let keys = Keywords<NamedField>(["IN": .inInterface, "OUT": .outInterface, "SRC": .source, "DST": .destination,
+                                                "PROTO": .proto, "SPT": .sourcePort, "DPT": .destinationPort, "UID": .uid, "GID": .gid])
+
         init?(_ key: ArraySlice<UInt8>) {
-            let b = key.startIndex
-            switch key.count {
-            case 2:
-                guard key[b] == UInt8(ascii: "I"), key[b + 1] == UInt8(ascii: "N") else { return nil }
-                self = .inInterface
-            case 3:
-                switch (key[b], key[b + 1], key[b + 2]) {
-                case (UInt8(ascii: "O"), UInt8(ascii: "U"), UInt8(ascii: "T")): self = .outInterface
-                case (UInt8(ascii: "S"), UInt8(ascii: "R"), UInt8(ascii: "C")): self = .source
-                case (UInt8(ascii: "D"), UInt8(ascii: "S"), UInt8(ascii: "T")): self = .destination
-                case (UInt8(ascii: "S"), UInt8(ascii: "P"), UInt8(ascii: "T")): self = .sourcePort
-                case (UInt8(ascii: "D"), UInt8(ascii: "P"), UInt8(ascii: "T")): self = .destinationPort
-                case (UInt8(ascii: "U"), UInt8(ascii: "I"), UInt8(ascii: "D")): self = .uid
-                case (UInt8(ascii: "G"), UInt8(ascii: "I"), UInt8(ascii: "D")): self = .gid
-                default: return nil
-                }
-            case 5:
-                guard key.hasPrefix("PROTO") else { return nil }
-                self = .proto
-            default:
-                return nil
-            }
+            guard let f = Self.keys.value(of: key) else { return nil }
+            self = f
         }
     }
 

@@ -53,25 +53,11 @@ enum Syscall {
 
     init(_ name: String) {
         var name = name
-        self = name.withUTF8 { Self.named($0) }
+        self = name.withUTF8 { Self.byBytes.value(of: $0) } ?? .other
     }
 
-    /// `byName` by length, each name as bytes: a line's name is compared with the few of
-    /// its length (hashing it as a String was a sixteenth of a strace read).
-    private static let byLength: [[(name: [UInt8], call: Syscall)]] = {
-        var table = [[(name: [UInt8], call: Syscall)]](repeating: [], count: 16)
-        for (name, call) in byName where name.utf8.count < table.count { table[name.utf8.count].append((Array(name.utf8), call)) }
-        return table
-    }()
-
-    private static func named(_ bytes: UnsafeBufferPointer<UInt8>) -> Syscall {
-        guard bytes.count < byLength.count, let base = bytes.baseAddress else { return .other }
-        for entry in byLength[bytes.count] where entry.name[0] == base[0]
-            && entry.name.withUnsafeBufferPointer({ $0.baseAddress.map { memcmp($0, base, bytes.count) == 0 } ?? false }) {
-            return entry.call
-        }
-        return .other
-    }
+    /// Hashing a line's name as a String was a sixteenth of a strace read.
+    private static let byBytes = Keywords(byName)
 }
 
 /// Whether `s` holds a socket annotation (`<TCP:`, `<UDP:`, `<TCPv6:`, `<UDPv6:`).
@@ -106,23 +92,50 @@ func firstIndex<Needle: Collection<UInt8>>(of needle: Needle, in bytes: ArraySli
     return nil
 }
 
-/// The search on contiguous needles: memchr finds each candidate first byte, memcmp
-/// checks the rest (comparing byte by byte at every offset was most of a socket
-/// address's reading).
+/// The search on contiguous needles (see below), in a slice's own indices.
 func firstIndex(of needle: UnsafeBufferPointer<UInt8>, in bytes: ArraySlice<UInt8>, from: Int? = nil) -> Int? {
-    guard let first = needle.first, let key = needle.baseAddress else { return nil }
     let start = max(from ?? bytes.startIndex, bytes.startIndex) - bytes.startIndex
-    return bytes.withUnsafeBufferPointer { b -> Int? in
-        guard let base = b.baseAddress else { return nil }
-        let lastStart = b.count - needle.count
-        var i = start
-        while i <= lastStart, let hit = memchr(base + i, Int32(first), lastStart - i + 1) {
-            let at = UnsafeRawPointer(hit) - UnsafeRawPointer(base)
-            if memcmp(base + at, key, needle.count) == 0 { return bytes.startIndex + at }
-            i = at + 1
+    return bytes.withUnsafeBufferPointer { firstIndex(of: needle, in: $0, from: start) }.map { bytes.startIndex + $0 }
+}
+
+/// Where `needle` first occurs in `bytes` at or after offset `from`: memchr finds each
+/// candidate first byte, memcmp checks the rest (comparing byte by byte at every offset
+/// was most of a socket address's reading).
+func firstIndex(of needle: UnsafeBufferPointer<UInt8>, in bytes: UnsafeBufferPointer<UInt8>, from: Int = 0) -> Int? {
+    guard let first = needle.first, let key = needle.baseAddress, let base = bytes.baseAddress else { return nil }
+    let lastStart = bytes.count - needle.count
+    var i = max(from, 0)
+    while i <= lastStart, let hit = memchr(base + i, Int32(first), lastStart - i + 1) {
+        let at = UnsafeRawPointer(hit) - UnsafeRawPointer(base)
+        if memcmp(base + at, key, needle.count) == 0 { return at }
+        i = at + 1
+    }
+    return nil
+}
+
+/// A few ASCII keywords and their values, looked up by a text's bytes: by length, then
+/// first byte, then memcmp (no hashing of a String per line).
+struct Keywords<Value: Sendable>: Sendable {
+    private let byLength: [[(bytes: [UInt8], value: Value)]]
+
+    init(_ words: [String: Value]) {
+        var table = [[(bytes: [UInt8], value: Value)]](repeating: [], count: 16)
+        for (word, value) in words where !word.isEmpty && word.utf8.count < table.count {
+            table[word.utf8.count].append((Array(word.utf8), value))
+        }
+        byLength = table
+    }
+
+    func value(of bytes: UnsafeBufferPointer<UInt8>) -> Value? {
+        guard bytes.count < byLength.count, let base = bytes.baseAddress else { return nil }
+        for entry in byLength[bytes.count] where entry.bytes[0] == base[0]
+            && entry.bytes.withUnsafeBufferPointer({ $0.baseAddress.map { memcmp($0, base, bytes.count) == 0 } ?? false }) {
+            return entry.value
         }
         return nil
     }
+
+    func value(of bytes: ArraySlice<UInt8>) -> Value? { bytes.withUnsafeBufferPointer { value(of: $0) } }
 }
 
 /// Whether `s` contains `needle`.
