@@ -32,7 +32,6 @@ public struct FirewallEvent: Sendable {
     /// The sending socket's owner (nftables `log` with `meta skuid`, iptables `--log-uid`).
     public var uid: Int?
     public var gid: Int?
-    public var fields: [String: String]
     public var reference: LogReference
 }
 
@@ -58,39 +57,39 @@ public enum FirewallLog {
             return .failure(.notNetfilter)
         }
         let headBytes = line[line.startIndex ..< start]
-        // Every key=value goes into `fields` (the first of a key counts); the few the event
-        // names are also kept aside as they pass, so that none is looked up again.
-        var pairs: [(String, String)] = []
-        pairs.reserveCapacity(24)   // a LOG line has 15-22 fields: no regrowth on the way
+        // Only the fields the event names are kept, each as it passes (the first of a key
+        // counts). Every key=value of a line kept as text in a table (some 20 strings a line,
+        // read by nothing) took 4x the host budget: the crafted 2M-line log's events filled
+        // 64 MiB at 30,615 events; 131,072 without it.
         var named = NamedValues()
         var flagged: UInt16 = 0   // bit n: NamedField n was also a bare word
-        var flags: [String] = []
         var lastLength: Int?
-        var i = start
-        while i < line.endIndex {
-            guard line[i] != space else { i += 1; continue }
-            let tokenStart = i
-            var eq: Int?
-            while i < line.endIndex, line[i] != space {
-                if eq == nil, line[i] == equals { eq = i }
-                i += 1
+        // Over the line's buffer: a slice per token retained and released the line's storage.
+        line.withUnsafeBufferPointer { all in
+            let bytes = UnsafeBufferPointer(rebasing: all[(start - line.startIndex)...])
+            func text(_ r: Range<Int>) -> String { String(decoding: UnsafeBufferPointer(rebasing: bytes[r]), as: UTF8.self) }
+            var i = 0
+            while i < bytes.count {
+                guard bytes[i] != space else { i += 1; continue }
+                let tokenStart = i
+                var eq: Int?
+                while i < bytes.count, bytes[i] != space {
+                    if eq == nil, bytes[i] == equals { eq = i }
+                    i += 1
+                }
+                guard let eq else {
+                    if let f = NamedField(UnsafeBufferPointer(rebasing: bytes[tokenStart ..< i])) { flagged |= 1 << f.rawValue }
+                    continue
+                }
+                if eq - tokenStart == 3, bytes[tokenStart] == UInt8(ascii: "L"), bytes[tokenStart + 1] == UInt8(ascii: "E"),
+                   bytes[tokenStart + 2] == UInt8(ascii: "N") { lastLength = Int(text(eq + 1 ..< i)) }
+                if let f = NamedField(UnsafeBufferPointer(rebasing: bytes[tokenStart ..< eq])), named[f] == nil {
+                    named[f] = text(eq + 1 ..< i)
+                }
             }
-            guard let eq else {
-                flags.append(String(decoding: line[tokenStart ..< i], as: UTF8.self))
-                if let f = NamedField(line[tokenStart ..< i]) { flagged |= 1 << f.rawValue }
-                continue
-            }
-            let key = String(decoding: line[tokenStart ..< eq], as: UTF8.self), value = String(decoding: line[eq + 1 ..< i], as: UTF8.self)
-            if eq - tokenStart == 3, line[tokenStart] == UInt8(ascii: "L"), line[tokenStart + 1] == UInt8(ascii: "E"),
-               line[tokenStart + 2] == UInt8(ascii: "N") { lastLength = Int(value) }
-            if let f = NamedField(line[tokenStart ..< eq]), named[f] == nil { named[f] = value }
-            pairs.append((key, value))
         }
         guard named[.outInterface] != nil, let src = named[.source], let dst = named[.destination] else { return .failure(.notNetfilter) }
         guard let source = IPAddress(src), let destination = IPAddress(dst) else { return .failure(.badAddress) }
-        var fields = [String: String](minimumCapacity: 24)
-        fields.merge(pairs) { first, _ in first }
-        for flag in flags { fields[flag] = "" }
         // A bare word names a field too, as empty (it was set after the values).
         func field(_ f: NamedField) -> String? { flagged & 1 << f.rawValue != 0 ? "" : named[f] }
         // An ASCII head (the usual) is read as bytes; any other as text, by characters.
@@ -105,7 +104,7 @@ public enum FirewallLog {
                                       destination: destination, sourcePort: field(.sourcePort).flatMap { UInt16($0) },
                                       destinationPort: field(.destinationPort).flatMap { UInt16($0) }, length: lastLength,
                                       uid: field(.uid).flatMap { Int($0) }, gid: field(.gid).flatMap { Int($0) },
-                                      fields: fields, reference: reference))
+                                      reference: reference))
     }
 
     /// The values of the named fields, in place (an array of them was two allocations a line).
@@ -149,7 +148,7 @@ public enum FirewallLog {
         static let keys = Keywords<NamedField>(["IN": .inInterface, "OUT": .outInterface, "SRC": .source, "DST": .destination,
                                                 "PROTO": .proto, "SPT": .sourcePort, "DPT": .destinationPort, "UID": .uid, "GID": .gid])
 
-        init?(_ key: ArraySlice<UInt8>) {
+        init?(_ key: UnsafeBufferPointer<UInt8>) {
             guard let f = Self.keys.value(of: key) else { return nil }
             self = f
         }

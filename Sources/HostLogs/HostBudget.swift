@@ -117,7 +117,7 @@ extension HostDNSQuery {
 extension FirewallEvent {
     var footprint: Int {
         Footprint.element(FirewallEvent.self) + Footprint.heap(host) + Footprint.heap(prefix) + Footprint.heap(inInterface)
-            + Footprint.heap(outInterface) + Footprint.heap(proto) + Footprint.heap(fields)
+            + Footprint.heap(outInterface) + Footprint.heap(proto)
     }
 }
 

@@ -114,25 +114,47 @@ func firstIndex(of needle: UnsafeBufferPointer<UInt8>, in bytes: UnsafeBufferPoi
 }
 
 /// A few ASCII keywords and their values, looked up by a text's bytes: by length, then
-/// first byte, then memcmp (no hashing of a String per line).
+/// as two packed words (no hashing of a String per line).
 struct Keywords<Value: Sendable>: Sendable {
-    private let byLength: [[(bytes: [UInt8], value: Value)]]
+    /// A word's bytes zero-padded into two machine words: compared in two instructions,
+    /// with no array to retain per candidate.
+    private struct Entry {
+        var low: UInt64
+        var high: UInt64
+        var value: Value
+    }
+    static var maxLength: Int { 16 }
+    /// By length; the words of length n are `entries[starts[n] ..< starts[n + 1]]`.
+    private let entries: [Entry]
+    private let starts: [Int]
 
     init(_ words: [String: Value]) {
-        var table = [[(bytes: [UInt8], value: Value)]](repeating: [], count: 16)
-        for (word, value) in words where !word.isEmpty && word.utf8.count < table.count {
-            table[word.utf8.count].append((Array(word.utf8), value))
+        var byLength = [[Entry]](repeating: [], count: Self.maxLength + 1)
+        for (word, value) in words where !word.isEmpty && word.utf8.count <= Self.maxLength {
+            let (low, high) = Array(word.utf8).withUnsafeBufferPointer(Self.packed)
+            byLength[word.utf8.count].append(Entry(low: low, high: high, value: value))
         }
-        byLength = table
+        var starts = [0]
+        for group in byLength { starts.append(starts[starts.count - 1] + group.count) }
+        entries = byLength.flatMap { $0 }
+        self.starts = starts
+    }
+
+    /// `bytes` (at most `maxLength` of them) zero-padded into two words.
+    @inline(__always) private static func packed(_ bytes: UnsafeBufferPointer<UInt8>) -> (UInt64, UInt64) {
+        var words: (UInt64, UInt64) = (0, 0)
+        withUnsafeMutableBytes(of: &words) { $0.copyMemory(from: UnsafeRawBufferPointer(bytes)) }
+        return words
     }
 
     func value(of bytes: UnsafeBufferPointer<UInt8>) -> Value? {
-        guard bytes.count < byLength.count, let base = bytes.baseAddress else { return nil }
-        for entry in byLength[bytes.count] where entry.bytes[0] == base[0]
-            && entry.bytes.withUnsafeBufferPointer({ $0.baseAddress.map { memcmp($0, base, bytes.count) == 0 } ?? false }) {
-            return entry.value
+        let n = bytes.count
+        guard n > 0, n <= Self.maxLength else { return nil }
+        let (low, high) = Self.packed(bytes)
+        return entries.withUnsafeBufferPointer { e in
+            for k in starts[n] ..< starts[n + 1] where e[k].low == low && e[k].high == high { return e[k].value }
+            return nil
         }
-        return nil
     }
 
     func value(of bytes: ArraySlice<UInt8>) -> Value? { bytes.withUnsafeBufferPointer { value(of: $0) } }

@@ -99,4 +99,50 @@ import TestSupport
         }
         #expect(timed > 2_000)
     }
+
+    /// The keyword table (packed words by length) answers as a dictionary of the words'
+    /// texts does, for the words, their near misses and bytes that are not text.
+    @Test func keywordsAnswerAsTheirTexts() {
+        var random = SplitMix64(seed: 31)
+        let firewall = ["IN": 0, "OUT": 1, "SRC": 2, "DST": 3, "PROTO": 4, "SPT": 5, "DPT": 6, "UID": 7, "GID": 8]
+        var tables: [(words: [String: Int], keywords: Keywords<Int>)] = [(firewall, Keywords(firewall))]
+        var numbered: [String: Int] = [:]
+        for (i, name) in Syscall.byName.keys.sorted().enumerated() { numbered[name] = i }
+        tables.append((numbered, Keywords(numbered)))
+        // Sixteen bytes fill both packed words; seventeen are past the table.
+        let long = ["abcdefghijklmnop": 100, "abcdefghijklmno": 101, "abcdefgh": 102]
+        tables.append((long, Keywords(long)))
+        var found = 0
+        for _ in 0 ..< 50_000 {
+            let table = tables.randomElement(using: &random)!
+            var bytes = Array((table.words.keys.randomElement(using: &random) ?? "").utf8)
+            switch Int.random(in: 0 ..< 8, using: &random) {
+            case 0: bytes.removeLast()
+            case 1: bytes.append(UInt8.random(in: 0 ... 255, using: &random))
+            case 2: bytes[Int.random(in: 0 ..< bytes.count, using: &random)] ^= 0x20   // the other case
+            case 3: bytes.insert(0, at: Int.random(in: 0 ... bytes.count, using: &random))
+            case 4: bytes = (0 ..< Int.random(in: 0 ... 18, using: &random)).map { _ in UInt8.random(in: 0 ... 255, using: &random) }
+            case 5: bytes += Array("ponml".utf8)
+            default: break
+            }
+            let byBytes = bytes.withUnsafeBufferPointer { table.keywords.value(of: $0) }
+            #expect(byBytes == table.words[String(decoding: bytes, as: UTF8.self)], "\(bytes)")
+            if byBytes != nil { found += 1 }
+        }
+        #expect(found > 10_000)
+    }
+
+    /// A LOG line's named fields: the first value of a key counts, a bare word of a
+    /// field's name makes it empty, and LEN= is the last one.
+    @Test func firewallFieldsFirstValueBareWordAndLastLength() {
+        let line = "IN= OUT=eth0 SRC=10.0.0.5 DST=93.184.216.34 SRC=10.9.9.9 LEN=60 PROTO=TCP SPT=50123 DPT=443 UID UID=1000 "
+            + "GID=100 GID=200 LEN=40 DPT=80 PROTO"
+        guard case .success(let e) = FirewallLog.parse(ArraySlice(Array(line.utf8)), reference: LogReference(file: 0, line: 1)) else {
+            Issue.record("not parsed")
+            return
+        }
+        #expect("\(e.source)" == "10.0.0.5" && "\(e.destination)" == "93.184.216.34")
+        #expect(e.outInterface == "eth0" && e.inInterface == "" && e.proto == "")
+        #expect(e.sourcePort == 50123 && e.destinationPort == 443 && e.uid == nil && e.gid == 100 && e.length == 40)
+    }
 }
