@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Wire
 
 /// A Sysmon event from an XML export (`wevtutil qe … /f:xml`, python-evtx, Event Viewer
@@ -42,34 +45,56 @@ public enum SysmonLog {
     /// The same over the element's bytes (searched as bytes: Foundation's string search
     /// took 80% of reading an export, 3 MB/s).
     public static func parse(_ xml: ArraySlice<UInt8>, reference: LogReference) -> SysmonEvent? {
-        guard let id = element(Self.eventID, in: xml).flatMap({ Int($0) }) else { return nil }
-        var data: [String: String] = [:]
-        var rest = xml
-        while let open = firstIndex(of: Self.dataOpen, in: rest) {
-            let afterName = rest[(open + Self.dataOpen.count)...]
-            guard let quote = afterName.firstIndex(of: UInt8(ascii: "\"")) else { break }
-            let name = String(decoding: afterName[afterName.startIndex ..< quote], as: UTF8.self)
-            let afterTag = afterName[(quote + 1)...]
-            if afterTag.starts(with: Self.selfClosing) { data[name] = ""; rest = afterTag; continue }
-            guard let gt = afterTag.firstIndex(of: UInt8(ascii: ">")) else { break }
-            guard let close = firstIndex(of: Self.dataClose, in: afterTag, from: gt + 1) else { break }
-            data[name] = unescape(afterTag[(gt + 1) ..< close])
-            rest = afterTag[(close + Self.dataClose.count)...]
-        }
-        return SysmonEvent(eventID: id, computer: element(Self.computer, in: xml), data: data, reference: reference)
+        parse(xml, reference: reference, keeping: nil)
     }
 
-    static let dataOpen = Array("<Data Name=\"".utf8), dataClose = Array("</Data>".utf8), selfClosing = Array("/>".utf8)
-    static let eventID = Array("EventID".utf8), computer = Array("Computer".utf8)
+    /// The EventData the host model reads (`HostModel.add`): a dozen of an event's 15-25.
+    static let modelled = Keywords<Bool>(Dictionary(uniqueKeysWithValues: [
+        "UtcTime", "ProcessId", "Image", "User", "Protocol", "Initiated", "SourceIp", "SourcePort", "DestinationIp",
+        "DestinationPort", "QueryName",
+    ].map { ($0, true) }))
+
+    /// `keeping`: the EventData names kept (nil: all). Text and a table entry for every
+    /// value was most of reading an export; the others are passed over as bytes. The
+    /// element is searched through a pointer (a slice per search retained its storage).
+    static func parse(_ xml: ArraySlice<UInt8>, reference: LogReference, keeping: Keywords<Bool>?) -> SysmonEvent? {
+        xml.withUnsafeBufferPointer { b -> SysmonEvent? in
+            guard let id = element("<EventID", "</EventID>", in: b).flatMap({ Int($0) }) else { return nil }
+            var data = [String: String](minimumCapacity: keeping == nil ? 24 : 12)
+            var at = 0
+            while let open = search("<Data Name=\"", in: b, from: at) {
+                let nameStart = open + ("<Data Name=\"" as StaticString).utf8CodeUnitCount
+                guard let quote = search("\"", in: b, from: nameStart) else { break }
+                let name = UnsafeBufferPointer(rebasing: b[nameStart ..< quote])
+                let kept = keeping.map { $0.value(of: name) != nil } ?? true
+                let afterTag = quote + 1
+                if search("/>", in: b, from: afterTag) == afterTag {
+                    if kept { data[String(decoding: name, as: UTF8.self)] = "" }
+                    at = afterTag
+                    continue
+                }
+                guard let gt = search(">", in: b, from: afterTag) else { break }
+                guard let close = search("</Data>", in: b, from: gt + 1) else { break }
+                if kept { data[String(decoding: name, as: UTF8.self)] = unescape(UnsafeBufferPointer(rebasing: b[(gt + 1) ..< close])) }
+                at = close + ("</Data>" as StaticString).utf8CodeUnitCount
+            }
+            return SysmonEvent(eventID: id, computer: element("<Computer", "</Computer>", in: b), data: data, reference: reference)
+        }
+    }
+
+    /// Where `literal` first occurs in `b` at or after `from`.
+    @inline(__always) static func search(_ literal: StaticString, in b: UnsafeBufferPointer<UInt8>, from: Int) -> Int? {
+        literal.withUTF8Buffer { firstIndex(of: $0, in: b, from: from) }
+    }
+
     static let eventOpen = Array("<Event".utf8), eventClose = Array("</Event>".utf8)
 
-    /// The text of the first `<name …>text</name>`.
-    static func element(_ name: [UInt8], in xml: ArraySlice<UInt8>) -> String? {
-        guard let open = firstIndex(of: [UInt8(ascii: "<")] + name, in: xml) else { return nil }
-        let after = xml[(open + 1 + name.count)...]
-        guard let gt = after.firstIndex(of: UInt8(ascii: ">")) else { return nil }
-        guard let close = firstIndex(of: Array("</".utf8) + name + [UInt8(ascii: ">")], in: after, from: gt + 1) else { return nil }
-        return unescape(after[(gt + 1) ..< close])
+    /// The text of the first `<name …>text</name>` (`open` is `<name`, `close` `</name>`).
+    static func element(_ open: StaticString, _ close: StaticString, in b: UnsafeBufferPointer<UInt8>) -> String? {
+        guard let start = search(open, in: b, from: 0) else { return nil }
+        guard let gt = search(">", in: b, from: start + open.utf8CodeUnitCount) else { return nil }
+        guard let end = search(close, in: b, from: gt + 1) else { return nil }
+        return unescape(UnsafeBufferPointer(rebasing: b[(gt + 1) ..< end]))
     }
 
     /// Where the next `<Event` start tag is (`<Event>` or `<Event ` with attributes; not
@@ -84,6 +109,14 @@ public enum SysmonLog {
             at = next
         }
         return nil
+    }
+
+    /// `unescape` of bytes in place: most values have no entity.
+    static func unescape(_ s: UnsafeBufferPointer<UInt8>) -> String {
+        guard let base = s.baseAddress, memchr(base, Int32(UInt8(ascii: "&")), s.count) != nil else {
+            return String(decoding: s, as: UTF8.self)
+        }
+        return unescape(Array(s)[...])
     }
 
     /// XML text with its entities replaced (the five named ones and character references).
@@ -144,7 +177,8 @@ extension HostModel {
             guard pending.count <= SysmonLog.maxEventBytes else { summary.lineErrors.add("oversized_event", line: startLine); pending = []; continue }
             while let close = firstIndex(of: SysmonLog.eventClose, in: pending[...], from: searched) {
                 let end = close + SysmonLog.eventClose.count
-                if let event = SysmonLog.parse(pending[..<end], reference: LogReference(file: fileIndex, line: startLine)) {
+                if let event = SysmonLog.parse(pending[..<end], reference: LogReference(file: fileIndex, line: startLine),
+                                               keeping: SysmonLog.modelled) {
                     summary.events += 1
                     summary.byEventID[event.eventID, default: 0] += 1
                     add(event)

@@ -1,3 +1,4 @@
+import Foundation
 @testable import HostLogs
 import Testing
 import TestSupport
@@ -144,5 +145,39 @@ import TestSupport
         #expect("\(e.source)" == "10.0.0.5" && "\(e.destination)" == "93.184.216.34")
         #expect(e.outInterface == "eth0" && e.inInterface == "" && e.proto == "")
         #expect(e.sourcePort == 50123 && e.destinationPort == 443 && e.uid == nil && e.gid == 100 && e.length == 40)
+    }
+
+    /// The host model reads a Sysmon export's events with only the EventData it names
+    /// kept: every corpus export gives the model it gives with every field kept.
+    @Test func sysmonModelNeedsOnlyTheKeptFields() throws {
+        let dir = Corpus.root.appendingPathComponent("logs/sysmon")
+        let available = FileManager.default.fileExists(atPath: dir.path)
+        try #require(available || !Corpus.isCI, "sysmon corpus missing")
+        guard available else { return }
+        var compared = 0
+        for name in try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted() where name.hasSuffix(".xml") {
+            let path = dir.appendingPathComponent(name).path
+            var kept = HostModel()
+            _ = kept.readSysmonXML(path: path)
+            var full = HostModel()
+            let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))[...]
+            var at = bytes.startIndex
+            while let open = SysmonLog.eventStart(in: bytes, from: at), let close = firstIndex(of: SysmonLog.eventClose, in: bytes, from: open) {
+                let end = close + SysmonLog.eventClose.count
+                if let e = SysmonLog.parse(bytes[open ..< end], reference: LogReference(file: 0, line: 0)) { full.add(e) }
+                at = end
+            }
+            func network(_ m: HostModel) -> [String] {
+                m.network.map { "\($0.kind) \($0.pid) \($0.time ?? -1) \(String(describing: $0.proto)) \(String(describing: $0.local)) \(String(describing: $0.remote))" }
+            }
+            func processes(_ m: HostModel) -> [String] {
+                m.processes.values.map { "\($0.pid) \($0.executable ?? "-") \($0.user ?? "-") \($0.firstSeen ?? -1)" }.sorted()
+            }
+            #expect(network(kept) == network(full), "\(name)")
+            #expect(kept.dnsQueries.map { "\($0.pid) \($0.name) \($0.time ?? -1)" } == full.dnsQueries.map { "\($0.pid) \($0.name) \($0.time ?? -1)" })
+            #expect(processes(kept) == processes(full), "\(name)")
+            compared += kept.network.count + kept.dnsQueries.count
+        }
+        #expect(compared >= 74)
     }
 }
