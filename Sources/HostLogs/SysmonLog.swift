@@ -68,7 +68,7 @@ public enum SysmonLog {
                 let name = UnsafeBufferPointer(rebasing: b[nameStart ..< quote])
                 let kept = keeping.map { $0.value(of: name) != nil } ?? true
                 let afterTag = quote + 1
-                if search("/>", in: b, from: afterTag) == afterTag {
+                if afterTag + 1 < b.count, b[afterTag] == UInt8(ascii: "/"), b[afterTag + 1] == UInt8(ascii: ">") {
                     if kept { data[String(decoding: name, as: UTF8.self)] = "" }
                     at = afterTag
                     continue
