@@ -261,6 +261,15 @@ extension HostModel {
     mutating func readAuditLog(path: String, modelOnly: Bool) -> AuditFileSummary {
         var summary = AuditFileSummary(path: path)
         guard let reader = Self.openLog(path, &summary) else { return summary }
+        readAuditLog(reader, path: path, into: &summary, modelOnly: modelOnly)
+        return summary
+    }
+
+    public mutating func readAuditLog(_ reader: LineReader, path: String, into summary: inout AuditFileSummary) {
+        readAuditLog(reader, path: path, into: &summary, modelOnly: true)
+    }
+
+    mutating func readAuditLog(_ reader: LineReader, path: String, into summary: inout AuditFileSummary, modelOnly: Bool) {
         let fileIndex = register(path, timeKind: .epoch)
         // Records of an event are written together; an event is complete when another
         // serial begins (or at EOF). A few interleave: keep a small window of open events.
@@ -293,7 +302,6 @@ extension HostModel {
         }
         for serial in order { flush(serial) }
         summary.readError = reader.readError
-        return summary
     }
 
     mutating func addAuditEvent(_ records: [AuditRecord]) {

@@ -157,6 +157,11 @@ extension HostModel {
     public mutating func readSysmonXML(path: String) -> SysmonFileSummary {
         var summary = SysmonFileSummary(path: path)
         guard let reader = Self.openLog(path, &summary) else { return summary }
+        readSysmonXML(reader, path: path, into: &summary)
+        return summary
+    }
+
+    public mutating func readSysmonXML(_ reader: LineReader, path: String, into summary: inout SysmonFileSummary) {
         let fileIndex = register(path, timeKind: .epoch)
         // The text of the event being read, from its `<Event`; `searched`: how far
         // `</Event>` was looked for already (a long event's lines are not searched again).
@@ -197,7 +202,6 @@ extension HostModel {
         }
         if !pending.isEmpty { summary.lineErrors.add("unterminated_event", line: startLine) }
         summary.readError = reader.readError
-        return summary
     }
 
     mutating func add(_ e: SysmonEvent) {

@@ -166,6 +166,11 @@ enum FuzzTarget: String, CaseIterable {
         model.readFirewallLog(LineReader(bytes: bytes), path: "fuzz", into: &firewall)
         var procmon = ProcmonFileSummary(path: "fuzz")
         model.readProcmonCSV(LineReader(bytes: bytes), path: "fuzz", into: &procmon)
+        // The readers as `analyze` runs them: only the fields the model reads kept.
+        var sysmon = SysmonFileSummary(path: "fuzz")
+        model.readSysmonXML(LineReader(bytes: bytes), path: "fuzz", into: &sysmon)
+        var audit = AuditFileSummary(path: "fuzz")
+        model.readAuditLog(LineReader(bytes: bytes), path: "fuzz", into: &audit)
         for line in bytes.split(separator: 0x0A, omittingEmptySubsequences: false).prefix(256) {
             let text = String(decoding: line, as: UTF8.self)
             _ = SocketSnapshot.parseSS(text, hasNetid: true, reference: LogReference(file: 0, line: 0))
