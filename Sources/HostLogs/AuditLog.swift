@@ -94,7 +94,7 @@ public enum AuditLog {
         guard date.count == 3, let m = Int64(date[0]), let d = Int64(date[1]), let y = Int64(date[2]), (1...12).contains(m),
               (1...31).contains(d), (1970...9999).contains(y),
               let clock = StraceLine.timestamp(ArraySlice(parts[1].utf8)), clock.kind == .timeOfDay else { return nil }
-        return FirewallLog.daysFromCivil(y, m, d) * 86_400_000_000_000 + clock.nanoseconds
+        return FirewallLog.epochNanoseconds(days: FirewallLog.daysFromCivil(y, m, d), plus: clock.nanoseconds)
     }
 
     /// `key=value` pairs; a value may be "quoted", 'quoted' (nested message) or bare.

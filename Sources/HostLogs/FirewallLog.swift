@@ -281,8 +281,21 @@ public enum FirewallLog {
                 offset = sign * (h * 3600 + m * 60)
             }
         }
-        let days = daysFromCivil(year, month, day)
-        return ((days * 86_400 + hour * 3600 + minute * 60 + second) - offset) * 1_000_000_000 + fraction
+        let seconds = daysFromCivil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second - offset
+        let (whole, over) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        return over ? nil : sum(whole, fraction)
+    }
+
+    /// Nanoseconds since the epoch of a day and a time in it; nil where Int64 ends (years
+    /// before 1678 or after 2261). Log dates are untrusted: an overflow would trap.
+    static func epochNanoseconds(days: Int64, plus nanoseconds: Int64) -> Int64? {
+        let (whole, over) = days.multipliedReportingOverflow(by: 86_400_000_000_000)
+        return over ? nil : sum(whole, nanoseconds)
+    }
+
+    private static func sum(_ a: Int64, _ b: Int64) -> Int64? {
+        let (value, over) = a.addingReportingOverflow(b)
+        return over ? nil : value
     }
 
     /// Days since 1970-01-01 of a proleptic Gregorian date.

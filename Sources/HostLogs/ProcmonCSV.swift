@@ -166,7 +166,7 @@ public enum ProcmonCSV {
         let hour = ns / 3_600_000_000_000
         if t[1] == "PM" && hour < 12 { ns += 12 * 3_600_000_000_000 }
         if t[1] == "AM" && hour == 12 { ns -= 12 * 3_600_000_000_000 }
-        return FirewallLog.daysFromCivil(d[2], d[0], d[1]) * 86_400_000_000_000 + ns
+        return FirewallLog.epochNanoseconds(days: FirewallLog.daysFromCivil(d[2], d[0], d[1]), plus: ns)
     }
 
     /// `time` for the usual shape, read on bytes: a date "M/D/YYYY" (then anything after a
@@ -205,7 +205,7 @@ public enum ProcmonCSV {
         let hour = ns / 3_600_000_000_000
         if t[t.count - 2] == UInt8(ascii: "P") && hour < 12 { ns += 12 * 3_600_000_000_000 }
         if t[t.count - 2] == UInt8(ascii: "A") && hour == 12 { ns -= 12 * 3_600_000_000_000 }
-        return FirewallLog.daysFromCivil(d.2, d.0, d.1) * 86_400_000_000_000 + ns
+        return FirewallLog.epochNanoseconds(days: FirewallLog.daysFromCivil(d.2, d.0, d.1), plus: ns)
     }
 }
 

@@ -231,4 +231,33 @@ import TestSupport
         #expect(compared >= 30)
         print("audit: \(compared) processes and network events the same with only the modelled fields")
     }
+
+    /// Dates past what 64-bit nanoseconds hold (after 2262-04-11T23:47:16.854775807Z,
+    /// before 1677-09-21) are no time, never a trap: found by the
+    /// hostlogs fuzz target in a Sysmon `UtcTime` of year 4040.
+    @Test func datesPastSixtyFourBitsAreNoTime() throws {
+        #expect(FirewallLog.isoNanoseconds("2262-04-11T23:47:16.854775807Z"[...]) == Int64.max)
+        #expect(FirewallLog.isoNanoseconds("2262-04-11T23:47:16.854775808Z"[...]) == nil)
+        #expect(FirewallLog.isoNanoseconds("1677-09-21T00:12:43.145224191Z"[...]) == nil)
+        #expect(FirewallLog.isoNanoseconds("1678-01-01T00:00:00Z"[...]) == -9_214_560_000_000_000_000)
+        #expect(FirewallLog.isoNanoseconds("9999-12-31T23:59:59,999999999-23:59"[...]) == nil)
+        #expect(FirewallLog.isoNanoseconds("0000-01-01 00:00:00"[...]) == nil)
+        #expect(AuditLog.timestamp("12/07/9999 02:16:24.827"[...]) == nil)
+        #expect(AuditLog.timestamp("12/07/2016 02:16:24.827"[...]) == 1_481_076_984_827_000_000)
+        #expect(ProcmonCSV.time(date: "1/1/9999", timeOfDay: "1:00:00 AM") == nil)
+        #expect(ProcmonCSV.time(date: "12/31/2261", timeOfDay: "11:59:59 PM") != nil)
+        // Through the readers, as analyze runs them: the line or event is kept, without a time.
+        guard case .success(let e) = FirewallLog.parse(ArraySlice(Array("9999-01-01T00:00:00+00:00 fw kernel: DROP IN= OUT=eth0 SRC=10.0.0.1 DST=10.0.0.2".utf8)),
+                                                       reference: LogReference(file: 0, line: 1)) else {
+            Issue.record("not parsed")
+            return
+        }
+        #expect(e.time == nil && e.action == .deny)
+        let xml = "<Events><Event><System><EventID>22</EventID></System><EventData><Data Name=\"UtcTime\">4040-07-09 22:00:09.694</Data>"
+            + "<Data Name=\"ProcessId\">7</Data><Data Name=\"QueryName\">far.example</Data></EventData></Event></Events>\n"
+        var model = HostModel()
+        var summary = SysmonFileSummary(path: "x.xml")
+        model.readSysmonXML(LineReader(bytes: Array(xml.utf8)), path: "x.xml", into: &summary)
+        #expect(summary.events == 1 && model.dnsQueries.count == 1 && model.dnsQueries.first?.time == nil)
+    }
 }
