@@ -188,6 +188,11 @@ extension HostModel {
     public mutating func readSocketSnapshot(path: String) -> SnapshotFileSummary {
         var summary = SnapshotFileSummary(path: path)
         guard let reader = Self.openLog(path, &summary) else { return summary }
+        readSocketSnapshot(reader, path: path, into: &summary)
+        return summary
+    }
+
+    public mutating func readSocketSnapshot(_ reader: LineReader, path: String, into summary: inout SnapshotFileSummary) {
         let fileIndex = register(path, timeKind: nil)
         var hasNetid = true
         while let raw = reader.next() {
@@ -210,7 +215,6 @@ extension HostModel {
             }
         }
         summary.readError = reader.readError
-        return summary
     }
 
     mutating func add(_ row: SocketRow) {

@@ -171,6 +171,8 @@ enum FuzzTarget: String, CaseIterable {
         model.readSysmonXML(LineReader(bytes: bytes), path: "fuzz", into: &sysmon)
         var audit = AuditFileSummary(path: "fuzz")
         model.readAuditLog(LineReader(bytes: bytes), path: "fuzz", into: &audit)
+        var snapshot = SnapshotFileSummary(path: "fuzz")
+        model.readSocketSnapshot(LineReader(bytes: bytes), path: "fuzz", into: &snapshot)
         for line in bytes.split(separator: 0x0A, omittingEmptySubsequences: false).prefix(256) {
             let text = String(decoding: line, as: UTF8.self)
             _ = SocketSnapshot.parseSS(text, hasNetid: true, reference: LogReference(file: 0, line: 0))
