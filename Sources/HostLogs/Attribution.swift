@@ -316,18 +316,6 @@ public final class ProcessAttributor {
         }
     }
 
-    /// a − b, or nil when it does not fit.
-    func difference(_ a: Int64, _ b: Int64) -> Int64? {
-        let (v, overflow) = a.subtractingReportingOverflow(b)
-        return overflow ? nil : v
-    }
-
-    /// a + b, or nil when it does not fit.
-    func sum(_ a: Int64, _ b: Int64) -> Int64? {
-        let (v, overflow) = a.addingReportingOverflow(b)
-        return overflow ? nil : v
-    }
-
     /// |a − b|, saturating at Int64.max.
     func gap(_ a: Int64, _ b: Int64) -> Int64 {
         guard let d = difference(a, b), d != .min else { return .max }
@@ -454,4 +442,18 @@ extension ProcessAttributor {
         }
         return index.last(file: event.reference.file, line: event.reference.line, time: event.time).map { model.dnsQueries[$0].name }
     }
+}
+
+// Times from logs are untrusted: arithmetic on them answers nil where Int64 ends.
+
+/// a − b, or nil when it does not fit.
+func difference(_ a: Int64, _ b: Int64) -> Int64? {
+    let (v, overflow) = a.subtractingReportingOverflow(b)
+    return overflow ? nil : v
+}
+
+/// a + b, or nil when it does not fit.
+func sum(_ a: Int64, _ b: Int64) -> Int64? {
+    let (v, overflow) = a.addingReportingOverflow(b)
+    return overflow ? nil : v
 }

@@ -29,8 +29,8 @@ public enum AuditLog {
     /// The fields the host model reads (`HostModel.addAuditEvent`), by record type; a
     /// type not here is read for its header alone (the event's grouping). nil: every field.
     static let modelled: [String: Keywords<Bool>?] = [
-        "SYSCALL": Keywords(Dictionary(uniqueKeysWithValues: ["pid", "ppid", "exe", "comm", "uid", "arch", "syscall", "exit"].map { ($0, true) })),
-        "CWD": Keywords(["cwd": true]), "SOCKADDR": Keywords(["saddr": true]), "PROCTITLE": Keywords(["proctitle": true]),
+        "SYSCALL": Keywords(["pid", "ppid", "exe", "comm", "uid", "arch", "syscall", "exit"]),
+        "CWD": Keywords(["cwd"]), "SOCKADDR": Keywords(["saddr"]), "PROCTITLE": Keywords(["proctitle"]),
         "EXECVE": nil,
     ]
 

@@ -293,11 +293,6 @@ public enum FirewallLog {
         return over ? nil : sum(whole, nanoseconds)
     }
 
-    private static func sum(_ a: Int64, _ b: Int64) -> Int64? {
-        let (value, over) = a.addingReportingOverflow(b)
-        return over ? nil : value
-    }
-
     /// Days since 1970-01-01 of a proleptic Gregorian date.
     static func daysFromCivil(_ y0: Int64, _ m: Int64, _ d: Int64) -> Int64 {
         let y = m <= 2 ? y0 - 1 : y0

@@ -27,9 +27,7 @@ public struct ProcmonRow: Sendable {
     /// `ends` of an ASCII path: split at its one " -> " (none or a second: nil), each side
     /// at its last ":" into host and port, the host cut at its last "%" (a zone).
     static func ends(ascii b: UnsafeBufferPointer<UInt8>) -> (local: (host: String, port: String), remote: (host: String, port: String))? {
-        let arrow: StaticString = " -> "
-        func find(from: Int) -> Int? { arrow.withUTF8Buffer { firstIndex(of: $0, in: b, from: from) } }
-        guard let at = find(from: 0), find(from: at + 4) == nil else { return nil }
+        guard let at = firstIndex(of: " -> ", in: b), firstIndex(of: " -> ", in: b, from: at + 4) == nil else { return nil }
         func side(_ r: Range<Int>) -> (host: String, port: String)? {
             guard let colon = r.last(where: { b[$0] == UInt8(ascii: ":") }) else { return nil }
             let host = r.lowerBound ..< colon

@@ -113,6 +113,12 @@ func firstIndex(of needle: UnsafeBufferPointer<UInt8>, in bytes: UnsafeBufferPoi
     return nil
 }
 
+/// The search for a literal needle (`"</Data>"`, `" -> "`) in a buffer.
+@inline(__always)
+func firstIndex(of literal: StaticString, in bytes: UnsafeBufferPointer<UInt8>, from: Int = 0) -> Int? {
+    literal.withUTF8Buffer { firstIndex(of: $0, in: bytes, from: from) }
+}
+
 /// A few ASCII keywords and their values, looked up by a text's bytes: by length, then
 /// as two packed words (no hashing of a String per line).
 struct Keywords<Value: Sendable>: Sendable {
@@ -138,6 +144,11 @@ struct Keywords<Value: Sendable>: Sendable {
         for group in byLength { starts.append(starts[starts.count - 1] + group.count) }
         entries = byLength.flatMap { $0 }
         self.starts = starts
+    }
+
+    /// A set of words: `value(of:)` is true for each, nil for any other text.
+    init(_ words: [String]) where Value == Bool {
+        self.init(Dictionary(words.map { ($0, true) }, uniquingKeysWith: { a, _ in a }))
     }
 
     /// `bytes` (at most `maxLength` of them) zero-padded into two words.

@@ -49,10 +49,10 @@ public enum SysmonLog {
     }
 
     /// The EventData the host model reads (`HostModel.add`): a dozen of an event's 15-25.
-    static let modelled = Keywords<Bool>(Dictionary(uniqueKeysWithValues: [
+    static let modelled = Keywords([
         "UtcTime", "ProcessId", "Image", "User", "Protocol", "Initiated", "SourceIp", "SourcePort", "DestinationIp",
         "DestinationPort", "QueryName",
-    ].map { ($0, true) }))
+    ])
 
     /// `keeping`: the EventData names kept (nil: all). Text and a table entry for every
     /// value was most of reading an export; the others are passed over as bytes. The
@@ -62,9 +62,9 @@ public enum SysmonLog {
             guard let id = element("<EventID", "</EventID>", in: b).flatMap({ Int($0) }) else { return nil }
             var data = [String: String](minimumCapacity: keeping == nil ? 24 : 12)
             var at = 0
-            while let open = search("<Data Name=\"", in: b, from: at) {
+            while let open = firstIndex(of: "<Data Name=\"", in: b, from: at) {
                 let nameStart = open + ("<Data Name=\"" as StaticString).utf8CodeUnitCount
-                guard let quote = search("\"", in: b, from: nameStart) else { break }
+                guard let quote = firstIndex(of: "\"", in: b, from: nameStart) else { break }
                 let name = UnsafeBufferPointer(rebasing: b[nameStart ..< quote])
                 let kept = keeping.map { $0.value(of: name) != nil } ?? true
                 let afterTag = quote + 1
@@ -73,8 +73,8 @@ public enum SysmonLog {
                     at = afterTag
                     continue
                 }
-                guard let gt = search(">", in: b, from: afterTag) else { break }
-                guard let close = search("</Data>", in: b, from: gt + 1) else { break }
+                guard let gt = firstIndex(of: ">", in: b, from: afterTag) else { break }
+                guard let close = firstIndex(of: "</Data>", in: b, from: gt + 1) else { break }
                 if kept { data[String(decoding: name, as: UTF8.self)] = unescape(UnsafeBufferPointer(rebasing: b[(gt + 1) ..< close])) }
                 at = close + ("</Data>" as StaticString).utf8CodeUnitCount
             }
@@ -82,18 +82,13 @@ public enum SysmonLog {
         }
     }
 
-    /// Where `literal` first occurs in `b` at or after `from`.
-    @inline(__always) static func search(_ literal: StaticString, in b: UnsafeBufferPointer<UInt8>, from: Int) -> Int? {
-        literal.withUTF8Buffer { firstIndex(of: $0, in: b, from: from) }
-    }
-
     static let eventOpen = Array("<Event".utf8), eventClose = Array("</Event>".utf8)
 
     /// The text of the first `<name …>text</name>` (`open` is `<name`, `close` `</name>`).
     static func element(_ open: StaticString, _ close: StaticString, in b: UnsafeBufferPointer<UInt8>) -> String? {
-        guard let start = search(open, in: b, from: 0) else { return nil }
-        guard let gt = search(">", in: b, from: start + open.utf8CodeUnitCount) else { return nil }
-        guard let end = search(close, in: b, from: gt + 1) else { return nil }
+        guard let start = firstIndex(of: open, in: b, from: 0) else { return nil }
+        guard let gt = firstIndex(of: ">", in: b, from: start + open.utf8CodeUnitCount) else { return nil }
+        guard let end = firstIndex(of: close, in: b, from: gt + 1) else { return nil }
         return unescape(UnsafeBufferPointer(rebasing: b[(gt + 1) ..< end]))
     }
 
