@@ -8,7 +8,8 @@
 # auditd readers), capture (the pcap/pcapng/xz/gzip readers alone), decode (link, IP,
 # transport and tunnel decoders on one frame), reassembly (defragmentation and TCP
 # reassembly with offsets and flags from the input), sbom (SBOM readers and
-# the package index), knowledge (the knowledge-base, executables-table and baseline YAML
+# the package index), joined (a capture, a host log and an SBOM through a whole analyze:
+# attribution, callouts, the host-log report; seeded with samples/ and corpus pairs), knowledge (the knowledge-base, executables-table and baseline YAML
 # loaders); "all" runs them one after another. Corpora grow in
 # fuzz-corpus/TARGET, crashes land in fuzz-crashes/ (replay one with
 # `swift run phonehome-fuzz FILE` and PHONEHOME_FUZZ_TARGET set).
@@ -49,12 +50,36 @@ run() {
         -max_total_time="$seconds" -max_len="${max_len:-65536}" -rss_limit_mb=2048 -timeout=30 \
         -artifact_prefix="fuzz-crashes/$target-" -print_final_stats=1
 }
-for target in engine split report capture decode reassembly dns http tls quic rulepack rules strace hostlogs sbom knowledge; do
+# joined's seeds: two 16-bit lengths (capture, host log), the three parts, the SBOM last.
+seed_joined() { # NAME CAPTURE HOST-LOG [SBOM]
+    local d=fuzz-corpus/joined cap=$2 log=$3 sbom=${4:-/dev/null}
+    [ -f "$cap" ] && [ -f "$log" ] || return 0
+    mkdir -p "$d"
+    python3 - "$d/seed-$1" "$cap" "$log" "$sbom" <<'PY'
+import struct, sys
+out, cap, log, sbom = sys.argv[1], *(open(p, 'rb').read() for p in sys.argv[2:])
+cap, log = cap[:32768], log[:16384]
+open(out, 'wb').write(struct.pack('<HH', len(cap), len(log)) + cap + log + sbom[:8192])
+PY
+}
+for target in engine split report joined capture decode reassembly dns http tls quic rulepack rules strace hostlogs sbom knowledge; do
     [ "$which" = all ] || [ "$which" = "$target" ] || continue
     if [ "$target" = engine ] || [ "$target" = split ] || [ "$target" = report ]; then
         seeds=(samples)
         [ -d ../shared/corpora/pcap ] && seeds+=(../shared/corpora/pcap)
         run "$target" "${seeds[@]}"
+    elif [ "$target" = joined ]; then
+        c=../shared/corpora
+        seed_joined workstation samples/workstation.pcap samples/workstation.strace samples/workstation.cdx.json
+        seed_joined scenarioA-strace $c/pcap/generated/scenarioA.pcap $c/logs/strace/generated-scenarioA.strace.log
+        seed_joined scenarioA-ss $c/pcap/generated/scenarioA.pcap $c/logs/ss_lsof/generated-scenarioA.ss-tunap.txt
+        seed_joined scenarioA-lsof $c/pcap/generated/scenarioA.pcap $c/logs/ss_lsof/generated-scenarioA.lsof-i.txt
+        seed_joined nft samples/workstation.pcap $c/scenarios/lab-nightly-build/ws-egress-nft.log
+        seed_joined iptables samples/workstation.pcap $c/logs/iptables/crowdsec__iptables-logs__iptables-logs.log
+        seed_joined audit samples/workstation.pcap $c/logs/auditd/go-libaudit__auparse__testdata__audit-ubuntu16.log
+        for x in $c/logs/sysmon/*.xml; do seed_joined sysmon samples/workstation.pcap "$x"; break; done
+        seed_joined procmon samples/workstation.pcap $c/logs/procmon/procmon-parser__CompressedLogfileTests32bitUTCCSV.network-rows.csv
+        run joined
     elif [ "$target" = decode ] || [ "$target" = reassembly ]; then
         run "$target" samples
     elif [ "$target" = capture ]; then

@@ -48,6 +48,11 @@ enum FuzzTarget: String, CaseIterable {
     /// report.md, report.html, eve.json, the manifest): hostile timestamps, names and
     /// values reach the writers, which `engine` does not run.
     case report
+    /// A capture, a host log and an SBOM analysed together by a whole `analyze` (two
+    /// lengths, then the three parts): the join of flows with processes and packages, the
+    /// callouts' evidence and the host-log report, which `report` (a capture alone) and
+    /// `strace`/`hostlogs` (a log alone) never reach.
+    case joined
 
     static let selected: FuzzTarget = {
         let name = ProcessInfo.processInfo.environment["PHONEHOME_FUZZ_TARGET"] ?? "engine"
@@ -76,6 +81,7 @@ enum FuzzTarget: String, CaseIterable {
         case .sbom: Self.sbom(bytes)
         case .knowledge: Self.knowledge(bytes)
         case .report: Self.report(bytes)
+        case .joined: Self.joined(bytes)
         }
     }
 
@@ -133,6 +139,38 @@ enum FuzzTarget: String, CaseIterable {
         run.formats = AnalysisRun.allFormats
         run.options.flowLimits.maxFlows = 1024
         run.options.jobs = jobs
+        run.warn = { _ in }
+        _ = try? run.run()
+    }
+
+    /// `joined`'s input: capture length and host-log length (16 bits each, little-endian),
+    /// the capture, the host log, and the rest as an SBOM (none when empty).
+    static func joinedParts(_ bytes: [UInt8]) -> (capture: [UInt8], hostLog: [UInt8], sbom: [UInt8])? {
+        guard bytes.count >= 4 else { return nil }
+        let captureLength = Int(bytes[0]) | Int(bytes[1]) << 8
+        let logLength = Int(bytes[2]) | Int(bytes[3]) << 8
+        let logStart = min(bytes.count, 4 + captureLength)
+        let sbomStart = min(bytes.count, logStart + logLength)
+        return (Array(bytes[4 ..< logStart]), Array(bytes[logStart ..< sbomStart]), Array(bytes[sbomStart...]))
+    }
+
+    static func joined(_ bytes: [UInt8]) {
+        guard let parts = joinedParts(bytes) else { return }
+        let base = FileManager.default.fileExists(atPath: "/dev/shm") ? "/dev/shm" : NSTemporaryDirectory()
+        let dir = (base as NSString).appendingPathComponent("phonehome-fuzz-joined-\(getpid())")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        var inputs: [String] = []
+        for (name, part) in [("capture", parts.capture), ("host.log", parts.hostLog), ("sbom.json", parts.sbom)] where !part.isEmpty {
+            let path = (dir as NSString).appendingPathComponent(name)
+            guard FileManager.default.createFile(atPath: path, contents: Data(part)) else { return }
+            inputs.append(path)
+        }
+        var run = AnalysisRun(inputs: inputs, out: (dir as NSString).appendingPathComponent("out"))
+        run.engine = defaultRules
+        run.formats = AnalysisRun.allFormats
+        run.options.flowLimits.maxFlows = 1024
+        run.options.jobs = 1 + Int((bytes.last ?? 0) & 1)
         run.warn = { _ in }
         _ = try? run.run()
     }
