@@ -50,6 +50,9 @@ public struct AnomalyLog: Sendable {
         total += other.total
     }
 
+    /// Lets go of the details once they are written out (anomalies.jsonl); the counts stay.
+    public mutating func dropDetails() { details = [] }
+
     /// Keeps one more anomaly in full, if there is room; already counted.
     public mutating func appendDetail(_ anomaly: Anomaly) {
         if details.count < Self.maxDetails { details.append(anomaly) }

@@ -59,13 +59,13 @@ public final class ByteBudget: @unchecked Sendable {
 }
 
 /// An unlinked temporary file: nothing is left behind, whatever way the run ends.
-final class SpillFile: @unchecked Sendable {
+public final class SpillFile: @unchecked Sendable {
     let fd: Int32
     let budget: ByteBudget
     /// The decoder that writes into it (set once, before its thread starts).
     weak var writer: BackgroundSource?
 
-    init?(directory: String, budget: ByteBudget) {
+    public init?(directory: String, budget: ByteBudget) {
         var template = Array((directory as NSString).appendingPathComponent(".phonehome-spill-XXXXXX").utf8CString)
         let fd = template.withUnsafeMutableBufferPointer { t in t.baseAddress.map { mkstemp($0) } ?? -1 }
         guard fd >= 0 else { return nil }
@@ -79,21 +79,24 @@ final class SpillFile: @unchecked Sendable {
 
     /// All of `bytes` at `offset`, or false (disk full, I/O error).
     func write(_ bytes: [UInt8], at offset: Int64) -> Bool {
-        bytes.withUnsafeBytes { b in
-            guard let base = b.baseAddress else { return true }
-            var done = 0
-            while done < b.count {
-                let n = pwrite(fd, base + done, b.count - done, off_t(offset + Int64(done)))
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { return false }
-                done += n
-            }
-            return true
+        bytes.withUnsafeBytes { write($0, at: offset) }
+    }
+
+    /// All of `bytes` at `offset`, or false (disk full, I/O error).
+    public func write(_ b: UnsafeRawBufferPointer, at offset: Int64) -> Bool {
+        guard let base = b.baseAddress else { return true }
+        var done = 0
+        while done < b.count {
+            let n = pwrite(fd, base + done, b.count - done, off_t(offset + Int64(done)))
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return false }
+            done += n
         }
+        return true
     }
 
     /// `count` bytes from `offset`, or nil when the file does not give them back.
-    func read(count: Int, at offset: Int64) -> [UInt8]? {
+    public func read(count: Int, at offset: Int64) -> [UInt8]? {
         var bytes = [UInt8](repeating: 0, count: count)
         let ok = bytes.withUnsafeMutableBytes { b in
             guard let base = b.baseAddress else { return true }

@@ -32,6 +32,9 @@ public struct AnalysisRun {
     /// `eve` (eve.json, the logs under Suricata's EVE names).
     public var formats: Set<String> = ["jsonl", "md", "html"]
     public static let allFormats: Set<String> = ["jsonl", "md", "html", "eve"]
+    /// Capture inputs the report and the closing summary list one by one; the others are
+    /// added up there (manifest.json and anomalies.jsonl have every one).
+    public var listedInputs = EvidenceReport.CaptureList.maxListed
     /// Keep absolute input paths in the outputs (default: their shortest unique ending).
     public var absolutePaths = false
     /// The command line as the manifest records it.
@@ -45,7 +48,10 @@ public struct AnalysisRun {
     }
 
     public struct Result {
+        /// The first `listedInputs` capture inputs (anomaly counts,
+        /// not details: those are in anomalies.jsonl); `inputTotals` covers them all.
         public var inputs: [InputSummary]
+        public var inputTotals: InputTotals
         public var flows: Int
         public var dnsTransactions: Int
         public var httpRequests: Int
@@ -63,7 +69,7 @@ public struct AnalysisRun {
         /// Host logs and SBOMs read, one line each (name, format, size of what they hold).
         public var otherInputs: [String] = []
         /// An input could not be read at all.
-        public var unreadableInput: Bool { inputs.contains { $0.error != nil } }
+        public var unreadableInput: Bool { inputTotals.unreadable > 0 }
         /// Set when SIGINT/SIGTERM stopped the run (the outputs are complete files, marked incomplete).
         public var interruption: String?
     }
@@ -147,11 +153,12 @@ public struct AnalysisRun {
                 configurationRecords.append(Custody.FileRecord(name: (file as NSString).lastPathComponent, kind: kind, size: d?.size ?? 0, sha256: d?.sha256 ?? ""))
             }
         }
-        let paths = captures.map { names($0.path) }
+        // One copy of the quoted names, shared by the logs (thousands of inputs are likely).
+        let inputPaths = InputPaths(captures.map { names($0.path) })
         let conn = try output { try ConnLog(directory: out, discard: discard) }
-        conn.inputPaths = InputPaths(paths)
+        conn.inputPaths = inputPaths
         let callouts = try output { try CalloutLog(directory: out, discard: discard) }
-        callouts.inputPaths = InputPaths(paths)
+        callouts.inputPaths = inputPaths
         callouts.local = local
         callouts.knowledge = knowledge
         callouts.packages = PackageIndex(sboms)
@@ -171,7 +178,7 @@ public struct AnalysisRun {
             conn.attributor = attributor
             callouts.processFindings = { [unowned appLogs] in appLogs.findings.rulesByProcessDestination[$0] ?? [] }
         }
-        appLogs.inputPaths = InputPaths(paths)
+        appLogs.inputPaths = inputPaths
         var manifestSHA256 = ""
         var verdict = ""
         let analyzer = try output { try Analyzer(options: options, events: appLogs, rules: engine) { flow, reason, app in conn.write(flow, reason, app) } }
@@ -181,13 +188,15 @@ public struct AnalysisRun {
         let prefetcher = options.jobs > 1 && captures.count > 1
             ? InputPrefetcher(paths: captures.map(\.path), ahead: options.jobs - 1,
                               xz: XZDecoding(threads: 1, memoryLimit: options.xz.memoryLimit), spillDirectory: out) : nil
-        var summaries: [InputSummary] = []
+        // Each input's anomalies and manifest entry leave as it ends (`InputLedger`).
+        let anomalies = try output { try OutputFile(directory: out, name: "anomalies.jsonl", discard: discard) }
+        let ledger = InputLedger(anomalies: anomalies, spillDirectory: out, rules: engine != nil, listed: listedInputs)
         for (index, item) in captures.enumerated() {
             guard !Interruption.requested else {
                 prefetcher?.cancel()
                 var summary = InputSummary(name: names(item.path))
                 summary.skipped = "not analysed: the run was interrupted (\(Interruption.signalName))"
-                summaries.append(summary)
+                ledger.add(summary)
                 continue
             }
             var summary = analyzer.analyze(path: item.path, inputIndex: index, prepared: prefetcher?.take(index))
@@ -203,13 +212,12 @@ public struct AnalysisRun {
                 summary.error = error.replacingOccurrences(of: item.path, with: summary.name)
             }
             summary.skipped = summary.skipped?.replacingOccurrences(of: item.path, with: summary.name)
-            summaries.append(summary)
+            ledger.add(summary)
         }
 
         var interruption: String?
         if Interruption.requested {
-            let at = summaries.first { $0.interruptedAtFrame != nil }.map { "after frame \($0.interruptedAtFrame ?? 0) of \($0.name)" }
-            interruption = "\(Interruption.signalName) " + (at ?? "between inputs") + "; the outputs hold what was found until then"
+            interruption = "\(Interruption.signalName) " + (ledger.interruptedAt ?? "between inputs") + "; the outputs hold what was found until then"
         }
         try output {
             // The reports come from what the run collected (the callouts decided at the end
@@ -217,7 +225,7 @@ public struct AnalysisRun {
             // logs are flushed, closed and renamed into place.
             callouts.finishLines()
             var report = collector?.report ?? EvidenceReport()
-            report.addInputs(summaries)
+            report.addInputs(ledger.reportList)
             if let model = hostRun.model { report.addHostLimits(model.limitsHit) }
             report.interruption = interruption
             report.otherEvidence = evidence
@@ -234,12 +242,9 @@ public struct AnalysisRun {
             try conn.commit()
             try callouts.commit()
             try appLogs.commit()
-            let anomalies = try OutputFile(directory: out, name: "anomalies.jsonl", discard: discard)
-            let anomalyBytes = renderAnomalies(summaries)
-            let anomalyLines = anomalyBytes.reduce(0) { $0 + ($1 == UInt8(ascii: "\n") ? 1 : 0) }
-            anomalies.write(anomalyBytes)
             try anomalies.commit()
-            var manifest = Manifest(command: command, started: started, finished: Date(), inputs: summaries, filter: options.filter,
+            let anomalyLines = ledger.totals.anomalyLines
+            var manifest = Manifest(command: command, started: started, finished: Date(), inputTotals: ledger.totals, filter: options.filter,
                                     options: options, outputs: ["conn.jsonl": conn.lines, "dns.jsonl": appLogs.dnsLines,
                                                                 "http.jsonl": appLogs.httpLines, "tls.jsonl": appLogs.tlsLines,
                                                                 "findings.jsonl": appLogs.findings.lines, "callouts.jsonl": callouts.lines,
@@ -282,12 +287,13 @@ public struct AnalysisRun {
                 }
             }
             let file = try OutputFile(directory: out, name: "manifest.json")
-            let rendered = manifest.render()
-            file.write(rendered)
+            guard manifest.write(to: file, entries: ledger.entries) else {
+                throw OutputError(description: "\(out): the inputs' manifest entries could not be read back from their spill file")
+            }
             try file.commit()
-            manifestSHA256 = Custody.sha256(rendered)
+            manifestSHA256 = OutputFile.digest(of: file.path)?.sha256 ?? ""
         }
-        var result = Result(inputs: summaries, flows: conn.lines, dnsTransactions: appLogs.dnsLines, httpRequests: appLogs.httpLines,
+        var result = Result(inputs: ledger.listed, inputTotals: ledger.totals, flows: conn.lines, dnsTransactions: appLogs.dnsLines, httpRequests: appLogs.httpLines,
                       tlsHandshakes: appLogs.tlsLines, findings: appLogs.findings.lines, callouts: callouts.lines,
                       newCallouts: baseline?.newCallouts ?? 0, goneCallouts: baseline?.gone.count ?? 0, hostLogs: hostRun.logs.count,
                       sboms: sboms.count, manifestSHA256: manifestSHA256, interruption: interruption)

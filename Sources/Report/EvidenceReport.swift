@@ -20,10 +20,12 @@ public struct EvidenceReport: Sendable {
         var error: String?
         var anomalies: [(String, Int)]
     }
-    var captures: [Capture] = []
+    var inputs = CaptureList()
+    /// The captures listed one by one (the first `CaptureList.maxListed`).
+    var captures: [Capture] { inputs.listed }
     /// Host logs and SBOMs: name, kind, size, SHA-256.
     var otherEvidence: [Custody.FileRecord] = []
-    var skipped: [String] = []
+    var skipped: [String] { inputs.skipped }
     var configuration: [Custody.FileRecord] = []
     var configurationSHA256 = ""
     var ruleCount = 0
@@ -98,13 +100,60 @@ public struct EvidenceReport: Sendable {
 
     // MARK: Reading the run
 
-    mutating func addInputs(_ summaries: [InputSummary]) {
-        for s in summaries {
-            if let skippedReason = s.skipped { skipped.append("\(s.name) (\(skippedReason.contains("not a capture") ? "not a capture" : skippedReason))"); continue }
-            let format = s.container + (s.compression == "none" ? "" : "+" + s.compression)
-            captures.append(Capture(name: s.name, size: s.size, sha256: s.sha256, format: format, frames: s.counts.frames, flows: s.flows,
-                                    first: s.firstTimestamp, last: s.lastTimestamp, error: s.error,
-                                    anomalies: s.anomalies.counts.sorted { ($1.value, $0.key) < ($0.value, $1.key) }.map { ($0.key, $0.value) }))
+    /// The capture inputs as the report lists them, added one at a time as each ends:
+    /// the first `maxListed` in full, the others added up, so that neither the run nor
+    /// the report grows with the number of inputs (manifest.json lists every one).
+    public struct CaptureList: Sendable {
+        public static let maxListed = 500
+        /// How many are listed one by one (`maxListed` unless a test asks fewer).
+        let limit: Int
+        var listed: [Capture] = []
+        var skipped: [String] = []
+        var limits: [String] = []
+        /// Every capture input's sums (skipped files left out), listed or not.
+        var count = 0, frames = 0, flows = 0
+        var first: Int64?, last: Int64?
+        /// What was not listed: captures, skipped files, inputs that reached a limit.
+        var unlisted = Unlisted()
+        struct Unlisted: Sendable {
+            var count = 0, size: Int64 = 0, frames = 0, unreadable = 0, skipped = 0, limits = 0
+            var anomalies: [String: Int] = [:]
+        }
+
+        public init(limit: Int = maxListed) { self.limit = max(0, limit) }
+
+        public mutating func add(_ s: InputSummary) {
+            if let skippedReason = s.skipped {
+                if skipped.count < limit {
+                    skipped.append("\(s.name) (\(skippedReason.contains("not a capture") ? "not a capture" : skippedReason))")
+                } else {
+                    unlisted.skipped += 1
+                }
+                return
+            }
+            count += 1
+            frames += s.counts.frames
+            flows += s.flows
+            if let t = s.firstTimestamp { first = min(first ?? t, t) }
+            if let t = s.lastTimestamp { last = max(last ?? t, t) }
+            let hits = Self.limitsHit(s)
+            if listed.count < limit {
+                let format = s.container + (s.compression == "none" ? "" : "+" + s.compression)
+                listed.append(Capture(name: s.name, size: s.size, sha256: s.sha256, format: format, frames: s.counts.frames, flows: s.flows,
+                                      first: s.firstTimestamp, last: s.lastTimestamp, error: s.error,
+                                      anomalies: s.anomalies.counts.sorted { ($1.value, $0.key) < ($0.value, $1.key) }.map { ($0.key, $0.value) }))
+                if !hits.isEmpty { limits.append("\(s.name): " + hits.joined(separator: "; ")) }
+            } else {
+                unlisted.count += 1
+                unlisted.size += s.size
+                unlisted.frames += s.counts.frames
+                if s.error != nil { unlisted.unreadable += 1 }
+                if !hits.isEmpty { unlisted.limits += 1 }
+                unlisted.anomalies.merge(s.anomalies.counts, uniquingKeysWith: +)
+            }
+        }
+
+        static func limitsHit(_ s: InputSummary) -> [String] {
             var hits: [String] = []
             if let n = s.evictions["capacity"], n > 0 {
                 let sessions = s.app.sessionCapEvictions
@@ -117,7 +166,15 @@ public struct EvidenceReport: Sendable {
             if s.passiveDNSEvictions > 0 {
                 hits.append("the passive-DNS table was full \(s.passiveDNSEvictions) time\(s.passiveDNSEvictions == 1 ? "" : "s") (its older half of names dropped)")
             }
-            if !hits.isEmpty { limits.append("\(s.name): " + hits.joined(separator: "; ")) }
+            return hits
+        }
+    }
+
+    mutating func addInputs(_ list: CaptureList) {
+        inputs = list
+        limits += list.limits
+        if list.unlisted.limits > 0 {
+            limits.append("\(list.unlisted.limits) more input\(list.unlisted.limits == 1 ? "" : "s") (not listed here): see `limits_hit` in manifest.json")
         }
     }
 
@@ -275,8 +332,7 @@ public struct EvidenceReport: Sendable {
     }
 
     var span: (Int64, Int64)? {
-        let firsts = captures.compactMap(\.first), lasts = captures.compactMap(\.last)
-        guard let a = firsts.min(), let b = lasts.max() else { return nil }
+        guard let a = inputs.first, let b = inputs.last else { return nil }
         return (a, b)
     }
 

@@ -15,7 +15,8 @@ public struct Manifest {
     public var command: [String]
     public var started: Date
     public var finished: Date
-    public var inputs: [InputSummary]
+    /// Sums over the capture inputs; their entries are written from `InputLedger`'s spill.
+    public var inputTotals: InputTotals
     public var filter: String?
     public var options: AnalysisOptions
     public var outputs: [String: Int]
@@ -41,12 +42,12 @@ public struct Manifest {
     /// Size and SHA-256 of every output file, by name.
     public var outputDigests: [String: (size: Int64, sha256: String)] = [:]
 
-    public init(command: [String], started: Date, finished: Date, inputs: [InputSummary], filter: String?,
+    public init(command: [String], started: Date, finished: Date, inputTotals: InputTotals, filter: String?,
                 options: AnalysisOptions, outputs: [String: Int]) {
         self.command = command
         self.started = started
         self.finished = finished
-        self.inputs = inputs
+        self.inputTotals = inputTotals
         self.filter = filter
         self.options = options
         self.outputs = outputs
@@ -66,7 +67,18 @@ public struct Manifest {
         return getrusage(RUSAGE_SELF.rawValue, &usage) == 0 ? Int(usage.ru_maxrss) * 1024 : nil
     }
 
-    public func render() -> [UInt8] {
+    /// Writes the manifest to `file` with the inputs' entries from `entries` in their
+    /// place; false when the entries could not be read back.
+    func write(to file: OutputFile, entries: ManifestEntries) -> Bool {
+        let (bytes, inputsAt) = render()
+        file.write(Array(bytes[..<inputsAt]))
+        let whole = entries.copy(to: file)
+        file.write(Array(bytes[inputsAt...]))
+        return whole
+    }
+
+    /// The manifest with an empty `inputs` array, and where its entries go.
+    func render() -> (bytes: [UInt8], inputsAt: Int) {
         let w = JSONWriter()
         w.beginObject()
         w.beginObject("tool")
@@ -147,14 +159,14 @@ public struct Manifest {
             w.endObject()
         }
         w.beginArray("inputs")
-        for input in inputs { render(input, w) }
+        let inputsAt = w.count
         w.endArray()
         w.beginObject("totals")
-        w.field("inputs", inputs.count)
-        w.field("inputs_unreadable", inputs.filter { $0.error != nil }.count)
-        w.field("frames", inputs.reduce(0) { $0 + $1.counts.frames })
-        w.field("flows", inputs.reduce(0) { $0 + $1.flows })
-        w.field("anomalies", inputs.reduce(0) { $0 + $1.anomalies.total })
+        w.field("inputs", inputTotals.inputs)
+        w.field("inputs_unreadable", inputTotals.unreadable)
+        w.field("frames", inputTotals.frames)
+        w.field("flows", inputTotals.flows)
+        w.field("anomalies", inputTotals.anomalies)
         w.endObject()
         w.beginArray("evidence_files")
         for f in evidenceFiles { record(f, w) }
@@ -179,7 +191,7 @@ public struct Manifest {
         w.endObject()
         w.endObject()
         w.newline()
-        return w.bytes
+        return (w.bytes, inputsAt)
     }
 
     /// Anomalies that are a limit reached rather than a malformed packet.
@@ -197,7 +209,8 @@ public struct Manifest {
         w.endObject()
     }
 
-    func render(_ input: InputSummary, _ w: JSONWriter) {
+    /// One input's entry in `inputs` (`rules`: the run had rules, so its scan counts go in).
+    static func render(_ input: InputSummary, rules: Bool, _ w: JSONWriter) {
         w.beginObject()
         w.field("name", input.name)
         w.field("size", input.size)
@@ -255,7 +268,7 @@ public struct Manifest {
         // Decoding limits hit, as their anomalies count them (each limit is in the README).
         for kind in Self.limitAnomalies { w.field(dynamicKey: kind, input.anomalies.counts[kind] ?? 0) }
         w.endObject()
-        if rules != nil {
+        if rules {
             w.beginObject("rules_scan")
             w.field("streams", input.scan.streams)
             w.field("bytes_scanned", input.scan.bytesScanned)
@@ -273,16 +286,18 @@ public struct Manifest {
     }
 }
 
-/// anomalies.jsonl: every kept anomaly with the input, frame and offset to look at.
-public func renderAnomalies(_ inputs: [InputSummary]) -> [UInt8] {
-    let w = JSONWriter()
-    for input in inputs {
+extension Manifest {
+    /// anomalies.jsonl's lines for one input: every kept anomaly with the input, frame and
+    /// offset to look at. Returns how many lines.
+    static func renderAnomalies(_ input: InputSummary, _ w: JSONWriter) -> Int {
+        var lines = 0
         if let error = input.error {
             w.beginObject()
             w.beginObject("log"); w.beginObject("file"); w.field("path", input.name); w.endObject(); w.endObject()
             w.beginObject("phonehome"); w.field("anomaly", "unreadable_input"); w.field("detail", error); w.endObject()
             w.endObject()
             w.newline()
+            lines += 1
         }
         for a in input.anomalies.details {
             w.beginObject()
@@ -296,7 +311,8 @@ public func renderAnomalies(_ inputs: [InputSummary]) -> [UInt8] {
             w.endObject()
             w.endObject()
             w.newline()
+            lines += 1
         }
+        return lines
     }
-    return w.bytes
 }

@@ -114,7 +114,9 @@ extension EvidenceReport {
         h += Self.htmlTable(id: "inputs", ["input", "format", "size", "SHA-256", "frames", "first packet", "last packet"],
                             captures.map { [($0.name, nil), ($0.error == nil ? $0.format : "unreadable", nil), (Self.bytes($0.size), "\($0.size)"),
                                             ($0.sha256, nil), ("\($0.frames)", nil), (Self.time($0.first), $0.first.map(String.init)),
-                                            (Self.time($0.last), $0.last.map(String.init))] })
+                                            (Self.time($0.last), $0.last.map(String.init))] }
+                            + (unlistedCapturesRow.map { r in [[(r.label, nil), ("", nil), (Self.bytes(r.size), "\(r.size)"), ("", nil),
+                                                                ("\(r.frames)", nil), ("", nil), ("", nil)]] } ?? []))
         if !otherEvidence.isEmpty {
             h += Self.htmlTable(id: "evidence-files", ["host log or SBOM", "kind", "size", "SHA-256"],
                                 otherEvidence.map { [($0.name, nil), ($0.kind, nil), (Self.bytes($0.size), "\($0.size)"), ($0.sha256, nil)] })
@@ -165,7 +167,9 @@ extension EvidenceReport {
             if findingsOmitted > 0 { h += "<p>\(findingsOmitted) more in findings.jsonl.</p>\n" }
         }
         h += "<h2 id=\"anomalies-title\">Anomalies</h2>\n"
+        let more = unlistedCapturesRow?.label ?? ""
         let anomalyRows = captures.flatMap { c in c.anomalies.map { [(c.name, nil), ($0.0, nil), ("\($0.1)", nil)] as [(String, String?)] } }
+            + unlistedAnomalies.map { [(more, nil), ($0.0, nil), ("\($0.1)", nil)] as [(String, String?)] }
         h += anomalyRows.isEmpty ? "<p>None.</p>\n" : Self.htmlTable(id: "anomalies", ["input", "anomaly", "count"], anomalyRows)
         h += "<footer>Tool: \(ToolInfo.name) \(ToolInfo.version). The manifest (manifest.json) records the SHA-256 of every input and output; <code>phonehome verify</code> checks them.</footer>\n"
         h += "<script>\n\(Self.script)\n</script>\n</body></html>\n"

@@ -50,7 +50,8 @@ extension EvidenceReport {
         md += "\n"
         md += Self.table(["input", "format", "size", "SHA-256", "frames", "first packet", "last packet"],
                          captures.map { [$0.name, $0.error == nil ? $0.format : "unreadable", Self.bytes($0.size), $0.sha256, "\($0.frames)",
-                                         Self.time($0.first), Self.time($0.last)] })
+                                         Self.time($0.first), Self.time($0.last)] }
+                         + (unlistedCapturesRow.map { [[$0.label, "", Self.bytes($0.size), "", "\($0.frames)", "", ""]] } ?? []))
         if !otherEvidence.isEmpty {
             md += "\n" + Self.table(["host log or SBOM", "kind", "size", "SHA-256"],
                                     otherEvidence.map { [$0.name, $0.kind, Self.bytes($0.size), $0.sha256] })
@@ -90,7 +91,9 @@ extension EvidenceReport {
         }
 
         md += "\n## Anomalies\n\n"
+        let more = unlistedCapturesRow?.label ?? ""
         let anomalyRows = captures.flatMap { c in c.anomalies.map { [c.name, $0.0, "\($0.1)"] } }
+            + unlistedAnomalies.map { [more, $0.0, "\($0.1)"] }
         md += anomalyRows.isEmpty ? "None.\n" : Self.table(["input", "anomaly", "count"], anomalyRows)
         md += "\n---\n\nTool: \(ToolInfo.name) \(ToolInfo.version). The manifest (manifest.json) records the SHA-256 of every input and output; `phonehome verify` checks them.\n"
         return md

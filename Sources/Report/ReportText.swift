@@ -26,8 +26,7 @@ extension EvidenceReport {
     var statement: [String] {
         var out: [String] = []
         if let interruption { out.append("Incomplete: stopped by \(interruption). Inputs after that point were not analysed.") }
-        let frames = captures.reduce(0) { $0 + $1.frames }, flows = captures.reduce(0) { $0 + $1.flows }
-        out.append("Analysed: \(captures.count) capture file\(captures.count == 1 ? "" : "s") (\(frames) frames, \(flows) flows)"
+        out.append("Analysed: \(inputs.count) capture file\(inputs.count == 1 ? "" : "s") (\(inputs.frames) frames, \(inputs.flows) flows)"
                    + (otherEvidence.isEmpty ? "" : ", \(otherEvidence.filter { !$0.kind.hasPrefix("sbom") }.count) host log(s), \(otherEvidence.filter { $0.kind.hasPrefix("sbom") }.count) SBOM(s)") + ".")
         if let (a, b) = span { out.append("Time span of the captures: \(Self.time(a)) to \(Self.time(b)).") }
         var tested = "Tested: \(ruleCount) rules (\(ruleSources.isEmpty ? "none" : ruleSources))"
@@ -38,11 +37,30 @@ extension EvidenceReport {
         var not = "Not visible: the contents of TLS and QUIC sessions (names, certificates and sizes only)"
         let unreadable = captures.filter { $0.error != nil }
         if !unreadable.isEmpty { not += "; unreadable inputs: " + unreadable.map { "\($0.name) (\($0.error ?? ""))" }.joined(separator: ", ") }
+        let moreUnreadable = inputs.unlisted.unreadable
+        if moreUnreadable > 0 {
+            not += (unreadable.isEmpty ? "; unreadable inputs: " : ", and ") + "\(moreUnreadable) more not listed here (see manifest.json)"
+        }
         out.append(not + ".")
         for l in limits { out.append("Limit reached: \(l).") }
-        if !skipped.isEmpty { out.append("Skipped (not captures, logs or SBOMs): \(skipped.joined(separator: ", ")).") }
+        if !skipped.isEmpty {
+            let more = inputs.unlisted.skipped
+            out.append("Skipped (not captures, logs or SBOMs): \(skipped.joined(separator: ", "))" + (more > 0 ? " and \(more) more" : "") + ".")
+        }
         out.append("Configuration digest (rule packs, knowledge base, executables table\(hasBaseline ? ", baseline" : "")): sha256 \(configurationSHA256).")
         return out
+    }
+
+    /// The row after the listed captures that adds up the others, when there are any.
+    var unlistedCapturesRow: (label: String, size: Int64, frames: Int)? {
+        let u = inputs.unlisted
+        guard u.count > 0 else { return nil }
+        return ("\(u.count) more input\(u.count == 1 ? "" : "s") (each in manifest.json)", u.size, u.frames)
+    }
+
+    /// The anomalies of the captures not listed, added up by kind (most first).
+    var unlistedAnomalies: [(String, Int)] {
+        inputs.unlisted.anomalies.sorted { ($1.value, $0.key) < ($0.value, $1.key) }.map { ($0.key, $0.value) }
     }
 
     func packageCell(_ g: CalloutGroup) -> String {

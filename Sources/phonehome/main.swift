@@ -202,7 +202,7 @@ struct Analyze: ParsableCommand {
         let result: AnalysisRun.Result
         do { result = try run.run() } catch { fail(error.description, ExitStatus.outputFailed) }
         if !quiet {
-            printSummary(result.inputs, result.flows, Date().timeIntervalSince(started), also: result.otherInputs)
+            printSummary(result, Date().timeIntervalSince(started))
             print("  names: \(result.dnsTransactions) DNS transactions, \(result.httpRequests) HTTP requests, \(result.tlsHandshakes) TLS/QUIC handshakes")
             if run.engine != nil { print("  findings: \(result.findings) (findings.jsonl; values masked, SHA-256 given)") }
             print("  callouts: \(result.callouts) (callouts.jsonl); report: \(out)/report.html, report.md")
@@ -220,9 +220,9 @@ struct Analyze: ParsableCommand {
         }
     }
 
-    func printSummary(_ summaries: [InputSummary], _ flows: Int, _ seconds: Double, also: [String] = []) {
+    func printSummary(_ result: AnalysisRun.Result, _ seconds: Double) {
         var lines: [String] = []
-        for s in summaries {
+        for s in result.inputs {
             if let error = s.error { lines.append("  \(s.name): unreadable (\(error))"); continue }
             if s.skipped != nil { lines.append("  \(s.name): skipped (not a capture)"); continue }
             var line = "  \(s.name): \(s.container)\(s.compression == "none" ? "" : "+" + s.compression), "
@@ -233,12 +233,14 @@ struct Analyze: ParsableCommand {
             }
             lines.append(line)
         }
-        let bytes = summaries.reduce(Int64(0)) { $0 + $1.size }
-        let frames = summaries.reduce(0) { $0 + $1.counts.frames }
-        print("phonehome: \(summaries.count) input(s), \(frames) frames, \(flows) flows in \(String(format: "%.2f", seconds)) s"
-              + (seconds > 0 ? String(format: " (%.0f MB/s)", Double(bytes) / 1e6 / seconds) : ""))
+        let totals = result.inputTotals
+        if totals.inputs > result.inputs.count {
+            lines.append("  … and \(totals.inputs - result.inputs.count) more inputs (manifest.json lists every one)")
+        }
+        print("phonehome: \(totals.inputs) input(s), \(totals.frames) frames, \(result.flows) flows in \(String(format: "%.2f", seconds)) s"
+              + (seconds > 0 ? String(format: " (%.0f MB/s)", Double(totals.bytes) / 1e6 / seconds) : ""))
         for l in lines { print(l) }
-        for l in also { print("  \(l)") }
+        for l in result.otherInputs { print("  \(l)") }
         print("  evidence: \(out)/manifest.json, conn.jsonl, dns.jsonl, http.jsonl, tls.jsonl, findings.jsonl, callouts.jsonl, anomalies.jsonl")
     }
 

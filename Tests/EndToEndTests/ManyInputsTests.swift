@@ -1,0 +1,102 @@
+import Foundation
+@testable import Report
+import Testing
+import TestSupport
+
+/// A run over many capture files keeps in memory only the inputs it lists one by one
+/// (`AnalysisRun.listedInputs`); every input still reaches manifest.json and
+/// anomalies.jsonl, and the report adds up the ones it does not list.
+@Suite(.serialized) struct ManyInputsTests {
+    /// Frames whose IPv4 total length claims more than was captured: one anomaly each.
+    static func malformed(_ count: Int) -> [UInt8] {
+        PacketBuilder.pcap(frames: (0 ..< count).map { i in
+            var ip = PacketBuilder.ipv4(src: "10.0.0.\(i % 200 + 1)", dst: "93.184.216.34", proto: 17,
+                                        payload: PacketBuilder.udp(40000 + i, 53, PacketBuilder.dnsQuery(id: i, name: "example.com")))
+            ip[2] = 0x05; ip[3] = 0xDC
+            return PacketBuilder.ethernet(ip)
+        })
+    }
+
+    @Test func inputsBeyondTheListedOnesAreAddedUpNotKept() throws {
+        let dir = try EvidenceReportTests.temporary("many-inputs")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var inputs: [String] = []
+        for (i, bytes) in [SampleCapture.workstation(), Self.malformed(30), SampleCapture.workstation(),
+                           Self.malformed(7), Self.malformed(12), SampleCapture.workstation()].enumerated() {
+            let url = dir.appendingPathComponent("input\(i).pcap")
+            try Data(bytes).write(to: url)
+            inputs.append(url.path)
+        }
+        func run(listing: Int, _ name: String) throws -> (AnalysisRun.Result, URL) {
+            let out = dir.appendingPathComponent(name)
+            var run = AnalysisRun(inputs: inputs, out: out.path)
+            run.options.progress = false
+            run.options.jobs = 1
+            run.listedInputs = listing
+            run.warn = { _ in }
+            return (try run.run(), out)
+        }
+        let (all, allOut) = try run(listing: EvidenceReport.CaptureList.maxListed, "all")
+        let (two, twoOut) = try run(listing: 2, "two")
+
+        // Every input is in the manifest either way, with the same entry and totals.
+        func manifest(_ out: URL) throws -> [String: Any] {
+            try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("manifest.json"))) as? [String: Any])
+        }
+        let m1 = try manifest(allOut), m2 = try manifest(twoOut)
+        let entries1 = try #require(m1["inputs"] as? [[String: Any]]), entries2 = try #require(m2["inputs"] as? [[String: Any]])
+        #expect(entries1.count == 6)
+        #expect(entries1.map { $0["name"] as? String } == (0 ..< 6).map { "input\($0).pcap" })
+        #expect(entries1.map { ($0["sha256"] as? String)?.count } == Array(repeating: 64, count: 6))
+        #expect(NSArray(array: entries1).isEqual(to: entries2))
+        #expect(NSDictionary(dictionary: try #require(m1["totals"] as? [String: Any]))
+            .isEqual(to: try #require(m2["totals"] as? [String: Any])))
+        let anomalies = entries1.map { ($0["anomalies"] as? [String: Any])?["total"] as? Int ?? -1 }
+        #expect(anomalies[1] >= 30 && anomalies[3] >= 7 && anomalies[4] >= 12)
+
+        // The logs, anomalies.jsonl included, are the same bytes.
+        for name in ["conn.jsonl", "dns.jsonl", "callouts.jsonl", "findings.jsonl", "anomalies.jsonl"] {
+            let a = try Data(contentsOf: allOut.appendingPathComponent(name)), b = try Data(contentsOf: twoOut.appendingPathComponent(name))
+            #expect(a == b, "\(name) differs")
+        }
+        let anomalyLines = try String(contentsOf: twoOut.appendingPathComponent("anomalies.jsonl"), encoding: .utf8)
+            .split(separator: "\n").count
+        #expect(anomalyLines == anomalies.reduce(0, +))
+        #expect(two.inputTotals.anomalyLines == anomalyLines)
+
+        // The result keeps the listed inputs only, without their anomalies' details.
+        #expect(all.inputs.count == 6 && two.inputs.count == 2)
+        #expect(two.inputTotals.inputs == 6 && two.inputTotals.frames == all.inputs.reduce(0) { $0 + $1.counts.frames })
+        #expect(two.inputs[1].anomalies.total == anomalies[1] && two.inputs[1].anomalies.details.isEmpty)
+
+        // The report lists two inputs and adds up the other four.
+        let report = try String(contentsOf: twoOut.appendingPathComponent("report.md"), encoding: .utf8)
+        let unlistedFrames = all.inputs[2...].reduce(0) { $0 + $1.counts.frames }
+        #expect(report.contains("- Analysed: 6 capture files ("))
+        #expect(report.contains("| input0.pcap |") && report.contains("| input1.pcap |") && !report.contains("| input2.pcap |"))
+        #expect(report.contains("| 4 more inputs (each in manifest.json) |   | ") && report.contains(" |   | \(unlistedFrames) |   |   |"))
+        let kinds = all.inputs[2...].reduce(into: [String: Int]()) { $0.merge($1.anomalies.counts, uniquingKeysWith: +) }
+        #expect(!kinds.isEmpty)
+        for (kind, n) in kinds { #expect(report.contains("| 4 more inputs (each in manifest.json) | \(kind) | \(n) |")) }
+        let html = try String(contentsOf: twoOut.appendingPathComponent("report.html"), encoding: .utf8)
+        #expect(html.contains("4 more inputs (each in manifest.json)"))
+    }
+
+    /// Without a spill file (no room, no directory), the entries are kept in memory and
+    /// the manifest is whole all the same.
+    @Test func manifestEntriesWithoutASpillFile() throws {
+        let dir = try EvidenceReportTests.temporary("entries")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        for spillDirectory in [dir.path, dir.appendingPathComponent("missing").path] {
+            let entries = ManifestEntries(directory: spillDirectory)
+            for text in ["{\"a\":1}", "{\"b\":2}", "{\"c\":3}"] {
+                Array(text.utf8).withUnsafeBytes { entries.append($0) }
+            }
+            let file = try OutputFile(directory: dir.path, name: "entries.json")
+            #expect(entries.copy(to: file))
+            try file.commit()
+            let written = try String(contentsOf: dir.appendingPathComponent("entries.json"), encoding: .utf8)
+            #expect(written == "{\"a\":1},{\"b\":2},{\"c\":3}")
+        }
+    }
+}
