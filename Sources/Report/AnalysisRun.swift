@@ -99,7 +99,7 @@ public struct AnalysisRun {
         // Host logs are recognised by content and read first: flows are joined with the
         // processes they show as each flow is written; what processes sent (strace's
         // buffers) goes through the rules.
-        var hostRun = HostLogRun()
+        var hostRun = HostLogRun(spillDirectory: out)
         let strace = StraceReader(budgetBytes: hostMemoryBytes)
         strace.parseAhead = options.jobs > 1
         var bufferScanner: HostBufferScanner?
@@ -133,12 +133,12 @@ public struct AnalysisRun {
             }
             guard let log else { captures.append(item); continue }
             if let error = log.readError { warn("\(item.path): \(error)") }
-            hostRun.logs.append(log)
+            hostRun.add(log)
         }
-        let names = InputNames(captures.map(\.path) + sbomPaths + hostRun.logs.map(\.path), keepAbsolute: absolutePaths)
+        let names = InputNames(captures.map(\.path) + sbomPaths + hostRun.files.map(\.path), keepAbsolute: absolutePaths)
         // Host logs and SBOMs are evidence too: their digests go into the manifest.
         var evidence: [Custody.FileRecord] = []
-        for log in hostRun.logs {
+        for log in hostRun.files {
             let d = Custody.digest(log.path)
             evidence.append(Custody.FileRecord(name: names(log.path), kind: log.format, size: d?.size ?? 0, sha256: d?.sha256 ?? ""))
         }
@@ -169,7 +169,7 @@ public struct AnalysisRun {
         callouts.report = collector
         conn.findingsOnFlow = { [unowned appLogs] in appLogs.findings.takeRules(forFlow: $0) }
         conn.questionsOnFlow = { [unowned appLogs] in appLogs.takeQuestions(forFlow: $0) }
-        if !hostRun.logs.isEmpty {
+        if !hostRun.files.isEmpty {
             hostRun.model = strace.model
             let attributor = ProcessAttributor(model: strace.model, clockOffset: clockOffset)
             hostRun.attributor = attributor
@@ -228,7 +228,7 @@ public struct AnalysisRun {
             report.addInputs(ledger.reportList)
             if let model = hostRun.model { report.addHostLimits(model.limitsHit) }
             report.interruption = interruption
-            report.otherEvidence = evidence
+            report.addOtherEvidence(evidence, listing: listedInputs)
             report.configurationSHA256 = Custody.combined(configurationRecords)
             report.ruleCount = engine?.rules.count ?? 0
             report.ruleSources = engine == nil ? "" : ruleDescription
@@ -295,11 +295,16 @@ public struct AnalysisRun {
         }
         var result = Result(inputs: ledger.listed, inputTotals: ledger.totals, flows: conn.lines, dnsTransactions: appLogs.dnsLines, httpRequests: appLogs.httpLines,
                       tlsHandshakes: appLogs.tlsLines, findings: appLogs.findings.lines, callouts: callouts.lines,
-                      newCallouts: baseline?.newCallouts ?? 0, goneCallouts: baseline?.gone.count ?? 0, hostLogs: hostRun.logs.count,
+                      newCallouts: baseline?.newCallouts ?? 0, goneCallouts: baseline?.gone.count ?? 0, hostLogs: hostRun.files.count,
                       sboms: sboms.count, manifestSHA256: manifestSHA256, interruption: interruption)
         result.verdict = verdict
-        result.otherInputs = hostRun.logs.map { "\(names($0.path)): \($0.format), \($0.lines) lines" + ($0.readError.map { " (\($0))" } ?? "") }
-            + zip(sboms, sbomPaths).map { "\(names($1)): SBOM \($0.format.rawValue) \($0.specVersion ?? "?"), \($0.packages.count) packages" }
+        // The closing summary names as many host logs as captures; the rest are counted.
+        result.otherInputs = hostRun.files.prefix(listedInputs).map { "\(names($0.path)): \($0.format), \($0.lines) lines" + ($0.readError.map { " (\($0))" } ?? "") }
+        if hostRun.files.count > listedInputs {
+            let more = hostRun.files.count - listedInputs
+            result.otherInputs.append("… and \(more) more host log\(more == 1 ? "" : "s") (manifest.json lists every one)")
+        }
+        result.otherInputs += zip(sboms, sbomPaths).map { "\(names($1)): SBOM \($0.format.rawValue) \($0.specVersion ?? "?"), \($0.packages.count) packages" }
         return result
     }
 

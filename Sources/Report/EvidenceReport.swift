@@ -23,8 +23,11 @@ public struct EvidenceReport: Sendable {
     var inputs = CaptureList()
     /// The captures listed one by one (the first `CaptureList.maxListed`).
     var captures: [Capture] { inputs.listed }
-    /// Host logs and SBOMs: name, kind, size, SHA-256.
+    /// Host logs and SBOMs: name, kind, size, SHA-256 (the first ones: see `addOtherEvidence`).
     var otherEvidence: [Custody.FileRecord] = []
+    var hostLogCount = 0, sbomCount = 0
+    /// Host logs not listed: how many, and their size.
+    var otherEvidenceUnlisted: (count: Int, size: Int64) = (0, 0)
     var skipped: [String] { inputs.skipped }
     var configuration: [Custody.FileRecord] = []
     var configurationSHA256 = ""
@@ -168,6 +171,18 @@ public struct EvidenceReport: Sendable {
             }
             return hits
         }
+    }
+
+    /// Host logs and SBOMs: every SBOM and the first `listing` host logs listed (`strace
+    /// -ff` writes a file per thread), the other logs counted with their size;
+    /// manifest.json lists each.
+    mutating func addOtherEvidence(_ records: [Custody.FileRecord], listing: Int) {
+        let logs = records.filter { !$0.kind.hasPrefix("sbom") }, sboms = records.filter { $0.kind.hasPrefix("sbom") }
+        hostLogCount = logs.count
+        sbomCount = sboms.count
+        otherEvidence = Array(logs.prefix(max(0, listing))) + sboms
+        let rest = logs.dropFirst(max(0, listing))
+        otherEvidenceUnlisted = (rest.count, rest.reduce(0) { $0 + $1.size })
     }
 
     mutating func addInputs(_ list: CaptureList) {

@@ -1,34 +1,42 @@
 import HostLogs
 
 /// The host logs of a run, for the manifest: each file's line counts and unparsed lines
-/// by reason, what the model holds, and how flows were attributed.
+/// by reason, what the model holds, and how flows were attributed. A file's entry is
+/// rendered when it has been read and parked in a spill file (`strace -ff` writes a file
+/// per thread: tens of thousands); the run keeps only what it names each file by.
 public struct HostLogRun {
+    /// What the run needs of a host-log file once it is read.
+    public struct FileFacts: Sendable {
+        public var path: String
+        public var format: String
+        public var lines: Int
+        public var readError: String?
+    }
     /// Every host-log file read, in input order.
-    public var logs: [any HostLogFileSummary] = []
+    public private(set) var files: [FileFacts] = []
     public var model: HostModel?
     public var attributor: ProcessAttributor?
     public var bufferScanner: HostBufferScanner?
-    public init() {}
+    /// The files' entries in the manifest's `host_logs.files`.
+    let entries: ManifestEntries
+    private let writer = JSONWriter()
 
-    func render(_ w: JSONWriter) {
+    init(spillDirectory: String) {
+        entries = ManifestEntries(directory: spillDirectory)
+    }
+
+    mutating func add(_ f: any HostLogFileSummary) {
+        files.append(FileFacts(path: f.path, format: f.format, lines: f.lines, readError: f.readError))
+        writer.reset()
+        Self.render(f, writer)
+        entries.append(writer.view)
+    }
+
+    /// The `host_logs` object with an empty `files` array; returns where its entries go.
+    func render(_ w: JSONWriter) -> Int {
         w.beginObject("host_logs")
         w.beginArray("files")
-        for f in logs {
-            w.beginObject()
-            w.field("path", f.path.split(separator: "/").last.map(String.init) ?? f.path)
-            w.field("format", f.format)
-            for (key, value) in f.labels { w.field(dynamicKey: key, value) }
-            w.field("lines", f.lines)
-            for (key, n) in f.counts { w.field(dynamicKey: key, n) }
-            for (key, counts) in f.breakdowns {
-                w.beginObject(dynamic: key)
-                for (k, n) in counts.sorted(by: { $0.key < $1.key }) { w.field(dynamicKey: k, n) }
-                w.endObject()
-            }
-            render(f.lineErrors, w)
-            if let error = f.readError { w.field("read_error", error) }
-            w.endObject()
-        }
+        let filesAt = w.count
         w.endArray()
         if let m = model {
             w.field("processes", m.processes.count)
@@ -67,10 +75,29 @@ public struct HostLogRun {
             w.endObject()
         }
         w.endObject()
+        return filesAt
+    }
+
+    /// One file's entry in `host_logs.files`.
+    static func render(_ f: any HostLogFileSummary, _ w: JSONWriter) {
+        w.beginObject()
+        w.field("path", f.path.split(separator: "/").last.map(String.init) ?? f.path)
+        w.field("format", f.format)
+        for (key, value) in f.labels { w.field(dynamicKey: key, value) }
+        w.field("lines", f.lines)
+        for (key, n) in f.counts { w.field(dynamicKey: key, n) }
+        for (key, counts) in f.breakdowns {
+            w.beginObject(dynamic: key)
+            for (k, n) in counts.sorted(by: { $0.key < $1.key }) { w.field(dynamicKey: k, n) }
+            w.endObject()
+        }
+        render(f.lineErrors, w)
+        if let error = f.readError { w.field("read_error", error) }
+        w.endObject()
     }
 
     /// `unparsed`: per reason, the count and the first line numbers.
-    func render(_ u: UnparsedLines, _ w: JSONWriter) {
+    static func render(_ u: UnparsedLines, _ w: JSONWriter) {
         w.beginObject("unparsed")
         for (reason, n) in u.counts.sorted(by: { $0.key < $1.key }) {
             w.beginObject(dynamic: reason)

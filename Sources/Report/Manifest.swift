@@ -70,15 +70,21 @@ public struct Manifest {
     /// Writes the manifest to `file` with the inputs' entries from `entries` in their
     /// place; false when the entries could not be read back.
     func write(to file: OutputFile, entries: ManifestEntries) -> Bool {
-        let (bytes, inputsAt) = render()
-        file.write(Array(bytes[..<inputsAt]))
-        let whole = entries.copy(to: file)
-        file.write(Array(bytes[inputsAt...]))
+        let (bytes, inserts) = render(inputs: entries)
+        var whole = true, from = 0
+        for (at, list) in inserts {
+            file.write(Array(bytes[from ..< at]))
+            whole = list.copy(to: file) && whole
+            from = at
+        }
+        file.write(Array(bytes[from...]))
         return whole
     }
 
-    /// The manifest with an empty `inputs` array, and where its entries go.
-    func render() -> (bytes: [UInt8], inputsAt: Int) {
+    /// The manifest with its long arrays empty (the capture inputs, the host-log files),
+    /// and where their entries go, in order.
+    func render(inputs: ManifestEntries) -> (bytes: [UInt8], inserts: [(at: Int, entries: ManifestEntries)]) {
+        var inserts: [(at: Int, entries: ManifestEntries)] = []
         let w = JSONWriter()
         w.beginObject()
         w.beginObject("tool")
@@ -133,7 +139,7 @@ public struct Manifest {
             w.field("validator_rejects", ruleCounters.validatorRejects)
             w.endObject()
         }
-        hostLogs?.render(w)
+        if let hostLogs { inserts.append((hostLogs.render(w), hostLogs.entries)) }
         if let c = callouts {
             w.beginObject("callouts")
             w.field("lines", c.lines)
@@ -159,7 +165,7 @@ public struct Manifest {
             w.endObject()
         }
         w.beginArray("inputs")
-        let inputsAt = w.count
+        inserts.append((w.count, inputs))
         w.endArray()
         w.beginObject("totals")
         w.field("inputs", inputTotals.inputs)
@@ -191,7 +197,7 @@ public struct Manifest {
         w.endObject()
         w.endObject()
         w.newline()
-        return (w.bytes, inputsAt)
+        return (w.bytes, inserts)
     }
 
     /// Anomalies that are a limit reached rather than a malformed packet.

@@ -119,7 +119,8 @@ extension EvidenceReport {
                                                                 ("\(r.frames)", nil), ("", nil), ("", nil)]] } ?? []))
         if !otherEvidence.isEmpty {
             h += Self.htmlTable(id: "evidence-files", ["host log or SBOM", "kind", "size", "SHA-256"],
-                                otherEvidence.map { [($0.name, nil), ($0.kind, nil), (Self.bytes($0.size), "\($0.size)"), ($0.sha256, nil)] })
+                                otherEvidence.map { [($0.name, nil), ($0.kind, nil), (Self.bytes($0.size), "\($0.size)"), ($0.sha256, nil)] }
+                                + (unlistedEvidenceRow.map { r in [[(r.label, nil), ("", nil), (Self.bytes(r.size), "\(r.size)"), ("", nil)]] } ?? []))
         }
         h += "<h2 id=\"timeline-title\">Timeline</h2>\n" + timeline()
         h += "<h2 id=\"callouts-title\">Callouts</h2>\n<p>\(Self.escape(destinationSummary)); sensitive data first, then new ones, then by time. Click a column to sort.</p>\n"

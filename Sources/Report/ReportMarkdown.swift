@@ -54,7 +54,8 @@ extension EvidenceReport {
                          + (unlistedCapturesRow.map { [[$0.label, "", Self.bytes($0.size), "", "\($0.frames)", "", ""]] } ?? []))
         if !otherEvidence.isEmpty {
             md += "\n" + Self.table(["host log or SBOM", "kind", "size", "SHA-256"],
-                                    otherEvidence.map { [$0.name, $0.kind, Self.bytes($0.size), $0.sha256] })
+                                    otherEvidence.map { [$0.name, $0.kind, Self.bytes($0.size), $0.sha256] }
+                                    + (unlistedEvidenceRow.map { [[$0.label, "", Self.bytes($0.size), ""]] } ?? []))
         }
 
         md += "\n## Callouts\n\n\(destinationSummary); sensitive data first, then new ones, then by time.\n\n"

@@ -27,7 +27,7 @@ extension EvidenceReport {
         var out: [String] = []
         if let interruption { out.append("Incomplete: stopped by \(interruption). Inputs after that point were not analysed.") }
         out.append("Analysed: \(inputs.count) capture file\(inputs.count == 1 ? "" : "s") (\(inputs.frames) frames, \(inputs.flows) flows)"
-                   + (otherEvidence.isEmpty ? "" : ", \(otherEvidence.filter { !$0.kind.hasPrefix("sbom") }.count) host log(s), \(otherEvidence.filter { $0.kind.hasPrefix("sbom") }.count) SBOM(s)") + ".")
+                   + (otherEvidence.isEmpty ? "" : ", \(hostLogCount) host log(s), \(sbomCount) SBOM(s)") + ".")
         if let (a, b) = span { out.append("Time span of the captures: \(Self.time(a)) to \(Self.time(b)).") }
         var tested = "Tested: \(ruleCount) rules (\(ruleSources.isEmpty ? "none" : ruleSources))"
         tested += scanDepth > 0 ? " over the first \(Self.bytes(Int64(scanDepth))) of each reassembled TCP direction" : " over whole reassembled TCP directions"
@@ -56,6 +56,13 @@ extension EvidenceReport {
         let u = inputs.unlisted
         guard u.count > 0 else { return nil }
         return ("\(u.count) more input\(u.count == 1 ? "" : "s") (each in manifest.json)", u.size, u.frames)
+    }
+
+    /// The row after the listed host logs and SBOMs that counts the other logs, when there are any.
+    var unlistedEvidenceRow: (label: String, size: Int64)? {
+        let u = otherEvidenceUnlisted
+        guard u.count > 0 else { return nil }
+        return ("\(u.count) more host log\(u.count == 1 ? "" : "s") (each in manifest.json)", u.size)
     }
 
     /// The anomalies of the captures not listed, added up by kind (most first).

@@ -235,7 +235,8 @@ struct Analyze: ParsableCommand {
         }
         let totals = result.inputTotals
         if totals.inputs > result.inputs.count {
-            lines.append("  … and \(totals.inputs - result.inputs.count) more inputs (manifest.json lists every one)")
+            let more = totals.inputs - result.inputs.count
+            lines.append("  … and \(more) more input\(more == 1 ? "" : "s") (manifest.json lists every one)")
         }
         print("phonehome: \(totals.inputs) input(s), \(totals.frames) frames, \(result.flows) flows in \(String(format: "%.2f", seconds)) s"
               + (seconds > 0 ? String(format: " (%.0f MB/s)", Double(totals.bytes) / 1e6 / seconds) : ""))

@@ -27,6 +27,15 @@ import TestSupport
             try Data(bytes).write(to: url)
             inputs.append(url.path)
         }
+        // Host logs too (`strace -ff` writes one per thread), and an SBOM, always listed.
+        for pid in [101, 102, 103] {
+            let url = dir.appendingPathComponent("trace.\(pid)")
+            try SampleCapture.strace().write(to: url, atomically: true, encoding: .utf8)
+            inputs.append(url.path)
+        }
+        let sbom = dir.appendingPathComponent("workstation.cdx.json")
+        try SampleCapture.sbom().write(to: sbom, atomically: true, encoding: .utf8)
+        inputs.append(sbom.path)
         func run(listing: Int, _ name: String) throws -> (AnalysisRun.Result, URL) {
             let out = dir.appendingPathComponent(name)
             var run = AnalysisRun(inputs: inputs, out: out.path)
@@ -51,6 +60,12 @@ import TestSupport
         #expect(NSArray(array: entries1).isEqual(to: entries2))
         #expect(NSDictionary(dictionary: try #require(m1["totals"] as? [String: Any]))
             .isEqual(to: try #require(m2["totals"] as? [String: Any])))
+        let logs1 = try #require((m1["host_logs"] as? [String: Any])?["files"] as? [[String: Any]])
+        let logs2 = try #require((m2["host_logs"] as? [String: Any])?["files"] as? [[String: Any]])
+        #expect(logs1.map { $0["path"] as? String } == ["trace.101", "trace.102", "trace.103"])
+        #expect(logs1.allSatisfy { ($0["lines"] as? Int ?? 0) > 0 })
+        #expect(NSArray(array: logs1).isEqual(to: logs2))
+        #expect(NSArray(array: try #require(m1["evidence_files"] as? [Any])).isEqual(to: try #require(m2["evidence_files"] as? [Any])))
         let anomalies = entries1.map { ($0["anomalies"] as? [String: Any])?["total"] as? Int ?? -1 }
         #expect(anomalies[1] >= 30 && anomalies[3] >= 7 && anomalies[4] >= 12)
 
@@ -78,8 +93,14 @@ import TestSupport
         let kinds = all.inputs[2...].reduce(into: [String: Int]()) { $0.merge($1.anomalies.counts, uniquingKeysWith: +) }
         #expect(!kinds.isEmpty)
         for (kind, n) in kinds { #expect(report.contains("| 4 more inputs (each in manifest.json) | \(kind) | \(n) |")) }
+        #expect(report.contains("6 capture files (") && report.contains(", 3 host log(s), 1 SBOM(s)."))
+        #expect(report.contains("| trace.101 | strace |") && report.contains("| trace.102 | strace |") && !report.contains("| trace.103 |"))
+        #expect(report.contains("| workstation.cdx.json | sbom:cyclonedx |"))
+        #expect(report.contains("| 1 more host log (each in manifest.json) |   | "))
         let html = try String(contentsOf: twoOut.appendingPathComponent("report.html"), encoding: .utf8)
-        #expect(html.contains("4 more inputs (each in manifest.json)"))
+        #expect(html.contains("4 more inputs (each in manifest.json)") && html.contains("1 more host log (each in manifest.json)"))
+        #expect(two.otherInputs.count == 4 && two.otherInputs[2] == "… and 1 more host log (manifest.json lists every one)")
+        #expect(all.otherInputs.count == 4 && all.otherInputs[2].hasPrefix("trace.103: strace, "))
     }
 
     /// Without a spill file (no room, no directory), the entries are kept in memory and
