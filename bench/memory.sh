@@ -4,8 +4,9 @@
 # capture alone, then all five in one run (in the order emails, filled, queries,
 # pipelined, datagrams: the run's stores are full when the later ones come), with 1 job,
 # 2 jobs and 2 workers. Then the host logs built to fill the host model, each alone (1
-# job), and all four with all five captures (1 and 2 jobs). Prints the manifest's peak (VmHWM); 300 MB is the
-# documented cap.
+# job), and all four with all five captures (1 and 2 jobs). Then many inputs (links in the
+# directory): 100 malformed captures, 20,000 small captures, 20,000 strace files. Prints the
+# manifest's peak (VmHWM); 300 MB is the documented cap.
 # Usage: bench/memory.sh [DIRECTORY]   (default: $PHONEHOME_CRAFTED or /tmp/phonehome-crafted)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,3 +48,17 @@ for f in "${logs[@]}"; do
 done
 printf "%-18s %s\n" "all + captures" "$(hostpeak 1 "${logs[@]}" "${all[@]}")"
 printf "%-18s %s\n" "the same, -j 2" "$(hostpeak 2 "${logs[@]}" "${all[@]}")"
+# Many inputs: what a run keeps per input, not per packet (links to one file each).
+many() { # NAME COUNT FILE: a directory of COUNT links to FILE, made once
+    local d="$dir/many-$1"
+    if [ ! -d "$d" ]; then
+        mkdir -p "$d.partial"
+        for i in $(seq 1 "$2"); do ln -sf "$3" "$d.partial/$1.$i"; done
+        mv "$d.partial" "$d"
+    fi
+    echo "$d"
+}
+printf "\n%-34s %s\n" "many inputs" "-j 2"
+printf "%-34s %s\n" "100 x malformed.pcap" "$(peak -j 2 "$(many malformed 100 "$dir/malformed.pcap")")"
+printf "%-34s %s\n" "20,000 x samples/workstation.pcap" "$(peak -j 2 "$(many small 20000 "$PWD/samples/workstation.pcap")")"
+printf "%-34s %s\n" "20,000 x samples/workstation.strace" "$(peak -j 2 "$(many trace 20000 "$PWD/samples/workstation.strace")" samples/workstation.pcap)"
