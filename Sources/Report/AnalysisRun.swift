@@ -32,8 +32,8 @@ public struct AnalysisRun {
     /// `eve` (eve.json, the logs under Suricata's EVE names).
     public var formats: Set<String> = ["jsonl", "md", "html"]
     public static let allFormats: Set<String> = ["jsonl", "md", "html", "eve"]
-    /// Capture inputs the report and the closing summary list one by one; the others are
-    /// added up there (manifest.json and anomalies.jsonl have every one).
+    /// Captures, and host logs apart, that the report and the closing summary list one by
+    /// one; the others are added up there (manifest.json and anomalies.jsonl have each).
     public var listedInputs = EvidenceReport.CaptureList.maxListed
     /// Keep absolute input paths in the outputs (default: their shortest unique ending).
     public var absolutePaths = false
@@ -48,8 +48,8 @@ public struct AnalysisRun {
     }
 
     public struct Result {
-        /// The first `listedInputs` capture inputs (anomaly counts,
-        /// not details: those are in anomalies.jsonl); `inputTotals` covers them all.
+        /// The first `listedInputs` capture inputs, with their anomaly counts but not the
+        /// details (those are in anomalies.jsonl); `inputTotals` covers them all.
         public var inputs: [InputSummary]
         public var inputTotals: InputTotals
         public var flows: Int
