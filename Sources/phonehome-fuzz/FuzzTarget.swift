@@ -122,25 +122,34 @@ enum FuzzTarget: String, CaseIterable {
         }
     }
 
-    /// The input is written to a file in a directory of this process (tmpfs when there
-    /// is one), analysed with every output format and the default packs, and removed.
-    static func report(_ bytes: [UInt8]) {
+    /// Writes `files` (name, bytes) to a directory of this process (tmpfs when there is
+    /// one), analyses the paths `inputs` picks from them with every output format and the
+    /// default packs, and removes the directory. `jobs`: 1 or 2.
+    static func analyzeFiles(_ files: [(name: String, bytes: [UInt8])], jobs: Int, inputs: ([String]) -> [String] = { $0 }) {
         let base = FileManager.default.fileExists(atPath: "/dev/shm") ? "/dev/shm" : NSTemporaryDirectory()
         let dir = (base as NSString).appendingPathComponent("phonehome-fuzz-\(getpid())")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let input = (dir as NSString).appendingPathComponent("input")
-        guard FileManager.default.createFile(atPath: input, contents: Data(bytes)) else { return }
-        let jobs = 1 + Int((bytes.last ?? 0) & 1)
-        // With 2 jobs the input is given twice: the second is opened (an xz one decoded)
-        // ahead, through a spill file.
-        var run = AnalysisRun(inputs: jobs == 2 ? [input, input] : [input], out: (dir as NSString).appendingPathComponent("out"))
+        var paths: [String] = []
+        for file in files {
+            let path = (dir as NSString).appendingPathComponent(file.name)
+            guard FileManager.default.createFile(atPath: path, contents: Data(file.bytes)) else { return }
+            paths.append(path)
+        }
+        var run = AnalysisRun(inputs: inputs(paths), out: (dir as NSString).appendingPathComponent("out"))
         run.engine = defaultRules
         run.formats = AnalysisRun.allFormats
         run.options.flowLimits.maxFlows = 1024
         run.options.jobs = jobs
         run.warn = { _ in }
         _ = try? run.run()
+    }
+
+    static func report(_ bytes: [UInt8]) {
+        let jobs = 1 + Int((bytes.last ?? 0) & 1)
+        // With 2 jobs the input is given twice: the second is opened (an xz one decoded)
+        // ahead, through a spill file.
+        analyzeFiles([("input", bytes)], jobs: jobs) { jobs == 2 ? $0 + $0 : $0 }
     }
 
     /// `joined`'s input: capture length and host-log length (16 bits each, little-endian),
@@ -156,23 +165,8 @@ enum FuzzTarget: String, CaseIterable {
 
     static func joined(_ bytes: [UInt8]) {
         guard let parts = joinedParts(bytes) else { return }
-        let base = FileManager.default.fileExists(atPath: "/dev/shm") ? "/dev/shm" : NSTemporaryDirectory()
-        let dir = (base as NSString).appendingPathComponent("phonehome-fuzz-joined-\(getpid())")
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        var inputs: [String] = []
-        for (name, part) in [("capture", parts.capture), ("host.log", parts.hostLog), ("sbom.json", parts.sbom)] where !part.isEmpty {
-            let path = (dir as NSString).appendingPathComponent(name)
-            guard FileManager.default.createFile(atPath: path, contents: Data(part)) else { return }
-            inputs.append(path)
-        }
-        var run = AnalysisRun(inputs: inputs, out: (dir as NSString).appendingPathComponent("out"))
-        run.engine = defaultRules
-        run.formats = AnalysisRun.allFormats
-        run.options.flowLimits.maxFlows = 1024
-        run.options.jobs = 1 + Int((bytes.last ?? 0) & 1)
-        run.warn = { _ in }
-        _ = try? run.run()
+        let files = [("capture", parts.capture), ("host.log", parts.hostLog), ("sbom.json", parts.sbom)].filter { !$0.1.isEmpty }
+        analyzeFiles(files.map { (name: $0.0, bytes: $0.1) }, jobs: 1 + Int((bytes.last ?? 0) & 1))
     }
 
     static func strace(_ bytes: [UInt8]) {
