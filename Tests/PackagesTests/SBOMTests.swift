@@ -96,4 +96,29 @@ import TestSupport
         #expect(doc.packages.count == SBOMDocument.maxNesting)
         #expect(doc.nestingCut == 1)
     }
+
+    /// A field of the wrong type costs that field (or that element of a list), not the
+    /// document: SBOMs in the wild give a number for a version or a string where an
+    /// object is due.
+    @Test func wrongTypesCostOnlyTheirField() throws {
+        let json = #"""
+        {"bomFormat":"CycloneDX","specVersion":1.6,"components":[
+          {"type":"library","name":"numeric-version","version":2,"purl":"pkg:pypi/numeric-version@2"},
+          "not an object",
+          {"type":"library","name":"fine","version":"1.0","group":"org","bom-ref":"r1",
+           "evidence":{"occurrences":[{"location":"/srv/a.py"},7,{"location":["x"]}]},
+           "properties":[{"name":"syft:location:0:path","value":"/srv/b.py"},{"name":3}],
+           "components":{"name":"not a list"}},
+          {"type":"library","version":"9"}],
+         "services":[{"name":"telemetry","endpoints":["https://t.example/v1",42],"data":[{"flow":"outbound","classification":"PII"},"x"]}]}
+        """#
+        let doc = try SBOMDocument.parse(Data(json.utf8), name: "loose.cdx.json")
+        #expect(doc.format == .cycloneDX && doc.specVersion == nil)
+        #expect(doc.packages.map(\.name) == ["numeric-version", "org/fine"])
+        #expect(doc.packages[0].version == nil && doc.packages[0].purl == "pkg:pypi/numeric-version@2")
+        #expect(doc.packages[1].id == "r1" && doc.packages[1].files == ["/srv/a.py", "/srv/b.py"])
+        #expect(doc.services.map(\.endpoints) == [["https://t.example/v1"]] && doc.services[0].dataFlows == ["outbound:PII"])
+        #expect(throws: SBOMError.self) { try SBOMDocument.parse(Data("[1,2]".utf8), name: "list.json") }
+        #expect(throws: SBOMError.self) { try SBOMDocument.parse(Data(#"{"@graph":[]}"#.utf8), name: "spdx3.json") }
+    }
 }
