@@ -71,14 +71,16 @@ public struct InputTotals: Sendable {
 /// file until the manifest is written; in memory from the first write the file refuses
 /// (no room), so that the manifest stays whole.
 final class ManifestEntries {
-    private let spill: SpillFile?
+    private let directory: String
+    /// Made with the first entry: most runs have no host logs, and a run cut short none.
+    private lazy var spill: SpillFile? = SpillFile(directory: directory, budget: ByteBudget(limit: 0))
     private var spilled: Int64 = 0
     private var inMemory: [UInt8] = []
     private var spillFailed = false
     private(set) var count = 0
 
     init(directory: String) {
-        spill = SpillFile(directory: directory, budget: ByteBudget(limit: 0))
+        self.directory = directory
     }
 
     func append(_ entry: UnsafeRawBufferPointer) {
