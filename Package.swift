@@ -27,6 +27,7 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CPCRE2", pkgConfig: "libpcre2-8", providers: [.apt(["libpcre2-dev"])]),
         .systemLibrary(name: "CHyperscan", pkgConfig: "libhs", providers: [.apt(["libvectorscan-dev"])]),
+        .systemLibrary(name: "CYAJL", pkgConfig: "yajl", providers: [.apt(["libyajl-dev"])]),
 
         // Pure decoders: no Foundation, no C.
         .target(name: "Wire", swiftSettings: hotPath),
@@ -56,7 +57,8 @@ let package = Package(
         // Host logs (strace first): the process tree and each process's network use.
         .target(name: "HostLogs", dependencies: ["Capture", "Wire", "Protocols"], swiftSettings: hotPath),
         // SBOMs (CycloneDX, SPDX 2.x, syft JSON) into one package index: which package owns a file.
-        .target(name: "Packages", dependencies: [.product(name: "Yams", package: "Yams")]),
+        // SBOMs are read as a stream of JSON events (yajl), keeping only the fields used.
+        .target(name: "Packages", dependencies: ["CYAJL", .product(name: "Yams", package: "Yams")]),
         .target(name: "Analysis", dependencies: ["Capture", "Wire", "Flows", "Protocols", "Rules"], swiftSettings: hotPath),
         .target(name: "Report", dependencies: ["Analysis", "Protocols", "Capture", "Wire", "Flows", "Rules", "HostLogs", "Packages",
                                              .product(name: "Crypto", package: "swift-crypto")], swiftSettings: hotPath),

@@ -178,8 +178,44 @@ def malformed(c):
         c.frame(bytes(packet))
 
 
+def image_cdx(out):
+    """A CycloneDX of an image near the 256 MiB cap: 400,000 components, each with its
+    hashes, licence, properties and evidence (fields read and fields skipped)."""
+    out.write(b'{"bomFormat":"CycloneDX","specVersion":"1.6","components":[')
+    for i in range(400000):
+        out.write(b'%s{"type":"library","bom-ref":"pkg:pypi/package-%d@1.%d.0?package-id=%016x","name":"package-%d",'
+                  b'"version":"1.%d.0","purl":"pkg:pypi/package-%d@1.%d.0","licenses":[{"license":{"id":"MIT"}}],'
+                  b'"hashes":[{"alg":"SHA-256","content":"%064x"}],"properties":[{"name":"syft:package:foundBy",'
+                  b'"value":"python-installed-package-cataloger"},{"name":"syft:location:0:path",'
+                  b'"value":"/usr/lib/python3/dist-packages/package_%d-1.0.dist-info/METADATA"}],"evidence":{"occurrences":'
+                  b'[{"location":"/usr/lib/python3/dist-packages/package_%d/__init__.py"}]}}'
+                  % (b"," if i else b"", i, i % 7, i, i, i % 7, i, i % 7, i * 2654435761, i, i))
+    out.write(b"]}")
+
+
+def image_syft(out):
+    """A syft JSON listing every file of every package (a dpkg database's file lists):
+    20,000 packages of 100 files."""
+    out.write(b'{"schema":{"version":"16.0.0"},"artifacts":[')
+    for i in range(20000):
+        files = b",".join(b'{"path":"/usr/lib/x86_64-linux-gnu/pkg%d/file%d.so","digest":{"algorithm":"md5","value":"%032x"}}'
+                          % (i, j, i * 100 + j) for j in range(100))
+        out.write(b'%s{"id":"%016x","name":"pkg%d","version":"1.0","type":"deb","purl":"pkg:deb/debian/pkg%d@1.0",'
+                  b'"locations":[{"path":"/var/lib/dpkg/status"}],"metadata":{"package":"pkg%d","files":[%s]}}'
+                  % (b"," if i else b"", i, i, i, i, files))
+    out.write(b"]}")
+
+
+def tiny_cdx(out):
+    """Two million components of a name each (14 bytes): the most packages a byte."""
+    out.write(b'{"bomFormat":"CycloneDX","specVersion":"1.6","components":[')
+    out.write(b",".join(b'{"name":"%x"}' % i for i in range(2000000)))
+    out.write(b"]}")
+
+
 LOGS = [("tables.strace", tables_strace), ("unfinished.strace", unfinished_strace), ("egress.log", egress_log),
-        ("network.csv", network_csv)]
+        ("network.csv", network_csv), ("image.cdx.json", image_cdx), ("image.syft.json", image_syft),
+        ("tiny.cdx.json", tiny_cdx)]
 
 CAPTURES = [("filled.pcap", filled), ("emails.pcap", emails), ("queries.pcap", queries),
             ("pipelined.pcap", pipelined), ("datagrams.pcap", datagrams), ("malformed.pcap", malformed)]

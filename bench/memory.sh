@@ -5,8 +5,9 @@
 # pipelined, datagrams: the run's stores are full when the later ones come), with 1 job,
 # 2 jobs and 2 workers. Then the host logs built to fill the host model, each alone (1
 # job), and all four with all five captures (1 and 2 jobs). Then many inputs (links in the
-# directory): 100 malformed captures, 20,000 small captures, 20,000 strace files. Prints the
-# manifest's peak (VmHWM); 300 MB is the documented cap.
+# directory): 100 malformed captures, 20,000 small captures, 20,000 strace files. Then
+# SBOMs: a CycloneDX near the size cap, a syft JSON listing every file, two million tiny
+# components. Prints the manifest's peak (VmHWM); 300 MB is the documented cap.
 # Usage: bench/memory.sh [DIRECTORY]   (default: $PHONEHOME_CRAFTED or /tmp/phonehome-crafted)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -62,3 +63,10 @@ printf "\n%-34s %s\n" "many inputs" "-j 2"
 printf "%-34s %s\n" "100 x malformed.pcap" "$(peak -j 2 "$(many malformed 100 "$dir/malformed.pcap")")"
 printf "%-34s %s\n" "20,000 x samples/workstation.pcap" "$(peak -j 2 "$(many small 20000 "$PWD/samples/workstation.pcap")")"
 printf "%-34s %s\n" "20,000 x samples/workstation.strace" "$(peak -j 2 "$(many trace 20000 "$PWD/samples/workstation.strace")" samples/workstation.pcap)"
+# SBOMs: read as a stream; of the packages' files only those the host logs can ask about
+# are kept (here, the sample trace's), and a run keeps at most SBOMDocument.maxEntries.
+printf "\n%-34s %s\n" "SBOM (with the sample capture and trace)" "-j 2"
+for f in image.cdx.json image.syft.json tiny.cdx.json; do
+    printf "%-34s %s\n" "$f ($(( $(stat -c %s "$dir/$f") / 1000000 )) MB)" "$(peak -j 2 samples/workstation.pcap samples/workstation.strace "$dir/$f")"
+done
+printf "%-34s %s\n" "all three" "$(peak -j 2 samples/workstation.pcap samples/workstation.strace "$dir/image.cdx.json" "$dir/image.syft.json" "$dir/tiny.cdx.json")"

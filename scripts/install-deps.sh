@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the system libraries phonehome links (libpcap, PCRE2, Vectorscan, liblzma,
-# zlib), the peer tools the tests compare against (tshark, tcpdump) and ngrep for the
+# zlib, yajl), the peer tools the tests compare against (tshark, tcpdump) and ngrep for the
 # benchmark, and Chromium for the test that opens report.html headless. Debian; as root
 # or through sudo.
 set -euo pipefail
@@ -9,5 +9,5 @@ sudo=""
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends \
-    pkg-config libpcap-dev libpcre2-dev libvectorscan-dev liblzma-dev zlib1g-dev libmimalloc-dev \
+    pkg-config libpcap-dev libpcre2-dev libvectorscan-dev liblzma-dev zlib1g-dev libyajl-dev libmimalloc-dev \
     xz-utils gzip tshark tcpdump ngrep chromium >/dev/null

@@ -62,6 +62,17 @@ public struct SBOMDocument: Sendable {
     /// Components or services nested deeper than `maxNesting`, left out (a hostile SBOM).
     public var nestingCut = 0
     public static let maxNesting = 64
+    /// Packages, services, file names and file relationships kept, and those left out past
+    /// the limit the read was given (`maxEntries` by default, what is left of it for a
+    /// run's next SBOM). The file is read as a stream, so what it holds is bounded by what
+    /// is kept: a hostile file of tiny components (14 bytes each) would otherwise keep
+    /// some 300 bytes for each, with the index.
+    public var entriesKept = 0
+    public var entriesCut = 0
+    /// Why the file stopped being read before its end, and where: what came before is kept
+    /// (a truncated SBOM still names the packages it lists up to there).
+    public var readError: String?
+    public static let maxEntries = 1 << 19
 
     public static let maxBytes = 256 << 20
 
@@ -74,189 +85,266 @@ public struct SBOMDocument: Sendable {
         return head.contains("\"bomFormat\"") || head.contains("\"spdxVersion\"") || head.contains("\"artifacts\"")
     }
 
-    /// Reads a CycloneDX JSON (1.2–1.6), SPDX 2.x JSON or syft JSON file, recognised by content.
-    public static func read(path: String) throws -> SBOMDocument {
-        let url = URL(fileURLWithPath: path)
+    /// Reads a CycloneDX JSON (1.2–1.6), SPDX 2.x JSON or syft JSON file, recognised by
+    /// content, a megabyte at a time. `keepFile`: which of the packages' files to keep
+    /// (nil: all). A run keeps only those its host logs can ask about: an image's SBOM
+    /// lists every file of every package, most of its size.
+    public static func read(path: String, keepFile: ((String) -> Bool)? = nil, maxEntries: Int = maxEntries) throws -> SBOMDocument {
+        let name = (path as NSString).lastPathComponent
         let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
         guard size <= maxBytes else { throw SBOMError("\(path): larger than \(maxBytes >> 20) MiB") }
-        let data = try Data(contentsOf: url)
-        return try parse(data, name: url.lastPathComponent)
+        guard let handle = FileHandle(forReadingAtPath: path) else {
+            throw SBOMError("\(path): cannot read: \(String(cString: strerror(errno)))")
+        }
+        defer { try? handle.close() }
+        var total = 0
+        return try parse(name: name, keepFile: keepFile, maxEntries: maxEntries) {
+            let chunk = try [UInt8](handle.read(upToCount: chunkBytes) ?? Data())
+            total += chunk.count
+            // A file that grew past the limit while it was read.
+            guard total <= maxBytes else { throw SBOMError("\(path): larger than \(maxBytes >> 20) MiB") }
+            return chunk
+        }
     }
 
+    static let chunkBytes = 1 << 20
+
     public static func parse(_ data: Data, name: String) throws -> SBOMDocument {
-        guard let root = try? JSONDecoder().decode(RawSBOM.self, from: data) else {
-            throw SBOMError("\(name): not a JSON object")
+        var offset = data.startIndex
+        return try parse(name: name) {
+            let end = min(data.endIndex, offset + chunkBytes)
+            defer { offset = end }
+            return [UInt8](data[offset ..< end])
         }
-        if root.bomFormat?.value == "CycloneDX" { return cycloneDX(root, name: name) }
-        if root.spdxVersion?.value != nil { return spdx(root, name: name) }
-        if root.artifacts?.value != nil { return syft(root, name: name) }
-        if root.graph != nil { throw SBOMError("\(name): SPDX 3.0 JSON-LD is not read (SPDX 2.x JSON is)") }
-        throw SBOMError("\(name): neither CycloneDX, SPDX 2.x nor syft JSON")
+    }
+
+    /// Reads the document from `next`'s chunks (an empty one ends it). The root's long
+    /// lists are taken an element at a time, into what the formats keep, and the format
+    /// is decided at the end (its marks may come after the lists).
+    static func parse(name: String, keepFile: ((String) -> Bool)? = nil, maxEntries: Int = maxEntries,
+                      _ next: () throws -> [UInt8]) throws -> SBOMDocument {
+        let parts = SBOMParts(source: name, keepFile: keepFile, maxEntries: maxEntries)
+        let reader = JSONPartReader(shape: shape, streamed: SBOMParts.streamed) { parts.add($1, under: $0) }
+        reader.listEnded = { parts.ended($0) }
+        let root: JSONPart
+        var readError: String?
+        do {
+            root = try reader.read(next)
+        } catch let error as JSONStreamError {
+            // Cut short after its format showed: the document as far as it was read.
+            guard let partial = error.partialRoot, format(of: partial) != nil else { throw SBOMError("\(name): \(error.description)") }
+            root = partial
+            readError = "\(error.description) at byte \(error.offset ?? 0)"
+        }
+        guard var document = format(of: root).map({ parts.document($0, root: root) }) else {
+            if root["@graph"] != nil { throw SBOMError("\(name): SPDX 3.0 JSON-LD is not read (SPDX 2.x JSON is)") }
+            throw SBOMError("\(name): neither CycloneDX, SPDX 2.x nor syft JSON")
+        }
+        document.readError = readError
+        return document
+    }
+
+    /// The format the root's marks name, in this order: a CycloneDX `bomFormat`, an SPDX
+    /// `spdxVersion`, syft's `artifacts`.
+    static func format(of root: JSONPart) -> SBOMFormat? {
+        if root["bomFormat"].string == "CycloneDX" { return .cycloneDX }
+        if root["spdxVersion"].string != nil { return .spdx }
+        if root["artifacts"] != nil { return .syft }
+        return nil
+    }
+
+    /// The fields of the three formats that are read; the others (file hashes, licences,
+    /// syft's per-file metadata) are skipped as they stream past. A tree of Foundation
+    /// objects took some 38 times the file's size (2.2 GB for a 59 MB CycloneDX of
+    /// 200,000 components); the whole file decoded at once, about 4.3 times.
+    static let shape: JSONShape = {
+        let s = JSONShape.scalar
+        let component = JSONShape.object([:])
+        component.kind = .object([
+            "name": s, "group": s, "version": s, "purl": s, "bom-ref": s,
+            "evidence": .object(["occurrences": .list(.object(["location": s]))]),
+            "properties": .list(.object(["name": s, "value": s])),
+            "components": .list(component),
+        ])
+        let service = JSONShape.object([:])
+        service.kind = .object([
+            "name": s, "bom-ref": s, "endpoints": .list(s),
+            "data": .list(.object(["flow": s, "classification": s, "name": s])),
+            "services": .list(service),
+        ])
+        return .object([
+            "bomFormat": s, "specVersion": s, "spdxVersion": s,
+            "metadata": .object(["component": component]),
+            "components": .list(component),
+            "services": .list(service),
+            "files": .list(.object(["SPDXID": s, "fileName": s])),
+            "relationships": .list(.object(["relationshipType": s, "spdxElementId": s, "relatedSpdxElement": s])),
+            "packages": .list(.object([
+                "name": s, "SPDXID": s, "versionInfo": s, "hasFiles": .list(s),
+                "externalRefs": .list(.object(["referenceType": s, "referenceLocator": s])),
+            ])),
+            "artifacts": .list(.object([
+                "name": s, "version": s, "purl": s, "id": s,
+                "locations": .list(.object(["path": s])),
+                "metadata": .object(["files": .list(.object(["path": s]))]),
+            ])),
+            "schema": .object(["version": s]),
+            "@graph": .present,
+        ])
+    }()
+}
+
+/// What the root's lists give, element by element, for each format; the document's
+/// format picks one set at the end.
+final class SBOMParts {
+    static let streamed: Set<String> = ["components", "services", "files", "relationships", "packages", "artifacts"]
+    let source: String
+    let keepFile: ((String) -> Bool)?
+    let maxEntries: Int
+    /// CycloneDX: the root's components (the described software's own come first, from
+    /// `metadata`, read at the end), services, and what nested past `maxNesting`.
+    private var components: [SoftwarePackage] = []
+    private var services: [DeclaredService] = []
+    private var cut = 0
+    /// SPDX: file names by SPDXID, CONTAINS pairs (container, contained), packages.
+    private var fileNames: [String: String] = [:]
+    private var contains: [(container: String, file: String)] = []
+    private var spdxPackages: [(package: SoftwarePackage, hasFiles: [String])] = []
+    /// Whether the root's `files` list has ended.
+    private var filesRead = false
+    /// Entries kept so far, and those left out past `maxEntries`.
+    private var entries = 0
+    private var entriesCut = 0
+    /// syft: artifacts.
+    private var artifacts: [SoftwarePackage] = []
+
+    init(source: String, keepFile: ((String) -> Bool)?, maxEntries: Int) {
+        self.source = source
+        self.keepFile = keepFile
+        self.maxEntries = maxEntries
+    }
+
+    private func kept(_ files: [String]) -> [String] { keepFile.map { files.filter($0) } ?? files }
+
+    /// Whether one more entry may be kept (counted as left out if not).
+    private func roomForEntry() -> Bool {
+        guard entries < maxEntries else { entriesCut += 1; return false }
+        entries += 1
+        return true
+    }
+
+    func add(_ element: JSONPart, under key: String) {
+        guard element.isObject else { return }   // a list's element of another type is skipped
+        switch key {
+        case "components": component(element, depth: 0, into: &components)
+        case "services": service(element, depth: 0)
+        case "files":
+            if let id = element["SPDXID"].string, let n = element["fileName"].string, keepFile?(n) ?? true, roomForEntry() {
+                fileNames[id] = n
+            }
+        case "relationships":
+            guard let type = element["relationshipType"].string, let a = element["spdxElementId"].string,
+                  let b = element["relatedSpdxElement"].string else { return }
+            // Once the files are read, a pair of a file not kept is not kept either.
+            if type == "CONTAINS", !filesRead || fileNames[b] != nil, roomForEntry() { contains.append((a, b)) }
+            if type == "CONTAINED_BY", !filesRead || fileNames[a] != nil, roomForEntry() { contains.append((b, a)) }
+        case "packages":
+            guard let n = element["name"].string, let id = element["SPDXID"].string, roomForEntry() else { return }
+            let purl = element["externalRefs"].objects.first { $0["referenceType"].string == "purl" }?["referenceLocator"].string
+            spdxPackages.append((SoftwarePackage(name: n, version: element["versionInfo"].string, purl: purl, id: id, files: [], source: source),
+                                 element["hasFiles"].strings))
+        case "artifacts":
+            guard let n = element["name"].string, roomForEntry() else { return }
+            var files = element["locations"].objects.compactMap { $0["path"].string }
+            // Per-package file lists: apk/dpkg/rpm databases, Python RECORD files.
+            files += element["metadata"]["files"].objects.compactMap { $0["path"].string }
+            artifacts.append(SoftwarePackage(name: n, version: element["version"].string, purl: element["purl"].string,
+                                             id: element["id"].string ?? n, files: kept(files), source: source))
+        default: break
+        }
+    }
+
+    func ended(_ key: String) {
+        if key == "files" { filesRead = true }
+    }
+
+    func document(_ format: SBOMFormat, root: JSONPart) -> SBOMDocument {
+        switch format {
+        case .cycloneDX: return cycloneDX(root)
+        case .spdx: return spdx(root)
+        case .syft: return syft(root)
+        }
     }
 
     // MARK: CycloneDX
 
-    static func cycloneDX(_ root: RawSBOM, name: String) -> SBOMDocument {
+    private func component(_ c: JSONPart, depth: Int, into packages: inout [SoftwarePackage]) {
+        guard depth < SBOMDocument.maxNesting else { cut += 1; return }
+        if let n = c["name"].string, roomForEntry() {
+            var files = c["evidence"]["occurrences"].objects.compactMap { $0["location"].string }
+            for p in c["properties"].objects {
+                // syft writes locations as properties: syft:location:N:path.
+                if let key = p["name"].string, key.hasPrefix("syft:location:"), key.hasSuffix(":path"), let v = p["value"].string {
+                    files.append(v)
+                }
+            }
+            let group = c["group"].string
+            packages.append(SoftwarePackage(name: group.map { $0.isEmpty ? n : "\($0)/\(n)" } ?? n, version: c["version"].string,
+                                            purl: c["purl"].string, id: c["bom-ref"].string ?? n, files: kept(files), source: source))
+        }
+        for sub in c["components"].objects { component(sub, depth: depth + 1, into: &packages) }
+    }
+
+    private func service(_ s: JSONPart, depth: Int) {
+        guard depth < SBOMDocument.maxNesting else { cut += 1; return }
+        if let n = s["name"].string, roomForEntry() {
+            let flows = s["data"].objects.map { d in
+                "\(d["flow"].string ?? "?"):\(d["classification"].string ?? d["name"].string ?? "?")"
+            }
+            services.append(DeclaredService(name: n, endpoints: s["endpoints"].strings, dataFlows: flows,
+                                            id: s["bom-ref"].string, source: source))
+        }
+        for sub in s["services"].objects { service(sub, depth: depth + 1) }
+    }
+
+    func cycloneDX(_ root: JSONPart) -> SBOMDocument {
+        // The described software itself, and what it nests, first.
         var packages: [SoftwarePackage] = []
-        var services: [DeclaredService] = []
-        var cut = 0
-        func component(_ c: RawSBOM.Component, depth: Int) {
-            guard depth < maxNesting else { cut += 1; return }
-            if let n = c.name?.value {
-                var files: [String] = []
-                files += c.evidence?.value?.occurrences.itemsOfList().compactMap { $0.location?.value } ?? []
-                for p in c.properties.itemsOfList() {
-                    // syft writes locations as properties: syft:location:N:path.
-                    if let key = p.name?.value, key.hasPrefix("syft:location:"), key.hasSuffix(":path"), let v = p.value?.value {
-                        files.append(v)
-                    }
-                }
-                let group = c.group?.value
-                packages.append(SoftwarePackage(name: group.map { $0.isEmpty ? n : "\($0)/\(n)" } ?? n, version: c.version?.value,
-                                                purl: c.purl?.value, id: c.bomRef?.value ?? n, files: files, source: name))
-            }
-            for sub in c.components.itemsOfList() { component(sub, depth: depth + 1) }
+        if let main = root["metadata"]["component"], main.isObject {
+            for sub in main["components"].objects { component(sub, depth: 1, into: &packages) }
         }
-        if let main = root.metadata?.value?.component?.value {
-            // The described software itself, and what it nests.
-            for sub in main.components.itemsOfList() { component(sub, depth: 1) }
-        }
-        for c in root.components.itemsOfList() { component(c, depth: 0) }
-        func service(_ s: RawSBOM.Service, depth: Int) {
-            guard depth < maxNesting else { cut += 1; return }
-            if let n = s.name?.value {
-                var flows: [String] = []
-                for d in s.data.itemsOfList() {
-                    let flow = d.flow?.value ?? "?"
-                    let what = d.classification?.value ?? d.name?.value ?? "?"
-                    flows.append("\(flow):\(what)")
-                }
-                services.append(DeclaredService(name: n, endpoints: s.endpoints?.value?.compactMap(\.value) ?? [], dataFlows: flows,
-                                                id: s.bomRef?.value, source: name))
-            }
-            for sub in s.services.itemsOfList() { service(sub, depth: depth + 1) }
-        }
-        for s in root.services.itemsOfList() { service(s, depth: 0) }
-        var document = SBOMDocument(format: .cycloneDX, specVersion: root.specVersion?.value, packages: packages, services: services, path: name)
+        packages += components
+        var document = SBOMDocument(format: .cycloneDX, specVersion: root["specVersion"].string, packages: packages,
+                                    services: services, path: source)
         document.nestingCut = cut
+        document.entriesKept = entries
+        document.entriesCut = entriesCut
         return document
     }
 
     // MARK: SPDX 2.x
 
-    static func spdx(_ root: RawSBOM, name: String) -> SBOMDocument {
-        var fileNames: [String: String] = [:]
-        for f in root.files.itemsOfList() {
-            if let id = f.spdxID?.value, let n = f.fileName?.value { fileNames[id] = n }
+    func spdx(_ root: JSONPart) -> SBOMDocument {
+        var contained: [String: [String]] = [:]
+        for pair in contains where fileNames[pair.file] != nil { contained[pair.container, default: []].append(pair.file) }
+        let packages = spdxPackages.map { entry in
+            var p = entry.package
+            let files = (contained[p.id] ?? []).compactMap { fileNames[$0] } + entry.hasFiles.compactMap { fileNames[$0] }
+            p.files = Array(Set(files)).sorted()
+            return p
         }
-        var contains: [String: [String]] = [:]
-        for r in root.relationships.itemsOfList() {
-            guard let type = r.relationshipType?.value, let a = r.spdxElementId?.value, let b = r.relatedSpdxElement?.value else { continue }
-            if type == "CONTAINS", fileNames[b] != nil { contains[a, default: []].append(b) }
-            if type == "CONTAINED_BY", fileNames[a] != nil { contains[b, default: []].append(a) }
-        }
-        var packages: [SoftwarePackage] = []
-        for p in root.packages.itemsOfList() {
-            guard let n = p.name?.value, let id = p.spdxID?.value else { continue }
-            let purl = p.externalRefs.itemsOfList().first { $0.referenceType?.value == "purl" }?.referenceLocator?.value
-            var files = (contains[id] ?? []).compactMap { fileNames[$0] }
-            files += (p.hasFiles?.value?.compactMap(\.value) ?? []).compactMap { fileNames[$0] }
-            packages.append(SoftwarePackage(name: n, version: p.versionInfo?.value, purl: purl, id: id,
-                                            files: Array(Set(files)).sorted(), source: name))
-        }
-        return SBOMDocument(format: .spdx, specVersion: root.spdxVersion?.value, packages: packages, services: [], path: name)
+        var document = SBOMDocument(format: .spdx, specVersion: root["spdxVersion"].string, packages: packages, services: [], path: source)
+        document.entriesKept = entries
+        document.entriesCut = entriesCut
+        return document
     }
 
     // MARK: syft
 
-    static func syft(_ root: RawSBOM, name: String) -> SBOMDocument {
-        var packages: [SoftwarePackage] = []
-        for a in root.artifacts.itemsOfList() {
-            guard let n = a.name?.value else { continue }
-            var files = a.locations.itemsOfList().compactMap { $0.path?.value }
-            // Per-package file lists: apk/dpkg/rpm databases, Python RECORD files.
-            files += a.metadata?.value?.files.itemsOfList().compactMap { $0.path?.value } ?? []
-            packages.append(SoftwarePackage(name: n, version: a.version?.value, purl: a.purl?.value,
-                                            id: a.id?.value ?? n, files: files, source: name))
-        }
-        return SBOMDocument(format: .syft, specVersion: root.schema?.value?.version?.value, packages: packages, services: [], path: name)
-    }
-}
-
-/// A value of the expected type, or nil: SBOMs in the wild put a number where a string is
-/// due or an object where a list is, and one such field must not lose the whole document.
-struct Loose<T: Decodable>: Decodable {
-    var value: T?
-    init(from decoder: Decoder) throws { value = try? T(from: decoder) }
-}
-
-/// A list whose elements are each of the expected type or skipped.
-typealias LooseList<T: Decodable> = Loose<[Loose<T>]>
-
-extension Optional {
-    /// The elements of a loose list that have the expected type (none when it is absent).
-    func itemsOfList<T>() -> [T] where Wrapped == LooseList<T> { self?.value?.compactMap(\.value) ?? [] }
-}
-
-/// The fields of the three formats that are read, decoded from the JSON in one pass: the
-/// other fields (file hashes, licences, syft's per-file metadata) are skipped without
-/// being built. A tree of Foundation objects took some 38 times the file's size (2.2 GB
-/// for a 59 MB CycloneDX of 200,000 components).
-struct RawSBOM: Decodable {
-    struct Component: Decodable {
-        var name, group, version, purl, bomRef: Loose<String>?
-        var evidence: Loose<Evidence>?
-        var properties: LooseList<Property>?
-        var components: LooseList<Component>?
-        enum CodingKeys: String, CodingKey { case name, group, version, purl, bomRef = "bom-ref", evidence, properties, components }
-    }
-    struct Evidence: Decodable { var occurrences: LooseList<Occurrence>? }
-    struct Occurrence: Decodable { var location: Loose<String>? }
-    struct Property: Decodable { var name, value: Loose<String>? }
-    struct Metadata: Decodable { var component: Loose<Component>? }
-    struct Service: Decodable {
-        var name, bomRef: Loose<String>?
-        var endpoints: LooseList<String>?
-        var data: LooseList<DataFlow>?
-        var services: LooseList<Service>?
-        enum CodingKeys: String, CodingKey { case name, bomRef = "bom-ref", endpoints, data, services }
-    }
-    struct DataFlow: Decodable { var flow, classification, name: Loose<String>? }
-    struct SPDXFile: Decodable {
-        var spdxID, fileName: Loose<String>?
-        enum CodingKeys: String, CodingKey { case spdxID = "SPDXID", fileName }
-    }
-    struct Relationship: Decodable { var relationshipType, spdxElementId, relatedSpdxElement: Loose<String>? }
-    struct SPDXPackage: Decodable {
-        var name, spdxID, versionInfo: Loose<String>?
-        var externalRefs: LooseList<ExternalRef>?
-        var hasFiles: LooseList<String>?
-        enum CodingKeys: String, CodingKey { case name, spdxID = "SPDXID", versionInfo, externalRefs, hasFiles }
-    }
-    struct ExternalRef: Decodable { var referenceType, referenceLocator: Loose<String>? }
-    struct Artifact: Decodable {
-        var name, version, purl, id: Loose<String>?
-        var locations: LooseList<Location>?
-        var metadata: Loose<ArtifactMetadata>?
-    }
-    struct Location: Decodable { var path: Loose<String>? }
-    struct ArtifactMetadata: Decodable { var files: LooseList<Location>? }
-    struct Schema: Decodable { var version: Loose<String>? }
-    /// Any value: only whether the key is there counts.
-    struct Present: Decodable { init(from decoder: Decoder) throws {} }
-
-    var bomFormat, specVersion, spdxVersion: Loose<String>?
-    var metadata: Loose<Metadata>?
-    var components: LooseList<Component>?
-    var services: LooseList<Service>?
-    var files: LooseList<SPDXFile>?
-    var relationships: LooseList<Relationship>?
-    var packages: LooseList<SPDXPackage>?
-    var artifacts: LooseList<Artifact>?
-    var schema: Loose<Schema>?
-    var graph: Present?
-    enum CodingKeys: String, CodingKey {
-        case bomFormat, specVersion, spdxVersion, metadata, components, services, files, relationships, packages, artifacts, schema
-        case graph = "@graph"
+    func syft(_ root: JSONPart) -> SBOMDocument {
+        var document = SBOMDocument(format: .syft, specVersion: root["schema"]["version"].string, packages: artifacts, services: [], path: source)
+        document.entriesKept = entries
+        document.entriesCut = entriesCut
+        return document
     }
 }

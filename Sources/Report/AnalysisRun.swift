@@ -110,15 +110,11 @@ public struct AnalysisRun {
             bufferScanner = scanner
         }
         var captures: [(path: String, fromDirectory: Bool)] = []
-        var sboms: [SBOMDocument] = []
-        var sbomPaths: [String] = []
+        var sbomCandidates: [String] = []
         for item in Self.expand(inputs) {
             if Interruption.requested { captures.append(item); continue }   // listed as not analysed below
             if item.path != "-", SBOMDocument.looksLikeSBOM(path: item.path) {
-                do {
-                    sboms.append(try SBOMDocument.read(path: item.path))
-                    sbomPaths.append(item.path)
-                } catch { warn("\(error)") }
+                sbomCandidates.append(item.path)
                 continue
             }
             let log: (any HostLogFileSummary)?
@@ -134,6 +130,22 @@ public struct AnalysisRun {
             guard let log else { captures.append(item); continue }
             if let error = log.readError { warn("\(item.path): \(error)") }
             hostRun.add(log)
+        }
+        // SBOMs after the host logs: of their packages' files, only those the logs can ask
+        // about are kept (none without logs).
+        var sboms: [SBOMDocument] = []
+        var sbomPaths: [String] = []
+        // The limit on what SBOMs keep is the run's, shared out in input order.
+        let asked = PackageAttributor.askedPaths(strace.model)
+        var entriesLeft = SBOMDocument.maxEntries
+        for path in sbomCandidates {
+            do {
+                let sbom = try SBOMDocument.read(path: path, keepFile: { asked.contains($0.hashValue) }, maxEntries: entriesLeft)
+                entriesLeft -= sbom.entriesKept
+                if let error = sbom.readError { warn("\(path): \(error); the \(sbom.packages.count) packages before it are kept") }
+                sboms.append(sbom)
+                sbomPaths.append(path)
+            } catch { warn("\(error)") }
         }
         let names = InputNames(captures.map(\.path) + sbomPaths + hostRun.files.map(\.path), keepAbsolute: absolutePaths)
         // Host logs and SBOMs are evidence too: their digests go into the manifest.
@@ -265,7 +277,9 @@ public struct AnalysisRun {
             }
             manifest.callouts = (callouts.lines, callouts.withData, callouts.byKind, callouts.namesDropped + appLogs.questionsDropped,
                                  zip(sboms, sbomPaths).map { "\(names($1)) (\($0.format.rawValue) \($0.specVersion ?? "?"), \($0.packages.count) packages"
-                                     + ($0.nestingCut > 0 ? ", \($0.nestingCut) entries nested deeper than \(SBOMDocument.maxNesting) left out" : "") + ")" },
+                                     + ($0.nestingCut > 0 ? ", \($0.nestingCut) entries nested deeper than \(SBOMDocument.maxNesting) left out" : "")
+                                     + ($0.entriesCut > 0 ? ", \($0.entriesCut) entries past the run's first \(SBOMDocument.maxEntries) left out" : "")
+                                     + ($0.readError.map { ", read only up to: \($0)" } ?? "") + ")" },
                                  knowledge.entries.count)
             for (name, bytes) in rendering.wait() {
                 let file = try OutputFile(directory: out, name: name)
@@ -304,7 +318,11 @@ public struct AnalysisRun {
             let more = hostRun.files.count - listedInputs
             result.otherInputs.append("… and \(more) more host log\(more == 1 ? "" : "s") (manifest.json lists every one)")
         }
-        result.otherInputs += zip(sboms, sbomPaths).map { "\(names($1)): SBOM \($0.format.rawValue) \($0.specVersion ?? "?"), \($0.packages.count) packages" }
+        result.otherInputs += zip(sboms, sbomPaths).map {
+            "\(names($1)): SBOM \($0.format.rawValue) \($0.specVersion ?? "?"), \($0.packages.count) packages"
+                + ($0.entriesCut > 0 ? " (\($0.entriesCut) entries past the run's first \(SBOMDocument.maxEntries) left out)" : "")
+                + ($0.readError.map { " (read only up to: \($0))" } ?? "")
+        }
         return result
     }
 

@@ -30,6 +30,31 @@ public final class PackageAttributor {
     static let cachedProcesses = 4096
     private var opensByPid: [Int: [Int]]?
 
+    /// Every path attribution may ask the package index about, and every directory above
+    /// one (the index answers for a listed directory too), as hashes: an SBOM's file
+    /// outside them can never be an answer, and need not be kept. The paths are the
+    /// processes' executables, as traced and as resolved, and the files they opened (their
+    /// scripts among them). A hash shared by chance only keeps a file more.
+    public static func askedPaths(_ model: HostModel) -> Set<Int> {
+        var hashes: Set<Int> = []
+        func add(_ path: String) {
+            guard hashes.insert(path.hashValue).inserted else { return }
+            var dir = Substring(path)
+            while let slash = dir.lastIndex(of: "/"), slash > dir.startIndex {
+                dir = dir[dir.startIndex ..< slash]
+                // A directory met before had its own parents added then.
+                guard hashes.insert(String(dir).hashValue).inserted else { break }
+            }
+        }
+        for p in model.processes.values {
+            guard let exe = p.executable else { continue }
+            add(exe)
+            add(model.resolved(exe))
+        }
+        for open in model.fileOpens { add(open.path) }
+        return hashes
+    }
+
     public init(packages: PackageIndex, system: SystemExecutables = SystemExecutables(), model: HostModel?) {
         self.packages = packages
         self.system = system

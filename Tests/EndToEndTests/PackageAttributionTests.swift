@@ -104,4 +104,53 @@ import TestSupport
         let unloaded = try #require(chain.cause(attribution: try attribution(200), knowledge: kb.matches(domain: "t.example.com")))
         #expect(unloaded.package.name == "bar" && unloaded.method == "endpoint_knowledge" && unloaded.confidence == "low")
     }
+
+    /// An SBOM read for a run keeps, of its packages' files, only those the host logs can
+    /// ask about (and the directories above them): for every path the trace shows, the
+    /// package index answers as it does with every file kept. syft's Alpine SBOM lists
+    /// directories too (/etc under alpine-baselayout, /etc/ssl under two packages), so the
+    /// first lister of a directory must stay the first.
+    @Test func filesNoLogAsksAboutAreNotKept() throws {
+        let sbom = Corpus.root.appendingPathComponent("sbom/syft/syft__examples__decode_sbom__alpine.syft.json")
+        let available = FileManager.default.fileExists(atPath: sbom.path)
+        try #require(available || !Corpus.isCI, "sbom corpus missing at \(sbom.path)")
+        guard available else { return }
+        let trace = [
+            #"10 12:00:00.000001 execve("/bin/sh", ["sh", "-c", "ssl_client x"], 0x7ffc /* 1 vars */) = 0"#,
+            #"10 12:00:00.000002 readlink("/bin/sh", "/bin/busybox", 4096) = 12"#,
+            #"11 12:00:00.000003 execve("/usr/bin/ssl_client", ["ssl_client", "x"], 0x7ffc /* 1 vars */) = 0"#,
+            #"11 12:00:00.000004 openat(AT_FDCWD</>, "/lib/libssl.so.1.1", O_RDONLY|O_CLOEXEC) = 3</lib/libssl.so.1.1>"#,
+            #"11 12:00:00.000005 openat(AT_FDCWD</>, "/etc/ssl/cert.pem", O_RDONLY|O_CLOEXEC) = 3</etc/ssl/cert.pem>"#,
+            #"11 12:00:00.000006 openat(AT_FDCWD</>, "/etc/apk/keys/unlisted.pub", O_RDONLY|O_CLOEXEC) = 3</etc/apk/keys/unlisted.pub>"#,
+            #"11 12:00:00.000007 openat(AT_FDCWD</>, "/opt/app/none.so", O_RDONLY|O_CLOEXEC) = -1 ENOENT (No such file or directory)"#,
+        ].joined(separator: "\n") + "\n"
+        let traceFile = FileManager.default.temporaryDirectory.appendingPathComponent("phonehome-asked-\(getpid()).strace")
+        try trace.write(to: traceFile, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: traceFile) }
+        let reader = StraceReader()
+        reader.read(path: traceFile.path)
+        let model = reader.model
+
+        let asked = PackageAttributor.askedPaths(model)
+        let whole = try SBOMDocument.read(path: sbom.path)
+        let kept = try SBOMDocument.read(path: sbom.path, keepFile: { asked.contains($0.hashValue) })
+        let allFiles = whole.packages.reduce(0) { $0 + $1.files.count }, keptFiles = kept.packages.reduce(0) { $0 + $1.files.count }
+        #expect(kept.packages.map(\.name) == whole.packages.map(\.name))
+        #expect(allFiles == 261 && keptFiles > 0 && keptFiles < 40, "\(keptFiles) of \(allFiles) files kept")
+
+        let full = PackageIndex([whole]), lean = PackageIndex([kept])
+        var paths = model.fileOpens.map(\.path)
+        for p in model.processes.values { if let exe = p.executable { paths += [exe, model.resolved(exe)] } }
+        func owner(_ index: PackageIndex, _ path: String) -> String {
+            index.owner(of: path).map { "\($0.package.name) \($0.method.rawValue)" } ?? "-"
+        }
+        for path in paths { #expect(owner(lean, path) == owner(full, path), "\(path)") }
+        #expect(owner(lean, "/bin/busybox") == "busybox listed_file")
+        #expect(owner(lean, "/usr/bin/ssl_client") == "ssl_client listed_file")
+        #expect(owner(lean, "/lib/libssl.so.1.1") == "libssl1.1 listed_file")
+        // A file no package lists, in a directory packages do: the directory's first lister.
+        #expect(owner(lean, "/etc/apk/keys/unlisted.pub") == owner(full, "/etc/apk/keys/unlisted.pub"))
+        #expect(owner(lean, "/etc/apk/keys/unlisted.pub") != "-")
+        print("asked paths: \(asked.count) hashes; files kept \(keptFiles) of \(allFiles)")
+    }
 }

@@ -121,4 +121,48 @@ import TestSupport
         #expect(throws: SBOMError.self) { try SBOMDocument.parse(Data("[1,2]".utf8), name: "list.json") }
         #expect(throws: SBOMError.self) { try SBOMDocument.parse(Data(#"{"@graph":[]}"#.utf8), name: "spdx3.json") }
     }
+
+    /// The file is read as a stream: one cut short keeps the packages that came before the
+    /// cut, and says where it stopped.
+    @Test func truncatedFileKeepsWhatCameBefore() throws {
+        guard try Self.available() else { return }
+        let source = Self.dir.appendingPathComponent("cyclonedx/bom-examples__SBOM__juice-shop__v11.1.2__bom.json")
+        let whole = try SBOMDocument.read(path: source.path)
+        let bytes = try Data(contentsOf: source)
+        let cut = FileManager.default.temporaryDirectory.appendingPathComponent("phonehome-cut-\(getpid()).cdx.json")
+        try bytes.prefix(bytes.count / 2).write(to: cut)
+        defer { try? FileManager.default.removeItem(at: cut) }
+        let half = try SBOMDocument.read(path: cut.path)
+        #expect(half.format == .cycloneDX && whole.packages.count == 840)
+        #expect(half.packages.count > 300 && half.packages.count < 840, "\(half.packages.count)")
+        #expect(half.packages == Array(whole.packages.prefix(half.packages.count)).map { p in
+            var p = p
+            p.source = half.packages.first?.source ?? ""
+            return p
+        })
+        #expect(half.readError == "not valid JSON (parse error: premature EOF) at byte \(bytes.count / 2)")
+        #expect(whole.readError == nil)
+    }
+
+    /// What one SBOM may keep is bounded: past the limit its entries are counted, not kept.
+    /// Values whose nesting passes 512 levels stop the read there (with what came before),
+    /// and numbers past 64 bits are no error.
+    @Test func hostileSizesAreBounded() throws {
+        var json = #"{"bomFormat":"CycloneDX","specVersion":"1.6","serialNumber":123456789012345678901234567890,"components":["#
+        json += (0 ..< 1000).map { #"{"name":"p\#($0)","version":1e999}"# }.joined(separator: ",") + "]}"
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("phonehome-many-\(getpid()).cdx.json")
+        try json.write(to: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let all = try SBOMDocument.read(path: file.path)
+        #expect(all.packages.count == 1000 && all.entriesCut == 0 && all.readError == nil)
+        let some = try SBOMDocument.read(path: file.path, maxEntries: 100)
+        #expect(some.packages.map(\.name) == (0 ..< 100).map { "p\($0)" } && some.entriesKept == 100 && some.entriesCut == 900)
+
+        let deep = #"{"bomFormat":"CycloneDX","components":[{"name":"kept"}],"x":"# + String(repeating: "[", count: 600)
+            + String(repeating: "]", count: 600) + #","components2":[]}"#
+        let stopped = try SBOMDocument.parse(Data(deep.utf8), name: "deep.cdx.json")
+        #expect(stopped.packages.map(\.name) == ["kept"])
+        #expect(stopped.readError?.hasPrefix("nested deeper than 512 levels at byte ") == true)
+        #expect(throws: SBOMError.self) { try SBOMDocument.parse(Data(String(repeating: "[", count: 600).utf8), name: "brackets.json") }
+    }
 }

@@ -1,0 +1,283 @@
+import CYAJL
+import Foundation
+
+/// What a reader wants of a JSON value: a scalar, an object with some of its keys, a list
+/// of one shape, or only whether it is there. A class, so that a shape can contain itself
+/// (CycloneDX components nest components). Sendable: `kind` is set while a shape is built,
+/// once, and only read after.
+final class JSONShape: @unchecked Sendable {
+    enum Kind {
+        case scalar
+        case object([String: JSONShape])
+        case list(JSONShape)
+        /// Only its presence counts: the value is skipped.
+        case present
+    }
+    var kind: Kind
+    init(_ kind: Kind) { self.kind = kind }
+
+    static let scalar = JSONShape(.scalar)
+    static let present = JSONShape(.present)
+    static func object(_ keys: [String: JSONShape]) -> JSONShape { JSONShape(.object(keys)) }
+    static func list(_ element: JSONShape) -> JSONShape { JSONShape(.list(element)) }
+}
+
+/// A JSON value cut down to a shape: the keys the shape names and nothing else. A value of
+/// another type than the shape's is kept only as that type's mark, so that a number where
+/// a string is due, or a string where an object is, costs that field and not the document.
+indirect enum JSONPart {
+    case string(String)
+    /// A number, `true`, `false` or `null`.
+    case scalar
+    case object([String: JSONPart])
+    case list([JSONPart])
+    /// An object or a list where the shape wanted something else, or a `present` value.
+    case skipped
+
+    var string: String? {
+        if case .string(let s) = self { return s }
+        return nil
+    }
+    subscript(key: String) -> JSONPart? {
+        if case .object(let fields) = self { return fields[key] }
+        return nil
+    }
+    /// The elements of a list (none for anything else).
+    var items: [JSONPart] {
+        if case .list(let l) = self { return l }
+        return []
+    }
+    var isObject: Bool {
+        if case .object = self { return true }
+        return false
+    }
+}
+
+extension Optional where Wrapped == JSONPart {
+    var string: String? { self?.string }
+    var items: [JSONPart] { self?.items ?? [] }
+    subscript(key: String) -> JSONPart? { self?[key] }
+    /// The list's elements that are objects (others are skipped, as a loose reader would).
+    var objects: [JSONPart] { items.filter(\.isObject) }
+    /// The list's elements that are strings.
+    var strings: [String] { items.compactMap(\.string) }
+}
+
+struct JSONStreamError: Error, CustomStringConvertible {
+    let description: String
+    /// Where the input stopped being read (bytes from its start), when it was read at all.
+    var offset: Int64?
+    /// The root object as far as it was read (its streamed lists' elements were handed on).
+    var partialRoot: JSONPart?
+}
+
+/// Reads a JSON document whose root is an object, as yajl's events come, into the parts a
+/// shape asks for. The root's lists named in `streamed` are not kept: each element is
+/// handed to `element` as soon as it ends and dropped (the root keeps an empty list, so
+/// that its presence still shows). Memory is then what the caller keeps plus one element,
+/// whatever the document's size: the whole file, or a tree of it, is never held.
+final class JSONPartReader {
+    typealias ElementHandler = (_ key: String, _ element: JSONPart) -> Void
+
+    /// Deeper nesting (of any value, kept or skipped) ends the read: a hostile file of
+    /// brackets would otherwise grow yajl's own stack a byte a level.
+    static let maxDepth = 512
+
+    /// An object or a list being read. A class: its fields and items grow in place (an
+    /// enum's payload, taken out and put back, copied them on every element).
+    private final class Frame {
+        /// The keys wanted, for an object; nil for a list.
+        let keys: [String: JSONShape]?
+        /// The elements' shape, for a list.
+        let element: JSONShape?
+        /// The root key of a streamed list: its elements are handed on, not kept.
+        let streamedAs: String?
+        var fields: [String: JSONPart] = [:]
+        var items: [JSONPart] = []
+        /// The object's key whose value comes next, and the shape wanted for it (nil: not wanted).
+        var key: String?
+        var valueShape: JSONShape?
+
+        init(keys: [String: JSONShape]) { self.keys = keys; element = nil; streamedAs = nil }
+        init(element: JSONShape, streamedAs: String?) { keys = nil; self.element = element; self.streamedAs = streamedAs }
+    }
+
+    private let rootShape: JSONShape
+    private let streamed: Set<String>
+    private let element: ElementHandler
+    /// Called with a streamed list's key when it ends.
+    var listEnded: ((String) -> Void)?
+    private var stack: [Frame] = []
+    /// Levels of a value being skipped (0: none), and whether it ends as `.skipped` in its parent.
+    private var skipDepth = 0
+    private var skipLeavesMark = false
+    private var depth = 0
+    private(set) var root: JSONPart?
+    private var failure: String?
+
+    init(shape: JSONShape, streamed: Set<String>, element: @escaping ElementHandler) {
+        rootShape = shape
+        self.streamed = streamed
+        self.element = element
+    }
+
+    /// Parses the chunks `next` gives (an empty one ends the input) and returns the root.
+    func read(_ next: () throws -> [UInt8]) throws -> JSONPart {
+        let context = Unmanaged.passUnretained(self).toOpaque()
+        // yajl keeps the callbacks' address, not a copy: they must outlive the handle.
+        let callbacks = UnsafeMutablePointer<yajl_callbacks>.allocate(capacity: 1)
+        callbacks.initialize(to: Self.callbacks)
+        defer { callbacks.deallocate() }
+        guard let handle = yajl_alloc(callbacks, nil, context) else { throw JSONStreamError(description: "out of memory") }
+        defer { yajl_free(handle) }
+        var before: Int64 = 0
+        while true {
+            let chunk = try next()
+            if chunk.isEmpty { break }
+            let status = chunk.withUnsafeBufferPointer { yajl_parse(handle, $0.baseAddress, $0.count) }
+            if status != yajl_status_ok { throw error(handle, chunk, offset: before + Int64(yajl_get_bytes_consumed(handle))) }
+            before += Int64(chunk.count)
+        }
+        if yajl_complete_parse(handle) != yajl_status_ok { throw error(handle, [], offset: before) }
+        guard let root, root.isObject else { throw JSONStreamError(description: "not a JSON object") }
+        return root
+    }
+
+    private func error(_ handle: yajl_handle, _ chunk: [UInt8], offset: Int64) -> JSONStreamError {
+        var reason = failure ?? "not valid JSON"
+        if failure == nil, let text = chunk.withUnsafeBufferPointer({ yajl_get_error(handle, 0, $0.baseAddress, $0.count) }) {
+            reason = "not valid JSON (\(String(cString: text).trimmingCharacters(in: .whitespacesAndNewlines)))"
+            yajl_free_error(handle, text)
+        }
+        // What the root object had when the input went wrong: the caller may keep it.
+        let partial = stack.first.flatMap { $0.keys != nil ? JSONPart.object($0.fields) : nil }
+        return JSONStreamError(description: reason, offset: offset, partialRoot: partial)
+    }
+
+    // MARK: Events
+
+    /// The shape wanted where the next value starts; nil: not wanted at all.
+    private var shapeHere: JSONShape? {
+        guard let top = stack.last else { return rootShape }
+        return top.keys != nil ? top.valueShape : top.element
+    }
+
+    /// A value ended: into its parent, or handed on if its list is streamed.
+    private func complete(_ value: JSONPart) {
+        guard let top = stack.last else { root = value; return }
+        if top.keys != nil {
+            if let key = top.key { top.fields[key] = value }
+            top.key = nil
+            top.valueShape = nil
+        } else if let streamedAs = top.streamedAs {
+            element(streamedAs, value)
+        } else {
+            top.items.append(value)
+        }
+    }
+
+    /// Starts skipping an object or a list; `mark`: it was wanted as another type, and
+    /// leaves `.skipped` in its parent.
+    private func skip(mark: Bool) -> Bool {
+        skipDepth = 1
+        skipLeavesMark = mark
+        return enter()
+    }
+
+    private func enter() -> Bool {
+        depth += 1
+        if depth > Self.maxDepth {
+            failure = "nested deeper than \(Self.maxDepth) levels"
+            return false
+        }
+        return true
+    }
+
+    func scalar(_ string: String?) -> Bool {
+        guard skipDepth == 0, let shape = shapeHere else { return true }
+        if case .present = shape.kind { complete(.skipped); return true }
+        complete(string.map(JSONPart.string) ?? .scalar)
+        return true
+    }
+
+    /// Whether a string at this place is kept (only then is it decoded).
+    var wantsString: Bool { skipDepth == 0 && shapeHere != nil }
+
+    func startObject() -> Bool {
+        if skipDepth > 0 { skipDepth += 1; return enter() }
+        guard let shape = shapeHere else { return skip(mark: false) }
+        guard case .object(let keys) = shape.kind else { return skip(mark: true) }
+        stack.append(Frame(keys: keys))
+        return enter()
+    }
+
+    func key(_ key: String) -> Bool {
+        if skipDepth > 0 { return true }
+        guard let top = stack.last, let keys = top.keys else { return false }
+        top.key = key
+        top.valueShape = keys[key]
+        return true
+    }
+
+    func endObject() -> Bool {
+        depth -= 1
+        if skipDepth > 0 { return closeSkip() }
+        guard let top = stack.popLast(), top.keys != nil else { return false }
+        complete(.object(top.fields))
+        return true
+    }
+
+    func startList() -> Bool {
+        if skipDepth > 0 { skipDepth += 1; return enter() }
+        guard let shape = shapeHere else { return skip(mark: false) }
+        guard case .list(let element) = shape.kind else { return skip(mark: true) }
+        var streamedAs: String?
+        if stack.count == 1, let key = stack[0].key, streamed.contains(key) { streamedAs = key }
+        stack.append(Frame(element: element, streamedAs: streamedAs))
+        return enter()
+    }
+
+    func endList() -> Bool {
+        depth -= 1
+        if skipDepth > 0 { return closeSkip() }
+        guard let top = stack.popLast(), top.keys == nil else { return false }
+        if let key = top.streamedAs { listEnded?(key) }
+        complete(.list(top.items))
+        return true
+    }
+
+    private func closeSkip() -> Bool {
+        skipDepth -= 1
+        if skipDepth == 0 && skipLeavesMark { complete(.skipped) }
+        return true
+    }
+
+    // MARK: yajl
+
+    private static func reader(_ context: UnsafeMutableRawPointer?) -> JSONPartReader {
+        Unmanaged<JSONPartReader>.fromOpaque(context!).takeUnretainedValue()   // the context is always `self`
+    }
+
+    /// Numbers come as text and are not converted: yajl's own conversion fails the whole
+    /// parse on an integer past 64 bits.
+    private static let callbacks = yajl_callbacks(
+        yajl_null: { reader($0).scalar(nil) ? 1 : 0 },
+        yajl_boolean: { c, _ in reader(c).scalar(nil) ? 1 : 0 },
+        yajl_integer: nil,
+        yajl_double: nil,
+        yajl_number: { c, _, _ in reader(c).scalar(nil) ? 1 : 0 },
+        yajl_string: { c, bytes, count in
+            let r = reader(c)
+            guard r.wantsString else { return r.scalar(nil) ? 1 : 0 }
+            let s = String(decoding: UnsafeBufferPointer(start: bytes, count: count), as: UTF8.self)
+            return r.scalar(s) ? 1 : 0
+        },
+        yajl_start_map: { reader($0).startObject() ? 1 : 0 },
+        yajl_map_key: { c, bytes, count in
+            reader(c).key(String(decoding: UnsafeBufferPointer(start: bytes, count: count), as: UTF8.self)) ? 1 : 0
+        },
+        yajl_end_map: { reader($0).endObject() ? 1 : 0 },
+        yajl_start_array: { reader($0).startList() ? 1 : 0 },
+        yajl_end_array: { reader($0).endList() ? 1 : 0 }
+    )
+}
