@@ -57,10 +57,12 @@ let package = Package(
         // Host logs (strace first): the process tree and each process's network use.
         .target(name: "HostLogs", dependencies: ["Capture", "Wire", "Protocols"], swiftSettings: hotPath),
         // SBOMs (CycloneDX, SPDX 2.x, syft JSON) into one package index: which package owns a file.
-        // SBOMs are read as a stream of JSON events (yajl), keeping only the fields used.
-        .target(name: "Packages", dependencies: ["CYAJL", .product(name: "Yams", package: "Yams")]),
+        // JSON documents read as a stream of events (yajl), keeping only the parts asked for:
+        // SBOMs, and manifest.json for `verify`.
+        .target(name: "JSONStream", dependencies: ["CYAJL"]),
+        .target(name: "Packages", dependencies: ["JSONStream", .product(name: "Yams", package: "Yams")]),
         .target(name: "Analysis", dependencies: ["Capture", "Wire", "Flows", "Protocols", "Rules"], swiftSettings: hotPath),
-        .target(name: "Report", dependencies: ["Analysis", "Protocols", "Capture", "Wire", "Flows", "Rules", "HostLogs", "Packages",
+        .target(name: "Report", dependencies: ["Analysis", "Protocols", "Capture", "Wire", "Flows", "Rules", "HostLogs", "Packages", "JSONStream",
                                              .product(name: "Crypto", package: "swift-crypto")], swiftSettings: hotPath),
         // mimalloc (libmimalloc-dev) replaces malloc in the whole command: the pipeline's
         // threads free what another thread allocated, which glibc's allocator serves on

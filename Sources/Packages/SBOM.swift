@@ -1,4 +1,5 @@
 import Foundation
+import JSONStream
 
 /// A software package an SBOM lists: what it is (name, version, purl), where it was
 /// found, and the files it owns when the SBOM says (CycloneDX evidence and syft location

@@ -5,70 +5,81 @@ import Foundation
 /// of one shape, or only whether it is there. A class, so that a shape can contain itself
 /// (CycloneDX components nest components). Sendable: `kind` is set while a shape is built,
 /// once, and only read after.
-final class JSONShape: @unchecked Sendable {
-    enum Kind {
+public final class JSONShape: @unchecked Sendable {
+    public enum Kind {
         case scalar
         case object([String: JSONShape])
         case list(JSONShape)
+        /// An object whose keys are names (file names, say): every value of one shape.
+        case map(JSONShape)
         /// Only its presence counts: the value is skipped.
         case present
     }
-    var kind: Kind
-    init(_ kind: Kind) { self.kind = kind }
+    public var kind: Kind
+    public init(_ kind: Kind) { self.kind = kind }
 
-    static let scalar = JSONShape(.scalar)
-    static let present = JSONShape(.present)
-    static func object(_ keys: [String: JSONShape]) -> JSONShape { JSONShape(.object(keys)) }
-    static func list(_ element: JSONShape) -> JSONShape { JSONShape(.list(element)) }
+    public static let scalar = JSONShape(.scalar)
+    public static let present = JSONShape(.present)
+    public static func object(_ keys: [String: JSONShape]) -> JSONShape { JSONShape(.object(keys)) }
+    public static func list(_ element: JSONShape) -> JSONShape { JSONShape(.list(element)) }
+    public static func map(_ value: JSONShape) -> JSONShape { JSONShape(.map(value)) }
 }
 
 /// A JSON value cut down to a shape: the keys the shape names and nothing else. A value of
 /// another type than the shape's is kept only as that type's mark, so that a number where
 /// a string is due, or a string where an object is, costs that field and not the document.
-indirect enum JSONPart {
+public indirect enum JSONPart {
     case string(String)
-    /// A number, `true`, `false` or `null`.
+    /// A number, as written.
+    case number(String)
+    /// `true`, `false` or `null`.
     case scalar
     case object([String: JSONPart])
     case list([JSONPart])
     /// An object or a list where the shape wanted something else, or a `present` value.
     case skipped
 
-    var string: String? {
+    public var string: String? {
         if case .string(let s) = self { return s }
         return nil
     }
-    subscript(key: String) -> JSONPart? {
+    public subscript(key: String) -> JSONPart? {
         if case .object(let fields) = self { return fields[key] }
         return nil
     }
     /// The elements of a list (none for anything else).
-    var items: [JSONPart] {
+    /// A number that is a whole 64-bit integer.
+    public var int64: Int64? {
+        if case .number(let n) = self { return Int64(n) }
+        return nil
+    }
+    public var items: [JSONPart] {
         if case .list(let l) = self { return l }
         return []
     }
-    var isObject: Bool {
+    public var isObject: Bool {
         if case .object = self { return true }
         return false
     }
 }
 
 extension Optional where Wrapped == JSONPart {
-    var string: String? { self?.string }
-    var items: [JSONPart] { self?.items ?? [] }
-    subscript(key: String) -> JSONPart? { self?[key] }
+    public var string: String? { self?.string }
+    public var int64: Int64? { self?.int64 }
+    public var items: [JSONPart] { self?.items ?? [] }
+    public subscript(key: String) -> JSONPart? { self?[key] }
     /// The list's elements that are objects (others are skipped, as a loose reader would).
-    var objects: [JSONPart] { items.filter(\.isObject) }
+    public var objects: [JSONPart] { items.filter(\.isObject) }
     /// The list's elements that are strings.
-    var strings: [String] { items.compactMap(\.string) }
+    public var strings: [String] { items.compactMap(\.string) }
 }
 
-struct JSONStreamError: Error, CustomStringConvertible {
-    let description: String
+public struct JSONStreamError: Error, CustomStringConvertible {
+    public let description: String
     /// Where the input stopped being read (bytes from its start), when it was read at all.
-    var offset: Int64?
+    public var offset: Int64?
     /// The root object as far as it was read (its streamed lists' elements were handed on).
-    var partialRoot: JSONPart?
+    public var partialRoot: JSONPart?
 }
 
 /// Reads a JSON document whose root is an object, as yajl's events come, into the parts a
@@ -76,18 +87,20 @@ struct JSONStreamError: Error, CustomStringConvertible {
 /// handed to `element` as soon as it ends and dropped (the root keeps an empty list, so
 /// that its presence still shows). Memory is then what the caller keeps plus one element,
 /// whatever the document's size: the whole file, or a tree of it, is never held.
-final class JSONPartReader {
-    typealias ElementHandler = (_ key: String, _ element: JSONPart) -> Void
+public final class JSONPartReader {
+    public typealias ElementHandler = (_ key: String, _ element: JSONPart) -> Void
 
     /// Deeper nesting (of any value, kept or skipped) ends the read: a hostile file of
     /// brackets would otherwise grow yajl's own stack a byte a level.
-    static let maxDepth = 512
+    public static let maxDepth = 512
 
     /// An object or a list being read. A class: its fields and items grow in place (an
     /// enum's payload, taken out and put back, copied them on every element).
     private final class Frame {
         /// The keys wanted, for an object; nil for a list.
         let keys: [String: JSONShape]?
+        /// The shape of any key's value, for a map.
+        var anyKey: JSONShape?
         /// The elements' shape, for a list.
         let element: JSONShape?
         /// The root key of a streamed list: its elements are handed on, not kept.
@@ -106,7 +119,7 @@ final class JSONPartReader {
     private let streamed: Set<String>
     private let element: ElementHandler
     /// Called with a streamed list's key when it ends.
-    var listEnded: ((String) -> Void)?
+    public var listEnded: ((String) -> Void)?
     private var stack: [Frame] = []
     /// Levels of a value being skipped (0: none), and whether it ends as `.skipped` in its parent.
     private var skipDepth = 0
@@ -115,14 +128,14 @@ final class JSONPartReader {
     private(set) var root: JSONPart?
     private var failure: String?
 
-    init(shape: JSONShape, streamed: Set<String>, element: @escaping ElementHandler) {
+    public init(shape: JSONShape, streamed: Set<String>, element: @escaping ElementHandler) {
         rootShape = shape
         self.streamed = streamed
         self.element = element
     }
 
     /// Parses the chunks `next` gives (an empty one ends the input) and returns the root.
-    func read(_ next: () throws -> [UInt8]) throws -> JSONPart {
+    public func read(_ next: () throws -> [UInt8]) throws -> JSONPart {
         let context = Unmanaged.passUnretained(self).toOpaque()
         // yajl keeps the callbacks' address, not a copy: they must outlive the handle.
         let callbacks = UnsafeMutablePointer<yajl_callbacks>.allocate(capacity: 1)
@@ -193,21 +206,27 @@ final class JSONPartReader {
         return true
     }
 
-    func scalar(_ string: String?) -> Bool {
+    func scalar(_ value: JSONPart) -> Bool {
         guard skipDepth == 0, let shape = shapeHere else { return true }
         if case .present = shape.kind { complete(.skipped); return true }
-        complete(string.map(JSONPart.string) ?? .scalar)
+        complete(value)
         return true
     }
 
-    /// Whether a string at this place is kept (only then is it decoded).
-    var wantsString: Bool { skipDepth == 0 && shapeHere != nil }
+    /// Whether a string or number at this place is kept (only then is it decoded).
+    var wantsValue: Bool { skipDepth == 0 && shapeHere != nil }
 
     func startObject() -> Bool {
         if skipDepth > 0 { skipDepth += 1; return enter() }
         guard let shape = shapeHere else { return skip(mark: false) }
-        guard case .object(let keys) = shape.kind else { return skip(mark: true) }
-        stack.append(Frame(keys: keys))
+        switch shape.kind {
+        case .object(let keys): stack.append(Frame(keys: keys))
+        case .map(let value):
+            let frame = Frame(keys: [:])
+            frame.anyKey = value
+            stack.append(frame)
+        default: return skip(mark: true)
+        }
         return enter()
     }
 
@@ -215,7 +234,7 @@ final class JSONPartReader {
         if skipDepth > 0 { return true }
         guard let top = stack.last, let keys = top.keys else { return false }
         top.key = key
-        top.valueShape = keys[key]
+        top.valueShape = keys[key] ?? top.anyKey
         return true
     }
 
@@ -258,24 +277,29 @@ final class JSONPartReader {
         Unmanaged<JSONPartReader>.fromOpaque(context!).takeUnretainedValue()   // the context is always `self`
     }
 
+    private static func text(_ bytes: UnsafePointer<UInt8>?, _ count: Int) -> String {
+        String(decoding: UnsafeBufferPointer(start: bytes, count: count), as: UTF8.self)
+    }
+
     /// Numbers come as text and are not converted: yajl's own conversion fails the whole
     /// parse on an integer past 64 bits.
     private static let callbacks = yajl_callbacks(
-        yajl_null: { reader($0).scalar(nil) ? 1 : 0 },
-        yajl_boolean: { c, _ in reader(c).scalar(nil) ? 1 : 0 },
+        yajl_null: { reader($0).scalar(.scalar) ? 1 : 0 },
+        yajl_boolean: { c, _ in reader(c).scalar(.scalar) ? 1 : 0 },
         yajl_integer: nil,
         yajl_double: nil,
-        yajl_number: { c, _, _ in reader(c).scalar(nil) ? 1 : 0 },
+        yajl_number: { c, bytes, count in
+            let r = reader(c)
+            guard r.wantsValue else { return 1 }
+            return r.scalar(.number(String(decoding: UnsafeRawBufferPointer(start: bytes, count: count), as: UTF8.self))) ? 1 : 0
+        },
         yajl_string: { c, bytes, count in
             let r = reader(c)
-            guard r.wantsString else { return r.scalar(nil) ? 1 : 0 }
-            let s = String(decoding: UnsafeBufferPointer(start: bytes, count: count), as: UTF8.self)
-            return r.scalar(s) ? 1 : 0
+            guard r.wantsValue else { return 1 }
+            return r.scalar(.string(text(bytes, count))) ? 1 : 0
         },
         yajl_start_map: { reader($0).startObject() ? 1 : 0 },
-        yajl_map_key: { c, bytes, count in
-            reader(c).key(String(decoding: UnsafeBufferPointer(start: bytes, count: count), as: UTF8.self)) ? 1 : 0
-        },
+        yajl_map_key: { c, bytes, count in reader(c).key(text(bytes, count)) ? 1 : 0 },
         yajl_end_map: { reader($0).endObject() ? 1 : 0 },
         yajl_start_array: { reader($0).startList() ? 1 : 0 },
         yajl_end_array: { reader($0).endList() ? 1 : 0 }
