@@ -28,7 +28,7 @@ public final class JSONShape: @unchecked Sendable {
 /// A JSON value cut down to a shape: the keys the shape names and nothing else. A value of
 /// another type than the shape's is kept only as that type's mark, so that a number where
 /// a string is due, or a string where an object is, costs that field and not the document.
-public indirect enum JSONPart {
+public indirect enum JSONPart: Sendable {
     case string(String)
     /// A number, as written.
     case number(String)
