@@ -14,9 +14,12 @@ public struct PackageIndex: Sendable {
     }
 
     public mutating func add(_ document: SBOMDocument) {
-        for p in document.packages {
-            let index = packages.count
-            packages.append(p)
+        let first = packages.count
+        // The first document's list is shared, not copied (at 400,000 packages a copy is 40
+        // MB): a caller that then empties the document's list leaves the index the only owner.
+        if packages.isEmpty { packages = document.packages } else { packages += document.packages }
+        for (offset, p) in document.packages.enumerated() {
+            let index = first + offset
             for f in p.files where byPath[f] == nil { byPath[f] = index }
             byName[Self.normalized(p.name), default: []].append(index)
         }

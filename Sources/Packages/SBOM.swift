@@ -73,6 +73,8 @@ public struct SBOMDocument: Sendable {
     /// Why the file stopped being read before its end, and where: what came before is kept
     /// (a truncated SBOM still names the packages it lists up to there).
     public var readError: String?
+    /// How many packages the file gave (`packages` may be emptied once an index holds them).
+    public var packagesRead = 0
     public static let maxEntries = 1 << 19
 
     public static let maxBytes = 256 << 20
@@ -142,6 +144,7 @@ public struct SBOMDocument: Sendable {
             throw SBOMError("\(name): neither CycloneDX, SPDX 2.x nor syft JSON")
         }
         document.readError = readError
+        document.packagesRead = document.packages.count
         return document
     }
 

@@ -138,11 +138,16 @@ public struct AnalysisRun {
         // The limit on what SBOMs keep is the run's, shared out in input order.
         let asked = PackageAttributor.askedPaths(strace.model)
         var entriesLeft = SBOMDocument.maxEntries
+        var packageIndex = PackageIndex()
         for path in sbomCandidates {
             do {
-                let sbom = try SBOMDocument.read(path: path, keepFile: { asked.contains($0.hashValue) }, maxEntries: entriesLeft)
+                var sbom = try SBOMDocument.read(path: path, keepFile: { asked.contains($0.hashValue) }, maxEntries: entriesLeft)
                 entriesLeft -= sbom.entriesKept
-                if let error = sbom.readError { warn("\(path): \(error); the \(sbom.packages.count) packages before it are kept") }
+                if let error = sbom.readError { warn("\(path): \(error); the \(sbom.packagesRead) packages before it are kept") }
+                // Into the index at once, which then holds the only copy of the lists.
+                packageIndex.add(sbom)
+                sbom.packages = []
+                sbom.services = []
                 sboms.append(sbom)
                 sbomPaths.append(path)
             } catch { warn("\(error)") }
@@ -173,7 +178,7 @@ public struct AnalysisRun {
         callouts.inputPaths = inputPaths
         callouts.local = local
         callouts.knowledge = knowledge
-        callouts.packages = PackageIndex(sboms)
+        callouts.packages = packageIndex
         callouts.systemExecutables = systemExecutables
         callouts.baseline = baseline
         conn.callouts = callouts
@@ -276,7 +281,7 @@ public struct AnalysisRun {
                                      baseline.gone.map { "\($0.destination):\($0.port)/\($0.transport)\($0.process.map { " " + $0 } ?? "")" })
             }
             manifest.callouts = (callouts.lines, callouts.withData, callouts.byKind, callouts.namesDropped + appLogs.questionsDropped,
-                                 zip(sboms, sbomPaths).map { "\(names($1)) (\($0.format.rawValue) \($0.specVersion ?? "?"), \($0.packages.count) packages"
+                                 zip(sboms, sbomPaths).map { "\(names($1)) (\($0.format.rawValue) \($0.specVersion ?? "?"), \($0.packagesRead) packages"
                                      + ($0.nestingCut > 0 ? ", \($0.nestingCut) entries nested deeper than \(SBOMDocument.maxNesting) left out" : "")
                                      + ($0.entriesCut > 0 ? ", \($0.entriesCut) entries past the run's first \(SBOMDocument.maxEntries) left out" : "")
                                      + ($0.readError.map { ", read only up to: \($0)" } ?? "") + ")" },
@@ -319,7 +324,7 @@ public struct AnalysisRun {
             result.otherInputs.append("… and \(more) more host log\(more == 1 ? "" : "s") (manifest.json lists every one)")
         }
         result.otherInputs += zip(sboms, sbomPaths).map {
-            "\(names($1)): SBOM \($0.format.rawValue) \($0.specVersion ?? "?"), \($0.packages.count) packages"
+            "\(names($1)): SBOM \($0.format.rawValue) \($0.specVersion ?? "?"), \($0.packagesRead) packages"
                 + ($0.entriesCut > 0 ? " (\($0.entriesCut) entries past the run's first \(SBOMDocument.maxEntries) left out)" : "")
                 + ($0.readError.map { " (read only up to: \($0))" } ?? "")
         }
