@@ -10,7 +10,8 @@
 # reassembly with offsets and flags from the input), sbom (SBOM readers and
 # the package index), joined (a capture, a host log and an SBOM through a whole analyze:
 # attribution, callouts, the host-log report; seeded with samples/ and corpus pairs), knowledge (the knowledge-base, executables-table and baseline YAML
-# loaders); "all" runs them one after another. Corpora grow in
+# loaders), verify (`verify` over a manifest.json from the input); "all" runs them one
+# after another. Corpora grow in
 # fuzz-corpus/TARGET, crashes land in fuzz-crashes/ (replay one with
 # `swift run phonehome-fuzz FILE` and PHONEHOME_FUZZ_TARGET set).
 # Usage: scripts/fuzz.sh [SECONDS] [TARGET|all]
@@ -62,7 +63,7 @@ cap, log = cap[:32768], log[:16384]
 open(out, 'wb').write(struct.pack('<HH', len(cap), len(log)) + cap + log + sbom[:8192])
 PY
 }
-for target in engine split report joined capture decode reassembly dns http tls quic rulepack rules strace hostlogs sbom knowledge; do
+for target in engine split report joined capture decode reassembly dns http tls quic rulepack rules strace hostlogs sbom knowledge verify; do
     [ "$which" = all ] || [ "$which" = "$target" ] || continue
     if [ "$target" = engine ] || [ "$target" = split ] || [ "$target" = report ]; then
         seeds=(samples)
@@ -94,6 +95,11 @@ for target in engine split report joined capture decode reassembly dns http tls 
         seeds=(samples)
         [ -d ../shared/corpora/sbom ] && seeds+=(../shared/corpora/sbom)
         max_len=262144 run sbom "${seeds[@]}"
+    elif [ "$target" = verify ]; then
+        # A manifest of the shape a run writes (outputs, inputs, evidence files).
+        mkdir -p fuzz-corpus/verify
+        printf '%s' '{"tool":{"name":"phonehome"},"inputs":[{"name":"conn.jsonl","size":3,"sha256":"ca3d163bab055381827226140568f3bef7eaac187cebd76878e0b63e9e442356"},{"name":"x.pcap","skipped":"unreadable","sha256":""}],"evidence_files":[{"name":"a.strace","kind":"strace","size":1,"sha256":"00"}],"outputs":{"conn.jsonl":{"lines":1,"size":3,"sha256":"ca3d163bab055381827226140568f3bef7eaac187cebd76878e0b63e9e442356"},"dns.jsonl":{"size":0,"sha256":"e3b0"}}}' > fuzz-corpus/verify/seed-manifest
+        run verify
     elif [ "$target" = strace ]; then
         seeds=()
         [ -d ../shared/corpora/logs/strace ] && seeds+=(../shared/corpora/logs/strace)

@@ -53,6 +53,9 @@ enum FuzzTarget: String, CaseIterable {
     /// callouts' evidence and the host-log report, which `report` (a capture alone) and
     /// `strace`/`hostlogs` (a log alone) never reach.
     case joined
+    /// `verify` over an evidence directory whose manifest.json is the input (a directory
+    /// received from elsewhere is hostile too), with one output file and one input given.
+    case verify
 
     static let selected: FuzzTarget = {
         let name = ProcessInfo.processInfo.environment["PHONEHOME_FUZZ_TARGET"] ?? "engine"
@@ -82,6 +85,7 @@ enum FuzzTarget: String, CaseIterable {
         case .knowledge: Self.knowledge(bytes)
         case .report: Self.report(bytes)
         case .joined: Self.joined(bytes)
+        case .verify: Self.verify(bytes)
         }
     }
 
@@ -372,6 +376,20 @@ extension FuzzTarget {
             for f in p.files.prefix(4) { _ = index.owner(of: f) }
             _ = index.owner(of: "/venv/lib/python3.11/site-packages/\(p.name)/__init__.py")
         }
+    }
+
+    /// One directory per process, rewritten for each input.
+    static let verifyDirectory: String = {
+        let dir = NSTemporaryDirectory() + "phonehome-fuzz-verify-\(getpid())"
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        _ = FileManager.default.createFile(atPath: dir + "/conn.jsonl", contents: Data("{}\n".utf8))
+        return dir
+    }()
+
+    static func verify(_ bytes: [UInt8]) {
+        let dir = verifyDirectory
+        guard FileManager.default.createFile(atPath: dir + "/manifest.json", contents: Data(bytes)) else { return }
+        _ = EvidenceCheck.run(directory: dir, inputs: [dir + "/conn.jsonl"])
     }
 
     static func knowledge(_ bytes: [UInt8]) {
