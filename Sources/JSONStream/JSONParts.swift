@@ -93,6 +93,11 @@ public final class JSONPartReader {
     /// Deeper nesting (of any value, kept or skipped) ends the read: a hostile file of
     /// brackets would otherwise grow yajl's own stack a byte a level.
     public static let maxDepth = 512
+    /// Values held at once (kept at the root, or in the element of a streamed list being
+    /// read), past which the read ends: one element of millions of nested values (a
+    /// component nesting components) would otherwise be held whole, at some 100 bytes a
+    /// value.
+    public static let maxHeldValues = 1 << 20
 
     /// An object or a list being read. A class: its fields and items grow in place (an
     /// enum's payload, taken out and put back, copied them on every element).
@@ -125,6 +130,11 @@ public final class JSONPartReader {
     private var skipDepth = 0
     private var skipLeavesMark = false
     private var depth = 0
+    /// Values held outside any streamed list's element, and in the element being read.
+    private var rootHeld = 0
+    private var elementHeld = 0
+    /// Whether a streamed list is open (its elements' values count as `elementHeld`).
+    private var inStreamedList = false
     private(set) var root: JSONPart?
     private var failure: String?
 
@@ -175,18 +185,28 @@ public final class JSONPartReader {
         return top.keys != nil ? top.valueShape : top.element
     }
 
-    /// A value ended: into its parent, or handed on if its list is streamed.
-    private func complete(_ value: JSONPart) {
-        guard let top = stack.last else { root = value; return }
+    /// A value ended: into its parent, or handed on if its list is streamed. False when
+    /// that makes more values held than `maxHeldValues`.
+    private func complete(_ value: JSONPart) -> Bool {
+        guard let top = stack.last else { root = value; return true }
+        if let streamedAs = top.streamedAs {
+            element(streamedAs, value)
+            elementHeld = 0
+            return true
+        }
         if top.keys != nil {
             if let key = top.key { top.fields[key] = value }
             top.key = nil
             top.valueShape = nil
-        } else if let streamedAs = top.streamedAs {
-            element(streamedAs, value)
         } else {
             top.items.append(value)
         }
+        if inStreamedList { elementHeld += 1 } else { rootHeld += 1 }
+        guard rootHeld + elementHeld <= Self.maxHeldValues else {
+            failure = "more than \(Self.maxHeldValues) values held at once"
+            return false
+        }
+        return true
     }
 
     /// Starts skipping an object or a list; `mark`: it was wanted as another type, and
@@ -208,9 +228,8 @@ public final class JSONPartReader {
 
     func scalar(_ value: JSONPart) -> Bool {
         guard skipDepth == 0, let shape = shapeHere else { return true }
-        if case .present = shape.kind { complete(.skipped); return true }
-        complete(value)
-        return true
+        if case .present = shape.kind { return complete(.skipped) }
+        return complete(value)
     }
 
     /// Whether a string or number at this place is kept (only then is it decoded).
@@ -242,8 +261,7 @@ public final class JSONPartReader {
         depth -= 1
         if skipDepth > 0 { return closeSkip() }
         guard let top = stack.popLast(), top.keys != nil else { return false }
-        complete(.object(top.fields))
-        return true
+        return complete(.object(top.fields))
     }
 
     func startList() -> Bool {
@@ -251,7 +269,10 @@ public final class JSONPartReader {
         guard let shape = shapeHere else { return skip(mark: false) }
         guard case .list(let element) = shape.kind else { return skip(mark: true) }
         var streamedAs: String?
-        if stack.count == 1, let key = stack[0].key, streamed.contains(key) { streamedAs = key }
+        if stack.count == 1, let key = stack[0].key, streamed.contains(key) {
+            streamedAs = key
+            inStreamedList = true
+        }
         stack.append(Frame(element: element, streamedAs: streamedAs))
         return enter()
     }
@@ -260,14 +281,16 @@ public final class JSONPartReader {
         depth -= 1
         if skipDepth > 0 { return closeSkip() }
         guard let top = stack.popLast(), top.keys == nil else { return false }
-        if let key = top.streamedAs { listEnded?(key) }
-        complete(.list(top.items))
-        return true
+        if let key = top.streamedAs {
+            inStreamedList = false
+            listEnded?(key)
+        }
+        return complete(.list(top.items))
     }
 
     private func closeSkip() -> Bool {
         skipDepth -= 1
-        if skipDepth == 0 && skipLeavesMark { complete(.skipped) }
+        if skipDepth == 0 && skipLeavesMark { return complete(.skipped) }
         return true
     }
 

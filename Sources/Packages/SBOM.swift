@@ -255,8 +255,10 @@ final class SBOMParts {
         case "packages":
             guard let n = element["name"].string, let id = element["SPDXID"].string, roomForEntry() else { return }
             let purl = element["externalRefs"].objects.first { $0["referenceType"].string == "purl" }?["referenceLocator"].string
+            // The files it names: those of the files kept, once they are read; each one an entry.
+            let hasFiles = element["hasFiles"].strings.filter { (!filesRead || fileNames[$0] != nil) && roomForEntry() }
             spdxPackages.append((SoftwarePackage(name: n, version: element["versionInfo"].string, purl: purl, id: id, files: [], source: source),
-                                 element["hasFiles"].strings))
+                                 hasFiles))
         case "artifacts":
             guard let n = element["name"].string, roomForEntry() else { return }
             var files = element["locations"].objects.compactMap { $0["path"].string }

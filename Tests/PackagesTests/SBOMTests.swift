@@ -164,5 +164,13 @@ import TestSupport
         #expect(stopped.packages.map(\.name) == ["kept"])
         #expect(stopped.readError?.hasPrefix("nested deeper than 512 levels at byte ") == true)
         #expect(throws: SBOMError.self) { try SBOMDocument.parse(Data(String(repeating: "[", count: 600).utf8), name: "brackets.json") }
+
+        // One element too big to hold (a list's element is held whole until it ends): the
+        // read stops there, with the elements before it.
+        let big = #"{"bomFormat":"CycloneDX","components":[{"name":"first"},{"name":"big","properties":["#
+            + Array(repeating: #"{"name":"x"}"#, count: 600_000).joined(separator: ",") + "]}]}"
+        let held = try SBOMDocument.parse(Data(big.utf8), name: "big.cdx.json")
+        #expect(held.packages.map(\.name) == ["first"])
+        #expect(held.readError?.hasPrefix("more than 1048576 values held at once at byte ") == true, "\(held.readError ?? "-")")
     }
 }
