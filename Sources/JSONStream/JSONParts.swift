@@ -145,6 +145,7 @@ public final class JSONPartReader {
     }
 
     /// Parses the chunks `next` gives (an empty one ends the input) and returns the root.
+    /// Once per reader: its state is that of one document.
     public func read(_ next: () throws -> [UInt8]) throws -> JSONPart {
         let context = Unmanaged.passUnretained(self).toOpaque()
         // yajl keeps the callbacks' address, not a copy: they must outlive the handle.

@@ -136,7 +136,7 @@ public struct AnalysisRun {
         var sboms: [SBOMDocument] = []
         var sbomPaths: [String] = []
         // The limit on what SBOMs keep is the run's, shared out in input order.
-        let asked = PackageAttributor.askedPaths(strace.model)
+        let asked = sbomCandidates.isEmpty ? [] : PackageAttributor.askedPaths(strace.model)
         var entriesLeft = SBOMDocument.maxEntries
         var packageIndex = PackageIndex()
         for path in sbomCandidates {
