@@ -297,35 +297,30 @@ public final class JSONPartReader {
 
     // MARK: yajl
 
-    private static func reader(_ context: UnsafeMutableRawPointer?) -> JSONPartReader {
-        Unmanaged<JSONPartReader>.fromOpaque(context!).takeUnretainedValue()   // the context is always `self`
+    /// Runs `event` on the reader the context names (always `self`, as `read` passes it);
+    /// 1 goes on, 0 stops the parse.
+    private static func on(_ context: UnsafeMutableRawPointer?, _ event: (JSONPartReader) -> Bool) -> Int32 {
+        guard let context else { return 0 }
+        return event(Unmanaged<JSONPartReader>.fromOpaque(context).takeUnretainedValue()) ? 1 : 0
     }
 
-    private static func text(_ bytes: UnsafePointer<UInt8>?, _ count: Int) -> String {
-        String(decoding: UnsafeBufferPointer(start: bytes, count: count), as: UTF8.self)
+    private static func text(_ bytes: UnsafeRawPointer?, _ count: Int) -> String {
+        String(decoding: UnsafeRawBufferPointer(start: bytes, count: count), as: UTF8.self)
     }
 
     /// Numbers come as text and are not converted: yajl's own conversion fails the whole
-    /// parse on an integer past 64 bits.
+    /// parse on an integer past 64 bits. Strings and numbers no shape wants are not decoded.
     private static let callbacks = yajl_callbacks(
-        yajl_null: { reader($0).scalar(.scalar) ? 1 : 0 },
-        yajl_boolean: { c, _ in reader(c).scalar(.scalar) ? 1 : 0 },
+        yajl_null: { c in on(c) { $0.scalar(.scalar) } },
+        yajl_boolean: { c, _ in on(c) { $0.scalar(.scalar) } },
         yajl_integer: nil,
         yajl_double: nil,
-        yajl_number: { c, bytes, count in
-            let r = reader(c)
-            guard r.wantsValue else { return 1 }
-            return r.scalar(.number(String(decoding: UnsafeRawBufferPointer(start: bytes, count: count), as: UTF8.self))) ? 1 : 0
-        },
-        yajl_string: { c, bytes, count in
-            let r = reader(c)
-            guard r.wantsValue else { return 1 }
-            return r.scalar(.string(text(bytes, count))) ? 1 : 0
-        },
-        yajl_start_map: { reader($0).startObject() ? 1 : 0 },
-        yajl_map_key: { c, bytes, count in reader(c).key(text(bytes, count)) ? 1 : 0 },
-        yajl_end_map: { reader($0).endObject() ? 1 : 0 },
-        yajl_start_array: { reader($0).startList() ? 1 : 0 },
-        yajl_end_array: { reader($0).endList() ? 1 : 0 }
+        yajl_number: { c, bytes, count in on(c) { !$0.wantsValue || $0.scalar(.number(text(bytes, count))) } },
+        yajl_string: { c, bytes, count in on(c) { !$0.wantsValue || $0.scalar(.string(text(bytes, count))) } },
+        yajl_start_map: { c in on(c) { $0.startObject() } },
+        yajl_map_key: { c, bytes, count in on(c) { $0.key(text(bytes, count)) } },
+        yajl_end_map: { c in on(c) { $0.endObject() } },
+        yajl_start_array: { c in on(c) { $0.startList() } },
+        yajl_end_array: { c in on(c) { $0.endList() } }
     )
 }
