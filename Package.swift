@@ -56,10 +56,10 @@ let package = Package(
         ], swiftSettings: hotPath),
         // Host logs (strace first): the process tree and each process's network use.
         .target(name: "HostLogs", dependencies: ["Capture", "Wire", "Protocols"], swiftSettings: hotPath),
-        // SBOMs (CycloneDX, SPDX 2.x, syft JSON) into one package index: which package owns a file.
         // JSON documents read as a stream of events (yajl), keeping only the parts asked for:
         // SBOMs, and manifest.json for `verify`.
         .target(name: "JSONStream", dependencies: ["CYAJL"]),
+        // SBOMs (CycloneDX, SPDX 2.x, syft JSON) into one package index: which package owns a file.
         .target(name: "Packages", dependencies: ["JSONStream", .product(name: "Yams", package: "Yams")]),
         .target(name: "Analysis", dependencies: ["Capture", "Wire", "Flows", "Protocols", "Rules"], swiftSettings: hotPath),
         .target(name: "Report", dependencies: ["Analysis", "Protocols", "Capture", "Wire", "Flows", "Rules", "HostLogs", "Packages", "JSONStream",
