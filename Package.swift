@@ -58,7 +58,7 @@ let package = Package(
         .target(name: "HostLogs", dependencies: ["Capture", "Wire", "Protocols"], swiftSettings: hotPath),
         // JSON documents read as a stream of events (yajl), keeping only the parts asked for:
         // SBOMs, and manifest.json for `verify`.
-        .target(name: "JSONStream", dependencies: ["CYAJL"]),
+        .target(name: "JSONStream", dependencies: ["CYAJL"], swiftSettings: hotPath),
         // SBOMs (CycloneDX, SPDX 2.x, syft JSON) into one package index: which package owns a file.
         .target(name: "Packages", dependencies: ["JSONStream", .product(name: "Yams", package: "Yams")]),
         .target(name: "Analysis", dependencies: ["Capture", "Wire", "Flows", "Protocols", "Rules"], swiftSettings: hotPath),

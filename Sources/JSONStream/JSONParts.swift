@@ -15,8 +15,26 @@ public final class JSONShape: @unchecked Sendable {
         /// Only its presence counts: the value is skipped.
         case present
     }
-    public var kind: Kind
-    public init(_ kind: Kind) { self.kind = kind }
+    public var kind: Kind { didSet { wanted = Self.wanted(kind) } }
+    /// An object's wanted keys as bytes, to match yajl's keys without making a String of
+    /// each (a String and a hash per key were a quarter of an SBOM's read).
+    private(set) var wanted: [WantedKey] = []
+
+    struct WantedKey {
+        let bytes: [UInt8]
+        let name: String
+        let shape: JSONShape
+    }
+
+    public init(_ kind: Kind) {
+        self.kind = kind
+        wanted = Self.wanted(kind)
+    }
+
+    private static func wanted(_ kind: Kind) -> [WantedKey] {
+        guard case .object(let keys) = kind else { return [] }
+        return keys.map { WantedKey(bytes: Array($0.key.utf8), name: $0.key, shape: $0.value) }
+    }
 
     public static let scalar = JSONShape(.scalar)
     public static let present = JSONShape(.present)
@@ -102,8 +120,10 @@ public final class JSONPartReader {
     /// An object or a list being read. A class: its fields and items grow in place (an
     /// enum's payload, taken out and put back, copied them on every element).
     private final class Frame {
-        /// The keys wanted, for an object; nil for a list.
-        let keys: [String: JSONShape]?
+        /// Whether it is an object (or a map); else a list.
+        let isObject: Bool
+        /// The keys wanted, for an object.
+        let wanted: [JSONShape.WantedKey]
         /// The shape of any key's value, for a map.
         var anyKey: JSONShape?
         /// The elements' shape, for a list.
@@ -116,8 +136,13 @@ public final class JSONPartReader {
         var key: String?
         var valueShape: JSONShape?
 
-        init(keys: [String: JSONShape]) { self.keys = keys; element = nil; streamedAs = nil }
-        init(element: JSONShape, streamedAs: String?) { keys = nil; self.element = element; self.streamedAs = streamedAs }
+        init(wanted: [JSONShape.WantedKey]) { isObject = true; self.wanted = wanted; element = nil; streamedAs = nil }
+        init(element: JSONShape, streamedAs: String?) {
+            isObject = false
+            wanted = []
+            self.element = element
+            self.streamedAs = streamedAs
+        }
     }
 
     private let rootShape: JSONShape
@@ -174,7 +199,7 @@ public final class JSONPartReader {
             yajl_free_error(handle, text)
         }
         // What the root object had when the input went wrong: the caller may keep it.
-        let partial = stack.first.flatMap { $0.keys != nil ? JSONPart.object($0.fields) : nil }
+        let partial = stack.first.flatMap { $0.isObject ? JSONPart.object($0.fields) : nil }
         return JSONStreamError(description: reason, offset: offset, partialRoot: partial)
     }
 
@@ -183,7 +208,7 @@ public final class JSONPartReader {
     /// The shape wanted where the next value starts; nil: not wanted at all.
     private var shapeHere: JSONShape? {
         guard let top = stack.last else { return rootShape }
-        return top.keys != nil ? top.valueShape : top.element
+        return top.isObject ? top.valueShape : top.element
     }
 
     /// A value ended: into its parent, or handed on if its list is streamed. False when
@@ -195,7 +220,7 @@ public final class JSONPartReader {
             elementHeld = 0
             return true
         }
-        if top.keys != nil {
+        if top.isObject {
             if let key = top.key { top.fields[key] = value }
             top.key = nil
             top.valueShape = nil
@@ -240,9 +265,9 @@ public final class JSONPartReader {
         if skipDepth > 0 { skipDepth += 1; return enter() }
         guard let shape = shapeHere else { return skip(mark: false) }
         switch shape.kind {
-        case .object(let keys): stack.append(Frame(keys: keys))
+        case .object: stack.append(Frame(wanted: shape.wanted))
         case .map(let value):
-            let frame = Frame(keys: [:])
+            let frame = Frame(wanted: [])
             frame.anyKey = value
             stack.append(frame)
         default: return skip(mark: true)
@@ -250,18 +275,33 @@ public final class JSONPartReader {
         return enter()
     }
 
-    func key(_ key: String) -> Bool {
+    func key(_ bytes: UnsafeRawPointer?, _ count: Int) -> Bool {
         if skipDepth > 0 { return true }
-        guard let top = stack.last, let keys = top.keys else { return false }
-        top.key = key
-        top.valueShape = keys[key] ?? top.anyKey
+        guard let top = stack.last, top.isObject else { return false }
+        if let any = top.anyKey {
+            top.key = Self.text(bytes, count)
+            top.valueShape = any
+            return true
+        }
+        top.key = nil
+        top.valueShape = nil
+        for w in top.wanted where w.bytes.count == count {
+            if w.bytes.withUnsafeBytes({ mine in
+                guard let a = mine.baseAddress, let b = bytes else { return count == 0 }
+                return memcmp(a, b, count) == 0
+            }) {
+                top.key = w.name
+                top.valueShape = w.shape
+                break
+            }
+        }
         return true
     }
 
     func endObject() -> Bool {
         depth -= 1
         if skipDepth > 0 { return closeSkip() }
-        guard let top = stack.popLast(), top.keys != nil else { return false }
+        guard let top = stack.popLast(), top.isObject else { return false }
         return complete(.object(top.fields))
     }
 
@@ -281,7 +321,7 @@ public final class JSONPartReader {
     func endList() -> Bool {
         depth -= 1
         if skipDepth > 0 { return closeSkip() }
-        guard let top = stack.popLast(), top.keys == nil else { return false }
+        guard let top = stack.popLast(), !top.isObject else { return false }
         if let key = top.streamedAs {
             inStreamedList = false
             listEnded?(key)
@@ -301,7 +341,8 @@ public final class JSONPartReader {
     /// 1 goes on, 0 stops the parse.
     private static func on(_ context: UnsafeMutableRawPointer?, _ event: (JSONPartReader) -> Bool) -> Int32 {
         guard let context else { return 0 }
-        return event(Unmanaged<JSONPartReader>.fromOpaque(context).takeUnretainedValue()) ? 1 : 0
+        // Lent without a retain and release per event (`read` holds the reader throughout).
+        return Unmanaged<JSONPartReader>.fromOpaque(context)._withUnsafeGuaranteedRef(event) ? 1 : 0
     }
 
     private static func text(_ bytes: UnsafeRawPointer?, _ count: Int) -> String {
@@ -318,7 +359,7 @@ public final class JSONPartReader {
         yajl_number: { c, bytes, count in on(c) { !$0.wantsValue || $0.scalar(.number(text(bytes, count))) } },
         yajl_string: { c, bytes, count in on(c) { !$0.wantsValue || $0.scalar(.string(text(bytes, count))) } },
         yajl_start_map: { c in on(c) { $0.startObject() } },
-        yajl_map_key: { c, bytes, count in on(c) { $0.key(text(bytes, count)) } },
+        yajl_map_key: { c, bytes, count in on(c) { $0.key(bytes, count) } },
         yajl_end_map: { c in on(c) { $0.endObject() } },
         yajl_start_array: { c in on(c) { $0.startList() } },
         yajl_end_array: { c in on(c) { $0.endList() } }

@@ -18,6 +18,7 @@ public struct PackageIndex: Sendable {
         // The first document's list is shared, not copied (at 400,000 packages a copy is 40
         // MB): a caller that then empties the document's list leaves the index the only owner.
         if packages.isEmpty { packages = document.packages } else { packages += document.packages }
+        byName.reserveCapacity(byName.count + document.packages.count)
         for (offset, p) in document.packages.enumerated() {
             let index = first + offset
             for f in p.files where byPath[f] == nil { byPath[f] = index }
