@@ -49,15 +49,26 @@ public struct PackageIndex: Sendable {
     public func owner(of path: String) -> Owner? {
         if let i = byPath[path] { return Owner(package: packages[i], method: .listedFile) }
         // A listed directory holds the path.
-        var dir = path
-        while let slash = dir.lastIndex(of: "/"), slash > dir.startIndex {
-            dir = String(dir[dir.startIndex ..< slash])
-            if let i = byPath[dir] { return Owner(package: packages[i], method: .listedFile) }
+        var listed: Int?
+        Self.eachDirectory(above: path) { dir in
+            listed = byPath[dir]
+            return listed == nil
         }
+        if let listed { return Owner(package: packages[listed], method: .listedFile) }
         if let place = Self.location(of: path), let p = pick(place.name, ecosystem: place.ecosystem) {
             return Owner(package: p, method: place.method)
         }
         return nil
+    }
+
+    /// The directories above `path` that `owner(of:)` looks up, nearest first (not "/"),
+    /// until `body` returns false. Also what decides which of an SBOM's files a run keeps.
+    public static func eachDirectory(above path: String, _ body: (String) -> Bool) {
+        var dir = Substring(path)
+        while let slash = dir.lastIndex(of: "/"), slash > dir.startIndex {
+            dir = dir[dir.startIndex ..< slash]
+            guard body(String(dir)) else { return }
+        }
     }
 
     /// A package named by where a file lies, SBOM or not: a Python distribution's metadata

@@ -39,12 +39,8 @@ public final class PackageAttributor {
         var hashes: Set<Int> = []
         func add(_ path: String) {
             guard hashes.insert(path.hashValue).inserted else { return }
-            var dir = Substring(path)
-            while let slash = dir.lastIndex(of: "/"), slash > dir.startIndex {
-                dir = dir[dir.startIndex ..< slash]
-                // A directory met before had its own parents added then.
-                guard hashes.insert(String(dir).hashValue).inserted else { break }
-            }
+            // The directories the index looks up; one met before had its parents added then.
+            PackageIndex.eachDirectory(above: path) { hashes.insert($0.hashValue).inserted }
         }
         for p in model.processes.values {
             guard let exe = p.executable else { continue }
