@@ -24,9 +24,10 @@ public enum FindingFields {
         }
     }
 
-    /// `digest`: the raw value's, when the caller has it already; `prepared`: the rule's,
-    /// when the caller keeps it per rule.
-    public static func write(_ w: JSONWriter, rule: Rule, match: RuleMatch, digest: Masking.Digest? = nil, prepared: Prepared? = nil) {
+    /// `digest` and `masked`: the raw value's, when the caller has them already;
+    /// `prepared`: the rule's, when the caller keeps it per rule.
+    public static func write(_ w: JSONWriter, rule: Rule, match: RuleMatch, digest: Masking.Digest? = nil, masked: [UInt8]? = nil,
+                             prepared: Prepared? = nil) {
         let prepared = prepared ?? Prepared(rule)
         w.preparedField("rule", prepared.ruleObject)
         w.beginObject("finding")
@@ -34,7 +35,7 @@ public enum FindingFields {
         w.preparedField("severity", prepared.severity)
         w.field("start", match.range.lowerBound)
         w.field("end", match.range.upperBound)
-        w.bytesField("masked", Masking.maskedBytes(match.value, kind: rule.kind))
+        w.bytesField("masked", masked ?? Masking.maskedBytes(match.value, kind: rule.kind))
         let digest = digest ?? Masking.Digest(of: match.value)
         w.plainField("sha256", maximum: 64) { p in
             digest.writeHex(to: p)

@@ -58,6 +58,7 @@ public final class FindingsLog {
     private var lastEntry: (rule: ObjectIdentifier, entry: Unmanaged<RuleEntry>)?
 
     let seen = SeenKeys(maxKeys: FindingsLog.maxKeys)
+    var recentValues = ValueFacts()
     private var lastPlace: (flow: CommunityIDText, input: Int, fromOriginator: Bool, hasher: Hasher)?
     /// Rule ids found per flow (community id), for the callouts; bounded.
     var rulesByFlow: [CommunityIDText: [String]] = [:]
@@ -134,9 +135,10 @@ public final class FindingsLog {
             h = fresh
             lastPlace = (f.origin.communityID, f.origin.flow.input, f.origin.fromOriginator, fresh)
         }
+        let facts = recentValues.facts(of: f.match.value, rule: f.rule)
         lentEntry(f.rule)._withUnsafeGuaranteedRef { entry in
-            guard let digest = firstSighting(f.match.value, rule: f.rule, entry: entry, place: h) else { return }
-            write(f, entry: entry, digest: digest)
+            guard firstSighting(facts.digest, rule: f.rule, entry: entry, place: h) else { return }
+            write(f, entry: entry, facts: facts)
         }
     }
 
@@ -150,10 +152,9 @@ public final class FindingsLog {
         entry.lines += 1
     }
 
-    /// The SHA-256 of `value` when this is the first time `rule` found it in `place` (a
-    /// flow and direction, or a process); nil when it folds into an earlier line.
-    func firstSighting(_ value: [UInt8], rule: Rule, entry: RuleEntry, place: Hasher) -> Masking.Digest? {
-        let digest = Masking.Digest(of: value)
+    /// Whether this is the first time `rule` found the value of this digest in `place` (a
+    /// flow and direction, or a process); false when it folds into an earlier line.
+    func firstSighting(_ digest: Masking.Digest, rule: Rule, entry: RuleEntry, place: Hasher) -> Bool {
         var h = place
         h.combine(ObjectIdentifier(rule))
         // Hasher is seeded per process: fine, the keys live for one run.
@@ -162,15 +163,15 @@ public final class FindingsLog {
         if seen.count < Self.maxKeys {
             if !seen.insert(key) {
                 entry.repeats += 1
-                return nil
+                return false
             }
         } else if seen.contains(key) {
             entry.repeats += 1
-            return nil
+            return false
         } else {
             foldingStopped = true
         }
-        return digest
+        return true
     }
 
     public func commit() throws {
@@ -189,7 +190,7 @@ public final class FindingsLog {
         var text: [UInt8]
     }
 
-    func write(_ f: Finding, entry: RuleEntry, digest: Masking.Digest) {
+    func write(_ f: Finding, entry: RuleEntry, facts: ValueFacts.Facts) {
         let flow = f.origin.flow
         writer.reset()
         writer.beginObject()
@@ -211,7 +212,7 @@ public final class FindingsLog {
             writer.logFile(inputPaths, input: flow.input)
             flowPart = FlowPart(flow: flow, communityID: f.origin.communityID, domain: f.domain, text: Array(writer.view[start...]))
         }
-        FindingFields.write(writer, rule: f.rule, match: f.match, digest: digest, prepared: entry.prepared)
+        FindingFields.write(writer, rule: f.rule, match: f.match, digest: facts.digest, masked: facts.masked, prepared: entry.prepared)
         writer.beginObject("phonehome")
         writer.field("field", f.field)
         writer.field("sender", literal: f.origin.fromOriginator ? "originator" : "responder")
@@ -219,7 +220,7 @@ public final class FindingsLog {
         writer.field("first_frame", f.origin.frame)
         writer.field("last_frame", f.lastFrame)
         if report != nil {
-            report(rule: f.rule, match: f.match, digest: digest,
+            report(rule: f.rule, match: f.match, digest: facts.digest,
                    place: "\(f.domain.map { String(decoding: $0, as: UTF8.self) } ?? "\(flow.responderAddress)"):\(flow.responderPort) (\(f.field))",
                    evidence: "\(inputPaths.name(flow.input)) frame \(f.origin.frame)")
         }
@@ -237,7 +238,8 @@ extension FindingsLog {
         h.combine("host")
         h.combine(pid)
         let entry = entry(rule)
-        guard let digest = firstSighting(match.value, rule: rule, entry: entry, place: h) else { return }
+        let facts = recentValues.facts(of: match.value, rule: rule)
+        guard firstSighting(facts.digest, rule: rule, entry: entry, place: h) else { return }
         if let destination {
             let key = HostDestination(pid: pid, destination: destination)
             if rulesByProcessDestination[key] != nil || rulesByProcessDestination.count < Self.maxFlowsWithFindings,
@@ -271,7 +273,7 @@ extension FindingsLog {
         writer.field("path", logPath)
         writer.endObject()
         writer.endObject()
-        FindingFields.write(writer, rule: rule, match: match, digest: digest, prepared: entry.prepared)
+        FindingFields.write(writer, rule: rule, match: match, digest: facts.digest, masked: facts.masked, prepared: entry.prepared)
         writer.beginObject("phonehome")
         writer.field("field", field)
         writer.field("sender", "process")
@@ -280,10 +282,50 @@ extension FindingsLog {
         writer.field("last_line", lastLine)
         if report != nil {
             let to = destination.map { "\($0.address):\($0.port) " } ?? ""
-            report(rule: rule, match: match, digest: digest, place: "\(to)by \(processName ?? "pid \(pid)") (\(field))",
+            report(rule: rule, match: match, digest: facts.digest, place: "\(to)by \(processName ?? "pid \(pid)") (\(field))",
                    evidence: "\(logPath):\(firstLine)")
         }
         finishLine(entry)
+    }
+}
+
+/// The SHA-256 and masked text of the values found lately, by rule and value. Traffic
+/// repeats a few values many times (the bench capture: 280,000 matches of 1,406 values,
+/// the same addresses in every request), and hashing and masking every match again
+/// cost a tenth of the output thread. Bounded: a few thousand short values; a long one
+/// (a key block) is worked out each time.
+struct ValueFacts {
+    struct Facts {
+        let digest: Masking.Digest
+        let masked: [UInt8]
+    }
+
+    /// The value shares the finding's storage: keeping it costs a reference, not a copy.
+    struct Key: Hashable {
+        let rule: ObjectIdentifier
+        let value: [UInt8]
+
+        func hash(into h: inout Hasher) {
+            h.combine(rule)
+            value.withUnsafeBytes { h.combine(bytes: $0) }   // not byte by byte
+        }
+    }
+
+    static let maxEntries = 4096
+    static let maxValueBytes = 256
+    private var known: [Key: Facts] = [:]
+
+    /// `rule` decides the mask (its kind); the rules live as long as the run.
+    mutating func facts(of value: [UInt8], rule: Rule) -> Facts {
+        guard value.count <= Self.maxValueBytes else {
+            return Facts(digest: Masking.Digest(of: value), masked: Masking.maskedBytes(value, kind: rule.kind))
+        }
+        let key = Key(rule: ObjectIdentifier(rule), value: value)
+        if let known = known[key] { return known }
+        let facts = Facts(digest: Masking.Digest(of: value), masked: Masking.maskedBytes(value, kind: rule.kind))
+        if known.count >= Self.maxEntries { known.removeAll(keepingCapacity: true) }
+        known[key] = facts
+        return facts
     }
 }
 

@@ -1,5 +1,6 @@
 import Testing
 @testable import Report
+import Rules
 
 /// The table of distinct findings answers like a set: through its growth, with keys that
 /// collide on their home slot, and once full at its largest (no insert then loops).
@@ -50,5 +51,28 @@ import Testing
         #expect(!table.insert(all[0]))
         #expect(table.contains(all[4_094]))
         #expect(!table.contains(all[4_999]))
+    }
+}
+
+/// The memo of values' digests and masks answers as working them out each time would:
+/// by rule (the mask is the rule kind's), past its bound, and for values too long to keep.
+@Suite struct ValueFactsTests {
+    @Test func answersAsComputingEachTime() {
+        let email = Rule(id: "test.email", title: "E-mail", family: "test", severity: .low, kind: "email")
+        let token = Rule(id: "test.token", title: "Token", family: "test", severity: .low, kind: "token")
+        var memo = ValueFacts()
+        let values: [[UInt8]] = (0 ..< ValueFacts.maxEntries + 500).map { Array("user\($0)@example.org".utf8) }
+            + [Array(repeating: UInt8(ascii: "a"), count: ValueFacts.maxValueBytes + 1)]
+        // Twice over, each value under both rules: hits, misses and the memo emptied once full.
+        for _ in 0 ..< 2 {
+            for v in values {
+                for rule in [email, token] {
+                    let facts = memo.facts(of: v, rule: rule)
+                    #expect(facts.digest == Masking.Digest(of: v))
+                    #expect(facts.masked == Masking.maskedBytes(v, kind: rule.kind))
+                }
+            }
+        }
+        #expect(memo.facts(of: values[0], rule: email).masked != memo.facts(of: values[0], rule: token).masked)
     }
 }
