@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${1:-${PHONEHOME_CRAFTED:-/tmp/phonehome-crafted}}
 python3 bench/crafted.py "$dir"
-swift build -c release --product phonehome >/dev/null
+bash scripts/build-release.sh >/dev/null
 bin=$PWD/.build/release/phonehome
 out=$(mktemp -d); trap 'rm -rf "$out"' EXIT
 peak() { # options... inputs...: the run's peak in MB and its seconds

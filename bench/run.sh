@@ -10,7 +10,7 @@ if [ ! -f "$cap" ]; then
     mkdir -p "$(dirname "$cap")"
     bash ../shared/bench/make_bench.sh "$cap"
 fi
-swift build -c release --product phonehome >/dev/null
+bash scripts/build-release.sh >/dev/null
 bin=.build/release/phonehome
 out=$(mktemp -d); trap 'rm -rf "$out"' EXIT
 mb=$(( $(stat -c %s "$cap") / 1000000 ))
