@@ -1,18 +1,34 @@
+import Foundation
+
 /// report.html: the same content as report.md in one file with no external resource (it
 /// is opened offline): inline CSS with a print style, the callouts as an inline SVG
 /// timeline, and tables sorted by clicking a column header.
 extension EvidenceReport {
-    static func escape(_ s: String) -> String {
-        escaping(s) {
-            switch $0 {
-            case UInt8(ascii: "&"): "&amp;"
-            case UInt8(ascii: "<"): "&lt;"
-            case UInt8(ascii: ">"): "&gt;"
-            case UInt8(ascii: "\""): "&quot;"
-            case UInt8(ascii: "'"): "&#39;"
-            default: nil
-            }
+    static func escape(_ s: String) -> String { escaping(s, htmlReplacement) }
+
+    static func htmlReplacement(_ b: UInt8) -> StaticString? {
+        switch b {
+        case UInt8(ascii: "&"): "&amp;"
+        case UInt8(ascii: "<"): "&lt;"
+        case UInt8(ascii: ">"): "&gt;"
+        case UInt8(ascii: "\""): "&quot;"
+        case UInt8(ascii: "'"): "&#39;"
+        default: nil
         }
+    }
+
+    /// A table cell, with its sort key if it has one, appended as bytes (a string made
+    /// per piece and per cell cost more than the rest of the page).
+    static func cell(_ text: String, _ key: String?, to out: inout [UInt8]) {
+        if let key {
+            append("<td data-v=\"", to: &out)
+            appendEscaping(key, to: &out, htmlReplacement)
+            append("\">", to: &out)
+        } else {
+            append("<td>", to: &out)
+        }
+        appendEscaping(text, to: &out, htmlReplacement)
+        append("</td>", to: &out)
     }
 
     /// A sortable table; a cell is text, or (text, sort key).
@@ -20,12 +36,13 @@ extension EvidenceReport {
         var h = "<table id=\"\(id)\" class=\"sortable\"><thead><tr>"
         for c in header { h += "<th scope=\"col\">\(escape(c))</th>" }
         h += "</tr></thead><tbody>\n"
+        var body: [UInt8] = []
         for r in rows {
-            h += "<tr>"
-            for (text, key) in r { h += key.map { "<td data-v=\"\(escape($0))\">" } ?? "<td>"; h += escape(text) + "</td>" }
-            h += "</tr>\n"
+            append("<tr>", to: &body)
+            for (text, key) in r { cell(text, key, to: &body) }
+            append("</tr>\n", to: &body)
         }
-        return h + "</tbody></table>\n"
+        return h + String(decoding: body, as: UTF8.self) + "</tbody></table>\n"
     }
 
     static let style = """
@@ -66,6 +83,16 @@ extension EvidenceReport {
     document.documentElement.setAttribute('data-sortable', 'ready');
     """
 
+    /// `String(format: "%.1f", v)`, from the C library's formatting directly: through
+    /// Foundation, the timeline's 10,000 coordinates were a fifth of the page's making.
+    static func oneDecimal(_ v: Double) -> String {
+        withUnsafeTemporaryAllocation(of: CChar.self, capacity: 64) { buffer in
+            guard let p = buffer.baseAddress else { return "" }
+            let n = withVaList([v]) { vsnprintf(p, 64, "%.1f", $0) }
+            return String(decoding: UnsafeRawBufferPointer(start: p, count: Int(max(0, min(n, 63)))), as: UTF8.self)
+        }
+    }
+
     /// Callouts over time: one row per callout group, one dot per callout (red with data,
     /// orange when new against the baseline).
     func timeline() -> String {
@@ -81,7 +108,7 @@ extension EvidenceReport {
         var s = "<svg id=\"timeline\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 \(Int(width)) \(Int(height))\" width=\"100%\" role=\"img\" aria-label=\"Callouts over time\">\n"
         for i in 0...4 {
             let t = t0 + Int64(Double(t1 - t0) * Double(i) / 4)
-            let px = String(format: "%.1f", x(t))
+            let px = Self.oneDecimal(x(t))
             s += "<line class=\"grid\" x1=\"\(px)\" y1=\"\(Int(top - 6))\" x2=\"\(px)\" y2=\"\(Int(height - 20))\"/>"
             let label = Self.time(t).split(separator: " ").dropFirst().first.map(String.init) ?? ""
             let anchor = i == 0 ? "start" : i == 4 ? "end" : "middle"
@@ -91,14 +118,24 @@ extension EvidenceReport {
         for (i, g) in rows.enumerated() {
             let y = top + Double(i) * rowHeight + rowHeight / 2
             let label = g.destination + (g.process.isEmpty ? "" : " · " + g.process)
-            s += "<text x=\"\(Int(left - 8))\" y=\"\(String(format: "%.1f", y + 4))\" text-anchor=\"end\">\(Self.escape(String(label.prefix(48))))</text>"
-            s += "<line class=\"axis\" x1=\"\(Int(left))\" y1=\"\(String(format: "%.1f", y))\" x2=\"\(Int(width - 20))\" y2=\"\(String(format: "%.1f", y))\" stroke-opacity=\"0.25\"/>\n"
+            let rowY = Self.oneDecimal(y)
+            let destination = Self.escape(g.destination)   // escaping is byte by byte: once a row
+            s += "<text x=\"\(Int(left - 8))\" y=\"\(Self.oneDecimal(y + 4))\" text-anchor=\"end\">\(Self.escape(String(label.prefix(48))))</text>"
+            s += "<line class=\"axis\" x1=\"\(Int(left))\" y1=\"\(rowY)\" x2=\"\(Int(width - 20))\" y2=\"\(rowY)\" stroke-opacity=\"0.25\"/>\n"
             let cls = !g.rules.isEmpty ? "dot-data" : g.baseline.contains("new") ? "dot-new" : "dot"
+            // The dots as bytes: up to 5,000 of them, a string made per piece of each.
+            var circles: [UInt8] = []
+            let dotHead = Array("<circle class=\"\(cls)\" cx=\"".utf8)
+            let dotMiddle = Array("\" cy=\"\(rowY)\" r=\"4\"><title>\(destination) ".utf8)
             for t in g.times where dots < Self.maxTimelineDots {
                 dots += 1
-                s += "<circle class=\"\(cls)\" cx=\"\(String(format: "%.1f", x(t)))\" cy=\"\(String(format: "%.1f", y))\" r=\"4\"><title>\(Self.escape(g.destination + " " + Self.time(t)))</title></circle>"
+                circles.append(contentsOf: dotHead)
+                circles.append(contentsOf: Self.oneDecimal(x(t)).utf8)
+                circles.append(contentsOf: dotMiddle)
+                Self.appendEscaping(Self.time(t), to: &circles, Self.htmlReplacement)
+                Self.append("</title></circle>", to: &circles)
             }
-            s += "\n"
+            s += String(decoding: circles, as: UTF8.self) + "\n"
         }
         return s + "</svg>\n"
     }
@@ -129,6 +166,7 @@ extension EvidenceReport {
             rows += "<th scope=\"col\">\(c)</th>"
         }
         rows += "</tr></thead><tbody>\n"
+        var body: [UInt8] = []
         for (i, g) in groups.enumerated() {
             let cells: [(String, String?)] = [
                 ("\(i + 1)", nil), (g.kind, nil), (g.destination + (g.transport.isEmpty ? "" : "/\(g.transport)"), nil), ("\(g.count)", nil),
@@ -137,11 +175,11 @@ extension EvidenceReport {
                 (packageCell(g), nil), (howCell(g), nil), (g.purpose.isEmpty ? "—" : g.purpose, nil), (dataCell(g), nil),
                 (g.optOut.isEmpty ? "—" : g.optOut, nil), (outcomeCell(g), nil), (evidenceCell(g), nil),
             ]
-            rows += g.rules.isEmpty ? "<tr>" : "<tr class=\"data\">"
-            for (text, key) in cells { rows += (key.map { "<td data-v=\"\(Self.escape($0))\">" } ?? "<td>") + Self.escape(text) + "</td>" }
-            rows += "</tr>\n"
+            Self.append(g.rules.isEmpty ? "<tr>" : "<tr class=\"data\">", to: &body)
+            for (text, key) in cells { Self.cell(text, key, to: &body) }
+            Self.append("</tr>\n", to: &body)
         }
-        h += rows + "</tbody></table>\n"
+        h += rows + String(decoding: body, as: UTF8.self) + "</tbody></table>\n"
         let missingReasons = self.missingReasons   // computed once here
         if !missingReasons.isEmpty {
             h += "<p>What could not be established:</p>\n<ul>\n"

@@ -3,14 +3,16 @@
 extension EvidenceReport {
     static func cell(_ s: String) -> String {
         guard !s.isEmpty else { return " " }
-        return escaping(s) {
-            switch $0 {
-            case UInt8(ascii: "\\"): "\\\\"
-            case UInt8(ascii: "|"): "\\|"
-            case UInt8(ascii: "\n"): " "
-            case UInt8(ascii: "<"): "&lt;"
-            default: nil
-            }
+        return escaping(s, cellReplacement)
+    }
+
+    static func cellReplacement(_ b: UInt8) -> StaticString? {
+        switch b {
+        case UInt8(ascii: "\\"): "\\\\"
+        case UInt8(ascii: "|"): "\\|"
+        case UInt8(ascii: "\n"): " "
+        case UInt8(ascii: "<"): "&lt;"
+        default: nil
         }
     }
 
@@ -36,9 +38,38 @@ extension EvidenceReport {
         } ?? s
     }
 
+    /// `escaping`, appended to bytes: the tables' cells are written this way, without a
+    /// string made per cell and per row (the reports are made while the run ends).
+    static func appendEscaping(_ s: String, to out: inout [UInt8], _ replacement: (UInt8) -> StaticString?) {
+        var s = s
+        s.withUTF8 { bytes in
+            var plainFrom = 0
+            for (i, b) in bytes.enumerated() {
+                guard let r = replacement(b) else { continue }
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[plainFrom ..< i]))
+                r.withUTF8Buffer { out.append(contentsOf: $0) }
+                plainFrom = i + 1
+            }
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[plainFrom...]))
+        }
+    }
+
+    static func append(_ s: StaticString, to out: inout [UInt8]) { s.withUTF8Buffer { out.append(contentsOf: $0) } }
+
     static func table(_ header: [String], _ rows: [[String]]) -> String {
         var out = "| " + header.joined(separator: " | ") + " |\n|" + String(repeating: "---|", count: header.count) + "\n"
-        for r in rows { out += "| " + r.map(cell).joined(separator: " | ") + " |\n" }
+        var bytes: [UInt8] = []
+        for r in rows {
+            if r.isEmpty { append("|  |\n", to: &bytes); continue }
+            append("|", to: &bytes)
+            for c in r {
+                append(" ", to: &bytes)
+                if c.isEmpty { append(" ", to: &bytes) } else { appendEscaping(c, to: &bytes, cellReplacement) }
+                append(" |", to: &bytes)
+            }
+            append("\n", to: &bytes)
+        }
+        out += String(decoding: bytes, as: UTF8.self)
         return out
     }
 
