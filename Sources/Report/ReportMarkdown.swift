@@ -22,20 +22,11 @@ extension EvidenceReport {
     /// per character class cost more than writing the report.
     static func escaping(_ s: String, _ replacement: (UInt8) -> StaticString?) -> String {
         var s = s
-        return s.withUTF8 { bytes in
-            guard let first = bytes.firstIndex(where: { replacement($0) != nil }) else { return nil as String? }
-            var out: [UInt8] = []
-            out.reserveCapacity(bytes.count + 16)
-            out.append(contentsOf: bytes[..<first])
-            for b in bytes[first...] {
-                if let r = replacement(b) {
-                    r.withUTF8Buffer { out.append(contentsOf: $0) }
-                } else {
-                    out.append(b)
-                }
-            }
-            return String(decoding: out, as: UTF8.self)
-        } ?? s
+        guard s.withUTF8({ $0.contains { replacement($0) != nil } }) else { return s }
+        var out: [UInt8] = []
+        out.reserveCapacity(s.utf8.count + 16)
+        appendEscaping(s, to: &out, replacement)
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// `escaping`, appended to bytes: the tables' cells are written this way, without a
