@@ -85,11 +85,13 @@ extension EvidenceReport {
 
     /// `String(format: "%.1f", v)`, from the C library's formatting directly: through
     /// Foundation, the timeline's 10,000 coordinates were a fifth of the page's making.
+    /// (A value too long for the buffer, never a coordinate, goes through Foundation.)
     static func oneDecimal(_ v: Double) -> String {
         withUnsafeTemporaryAllocation(of: CChar.self, capacity: 64) { buffer in
-            guard let p = buffer.baseAddress else { return "" }
+            guard let p = buffer.baseAddress else { return String(format: "%.1f", v) }
             let n = withVaList([v]) { vsnprintf(p, 64, "%.1f", $0) }
-            return String(decoding: UnsafeRawBufferPointer(start: p, count: Int(max(0, min(n, 63)))), as: UTF8.self)
+            guard n >= 0, n < 64 else { return String(format: "%.1f", v) }
+            return String(decoding: UnsafeRawBufferPointer(start: p, count: Int(n)), as: UTF8.self)
         }
     }
 
