@@ -27,6 +27,9 @@ public struct AnalysisOptions: Sendable {
     /// parses and scans only its own flows; an ordered merge puts their events back in
     /// the order one worker makes them (see `FlowSplit.swift`).
     public var workers = 1
+    /// With 2 jobs or more, capture files up to this size (on disk) are analysed side by
+    /// side, each whole by one thread, and merged in input order (`InputPool`); 0: never.
+    public var poolMaxBytes: Int64 = 64 << 20
     public init() {}
 
     /// The fragment limits, the bytes within a quarter of the tables' budget.
@@ -111,6 +114,10 @@ public final class Analyzer {
     let scanBudget: Int
     /// The workers' engines, kept for the next input.
     var splitEngines: [RuleEngine] = []
+    /// What one input's tables may hold: `options.appLimits` less passive DNS's share.
+    let tableLimits: AppLimits
+    /// Inputs analysed side by side in the pool so far.
+    public internal(set) var pooledInputs = 0
 
     /// `rules`: the compiled packs; nil runs no rules (findings need the app layer).
     /// `scanBudget`: bytes the rule streams may hold at once (tests lower it).
@@ -122,13 +129,15 @@ public final class Analyzer {
         self.events = events
         self.rules = rules
         self.scanBudget = scanBudget
-        // Tables that outlive the flows (passive DNS, fragments) keep within a part of
-        // the tables' budget: evicting flows could not bring a budget back that they fill.
-        // Split across workers, passive DNS is the merge's and its most comes off every
-        // worker's share (the workers cannot see what it holds now): a quarter, not half.
-        let passiveShare = options.workers > 1 ? 4 : 2
-        passiveDNS = PassiveDNS(maxBytes: min(PassiveDNS.defaultMaxBytes, options.appLimits.tableBytes / passiveShare))
-        scanner = options.appLayer ? rules.map { RuleScanner(engine: $0, depth: options.scanDepth, budget: ScanBudget(limit: scanBudget)) } : nil
+        // Passive DNS outlives the flows: it has a quarter of the tables' budget to itself,
+        // and the flows' tables the rest, whatever it holds now. With its fill counted in
+        // the flows' budget, where flows left would depend on when the answers of earlier
+        // inputs were learned: in a split or pooled run, by the merge on another thread.
+        passiveDNS = PassiveDNS(maxBytes: min(PassiveDNS.defaultMaxBytes, options.appLimits.tableBytes / 4))
+        var limits = options.appLimits
+        limits.tableBytes = max(1 << 20, limits.tableBytes - passiveDNS.maxBytes)
+        tableLimits = limits
+        scanner = options.appLayer ? rules.map { RuleScanner(engine: $0, depth: options.scanDepth, budgetBytes: scanBudget) } : nil
         filter = try options.filter.map { expression throws(FilterError) in try BPFFilter(expression) }
     }
 
@@ -220,6 +229,7 @@ public final class Analyzer {
         }
 
         scanner?.counts = ScanCounts()
+        scanner?.startInput()
         // With 2 jobs or more the run is a pipeline of up to four threads, each taking the
         // previous one's output in order: decoding (this thread) → rule scanning → sinks →
         // the output files' writer. One order throughout: outputs are byte-identical.
@@ -233,7 +243,7 @@ public final class Analyzer {
         let stage = scanner.map { ScanStage(scanner: $0, sink: direct) }
         let scanThread = pipeline.flatMap { p in stage.map { ScanPipeline(stage: $0, next: p) } }
         let appSink: EventPassing? = scanThread ?? direct
-        let app = options.appLayer ? AppLayer(limits: options.appLimits, sink: appSink, passiveDNS: passiveDNS,
+        let app = options.appLayer ? AppLayer(limits: tableLimits, sink: appSink, passiveDNS: passiveDNS,
                                               scans: scanThread ?? stage) : nil
         let sink: (Flow, EvictionReason, FlowApplication?) -> Void =
             scanThread.map { t in { t.flow($0, $1, $2) } } ?? pipeline.map { p in { p.flow($0, $1, $2) } } ?? flowSink
@@ -255,8 +265,8 @@ public final class Analyzer {
         summary.counts = run.counts
         if let scanner {
             summary.scan = scanner.counts
-            summary.scan.peakHeldBytes = scanner.budget.peak
-            summary.scan.pressureTrims = scanner.budget.pressureTrims
+            summary.scan.peakHeldBytes = scanner.peakHeldBytes
+            summary.scan.pressureTrims = scanner.pressureTrims
         }
         summary.linkTypes = reader.linkTypes
         summary.sections = reader.sections

@@ -144,8 +144,7 @@ final class AppLayer {
     /// flows and the fragments held.
     @inline(__always)
     func tableBytes(flows: Int, fragments: Int) -> Int {
-        flows &* 220 &+ liveSessions &* 2_400 &+ budget.bufferedBytes &+ parserHeld &+ pendingHeld
-            &+ fragments &+ passiveDNS.heldBytes
+        flows &* 220 &+ liveSessions &* 2_400 &+ budget.bufferedBytes &+ parserHeld &+ pendingHeld &+ fragments
     }
     /// Set in a split run's worker: passive DNS is the ordered merge's, so answers are
     /// forwarded and names left for it to bind.

@@ -239,6 +239,7 @@ struct SplitWorkerResult {
     var fragmentsIncomplete = 0
     var fragmentOverlaps = 0
     var fragmentLimitDrops = 0
+    var ruleCounts = RuleCounts()
 }
 
 /// One worker: its reader, its share of the limits, and its thread.
@@ -256,9 +257,10 @@ final class SplitWorker: @unchecked Sendable {
     /// engine's scratch, its allocator's pages.
     static let overheadBytes = 16 << 20
 
-    init(index: Int, of workers: Int, reader: CaptureReader, engine: RuleEngine?, filter: BPFFilter?) {
+    /// `output`: where its events go (default: a queue of its share of `queuedBytes`).
+    init(index: Int, of workers: Int, reader: CaptureReader, engine: RuleEngine?, filter: BPFFilter?, output: SplitOutput? = nil) {
         self.index = index
-        output = SplitOutput(queueBytes: max(1 << 20, Self.queuedBytes / max(1, workers)))
+        self.output = output ?? SplitOutput(queueBytes: max(1 << 20, Self.queuedBytes / max(1, workers)))
         self.filter = filter
         self.reader = reader
         self.engine = engine
@@ -292,6 +294,7 @@ extension Analyzer {
             workers.append(SplitWorker(index: i, of: n, reader: reader, engine: engine, filter: filter))
         }
         scanner?.counts = ScanCounts()
+        scanner?.startInput()
         // The analyzer's state the workers read (options, filter) does not change while
         // they run; the rest (passive DNS, sinks, the merge's scanner) is this thread's.
         let shared = UncheckedBox((analyzer: self, tick: tick))
@@ -303,7 +306,11 @@ extension Analyzer {
             t.name = "phonehome.worker\(w.index)"
             t.start()
         }
-        merge(workers.map(\.output.queue))
+        // With jobs to spare, the sinks run on a thread of their own, as in a run whole.
+        let pipeline = options.jobs > 1 ? SinkPipeline(target: events, flowSink: flowSink) : nil
+        pipeline?.start()
+        merge(workers.map(\.output.queue), into: SinkTargets(pipeline: pipeline, analyzer: self))
+        pipeline?.finish()
         for w in workers { w.done.wait() }
         // Every worker leaves a result before it signals; the input is read either way.
         summarize(workers.compactMap(\.result), workers: workers, &summary)
@@ -311,19 +318,19 @@ extension Analyzer {
     }
 
     /// A worker's whole run over its share of the flows.
-    private func work(_ w: SplitWorker, of n: Int, inputIndex: Int, tick: () -> Void) {
+    func work(_ w: SplitWorker, of n: Int, inputIndex: Int, tick: () -> Void) {
         var flowLimits = options.flowLimits
         flowLimits.maxFlows = max(16, flowLimits.maxFlows / n)
-        var appLimits = options.appLimits
+        var appLimits = tableLimits
         appLimits.reassembly.totalBytes /= n
         appLimits.parserBytes /= n
         appLimits.pendingBytes /= n
         appLimits.maxSessions = max(16, appLimits.maxSessions / n)
-        // Passive DNS is the merge's, outside the workers' tables: its bytes come off theirs,
-        // and so does what each worker past the first costs besides its tables.
-        appLimits.tableBytes = max(1 << 20, (appLimits.tableBytes - passiveDNS.maxBytes - (n - 1) * SplitWorker.overheadBytes) / n)
+        // What each worker past the first costs besides its tables comes off the tables'
+        // budget (passive DNS, the merge's, has its share already out of it).
+        appLimits.tableBytes = max(1 << 20, (appLimits.tableBytes - (n - 1) * SplitWorker.overheadBytes) / n)
         let output = w.output
-        let scanner = w.engine.map { RuleScanner(engine: $0, depth: options.scanDepth, budget: ScanBudget(limit: scanBudget / n)) }
+        let scanner = w.engine.map { RuleScanner(engine: $0, depth: options.scanDepth, budgetBytes: scanBudget / n) }
         let stage = scanner.map { ScanStage(scanner: $0, sink: output) }
         stage?.namesBoundLater = true
         let app = options.appLayer ? AppLayer(limits: appLimits, sink: output, passiveDNS: PassiveDNS(), scans: stage) : nil
@@ -357,22 +364,18 @@ extension Analyzer {
         }
         if let scanner {
             r.scan = scanner.counts
-            r.scanPeak = scanner.budget.peak
-            r.scanTrims = scanner.budget.pressureTrims
+            r.scanPeak = scanner.peakHeldBytes
+            r.scanTrims = scanner.pressureTrims
         }
+        // Taken here, on the worker's thread: a pooled worker's engine goes on to its next input.
+        if let engine = w.engine { r.ruleCounts = engine.takeCounts() }
         w.result = r
     }
 
     /// Puts the workers' events in one worker's order and runs them through the sinks,
     /// binding passive-DNS names and scanning DNS query names on the way.
-    private func merge(_ queues: [BatchQueue]) {
-        // With jobs to spare, the sinks run on a thread of their own, as in a run whole.
-        let pipeline = options.jobs > 1 ? SinkPipeline(target: events, flowSink: flowSink) : nil
-        pipeline?.start()
-        defer { pipeline?.finish() }
-        let target: EventPassing? = pipeline ?? events.map(SinkCall.init)
-        let flowSink = pipeline.map { p in { p.flow($0, $1, $2) } } ?? self.flowSink
-        let stage = scanner.map { ScanStage(scanner: $0, sink: target) }
+    func merge(_ queues: [BatchQueue], into sinks: SinkTargets) {
+        let stage = scanner.map { ScanStage(scanner: $0, sink: sinks.target) }
         // Each worker's current batch; nil once the worker is done.
         var heads: [SplitBatch?] = queues.map { $0.pop() }
         while true {
@@ -396,7 +399,7 @@ extension Analyzer {
                 continue
             }
             guard let best else { break }
-            deliver(best.batch, stage: stage, target: target, flowSink: flowSink)
+            deliver(best.batch, stage: stage, target: sinks.target, flowSink: sinks.flowSink)
         }
         stage?.finishInput()
     }
@@ -446,7 +449,7 @@ extension Analyzer {
 
     /// The input's summary from the workers': what every worker saw alike (records,
     /// decoding, fragments) from the first, what each saw of its own flows added up.
-    private func summarize(_ results: [SplitWorkerResult], workers: [SplitWorker], _ summary: inout InputSummary) {
+    func summarize(_ results: [SplitWorkerResult], workers: [SplitWorker], _ summary: inout InputSummary) {
         guard let first = results.first else { return }
         let reader = workers[0].reader
         summary.counts = first.counts
@@ -472,7 +475,10 @@ extension Analyzer {
             summary.firstTimestamp = first.firstTimestamp
             summary.lastTimestamp = first.lastTimestamp
         }
+        // The merge's scanner holds only the DNS-tunnel streams.
         var scan = scanner?.counts ?? ScanCounts()
+        scan.peakHeldBytes = scanner?.peakHeldBytes ?? 0
+        scan.pressureTrims = scanner?.pressureTrims ?? 0
         for r in results {
             summary.flows += r.flows
             summary.peakFlows += r.peakFlows
@@ -485,7 +491,7 @@ extension Analyzer {
             scan.pressureTrims += r.scanTrims
         }
         if scanner != nil { summary.scan = scan }
-        for w in workers { if let e = w.engine { rules?.absorb(e) } }
+        for r in results { rules?.absorb(r.ruleCounts) }
         summary.fragmentsIncomplete = first.fragmentsIncomplete
         summary.fragmentOverlaps = first.fragmentOverlaps
         summary.fragmentLimitDrops = first.fragmentLimitDrops
@@ -494,8 +500,19 @@ extension Analyzer {
     }
 }
 
+/// Where a merge delivers: the sinks' thread (a `SinkPipeline`) or the sinks themselves.
+struct SinkTargets {
+    let target: EventPassing?
+    let flowSink: (Flow, EvictionReason, FlowApplication?) -> Void
+
+    init(pipeline: SinkPipeline?, analyzer: Analyzer) {
+        target = pipeline ?? analyzer.events.map(SinkCall.init)
+        flowSink = pipeline.map { p in { p.flow($0, $1, $2) } } ?? analyzer.flowSink
+    }
+}
+
 /// Hands a value to another thread that alone uses it from then on.
-private struct UncheckedBox<Value>: @unchecked Sendable {
+struct UncheckedBox<Value>: @unchecked Sendable {
     let value: Value
     init(_ value: Value) { self.value = value }
 }

@@ -54,7 +54,12 @@ public struct ScanCounts: Sendable {
 final class RuleScanner {
     let engine: RuleEngine
     let depth: Int
+    /// What the TCP streams may hold together.
     let budget: ScanBudget
+    /// What the DNS-tunnel streams may hold: an eighth of the bytes, a budget of its own.
+    /// In a split or pooled run they are the ordered merge's and the TCP streams the
+    /// workers': apart, peaks and pressure come out the same however an input is run.
+    let tunnelBudget: ScanBudget
     var counts = ScanCounts()
     /// (client, parent domain) → the joined data labels of its queries, as a stream.
     var tunnels: [TunnelKey: TunnelEntry] = [:]
@@ -81,11 +86,23 @@ final class RuleScanner {
         }
     }
 
-    init(engine: RuleEngine, depth: Int, budget: ScanBudget) {
+    /// `budgetBytes`: what all the streams may hold.
+    init(engine: RuleEngine, depth: Int, budgetBytes: Int) {
         self.engine = engine
         self.depth = depth
-        self.budget = budget
+        tunnelBudget = ScanBudget(limit: budgetBytes / 8)
+        budget = ScanBudget(limit: budgetBytes - budgetBytes / 8)
     }
+
+    /// Peaks and trims count per input.
+    func startInput() {
+        budget.startInput()
+        tunnelBudget.startInput()
+    }
+
+    /// The most the TCP streams held at once, and the tunnel streams, added.
+    var peakHeldBytes: Int { budget.peak + tunnelBudget.peak }
+    var pressureTrims: Int { budget.pressureTrims + tunnelBudget.pressureTrims }
 
     /// Whole-buffer scan of one field; domain rules too when the field is a name.
     func scanField(_ bytes: UnsafeRawBufferPointer, scope: Scope, field: StaticString, origin: EventOrigin, lastFrame: Int,
@@ -155,7 +172,7 @@ final class RuleScanner {
             guard dataEnd - (count - parentLabels - 1) >= Self.minTunnelData else { return }
             if tunnels.count >= Self.maxTunnels { evictOlderHalf(emit) }
             counts.streams += 1
-            entry = TunnelEntry(stream: RuleStream(scope: .dnsQueryName, depth: depth, budget: budget), lastSeen: timestamp, origin: origin)
+            entry = TunnelEntry(stream: RuleStream(scope: .dnsQueryName, depth: depth, budget: tunnelBudget), lastSeen: timestamp, origin: origin)
             tunnels[key] = entry
         }
         entry.lastSeen = timestamp

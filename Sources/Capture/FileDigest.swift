@@ -1,9 +1,10 @@
 import Crypto
 import Foundation
 
-/// SHA-256 and size of an input file, computed on a thread of its own from a second file
+/// SHA-256 and size of an input file, computed on another thread from a second file
 /// descriptor, so that hashing (needed for chain of custody) overlaps the analysis
-/// instead of adding to it.
+/// instead of adding to it. Dispatch's threads, not one started for each input: a run of
+/// 2,000 small files spent 6% of its time starting threads.
 public final class FileDigest: @unchecked Sendable {
     private let done = DispatchSemaphore(value: 0)
     private var hex = ""
@@ -11,7 +12,7 @@ public final class FileDigest: @unchecked Sendable {
     private var failure: String?
 
     public init(path: String) {
-        Thread.detachNewThread { [self] in
+        DispatchQueue.global(qos: .utility).async { [self] in
             compute(path)
             done.signal()
         }
@@ -21,7 +22,9 @@ public final class FileDigest: @unchecked Sendable {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { failure = String(cString: strerror(errno)); return }
         defer { close(fd) }
-        let chunk = 1 << 20
+        // A megabyte at a time, less for a smaller file.
+        var st = stat()
+        let chunk = fstat(fd, &st) == 0 && st.st_size < 1 << 20 ? max(4096, Int(st.st_size) + 1) : 1 << 20
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: chunk, alignment: 64)
         defer { buffer.deallocate() }
         var hasher = SHA256()
@@ -33,7 +36,7 @@ public final class FileDigest: @unchecked Sendable {
             hasher.update(bufferPointer: UnsafeRawBufferPointer(start: buffer, count: n))
             size += Int64(n)
         }
-        hex = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        hex = lowercaseHex(hasher.finalize())
     }
 
     /// Waits for the hash: (hex digest, size) or the error text.
@@ -61,5 +64,34 @@ public final class HashingSource: ByteSource {
         return n
     }
 
-    public var hexDigest: String { hasher.finalize().map { String(format: "%02x", $0) }.joined() }
+    public var hexDigest: String { lowercaseHex(hasher.finalize()) }
+
+    /// Reads (and hashes) the rest, for the digest of the whole input after its analysis
+    /// stopped early. Returns the read error, if any.
+    public func readToEnd() -> String? {
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 64)
+        defer { buffer.deallocate() }
+        do {
+            while try read(into: buffer) > 0 {}
+        } catch {
+            return error.description
+        }
+        return nil
+    }
+}
+
+/// Bytes as lowercase hex digits, as digests are written (a `String(format:)` a byte was a
+/// few percent of a run of many small inputs).
+public func lowercaseHex<Bytes: Sequence<UInt8>>(_ bytes: Bytes) -> String {
+    var text: [UInt8] = []
+    text.reserveCapacity(64)
+    for byte in bytes {
+        text.append(hexDigit(byte >> 4))
+        text.append(hexDigit(byte & 0xF))
+    }
+    return String(decoding: text, as: UTF8.self)
+}
+
+@inline(__always) private func hexDigit(_ nibble: UInt8) -> UInt8 {
+    nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
 }

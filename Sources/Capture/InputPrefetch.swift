@@ -169,7 +169,8 @@ public final class InputPrefetcher: @unchecked Sendable {
         }
     }
 
-    static func startsLikeXZ(_ path: String) -> Bool {
+    /// Whether the file begins with xz's magic bytes.
+    public static func startsLikeXZ(_ path: String) -> Bool {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return false }
         defer { close(fd) }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Synchronization
 import Wire
 
 /// Why a flow left the table.
@@ -76,7 +77,7 @@ public final class FlowTable {
         self.limits = limits
         self.sink = sink
         flowCapacity = min(1 << 14, max(16, limits.maxFlows))
-        if let reserved = Self.reserve(capacity: max(16, limits.maxFlows)) {
+        if let reserved = FlowReservations.shared.take(capacity: max(16, limits.maxFlows)) ?? Self.reserve(capacity: max(16, limits.maxFlows)) {
             flows = reserved
             reservedBytes = max(16, limits.maxFlows) * MemoryLayout<Flow>.stride
         } else {
@@ -92,7 +93,13 @@ public final class FlowTable {
 
     deinit {
         flows.deinitialize(count: used)
-        if reservedBytes > 0 { munmap(flows, reservedBytes) } else { free(flows) }
+        if reservedBytes > 0 {
+            if !FlowReservations.shared.give(flows, bytes: reservedBytes, touched: used * MemoryLayout<Flow>.stride) {
+                munmap(flows, reservedBytes)
+            }
+        } else {
+            free(flows)
+        }
         live.deallocate()
         slots.deallocate()
     }
@@ -316,5 +323,37 @@ public final class FlowTable {
         for index in 0..<used where live[index] { order.append(index) }
         sortCanonically(&order)
         for index in order { remove(at: index, reason: reason) }
+    }
+}
+
+/// Flow tables' reservations kept for the next table: a run of many small inputs made and
+/// unmapped one per input, and each unmapping stopped every core of the process to flush
+/// its address translations (8% of a run of 2,000 small files). Only reservations of
+/// which little was touched are kept: what was touched stays resident until reused.
+final class FlowReservations: Sendable {
+    static let shared = FlowReservations()
+    static let maxKept = 4
+    static let maxTouchedBytes = 4 << 20
+    /// Addresses and sizes of the kept reservations.
+    private let kept = Mutex<[(address: UInt, bytes: Int)]>([])
+
+    /// A kept reservation for `capacity` flows, if there is one.
+    func take(capacity: Int) -> UnsafeMutablePointer<Flow>? {
+        let bytes = capacity * MemoryLayout<Flow>.stride
+        let address = kept.withLock { kept -> UInt? in
+            guard let i = kept.lastIndex(where: { $0.bytes == bytes }) else { return nil }
+            return kept.remove(at: i).address
+        }
+        return address.flatMap { UnsafeMutablePointer<Flow>(bitPattern: $0) }
+    }
+
+    /// Keeps a reservation whose flows are deinitialised; false: unmap it.
+    func give(_ pointer: UnsafeMutablePointer<Flow>, bytes: Int, touched: Int) -> Bool {
+        guard touched <= Self.maxTouchedBytes else { return false }
+        return kept.withLock { kept in
+            guard kept.count < Self.maxKept else { return false }
+            kept.append((UInt(bitPattern: pointer), bytes))
+            return true
+        }
     }
 }

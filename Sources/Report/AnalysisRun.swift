@@ -72,6 +72,8 @@ public struct AnalysisRun {
         public var unreadableInput: Bool { inputTotals.unreadable > 0 }
         /// Set when SIGINT/SIGTERM stopped the run (the outputs are complete files, marked incomplete).
         public var interruption: String?
+        /// Captures analysed side by side (small files, 2 jobs or more).
+        public var pooledInputs = 0
     }
 
     public struct OutputError: Error, CustomStringConvertible {
@@ -208,15 +210,17 @@ public struct AnalysisRun {
         // Each input's anomalies and manifest entry leave as it ends (`InputLedger`).
         let anomalies = try output { try OutputFile(directory: out, name: "anomalies.jsonl", discard: discard) }
         let ledger = InputLedger(anomalies: anomalies, spillDirectory: out, rules: engine != nil, listed: listedInputs)
-        for (index, item) in captures.enumerated() {
-            guard !Interruption.requested else {
+        // With 2 jobs or more, small files are analysed side by side (`InputPool`); the
+        // summaries still come in input order.
+        analyzer.analyze(paths: captures.map(\.path), prepared: { prefetcher?.take($0) }) { index, analysed in
+            let item = captures[index]
+            guard var summary = analysed else {
                 prefetcher?.cancel()
                 var summary = InputSummary(name: names(item.path))
                 summary.skipped = "not analysed: the run was interrupted (\(Interruption.signalName))"
                 ledger.add(summary)
-                continue
+                return
             }
-            var summary = analyzer.analyze(path: item.path, inputIndex: index, prepared: prefetcher?.take(index))
             summary.name = names(item.path)
             // A file met inside a directory that is no capture (a README, a log for a later
             // stage) is listed as skipped; a file named on the command line must be one.
@@ -317,6 +321,7 @@ public struct AnalysisRun {
                       newCallouts: baseline?.newCallouts ?? 0, goneCallouts: baseline?.gone.count ?? 0, hostLogs: hostRun.files.count,
                       sboms: sboms.count, manifestSHA256: manifestSHA256, interruption: interruption)
         result.verdict = verdict
+        result.pooledInputs = analyzer.pooledInputs
         // The closing summary names as many host logs as captures; the rest are counted.
         result.otherInputs = hostRun.files.prefix(listedInputs).map { "\(names($0.path)): \($0.format), \($0.lines) lines" + ($0.readError.map { " (\($0))" } ?? "") }
         if hostRun.files.count > listedInputs {

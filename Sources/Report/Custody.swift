@@ -26,7 +26,7 @@ public enum Custody {
     }
 
     public static func sha256(_ bytes: some DataProtocol) -> String {
-        SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+        lowercaseHex(SHA256.hash(data: bytes))
     }
 
     /// One digest over several files' digests, in order: a configuration in one value.

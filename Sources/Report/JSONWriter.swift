@@ -1,3 +1,4 @@
+import Capture
 import Crypto
 import Flows
 import Foundation
@@ -836,7 +837,7 @@ public final class OutputFile: @unchecked Sendable {
             unlink(temporaryPath)
             throw OutputError(message: "\(path): cannot rename into place (\(String(cString: strerror(errno))))")
         }
-        let hex = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        let hex = lowercaseHex(hasher.finalize())
         Self.committedLock.lock()
         Self.committed[path] = (written, hex)
         Self.committedLock.unlock()

@@ -1,3 +1,4 @@
+import Capture
 import Crypto
 import Foundation
 import JSONStream
@@ -52,7 +53,7 @@ public struct EvidenceCheck: Sendable {
             return check
         }
         try? handle.close()
-        check.manifestSHA256 = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        check.manifestSHA256 = lowercaseHex(hasher.finalize())
         var outputs: [String: Output] = [:]
         if case .object(let entries)? = root["outputs"] {
             for (name, entry) in entries where entry.isObject {

@@ -54,6 +54,16 @@ public struct RuleCounters: Sendable {
     public init() {}
 }
 
+/// An engine's counters and new PCRE2 errors, as a worker hands them over.
+public struct RuleCounts: Sendable {
+    public var counters = RuleCounters()
+    public var pcre2Errors = 0
+    public init(counters: RuleCounters = RuleCounters(), pcre2Errors: Int = 0) {
+        self.counters = counters
+        self.pcre2Errors = pcre2Errors
+    }
+}
+
 /// One compiled search pattern: a rule's regex, or one encoded form of a canary literal.
 struct CompiledPattern {
     var rule: Int
@@ -237,15 +247,28 @@ public final class RuleEngine {
     public var pcre2Errors: Int { patterns.reduce(absorbedPCRE2Errors) { $0 + $1.regex.errors } }
     private var absorbedPCRE2Errors = 0
 
-    /// Takes over the counters of another engine of the same rules (a worker's, whose
-    /// scans belong to this run).
-    public func absorb(_ other: RuleEngine) {
-        counters.hitsCapped += other.counters.hitsCapped
-        counters.matchesBeyondWindow += other.counters.matchesBeyondWindow
-        counters.validatorRejects += other.counters.validatorRejects
-        counters.scanErrors += other.counters.scanErrors
-        absorbedPCRE2Errors += other.pcre2Errors
-        other.counters = RuleCounters()
+    /// PCRE2 errors already handed over by `takeCounts`.
+    private var handedPCRE2Errors = 0
+
+    /// What this engine counted since the last call, handed over and reset: a worker's
+    /// engine, on the worker's thread, for the run's engine to `absorb` on another. (Its
+    /// PCRE2 errors are running totals in the patterns: only what is new leaves.)
+    public func takeCounts() -> RuleCounts {
+        let errors = pcre2Errors
+        defer {
+            counters = RuleCounters()
+            handedPCRE2Errors = errors
+        }
+        return RuleCounts(counters: counters, pcre2Errors: errors - handedPCRE2Errors)
+    }
+
+    /// Takes over what a worker's engine of the same rules counted (its scans belong to this run).
+    public func absorb(_ counts: RuleCounts) {
+        counters.hitsCapped += counts.counters.hitsCapped
+        counters.matchesBeyondWindow += counts.counters.matchesBeyondWindow
+        counters.validatorRejects += counts.counters.validatorRejects
+        counters.scanErrors += counts.counters.scanErrors
+        absorbedPCRE2Errors += counts.pcre2Errors
     }
 
     /// Stream state bytes per open stream (0 without a stream database).

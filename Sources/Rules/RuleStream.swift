@@ -21,6 +21,13 @@ public final class ScanBudget {
         held += n
         if held > peak { peak = held }
     }
+
+    /// The peak and the trims count from here: they are reported per input (a run's
+    /// scanner serves every input in turn; a pooled input's has one of its own).
+    public func startInput() {
+        peak = held
+        pressureTrims = 0
+    }
 }
 
 public struct RuleStream {

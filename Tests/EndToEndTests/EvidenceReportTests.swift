@@ -1,3 +1,4 @@
+import Analysis
 import Foundation
 import Packages
 import Report
@@ -13,11 +14,14 @@ import TestSupport
     static let goldens = Corpus.repositoryRoot.appendingPathComponent("Tests/Goldens")
 
     /// The README's first command, as the library runs it, into `out`.
-    static func analyzeSamples(_ out: URL, inputs: [String] = [samples.path], jobs: Int = 1, workers: Int = 1) throws -> AnalysisRun.Result {
+    /// `configure`: options beyond the jobs and workers.
+    static func analyzeSamples(_ out: URL, inputs: [String] = [samples.path], jobs: Int = 1, workers: Int = 1,
+                               configure: (inout AnalysisOptions) -> Void = { _ in }) throws -> AnalysisRun.Result {
         var run = AnalysisRun(inputs: inputs, out: out.path)
         run.options.progress = false
         run.options.jobs = jobs
         run.options.workers = workers
+        configure(&run.options)
         var sources = RuleSources()
         sources.canaries = [SampleCapture.canary]
         run.engine = try sources.engine()
