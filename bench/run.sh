@@ -104,6 +104,41 @@ awk -F'\t' -v mb="$mb" -v n="$(nproc)" '
 same=yes
 for f in conn dns http tls findings callouts anomalies; do cmp -s "$out/r1/$f.jsonl" "$out/w/$f.jsonl" || same=no; done
 echo "outputs of the split run and the 1-job run the same bytes: $same"
+# Several plain inputs: with N jobs, files up to 64 MiB are analysed side by side, each by
+# one thread, and merged in input order (the pool); --pool-max-mib 0 runs them one at a
+# time, each as a pipeline of threads. Two sets: the capture cut in 32 parts (editcap -c,
+# made once beside the capture; PHONEHOME_BENCH_PARTS=no skips both), and 2,000 links to
+# the 7 KB sample, where starting and ending each input is most of the work.
+plain="$cap.parts"
+if [ "${PHONEHOME_BENCH_PARTS:-yes}" != no ]; then
+    if [ ! -d "$plain" ]; then
+        mkdir -p "$plain.tmp"
+        editcap -c $(( (${frames:-4000000} + 31) / 32 )) "$cap" "$plain.tmp/part.pcap"
+        mv "$plain.tmp" "$plain"
+    fi
+    small="$out/small"; mkdir -p "$small"
+    for i in $(seq 2000); do ln -s "$PWD/samples/workstation.pcap" "$small/w$i.pcap"; done
+    cat "$plain"/* > /dev/null
+    n=$(nproc)
+    {
+    best "phonehome -j 1 PARTS (rules, no hash)" $bin analyze -q -j 1 --no-input-hash "$plain" -o "$out/p1"
+    best "phonehome -j $n PARTS (pooled)" $bin analyze -q --no-input-hash "$plain" -o "$out/pp"
+    best "phonehome -j $n --pool-max-mib 0 PARTS (one at a time)" $bin analyze -q --no-input-hash --pool-max-mib 0 "$plain" -o "$out/p0"
+    best "phonehome -j 1 SMALL (rules, no hash)" $bin analyze -q -j 1 --no-input-hash "$small" -o "$out/m1"
+    best "phonehome -j $n SMALL (pooled)" $bin analyze -q --no-input-hash "$small" -o "$out/mp"
+    best "phonehome -j $n --pool-max-mib 0 SMALL (one at a time)" $bin analyze -q --no-input-hash --pool-max-mib 0 "$small" -o "$out/m0"
+    } > "$out/plain.tsv"
+    echo
+    echo "$(ls "$plain" | wc -l) plain inputs (PARTS, $(du -m -c "$plain"/* | tail -1 | cut -f1) MB) and 2,000 x samples/workstation.pcap (SMALL):"
+    awk -F'\t' '{ printf "%-58s %8.2f s %10.0f peak MB\n", $1, $2, $3/1024; s[NR]=$2 }
+        END { printf "several inputs, %d jobs against 1: PARTS %.2fx pooled, %.2fx one at a time; SMALL %.2fx pooled, %.2fx one at a time\n", '"$n"', s[1]/s[2], s[1]/s[3], s[4]/s[5], s[4]/s[6] }' "$out/plain.tsv"
+    same=yes
+    for f in conn dns http tls findings callouts anomalies; do
+        for d in pp p0; do cmp -s "$out/p1/$f.jsonl" "$out/$d/$f.jsonl" || same=no; done
+        for d in mp m0; do cmp -s "$out/m1/$f.jsonl" "$out/$d/$f.jsonl" || same=no; done
+    done
+    echo "outputs with 1 and $n jobs, pooled or not: the same bytes: $same"
+fi
 # xz input: decompression runs on its own thread, so the analysis should cost little on
 # top of `xz -dc` alone. The compressed copy (xz -1, one block) is made once, beside the
 # capture, when PHONEHOME_BENCH_XZ=1 or when it is already there (PHONEHOME_BENCH_XZ=no

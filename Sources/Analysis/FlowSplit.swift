@@ -93,7 +93,7 @@ final class BatchQueue: @unchecked Sendable {
     private let condition = NSCondition()
     static let maxQueued = 16
 
-    init(maxBytes: Int) { bound = QueueBound(maxQueued: Self.maxQueued, maxBytes: maxBytes) }
+    init(maxBytes: Int, maxQueued: Int = BatchQueue.maxQueued) { bound = QueueBound(maxQueued: maxQueued, maxBytes: maxBytes) }
 
     /// Bytes of the batches waiting now.
     var waitingBytes: Int {
@@ -147,12 +147,19 @@ final class SplitOutput: EventPassing, SplitForwarding {
     static let batchItems = 512
     static let batchBytes = 1 << 20
     static let framesPerBatch = 4096
+    /// Records after which a batch leaves even if not full, so that the merge learns how
+    /// far this worker has got (the other workers' events wait for that).
+    private let framesPerPush: Int
 
-    /// `queueBytes`: what the batches waiting for the merge may hold.
-    init(queueBytes: Int) { queue = BatchQueue(maxBytes: queueBytes) }
+    /// `queueBytes`: what the batches waiting for the merge may hold. `alone`: the only
+    /// worker of its input (pooled): its batches leave only full, as many as the bytes allow.
+    init(queueBytes: Int, alone: Bool = false) {
+        queue = BatchQueue(maxBytes: queueBytes, maxQueued: alone ? Int.max : BatchQueue.maxQueued)
+        framesPerPush = alone ? Int.max : Self.framesPerBatch
+    }
 
     @inline(__always) func recordStarts(_ frame: Int) {
-        if frame &- lastPushFrame >= Self.framesPerBatch {
+        if frame &- lastPushFrame >= framesPerPush {
             lastPushFrame = frame
             push(through: OrderKey(frame: frame, phase: 0, detail: 0))
         }

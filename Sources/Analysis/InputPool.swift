@@ -22,7 +22,7 @@ final class PooledInput: @unchecked Sendable {
     let index: Int
     let path: String
     /// The worker's batches of events, bounded (the worker waits while they are unmerged).
-    let output = SplitOutput(queueBytes: InputPool.queueBytes)
+    let output = SplitOutput(queueBytes: InputPool.queueBytes, alone: true)
     /// Written by the worker before `done`, read by the merge after it.
     var summary: InputSummary
     var worker: SplitWorker?
@@ -120,6 +120,9 @@ extension Analyzer {
         var poolRefused = false
         var unmerged: [PooledInput] = []
         var streak: SinkPipeline?
+        // One progress line for the pooled inputs (a line each would only flicker).
+        let progress = options.progress && isatty(2) != 0 ? Progress(name: "inputs side by side", total: 0) : nil
+        var pooledBytes: Int64 = 0
         // The inputs given to the pool, merged in their order into one sink thread.
         func mergeFirst() {
             let input = unmerged.removeFirst()
@@ -127,12 +130,16 @@ extension Analyzer {
                 streak = SinkPipeline(target: events, flowSink: flowSink)
                 streak?.start()
             }
-            each(input.index, mergePooled(input, into: SinkTargets(pipeline: streak, analyzer: self)))
+            let summary = mergePooled(input, into: SinkTargets(pipeline: streak, analyzer: self))
+            pooledBytes += summary?.size ?? 0
+            progress?.update(pooledBytes)
+            each(input.index, summary)
         }
         func mergeAll() {
             while !unmerged.isEmpty { mergeFirst() }
             streak?.finish()
             streak = nil
+            progress?.finish()
         }
         // Started at the first small file; nil (and not tried again) when an engine or a
         // filter cannot be made for a worker.

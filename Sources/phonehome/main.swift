@@ -85,7 +85,7 @@ struct Analyze: ParsableCommand {
     @Option(name: .customLong("xz-memory-limit"), help: xzMemoryLimitHelp)
     var xzMemoryLimit: Int = Int(XZDecoding.defaultMemoryLimit >> 20)
 
-    @Option(name: [.short, .long], help: "Threads (default: the cores): from 2 (3 for a compressed input, whose decompression has a thread of its own), an input runs as a pipeline of threads; from 2, up to N-1 xz inputs after the current one decompress meanwhile, parked in an unnamed spill file in the output directory (at most a quarter of its free space, 8 GiB). The outputs are the same bytes for any value.")
+    @Option(name: [.short, .long], help: "Threads (default: the cores): from 2 (3 for a compressed input, whose decompression has a thread of its own), an input runs as a pipeline of threads, and capture files up to 64 MiB run side by side, each whole on one thread, merged in input order; from 2, up to N-1 xz inputs after the current one decompress meanwhile, parked in an unnamed spill file in the output directory (at most a quarter of its free space, 8 GiB). The outputs are the same bytes for any value.")
     var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
 
     @Option(name: .customLong("table-memory"), help: "MiB the decoding tables may hold together: flows, application sessions, out-of-order TCP bytes, parser buffers, queries and requests waiting for answers, fragments, passive DNS (default 80). Over it the flows seen longest ago leave the table, counted as memory_budget.")
@@ -96,6 +96,9 @@ struct Analyze: ParsableCommand {
 
     @Option(help: "Workers one uncompressed capture file is split across by flow hash (default 1: no split). Each reads the whole file and decodes every packet, and keeps only its own flows; the events are merged back in order, so the outputs are the same bytes as with 1 unless a limit is hit (the flow table, the tables' budget less 16 MiB a worker past the first, and the reassembly, parser and rule-stream budgets are shared out: raise --table-memory by 16 a worker to keep a single run's tables). Pays on 3 cores or more.")
     var workers: Int = 1
+
+    @Option(name: .customLong("pool-max-mib"), help: ArgumentHelp("With 2 jobs or more, capture files up to this size are analysed side by side, each by one thread (0: never; for measurements).", visibility: .hidden))
+    var poolMaxMiB: Int = Int(AnalysisOptions().poolMaxBytes >> 20)
 
     @Flag(help: ArgumentHelp("Skip the SHA-256 of inputs (for measurements only).", visibility: .hidden))
     var noInputHash = false
@@ -164,6 +167,7 @@ struct Analyze: ParsableCommand {
         options.scanDepth = scanDepth
         options.jobs = max(1, jobs)
         options.workers = min(64, max(1, workers))
+        options.poolMaxBytes = Int64(min(1 << 30, max(0, poolMaxMiB))) << 20
         options.appLimits.tableBytes = min(1 << 20, max(16, tableMemory)) << 20
 
         var run = AnalysisRun(inputs: inputs, out: out)
