@@ -222,18 +222,12 @@ extension Analyzer {
             input.summary = summary
             input.done.signal()
         }
-        let file: FileSource
+        // Hashed from a descriptor of its own, as an input run alone is: a gzip layer reads
+        // the file on a thread of its own, and may still be reading when the analysis ends
+        // early (a stop, a record past repair).
+        let digest = options.hashInputs ? FileDigest(path: input.path) : nil
         do {
-            file = try FileSource(path: input.path)
-        } catch {
-            summary.error = error.description
-            input.output.finish()
-            return
-        }
-        // The input is hashed as it is read (then to its end), not by a thread of its own.
-        let hashing = options.hashInputs ? HashingSource(upstream: file) : nil
-        do {
-            let reader = try CaptureReader(name: input.path, source: hashing ?? file, xz: options.xz)
+            let reader = try CaptureReader(name: input.path, source: try FileSource(path: input.path), xz: options.xz)
             let w = SplitWorker(index: 0, of: 1, reader: reader, engine: engine, filter: filter, output: input.output)
             work(w, of: 1, inputIndex: input.index, tick: {})
             input.worker = w
@@ -241,10 +235,8 @@ extension Analyzer {
             summary.error = error.description
             input.output.finish()
         }
-        if let hashing {
-            if let failure = hashing.readToEnd(), summary.error == nil { summary.error = "\(input.path): cannot hash: \(failure)" }
-            summary.sha256 = hashing.hexDigest
-            summary.size = hashing.size
+        if let digest {
+            fill(&summary, digest)
         } else {
             var st = stat()
             if stat(input.path, &st) == 0 { summary.size = Int64(st.st_size) }

@@ -65,19 +65,6 @@ public final class HashingSource: ByteSource {
     }
 
     public var hexDigest: String { lowercaseHex(hasher.finalize()) }
-
-    /// Reads (and hashes) the rest, for the digest of the whole input after its analysis
-    /// stopped early. Returns the read error, if any.
-    public func readToEnd() -> String? {
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 64)
-        defer { buffer.deallocate() }
-        do {
-            while try read(into: buffer) > 0 {}
-        } catch {
-            return error.description
-        }
-        return nil
-    }
 }
 
 /// Bytes as lowercase hex digits, as digests are written (a `String(format:)` a byte was a
