@@ -12,8 +12,20 @@ final class InputLedger {
     private(set) var reportList: EvidenceReport.CaptureList
     private(set) var listed: [InputSummary] = []
     private(set) var totals = InputTotals()
-    /// Where a signal stopped the run inside an input: "after frame N of NAME".
-    private(set) var interruptedAt: String?
+    /// Where a signal stopped the run inside an input: "after frame N of NAME", and the
+    /// inputs after it also cut short (analysed side by side, they were under way).
+    var interruptedAt: String? {
+        guard let first = cutShort.first else { return nil }
+        var text = "after frame \(first.frame) of \(first.name)"
+        if cutShortCount > 1 {
+            let more = cutShort.dropFirst().prefix(4).map { "\($0.name) after frame \($0.frame)" }.joined(separator: ", ")
+            text += " (under way beside it, also stopped: \(more)\(cutShortCount > 5 ? ", and \(cutShortCount - 5) more" : ""))"
+        }
+        return text
+    }
+    /// The first five inputs a stop cut short, and how many in all.
+    private var cutShort: [(name: String, frame: Int)] = []
+    private var cutShortCount = 0
     let entries: ManifestEntries
     private let anomalies: OutputFile
     private let rules: Bool
@@ -35,7 +47,10 @@ final class InputLedger {
         entries.append(writer.view)
         totals.add(summary)
         reportList.add(summary)
-        if interruptedAt == nil, let frame = summary.interruptedAtFrame { interruptedAt = "after frame \(frame) of \(summary.name)" }
+        if let frame = summary.interruptedAtFrame {
+            cutShortCount += 1
+            if cutShort.count < 5 { cutShort.append((summary.name, frame)) }
+        }
         if listed.count < reportList.limit {
             var kept = summary
             kept.anomalies.dropDetails()

@@ -228,7 +228,10 @@ struct Analyze: ParsableCommand {
         var lines: [String] = []
         for s in result.inputs {
             if let error = s.error { lines.append("  \(s.name): unreadable (\(error))"); continue }
-            if s.skipped != nil { lines.append("  \(s.name): skipped (not a capture)"); continue }
+            if let skipped = s.skipped {
+                lines.append("  \(s.name): " + (skipped.hasPrefix("not analysed") ? skipped : "skipped (not a capture)"))
+                continue
+            }
             var line = "  \(s.name): \(s.container)\(s.compression == "none" ? "" : "+" + s.compression), "
             line += "\(s.counts.frames) frames, \(s.flows) flows"
             if s.anomalies.total > 0 {

@@ -1,3 +1,4 @@
+import Analysis
 import Foundation
 @testable import Report
 import Testing
@@ -101,6 +102,29 @@ import TestSupport
         #expect(html.contains("4 more inputs (each in manifest.json)") && html.contains("1 more host log (each in manifest.json)"))
         #expect(two.otherInputs.count == 4 && two.otherInputs[2] == "… and 1 more host log (manifest.json lists every one)")
         #expect(all.otherInputs.count == 4 && all.otherInputs[2].hasPrefix("trace.103: strace, "))
+    }
+
+    /// A stop during pooled inputs cuts short the one being merged and those under way
+    /// beside it: the manifest's `interrupted` names the first, then the others (four at
+    /// most, then a count).
+    @Test func interruptionNamesEveryInputCutShort() throws {
+        let dir = try EvidenceReportTests.temporary("cut-short")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let anomalies = try OutputFile(directory: dir.path, name: "anomalies.jsonl")
+        let ledger = InputLedger(anomalies: anomalies, spillDirectory: dir.path, rules: false, listed: 10)
+        var first = InputSummary(name: "a.pcap")
+        first.counts.frames = 10
+        ledger.add(first)
+        #expect(ledger.interruptedAt == nil)
+        for (i, frame) in [67_854, 18_187, 0, 5, 6, 7, 8].enumerated() {
+            var cut = InputSummary(name: "p\(i).pcap")
+            cut.interruptedAtFrame = frame
+            ledger.add(cut)
+            if i == 0 { #expect(ledger.interruptedAt == "after frame 67854 of p0.pcap") }
+            if i == 1 { #expect(ledger.interruptedAt == "after frame 67854 of p0.pcap (under way beside it, also stopped: p1.pcap after frame 18187)") }
+        }
+        #expect(ledger.interruptedAt == "after frame 67854 of p0.pcap (under way beside it, also stopped: p1.pcap after frame 18187, "
+                + "p2.pcap after frame 0, p3.pcap after frame 5, p4.pcap after frame 6, and 2 more)")
     }
 
     /// Without a spill file (no room, no directory), the entries are kept in memory and
