@@ -57,7 +57,6 @@ final class InputPool: @unchecked Sendable {
     private var first = 0
     private var closed = false
     private let condition = NSCondition()
-    private var threads: [Thread] = []
     private let finished = DispatchGroup()
 
     /// `run(input, worker)`: analyses the input on worker `worker`'s thread.
@@ -68,8 +67,9 @@ final class InputPool: @unchecked Sendable {
                 while let input = next() { run(input, i) }
                 finished.leave()
             }
+            // Not kept: a thread kept here would keep its closure, and so the pool and the
+            // analyzer, alive after it ended.
             t.name = "phonehome.pool\(i)"
-            threads.append(t)
             t.start()
         }
     }
