@@ -339,7 +339,8 @@ final class FlowReservations: Sendable {
 
     /// A kept reservation for `capacity` flows, if there is one.
     func take(capacity: Int) -> UnsafeMutablePointer<Flow>? {
-        let bytes = capacity * MemoryLayout<Flow>.stride
+        let (bytes, overflow) = capacity.multipliedReportingOverflow(by: MemoryLayout<Flow>.stride)
+        guard !overflow else { return nil }
         let address = kept.withLock { kept -> UInt? in
             guard let i = kept.lastIndex(where: { $0.bytes == bytes }) else { return nil }
             return kept.remove(at: i).address

@@ -116,6 +116,31 @@ import Wire
         #expect(byCapacity > 900)
     }
 
+    /// Tables one after the other reuse a kept reservation, with nothing of the flows of
+    /// the one before; a limit too large to reserve for works from plain memory.
+    @Test func reservationsKeptAndLimitsPastReserving() {
+        var p = Packet()
+        p.network = .ipv4
+        p.proto = IPProtocol.udp
+        p.hasTransport = true
+        p.dst = IPAddress(v4: 0x0A00_0001)
+        p.dstPort = 53
+        for maxFlows in [4096, 4096, 4096, Int.max / 2] {
+            var limits = FlowLimits()
+            limits.maxFlows = maxFlows
+            var ended: [Int] = []
+            let tracker = FlowTracker(limits: limits) { flow, _ in ended.append(flow.firstFrame) }
+            for i in 0 ..< 300 {
+                p.src = IPAddress(v4: 0xC0A8_0000 | UInt32(i))
+                p.srcPort = UInt16(1024 + i)
+                _ = tracker.track(p, timestamp: Int64(i) * 1_000_000, frame: i + 1, ipBytes: 40)
+            }
+            #expect(tracker.table.count == 300)
+            tracker.table.drain()
+            #expect(ended == Array(1 ... 300), "\(maxFlows) flows")
+        }
+    }
+
     /// Idle flows leave after their protocol's timeout, in capture time.
     @Test func idleTimeout() {
         var reasons: [EvictionReason] = []
