@@ -4,7 +4,7 @@
 #    and of samples/ (capture, strace log and SBOM);
 #  - a large strace log parsed on one thread while the model takes it on another;
 #  - many inputs with 3 jobs: xz inputs decoding ahead into spill files, gzip and plain
-#    ones in their turn, an xz cut short, a missing file;
+#    ones side by side in the pool (up to 64 MiB each), an xz cut short, a missing file;
 #  - the same run interrupted (SIGINT) while inputs decode ahead, at several moments;
 #  - one input and the many split by flow hash (--workers 3, sinks on their own thread),
 #    and that run interrupted too.
