@@ -69,9 +69,9 @@ for _ in 1 2 3; do
 done
 {
 for i in "${!cmds[@]}"; do echo "${names[$i]}	${bestS[$i]}	${bestK[$i]}	${bestC[$i]}"; done
-# tshark name extraction takes minutes on 2 GB: once, only when asked; then the ratio of
-# the app-layer run to it and how far the extracted names agree.
-if [ "${PHONEHOME_BENCH_TSHARK:-0}" = 1 ]; then
+# tshark name extraction takes minutes on 2 GB: once (PHONEHOME_BENCH_TSHARK=0 skips it);
+# then the ratio of the app-layer run to it and how far the extracted names agree.
+if [ "${PHONEHOME_BENCH_TSHARK:-1}" = 1 ]; then
     tf=$(mktemp)
     /usr/bin/time -o "$tf" -f '%e %M %U %S' tshark -r "$cap" -T fields -e dns.qry.name -e http.host -e http.request.uri \
         -e tls.handshake.extensions_server_name > "$out/tshark-names.tsv" 2>/dev/null || true
