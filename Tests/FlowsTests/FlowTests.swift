@@ -90,6 +90,21 @@ import Wire
 }
 
 @Suite struct FlowTableTests {
+    /// `count` DNS queries from as many clients, a millisecond apart: a flow each.
+    static func trackQueries(_ count: Int, _ tracker: FlowTracker) {
+        var p = Packet()
+        p.network = .ipv4
+        p.proto = IPProtocol.udp
+        p.hasTransport = true
+        p.dst = IPAddress(v4: 0x0A00_0001)
+        p.dstPort = 53
+        for i in 0 ..< count {
+            p.src = IPAddress(v4: 0xC0A8_0000 | UInt32(i))
+            p.srcPort = UInt16(1024 + i)
+            _ = tracker.track(p, timestamp: Int64(i) * 1_000_000, frame: i + 1, ipBytes: 40)
+        }
+    }
+
     /// The table evicts when full and reports it; every flow still reaches the sink once.
     @Test func capacityEviction() {
         var limits = FlowLimits()
@@ -99,17 +114,7 @@ import Wire
             seen += 1
             if reason == .capacity { byCapacity += 1 }
         }
-        var p = Packet()
-        p.network = .ipv4
-        p.proto = IPProtocol.udp
-        p.hasTransport = true
-        p.dst = IPAddress(v4: 0x0A00_0001)
-        p.dstPort = 53
-        for i in 0..<1000 {
-            p.src = IPAddress(v4: 0xC0A8_0000 | UInt32(i))
-            p.srcPort = UInt16(1024 + i)
-            _ = tracker.track(p, timestamp: Int64(i) * 1_000_000, frame: i + 1, ipBytes: 40)
-        }
+        Self.trackQueries(1000, tracker)
         #expect(tracker.table.count <= 64)
         tracker.table.drain()
         #expect(seen == 1000)
@@ -119,22 +124,12 @@ import Wire
     /// Tables one after the other reuse a kept reservation, with nothing of the flows of
     /// the one before; a limit too large to reserve for works from plain memory.
     @Test func reservationsKeptAndLimitsPastReserving() {
-        var p = Packet()
-        p.network = .ipv4
-        p.proto = IPProtocol.udp
-        p.hasTransport = true
-        p.dst = IPAddress(v4: 0x0A00_0001)
-        p.dstPort = 53
         for maxFlows in [4096, 4096, 4096, Int.max / 2] {
             var limits = FlowLimits()
             limits.maxFlows = maxFlows
             var ended: [Int] = []
             let tracker = FlowTracker(limits: limits) { flow, _ in ended.append(flow.firstFrame) }
-            for i in 0 ..< 300 {
-                p.src = IPAddress(v4: 0xC0A8_0000 | UInt32(i))
-                p.srcPort = UInt16(1024 + i)
-                _ = tracker.track(p, timestamp: Int64(i) * 1_000_000, frame: i + 1, ipBytes: 40)
-            }
+            Self.trackQueries(300, tracker)
             #expect(tracker.table.count == 300)
             tracker.table.drain()
             #expect(ended == Array(1 ... 300), "\(maxFlows) flows")
