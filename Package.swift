@@ -32,7 +32,7 @@ let package = Package(
         // Pure decoders: no Foundation, no C.
         .target(name: "Wire", swiftSettings: hotPath),
         .target(name: "Capture", dependencies: [
-            "CPcap", "CLZMA", "CZlib", "CFileSystem",
+            "CPcap", "CLZMA", "CZlib", "CFileSystem", "Wire",
             .product(name: "Crypto", package: "swift-crypto"),
         ], swiftSettings: hotPath),
         .target(name: "Flows", dependencies: [

@@ -1,4 +1,5 @@
 import Foundation
+import Wire
 
 /// The container the packets are in, found from magic bytes (never from a file name).
 public enum ContainerFormat: String, Sendable {
@@ -116,7 +117,7 @@ public final class CaptureReader {
         case 0x34CD_B2A1: format = .pcapModified; bigEndian = true
         case 0x0A0D_0D0A: format = .pcapng
         default:
-            let hex = w.prefix(4).map { String(format: "%02x", $0) }.joined()
+            let hex = lowercaseHex(w.prefix(4))
             throw .notACapture(path: name, reason: "unknown magic \(hex)")
         }
         if format == .pcapng {

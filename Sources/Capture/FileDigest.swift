@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Wire
 
 /// SHA-256 and size of an input file, computed on another thread from a second file
 /// descriptor, so that hashing (needed for chain of custody) overlaps the analysis
@@ -65,20 +66,4 @@ public final class HashingSource: ByteSource {
     }
 
     public var hexDigest: String { lowercaseHex(hasher.finalize()) }
-}
-
-/// Bytes as lowercase hex digits, as digests are written (a `String(format:)` a byte was a
-/// few percent of a run of many small inputs).
-public func lowercaseHex<Bytes: Sequence<UInt8>>(_ bytes: Bytes) -> String {
-    var text: [UInt8] = []
-    text.reserveCapacity(64)
-    for byte in bytes {
-        text.append(hexDigit(byte >> 4))
-        text.append(hexDigit(byte & 0xF))
-    }
-    return String(decoding: text, as: UTF8.self)
-}
-
-@inline(__always) private func hexDigit(_ nibble: UInt8) -> UInt8 {
-    nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
 }

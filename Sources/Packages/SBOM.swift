@@ -93,10 +93,8 @@ public struct SBOMDocument: Sendable {
             if n < 0 && errno == EINTR { continue }
             guard n > 0 else { break }
             filled += n
-            // A capture, a log or a text: its first byte that is not white space tells.
-            guard let first = head[..<filled].first(where: { !Self.isJSONSpace($0) }) else { continue }
-            if first != UInt8(ascii: "{") { return false }
         }
+        // A capture, a log or a text: its first byte that is not white space tells.
         let text = head[..<filled]
         guard text.first(where: { !Self.isJSONSpace($0) }) == UInt8(ascii: "{") else { return false }
         return ["\"bomFormat\"", "\"spdxVersion\"", "\"artifacts\""].contains { text.contains(Array($0.utf8)) }

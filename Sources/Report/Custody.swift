@@ -1,6 +1,7 @@
 import Capture
 import Crypto
 import Foundation
+import Wire
 
 /// Chain of custody: the digest of every file a run read or wrote, so that an evidence
 /// directory can be checked later (`phonehome verify`).

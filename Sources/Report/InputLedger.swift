@@ -18,7 +18,7 @@ final class InputLedger {
         guard let first = cutShort.first else { return nil }
         var text = "after frame \(first.frame) of \(first.name)"
         if cutShortCount > 1 {
-            let more = cutShort.dropFirst().prefix(4).map { "\($0.name) after frame \($0.frame)" }.joined(separator: ", ")
+            let more = cutShort.dropFirst().map { "\($0.name) after frame \($0.frame)" }.joined(separator: ", ")
             text += " (under way beside it, also stopped: \(more)\(cutShortCount > 5 ? ", and \(cutShortCount - 5) more" : ""))"
         }
         return text

@@ -1,4 +1,3 @@
-import Capture
 import Crypto
 import Flows
 import Foundation

@@ -1,7 +1,7 @@
-import Capture
 import Crypto
 import Foundation
 import JSONStream
+import Wire
 
 /// `phonehome verify OUTDIR [INPUT...]`: checks an evidence directory against its
 /// manifest — every output file's size and SHA-256, files added since — and, given the

@@ -1,6 +1,7 @@
 import CHyperscan
 import Crypto
 import Foundation
+import Wire
 
 /// Compiled Vectorscan databases kept on disk, as Suricata keeps its Hyperscan ones:
 /// compiling the default packs in both modes costs ~0.2 s of every run, more than a
@@ -33,7 +34,7 @@ enum DatabaseCache {
         }
         add("mode \(mode)")
         for i in expressions.indices { add("\(ids[i]) \(flags[i]) \(expressions[i])") }
-        return h.finalize().map { String(format: "%02x", $0) }.joined()
+        return lowercaseHex(h.finalize())
     }
 
     /// The cached database, or nil (none, damaged, or made by another library version).

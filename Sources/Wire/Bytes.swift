@@ -59,3 +59,15 @@ extension UnsafeRawBufferPointer {
 /// The lower-case ASCII hex digit of a value 0...15 (text output everywhere: addresses,
 /// fingerprints, escaped names).
 @inline(__always) public func asciiHexDigit(_ v: UInt8) -> UInt8 { v < 10 ? v &+ 0x30 : v &+ 0x57 }
+
+/// Bytes as lowercase hex digits, as digests are written (a `String(format:)` a byte was a
+/// few percent of a run of many small inputs).
+public func lowercaseHex<Bytes: Sequence<UInt8>>(_ bytes: Bytes) -> String {
+    var text: [UInt8] = []
+    text.reserveCapacity(64)
+    for byte in bytes {
+        text.append(asciiHexDigit(byte >> 4))
+        text.append(asciiHexDigit(byte & 0xF))
+    }
+    return String(decoding: text, as: UTF8.self)
+}
